@@ -1,0 +1,25 @@
+# Newcomer entry points: `make run` (main job) and `make test` (test suite).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: install run test test-all
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0          # CPU build first: a plain range would pull CUDA
+	$(PY) -m pip install -q -e '.[test]'
+	@command -v iverilog >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq iverilog; } \
+	  || echo "note: iverilog not installed; the Verilog cross-simulation tests will be skipped"
+	touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	$(VENV)/bin/focus run
+
+test: install
+	$(PY) -m pytest -n 2 -q
+
+test-all: install
+	$(PY) -m pytest -n 2 -q -m ''

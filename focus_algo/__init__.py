@@ -1,0 +1,1 @@
+"""Focus reference algorithm (torch): SEC, SIC, sparse traces, golden vectors."""

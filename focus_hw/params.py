@@ -1,0 +1,265 @@
+"""The one parameter object of the project.
+
+:class:`FocusParams` holds every knob of the Focus accelerator. The Amaranth
+generator elaborates from it, the performance model (``sim``) and the
+synthesis flow (``synth``) read it, and the reference algorithm
+(``focus_algo``) takes its SIC/SEC settings from it. Nothing else in the
+project restates a hardware number: anything derived (buffer capacities,
+element widths) is a property computed here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+import tomli_w
+
+from .fileio import atomic_write_text
+
+__all__ = ["FocusParams", "DTYPES"]
+
+#: Supported operand formats: name -> (operand bits, accumulator bits).
+DTYPES = {"fp16": (16, 32), "bf16": (16, 32), "int8": (8, 32)}
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_real(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True)
+class FocusParams:
+    """Every parameter of one Focus design point (paper defaults).
+
+    Validated on construction: an impossible value raises :class:`ValueError`
+    naming the field. Rules:
+
+    * ``rows``, ``cols``, ``m_tile``, ``num_scatter``, ``block_*``,
+      ``max_frame_tokens`` are integers >= 1; ``mac_pipeline`` >= 0.
+    * ``dtype`` is one of :data:`DTYPES`.
+    * ``vector_size`` is a positive power of two.
+    * ``threshold`` lies in (-1, 1], or is ``math.inf`` (SIC never merges).
+    * ``sec_layers`` are distinct, increasing, non-negative layer indices;
+      ``sec_keep`` has one ratio per layer, each in (0, 1], non-increasing
+      (SEC never brings a pruned token back).
+    * ``clock_mhz``, ``dram_bandwidth_gbs`` > 0; ``dram_pj_per_byte`` >= 0.
+    """
+
+    # -- systolic array -------------------------------------------------------
+    #: PE rows: the reduction (K) dimension of one weight tile.
+    rows: int = 32
+    #: PE columns: the output (N) dimension of one weight tile.
+    cols: int = 32
+    #: Operand format of activations and weights ('fp16', 'bf16', 'int8').
+    dtype: str = "fp16"
+    #: Pipeline registers inside each MAC (0 = single-cycle MAC).
+    mac_pipeline: int = 0
+
+    # -- similarity concentrator (SIC) ------------------------------------------
+    #: Elements per compared vector (the array's K rows in the paper).
+    vector_size: int = 32
+    #: Spatio-temporal comparison window: frames x rows x columns of patches.
+    block_frames: int = 2
+    block_height: int = 2
+    block_width: int = 2
+    #: A vector is similar when its best cosine score is strictly above this.
+    threshold: float = 0.9
+    #: Surviving tokens per GEMM M tile (one tile is held on chip).
+    m_tile: int = 1024
+    #: Scatter accumulators that add unique partial sums into token rows.
+    num_scatter: int = 2
+    #: Largest frame (patches) the layouter and similarity table hold.
+    max_frame_tokens: int = 256
+    #: Whether a column-0 token's left neighbour is the previous row's last
+    #: token (flattened-sequence semantics, as the paper's artifact does).
+    block_wrap: bool = True
+
+    # -- semantic concentrator (SEC) ------------------------------------------
+    #: Decoder layers after whose attention SEC prunes visual tokens.
+    sec_layers: tuple[int, ...] = (2, 5, 8, 16, 25)
+    #: Fraction of the ORIGINAL visual tokens kept after each SEC layer.
+    sec_keep: tuple[float, ...] = (0.4, 0.3, 0.2, 0.15, 0.1)
+
+    # -- clock and off-chip memory ----------------------------------------------
+    clock_mhz: float = 500.0
+    #: DRAM bandwidth in GB/s (DDR4 in the paper).
+    dram_bandwidth_gbs: float = 64.0
+    #: DRAM access energy in pJ per byte.
+    dram_pj_per_byte: float = 100.0
+
+    def __post_init__(self):
+        # Sequences may arrive as lists (JSON/TOML): store them as tuples.
+        for name in ("sec_layers", "sec_keep"):
+            value = getattr(self, name)
+            if isinstance(value, (list, tuple)):
+                object.__setattr__(self, name, tuple(value))
+        self._validate()
+
+    def _validate(self):
+        def fail(name, why):
+            raise ValueError(f"FocusParams.{name}={getattr(self, name)!r}: {why}")
+
+        for name in ("rows", "cols", "m_tile", "num_scatter", "block_frames",
+                     "block_height", "block_width", "max_frame_tokens"):
+            value = getattr(self, name)
+            if not _is_int(value) or value < 1:
+                fail(name, "must be an integer >= 1")
+        if not _is_int(self.mac_pipeline) or self.mac_pipeline < 0:
+            fail("mac_pipeline", "must be an integer >= 0")
+        if self.dtype not in DTYPES:
+            fail("dtype", f"must be one of {sorted(DTYPES)}")
+        v = self.vector_size
+        if not _is_int(v) or v < 1 or v & (v - 1):
+            fail("vector_size", "must be a positive power of two")
+        t = self.threshold
+        if not _is_real(t) or not (t == math.inf or -1.0 < t <= 1.0):
+            fail("threshold", "must lie in (-1, 1] (or be math.inf to disable SIC)")
+        if not isinstance(self.block_wrap, bool):
+            fail("block_wrap", "must be a bool")
+        layers = self.sec_layers
+        if any(not _is_int(x) or x < 0 for x in layers):
+            fail("sec_layers", "must be non-negative integer layer indices")
+        if any(b <= a for a, b in zip(layers, layers[1:])):
+            fail("sec_layers", "must be strictly increasing")
+        keep = self.sec_keep
+        if len(keep) != len(layers):
+            fail("sec_keep", f"needs one ratio per SEC layer ({len(layers)})")
+        if any(not _is_real(r) or not 0.0 < r <= 1.0 for r in keep):
+            fail("sec_keep", "ratios must lie in (0, 1]")
+        if any(b > a for a, b in zip(keep, keep[1:])):
+            fail("sec_keep", "ratios must be non-increasing")
+        for name in ("clock_mhz", "dram_bandwidth_gbs"):
+            value = getattr(self, name)
+            if not _is_real(value) or not 0.0 < value < math.inf:
+                fail(name, "must be a finite number > 0")
+        p = self.dram_pj_per_byte
+        if not _is_real(p) or not 0.0 <= p < math.inf:
+            fail("dram_pj_per_byte", "must be a finite number >= 0")
+
+    # -- derived quantities ---------------------------------------------------
+    @property
+    def operand_bits(self) -> int:
+        """Width of one activation/weight element."""
+        return DTYPES[self.dtype][0]
+
+    @property
+    def acc_bits(self) -> int:
+        """Width of the accumulator (fp32 or int32)."""
+        return DTYPES[self.dtype][1]
+
+    @property
+    def operand_bytes(self) -> int:
+        return self.operand_bits // 8
+
+    @property
+    def acc_bytes(self) -> int:
+        return self.acc_bits // 8
+
+    @property
+    def is_float(self) -> bool:
+        return self.dtype != "int8"
+
+    @property
+    def block(self) -> tuple[int, int, int]:
+        """Comparison window as (frames, height, width)."""
+        return (self.block_frames, self.block_height, self.block_width)
+
+    @property
+    def clock_hz(self) -> float:
+        return self.clock_mhz * 1e6
+
+    @property
+    def dram_bytes_per_cycle(self) -> float:
+        return self.dram_bandwidth_gbs * 1e9 / self.clock_hz
+
+    @property
+    def buffer_bytes(self) -> dict[str, int]:
+        """On-chip buffer capacities in bytes, derived from the tiling.
+
+        * input: one M tile x K tile of operands, double-buffered;
+        * weight: one K x N weight tile, double-buffered;
+        * concentrate_out: partial sums of up to m_tile unique vectors x N;
+        * output: the m_tile x N output tile in accumulator precision;
+        * similarity_table: the vectors a block window reaches back over
+          ((block_frames - 1) frames + (block_height - 1) rows + block_width
+          tokens of the largest frame), one vector each, operand precision;
+        * similarity_map: one group index per vector of the M tile;
+        * layouter: one output tile row block re-laid out (m_tile x cols);
+        * importance: one importance score per token of the M tile (SEC).
+        """
+        b, acc = self.operand_bytes, self.acc_bytes
+        reach = ((self.block_frames - 1) * self.max_frame_tokens
+                 + (self.block_height - 1) * math.isqrt(self.max_frame_tokens)
+                 + self.block_width)
+        index_bytes = max(1, math.ceil(math.log2(self.m_tile + 1) / 8))
+        return {
+            "input": 2 * self.m_tile * self.rows * b,
+            "weight": 2 * self.rows * self.cols * b,
+            "concentrate_out": self.m_tile * self.cols * acc,
+            "output": self.m_tile * self.cols * acc,
+            "similarity_table": reach * self.vector_size * b,
+            "similarity_map": self.m_tile * index_bytes,
+            "layouter": self.m_tile * self.cols * b,
+            "importance": self.m_tile * b,
+        }
+
+    # -- serialisation ----------------------------------------------------------
+    def replace(self, **changes) -> "FocusParams":
+        """A copy with some fields changed (validated)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["sec_layers"] = list(self.sec_layers)
+        d["sec_keep"] = list(self.sec_keep)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "FocusParams":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"FocusParams: unknown field(s) {', '.join(unknown)}")
+        return cls(**data)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "FocusParams":
+        return cls.from_dict(json.loads(text))
+
+    def to_toml(self) -> str:
+        return tomli_w.dumps(self.to_dict())
+
+    @classmethod
+    def from_toml(cls, text: str) -> "FocusParams":
+        return cls.from_dict(tomllib.loads(text))
+
+    def save(self, path) -> None:
+        """Write to ``path`` (.json or .toml) atomically."""
+        path = Path(path)
+        text = self.to_toml() if path.suffix == ".toml" else self.to_json()
+        atomic_write_text(path, text)
+
+    @classmethod
+    def load(cls, path) -> "FocusParams":
+        """Read a .json or .toml file written by :meth:`save` (or by hand)."""
+        path = Path(path)
+        text = path.read_text()
+        return cls.from_toml(text) if path.suffix == ".toml" else cls.from_json(text)
+
+    def digest(self) -> str:
+        """Stable short hash of all fields (cache keys, sweep folders)."""
+        canon = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canon.encode()).hexdigest()[:16]
+

@@ -1,0 +1,1 @@
+"""Analytic performance model of the Focus accelerator and its rivals."""

@@ -1,0 +1,1 @@
+"""Yosys synthesis flow and area reports for the generated RTL."""
