@@ -1,24 +1,84 @@
 """Closed-form timing of the generated systolic array.
 
-This is the single statement of how many cycles the RTL takes; the
-performance model (``sim``) imports it and the RTL tests assert that
-``focus_hw.simulate_gemm`` measures exactly this.
+This is the single statement of how many cycles the RTL
+(:class:`focus_hw.SystolicArray`) takes; the performance model (``sim``)
+imports it and the RTL tests assert that :func:`focus_hw.simulate_gemm`
+measures exactly this. All counts are clock cycles without backpressure.
+
+Derivation (``R`` = rows, ``C`` = cols, ``P`` = ``mac_pipeline``,
+``L = P + 1`` = cycles a partial sum spends in one PE: ``P`` MAC stages plus
+the PE's partial-sum register). Let an activation row be accepted in cycle
+``t``:
+
+* lane 0 drives PE(0, 0) in cycle ``t`` (no input register); lane ``k`` is
+  skewed by ``k*L`` registers, so it meets the partial sum coming down from
+  PE(k-1, 0) in cycle ``t + k*L``;
+* activations move one PE right per cycle, so PE(k, c) works on the row in
+  cycle ``t + k*L + c``, and the bottom PE of column ``c`` holds its result
+  from cycle ``t + R*L + c``;
+* column ``c`` is de-skewed by ``C-1-c`` registers, so the whole output row is
+  valid in cycle ``t + R*L + C - 1``: :func:`array_latency` is ``R*L + C - 1``.
+
+Rows are accepted one per cycle, so ``m`` rows occupy cycles
+``t .. t+m-1`` and the last output row is valid in cycle
+``t + m - 1 + array_latency``: counting both ends, :func:`tile_cycles` is
+``m + array_latency``.
+
+Weight reload (double buffering): the swap that activates a tile travels
+through the array with that tile's first row and reaches the last PE of weight
+row ``j`` in cycle ``t + j*L + C - 1``; the shadow weights of row ``j`` may be
+rewritten from the next cycle on. Weight rows load in order, one per cycle, so
+row ``j`` loads in cycle ``t + C + j*L`` (the wave, not the load rate, is the
+bound since ``L >= 1``) and the next tile can be swapped in from cycle
+``t + (R-1)*L + C + 1``: :func:`reload_cycles`. Consecutive tiles therefore
+start ``max(m, reload_cycles)`` cycles apart (:func:`gemm_cycles`).
 """
+
+import math
 
 from .params import FocusParams
 
-__all__ = ["array_latency", "tile_cycles"]
+__all__ = ["array_latency", "tile_cycles", "reload_cycles", "gemm_cycles"]
+
+
+def _check_m(name: str, m) -> None:
+    if not isinstance(m, int) or isinstance(m, bool) or m < 1:
+        raise ValueError(f"{name}: m={m!r} must be an integer >= 1")
 
 
 def array_latency(params: FocusParams) -> int:
-    """Cycles from accepting one activation row to its output row being valid,
-    minus one: the fill/drain overhead of one weight tile."""
+    """Cycles from the cycle an activation row is accepted to the cycle its
+    output row is valid: ``rows * (mac_pipeline + 1) + cols - 1``."""
     return params.rows * (params.mac_pipeline + 1) + params.cols - 1
 
 
 def tile_cycles(m: int, params: FocusParams) -> int:
-    """Cycles for ``m`` activation rows through one weight tile, counted from
-    the first input accepted to the last output valid, without backpressure."""
-    if m < 1:
-        raise ValueError(f"tile_cycles: m={m} must be >= 1")
+    """Cycles for ``m`` activation rows through one weight tile, from the cycle
+    the first row is accepted to the cycle the last output row is valid, both
+    counted: ``m + array_latency(params)``."""
+    _check_m("tile_cycles", m)
     return m + array_latency(params)
+
+
+def reload_cycles(params: FocusParams) -> int:
+    """Fewest cycles between the first rows of two consecutive weight tiles
+    (the swap wave must pass each weight row before its shadow is rewritten):
+    ``(rows - 1) * (mac_pipeline + 1) + cols + 1``."""
+    return (params.rows - 1) * (params.mac_pipeline + 1) + params.cols + 1
+
+
+def gemm_cycles(m: int, k: int, n: int, params: FocusParams) -> int:
+    """Cycles of an (m x k) @ (k x n) GEMM tiled over
+    ``ceil(k/rows) * ceil(n/cols)`` weight tiles streamed back to back, each
+    with the same ``m`` rows, the next tile's weights loading while the
+    current one streams (the first tile's weights are loaded beforehand; the
+    K-tile partial sums are added outside the array). Counted like
+    :func:`tile_cycles`, from the first row of the first tile accepted to the
+    last output row valid: ``(tiles - 1) * max(m, reload_cycles) +
+    tile_cycles(m)``."""
+    _check_m("gemm_cycles", m)
+    for name, value in (("k", k), ("n", n)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"gemm_cycles: {name}={value!r} must be an integer >= 1")
+    tiles = math.ceil(k / params.rows) * math.ceil(n / params.cols)
+    return (tiles - 1) * max(m, reload_cycles(params)) + tile_cycles(m, params)

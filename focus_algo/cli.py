@@ -1,0 +1,171 @@
+"""``focus``: run the Focus reference algorithm.
+
+``focus run`` builds the built-in video workload (:mod:`focus_algo.workload`),
+applies SIC to every GEMM input of every layer and writes, into ``--out``:
+``trace.safetensors`` (:mod:`focus_algo.trace`), ``summary.csv`` (per site
+and layer), ``params.json`` and ``sparsity.png``. ``focus golden`` writes the
+RTL golden vectors (:mod:`focus_algo.golden`). ``main`` is a click group;
+other subcommands are added with ``main.add_command``.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from types import SimpleNamespace
+
+import click
+
+from focus_hw.fileio import atomic_write_bytes
+from focus_hw.params import FocusParams
+
+__all__ = ["main", "run", "golden"]
+
+
+@click.group()
+def main():
+    """Focus reference algorithm: similarity concentration on VLM inputs."""
+
+
+def _load_params(params_file: Path | None, overrides: dict) -> FocusParams:
+    """Params from ``--params`` (or defaults) with the given options applied."""
+    params = FocusParams()
+    if params_file is not None:
+        try:
+            params = FocusParams.load(params_file)
+        except (OSError, ValueError, TypeError) as e:
+            raise click.BadParameter(f"{params_file}: {e}", param_hint="--params") from None
+    changes = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return params.replace(**changes)
+    except ValueError as e:
+        raise click.UsageError(f"invalid parameter: {e}") from None
+
+
+_params_option = click.option(
+    "--params", "params_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="FocusParams file (.json or .toml); the options below override it.")
+
+
+@main.command()
+@_params_option
+@click.option("--threshold", type=float, help="SIC cosine threshold.")
+@click.option("--vector-size", type=int, help="Elements per compared vector.")
+@click.option("--m-tile", type=int, help="Tokens per GEMM M tile.")
+@click.option("--block-frames", type=int, help="Comparison window: frames.")
+@click.option("--block-height", type=int, help="Comparison window: patch rows.")
+@click.option("--block-width", type=int, help="Comparison window: patch columns.")
+@click.option("--frames", default=16, show_default=True, help="Video frames.")
+@click.option("--height", default=13, show_default=True, help="Patch rows per frame.")
+@click.option("--width", default=14, show_default=True, help="Patch columns per frame.")
+@click.option("--hidden", default=896, show_default=True, help="Hidden width (Qwen2-7B: 3584).")
+@click.option("--ffn", default=4864, show_default=True, help="MLP width (Qwen2-7B: 18944).")
+@click.option("--heads", default=14, show_default=True, help="Attention heads.")
+@click.option("--layers", default=4, show_default=True, help="Decoder layers.")
+@click.option("--clip-len", default=4, show_default=True, help="Frames per scene.")
+@click.option("--seed", default=0, show_default=True, help="Workload seed.")
+@click.option("--model", default="synthetic", show_default=True, help="Model name for the trace.")
+@click.option("--dataset", default="skimage-video", show_default=True,
+              help="Dataset name for the trace.")
+@click.option("--out", "out_dir", default="out/focus-run", show_default=True,
+              type=click.Path(file_okay=False, path_type=Path), help="Output folder.")
+def run(params_file, threshold, vector_size, m_tile, block_frames, block_height, block_width,
+        frames, height, width, hidden, ffn, heads, layers, clip_len, seed, model, dataset,
+        out_dir):
+    """Apply SIC to the built-in video workload and write its sparse trace."""
+    import pandas as pd
+    import torch
+    from tqdm import tqdm
+
+    from .sic import similarity_concentrate
+    from .trace import SITES, SparseTrace, TraceMeta
+    from .workload import Workload
+
+    params = _load_params(params_file, {
+        "threshold": threshold, "vector_size": vector_size, "m_tile": m_tile,
+        "block_frames": block_frames, "block_height": block_height,
+        "block_width": block_width})
+    try:  # SIC needs float tokens: int8 designs run it on fp16 tokens
+        workload = Workload(frames=frames, height=height, width=width, hidden=hidden,
+                            ffn=ffn, heads=heads, layers=layers, clip_len=clip_len,
+                            seed=seed, dtype="bf16" if params.dtype == "bf16" else "fp16")
+    except ValueError as e:
+        raise click.UsageError(str(e).replace("Workload.", "--").replace("_", "-")) from None
+
+    results = {site: [] for site in SITES}
+    with torch.inference_mode(), tqdm(total=layers * len(SITES), desc="SIC", unit="gemm") as bar:
+        for _, inputs in workload:
+            for site in SITES:
+                r = similarity_concentrate(inputs[site], workload.grid, params)
+                results[site].append(SimpleNamespace(
+                    zero=r.zero.numpy(), similar=r.similar.numpy(),
+                    root=r.root.to(torch.int32).numpy()))
+                bar.update()
+
+    weights = workload.weight_sizes()
+    meta = TraceMeta(model=model, dataset=dataset, num_tokens=workload.num_tokens,
+                     frames=frames, height=height, width=width, num_layers=layers,
+                     params=params, extra={
+                         "workload": "focus_algo.workload", "seed": seed, "hidden": hidden,
+                         "ffn": ffn, "heads": heads, "clip_len": clip_len,
+                         "widths": workload.widths, "weight_sizes": weights,
+                         "clips": [vars(c) for c in workload.clips]})
+    trace = SparseTrace.from_results(meta, results)
+    summary = trace.summary()
+    weighted = trace.weighted_sparsity(weights)
+
+    per_site = summary.groupby("site", sort=False)[["zero", "similar", "sparsity"]].mean()
+    per_site.insert(0, "weight", pd.Series(weights))
+    table = per_site.to_string(float_format=lambda v: f"{v:.3f}")
+    # Everything is rendered before the first file is written.
+    blobs = {"trace.safetensors": trace.to_bytes(),
+             "summary.csv": summary.to_csv(index=False).encode(),
+             "params.json": params.to_json().encode(),
+             "sparsity.png": _plot(summary, weights, params)}
+    for name, data in blobs.items():
+        atomic_write_bytes(out_dir / name, data)
+
+    click.echo(f"SIC sparsity, {workload.num_tokens} tokens {workload.grid}, "
+               f"{layers} layers, threshold {params.threshold}, vector {params.vector_size}:")
+    click.echo(table)
+    click.echo(f"weighted average (weights = GEMM weight sizes): {weighted:.3f}")
+    click.echo(f"wrote {', '.join(blobs)} to {out_dir}")
+
+
+def _plot(summary, weights: dict, params: FocusParams) -> bytes:
+    """PNG of per-site sparsity per layer plus the weighted average."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    for site, rows in summary.groupby("site", sort=False):
+        ax.plot(rows["layer"], rows["sparsity"], marker="o", label=site)
+    w = summary["site"].map(weights)
+    avg = (summary["sparsity"] * w).groupby(summary["layer"]).sum() / w.groupby(
+        summary["layer"]).sum()
+    ax.plot(avg.index, avg.values, "k--", label="weighted avg")
+    ax.set(xlabel="layer", ylabel="sparsity (zero + similar vectors)", ylim=(0, 1.02),
+           title=f"SIC sparsity (threshold {params.threshold}, vector {params.vector_size}, "
+                 f"block {'x'.join(map(str, params.block))})")
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+@main.command()
+@_params_option
+@click.option("--seed", default=0, show_default=True, help="Random seed.")
+@click.option("--out", "out_dir", default="out/golden", show_default=True,
+              type=click.Path(file_okay=False, path_type=Path), help="Output folder.")
+def golden(params_file, seed, out_dir):
+    """Write golden test vectors (.npz + index.json) for the RTL."""
+    from .golden import write_golden
+
+    params = _load_params(params_file, {})
+    index = write_golden(out_dir, params, seed=seed)
+    click.echo(f"wrote {', '.join(index['files'])}, index.json to {out_dir}")

@@ -1,0 +1,359 @@
+"""Golden test vectors for the RTL, in the hardware's number format.
+
+Every array is a raw bit pattern: fp16/bf16 operands as ``uint16``, int8
+operands as ``int8``, fp32 results as ``uint32`` bits, int32 results as
+``int32``, masks as ``uint8`` (0/1), token indices as ``int32``. All vectors
+are deterministic functions of (params, shape, seed).
+
+Arithmetic (the MAC contract, apis.md #4). For float formats one step is::
+
+    acc = float32(acc + float32(float32(a) * float32(w)))
+
+(numpy float32 operations, round to nearest even; the product of two fp16
+or bf16 values is exact in fp32 except for under/overflow). For int8 it is
+``acc = wrap32(acc + int32(a) * int32(w))`` with two's-complement
+wrap-around.
+
+* :func:`gemm_golden` -- ``out[m, n]``: ``acc = acc0[m, n]`` (``+0.0`` / 0
+  unless an initial accumulator is requested), then one step for each
+  ``k = 0 .. K-1`` in order.
+* :func:`sic_golden` -- a token tile with planted redundancy and the masks and
+  concentrated tokens :func:`focus_algo.sic.similarity_concentrate` gives.
+* :func:`compressed_gemm_golden` -- the GEMM on the concentrated tokens as the
+  Focus array performs it: for each K chunk ``j`` of ``vector_size`` columns
+  (``j = 0 ..`` in order), only the unique vectors (roots that are not zero)
+  pass through the array; the partial sum of unique vector ``u`` is
+  ``p[u, n]`` = steps over ``k`` in the chunk starting from ``+0.0``; then
+  every token ``t`` whose vector ``j`` is not zero adds it:
+  ``out[t, n] = float32(out[t, n] + p[root[t, j], n])`` with ``out`` starting
+  at ``+0.0``. Zero vectors contribute nothing.
+
+:func:`write_golden` writes all of them as ``.npz`` files plus an
+``index.json`` describing each array.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from pathlib import Path
+
+import ml_dtypes
+import numpy as np
+import torch
+
+from focus_hw.fileio import atomic_write_bytes, atomic_write_text
+from focus_hw.params import FocusParams
+
+__all__ = ["encode", "decode", "f32_bits", "mac_reference", "gemm_reference",
+           "mac_golden", "gemm_golden", "sic_golden", "compressed_gemm_golden",
+           "write_golden", "CASES"]
+
+_FLOAT = {"fp16": np.float16, "bf16": ml_dtypes.bfloat16}
+_TORCH = {"fp16": torch.float16, "bf16": torch.bfloat16}
+
+#: Planted case codes of :func:`sic_golden` (array ``"case"``).
+CASES = {"random": 0, "copy": 1, "above": 2, "below": 3, "zero": 4}
+
+
+# -- number formats -------------------------------------------------------------
+
+def encode(values, dtype: str) -> np.ndarray:
+    """Round real ``values`` to the operand format; return its raw bits.
+
+    Floats round to nearest even (uint16 bits); int8 values must be integers
+    in [-128, 127].
+    """
+    values = np.asarray(values)
+    if dtype == "int8":
+        if values.size and (np.any(values != np.round(values))
+                            or values.min() < -128 or values.max() > 127):
+            raise ValueError("int8 operands must be integers in [-128, 127]")
+        return values.astype(np.int8)
+    if dtype not in _FLOAT:
+        raise ValueError(f"unknown operand format {dtype!r}")
+    return values.astype(np.float64).astype(_FLOAT[dtype]).view(np.uint16)
+
+
+def decode(bits, dtype: str) -> np.ndarray:
+    """Operand bits -> float32 values (int8 -> int32)."""
+    bits = np.asarray(bits)
+    if dtype == "int8":
+        return bits.astype(np.int8).astype(np.int32)
+    return bits.astype(np.uint16).view(_FLOAT[dtype]).astype(np.float32)
+
+
+def f32_bits(x) -> np.ndarray:
+    """Raw bits of float32 values as uint32."""
+    return np.ascontiguousarray(x, dtype=np.float32).view(np.uint32)
+
+
+def _wrap32(x: np.ndarray) -> np.ndarray:
+    return ((x.astype(np.int64) + 2**31) % 2**32 - 2**31).astype(np.int32)
+
+
+def mac_reference(a_bits, b_bits, acc, dtype: str) -> np.ndarray:
+    """One MAC step elementwise; ``acc``/result are uint32 fp32 bits (int32 for int8)."""
+    a, b = decode(a_bits, dtype), decode(b_bits, dtype)
+    if dtype == "int8":
+        return _wrap32(np.asarray(acc, np.int64) + a.astype(np.int64) * b)
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        out = np.asarray(acc, np.uint32).view(np.float32) + a * b
+    return f32_bits(out)
+
+
+def gemm_reference(a_bits, w_bits, dtype: str, acc=None) -> np.ndarray:
+    """(M, K) x (K, N) with the documented order; result bits (uint32 / int32).
+
+    ``acc`` is the initial accumulator (same format as the result), default 0.
+    """
+    a, w = decode(a_bits, dtype), decode(w_bits, dtype)
+    if a.ndim != 2 or w.ndim != 2 or a.shape[1] != w.shape[0]:
+        raise ValueError(f"shapes {a.shape} x {w.shape} do not form a GEMM")
+    m, n = a.shape[0], w.shape[1]
+    if dtype == "int8":
+        out = np.zeros((m, n), np.int64) if acc is None else np.asarray(acc, np.int64)
+        return _wrap32(out + a.astype(np.int64) @ w.astype(np.int64))
+    out = np.zeros((m, n), np.float32) if acc is None else \
+        np.asarray(acc, np.uint32).view(np.float32).copy()
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        for k in range(a.shape[1]):
+            out = out + a[:, k, None] * w[None, k, :]  # float32 ops, RNE each
+    return f32_bits(out)
+
+
+# -- random operands ------------------------------------------------------------
+
+def _operands(rng, shape, dtype: str, special: bool = True) -> np.ndarray:
+    """Random operand bits with magnitudes spread over a few binades.
+
+    With ``special``: about 5% +0, 2% -0 and, for fp16, 3% subnormals.
+    """
+    if dtype == "int8":
+        return rng.integers(-128, 128, size=shape).astype(np.int8)
+    v = rng.standard_normal(shape) * np.exp2(rng.integers(-6, 7, size=shape))
+    if special:
+        u = rng.random(shape)
+        v[u < 0.05] = 0.0
+        v[(u >= 0.05) & (u < 0.07)] = -0.0
+        if dtype == "fp16":
+            sub = (u >= 0.07) & (u < 0.10)
+            v[sub] = rng.choice([-1, 1], size=sub.sum()) \
+                * rng.integers(1, 1024, size=sub.sum()) * 2.0**-24
+    return encode(v, dtype)
+
+
+def _fp32_acc(rng, shape) -> np.ndarray:
+    v = rng.standard_normal(shape) * np.exp2(rng.integers(-8, 9, size=shape))
+    v[rng.random(shape) < 0.05] = 0.0
+    return f32_bits(v)
+
+
+def _acc_init(rng, shape, dtype):
+    if dtype == "int8":  # near the int32 limits, so that the sum wraps around
+        edge = rng.choice([-(2**31), 2**31 - 1], size=shape)
+        return _wrap32(edge - np.sign(edge) * rng.integers(0, 2**17, size=shape))
+    return _fp32_acc(rng, shape)
+
+
+def mac_golden(params: FocusParams, count: int, seed: int = 0) -> dict:
+    """``count`` single MAC steps: keys a, b, acc, out (see :func:`mac_reference`)."""
+    rng = np.random.default_rng([seed, 1])
+    a = _operands(rng, (count,), params.dtype)
+    b = _operands(rng, (count,), params.dtype)
+    if params.dtype == "int8":
+        acc = rng.integers(-(2**31), 2**31, size=count).astype(np.int32)
+    else:
+        acc = _fp32_acc(rng, (count,))
+    return {"a": a, "b": b, "acc": acc, "out": mac_reference(a, b, acc, params.dtype)}
+
+
+def gemm_golden(params: FocusParams, m: int, k: int, n: int, seed: int = 0, *,
+                with_acc: bool = False) -> dict:
+    """Random a (m, k) and w (k, n) and out = a @ w in the documented order.
+
+    With ``with_acc`` an initial accumulator ``acc`` (m, n) is included (for
+    int8 near the int32 limits, so the result wraps around).
+    """
+    for name, v in (("m", m), ("k", k), ("n", n)):
+        if not isinstance(v, int) or v < 1:
+            raise ValueError(f"gemm_golden: {name}={v!r} must be an integer >= 1")
+    rng = np.random.default_rng([seed, 2])
+    a = _operands(rng, (m, k), params.dtype)
+    w = _operands(rng, (k, n), params.dtype)
+    out = {"a": a, "w": w}
+    acc = _acc_init(rng, (m, n), params.dtype) if with_acc else None
+    if acc is not None:
+        out["acc"] = acc
+    out["out"] = gemm_reference(a, w, params.dtype, acc)
+    return out
+
+
+# -- SIC ---------------------------------------------------------------------------
+
+def _near(rng, u: np.ndarray, cos: float) -> np.ndarray:
+    """A vector of u's norm whose cosine with u is ``cos``."""
+    r = rng.standard_normal(u.shape)
+    r -= (r @ u) / (u @ u) * u
+    return np.linalg.norm(u) * (cos * u / np.linalg.norm(u)
+                                + math.sqrt(1 - cos * cos) * r / np.linalg.norm(r))
+
+
+def _planted_tile(params: FocusParams, grid, dim: int, seed: int, margin: float):
+    """Tokens (T, dim) in the operand format plus the planted case per vector."""
+    frames, height, width = grid
+    n, vs = frames * height * width, params.vector_size
+    nv = -(-dim // vs)
+    rng = np.random.default_rng([seed, 3])
+    fmt = _FLOAT[params.dtype]
+    shifts = sorted({df * height * width + dh * width + dw
+                     for df in range(params.block_frames)
+                     for dh in range(params.block_height)
+                     for dw in range(params.block_width)} - {0})
+    x = np.zeros((n, dim))
+    case = np.zeros((n, nv), np.int8)
+    pruned = rng.random(n) < 0.08  # whole zero tokens (as SEC leaves them)
+    probs = np.array([0.3, 0.3, 0.12, 0.12, 0.16])
+    for t in range(n):
+        for j in range(nv):
+            sl = slice(j * vs, min(dim, (j + 1) * vs))  # the last slot may be short
+            width = sl.stop - sl.start
+            kind = "zero" if pruned[t] else list(CASES)[rng.choice(5, p=probs)]
+            cands = [t - s for s in shifts if s <= t and x[t - s, sl].any()]
+            if kind in ("above", "below") and width < 2:
+                kind = "copy"
+            if kind in ("copy", "above", "below") and (not cands or math.isinf(params.threshold)):
+                kind = "random"
+            if kind == "random":
+                v = rng.standard_normal(width) * 2.0 ** rng.integers(-3, 4)
+            elif kind == "zero":
+                v = np.zeros(width)
+            else:
+                u = x[cands[rng.integers(len(cands))], sl]
+                cos = {"copy": 1.0, "above": params.threshold + margin,
+                       "below": params.threshold - margin}[kind]
+                v = u.copy() if kind == "copy" else _near(rng, u, min(max(cos, -0.999), 0.999))
+            x[t, sl] = v.astype(fmt).astype(np.float64)
+            case[t, j] = CASES[kind]
+    return x, case
+
+
+def sic_golden(params: FocusParams, grid=(2, 3, 4), seed: int = 0, *,
+               dim: int | None = None, margin: float = 0.02) -> dict:
+    """A token tile with planted redundancy and its SIC result.
+
+    Tokens follow ``grid`` (frames, height, width) in raster order and have
+    ``dim`` features (default ``2.5 * vector_size``, so the last vector is
+    zero-padded). Per vector: exact copies of a block-window candidate,
+    near-copies whose cosine with it is ``threshold + margin`` /
+    ``threshold - margin`` (the margin keeps the decision robust against the
+    hardware's rounding of the score), zero vectors, whole zero tokens, and
+    random vectors. Keys: x, tokens (operand bits, (T, dim)), zero, similar
+    (uint8, (T, V)), root (int32, (T, V)), case (int8, :data:`CASES`), grid.
+    """
+    from focus_algo.sic import similarity_concentrate
+
+    if params.dtype not in _FLOAT:
+        raise ValueError(f"sic_golden: SIC golden vectors need a float operand format, "
+                         f"params.dtype={params.dtype!r}")
+    grid = tuple(int(g) for g in grid)
+    dim = dim if dim is not None else 2 * params.vector_size + max(1, params.vector_size // 2)
+    if dim < 1:
+        raise ValueError(f"sic_golden: dim={dim} must be >= 1")
+    x, case = _planted_tile(params, grid, dim, seed, margin)
+    bits = encode(x, params.dtype)
+    xt = torch.from_numpy(bits.view(np.int16)).view(_TORCH[params.dtype])
+    res = similarity_concentrate(xt, grid, params)
+    tokens = res.tokens.contiguous().view(torch.int16).numpy().view(np.uint16)
+    return {"x": bits, "tokens": tokens.copy(),
+            "zero": res.zero.numpy().astype(np.uint8),
+            "similar": res.similar.numpy().astype(np.uint8),
+            "root": res.root.numpy().astype(np.int32),
+            "case": case, "grid": np.array(grid, np.int32)}
+
+
+def compressed_gemm_golden(params: FocusParams, grid=(2, 3, 4), n: int = 8,
+                           seed: int = 0, *, dim: int | None = None) -> dict:
+    """GEMM of the SIC-compressed tile from :func:`sic_golden` with w (dim, n).
+
+    Adds to the SIC keys: w (operand bits), unique_count (V,) int32 unique
+    vectors per chunk, unique_index (sum, ) int32 their token indices
+    (ascending within a chunk, chunks in order), partial (sum, n) uint32 fp32
+    partial sums of the unique vectors, out (T, n) uint32 (module docstring).
+    """
+    if not isinstance(n, int) or n < 1:
+        raise ValueError(f"compressed_gemm_golden: n={n!r} must be an integer >= 1")
+    g = sic_golden(params, grid, seed, dim=dim)
+    rng = np.random.default_rng([seed, 4])
+    dim = g["x"].shape[1]
+    w_bits = _operands(rng, (dim, n), params.dtype)
+    x, w = decode(g["tokens"], params.dtype), decode(w_bits, params.dtype)
+    vs, num_tokens = params.vector_size, x.shape[0]
+    zero, root = g["zero"].astype(bool), g["root"]
+    out = np.zeros((num_tokens, n), np.float32)
+    counts, uniques, partials = [], [], []
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        for j in range(zero.shape[1]):
+            ks = range(j * vs, min(dim, (j + 1) * vs))
+            unique = np.flatnonzero(~zero[:, j] & (root[:, j] == np.arange(num_tokens)))
+            p = np.zeros((len(unique), n), np.float32)
+            for k in ks:
+                p = p + x[unique, k, None] * w[None, k, :]
+            members = np.flatnonzero(~zero[:, j])
+            slot = np.searchsorted(unique, root[members, j])
+            out[members] = out[members] + p[slot]
+            counts.append(len(unique))
+            uniques.append(unique)
+            partials.append(p)
+    g.update({"w": w_bits, "unique_count": np.array(counts, np.int32),
+              "unique_index": np.concatenate(uniques).astype(np.int32),
+              "partial": f32_bits(np.concatenate(partials)), "out": f32_bits(out)})
+    return g
+
+
+# -- files -------------------------------------------------------------------------
+
+_DOC = {
+    "mac": "single MAC steps: out = acc + a*b (module docstring of focus_algo.golden)",
+    "gemm": "out = acc0 + a @ w, k = 0..K-1 in order, acc0 = 0",
+    "gemm_acc": "out = acc + a @ w with an initial accumulator acc, k in order",
+    "sic": "SIC on a planted token tile: masks, roots and concentrated tokens",
+    "compressed_gemm": "GEMM on the SIC-compressed tile: unique vectors per K chunk, "
+                       "partial sums from +0.0, scatter-accumulated into token rows",
+}
+
+
+def _npz_bytes(arrays: dict) -> bytes:
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
+
+
+def write_golden(out_dir, params: FocusParams, *, seed: int = 0,
+                 gemm_shape: tuple[int, int, int] = (8, 70, 8),
+                 grid: tuple[int, int, int] = (2, 3, 4), n: int = 8,
+                 mac_count: int = 256) -> dict:
+    """Write ``{name}.npz`` golden files and ``index.json`` into ``out_dir``.
+
+    Every file is written atomically, the index last. SIC files are only
+    written for float formats. Returns the index (also in ``index.json``).
+    """
+    out_dir = Path(out_dir)
+    sets = {"mac": mac_golden(params, mac_count, seed),
+            "gemm": gemm_golden(params, *gemm_shape, seed),
+            "gemm_acc": gemm_golden(params, *gemm_shape, seed, with_acc=True)}
+    if params.dtype in _FLOAT:
+        sets["sic"] = sic_golden(params, grid, seed)
+        sets["compressed_gemm"] = compressed_gemm_golden(params, grid, n, seed)
+    blobs = {name: _npz_bytes(arrays) for name, arrays in sets.items()}
+    index = {"format": "focus-golden", "version": 1, "seed": seed,
+             "dtype": params.dtype, "params": params.to_dict(),
+             "files": {f"{name}.npz": {
+                 "description": _DOC[name],
+                 "arrays": {k: {"dtype": str(v.dtype), "shape": list(v.shape)}
+                            for k, v in sets[name].items()}} for name in sets}}
+    for name, blob in blobs.items():
+        atomic_write_bytes(out_dir / f"{name}.npz", blob)
+    atomic_write_text(out_dir / "index.json", json.dumps(index, indent=2))
+    return index

@@ -1,0 +1,257 @@
+"""A built-in, download-free video workload for SIC.
+
+Frames come from the photographs scikit-image ships (astronaut, coffee,
+chelsea, rocket, ...): each clip of ``clip_len`` frames looks at one photo
+with its own camera motion -- still, pan, zoom, or pan plus zoom, all with
+sub-pixel steps -- plus a textured disk moving across it and a little sensor
+noise; consecutive clips are separated by scene cuts (a new photo).
+
+Frames are cut into ``patch`` x ``patch`` pixel patches on a (frames, height,
+width) grid (default like LLaVA-Video: 14-pixel patches, 13 x 14 per frame,
+but 16 frames) and turned into visual tokens by a fixed, seeded stand-in for
+a vision tower: a random linear patch embedding plus position embedding and a
+GELU projector. A few decoder-layer-shaped random blocks (RMSNorm, attention
+within each frame, a gated MLP whose random projections go through ``rank``
+dimensions, so that wide configurations stay cheap) then give,
+per layer, the inputs of every GEMM site of :data:`focus_algo.trace.SITES`:
+
+============  ======  ====================================================
+site          width   what it is
+============  ======  ====================================================
+q_proj        hidden  RMSNorm of the residual stream (also k/v input)
+query         hidden  the attention query (all heads concatenated)
+o_proj        hidden  the attention output
+gate_proj     hidden  RMSNorm before the MLP (also up_proj input)
+down_proj     ffn     silu(gate) * up
+============  ======  ====================================================
+
+Defaults are Qwen2-0.5B-like widths (896 / 4864, 14 heads, GQA 7); Qwen2-7B
+is ``hidden=3584, ffn=18944, heads=28``. Layers are computed one at a time
+when iterating, so only one layer's inputs are in memory.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+__all__ = ["Clip", "Workload", "video_workload", "IMAGES", "MOTIONS"]
+
+#: scikit-image photographs used as scenes (grayscale ones become RGB).
+IMAGES = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry",
+          "camera", "coins", "grass")
+#: Camera motions, cycled through the clips (the first clip is still).
+MOTIONS = ("static", "pan", "zoom", "pan_zoom")
+_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
+
+
+@dataclass(frozen=True)
+class Clip:
+    """Frames ``start .. start+length-1`` show ``image`` with camera ``motion``."""
+
+    start: int
+    length: int
+    image: str
+    motion: str
+
+
+@functools.lru_cache(maxsize=len(IMAGES))
+def _photo(name: str) -> np.ndarray:
+    """The photo as float32 RGB in [0, 1] (cached: callers must not modify it)."""
+    import skimage.data
+
+    img = getattr(skimage.data, name)()
+    if img.ndim == 2:
+        img = np.stack([img] * 3, axis=-1)
+    return (img[..., :3] / 255.0).astype(np.float32)
+
+
+def _rms_norm(x: torch.Tensor) -> torch.Tensor:
+    return x * torch.rsqrt(x.pow(2).mean(dim=-1, keepdim=True) + 1e-6)
+
+
+@dataclass(frozen=True)
+class Workload:
+    """A deterministic video workload; iterate it for per-layer GEMM inputs.
+
+    ``for layer, inputs in workload`` yields ``inputs = {site: (T, width)}``
+    tensors in ``dtype`` ('fp16', 'bf16' or 'fp32').
+    """
+
+    frames: int = 16
+    height: int = 13
+    width: int = 14
+    hidden: int = 896
+    ffn: int = 4864
+    layers: int = 4
+    seed: int = 0
+    patch: int = 14
+    clip_len: int = 4
+    heads: int = 14
+    kv_groups: int = 7
+    rank: int = 128
+    noise: float = 0.01
+    dtype: str = "fp16"
+
+    def __post_init__(self):
+        for name in ("frames", "height", "width", "hidden", "ffn", "layers", "patch",
+                     "clip_len", "heads", "kv_groups", "rank"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"Workload.{name}={v!r}: must be an integer >= 1")
+        if not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"Workload.seed={self.seed!r}: must be an integer >= 0")
+        if self.hidden % self.heads:
+            raise ValueError(f"Workload.hidden={self.hidden} must be a multiple of "
+                             f"heads={self.heads}")
+        if not isinstance(self.noise, (int, float)) or not 0 <= self.noise < 1:
+            raise ValueError(f"Workload.noise={self.noise!r}: must lie in [0, 1)")
+        if self.dtype not in _DTYPES:
+            raise ValueError(f"Workload.dtype={self.dtype!r}: must be one of {sorted(_DTYPES)}")
+
+    # -- shapes -----------------------------------------------------------------
+    @property
+    def grid(self) -> tuple[int, int, int]:
+        return (self.frames, self.height, self.width)
+
+    @property
+    def num_tokens(self) -> int:
+        return self.frames * self.height * self.width
+
+    @property
+    def widths(self) -> dict[str, int]:
+        """Input width of each GEMM site."""
+        h = self.hidden
+        return {"q_proj": h, "query": h, "o_proj": h, "gate_proj": h, "down_proj": self.ffn}
+
+    def weight_sizes(self) -> dict[str, int]:
+        """Weight size of each site's GEMM (SPEC 2.2 averaging weights)."""
+        d, f = self.hidden, self.ffn
+        return {"q_proj": d * d + 2 * d * d // self.kv_groups, "query": d * self.num_tokens,
+                "o_proj": d * d, "gate_proj": 2 * d * f, "down_proj": d * f}
+
+    # -- video ------------------------------------------------------------------
+    @property
+    def clips(self) -> list[Clip]:
+        """The clips (scenes) of the video, in order."""
+        rng = np.random.default_rng([self.seed, 0])
+        order = rng.permutation(len(IMAGES))
+        return [Clip(start, min(self.clip_len, self.frames - start),
+                     IMAGES[order[k % len(IMAGES)]], MOTIONS[k % len(MOTIONS)])
+                for k, start in enumerate(range(0, self.frames, self.clip_len))]
+
+    def video(self) -> np.ndarray:
+        """Frames as (frames, height*patch, width*patch, 3) float32 in [0, 1]."""
+        out = np.empty((self.frames, self.height * self.patch, self.width * self.patch, 3),
+                       np.float32)
+        for k, clip in enumerate(self.clips):
+            out[clip.start:clip.start + clip.length] = self._render(clip, k)
+        return out
+
+    def _render(self, clip: Clip, index: int) -> np.ndarray:
+        from skimage.transform import AffineTransform, warp
+
+        rng = np.random.default_rng([self.seed, 1, index])
+        img = _photo(clip.image)
+        oh, ow = self.height * self.patch, self.width * self.patch
+        fit = min(img.shape[0] / oh, img.shape[1] / ow)
+        scale = rng.uniform(0.45, 0.8) * fit  # source pixels per frame pixel
+        cy = rng.uniform(0.4, 0.6) * img.shape[0]
+        cx = rng.uniform(0.4, 0.6) * img.shape[1]
+        angle = rng.uniform(0, 2 * math.pi)
+        speed = rng.uniform(0.6, 2.5) if "pan" in clip.motion else 0.0  # frame px / frame
+        zoom = rng.choice([0.97, 0.98, 1.02, 1.03]) if "zoom" in clip.motion else 1.0
+
+        # a textured disk from another photo, moving a few pixels per frame
+        other = _photo(IMAGES[(IMAGES.index(clip.image) + 3) % len(IMAGES)])
+        radius = 1.5 * self.patch
+        sy, sx = rng.uniform(0.2, 0.8, size=2) * (np.array(other.shape[:2]) - 2 * radius)
+        pos = rng.uniform(0.2, 0.8, size=2) * (oh, ow)
+        vel = rng.uniform(-4, 4, size=2)
+        yy, xx = np.mgrid[0:oh, 0:ow].astype(np.float32)
+
+        frames = []
+        for i in range(clip.length):
+            s = scale * zoom**i
+            y0 = cy + speed * i * scale * math.sin(angle)
+            x0 = cx + speed * i * scale * math.cos(angle)
+            cam = AffineTransform(matrix=np.array([[s, 0, x0 - s * ow / 2],
+                                                   [0, s, y0 - s * oh / 2],
+                                                   [0, 0, 1]]))
+            frame = warp(img, cam, output_shape=(oh, ow), order=1, mode="reflect")
+            py, px = pos + vel * i
+            shift = AffineTransform(translation=(sx - px + radius, sy - py + radius))
+            disk = warp(other, shift, output_shape=(oh, ow), order=1, mode="reflect")
+            alpha = np.clip(radius - np.hypot(yy - py, xx - px), 0, 1)[..., None]
+            frame = frame * (1 - alpha) + disk * alpha
+            frame += rng.normal(0, self.noise, frame.shape)
+            frames.append(np.clip(frame, 0, 1))
+        return np.stack(frames)
+
+    # -- tokens -----------------------------------------------------------------
+    def _gen(self, stage: int) -> torch.Generator:
+        return torch.Generator().manual_seed(self.seed * 1_000_003 + stage)
+
+    @staticmethod
+    def _randn(g, rows, cols) -> torch.Tensor:
+        return torch.randn(rows, cols, generator=g) / math.sqrt(rows)
+
+    def embed(self) -> torch.Tensor:
+        """Visual tokens (T, hidden) fp32 entering the first decoder layer."""
+        p, (f, h, w) = self.patch, self.grid
+        pix = torch.from_numpy(self.video())
+        patches = (pix.view(f, h, p, w, p, 3).permute(0, 1, 3, 2, 4, 5)
+                   .reshape(f * h * w, p * p * 3) - 0.5) / 0.25
+        g = self._gen(0)
+        we = self._randn(g, p * p * 3, self.hidden)
+        pos = 0.5 * torch.randn(h * w, self.hidden, generator=g)
+        x = patches @ we + pos.repeat(f, 1)
+        x = F.gelu(x @ self._randn(g, self.hidden, self.hidden)) @ self._randn(g, self.hidden,
+                                                                              self.hidden)
+        return _rms_norm(x)
+
+    def __iter__(self) -> Iterator[tuple[int, dict[str, torch.Tensor]]]:
+        out = _DTYPES[self.dtype]
+        h = self.embed()
+        for layer in range(self.layers):
+            inputs, h = self._layer(h, layer)
+            yield layer, {site: x.to(out) for site, x in inputs.items()}
+
+    def _layer(self, h: torch.Tensor, layer: int):
+        g = self._gen(layer + 1)
+        d, r = self.hidden, self.rank
+        f, hw = self.frames, self.height * self.width
+        xa = _rms_norm(h)
+        q = xa @ self._randn(g, d, d)
+        v = xa @ self._randn(g, d, d)
+
+        def heads(t):  # (T, d) -> (frames, heads, hw, head_dim)
+            return t.view(f, hw, self.heads, d // self.heads).transpose(1, 2)
+        # Keys share the query projection: each token attends mostly to itself
+        # and to tokens like it (a peaky, content-based pattern), per frame.
+        attn = F.scaled_dot_product_attention(heads(q), heads(q), heads(v))
+        o_in = attn.transpose(1, 2).reshape(f * hw, d)
+        h = h + o_in @ self._randn(g, d, d)
+
+        xm = _rms_norm(h)
+        z = xm @ self._randn(g, d, 2 * r)
+        down_in = F.silu(z[:, :r] @ self._randn(g, r, self.ffn))
+        down_in *= z[:, r:] @ self._randn(g, r, self.ffn)
+        # The MLP output is taken from its low-rank core (cheaper than ffn -> d).
+        h = h + (F.silu(z[:, :r]) * z[:, r:]) @ self._randn(g, r, d)
+        inputs = {"q_proj": xa, "query": q, "o_proj": o_in, "gate_proj": xm,
+                  "down_proj": down_in}
+        return inputs, h
+
+
+def video_workload(frames: int = 16, height: int = 13, width: int = 14, hidden: int = 896,
+                   ffn: int = 4864, layers: int = 4, seed: int = 0, **options) -> Workload:
+    """The built-in workload (see :class:`Workload` for the other options)."""
+    return Workload(frames=frames, height=height, width=width, hidden=hidden, ffn=ffn,
+                    layers=layers, seed=seed, **options)

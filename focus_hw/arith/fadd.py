@@ -1,0 +1,83 @@
+"""Floating-point adder (round to nearest even, full IEEE 754 special cases)."""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Const, Module, Mux
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from .bits import shift_right_sticky
+from .formats import float_format
+from .pipeline import Pipeline, check_pipeline
+from .rounding import round_pack
+from .unpack import nan_result, unpack
+
+__all__ = ["FAdd", "add_core", "ADD_CUTS"]
+
+#: Pipeline cut points of :func:`add_core` (after alignment, after the sum).
+ADD_CUTS = 2
+
+
+def add_core(fmt, pipe, x, y, nan_candidates):
+    """``x + y`` rounded to ``fmt`` from two :class:`Unpacked` operands.
+
+    Operand significands must be normalised unless the exponent is 1 (IEEE
+    subnormals); they may be narrower than ``fmt.precision`` (zero-padded).
+    ``nan_candidates`` are prepended to the operands' own NaN priority list
+    (see :func:`nan_result`); the second operand's NaN wins over the first
+    (numpy on x86).
+    """
+    p = fmt.precision
+    xs = Cat(Const(0, p - len(x.sig)), x.sig)
+    ys = Cat(Const(0, p - len(y.sig)), y.sig)
+    invalid = x.inf & y.inf & (x.sign != y.sign)
+    nan = x.nan | y.nan | invalid
+    for _, flag in nan_candidates:
+        nan = nan | flag
+    nan_bits = nan_result(fmt, list(nan_candidates) + [(y.bits, y.nan), (x.bits, x.nan), (None, invalid)])
+    inf = x.inf | y.inf
+    inf_sign = Mux(x.inf, x.sign, y.sign)
+    zero_sign = x.sign & y.sign
+    # Order by magnitude so the difference is never negative.
+    swap = Cat(ys, y.exp) > Cat(xs, x.exp)
+    big_exp = Mux(swap, y.exp, x.exp)
+    big_sig = Mux(swap, ys, xs)
+    small_sig = Mux(swap, xs, ys)
+    sign = Mux(swap, y.sign, x.sign)
+    subtract = x.sign != y.sign
+    # Guard, round and sticky bits below the significand.
+    aligned, sticky = shift_right_sticky(Cat(Const(0, 2), small_sig), (big_exp - Mux(swap, x.exp, y.exp)).as_unsigned())
+    aligned = Cat(sticky, aligned)
+    live = pipe.cut(big_exp, big_sig, aligned, sign, subtract, nan, nan_bits, inf, inf_sign, zero_sign)
+    big_exp, big_sig, aligned, sign, subtract, nan, nan_bits, inf, inf_sign, zero_sign = live
+    wide = Cat(Const(0, 3), big_sig)
+    total = Mux(subtract, wide - aligned, wide + aligned)[: p + 4]
+    live = pipe.cut(big_exp, total, sign, nan, nan_bits, inf, inf_sign, zero_sign)
+    big_exp, total, sign, nan, nan_bits, inf, inf_sign, zero_sign = live
+    sign = Mux(total.any(), sign, zero_sign)
+    finite = round_pack(fmt, sign, big_exp + 1, total, underflow=False)
+    infinity = Cat(Const(fmt.exp_max << fmt.man_bits, fmt.width - 1), inf_sign)
+    return Mux(nan, nan_bits, Mux(inf, infinity, finite))
+
+
+class FAdd(wiring.Component):
+    """``out = a + b`` in one float format, RNE; ``latency == pipeline`` cycles.
+
+    NaN results follow numpy on x86: with two NaN operands ``b`` (quieted)
+    wins, one NaN operand is returned quieted, an invalid ``inf - inf`` gives
+    the default NaN (sign set). bf16 NaNs come out canonical (sign kept), as
+    ``ml_dtypes`` produces them.
+    """
+
+    def __init__(self, fmt, pipeline: int = 0):
+        self.fmt = float_format(fmt)
+        self.pipeline = self.latency = check_pipeline(pipeline)
+        w = self.fmt.width
+        super().__init__({"a": In(w), "b": In(w), "en": In(1, init=1), "out": Out(w)})
+
+    def elaborate(self, platform):
+        m = Module()
+        pipe = Pipeline(m, self.pipeline, ADD_CUTS, self.en)
+        x, y = unpack(self.fmt, self.a), unpack(self.fmt, self.b)
+        m.d.comb += self.out.eq(add_core(self.fmt, pipe, x, y, []))
+        return m

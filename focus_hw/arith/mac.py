@@ -1,0 +1,101 @@
+"""The processing element's multiply-accumulate unit (``out = acc + a*b``)."""
+
+from __future__ import annotations
+
+from amaranth.hdl import Const, Module, Mux
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from ..params import DTYPES
+from .bits import leading_zeros
+from .fadd import ADD_CUTS, add_core
+from .fmul import mul_core, widen_bits
+from .formats import FP32, float_format
+from .int8 import int_mac
+from .pipeline import Pipeline, check_pipeline
+from .unpack import Unpacked, unpack
+
+__all__ = ["MAC"]
+
+#: Pipeline cut points of the float MAC: after the product, then the adder's.
+FLOAT_MAC_CUTS = 1 + ADD_CUTS
+
+
+def exact_product(fmt, pipe, x, y, carry=()):
+    """Exact fp32 product of two fp16 operands as a normalised :class:`Unpacked`.
+
+    An 11 x 11-bit significand product has at most 22 significant bits and
+    its exponent lies well inside fp32's normal range, so no rounding is
+    needed: only one leading-zero count and shift (for subnormal operands).
+    Returns ``(product, nan_candidates, carry)`` for :func:`add_core`;
+    ``carry`` values ride through the same pipeline registers.
+    """
+    invalid = (x.inf & y.zero) | (x.zero & y.inf)
+    candidates = [(widen_bits(fmt, FP32, y.bits), y.nan), (widen_bits(fmt, FP32, x.bits), x.nan),
+                  (None, invalid)]
+    sig = x.sig * y.sig
+    # sig / 2**21 * 2**(ex + ey - 2 bias + 1), rebiased to fp32.
+    exp = x.exp + y.exp + (FP32.bias - 2 * fmt.bias + 1)
+    lz = leading_zeros(sig)
+    product = Unpacked(
+        sign=x.sign ^ y.sign,
+        exp=Mux(x.zero | y.zero, 1, exp - lz),
+        sig=(sig << lz)[: len(sig)],
+        zero=x.zero | y.zero,
+        inf=x.inf | y.inf,
+        nan=Const(0, 1),
+        bits=Const(0, FP32.width),
+    )
+    live = pipe.cut(product.sign, product.exp, product.sig, product.inf,
+                    *[v for c in candidates for v in c if v is not None], *carry)
+    product.sign, product.exp, product.sig, product.inf = live[:4]
+    b_bits, b_nan, a_bits, a_nan, invalid, *carry = live[4:]
+    return product, [(b_bits, b_nan), (a_bits, a_nan), (None, invalid)], carry
+
+
+class MAC(wiring.Component):
+    """Multiply-accumulate ``out = acc + a*b`` for one operand format.
+
+    * ``"int8"``: int8 x int8 products added to an int32 accumulator,
+      two's-complement wrap-around.
+    * ``"fp16"`` / ``"bf16"``: both operands widened to fp32 (exact), their
+      product rounded to nearest even in fp32 (always exact for fp16), then
+      the fp32 sum rounded to nearest even -- bit for bit numpy's
+      ``np.float32(acc) + np.float32(a) * np.float32(b)`` on scalars. NaN
+      priority (numpy scalars on x86): ``b``, ``a``, the default NaN of
+      ``0 * inf``, ``acc``, the default NaN of ``inf - inf``; NaNs are quieted.
+
+    ``pipeline`` register stages (clock-enabled by ``en``) give
+    ``latency == pipeline`` cycles from inputs to ``out``.
+    """
+
+    def __init__(self, dtype: str, pipeline: int = 0):
+        if dtype not in DTYPES:
+            raise ValueError(f"unknown MAC dtype {dtype!r}; expected one of {sorted(DTYPES)}")
+        self.dtype = dtype
+        self.pipeline = self.latency = check_pipeline(pipeline)
+        operand_bits, acc_bits = DTYPES[dtype]
+        super().__init__({
+            "a": In(operand_bits),
+            "b": In(operand_bits),
+            "acc": In(acc_bits),
+            "en": In(1, init=1),
+            "out": Out(acc_bits),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        if self.dtype == "int8":
+            pipe = Pipeline(m, self.pipeline, 1, self.en)
+            m.d.comb += self.out.eq(int_mac(m, pipe, self.a, self.b, self.acc, len(self.out)))
+            return m
+        fmt = float_format(self.dtype)
+        pipe = Pipeline(m, self.pipeline, FLOAT_MAC_CUTS, self.en)
+        x, y = unpack(fmt, self.a), unpack(fmt, self.b)
+        if fmt.precision * 2 <= FP32.precision and fmt.exp_bits < FP32.exp_bits:
+            product, candidates, (acc,) = exact_product(fmt, pipe, x, y, (self.acc,))
+        else:
+            bits, _, (acc,) = mul_core(fmt, FP32, pipe, x, y, (self.acc,))
+            product, candidates = unpack(FP32, bits), []
+        m.d.comb += self.out.eq(add_core(FP32, pipe, unpack(FP32, acc), product, candidates))
+        return m

@@ -1,0 +1,49 @@
+"""Optional pipeline registers at the cut points of a combinational datapath."""
+
+from __future__ import annotations
+
+from amaranth.hdl import Signal, Value
+
+__all__ = ["Pipeline", "check_pipeline"]
+
+
+def check_pipeline(pipeline) -> int:
+    if not isinstance(pipeline, int) or isinstance(pipeline, bool) or pipeline < 0:
+        raise ValueError(f"pipeline must be an integer >= 0, not {pipeline!r}")
+    return pipeline
+
+
+class Pipeline:
+    """Spreads ``stages`` register stages over the ``cuts`` cut points of a datapath.
+
+    The datapath calls :meth:`cut` exactly ``cuts`` times, in order, passing
+    every value that is still needed later. The selected cut points are evenly
+    spaced so that the logic is split into ``stages + 1`` similar segments;
+    stages beyond ``cuts`` are stacked at the last cut point. Registers load
+    only while ``en`` is high.
+    """
+
+    def __init__(self, m, stages: int, cuts: int, en):
+        self._m, self._en, self._cuts = m, en, cuts
+        self._count = [0] * cuts
+        for k in range(1, stages + 1):
+            index = min(cuts, round(k * (cuts + 1) / (stages + 1))) - 1
+            self._count[max(index, 0)] += 1
+        self._next = 0
+
+    def cut(self, *values):
+        """Return a tuple of ``values`` delayed by the register stages at this cut point."""
+        if self._next >= self._cuts:
+            raise RuntimeError("more pipeline cut points used than declared")
+        depth = self._count[self._next]
+        self._next += 1
+        out = []
+        for value in values:
+            value = Value.cast(value)
+            for _ in range(depth):
+                reg = Signal(value.shape())
+                with self._m.If(self._en):
+                    self._m.d.sync += reg.eq(value)
+                value = reg
+            out.append(value)
+        return tuple(out)

@@ -1,0 +1,169 @@
+"""``focus-hw``: generate Verilog, sweep parameters, report synthesized area.
+
+Every FocusParams field is an option (``--rows 16``, ``--dtype int8``,
+``--sec-keep 0.4,0.3``...), generated from the dataclass; ``--params FILE``
+(.json/.toml) sets the base that the options override. In ``sweep`` each
+option takes comma-separated values (tuple fields: ``;`` between values).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import typing
+from pathlib import Path
+
+import click
+
+from .generate import UNITS, ManifestError, generate
+from .params import DTYPES, FocusParams
+
+__all__ = ["main"]
+
+_FIELDS = dataclasses.fields(FocusParams)
+_HINTS = typing.get_type_hints(FocusParams)
+
+
+def _option_name(field: str) -> str:
+    return "--" + field.replace("_", "-")
+
+
+def _parse_scalar(kind, text: str, field: str):
+    """One value of a field from text (tuple fields: comma-separated)."""
+    try:
+        if kind is bool:
+            low = text.strip().lower()
+            if low not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError(text)
+            return low in ("true", "1", "yes")
+        if typing.get_origin(kind) is tuple:
+            item = typing.get_args(kind)[0]
+            return tuple(item(x) for x in text.split(",") if x.strip())
+        return kind(text.strip())
+    except ValueError:
+        raise click.BadParameter(f"cannot read {text!r} as {getattr(kind, '__name__', kind)}",
+                                 param_hint=_option_name(field)) from None
+
+
+def _field_options(multi: bool):
+    """Decorator adding one option per FocusParams field (values as text)."""
+    def decorate(fn):
+        for f in reversed(_FIELDS):
+            kind = _HINTS[f.name]
+            if multi:
+                sep = "';'" if typing.get_origin(kind) is tuple else "','"
+                helptext = f"values of {f.name} to sweep, separated by {sep}"
+            elif kind is bool:
+                helptext = f"{f.name} (true/false; default {f.default})"
+            else:
+                helptext = f"{f.name} (default {f.default})"
+            if f.name == "dtype" and not multi:
+                helptext += f"; one of {', '.join(sorted(DTYPES))}"
+            metavar = "LIST" if typing.get_origin(kind) is tuple else kind.__name__.upper()
+            fn = click.option(_option_name(f.name), f.name, type=str, default=None,
+                              metavar=metavar + ("S" if multi else ""), help=helptext)(fn)
+        return fn
+    return decorate
+
+
+def _base_params(params_file) -> FocusParams:
+    if params_file is None:
+        return FocusParams()
+    try:
+        return FocusParams.load(params_file)
+    except (OSError, ValueError, TypeError) as e:
+        raise click.BadParameter(f"{params_file}: {e}", param_hint="--params") from None
+
+
+def _point_params(params_file, values: dict) -> FocusParams:
+    changes = {k: _parse_scalar(_HINTS[k], v, k) for k, v in values.items() if v is not None}
+    try:
+        return _base_params(params_file).replace(**changes)
+    except (TypeError, ValueError) as e:
+        raise click.UsageError(str(e)) from None
+
+
+_unit_option = click.option("--unit", type=click.Choice(sorted(UNITS)), default="array",
+                            show_default=True, help="component to emit")
+_params_option = click.option("--params", "params_file", type=click.Path(exists=True, dir_okay=False),
+                              help="base FocusParams (.json or .toml)")
+
+
+@click.group()
+def main():
+    """Focus accelerator hardware generator (Amaranth -> Verilog, Yosys area)."""
+
+
+@main.command("generate")
+@_params_option
+@_unit_option
+@click.option("--out", type=click.Path(file_okay=False), required=True, help="output folder")
+@_field_options(multi=False)
+def generate_cmd(params_file, unit, out, **values):
+    """Write the Verilog of one design point and its manifest.json."""
+    params = _point_params(params_file, values)
+    try:
+        manifest = generate(params, out, unit=unit)
+    except (ValueError, NotImplementedError, OSError, ManifestError) as e:
+        raise click.ClickException(f"generate failed: {e}") from None
+    click.echo(f"wrote {Path(out) / manifest.verilog} (top {manifest.top}, "
+               f"{len(manifest.ports)} ports, params {manifest.digest})")
+
+
+@main.command("sweep")
+@_params_option
+@_unit_option
+@click.option("--out", type=click.Path(file_okay=False), required=True, help="output folder")
+@click.option("--jobs", type=click.IntRange(min=1), default=None, help="parallel workers (default: all cores)")
+@click.option("--progress/--no-progress", default=True, show_default=True)
+@_field_options(multi=True)
+def sweep_cmd(params_file, unit, out, jobs, progress, **values):
+    """Generate every point of a grid (comma-separated values per field)."""
+    from .sweep import sweep
+
+    base = _base_params(params_file)
+    grid = {}
+    for name, text in values.items():
+        if text is None:
+            continue
+        sep = ";" if typing.get_origin(_HINTS[name]) is tuple else ","
+        grid[name] = [_parse_scalar(_HINTS[name], v, name) for v in text.split(sep) if v.strip()]
+    try:
+        result = sweep(base, grid, out, unit=unit, progress=progress, jobs=jobs)
+    except (ValueError, TypeError) as e:
+        raise click.UsageError(str(e)) from None
+    counts = ", ".join(f"{result.count(s)} {s}" for s in ("ok", "skipped", "invalid", "failed"))
+    click.echo(f"sweep of {len(result.points)} points: {counts} (summary: {Path(out) / 'sweep.json'})")
+    for p in result.points:
+        if p.status in ("invalid", "failed"):
+            click.echo(f"  {p.status}: {p.point}: {p.error.splitlines()[0]}", err=True)
+    if not result.ok:
+        sys.exit(1)
+
+
+@main.command("synth")
+@_params_option
+@_unit_option
+@click.option("--fpga", type=click.Choice(["none", "ecp5", "ice40"]), default="none", show_default=True,
+              help="also map to this FPGA family")
+@click.option("--flat", is_flag=True, help="flatten the whole design (slow for big arrays)")
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="folder for area.json/.csv/.png and the Yosys logs")
+@click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
+              help="result cache (default $FOCUS_HW_CACHE or ~/.cache/focus-hw)")
+@click.option("--no-cache", is_flag=True, help="ignore cached results")
+@_field_options(multi=False)
+def synth_cmd(params_file, unit, fpga, flat, out, cache_dir, no_cache, **values):
+    """Synthesize one design point with Yosys and report its area."""
+    from synth import YosysError, area_report
+
+    params = _point_params(params_file, values)
+    try:
+        report = area_report(params, unit, fpga=fpga, flat=flat, cache_dir=cache_dir,
+                             use_cache=not no_cache, out_dir=out)
+    except (ValueError, NotImplementedError, YosysError, OSError) as e:
+        raise click.ClickException(f"synth failed: {e}") from None
+    click.echo(json.dumps(report.summary(), indent=2))
+    if out is not None:
+        click.echo(f"report: {Path(out) / 'area.json'}, {Path(out) / 'area.csv'}, {Path(out) / 'area.png'}")

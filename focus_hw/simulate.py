@@ -1,0 +1,217 @@
+"""Run numpy matrices through the generated systolic array in Amaranth's simulator.
+
+Accumulation order (fixed by the array, reproduced by a numpy loop bit for
+bit): for every output element ``acc = +0.0`` (``0`` for int8), then for
+``k = 0..K-1``: ``acc = fp32(acc + fp32(a[m, k] * w[k, n]))`` with the
+operands widened to fp32 and both roundings to nearest even
+(``np.float32(acc) + np.float32(a) * np.float32(w)``); for int8 the int32 sum
+wraps around.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import ml_dtypes
+import numpy as np
+from amaranth.sim import Simulator
+
+from .fileio import atomic_write_text
+from .params import FocusParams
+from .systolic import SystolicArray
+
+__all__ = ["GemmRun", "TilesRun", "simulate_gemm", "simulate_tiles"]
+
+
+@dataclass(frozen=True)
+class GemmRun:
+    """Result of :func:`simulate_gemm`."""
+
+    #: (M, N) outputs: float32 (fp16/bf16 operands) or int32 (int8 operands).
+    out: np.ndarray
+    #: Cycles from the first activation row accepted to the last output row
+    #: accepted, both counted (without backpressure: the last row's first
+    #: valid cycle, i.e. :func:`focus_hw.timing.tile_cycles`).
+    cycles: int
+
+
+@dataclass(frozen=True)
+class TilesRun:
+    """Result of :func:`simulate_tiles`: one output per tile, total cycles
+    counted like :attr:`GemmRun.cycles`."""
+
+    outs: list[np.ndarray]
+    cycles: int
+
+
+def _operand_bits(x, name: str, params: FocusParams) -> np.ndarray:
+    """Raw bit patterns (int64) of an operand matrix, checking its dtype."""
+    if not isinstance(x, np.ndarray):
+        raise ValueError(f"{name} must be a numpy array, not {type(x).__name__}")
+    dtype = params.dtype
+    if dtype == "int8" and x.dtype == np.int8:
+        return x.view(np.uint8).astype(np.int64)
+    if dtype == "fp16" and x.dtype == np.float16:
+        return x.view(np.uint16).astype(np.int64)
+    if dtype == "bf16" and x.dtype == ml_dtypes.bfloat16:
+        return x.view(np.uint16).astype(np.int64)
+    if dtype == "bf16" and x.dtype == np.float32:
+        bits = np.ascontiguousarray(x).view(np.uint32).astype(np.int64)
+        if np.any(bits & 0xFFFF):
+            raise ValueError(f"{name}: float32 values are not all representable in bf16")
+        return bits >> 16
+    expected = {"int8": "int8", "fp16": "float16",
+                "bf16": "ml_dtypes.bfloat16 or float32 (bf16 values)"}[dtype]
+    raise ValueError(f"{name}.dtype={x.dtype} does not match params.dtype={dtype!r} "
+                     f"(expected {expected})")
+
+
+def _check_tile(a, w, params: FocusParams, where: str) -> tuple[np.ndarray, np.ndarray]:
+    for name, x in (("a", a), ("w", w)):
+        if not isinstance(x, np.ndarray) or x.ndim != 2:
+            raise ValueError(f"{where}: {name} must be a 2-D numpy array, "
+                             f"got {getattr(x, 'shape', type(x).__name__)}")
+    (m, k), (k2, n) = a.shape, w.shape
+    if k != k2:
+        raise ValueError(f"{where}: a is {a.shape} and w is {w.shape}: inner dimensions differ")
+    if m < 1:
+        raise ValueError(f"{where}: a has M={m} rows; need M >= 1")
+    if not 1 <= k <= params.rows:
+        raise ValueError(f"{where}: K={k} must lie in 1..params.rows={params.rows}")
+    if not 1 <= n <= params.cols:
+        raise ValueError(f"{where}: N={n} must lie in 1..params.cols={params.cols}")
+    return _operand_bits(a, f"{where}: a", params), _operand_bits(w, f"{where}: w", params)
+
+
+def _ready_fn(out_ready) -> Callable[[int], bool]:
+    """``out.ready`` per cycle: None (always), a callable of the cycle number,
+    or a bit sequence (ready once it runs out)."""
+    if out_ready is None:
+        return lambda cycle: True
+    if callable(out_ready):
+        return lambda cycle: bool(out_ready(cycle))
+    bits = [bool(b) for b in out_ready]
+    return lambda cycle: bits[cycle] if cycle < len(bits) else True
+
+
+def _pack(values, width: int) -> int:
+    word = 0
+    for i, v in enumerate(values):
+        word |= int(v) << (i * width)
+    return word
+
+
+def simulate_tiles(tiles: Sequence[tuple[np.ndarray, np.ndarray]], params: FocusParams, *,
+                   vcd: str | Path | None = None, out_ready=None) -> TilesRun:
+    """Stream several weight tiles back to back through one
+    :class:`~focus_hw.SystolicArray`.
+
+    ``tiles`` is a sequence of ``(a, w)`` pairs as in :func:`simulate_gemm`
+    (each tile its own M, K, N). The weight stream offers the next tile's rows
+    as soon as the array takes them, so tile ``i+1`` loads into the shadow
+    registers while tile ``i`` streams; the activation stream offers every row
+    at once (the first row of each tile with ``swap`` set). ``out_ready``: see
+    :func:`simulate_gemm`. Raises :class:`ValueError` before simulating on bad
+    input, :class:`RuntimeError` if the design stops making progress.
+    """
+    if not isinstance(params, FocusParams):
+        raise ValueError(f"params must be FocusParams, not {type(params).__name__}")
+    tiles = list(tiles)
+    if not tiles:
+        raise ValueError("simulate_tiles: no tiles given")
+    rows, cols = params.rows, params.cols
+    op, acc = params.operand_bits, params.acc_bits
+    w_beats, a_beats, shapes = [], [], []
+    for i, (a, w) in enumerate(tiles):
+        a_bits, w_bits = _check_tile(a, w, params, f"tile {i}")
+        (m, k), n = a_bits.shape, w_bits.shape[1]
+        shapes.append((m, n))
+        w_pad = np.zeros((rows, cols), np.int64)
+        w_pad[:k, :n] = w_bits
+        w_beats += [_pack(row, op) for row in w_pad]
+        for r in range(m):
+            lanes = np.zeros(rows, np.int64)
+            lanes[:k] = a_bits[r]
+            a_beats.append(_pack(lanes, op) | (int(r == 0) << (rows * op)))
+    ready_at = _ready_fn(out_ready)
+
+    dut = SystolicArray(params)
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    words: list[int] = []
+    span: list[int] = []
+    # Generous progress bound: every cycle with out.ready high moves the
+    # array, so the run ends within this many ready cycles.
+    lat = params.mac_pipeline + 1
+    budget = len(a_beats) + (len(tiles) + 1) * 2 * (rows * lat + cols + rows + 2)
+
+    async def bench(ctx):
+        wi = ai = 0
+        first = None
+        cycle = stalls = 0
+        while True:
+            if cycle > budget + stalls:
+                raise RuntimeError(f"systolic array made no progress for {budget} cycles")
+            ready = ready_at(cycle)
+            stalls += not ready
+            ctx.set(dut.weight.valid, wi < len(w_beats))
+            if wi < len(w_beats):
+                ctx.set(dut.weight.payload.as_value(), w_beats[wi])
+            ctx.set(dut.act.valid, ai < len(a_beats))
+            if ai < len(a_beats):
+                ctx.set(dut.act.payload.as_value(), a_beats[ai])
+            ctx.set(dut.out.ready, ready)
+            _, _, w_ready, a_ready, o_valid, o_word = await ctx.tick().sample(
+                dut.weight.ready, dut.act.ready, dut.out.valid, dut.out.payload.as_value())
+            if wi < len(w_beats) and w_ready:
+                wi += 1
+            if ai < len(a_beats) and a_ready:
+                first = cycle if first is None else first
+                ai += 1
+            if o_valid and ready:
+                words.append(o_word)
+                if len(words) == len(a_beats):
+                    span.extend([first, cycle])
+                    return
+            cycle += 1
+
+    sim.add_testbench(bench)
+    if vcd is None:
+        sim.run()
+    else:
+        buffer = io.StringIO()
+        with sim.write_vcd(buffer):
+            sim.run()
+        atomic_write_text(vcd, buffer.getvalue())
+
+    mask = (1 << acc) - 1
+    flat = np.array([[(word >> (c * acc)) & mask for c in range(cols)] for word in words],
+                    dtype=np.uint32)
+    flat = flat.view(np.int32 if params.dtype == "int8" else np.float32)
+    outs, start = [], 0
+    for m, n in shapes:
+        outs.append(flat[start:start + m, :n].copy())
+        start += m
+    return TilesRun(outs=outs, cycles=span[1] - span[0] + 1)
+
+
+def simulate_gemm(a: np.ndarray, w: np.ndarray, params: FocusParams, *,
+                  vcd: str | Path | None = None, out_ready=None) -> GemmRun:
+    """Compute ``a @ w`` on the generated :class:`~focus_hw.SystolicArray`.
+
+    ``a`` is (M, K), ``w`` is (K, N) with M >= 1, K <= ``params.rows``,
+    N <= ``params.cols`` (one weight tile), both of the operand type of
+    ``params.dtype``: ``np.int8``, ``np.float16``, or ``ml_dtypes.bfloat16``
+    (float32 arrays holding bf16 values are accepted too). The weights are
+    loaded, then the rows streamed; unused weight rows/columns are zero and
+    unused activation lanes zero. ``out_ready`` gives the output stream's
+    backpressure: a callable ``cycle -> bool`` or a bit sequence (ready once
+    exhausted), with cycle 0 the first simulated cycle. ``vcd``: write a
+    waveform to this path. Returns :class:`GemmRun` with ``out`` (M, N)
+    float32 (int32 for int8) computed in the order documented in this module.
+    """
+    run = simulate_tiles([(a, w)], params, vcd=vcd, out_ready=out_ready)
+    return GemmRun(out=run.outs[0], cycles=run.cycles)

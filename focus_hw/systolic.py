@@ -1,0 +1,151 @@
+"""The weight-stationary systolic array with stream interfaces."""
+
+from amaranth.hdl import Module, Signal, Value
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .params import FocusParams
+from .pe import PE
+
+__all__ = ["SystolicArray"]
+
+
+def _delay(m, value, depth: int, en, name: str) -> list:
+    """Taps ``[value, value delayed 1, ..., value delayed depth]`` of a shift
+    register that moves only while ``en`` is high."""
+    taps = [value]
+    for i in range(depth):
+        reg = Signal(Value.cast(value).shape(), name=f"{name}_d{i + 1}")
+        with m.If(en):
+            m.d.sync += reg.eq(taps[-1])
+        taps.append(reg)
+    return taps
+
+
+class SystolicArray(wiring.Component):
+    """``params.rows`` x ``params.cols`` weight-stationary systolic array.
+
+    PE(k, c) holds weight ``W[k, c]``; activation ``k`` of each row enters PE
+    row ``k`` and moves right, partial sums start at ``0`` (+0.0 for floats)
+    above row 0 and move down, so column ``c`` of an output row is, in this
+    order, ``acc = 0; for k in 0..rows-1: acc = acc + a[k] * W[k, c]`` with the
+    :class:`~focus_hw.arith.MAC`'s rounding. Operands and accumulators travel
+    as raw bit patterns (fp16/bf16/fp32, or int8/int32 two's complement).
+
+    Parameters
+    ----------
+    params : FocusParams
+        ``rows``, ``cols``, ``dtype`` and ``mac_pipeline`` are used.
+
+    Members
+    -------
+    act : ``In(stream.Signature(StructLayout({"data": ArrayLayout(operand, rows), "swap": 1})))``
+        Activation rows, one per beat; ``data[k]`` meets weight row ``k``
+        (lane ``k`` is skewed internally by ``k * (mac_pipeline + 1)``
+        cycles). ``swap`` marks the first row of a weight tile: from this row
+        on the array uses the weights loaded last (the shadow becomes active,
+        travelling through the array with the row). A beat with ``swap`` set is
+        held off (``ready`` low) until a complete shadow tile has been loaded;
+        ``ready`` also drops while the array stalls. ``ready`` depends on
+        ``payload.swap`` and on ``out.ready``.
+    weight : ``In(stream.Signature(ArrayLayout(operand, cols)))``
+        Weight rows: ``rows`` beats per tile, beat ``j`` is weight row ``j``
+        (``W[j, 0..cols-1]``), written into the shadow registers. After the
+        last beat the tile is complete and ``ready`` stays low until a ``swap``
+        row takes it; then each weight row becomes writable again once the
+        swap has passed it (see :func:`focus_hw.timing.reload_cycles`), so the
+        next tile loads while the current one streams. Weight loading goes on
+        while the array is stalled.
+    out : ``Out(stream.Signature(ArrayLayout(accumulator, cols)))``
+        Output rows, one per activation row, in order, each valid as a whole
+        (de-skewed) :func:`focus_hw.timing.array_latency` cycles after its
+        activation row was accepted. ``valid`` never depends on ``ready``.
+
+    The array is one pipeline with a global clock enable
+    ``~out.valid | out.ready``: while a valid output row is not taken, every
+    register except the shadow weights holds and ``act.ready`` is low, so no
+    row is lost or duplicated.
+
+    Reset state: active and shadow weights are zero and no tile is loaded, so
+    the first activation row must have ``swap`` set. A tile with fewer than
+    ``rows`` reduction rows (K < rows) loads zero weights into rows
+    ``K..rows-1`` and drives those activation lanes with zeros (a zero weight
+    times a finite activation adds ``+0``, which leaves every accumulator
+    unchanged; an infinite activation would give NaN); unused columns
+    (N < cols) get zero weights and their outputs are ignored.
+    """
+
+    def __init__(self, params: FocusParams):
+        if not isinstance(params, FocusParams):
+            raise TypeError(f"SystolicArray: params must be FocusParams, not {type(params).__name__}")
+        self.params = params
+        operand, acc = params.operand_bits, params.acc_bits
+        act_layout = data.StructLayout({
+            "data": data.ArrayLayout(operand, params.rows),
+            "swap": 1,
+        })
+        super().__init__({
+            "act": In(stream.Signature(act_layout)),
+            "weight": In(stream.Signature(data.ArrayLayout(operand, params.cols))),
+            "out": Out(stream.Signature(data.ArrayLayout(acc, params.cols))),
+        })
+
+    def elaborate(self, platform):
+        p = self.params
+        rows, cols, lat = p.rows, p.cols, p.mac_pipeline + 1
+        m = Module()
+
+        en = Signal()
+        m.d.comb += en.eq(~self.out.valid | self.out.ready)
+
+        # -- weight loading into the shadow registers -----------------------
+        shadow_full = Signal()
+        load_row = Signal(range(rows))
+        pending = Signal(rows)  # swap wave has not yet passed weight row j
+        m.d.comb += self.weight.ready.eq(~shadow_full & ~pending.bit_select(load_row, 1))
+        w_accept = self.weight.valid & self.weight.ready
+        with m.If(w_accept):
+            with m.If(load_row == rows - 1):
+                m.d.sync += [load_row.eq(0), shadow_full.eq(1)]
+            with m.Else():
+                m.d.sync += load_row.eq(load_row + 1)
+
+        # -- activation input and skew --------------------------------------
+        m.d.comb += self.act.ready.eq(en & (~self.act.p.swap | shadow_full))
+        accept = Signal()
+        swap = Signal()
+        m.d.comb += [
+            accept.eq(self.act.valid & self.act.ready),
+            swap.eq(accept & self.act.p.swap),
+        ]
+        with m.If(swap):
+            m.d.sync += [shadow_full.eq(0), pending.eq((1 << rows) - 1)]
+        swap_taps = _delay(m, swap, (rows - 1) * lat, en, "swap")
+
+        grid = [[PE(p.dtype, p.mac_pipeline) for _ in range(cols)] for _ in range(rows)]
+        for k in range(rows):
+            lane = _delay(m, self.act.p.data[k], k * lat, en, f"lane{k}")[-1]
+            for c in range(cols):
+                pe = grid[k][c]
+                m.submodules[f"pe_{k}_{c}"] = pe
+                m.d.comb += [
+                    pe.en.eq(en),
+                    pe.a_in.eq(lane if c == 0 else grid[k][c - 1].a_out),
+                    pe.swap_in.eq(swap_taps[k * lat] if c == 0 else grid[k][c - 1].swap_out),
+                    pe.psum_in.eq(0 if k == 0 else grid[k - 1][c].psum_out),
+                    pe.w_we.eq(w_accept & (load_row == k)),
+                    pe.w_data.eq(self.weight.p[c]),
+                ]
+            # The wave leaves weight row k: its shadow may be rewritten.
+            # (After the set above, so a wave entering and leaving in the same
+            # cycle -- cols == 1, k == 0 -- leaves the bit clear.)
+            with m.If(en & grid[k][cols - 1].swap_in):
+                m.d.sync += pending[k].eq(0)
+
+        # -- output de-skew and valid ---------------------------------------
+        valid = _delay(m, accept, rows * lat + cols - 1, en, "valid")[-1]
+        m.d.comb += self.out.valid.eq(valid)
+        for c in range(cols):
+            psum = grid[rows - 1][c].psum_out
+            m.d.comb += self.out.p[c].eq(_delay(m, psum, cols - 1 - c, en, f"col{c}")[-1])
+        return m

@@ -1,0 +1,340 @@
+"""Tile-level analytic model of a weight-stationary accelerator running the
+decoder GEMMs of a :class:`~sim.workload.Workload`.
+
+Per layer and GEMM (q, k, v, QK^T, SV, o, gate, up, down), per M tile of
+``m_tile`` surviving tokens and per K chunk of ``rows``:
+
+* **compute**: ``ceil(N/cols)`` weight tiles per chunk, each streaming the
+  chunk's rows through the array. Weight tiles stream back to back (the
+  next tile's weights load while the current one streams, as the RTL does):
+  a tile of ``m`` rows occupies ``max(m, reload_cycles)`` cycles and each
+  (layer, GEMM) stream pays the fill/drain once -- :func:`stream_cycles`,
+  built on ``focus_hw.timing`` (a chunk with no row costs nothing). Focus streams only the unique
+  vectors of the chunk; CMC/AdapTiV stream the tokens left after their
+  token-level merging; dense streams every token.
+* **scatter** (Focus): the accumulators add each unique partial sum into the
+  rows of its group: ``nonzero x ceil(K/vector) x ceil(N/cols) / num_scatter``
+  per tile; **stall** = max(0, scatter - compute) per M tile (the scatter of
+  one tile overlaps the array's work on the same tile).
+* **DRAM**: compressed input activations (+ similarity-map indices), weights
+  once per M tile (K/V of the tile's causal key range for attention),
+  outputs compressed by the consumer GEMM's SIC (CMC compresses off chip:
+  it writes the dense output, reads it back and writes the merged one).
+  A tile takes max(compute + stall, DRAM bytes / bytes per cycle) cycles.
+* **SRAM**: reads/writes per buffer of ``params.buffer_bytes`` (see
+  ``_sram``), energy from :mod:`sim.sram`; leakage over the run time.
+* **energy** = DRAM bytes x ``dram_pj_per_byte`` + SRAM + core power x time.
+
+Attention is causal: the M tile ending at surviving token e sees e keys.
+QK^T streams the query (site "query", per head: ``head_dim/rows`` chunks);
+S x V streams the attention probabilities, which Focus does not concentrate
+(only SEC shrinks them); CMC merges them with its attention-score sparsity.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from focus_hw import FocusParams
+from focus_hw.timing import reload_cycles, tile_cycles
+
+from . import sram
+from .sparsity import (SparsityError, TileCounts, counts_from_trace, dense_counts,
+                       synthetic_counts, token_counts)
+from .tech import PaperTech
+from .workload import Workload
+
+__all__ = ["MACHINES", "Result", "simulate", "resolve_counts", "stream_cycles", "MachineError"]
+
+MACHINES = ("dense", "focus", "focus_sec", "cmc", "adaptiv")
+_PAPER = PaperTech()
+
+
+class MachineError(ValueError):
+    """An unknown machine or a sparsity input the machine cannot use."""
+
+
+@dataclass
+class Result:
+    """One simulation: per (layer, GEMM) rows and the run's totals."""
+
+    workload: Workload
+    machine: str
+    params: FocusParams
+    gemms: pd.DataFrame
+    totals: pd.Series
+
+    def summary(self) -> str:
+        t = self.totals
+        return (f"{self.workload.name} on {self.machine}: {t.time_s:.4g} s "
+                f"({t.cycles:.4g} cycles, stall {t.stall_cycles:.3g}), "
+                f"{t.energy_mj:.4g} mJ (DRAM {t.dram_mj:.3g}, SRAM {t.sram_mj:.3g}, "
+                f"core {t.core_mj:.3g}), DRAM {t.dram_bytes / 1e9:.4g} GB, "
+                f"utilization {t.utilization:.1%}, speedup over dense "
+                f"{t.speedup:.3g}x, energy reduction {t.energy_reduction:.3g}x")
+
+
+def resolve_counts(workload: Workload, params: FocusParams, machine: str,
+                   sparsity=None) -> TileCounts:
+    """Per-tile counts for ``machine`` from a sparsity input:
+
+    * dense: ``None``; focus_sec: ``None`` (SEC keep schedule of ``params``);
+    * focus: a ``SparseTrace``, ready :class:`TileCounts`, or a target SIC
+      sparsity (float or per-site dict) for the synthetic trace generator;
+    * cmc / adaptiv: a float or per-site dict (token-level merging).
+    """
+    if machine not in MACHINES:
+        raise MachineError(f"unknown machine {machine!r}; know {', '.join(MACHINES)}")
+    if machine in ("dense", "focus_sec"):
+        if sparsity is not None:
+            raise MachineError(f"machine {machine!r} takes no sparsity input "
+                               f"(got {type(sparsity).__name__})")
+        return dense_counts(workload, params, params if machine == "focus_sec" else None)
+    if sparsity is None:
+        raise MachineError(f"machine {machine!r} needs a sparsity input")
+    if machine in ("cmc", "adaptiv"):
+        if not isinstance(sparsity, (int, float, dict)):
+            raise MachineError(f"machine {machine!r} takes a float or per-site dict, "
+                               f"not {type(sparsity).__name__}")
+        return token_counts(workload, params, sparsity)
+    if isinstance(sparsity, TileCounts):
+        if (sparsity.m_tile, sparsity.vector_size) != (params.m_tile, params.vector_size):
+            raise SparsityError("TileCounts were made for another m_tile/vector_size")
+        return sparsity
+    if isinstance(sparsity, (int, float, dict)):
+        return synthetic_counts(workload, params, sparsity)
+    if hasattr(sparsity, "sites") and hasattr(sparsity, "meta"):
+        return counts_from_trace(sparsity, workload, params)
+    raise MachineError(f"focus cannot use a sparsity input of type {type(sparsity).__name__}")
+
+
+def stream_cycles(ms, params: FocusParams) -> int:
+    """Cycles of weight tiles streamed back to back with ``ms[i]`` activation
+    rows each (tiles with 0 rows are skipped): tile i+1 starts
+    ``max(ms[i], reload_cycles)`` after tile i, the last one takes
+    ``tile_cycles``. One tile: ``tile_cycles(m)``."""
+    ms = [int(m) for m in ms if m > 0]
+    if not ms:
+        return 0
+    step = reload_cycles(params)
+    return sum(max(m, step) for m in ms[:-1]) + tile_cycles(ms[-1], params)
+
+
+@functools.cache
+def _lut(params: FocusParams, n: int, stream: bool) -> np.ndarray:
+    """Cycles one weight tile of m = 0..n rows adds (0 rows -> 0 cycles):
+    ``max(m, reload_cycles)`` inside a stream, else ``tile_cycles(m)``."""
+    if stream:
+        step = reload_cycles(params)
+        return np.array([0] + [max(m, step) for m in range(1, n + 1)], np.int64)
+    return np.array([0] + [tile_cycles(m, params) for m in range(1, n + 1)], np.int64)
+
+
+@functools.cache
+def _drain(params: FocusParams, stream: bool) -> int:
+    """Cycles a stream adds after issuing its last tile (exact when that tile
+    has at least ``reload_cycles`` rows): ``tile_cycles(m) - m``."""
+    if not stream:
+        return 0
+    m = reload_cycles(params)
+    return tile_cycles(m, params) - m
+
+
+def _chunk_rows(unique, starts, params):
+    """Rows streamed per K chunk: a chunk starting at feature ``s`` needs the
+    vectors it overlaps; a token enters the chunk when any of them is unique,
+    which the per-slot counts bound from below by their maximum."""
+    idx = np.asarray(starts) // params.vector_size
+    if params.vector_size >= params.rows:
+        return unique[..., idx]
+    return np.maximum.reduceat(unique, idx, axis=-1)
+
+
+def _consumer_fraction(counts: TileCounts, site: str | None, layers: int):
+    """Fraction of an output written back after the consumer site's SIC."""
+    if site is None or not counts.vector:
+        return np.ones(layers)
+    c = counts.sites[site]
+    nz = c.nonzero.sum(axis=1) * c.unique.shape[2]
+    return np.where(nz > 0, c.unique.sum(axis=(1, 2)) / np.maximum(nz, 1), 1.0)
+
+
+def _ceil_div(a, b):
+    return -(-a // b)
+
+
+def simulate(workload: Workload, params: FocusParams, machine: str, sparsity=None,
+             tech=None, tile_mode: str = "stream") -> Result:
+    """Run ``workload`` on ``machine`` (see :data:`MACHINES`, :func:`resolve_counts`).
+
+    ``tile_mode``: "stream" (default) -- weight tiles back to back as the RTL
+    runs them (:func:`stream_cycles`); "tile" -- every weight tile pays its
+    own fill and drain (``tile_cycles``), as a per-fold simulator such as
+    the paper artifact's SCALE-Sim counts. ``tech``: a :mod:`sim.tech` table
+    (default :class:`~sim.tech.PaperTech`).
+    """
+    if tile_mode not in ("stream", "tile"):
+        raise ValueError(f"tile_mode={tile_mode!r}: must be 'stream' or 'tile'")
+    counts = resolve_counts(workload, params, machine, sparsity)
+    tech = tech or _PAPER
+    res = _run(workload, params, machine, counts, tech, tile_mode)
+    if machine == "dense":
+        base = res.totals
+    else:
+        base = _dense_totals(workload, params, tech, tile_mode)
+    res.totals["speedup"] = base.time_s / res.totals.time_s
+    res.totals["energy_reduction"] = base.energy_mj / res.totals.energy_mj
+    return res
+
+
+@functools.lru_cache(maxsize=64)
+def _dense_totals(workload, params, tech, tile_mode) -> pd.Series:
+    counts = dense_counts(workload, params)
+    return _run(workload, params, "dense", counts, tech, tile_mode).totals
+
+
+def _run(workload, params, machine, counts, tech, tile_mode) -> Result:
+    p, w, S, vector = params, workload, counts.sites, counts.vector
+    L, R, C, vs = w.layers, p.rows, p.cols, p.vector_size
+    ob, ab = p.operand_bytes, p.acc_bytes
+    idx_b = max(1, math.ceil(math.log2(p.m_tile + 1) / 8))
+    window = p.block_frames * p.block_height * p.block_width - 1
+    stream = tile_mode == "stream"
+    lut, drain = _lut(p, p.m_tile, stream), _drain(p, stream)
+    frac = {s: _consumer_fraction(counts, s, L)[:, None]
+            for s in ("query", "o_proj", "gate_proj", "down_proj", "q_proj")}
+    next_q = np.vstack([frac["q_proj"][1:], np.ones((1, 1))])  # next layer's input
+    keys = np.cumsum(S["query"].nonzero, axis=1)                 # causal key range
+    cmc = machine == "cmc"
+    frames = []
+
+    def emit(gemm, site, K, N, nz, compute, macs, d_in, in_reads, w_bytes,
+             scat_ops, acc_bytes, out_elems, out_frac, sic_out):
+        """One GEMM from (L, NT) arrays; scat_ops: partial sums to scatter
+        (None: token-level), acc_bytes: array output bytes per weight tile."""
+        compute = compute + np.where(np.cumsum(compute > 0, axis=1) == 1, drain, 0) * (compute > 0)
+        scatter = _ceil_div(scat_ops, p.num_scatter) if scat_ops is not None else 0 * nz
+        stall = np.maximum(0, scatter - compute)
+        d_out = np.ceil(out_elems * ob * out_frac)
+        if cmc:  # off-chip merging: dense write + read back before the merged write
+            d_out = d_out + 2 * out_elems * ob
+        if vector and sic_out:
+            d_out = d_out + nz * _ceil_div(out_elems // np.maximum(nz, 1), vs) * idx_b
+        dram = d_in + w_bytes + d_out
+        cycles = np.maximum(compute + stall, np.ceil(dram / p.dram_bytes_per_cycle))
+        z = np.zeros(nz.shape)
+        sr = {"input_read": in_reads, "input_write": d_in,
+              "weight_read": w_bytes, "weight_write": w_bytes}
+        if scat_ops is not None:  # unique partial sums parked, then scattered
+            sb = scat_ops * C * ab
+            sr.update(concentrate_out_write=acc_bytes, concentrate_out_read=sb,
+                      output_read=sb, output_write=sb)
+        else:                     # read-modify-write accumulation per K chunk
+            sr.update(output_read=acc_bytes, output_write=acc_bytes)
+        if vector and sic_out:    # SIC on the produced tile
+            vecs = np.ceil(out_elems / vs)
+            sr.update(layouter_read=out_elems * ob, layouter_write=out_elems * ob,
+                      similarity_table_read=vecs * window * vs * ob,
+                      similarity_table_write=vecs * vs * ob,
+                      similarity_map_write=vecs * idx_b)
+            if scat_ops is not None:
+                sr["similarity_map_read"] = scat_ops / np.maximum(1, _ceil_div(N, C)) * idx_b
+        row = {"layer": np.arange(L), "gemm": np.full(L, gemm), "site": np.full(L, site),
+               "K": np.full(L, K), "N": np.full(L, N),
+               "tokens": nz.sum(1), "macs": macs.sum(1),
+               "compute_cycles": compute.sum(1), "scatter_cycles": scatter.sum(1),
+               "stall_cycles": stall.sum(1), "cycles": cycles.sum(1),
+               "dram_in": d_in.sum(1), "dram_weight": w_bytes.sum(1),
+               "dram_out": d_out.sum(1), "dram_bytes": dram.sum(1)}
+        for b in p.buffer_bytes:
+            for op in ("read", "write"):
+                row[f"{b}_{op}"] = (sr.get(f"{b}_{op}", z) + z).sum(1)
+        frames.append(row)
+
+    def streamed(site, starts):
+        c = S[site]
+        if vector:
+            return _chunk_rows(c.unique, starts, p)
+        return np.repeat(c.rows[:, :, None], len(starts), axis=2)
+
+    consumer = {"q": frac["query"], "k": 1.0, "v": 1.0, "o": frac["gate_proj"],
+                "gate": frac["down_proj"], "up": frac["down_proj"], "down": next_q}
+    for gemm, site, K, N in w.linears():
+        nz = S[site].nonzero
+        starts = np.arange(0, K, R)
+        u = streamed(site, starts)
+        ntile = _ceil_div(N, C)
+        elems = (u * np.minimum(R, K - starts)).sum(-1)
+        out_frac = consumer[gemm] if vector else S[site].rows / np.maximum(nz, 1)
+        scat = nz * _ceil_div(K, vs) * ntile if vector else None
+        d_in = elems * ob + (nz * _ceil_div(K, vs) * idx_b if vector else 0)
+        emit(gemm, site, K, N, nz, ntile * lut[u].sum(-1), elems * N, d_in,
+             elems * ob * ntile, (u.max(-1) > 0) * K * N * ob, scat,
+             u.sum(-1) * ntile * C * ab, nz * N, out_frac, gemm not in ("k", "v"))
+        if gemm != "v":
+            continue
+        # Attention between v and o. QK^T: per head, head_dim/rows chunks of
+        # the query against the tile's causal keys (weights: K of its KV head).
+        H, hd = w.heads, w.head_dim
+        nz = S["query"].nonzero
+        starts = np.array([h * hd + j for h in range(H) for j in range(0, hd, R)])
+        u = streamed("query", starts)
+        ntile = _ceil_div(keys, C)
+        elems = (u * np.minimum(R, hd - starts % hd)).sum(-1)
+        kv = (nz > 0) * w.kv_heads * keys * hd * ob
+        per_head = _ceil_div(hd, vs)
+        scat = nz * H * per_head * ntile if vector else None
+        prow = S["scores"].rows
+        emit("qk", "query", hd, 0, nz, ntile * lut[u].sum(-1), elems * keys,
+             elems * ob + (nz * H * per_head * idx_b if vector else 0), elems * ob * ntile,
+             kv, scat, u.sum(-1) * ntile * C * ab, prow * keys * H, 1.0, False)
+        # S x V: H x rows probabilities x keys, N = head_dim (no SIC on P).
+        nk, ntn = _ceil_div(keys, R), _ceil_div(hd, C)
+        p_el = H * prow * keys
+        emit("sv", "scores", 0, hd, nz, H * nk * ntn * lut[prow], p_el * hd, p_el * ob,
+             p_el * ob * ntn, kv, None, H * prow * nk * ntn * C * ab, nz * H * hd,
+             frac["o_proj"] if vector else prow / np.maximum(nz, 1), True)
+    gemms = {k: np.concatenate([f[k] for f in frames]) for k in frames[0]}
+    return _finish(w, p, machine, gemms, tech)
+
+
+def _buffers(machine: str, params: FocusParams) -> dict[str, int]:
+    """Buffers present on a machine (the SIC/SEC ones only on Focus)."""
+    bb = params.buffer_bytes
+    if machine in ("focus", "focus_sec"):
+        return bb
+    return {k: bb[k] for k in ("input", "weight", "output")}
+
+
+def _finish(w, p, machine, g: dict, tech) -> Result:
+    bufs = _buffers(machine, p)
+    sram_pj = np.zeros(len(g["cycles"]))
+    for name in p.buffer_bytes:
+        rd, wr = g[f"{name}_read"], g[f"{name}_write"]
+        if name not in bufs:
+            if rd.sum() + wr.sum() > 0:
+                raise MachineError(f"{machine}: traffic on absent buffer {name}")
+            continue
+        b = sram.buffer(bufs[name])
+        sram_pj += rd * b.read_pj_per_byte + wr * b.write_pj_per_byte
+    g["time_s"] = g["cycles"] / p.clock_hz
+    leak_mw = sum(sram.buffer(n).leak_mw for n in bufs.values())
+    core_mw = tech.core_power_mw(machine, p)
+    g["dram_mj"] = g["dram_bytes"] * p.dram_pj_per_byte * 1e-9
+    g["sram_mj"] = sram_pj * 1e-9 + leak_mw * g["time_s"]
+    g["core_mj"] = core_mw * g["time_s"]
+    g["energy_mj"] = g["dram_mj"] + g["sram_mj"] + g["core_mj"]
+    g["utilization"] = g["macs"] / np.maximum(1, g["cycles"] * p.rows * p.cols)
+    cols = ["cycles", "compute_cycles", "scatter_cycles", "stall_cycles", "macs",
+            "dram_bytes", "dram_in", "dram_weight", "dram_out", "time_s",
+            "dram_mj", "sram_mj", "core_mj", "energy_mj"]
+    tot = {c: float(g[c].sum()) for c in cols}
+    tot["dense_macs"] = float(w.dense_macs())
+    tot["utilization"] = tot["macs"] / (tot["cycles"] * p.rows * p.cols)
+    tot["core_mw"] = core_mw
+    return Result(w, machine, p, pd.DataFrame(g), pd.Series(tot))

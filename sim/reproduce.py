@@ -1,0 +1,123 @@
+"""Reproduce the paper's main comparison (9 video workloads x 4 machines).
+
+Machine figures are the default :class:`FocusParams` (the paper's 32x32 FP16
+array at 500 MHz, DDR4 64 GB/s at 100 pJ/byte); per workload the SEC layers,
+keep ratios and threshold come from ``focus_config.csv``. Sparsities:
+CMC and AdapTiV from ``cmc_sparsity.csv`` / ``adaptiv_sparsity.csv``; Focus
+from the synthetic trace generator aimed at ``1 - 1/total_compression_ratio``
+of ``main_focus.csv`` (the SIC sparsity of the vectors SEC kept).
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from focus_hw import FocusParams
+from focus_hw.fileio import atomic_write_text
+
+from .model import simulate
+from .sparsity import baseline_sparsity, focus_target
+from .workload import REFERENCE_DIR, VIDEO_WORKLOADS, paper_workload
+
+__all__ = ["paper_params", "reproduce", "speedup_table", "plot"]
+
+ACCELERATORS = ("dense", "adaptiv", "cmc", "focus")
+COLUMNS = ["model", "dataset", "accelerator", "time_s", "paper_time_s",
+           "energy_mj", "paper_energy_mj"]
+
+
+def paper_params(model: str, dataset: str, base: FocusParams | None = None) -> FocusParams:
+    """``base`` (default FocusParams) with the SEC schedule and threshold of
+    ``focus_config.csv`` for model/dataset (the ``default`` row otherwise)."""
+    df = pd.read_csv(REFERENCE_DIR / "algorithm" / "focus_config.csv")
+    row = df[(df.model == model) & (df.dataset == dataset)]
+    if row.empty:
+        row = df[df.model == "default"]
+    r = row.iloc[0]
+    return (base or FocusParams()).replace(
+        sec_layers=tuple(ast.literal_eval(r.selected_layers)),
+        sec_keep=tuple(ast.literal_eval(r.alpha_list)),
+        threshold=float(r.similarity_threshold))
+
+
+def _paper_row(acc: str, model: str, dataset: str) -> pd.Series:
+    df = pd.read_csv(REFERENCE_DIR / "simulator" / f"main_{acc}.csv")
+    return df[(df.model == model) & (df.dataset == dataset)].iloc[0]
+
+
+def reproduce(workloads=VIDEO_WORKLOADS, progress=None) -> pd.DataFrame:
+    """One row per workload and accelerator: ours vs the paper (time, energy)."""
+    rows = []
+    for model, dataset in workloads:
+        w = paper_workload(model, dataset)
+        params = paper_params(model, dataset)
+        for acc in ACCELERATORS:
+            if acc == "dense":
+                sp = None
+            elif acc == "focus":
+                sp = focus_target(model, dataset)
+            else:
+                sp = baseline_sparsity(acc, model, dataset)
+            r = simulate(w, params, acc, sp).totals
+            ref = _paper_row(acc, model, dataset)
+            rows.append({"model": model, "dataset": dataset, "accelerator": acc,
+                         "time_s": r.time_s, "paper_time_s": float(ref.execution_time),
+                         "energy_mj": r.energy_mj,
+                         "paper_energy_mj": float(ref.total_energy)})
+            if progress:
+                progress.update(1)
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def speedup_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Focus over dense and over the best baseline, ours vs paper, per workload."""
+    out = []
+    for (model, dataset), g in df.groupby(["model", "dataset"], sort=False):
+        g = g.set_index("accelerator")
+        row = {"model": model, "dataset": dataset}
+        for tag, col in (("ours", "time_s"), ("paper", "paper_time_s")):
+            t = g[col]
+            row[f"vs_dense_{tag}"] = t["dense"] / t["focus"]
+            row[f"vs_best_{tag}"] = min(t["cmc"], t["adaptiv"]) / t["focus"]
+        for tag, col in (("ours", "energy_mj"), ("paper", "paper_energy_mj")):
+            e = g[col]
+            row[f"energy_vs_dense_{tag}"] = e["dense"] / e["focus"]
+        row["err_vs_dense"] = row["vs_dense_ours"] / row["vs_dense_paper"] - 1
+        row["err_vs_best"] = row["vs_best_ours"] / row["vs_best_paper"] - 1
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def plot(df: pd.DataFrame, path: Path) -> None:
+    """Bar chart: Focus speedups (over dense, over best baseline), ours vs paper."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sp = speedup_table(df)
+    labels = [f"{m}\n{d}" for m, d in zip(sp.model, sp.dataset)]
+    x = np.arange(len(sp))
+    fig, axes = plt.subplots(1, 2, figsize=(14, 4.5))
+    for ax, key, title in ((axes[0], "vs_dense", "Focus speedup over dense"),
+                           (axes[1], "vs_best", "Focus speedup over best baseline")):
+        ax.bar(x - 0.2, sp[f"{key}_paper"], 0.4, label="paper")
+        ax.bar(x + 0.2, sp[f"{key}_ours"], 0.4, label="ours (focus-sim)")
+        ax.set_xticks(x, labels, fontsize=7)
+        ax.set_title(title)
+        ax.set_ylabel("speedup (x)")
+        ax.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def write(df: pd.DataFrame, out: Path) -> None:
+    atomic_write_text(out / "reproduce.csv", df.to_csv(index=False))
+    plot(df, out / "reproduce.png")

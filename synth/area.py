@@ -1,0 +1,156 @@
+"""Synthesis flows and the per-module area read from Yosys ``stat -json``.
+
+Flows:
+
+* ``generic``: ``synth`` to Yosys' internal gate library; cell counts, then
+  flip-flops with enables/resets lowered to plain DFF + mux
+  (``dfflegalize``) for the ``stat -tech cmos`` transistor estimate;
+* ``ecp5``: ``synth_ecp5`` (LUT4, TRELLIS_FF, CCU2C, MULT18X18D...);
+* ``ice40``: ``synth_ice40`` (SB_LUT4, SB_DFF*, SB_CARRY...).
+
+Every flow flattens the design except modules marked ``keep_hierarchy``: in a
+deduplicated netlist (:mod:`synth.dedup`, ``flat=False``) those are the
+distinct children of the top (e.g. the PE classes), each synthesized once
+and counted once per instance; ``flat=True`` means a netlist without such
+marks, synthesized as one flat module.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+
+from .dedup import module_label
+from .yosys import read_json, run_yosys
+
+__all__ = ["FLOWS", "ModuleArea", "FlowResult", "synthesize", "parse_stat"]
+
+FLOWS = ("generic", "ecp5", "ice40")
+
+
+@dataclass
+class ModuleArea:
+    """One distinct module: its own cells (submodule instances excluded)."""
+
+    module: str
+    label: str
+    instances: int
+    cells: int
+    cells_by_type: dict[str, int]
+    transistors: int | None = None   # own CMOS estimate (generic flow only)
+
+
+@dataclass
+class FlowResult:
+    """Area of one design through one flow; totals count every instance."""
+
+    flow: str
+    flat: bool
+    top: str
+    modules: list[ModuleArea]
+    cells_by_type: dict[str, int]
+    total_cells: int
+    total_transistors: int | None = None
+    transistors_complete: bool = True   # False when Yosys lacked a cell's cost
+    wall_s: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "FlowResult":
+        data = dict(data)
+        data["modules"] = [ModuleArea(**m) for m in data["modules"]]
+        return cls(**data)
+
+
+def _name(key: str) -> str:
+    return key[1:] if key.startswith("\\") else key
+
+
+def _transistors(entry: dict) -> tuple[int | None, bool]:
+    raw = entry.get("estimated_num_transistors")
+    if raw is None:
+        return None, False
+    text = str(raw)
+    return int(text.rstrip("+")), not text.endswith("+")
+
+
+def parse_stat(stat: dict, top: str, cmos: dict | None = None) -> dict:
+    """Per-module own area and instance-weighted totals from ``stat -json``
+    (and optionally ``stat -json -tech cmos``) output."""
+    raw = {_name(k): v for k, v in stat["modules"].items()}
+    if top not in raw:
+        raise ValueError(f"stat JSON: no module {top!r} (modules: {sorted(raw)[:5]})")
+    children = {m: {_name(t): n for t, n in e["num_cells_by_type"].items() if _name(t) in raw}
+                for m, e in raw.items()}
+    own = {m: {t: n for t, n in e["num_cells_by_type"].items() if _name(t) not in raw}
+           for m, e in raw.items()}
+    # propagate counts in topological order (parents before children)
+    topo, state = [], {}
+
+    def visit(m):
+        if state.get(m):
+            return
+        state[m] = True
+        for child in children[m]:
+            visit(child)
+        topo.append(m)
+
+    visit(top)
+    topo.reverse()
+    instances = dict.fromkeys(topo, 0)
+    instances[top] = 1
+    for m in topo:
+        for child, n in children[m].items():
+            instances[child] += instances[m] * n
+
+    hier_t, complete = {}, True
+    if cmos is not None:
+        craw = {_name(k): v for k, v in cmos["modules"].items()}
+        for m in topo:
+            hier_t[m], ok = _transistors(craw[m])
+            complete &= ok
+    modules, totals = [], {}
+    for m in topo:
+        transistors = None
+        if hier_t:
+            transistors = hier_t[m] - sum(n * hier_t[c] for c, n in children[m].items())
+        modules.append(ModuleArea(module=m, label=module_label(m, top), instances=instances[m],
+                                  cells=sum(own[m].values()), cells_by_type=own[m],
+                                  transistors=transistors))
+        for t, n in own[m].items():
+            totals[t] = totals.get(t, 0) + instances[m] * n
+    return {"modules": modules, "cells_by_type": dict(sorted(totals.items())),
+            "total_cells": sum(totals.values()),
+            "total_transistors": hier_t[top] if hier_t else None,
+            "transistors_complete": complete}
+
+
+def _script(flow: str, top: str, source: str) -> list[str]:
+    read = f"read_rtlil {source}" if source.endswith(".il") else f"read_verilog -sv {source}"
+    cmds = [read, f"hierarchy -check -top {top}"]
+    if flow == "generic":
+        cmds += [f"synth -top {top} -flatten",
+                 "tee -q -o stat.json stat -json",
+                 "dfflegalize -cell $_DFF_P_ 01",
+                 "opt_clean",
+                 "tee -q -o stat_cmos.json stat -json -tech cmos"]
+    elif flow in ("ecp5", "ice40"):
+        cmds += [f"synth_{flow} -top {top}",
+                 "tee -q -o stat.json stat -json"]
+    else:
+        raise ValueError(f"unknown synthesis flow {flow!r}; expected one of {FLOWS}")
+    return cmds
+
+
+def synthesize(source: str, top: str, workdir, *, flow: str = "generic", flat: bool = False,
+               timeout: float | None = None) -> FlowResult:
+    """Synthesize ``workdir/source`` (a ``.il`` RTLIL or Verilog file name,
+    relative to ``workdir``) and read the area."""
+    start = time.perf_counter()
+    run_yosys(_script(flow, top, source), workdir, log=f"yosys_{flow}.log", timeout=timeout)
+    cmos = read_json(workdir / "stat_cmos.json") if flow == "generic" else None
+    parsed = parse_stat(read_json(workdir / "stat.json"), top, cmos)
+    return FlowResult(flow=flow, flat=flat, top=top, wall_s=time.perf_counter() - start, **parsed)

@@ -1,0 +1,282 @@
+"""The systolic array against an independent numpy loop, bit for bit."""
+
+import ml_dtypes
+import numpy as np
+import pytest
+from amaranth.sim import Simulator
+
+import focus_hw.simulate as simulate_mod
+from focus_hw import FocusParams
+from focus_hw.pe import PE
+from focus_hw.simulate import simulate_gemm, simulate_tiles
+from focus_hw.timing import tile_cycles
+
+NP_DTYPE = {"int8": np.int8, "fp16": np.float16, "bf16": ml_dtypes.bfloat16}
+
+
+# -- independent reference ----------------------------------------------------
+def ref_gemm(a: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """acc = 0; for k: acc = fp32(acc + fp32(a*w)) (int8: int32 wrap-around)."""
+    (m_, k_), n_ = a.shape, w.shape[1]
+    if a.dtype == np.int8:
+        out = np.zeros((m_, n_), np.int32)
+        for m in range(m_):
+            for n in range(n_):
+                acc = 0
+                for k in range(k_):
+                    acc = (acc + int(a[m, k]) * int(w[k, n]) + 2**31) % 2**32 - 2**31
+                out[m, n] = acc
+        return out
+    af, wf = a.astype(np.float32), w.astype(np.float32)
+    out = np.zeros((m_, n_), np.float32)
+    with np.errstate(all="ignore"):
+        for m in range(m_):
+            for n in range(n_):
+                acc = np.float32(0.0)
+                for k in range(k_):
+                    acc = np.float32(acc + np.float32(af[m, k] * wf[k, n]))
+                out[m, n] = acc
+    return out
+
+
+def assert_same_bits(got: np.ndarray, want: np.ndarray):
+    assert got.shape == want.shape and got.dtype == want.dtype
+    if got.dtype == np.int32:
+        np.testing.assert_array_equal(got, want)
+        return
+    same = (got.view(np.uint32) == want.view(np.uint32)) | (np.isnan(got) & np.isnan(want))
+    assert same.all(), f"mismatch at {np.argwhere(~same)[:5].tolist()}: got {got[~same][:5]}, want {want[~same][:5]}"
+
+
+# -- random operands with special values ---------------------------------------
+def specials(dtype) -> list:
+    """+-0, smallest/largest subnormal, largest finite, +-inf."""
+    if dtype == "int8":
+        return [0, 1, -1, 127, -128]
+    info = np.finfo(NP_DTYPE[dtype])
+    tiny = info.smallest_subnormal
+    return [0.0, -0.0, tiny, -tiny, info.smallest_normal - tiny, 3 * tiny,
+            info.max, -info.max, np.inf, -np.inf]
+
+
+def random_operands(rng, shape, dtype, special_rate=0.15) -> np.ndarray:
+    if dtype == "int8":
+        x = rng.integers(-128, 128, shape)
+    else:
+        # half raw bit patterns (every exponent; NaNs replaced), half N(0, 1)
+        t = NP_DTYPE[dtype]
+        raw = rng.integers(0, 1 << 16, shape, dtype=np.uint16).view(t).astype(np.float32)
+        raw[np.isnan(raw)] = 1.5
+        x = np.where(rng.random(shape) < 0.5, raw, rng.standard_normal(shape).astype(np.float32))
+    spec = np.array(specials(dtype), dtype=np.float64 if dtype != "int8" else np.int64)
+    pick = rng.random(shape) < special_rate
+    x = np.where(pick, spec[rng.integers(0, len(spec), shape)], x)
+    return np.asarray(x).astype(NP_DTYPE[dtype])
+
+
+def params_for(dtype, rows, cols, pipe=0) -> FocusParams:
+    return FocusParams(rows=rows, cols=cols, dtype=dtype, mac_pipeline=pipe)
+
+
+# -- the processing element ---------------------------------------------------
+@pytest.mark.parametrize("pipe", [0, 2])
+def test_pe_double_buffer_and_stall(pipe):
+    """psum_out = psum_in + a*w, pipe+1 enabled cycles later; the shadow weight
+    is used from the swap on; a shadow write does not disturb the active
+    weight; en=0 freezes the whole pipeline."""
+    dut = PE("int8", pipe)
+    steps = [  # (a, psum_in, swap, w_we, w_data, en) -> expected result
+        (dict(a=0, psum=0, we=1, w=3), 0),       # shadow = 3, active = 0
+        (dict(a=5, psum=7), 7),                  # active weight 0
+        (dict(a=5, psum=7, swap=1), 22),         # swap: 7 + 5*3
+        (dict(a=2, psum=1, we=1, w=-4), 7),      # active 3, shadow -> -4
+        (dict(a=9, psum=9, en=0), None),         # stalled
+        (dict(a=-2, psum=100), 94),              # 100 + (-2)*3
+        (dict(a=4, psum=-10, swap=1), -26),      # swap to -4: -10 - 16
+    ] + [(dict(a=0, psum=0), 0)] * (pipe + 1)
+    expected, results, enabled = [], [], 0
+    for _, r in steps:
+        if r is not None:
+            results.append(r)
+            enabled += 1
+        expected.append(results[enabled - 1 - pipe] if enabled > pipe else 0)
+    seen = []
+
+    async def bench(ctx):
+        for s, _ in steps:
+            ctx.set(dut.a_in, s["a"] & 0xFF)
+            ctx.set(dut.psum_in, s["psum"] & 0xFFFFFFFF)
+            ctx.set(dut.swap_in, s.get("swap", 0))
+            ctx.set(dut.w_we, s.get("we", 0))
+            ctx.set(dut.w_data, s.get("w", 0) & 0xFF)
+            ctx.set(dut.en, s.get("en", 1))
+            await ctx.tick()
+            v = ctx.get(dut.psum_out)
+            seen.append(v - (1 << 32) if v >= 1 << 31 else v)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    assert seen == expected
+    assert set(results) <= set(seen)
+
+
+# -- one weight tile ----------------------------------------------------------
+SHAPES = [  # rows, cols, pipe, M, K, N
+    (2, 2, 0, 1, 2, 2),
+    (2, 2, 0, 7, 2, 2),      # M > rows
+    (4, 4, 0, 9, 3, 4),      # K < rows
+    (4, 3, 1, 6, 4, 2),      # N < cols
+    (3, 4, 2, 5, 1, 3),      # K = 1
+    (1, 1, 0, 4, 1, 1),
+]
+
+
+@pytest.mark.parametrize("rows,cols,pipe,m,k,n", SHAPES)
+def test_int8_matches_reference(rows, cols, pipe, m, k, n):
+    rng = np.random.default_rng(rows * 100 + cols * 10 + m)
+    p = params_for("int8", rows, cols, pipe)
+    a, w = random_operands(rng, (m, k), "int8"), random_operands(rng, (k, n), "int8")
+    run = simulate_gemm(a, w, p)
+    assert_same_bits(run.out, ref_gemm(a, w))
+    assert run.cycles == tile_cycles(m, p)
+
+
+@pytest.mark.parametrize("dtype", ["fp16", "bf16"])
+@pytest.mark.parametrize("rows,cols,pipe,m,k,n", [SHAPES[1], SHAPES[2], SHAPES[3]])
+def test_float_matches_reference(dtype, rows, cols, pipe, m, k, n):
+    rng = np.random.default_rng(rows * 100 + cols * 10 + m + len(dtype))
+    p = params_for(dtype, rows, cols, pipe)
+    a, w = random_operands(rng, (m, k), dtype), random_operands(rng, (k, n), dtype)
+    run = simulate_gemm(a, w, p)
+    want = ref_gemm(a, w)
+    assert_same_bits(run.out, want)
+    assert np.isfinite(want).any() and (want != 0).any()  # the tile is not degenerate
+
+
+@pytest.mark.parametrize("dtype", ["fp16", "bf16"])
+def test_float_signed_zeros_and_subnormals(dtype):
+    """Hand-made cases: -0 products never make a -0 sum (acc starts at +0.0),
+    subnormal operands are not flushed, inf propagates, inf - inf is NaN."""
+    t = NP_DTYPE[dtype]
+    tiny = float(np.finfo(t).smallest_subnormal)
+    a = np.array([[-0.0, -0.0], [tiny, tiny], [np.inf, 1.0], [np.inf, -np.inf],
+                  [-1.0, 0.0]], t)
+    w = np.array([[1.0, -1.0], [2.0, 1.0]], t)
+    run = simulate_gemm(a, w, params_for(dtype, 2, 2))
+    want = ref_gemm(a, w)
+    assert_same_bits(run.out, want)
+    # hand-checked values: +0 (never -0), 3*tiny / 0 exact, inf, NaN, -1 / +1
+    assert np.signbit(run.out[0]).tolist() == [False, False]
+    assert run.out[1].tolist() == [3 * tiny, 0.0]
+    assert run.out[2, 0] == np.inf and np.isnan(run.out[3, 0])
+    assert run.out[4].tolist() == [-1.0, 1.0]
+
+
+def test_bf16_accepts_float32_holding_bf16_values():
+    rng = np.random.default_rng(5)
+    a = random_operands(rng, (3, 2), "bf16")
+    w = random_operands(rng, (2, 2), "bf16")
+    p = params_for("bf16", 2, 2)
+    run32 = simulate_gemm(a.astype(np.float32), w.astype(np.float32), p)
+    assert_same_bits(run32.out, ref_gemm(a, w))
+
+
+# -- backpressure -------------------------------------------------------------
+def stalled_cycles(m: int, p: FocusParams, ready) -> int:
+    """Independent model of the global stall: the array advances in every
+    cycle unless a valid output row is refused; output row j is valid after
+    j + latency advancing cycles. The first row is accepted once the weights
+    are in (cycle ``rows``)."""
+    lat = p.rows * (p.mac_pipeline + 1) + p.cols - 1
+    first = c = p.rows
+    advanced = 0
+    while True:
+        j = advanced - lat
+        valid = 0 <= j < m
+        if valid and ready(c) and j == m - 1:
+            return c - first + 1
+        if not valid or ready(c):
+            advanced += 1
+        c += 1
+
+
+@pytest.mark.parametrize("dtype,rows,cols,pipe,m", [
+    ("int8", 2, 3, 0, 8), ("int8", 3, 2, 1, 6), ("int8", 4, 4, 0, 10), ("fp16", 3, 3, 1, 5)])
+def test_backpressure_loses_nothing(dtype, rows, cols, pipe, m):
+    rng = np.random.default_rng(m + rows)
+    p = params_for(dtype, rows, cols, pipe)
+    a, w = random_operands(rng, (m, rows), dtype), random_operands(rng, (rows, cols), dtype)
+    pattern = (rng.random(200) < 0.6).tolist()
+    free = simulate_gemm(a, w, p)
+    run = simulate_gemm(a, w, p, out_ready=pattern)
+    assert_same_bits(run.out, free.out)
+    assert_same_bits(run.out, ref_gemm(a, w))
+    assert run.cycles > free.cycles == tile_cycles(m, p)
+    assert run.cycles == stalled_cycles(m, p, lambda c: c >= len(pattern) or pattern[c])
+
+
+def test_backpressure_callable_long_stall():
+    """Output refused for a long stretch: the array fills and freezes."""
+    rng = np.random.default_rng(1)
+    p = params_for("int8", 2, 2)
+    a, w = random_operands(rng, (9, 2), "int8"), random_operands(rng, (2, 2), "int8")
+    ready = lambda c: not 5 <= c < 40  # noqa: E731
+    run = simulate_gemm(a, w, p, out_ready=ready)
+    assert_same_bits(run.out, ref_gemm(a, w))
+    assert run.cycles == stalled_cycles(9, p, ready) > tile_cycles(9, p) + 20
+
+
+# -- weight double buffering --------------------------------------------------
+@pytest.mark.parametrize("dtype,rows,cols,pipe,ms", [
+    ("int8", 3, 2, 0, (8, 5, 2)),   # second tile's weights load while the first streams
+    ("int8", 2, 4, 1, (1, 1)),      # tiles shorter than the reload time
+    ("bf16", 2, 2, 0, (4, 3)),
+])
+def test_double_buffered_tiles(dtype, rows, cols, pipe, ms):
+    rng = np.random.default_rng(sum(ms))
+    p = params_for(dtype, rows, cols, pipe)
+    tiles = []
+    for i, m in enumerate(ms):
+        k, n = rows - i % 2, cols - (i + 1) % 2   # mix full and partial tiles
+        tiles.append((random_operands(rng, (m, k), dtype, 0.05),
+                      random_operands(rng, (k, n), dtype, 0.05)))
+    run = simulate_tiles(tiles, p)
+    assert len(run.outs) == len(tiles)
+    for (a, w), out in zip(tiles, run.outs):
+        assert_same_bits(out, ref_gemm(a, w))
+
+
+# -- bad input ----------------------------------------------------------------
+@pytest.fixture
+def no_simulation(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("simulation started despite bad input")
+    monkeypatch.setattr(simulate_mod, "Simulator", refuse)
+
+
+@pytest.mark.parametrize("a,w,dtype,match", [
+    (np.zeros((2, 3), np.int8), np.zeros((3, 2), np.int8), "int8", r"K=3 must lie in 1\.\.params\.rows=2"),
+    (np.zeros((2, 2), np.int8), np.zeros((2, 3), np.int8), "int8", r"N=3"),
+    (np.zeros((0, 2), np.int8), np.zeros((2, 2), np.int8), "int8", r"M=0"),
+    (np.zeros((2, 2), np.int8), np.zeros((1, 2), np.int8), "int8", "inner dimensions"),
+    (np.zeros(2, np.int8), np.zeros((2, 2), np.int8), "int8", "2-D"),
+    (np.zeros((2, 2), np.int16), np.zeros((2, 2), np.int8), "int8", r"a\.dtype=int16"),
+    (np.zeros((2, 2), np.float16), np.zeros((2, 2), np.float32), "fp16", r"w\.dtype=float32"),
+    (np.zeros((2, 2), np.float16), np.zeros((2, 2), np.float16), "bf16", r"a\.dtype=float16"),
+    (np.full((2, 2), 1.1, np.float32), np.zeros((2, 2), np.float32), "bf16", "not all representable"),
+    ([[1, 2]], np.zeros((2, 2), np.int8), "int8", "2-D numpy array"),
+])
+def test_bad_input_rejected_before_simulation(no_simulation, a, w, dtype, match):
+    with pytest.raises(ValueError, match=match):
+        simulate_gemm(a, w, params_for(dtype, 2, 2))
+
+
+def test_vcd_written(tmp_path):
+    path = tmp_path / "gemm.vcd"
+    a = np.array([[3]], np.int8)
+    run = simulate_gemm(a, np.array([[-2]], np.int8), params_for("int8", 1, 1), vcd=path)
+    assert run.out.tolist() == [[-6]]
+    text = path.read_text()
+    assert "$enddefinitions" in text and "valid" in text
