@@ -11,6 +11,7 @@ other subcommands are added with ``main.add_command``.
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -90,7 +91,8 @@ def run(params_file, threshold, vector_size, m_tile, block_frames, block_height,
                             ffn=ffn, heads=heads, layers=layers, clip_len=clip_len,
                             seed=seed, dtype="bf16" if params.dtype == "bf16" else "fp16")
     except ValueError as e:
-        raise click.UsageError(str(e).replace("Workload.", "--").replace("_", "-")) from None
+        option = re.sub(r"Workload\.(\w+)", lambda m: "--" + m[1].replace("_", "-"), str(e))
+        raise click.UsageError(option) from None
 
     results = {site: [] for site in SITES}
     with torch.inference_mode(), tqdm(total=layers * len(SITES), desc="SIC", unit="gemm") as bar:
@@ -123,7 +125,10 @@ def run(params_file, threshold, vector_size, m_tile, block_frames, block_height,
              "params.json": params.to_json().encode(),
              "sparsity.png": _plot(summary, weights, params)}
     for name, data in blobs.items():
-        atomic_write_bytes(out_dir / name, data)
+        try:
+            atomic_write_bytes(out_dir / name, data)
+        except OSError as e:
+            raise click.ClickException(f"cannot write {out_dir / name}: {e}") from None
 
     click.echo(f"SIC sparsity, {workload.num_tokens} tokens {workload.grid}, "
                f"{layers} layers, threshold {params.threshold}, vector {params.vector_size}:")

@@ -62,8 +62,8 @@ CASES = {"random": 0, "copy": 1, "above": 2, "below": 3, "zero": 4}
 def encode(values, dtype: str) -> np.ndarray:
     """Round real ``values`` to the operand format; return its raw bits.
 
-    Floats round to nearest even (uint16 bits); int8 values must be integers
-    in [-128, 127].
+    Floats round once to nearest even (uint16 bits); int8 values must be
+    integers in [-128, 127].
     """
     values = np.asarray(values)
     if dtype == "int8":
@@ -73,7 +73,23 @@ def encode(values, dtype: str) -> np.ndarray:
         return values.astype(np.int8)
     if dtype not in _FLOAT:
         raise ValueError(f"unknown operand format {dtype!r}")
-    return values.astype(np.float64).astype(_FLOAT[dtype]).view(np.uint16)
+    v = values.astype(np.float64)
+    if dtype == "bf16":  # ml_dtypes goes through fp32: avoid double rounding
+        v = _to_f32_round_to_odd(v)
+    return v.astype(_FLOAT[dtype]).view(np.uint16)
+
+
+def _to_f32_round_to_odd(v: np.ndarray) -> np.ndarray:
+    """float64 -> float32 rounded to odd, so a later rounding to a format with
+    at most 22 mantissa bits (bf16) equals one direct rounding of ``v``."""
+    with np.errstate(over="ignore"):
+        f = v.astype(np.float32)
+    bits = f.view(np.uint32).copy()
+    inexact = f.astype(np.float64) != v
+    away = inexact & (np.abs(f.astype(np.float64)) > np.abs(v))
+    bits[away] -= 1  # truncate towards zero (sign-magnitude bits)
+    bits[inexact] |= 1
+    return bits.view(np.float32)
 
 
 def decode(bits, dtype: str) -> np.ndarray:
@@ -301,7 +317,9 @@ def compressed_gemm_golden(params: FocusParams, grid=(2, 3, 4), n: int = 8,
             for k in ks:
                 p = p + x[unique, k, None] * w[None, k, :]
             members = np.flatnonzero(~zero[:, j])
-            slot = np.searchsorted(unique, root[members, j])
+            slot = np.minimum(np.searchsorted(unique, root[members, j]), len(unique) - 1)
+            if not np.array_equal(unique[slot], root[members, j]):
+                raise RuntimeError(f"SIC root of a chunk-{j} vector is not a unique vector")
             out[members] = out[members] + p[slot]
             counts.append(len(unique))
             uniques.append(unique)

@@ -83,12 +83,38 @@ def _as_tokens(x, grid) -> tuple[torch.Tensor, tuple[int, int, int]]:
     return x, grid
 
 
-def _token_nonzero(x: torch.Tensor, step: int) -> torch.Tensor:
-    """(T,) bool: token has at least one non-zero element."""
-    nz = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
-    for f0 in range(0, x.shape[1], step):
-        nz |= (x[:, f0:f0 + step] != 0).any(dim=1)
-    return nz
+def _vectors(x: torch.Tensor, j0: int, j1: int, vs: int) -> torch.Tensor:
+    """Vector slots j0..j1-1 of every token as fp32 (T, j1-j0, vs).
+
+    The last slot is zero-padded. fp32 input without padding gives a view.
+    """
+    n, d = x.shape
+    c, f0, f1 = j1 - j0, j0 * vs, min(d, j1 * vs)
+    if f1 - f0 == c * vs:
+        return x[:, f0:f1].to(torch.float32).view(n, c, vs)
+    xc = torch.zeros(n, c * vs, dtype=torch.float32, device=x.device)
+    xc[:, :f1 - f0] = x[:, f0:f1]
+    return xc.view(n, c, vs)
+
+
+def _norms(x: torch.Tensor, vs: int, chunk: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per vector: (T, V) bool "not all zero" and fp32 1/norm (0 if norm is 0)."""
+    n, d = x.shape
+    nv = -(-d // vs)
+    nonzero = torch.empty(n, nv, dtype=torch.bool, device=x.device)
+    inv = torch.empty(n, nv, dtype=torch.float32, device=x.device)
+    for j0 in range(0, nv, chunk):
+        j1 = min(nv, j0 + chunk)
+        v = _vectors(x, j0, j1, vs)
+        norm = torch.linalg.vector_norm(v, dim=2)
+        nz = norm > 0
+        # A non-zero vector may still have norm 0 (underflow) or NaN: check those.
+        maybe = (~nz).nonzero(as_tuple=True)
+        if maybe[0].numel():
+            nz[maybe] = (v[maybe] != 0).any(dim=1)
+        nonzero[:, j0:j1] = nz
+        inv[:, j0:j1] = torch.where(norm > 0, 1.0 / norm, 0.0)
+    return nonzero, inv
 
 
 def _offset_validity(grid, offsets, tile, wrap) -> list[torch.Tensor]:
@@ -133,9 +159,12 @@ def similarity_concentrate(x: torch.Tensor, grid: tuple[int, int, int],
     nv = -(-d // vs)
     device = x2.device
 
+    # Per-vector zero flags and inverse norms; cosine = dot * (1/|a|) * (1/|b|),
+    # so equal dot products and norms give bit-equal scores (exact ties).
+    chunk = max(1, _CHUNK_BYTES // (4 * n * vs))
+    nonzero_all, inv_all = _norms(x2, vs, chunk)
     # Tile id of each token: non-zero tokens before it // m_tile.
-    token_nz = _token_nonzero(x2, max(vs, _CHUNK_BYTES // (4 * n) // vs * vs))
-    tile = (torch.cumsum(token_nz, 0) - 1) // params.m_tile
+    tile = (torch.cumsum(nonzero_all.any(dim=1), 0) - 1) // params.m_tile
     offsets = block_offsets(params)
     frames, height, width = grid
     shifts = [df * height * width + dh * width + dw for df, dh, dw in offsets]
@@ -145,25 +174,16 @@ def similarity_concentrate(x: torch.Tensor, grid: tuple[int, int, int],
     # Output buffer: heads were already concatenated into a fresh copy.
     shares = x2.untyped_storage().data_ptr() == x.untyped_storage().data_ptr()
     out = x2.clone() if shares else x2
-    zero = torch.empty(n, nv, dtype=torch.bool, device=device)
     similar = torch.empty(n, nv, dtype=torch.bool, device=device)
     root = torch.empty(n, nv, dtype=torch.int64, device=device)
     t_index = torch.arange(n, device=device)
 
-    chunk = max(1, _CHUNK_BYTES // (4 * n * vs))
     prod = torch.empty(n, chunk, vs, dtype=torch.float32, device=device)
     for j0 in range(0, nv, chunk):
         j1 = min(nv, j0 + chunk)
         c = j1 - j0
-        f0, f1 = j0 * vs, min(d, j1 * vs)
-        xc = torch.zeros(n, c * vs, dtype=torch.float32, device=device)
-        xc[:, :f1 - f0] = x2[:, f0:f1]
-        xc = xc.view(n, c, vs)
-        nonzero = (xc != 0).any(dim=2)
-        # Unit vectors (zero where the norm is 0): cosine = one dot product.
-        norm = torch.linalg.vector_norm(xc, dim=2)
-        inv = torch.where(norm > 0, 1.0 / norm, 0.0)
-        unit = xc * inv[:, :, None]
+        xc = _vectors(x2, j0, j1, vs).contiguous()
+        nonzero, inv = nonzero_all[:, j0:j1], inv_all[:, j0:j1]
 
         # Best candidate per vector; strict '>' keeps the first of equal scores.
         best = torch.full((n, c), -math.inf, dtype=torch.float32, device=device)
@@ -172,13 +192,15 @@ def similarity_concentrate(x: torch.Tensor, grid: tuple[int, int, int],
             if s >= n:
                 continue
             p = prod[:n - s, :c]
-            torch.mul(unit[s:], unit[:n - s], out=p)
-            score = p.sum(dim=2).clamp_(-1.0, 1.0)
+            torch.mul(xc[s:], xc[:n - s], out=p)
+            score = p.sum(dim=2)
+            score *= inv[s:]
+            score *= inv[:n - s]
+            score.clamp_(-1.0, 1.0)
             score.masked_fill_(bad[:, None] | ~nonzero[:n - s], -math.inf)
             better = score > best[s:]
             torch.maximum(best[s:], score, out=best[s:])
             best_shift[s:].masked_fill_(better, s)
-        del unit
 
         sim = nonzero & (best > threshold)
         ptr = torch.where(sim, t_index[:, None] - best_shift, t_index[:, None])
@@ -188,12 +210,12 @@ def similarity_concentrate(x: torch.Tensor, grid: tuple[int, int, int],
             if torch.equal(nxt, ptr):
                 break
             ptr = nxt
-        zero[:, j0:j1] = ~nonzero
         similar[:, j0:j1] = sim
         root[:, j0:j1] = ptr
         if sim.any():
-            _write_group_means(out, xc, ptr, f0, f1)
+            _write_group_means(out, xc, ptr, j0 * vs, min(d, j1 * vs))
 
+    zero = ~nonzero_all
     sparsity = float((zero.sum() + similar.sum()).item()) / (n * nv)
     tokens = out
     if len(shape) == 3:

@@ -108,8 +108,8 @@ class Workload:
         if not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"Workload.seed={self.seed!r}: must be an integer >= 0")
         if self.hidden % self.heads:
-            raise ValueError(f"Workload.hidden={self.hidden} must be a multiple of "
-                             f"heads={self.heads}")
+            raise ValueError(f"Workload.heads={self.heads}: must divide "
+                             f"hidden={self.hidden}")
         if not isinstance(self.noise, (int, float)) or not 0 <= self.noise < 1:
             raise ValueError(f"Workload.noise={self.noise!r}: must lie in [0, 1)")
         if self.dtype not in _DTYPES:

@@ -19,6 +19,7 @@ def atomic_write_bytes(path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())     # mkstemp's 0600 -> a normal file
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -27,3 +28,9 @@ def atomic_write_bytes(path, data: bytes) -> None:
     except BaseException:
         os.unlink(tmp)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

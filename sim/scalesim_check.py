@@ -69,8 +69,15 @@ UseRamulatorTrace : False
 
 
 def scalesim_cycles(shapes, params: FocusParams) -> list[int]:
-    """SCALE-Sim ws compute cycles of each (M, K, N) GEMM (run in a temp dir)."""
-    from scalesim.scale_sim import scalesim
+    """SCALE-Sim ws compute cycles of each (M, K, N) GEMM: the length of its
+    compute unit's demand matrices (one row per cycle, fill/drain included;
+    SCALE-Sim's memory simulation is skipped: buffers never stall here).
+    Config and topology files live in a temporary directory."""
+    from scalesim.compute.operand_matrix import operand_matrix
+    from scalesim.compute.systolic_compute_ws import systolic_compute_ws
+    from scalesim.layout_utils import layouts
+    from scalesim.scale_config import scale_config
+    from scalesim.topology_utils import topologies
 
     with tempfile.TemporaryDirectory(prefix="focus-scalesim-") as tmp:
         tmp = Path(tmp)
@@ -79,13 +86,22 @@ def scalesim_cycles(shapes, params: FocusParams) -> list[int]:
             f"g{i}, {m}, {n}, {k},\n" for i, (m, k, n) in enumerate(shapes)))
         (tmp / "layout.csv").write_text("Layer,\n")
         with contextlib.redirect_stdout(io.StringIO()):
-            s = scalesim(save_disk_space=True, verbose=False, config=str(tmp / "check.cfg"),
-                         topology=str(tmp / "gemm.csv"), layout=str(tmp / "layout.csv"),
-                         input_type_gemm=True)
-            s.run_scale(top_path=str(tmp))
-        rep = pd.read_csv(tmp / "check" / "COMPUTE_REPORT.csv", skipinitialspace=True)
-        col = next(c for c in rep.columns if c.strip().lower().startswith("total cycles"))
-        return [int(x) for x in rep[col]]
+            cfg = scale_config()
+            cfg.read_conf_file(str(tmp / "check.cfg"))
+            topo = topologies()
+            topo.load_arrays(topofile=str(tmp / "gemm.csv"), mnk_inputs=True)
+            lay = layouts()
+            lay.load_arrays(layoutfile=str(tmp / "layout.csv"))
+            out = []
+            for i in range(len(shapes)):
+                op = operand_matrix()
+                op.set_params(config_obj=cfg, topoutil_obj=topo, layoututil_obj=lay, layer_id=i)
+                ws = systolic_compute_ws()
+                ws.set_params(config_obj=cfg, ifmap_op_mat=op.get_ifmap_matrix()[1],
+                              filter_op_mat=op.get_filter_matrix()[1],
+                              ofmap_op_mat=op.get_ofmap_matrix()[1])
+                out.append(max(len(d) for d in ws.get_demand_matrices()))
+    return out
 
 
 def compare(params: FocusParams, shapes=SHAPES) -> pd.DataFrame:

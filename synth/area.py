@@ -26,6 +26,8 @@ from .yosys import read_json, run_yosys
 __all__ = ["FLOWS", "ModuleArea", "FlowResult", "synthesize", "parse_stat"]
 
 FLOWS = ("generic", "ecp5", "ice40")
+#: Cells Yosys keeps for debug information only (hierarchy scopes after flatten).
+_NOT_HARDWARE = {"$scopeinfo"}
 
 
 @dataclass
@@ -85,7 +87,8 @@ def parse_stat(stat: dict, top: str, cmos: dict | None = None) -> dict:
         raise ValueError(f"stat JSON: no module {top!r} (modules: {sorted(raw)[:5]})")
     children = {m: {_name(t): n for t, n in e["num_cells_by_type"].items() if _name(t) in raw}
                 for m, e in raw.items()}
-    own = {m: {t: n for t, n in e["num_cells_by_type"].items() if _name(t) not in raw}
+    own = {m: {t: n for t, n in e["num_cells_by_type"].items()
+               if _name(t) not in raw and t not in _NOT_HARDWARE}
            for m, e in raw.items()}
     # propagate counts in topological order (parents before children)
     topo, state = [], {}
@@ -137,8 +140,17 @@ def _script(flow: str, top: str, source: str) -> list[str]:
                  "dfflegalize -cell $_DFF_P_ 01",
                  "opt_clean",
                  "tee -q -o stat_cmos.json stat -json -tech cmos"]
-    elif flow in ("ecp5", "ice40"):
-        cmds += [f"synth_{flow} -top {top}",
+    elif flow == "ecp5":
+        # synth_ecp5 maps LUTs with ABC9, which trips an internal assertion
+        # (ABC_OPS_REINTEGRATE, rtlil.cc count_id) on the array netlist in
+        # Yosys 0.70: run its steps around the LUT mapping, mapped with ABC.
+        cmds += [f"synth_ecp5 -top {top} -run :map_luts",
+                 "abc -lut 4 -dress",
+                 "clean",
+                 f"synth_ecp5 -top {top} -run map_cells:",
+                 "tee -q -o stat.json stat -json"]
+    elif flow == "ice40":
+        cmds += [f"synth_ice40 -top {top}",
                  "tee -q -o stat.json stat -json"]
     else:
         raise ValueError(f"unknown synthesis flow {flow!r}; expected one of {FLOWS}")

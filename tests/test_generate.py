@@ -26,6 +26,7 @@ def _signature_ports(params, unit):
     for path, member, value in dut.signature.flatten(dut):
         direction = "input" if member.flow.name == "In" else "output"
         ports["__".join(map(str, path))] = (direction, len(Value.cast(value)))
+    dut._MustUse__silence = True   # only its signature is read here
     return ports
 
 

@@ -102,6 +102,16 @@ def test_mac_golden(dtype):
 
 def test_encode_decode():
     assert encode([1.5], "bf16")[0] == 0x3FC0
+    # one rounding from float64 (a detour through fp32 would tie and round to 1.0)
+    assert encode([1 + 2**-8 + 2**-30], "bf16")[0] == 0x3F81
+    assert encode([-(1 + 2**-8 + 2**-30)], "bf16")[0] == 0xBF81
+    assert encode([1 + 2**-8], "bf16")[0] == 0x3F80  # exact tie: to even
+    assert encode([1 + 3 * 2**-8], "bf16")[0] == 0x3F82
+    assert encode([1e39, -1e39], "bf16").tolist() == [0x7F80, 0xFF80]
+    # on fp32-exact values a single rounding is what torch does
+    vals = (np.random.default_rng(0).standard_normal(1000) * 1e3).astype(np.float32)
+    want = torch_bf16_bits(vals.astype(np.float64))
+    np.testing.assert_array_equal(encode(vals, "bf16"), want)
     assert encode([1.5], "fp16")[0] == 0x3E00
     assert encode([-0.0], "fp16")[0] == 0x8000
     assert encode([2**-24], "fp16")[0] == 0x0001
@@ -109,6 +119,13 @@ def test_encode_decode():
     np.testing.assert_array_equal(decode(np.array([-128, 5], np.int8), "int8"), [-128, 5])
     with pytest.raises(ValueError, match="int8"):
         encode([200], "int8")
+
+
+def torch_bf16_bits(vals):
+    """Independent bf16 rounding of fp32-exact values via torch."""
+    import torch
+    t = torch.tensor(vals.astype(np.float32)).to(torch.bfloat16)
+    return t.view(torch.int16).numpy().view(np.uint16)
 
 
 def _cos(u, v):

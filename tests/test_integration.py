@@ -170,7 +170,7 @@ def test_trace_matches_independent_sic():
         present = state.layer_present[i]
         after = alive_before if i != 1 else state.alive
         cos, sin = captured[(i, "rope")]
-        q = captured[(i, "q_out")][None]
+        q = captured[(i, "q_out")]
         q = q.view(1, q.shape[1], heads, -1).transpose(1, 2)
         query, _ = apply_rotary_pos_emb(q, q, cos, sin)
         inputs_by_site = {"q_proj": (captured[(i, "q_proj")], alive_before),

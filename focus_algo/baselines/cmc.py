@@ -54,13 +54,14 @@ def cmc_concentrate(x: torch.Tensor, grid, threshold: float, *,
     root = torch.arange(x2.shape[0], device=x2.device)
     ref = torch.full((patches,), -1, dtype=torch.int64, device=x2.device)
     pos = torch.arange(patches, device=x2.device)
+    flat = xf.reshape(frames * patches, -1)
+    l1 = flat.abs().sum(1).clamp(min=torch.finfo(torch.float32).tiny)  # never 0 for a reference
     for f in range(frames):
-        cur = xf[f]
         idx = f * patches + pos
         nonzero = ~zero[idx]
         has_ref = ref >= 0
-        refx = xf.reshape(-1, xf.shape[-1])[ref.clamp(min=0)]
-        residual = (cur - refx).abs().sum(1) / refx.abs().sum(1).clamp(min=torch.finfo(torch.float32).tiny)
+        src = ref.clamp(min=0)
+        residual = (xf[f] - flat[src]).abs_().sum(1) / l1[src]
         reuse = has_ref & nonzero & (residual < threshold)
         root[idx] = torch.where(reuse, ref, idx)
         ref = torch.where(nonzero & ~reuse, idx, ref)

@@ -117,6 +117,7 @@ class FocusHandle:
             for module, key in ((attn.k_proj, "attn"), (attn.v_proj, "attn"),
                                 (mlp.up_proj, "mlp")):
                 add(module.register_forward_pre_hook(functools.partial(self._on_shared, i, key)))
+            add(attn.register_forward_hook(functools.partial(self._on_attention_done, i)))
             ATTENTION_CALLBACKS[attn] = functools.partial(self._on_attention, i)
             self._attn_modules.append(attn)
 
@@ -221,7 +222,13 @@ class FocusHandle:
         score = importance(probs, visual=slice(0, len(rows)), text=slice(0, len(text)))
         k = keep_count(self.sec[i], state.num_visual, len(rows))
         state.importance[i] = score.detach().float().cpu()
-        state.keep(select_tokens(score, k))
+        state.selected = select_tokens(score, k)
+
+    def _on_attention_done(self, i, module, args, output):
+        """End of the attention block (after o_proj): SEC's choice takes effect."""
+        if self.state is not None and self.state.selected is not None:
+            self.state.keep(self.state.selected)
+            self.state.selected = None
 
     # -- results -------------------------------------------------------------------
     def report(self) -> pd.DataFrame:

@@ -38,6 +38,8 @@ class TokenState:
         self.kept: dict[int, int] = {}
         #: SEC layer -> importance of the visual tokens alive before it.
         self.importance: dict[int, torch.Tensor] = {}
+        #: SEC's choice (indices among the alive tokens), applied after the attention block.
+        self.selected: torch.Tensor | None = None
 
     @property
     def num_visual(self) -> int:

@@ -1,0 +1,134 @@
+"""``focus eval``: multiple-choice accuracy of dense / Focus / CMC / AdapTiV.
+
+Example::
+
+    focus eval --checkpoint ckpt/ --dataset mvbench.jsonl --out runs/mvb \\
+        --methods dense,focus,cmc,adaptiv --frames 32 \\
+        --focus-config focus_config.csv --baseline-config reference/algorithm \\
+        --model-name llava_onevision --dataset-name mvbench
+
+Multi-GPU: ``accelerate launch -m focus_algo eval ...`` shards the samples.
+See :mod:`focus_algo.eval.dataset` for the JSONL format and
+:mod:`focus_algo.eval.runner` for the outputs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import torch
+
+from focus_hw.params import FocusParams
+
+from .dataset import DatasetError, load_dataset
+from .runner import METHODS, CheckpointError, MethodSpec, load_checkpoint, run_eval
+
+__all__ = ["eval_command"]
+
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def _methods(text: str) -> list[str]:
+    names = [m.strip() for m in text.split(",") if m.strip()]
+    bad = [m for m in names if m not in METHODS]
+    if bad or not names:
+        raise click.BadParameter(f"{text!r}: choose from {', '.join(METHODS)} (comma-separated)",
+                                 param_hint="--methods")
+    if len(set(names)) != len(names):
+        raise click.BadParameter(f"{text!r} repeats a method", param_hint="--methods")
+    return names
+
+
+def _focus_params(params_file, focus_config, model_name, dataset_name) -> FocusParams:
+    if params_file and focus_config:
+        raise click.UsageError("give either --params or --focus-config, not both")
+    try:
+        if params_file:
+            return FocusParams.load(params_file)
+        if focus_config:
+            from focus_algo.sec import params_from_focus_config
+            return params_from_focus_config(focus_config, model_name, dataset_name)
+    except (OSError, ValueError, TypeError) as e:
+        raise click.ClickException(f"Focus parameters: {e}") from None
+    return FocusParams()
+
+
+def _baseline_thresholds(method, config_dir, model_name, dataset_name, explicit):
+    """(threshold, query threshold) of a baseline: explicit options win over
+    ``--baseline-config``."""
+    from focus_algo.baselines import adaptiv_threshold, cmc_thresholds
+    linear, query = explicit
+    if config_dir is not None:
+        try:
+            if method == "cmc":
+                th = cmc_thresholds(model_name, dataset_name, csv_dir=config_dir)
+                linear = th.linear if linear is None else linear
+                query = th.query if query is None else query
+            elif linear is None:
+                linear = adaptiv_threshold(model_name, dataset_name, csv_dir=config_dir)
+        except (OSError, ValueError) as e:
+            raise click.ClickException(f"baseline config: {e}") from None
+    if linear is None:
+        raise click.UsageError(f"method {method!r} needs --baseline-config DIR or "
+                               f"--{method}-threshold")
+    return linear, query
+
+
+@click.command("eval")
+@click.option("--checkpoint", required=True, type=click.Path(path_type=Path),
+              help="Local model folder (config.json, weights, processor files).")
+@click.option("--dataset", required=True, type=click.Path(path_type=Path),
+              help="JSONL dataset (see focus_algo.eval.dataset).")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Output folder (samples.csv, summary.csv/.json/.png); reruns resume.")
+@click.option("--methods", default=",".join(METHODS), show_default=True,
+              help="Comma-separated methods to run.")
+@click.option("--limit", type=click.IntRange(min=1), help="Only the first N samples.")
+@click.option("--frames", type=click.IntRange(min=1),
+              help="Video frames sampled uniformly per clip (default: all).")
+@click.option("--params", "params_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="FocusParams file (.json/.toml) for focus (and the baselines' vector size).")
+@click.option("--focus-config", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="focus_config.csv: SEC layers/ratios and threshold for --model-name/--dataset-name.")
+@click.option("--baseline-config", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Folder with cmc_config.csv and adaptiv_config.csv.")
+@click.option("--model-name", default="default", show_default=True,
+              help="Row key of the config CSVs (e.g. llava_onevision).")
+@click.option("--dataset-name", default="", help="Row key of the config CSVs (e.g. mvbench).")
+@click.option("--cmc-threshold", type=float, help="CMC relative-SAD threshold (linear inputs).")
+@click.option("--cmc-query-threshold", type=float, help="CMC threshold of the attention query.")
+@click.option("--adaptiv-threshold", type=float, help="AdapTiV sign-similarity threshold.")
+@click.option("--dtype", type=click.Choice(["auto", *_DTYPES]), default="auto", show_default=True,
+              help="Model dtype (auto: bfloat16 on GPU, float32 on CPU).")
+def eval_command(checkpoint, dataset, out, methods, limit, frames, params_file, focus_config,
+                 baseline_config, model_name, dataset_name, cmc_threshold, cmc_query_threshold,
+                 adaptiv_threshold, dtype):
+    """Score multiple-choice samples with each method (next-token logits of the
+    option letters after the prompt) and write per-sample and summary results."""
+    names = _methods(methods)
+    params = _focus_params(params_file, focus_config, model_name, dataset_name)
+    explicit = {"cmc": (cmc_threshold, cmc_query_threshold), "adaptiv": (adaptiv_threshold, None)}
+    specs = []
+    for name in names:
+        if name == "dense":
+            specs.append(MethodSpec("dense"))
+        elif name == "focus":
+            specs.append(MethodSpec("focus", params, sec=True))
+        else:
+            th, qth = _baseline_thresholds(name, baseline_config, model_name, dataset_name,
+                                           explicit[name])
+            specs.append(MethodSpec(name, params, sec=False, threshold=th, query_threshold=qth))
+    try:
+        samples = load_dataset(dataset)
+    except DatasetError as e:
+        raise click.ClickException(str(e)) from None
+    samples = samples[:limit] if limit else samples
+    if dtype == "auto":
+        dtype = "bfloat16" if torch.cuda.is_available() else "float32"
+    try:
+        model, processor = load_checkpoint(checkpoint, dtype=_DTYPES[dtype])
+        summary = run_eval(model, processor, samples, specs, out, frames=frames)
+    except (CheckpointError, ValueError) as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(summary.to_string(index=False))

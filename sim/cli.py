@@ -1,0 +1,140 @@
+"""``focus-sim``: the performance model from the command line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import pandas as pd
+from tqdm import tqdm
+
+from focus_hw import FocusParams
+
+from . import dse, reproduce as rep
+from .model import MACHINES, simulate
+from .sparsity import baseline_sparsity, focus_target
+from .workload import WorkloadError, from_config, paper_workload, paper_workloads, qwen2_7b
+
+
+@click.group()
+def main():
+    """Analytic performance model of the Focus accelerator and its rivals."""
+
+
+def _load_params(path):
+    try:
+        return FocusParams.load(path) if path else None
+    except (OSError, ValueError) as e:
+        raise click.BadParameter(str(e), param_hint="--params") from e
+
+
+def _workload(name, tokens, config, frames):
+    try:
+        if config:
+            if not tokens:
+                raise click.UsageError("--config needs --tokens")
+            return from_config(config, tokens, frames)
+        if tokens:
+            return qwen2_7b(tokens, frames)
+        model, _, dataset = name.partition("/")
+        return paper_workload(model, dataset)
+    except WorkloadError as e:
+        raise click.ClickException(str(e)) from e
+
+
+@main.command()
+@click.option("--workload", "name", default="llava_vid/videomme", show_default=True,
+              help="model/dataset of meta_data.csv")
+@click.option("--tokens", type=int, help="Qwen2-7B (or --config) on this many visual tokens")
+@click.option("--frames", type=int, default=1, show_default=True)
+@click.option("--config", type=click.Path(exists=True, dir_okay=False),
+              help="transformers config.json of the decoder")
+@click.option("--machine", type=click.Choice(MACHINES), default="focus", show_default=True)
+@click.option("--sparsity", type=float,
+              help="focus: target SIC sparsity (default: the paper's figure); "
+                   "cmc/adaptiv: token sparsity (default: the paper's table)")
+@click.option("--trace", type=click.Path(exists=True, dir_okay=False),
+              help="focus: a recorded SparseTrace file")
+@click.option("--params", "params_path", type=click.Path(exists=True, dir_okay=False),
+              help="FocusParams .json/.toml (default: the paper's, SEC from focus_config.csv)")
+@click.option("--tile-mode", type=click.Choice(["stream", "tile"]), default="stream",
+              show_default=True)
+@click.option("--csv", "csv_out", type=click.Path(dir_okay=False), help="write per-GEMM rows")
+def run(name, tokens, frames, config, machine, sparsity, trace, params_path, tile_mode, csv_out):
+    """Simulate one workload on one machine and print a summary."""
+    w = _workload(name, tokens, config, frames)
+    params = _load_params(params_path) or rep.paper_params(w.model, w.dataset)
+    sp = sparsity
+    try:
+        if trace:
+            if machine != "focus":
+                raise click.UsageError("--trace is for --machine focus")
+            from focus_algo.trace import SparseTrace
+            sp = SparseTrace.load(trace)
+        elif sp is None and machine == "focus":
+            if not w.model:
+                raise click.UsageError("--machine focus needs --sparsity or --trace here")
+            sp = focus_target(w.model, w.dataset)
+        elif sp is None and machine in ("cmc", "adaptiv"):
+            if not w.model:
+                raise click.UsageError(f"--machine {machine} needs --sparsity here")
+            sp = baseline_sparsity(machine, w.model, w.dataset)
+        res = simulate(w, params, machine, sp, tile_mode=tile_mode)
+    except ValueError as e:
+        raise click.ClickException(str(e)) from e
+    click.echo(res.summary())
+    per = res.gemms.groupby("gemm", sort=False)[
+        ["cycles", "stall_cycles", "macs", "dram_bytes", "energy_mj"]].sum()
+    click.echo(per.to_string(float_format=lambda x: f"{x:.4g}"))
+    if csv_out:
+        from focus_hw.fileio import atomic_write_text
+        atomic_write_text(Path(csv_out), res.gemms.to_csv(index=False))
+
+
+@main.command()
+@click.option("--out", type=click.Path(file_okay=False), required=True)
+def reproduce(out):
+    """Paper's main comparison: 9 video workloads x dense/adaptiv/cmc/focus."""
+    out = Path(out)
+    with tqdm(total=len(rep.VIDEO_WORKLOADS) * len(rep.ACCELERATORS),
+              desc="reproduce") as bar:
+        df = rep.reproduce(progress=bar)
+    rep.write(df, out)
+    sp = rep.speedup_table(df)
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        click.echo(sp[["model", "dataset", "vs_dense_ours", "vs_dense_paper", "err_vs_dense",
+                       "vs_best_ours", "vs_best_paper", "err_vs_best"]].to_string(
+            index=False, float_format=lambda x: f"{x:.3f}"))
+    click.echo(f"wrote {out / 'reproduce.csv'} and {out / 'reproduce.png'}")
+
+
+@main.command()
+@click.option("--out", type=click.Path(file_okay=False), required=True)
+@click.option("--workload", "name", default="llava_vid/videomme", show_default=True)
+@click.option("--quick", is_flag=True, help="a small grid (CI smoke run)")
+def sweep(out, name, quick):
+    """DSE over m_tile, vector size, block, num_scatter and array size."""
+    out = Path(out)
+    w = _workload(name, None, None, 1)
+    base = rep.paper_params(w.model, w.dataset)
+    grid = dse.QUICK_GRID if quick else dse.GRID
+    n = 1
+    for v in grid.values():
+        n *= len(v)
+    with tqdm(total=n, desc="sweep") as bar:
+        df = dse.sweep(w, base, focus_target(w.model, w.dataset), grid, progress=bar)
+    paper_area = dse.area_mm2(base)
+    best = dse.write(df, paper_area, out)
+    click.echo(f"paper configuration: area {paper_area:.3f} mm^2")
+    click.echo(f"best point within it: m_tile={best.m_tile} vector={best.vector_size} "
+               f"block={best.block} num_scatter={best.num_scatter} "
+               f"array={best.rows}x{best.cols}, area {best.area_mm2:.3f} mm^2, "
+               f"{best.speedup_vs_paper:.3f}x over the paper configuration")
+    click.echo(f"wrote {out / 'sweep.csv'} and {out / 'sweep.png'}")
+
+
+@main.command(name="workloads")
+def list_workloads():
+    """List the paper's workloads (meta_data.csv)."""
+    for w in paper_workloads():
+        click.echo(f"{w.name}: T={w.tokens} ({w.frames} frames x {w.width} patches)")

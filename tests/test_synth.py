@@ -1,0 +1,250 @@
+"""Yosys flow: stat parsing, module deduplication, composed-vs-flat area,
+the result cache, reports and the ``focus-hw synth`` command."""
+
+import json
+
+import pandas as pd
+import pytest
+from amaranth.back import rtlil
+from amaranth.hdl import Module
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+from click.testing import CliRunner
+
+from focus_hw import FocusParams
+from focus_hw.cli import main
+from focus_hw.generate import convert_rtlil
+from synth import ResultCache, area_report, dedup_rtlil, synthesize
+from synth.area import parse_stat
+from synth.dedup import module_label, parse_rtlil
+
+INT8_4x4 = FocusParams(rows=4, cols=4, dtype="int8")
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    """A result cache shared by this file's tests (via $FOCUS_HW_CACHE), so
+    the composed 4x4 array is synthesized once."""
+    root = tmp_path_factory.mktemp("cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FOCUS_HW_CACHE", str(root))
+        yield root
+
+
+# -- stat JSON parsing ----------------------------------------------------------------
+
+def _entry(cells: dict, transistors=None):
+    e = {"num_cells": sum(n for t, n in cells.items()), "num_cells_by_type": cells}
+    if transistors is not None:
+        e["estimated_num_transistors"] = transistors
+    return e
+
+
+def test_parse_stat_weights_modules_by_instances():
+    stat = {"modules": {
+        "\\top": _entry({"$_DFF_P_": 10, "\\row": 3, "\\pe": 1}),
+        "\\row": _entry({"$_AND_": 2, "\\pe": 4}),
+        "\\pe": _entry({"$_XOR_": 5, "$_AND_": 1}),
+    }}
+    cmos = {"modules": {            # Yosys' cmos numbers are hierarchical
+        "\\top": _entry({}, str(100 + 3 * (20 + 4 * 30) + 30)),
+        "\\row": _entry({}, str(20 + 4 * 30)),
+        "\\pe": _entry({}, "30+"),
+    }}
+    parsed = parse_stat(stat, "top", cmos)
+    mods = {m.module: m for m in parsed["modules"]}
+    assert {m: mods[m].instances for m in mods} == {"top": 1, "row": 3, "pe": 13}
+    assert (mods["top"].cells, mods["row"].cells, mods["pe"].cells) == (10, 2, 6)
+    assert {m: mods[m].transistors for m in mods} == {"top": 100, "row": 20, "pe": 30}
+    assert parsed["cells_by_type"] == {"$_AND_": 3 * 2 + 13 * 1, "$_DFF_P_": 10, "$_XOR_": 13 * 5}
+    assert parsed["total_cells"] == 10 + 3 * 2 + 13 * 6
+    assert parsed["total_transistors"] == 100 + 3 * 20 + 13 * 30
+    assert parsed["transistors_complete"] is False      # "30+": a cell without a cost
+    with pytest.raises(ValueError, match="no module"):
+        parse_stat(stat, "nope")
+
+
+# -- deduplication --------------------------------------------------------------------
+
+class _Leaf(wiring.Component):
+    a: In(8)
+    y: Out(8)
+
+    def __init__(self, k):
+        self.k = k
+        super().__init__()
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.sync += self.y.eq(self.a + self.k)
+        return m
+
+
+class _Toy(wiring.Component):
+    a: In(8)
+    y: Out(8)
+
+    def elaborate(self, platform):
+        m = Module()
+        prev = self.a
+        for i, k in enumerate([1, 1, 2, 1]):         # three identical leaves, one different
+            m.submodules[f"leaf_{i}"] = leaf = _Leaf(k)
+            m.d.comb += leaf.a.eq(prev)
+            prev = leaf.y
+        m.d.comb += self.y.eq(prev)
+        return m
+
+
+def test_dedup_merges_identical_modules_only():
+    text = rtlil.convert(_Toy(), name="toy", emit_src=False)
+    assert set(parse_rtlil(text)) == {"toy"} | {f"toy.leaf_{i}" for i in range(4)}
+    merged, mapping = dedup_rtlil(text, "toy")
+    assert mapping == {"toy": "toy", "toy.leaf_0": "toy.leaf_0", "toy.leaf_1": "toy.leaf_0",
+                       "toy.leaf_2": "toy.leaf_2", "toy.leaf_3": "toy.leaf_0"}
+    modules = parse_rtlil(merged)
+    assert set(modules) == {"toy", "toy.leaf_0", "toy.leaf_2"}
+    cells = [line.split()[1] for line in modules["toy"].body if line.strip().startswith("cell \\toy.")]
+    assert sorted(cells) == ["\\toy.leaf_0"] * 3 + ["\\toy.leaf_2"]
+    assert any("keep_hierarchy" in line for line in modules["toy.leaf_0"].head)
+    _, unmerged = dedup_rtlil(text, "toy", merge=False)
+    assert all(k == v for k, v in unmerged.items())
+
+
+def test_module_label():
+    assert module_label("focus_array.pe_3_12.mac", "focus_array") == "pe.mac"
+    assert module_label("focus_array", "focus_array") == "focus_array"
+
+
+# -- synthesis ------------------------------------------------------------------------
+
+def test_toy_synthesis_counts_each_instance(tmp_path):
+    """4 leaves of 8 flip-flops each: the composed netlist counts 32 DFFs."""
+    text = rtlil.convert(_Toy(), name="toy", emit_src=False)
+    merged, _ = dedup_rtlil(text, "toy")
+    (tmp_path / "d.il").write_text(merged)
+    result = synthesize("d.il", "toy", tmp_path)
+    mods = {m.module: m for m in result.modules}
+    assert mods["toy.leaf_0"].instances == 3 and mods["toy.leaf_2"].instances == 1
+    ffs = sum(n for t, n in result.cells_by_type.items() if "DFF" in t)
+    assert ffs == 4 * 8
+    stat = json.loads((tmp_path / "stat.json").read_text())
+    assert stat["modules"]["\\toy.leaf_0"]["num_cells"] == mods["toy.leaf_0"].cells
+
+
+def test_area_report_numbers_come_from_stat_json(tmp_path, cache):
+    out = tmp_path / "rep"
+    report = area_report(FocusParams(dtype="int8", mac_pipeline=1), "mac", fpga="ecp5", out_dir=out)
+    stat = json.loads((out / "yosys" / "generic" / "stat.json").read_text())
+    cmos = json.loads((out / "yosys" / "generic" / "stat_cmos.json").read_text())
+    ecp5 = json.loads((out / "yosys" / "ecp5" / "stat.json").read_text())
+    s = report.summary()
+    assert s["cells"] == stat["modules"]["\\focus_mac"]["num_cells"]
+    assert str(s["transistors"]) == str(cmos["modules"]["\\focus_mac"]["estimated_num_transistors"])
+    ecp5_cells = ecp5["modules"]["\\focus_mac"]["num_cells_by_type"]
+    assert s["MULT18X18D"] == ecp5_cells.get("MULT18X18D", 0) == 1      # one 8x8 multiply -> one DSP
+    assert s["TRELLIS_FF"] == ecp5_cells["TRELLIS_FF"] == 16 + 32       # product + acc pipeline registers
+    assert report.flows["generic"].transistors_complete
+    # saved report files agree with the object
+    saved = json.loads((out / "area.json").read_text())
+    assert saved["summary"] == json.loads(json.dumps(s))
+    csv = pd.read_csv(out / "area.csv")
+    assert set(csv["flow"]) == {"generic", "ecp5"}
+    assert (out / "area.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_ecp5_array_uses_one_dsp_per_pe(cache):
+    report = area_report(FocusParams(rows=2, cols=3, dtype="int8"), "array", fpga="ecp5")
+    assert report.summary()["MULT18X18D"] == 2 * 3
+
+
+def test_composed_area_equals_per_instance_synthesis(tmp_path, cache):
+    """Merging identical PEs changes nothing: the composed numbers equal a
+    synthesis in which every PE instance is its own module."""
+    params = FocusParams(rows=3, cols=3, dtype="int8")
+    composed = area_report(params, "array").flows["generic"]
+    top = "focus_array"
+    unmerged, _ = dedup_rtlil(convert_rtlil(params, "array"), top, merge=False)
+    (tmp_path / "u.il").write_text(unmerged)
+    separate = synthesize("u.il", top, tmp_path)
+    assert sum(m.instances for m in composed.modules if m.label == "pe") == 9
+    assert len(composed.modules) < 1 + 9 and len(separate.modules) == 1 + 9
+    assert composed.total_cells == separate.total_cells
+    assert composed.cells_by_type == separate.cells_by_type
+    assert composed.total_transistors == separate.total_transistors
+
+
+def _composed_vs_flat(params):
+    composed = area_report(params, "array").summary()
+    flat = area_report(params, "array", flat=True).summary()
+    return composed, flat
+
+
+def test_composed_vs_flat_int8(cache):
+    """int8: flattening lets Yosys see across PE boundaries that the upper
+    bits of the int32 partial sums are copies of the sign bit in the top
+    rows (row k sums at most 16 + k significant bits) and share those
+    flip-flops and adder bits, which a per-PE synthesis cannot. The composed
+    number is therefore an upper bound, within 40% of flat at 4x4."""
+    composed, flat = _composed_vs_flat(INT8_4x4)
+    for key in ("cells", "transistors"):
+        assert flat[key] <= composed[key] <= 1.4 * flat[key], (key, composed[key], flat[key])
+
+
+@pytest.mark.slow
+def test_composed_vs_flat_fp16(cache):
+    """fp16: no such cross-PE structure; composed within 5% of flat."""
+    composed, flat = _composed_vs_flat(FocusParams(rows=4, cols=4, dtype="fp16"))
+    for key in ("cells", "transistors"):
+        assert abs(composed[key] - flat[key]) <= 0.05 * flat[key], (key, composed[key], flat[key])
+
+
+# -- cache ----------------------------------------------------------------------------
+
+def test_cache_hit_and_corruption(tmp_path):
+    params, cache = FocusParams(dtype="int8"), tmp_path / "c"
+    first = area_report(params, "mac", cache_dir=cache)
+    assert first.cached == {"generic": False}
+    files = list((cache / "area").glob("*.json"))
+    assert len(files) == 1
+    second = area_report(params, "mac", cache_dir=cache)
+    assert second.cached == {"generic": True}
+    assert second.flows["generic"] == first.flows["generic"]
+    # a tampered entry fails its checksum and is recomputed
+    entry = json.loads(files[0].read_text())
+    entry["result"]["total_cells"] += 1
+    files[0].write_text(json.dumps(entry))
+    assert ResultCache(cache).get(entry["key"]) is None
+    third = area_report(params, "mac", cache_dir=cache)
+    assert third.cached == {"generic": False}
+    assert third.summary()["cells"] == first.summary()["cells"]
+    files[0].write_text("{truncated")
+    assert area_report(params, "mac", cache_dir=cache).cached == {"generic": False}
+    # a different design point is a different entry
+    area_report(params.replace(mac_pipeline=1), "mac", cache_dir=cache)
+    assert len(list((cache / "area").glob("*.json"))) == 2
+
+
+def test_cache_dir_from_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("FOCUS_HW_CACHE", str(tmp_path / "env"))
+    assert ResultCache().root == tmp_path / "env"
+
+
+def test_bad_flow_is_rejected():
+    with pytest.raises(ValueError, match="FPGA flow"):
+        area_report(FocusParams(dtype="int8"), "mac", fpga="xilinx")
+
+
+# -- CLI ------------------------------------------------------------------------------
+
+def test_cli_synth(tmp_path, cache):
+    runner = CliRunner()
+    out = tmp_path / "rep"
+    res = runner.invoke(main, ["synth", "--unit", "pe", "--dtype", "int8", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.output[:res.output.rindex("}") + 1])
+    saved = json.loads((out / "area.json").read_text())
+    assert summary == saved["summary"] and summary["cells"] > 0
+    res = runner.invoke(main, ["synth", "--unit", "pe", "--fpga", "vivado"])
+    assert res.exit_code == 2 and "vivado" in res.output
+    res = runner.invoke(main, ["synth", "--unit", "pe", "--rows", "-3"])
+    assert res.exit_code == 2 and "rows" in res.output
