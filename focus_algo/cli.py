@@ -174,3 +174,11 @@ def golden(params_file, seed, out_dir):
     params = _load_params(params_file, {})
     index = write_golden(out_dir, params, seed=seed)
     click.echo(f"wrote {', '.join(index['files'])}, index.json to {out_dir}")
+
+
+def _register_eval():
+    from .eval.cli import eval_command
+    main.add_command(eval_command, name="eval")
+
+
+_register_eval()

@@ -8,6 +8,15 @@ earlier tokens of its spatio-temporal window; if the best score is strictly
 above ``params.threshold`` it points to that candidate. Pointers are followed
 to their root and each group is replaced by the fp32 mean of its members.
 
+Where SPEC 2.2 is silent, this reference decides:
+
+* a vector is zero when all its elements compare equal to 0 (-0.0 included);
+  zero vectors are never similar, never candidates, and their own roots;
+* scores are clamped to [-1, 1] and compared with the threshold in fp32, so
+  ``threshold=1.0`` never merges (not even identical vectors);
+* a non-zero vector whose fp32 norm is 0 (underflow) scores 0; NaN scores
+  never win and never pass the threshold.
+
 The kernel works slot-chunk by slot-chunk and loops over the few candidate
 offsets, so its working memory is a small multiple of one chunk rather than
 (candidates x T x D).
@@ -32,8 +41,11 @@ _CHUNK_BYTES = 32 << 20
 class SICResult:
     """Outcome of SIC on one GEMM input.
 
-    ``tokens`` has the shape and dtype of the input; ``zero``, ``similar``
-    and ``root`` are (T, V) with V = ceil(D / vector_size).
+    ``tokens`` has the shape and dtype of the input, every group replaced by
+    its mean; ``zero`` (all-zero vectors), ``similar`` (vectors merged into
+    an earlier one) and ``root`` (token index of each vector's group root,
+    its own index for roots, zero and unique vectors) are (T, V) with
+    V = ceil(D / vector_size). ``sparsity = (zero + similar) / (T * V)``.
     """
 
     tokens: torch.Tensor
@@ -80,65 +92,43 @@ def _as_tokens(x, grid) -> tuple[torch.Tensor, tuple[int, int, int]]:
         raise ValueError(f"x has no features (shape {tuple(x.shape)})")
     if x.ndim == 3:
         x = x.permute(1, 0, 2).reshape(tokens, -1)
-    return x, grid
+    return x.contiguous(), grid
 
 
-def _vectors(x: torch.Tensor, j0: int, j1: int, vs: int) -> torch.Tensor:
-    """Vector slots j0..j1-1 of every token as fp32 (T, j1-j0, vs).
-
-    The last slot is zero-padded. fp32 input without padding gives a view.
-    """
+def _load_vectors(x: torch.Tensor, j0: int, j1: int, vs: int,
+                  buf: torch.Tensor) -> torch.Tensor:
+    """Copy vector slots j0..j1-1 of every token into ``buf`` as fp32
+    (T, j1-j0, vs), zero-padding the last slot."""
     n, d = x.shape
     c, f0, f1 = j1 - j0, j0 * vs, min(d, j1 * vs)
-    if f1 - f0 == c * vs:
-        return x[:, f0:f1].to(torch.float32).view(n, c, vs)
-    xc = torch.zeros(n, c * vs, dtype=torch.float32, device=x.device)
+    xc = buf[:n * c * vs].view(n, c * vs)
     xc[:, :f1 - f0] = x[:, f0:f1]
+    xc[:, f1 - f0:] = 0
     return xc.view(n, c, vs)
 
 
-def _norms(x: torch.Tensor, vs: int, chunk: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per vector: (T, V) bool "not all zero" and fp32 1/norm (0 if norm is 0)."""
-    n, d = x.shape
-    nv = -(-d // vs)
-    nonzero = torch.empty(n, nv, dtype=torch.bool, device=x.device)
-    inv = torch.empty(n, nv, dtype=torch.float32, device=x.device)
-    for j0 in range(0, nv, chunk):
-        j1 = min(nv, j0 + chunk)
-        v = _vectors(x, j0, j1, vs)
-        norm = torch.linalg.vector_norm(v, dim=2)
-        nz = norm > 0
-        # A non-zero vector may still have norm 0 (underflow) or NaN: check those.
-        maybe = (~nz).nonzero(as_tuple=True)
-        if maybe[0].numel():
-            nz[maybe] = (v[maybe] != 0).any(dim=1)
-        nonzero[:, j0:j1] = nz
-        inv[:, j0:j1] = torch.where(norm > 0, 1.0 / norm, 0.0)
-    return nonzero, inv
-
-
-def _offset_validity(grid, offsets, tile, wrap) -> list[torch.Tensor]:
-    """Per offset: (T - s,) bool, token t = s.. may compare with t - s.
+def _candidate_offsets(grid, params, tile) -> list[tuple[int, torch.Tensor]]:
+    """(shift s, invalid) per window offset in tie-break order, where
+    ``invalid[t - s]`` says token t may NOT compare with token t - s.
 
     Checks the window edges (sequence start, or row/column/frame edges when
-    ``wrap`` is off) and the M-tile boundary. Tile ids of all-zero tokens
-    do not matter: their vectors are zero, never similar nor candidates.
+    ``block_wrap`` is off) and the M-tile boundary. Tile ids of all-zero
+    tokens do not matter: their vectors are zero, never similar nor candidates.
     """
     frames, height, width = grid
     n = frames * height * width
     t = torch.arange(n, device=tile.device)
     col, row, frame = t % width, (t // width) % height, t // (height * width)
-    valid = []
-    for df, dh, dw in offsets:
+    result = []
+    for df, dh, dw in block_offsets(params):
         s = df * height * width + dh * width + dw
         if s >= n:
-            valid.append(torch.zeros(0, dtype=torch.bool, device=tile.device))
             continue
         ok = tile[s:] == tile[:n - s]
-        if not wrap:
+        if not params.block_wrap:
             ok &= (col[s:] >= dw) & (row[s:] >= dh) & (frame[s:] >= df)
-        valid.append(ok)
-    return valid
+        result.append((s, ~ok))
+    return result
 
 
 def similarity_concentrate(x: torch.Tensor, grid: tuple[int, int, int],
@@ -149,97 +139,103 @@ def similarity_concentrate(x: torch.Tensor, grid: tuple[int, int, int],
     are concatenated along features (and split back in ``tokens``);
     ``grid = (frames, height, width)`` with product T. Settings come from
     ``params`` (vector_size, block_*, block_wrap, threshold, m_tile).
-    The threshold is compared in fp32; scores are clamped to [-1, 1].
+    Raises ValueError for a non-floating dtype, a wrong ndim or a grid that
+    does not match T.
     """
     params = params or FocusParams()
-    shape = x.shape if isinstance(x, torch.Tensor) else None
     x2, grid = _as_tokens(x, grid)
     n, d = x2.shape
     vs = params.vector_size
     nv = -(-d // vs)
     device = x2.device
 
-    # Per-vector zero flags and inverse norms; cosine = dot * (1/|a|) * (1/|b|),
-    # so equal dot products and norms give bit-equal scores (exact ties).
-    chunk = max(1, _CHUNK_BYTES // (4 * n * vs))
-    nonzero_all, inv_all = _norms(x2, vs, chunk)
     # Tile id of each token: non-zero tokens before it // m_tile.
-    tile = (torch.cumsum(nonzero_all.any(dim=1), 0) - 1) // params.m_tile
-    offsets = block_offsets(params)
-    frames, height, width = grid
-    shifts = [df * height * width + dh * width + dw for df, dh, dw in offsets]
-    invalid = [~ok for ok in _offset_validity(grid, offsets, tile, params.block_wrap)]
+    token_nz = x2.any(dim=1)
+    tile = (torch.cumsum(token_nz, 0) - 1) // params.m_tile
+    candidates = _candidate_offsets(grid, params, tile)
     threshold = torch.tensor(params.threshold, dtype=torch.float32)
 
-    # Output buffer: heads were already concatenated into a fresh copy.
+    # Output buffer (no second copy if concatenating heads already made one).
     shares = x2.untyped_storage().data_ptr() == x.untyped_storage().data_ptr()
     out = x2.clone() if shares else x2
+    zero = torch.empty(n, nv, dtype=torch.bool, device=device)
     similar = torch.empty(n, nv, dtype=torch.bool, device=device)
     root = torch.empty(n, nv, dtype=torch.int64, device=device)
-    t_index = torch.arange(n, device=device)
+    t_index = torch.arange(n, device=device)[:, None]
 
-    prod = torch.empty(n, chunk, vs, dtype=torch.float32, device=device)
+    # Work buffers, allocated once (fresh large allocations page-fault).
+    chunk = min(nv, max(1, _CHUNK_BYTES // (4 * n * vs)))
+    xbuf, prodbuf, sumbuf = torch.empty(3, n * chunk * vs, dtype=torch.float32,
+                                        device=device)
     for j0 in range(0, nv, chunk):
         j1 = min(nv, j0 + chunk)
         c = j1 - j0
-        xc = _vectors(x2, j0, j1, vs).contiguous()
-        nonzero, inv = nonzero_all[:, j0:j1], inv_all[:, j0:j1]
+        xc = _load_vectors(x2, j0, j1, vs, xbuf)
+        prod = prodbuf[:n * c * vs].view(n, c, vs)
+        # cosine = dot * (1/|a|) * (1/|b|), taking 1/0 as 0 (score 0); equal
+        # dot products and norms give bit-equal scores (exact ties).
+        norm = torch.linalg.vector_norm(xc, dim=2)
+        inv = torch.where(norm > 0, 1.0 / norm, 0.0)
+        nonzero = norm > 0
+        # Norm 0 (underflow) or NaN in a non-zero token: look at the elements.
+        maybe = (~nonzero & token_nz[:, None]).nonzero(as_tuple=True)
+        if maybe[0].numel():
+            nonzero[maybe] = xc[maybe].any(dim=1)
+        zero_c = ~nonzero
 
         # Best candidate per vector; strict '>' keeps the first of equal scores.
         best = torch.full((n, c), -math.inf, dtype=torch.float32, device=device)
         best_shift = torch.zeros(n, c, dtype=torch.int64, device=device)
-        for s, bad in zip(shifts, invalid):
-            if s >= n:
-                continue
-            p = prod[:n - s, :c]
+        for s, bad in candidates:
+            p = prod[:n - s]
             torch.mul(xc[s:], xc[:n - s], out=p)
             score = p.sum(dim=2)
             score *= inv[s:]
             score *= inv[:n - s]
             score.clamp_(-1.0, 1.0)
-            score.masked_fill_(bad[:, None] | ~nonzero[:n - s], -math.inf)
+            score.masked_fill_(bad[:, None] | zero_c[:n - s], -math.inf)
             better = score > best[s:]
             torch.maximum(best[s:], score, out=best[s:])
             best_shift[s:].masked_fill_(better, s)
 
         sim = nonzero & (best > threshold)
-        ptr = torch.where(sim, t_index[:, None] - best_shift, t_index[:, None])
+        ptr = torch.where(sim, t_index - best_shift, t_index)
         # Pointer jumping: every pointer goes backwards, so this terminates.
         while True:
             nxt = torch.gather(ptr, 0, ptr)
             if torch.equal(nxt, ptr):
                 break
             ptr = nxt
+        zero[:, j0:j1] = zero_c
         similar[:, j0:j1] = sim
         root[:, j0:j1] = ptr
         if sim.any():
-            _write_group_means(out, xc, ptr, j0 * vs, min(d, j1 * vs))
+            sums = sumbuf[:n * c * vs].view(n * c, vs).zero_()
+            _write_group_means(out, xc, ptr, sums, j0 * vs, min(d, j1 * vs))
 
-    zero = ~nonzero_all
     sparsity = float((zero.sum() + similar.sum()).item()) / (n * nv)
     tokens = out
-    if len(shape) == 3:
-        tokens = out.view(n, shape[0], shape[2]).permute(1, 0, 2).contiguous()
+    if x.ndim == 3:
+        tokens = out.view(n, x.shape[0], x.shape[2]).permute(1, 0, 2).contiguous()
     return SICResult(tokens=tokens, zero=zero, similar=similar, root=root,
                      sparsity=sparsity)
 
 
-def _write_group_means(out, xc, root, f0, f1):
+def _write_group_means(out, xc, root, sums, f0, f1):
     """Replace every group of this slot chunk by its fp32 mean (cast back).
 
-    ``root`` is (T, c) token indices, ``xc`` the fp32 chunk (T, c, vs).
+    ``root`` is (T, c) token indices, ``xc`` the fp32 chunk (T, c, vs),
+    ``sums`` a zeroed fp32 (T*c, vs) work buffer.
     Vectors of single-member groups are left untouched (bit-identical).
     """
     n, c, vs = xc.shape
     flat_root = (root * c + torch.arange(c, device=root.device)).view(-1)
     count = torch.bincount(flat_root, minlength=n * c)
-    grouped = count[flat_root] > 1  # members (roots with followers included)
-    members = grouped.nonzero().squeeze(1)
+    sums.index_put_((flat_root,), xc.view(n * c, vs), accumulate=True)
+    sums /= count.clamp(min=1).to(torch.float32)[:, None]  # group means at roots
+    members = (count[flat_root] > 1).nonzero().squeeze(1)  # of groups of 2 or more
     t, j = members // c, members % c
-    groups = flat_root[members]
-    sums = torch.zeros(n * c, vs, dtype=torch.float32, device=xc.device)
-    sums.index_put_((groups,), xc.view(n * c, vs)[members], accumulate=True)
-    mean = sums[groups] / count[groups, None].to(torch.float32)
+    mean = sums[flat_root[members]]
 
     block = out[:, f0:f1]
     if f1 - f0 == c * vs:

@@ -154,7 +154,8 @@ def simulate_tiles(tiles: Sequence[tuple[np.ndarray, np.ndarray]], params: Focus
         cycle = stalls = 0
         while True:
             if cycle > budget + stalls:
-                raise RuntimeError(f"systolic array made no progress for {budget} cycles")
+                raise RuntimeError(f"systolic array did not finish within {budget} cycles "
+                                   f"with out.ready high (deadlock?)")
             ready = ready_at(cycle)
             stalls += not ready
             ctx.set(dut.weight.valid, wi < len(w_beats))

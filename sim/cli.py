@@ -93,12 +93,15 @@ def run(name, tokens, frames, config, machine, sparsity, trace, params_path, til
 
 @main.command()
 @click.option("--out", type=click.Path(file_okay=False), required=True)
-def reproduce(out):
+@click.option("--tile-mode", type=click.Choice(["stream", "tile"]), default="stream",
+              show_default=True, help="stream: RTL back-to-back weight tiles; "
+              "tile: fill/drain per weight tile (per-fold, like SCALE-Sim)")
+def reproduce(out, tile_mode):
     """Paper's main comparison: 9 video workloads x dense/adaptiv/cmc/focus."""
     out = Path(out)
     with tqdm(total=len(rep.VIDEO_WORKLOADS) * len(rep.ACCELERATORS),
               desc="reproduce") as bar:
-        df = rep.reproduce(progress=bar)
+        df = rep.reproduce(progress=bar, tile_mode=tile_mode)
     rep.write(df, out)
     sp = rep.speedup_table(df)
     with pd.option_context("display.width", 200, "display.max_columns", 20):

@@ -7,9 +7,10 @@ Per layer and GEMM (q, k, v, QK^T, SV, o, gate, up, down), per M tile of
 * **compute**: ``ceil(N/cols)`` weight tiles per chunk, each streaming the
   chunk's rows through the array. Weight tiles stream back to back (the
   next tile's weights load while the current one streams, as the RTL does):
-  a tile of ``m`` rows occupies ``max(m, reload_cycles)`` cycles and each
-  (layer, GEMM) stream pays the fill/drain once -- :func:`stream_cycles`,
-  built on ``focus_hw.timing`` (a chunk with no row costs nothing). Focus streams only the unique
+  a tile of ``m`` rows occupies ``max(m, reload_cycles)`` cycles and the
+  last tile of each (layer, GEMM) stream ``tile_cycles(m)`` --
+  :func:`stream_cycles`, built on ``focus_hw.timing`` (a chunk with no row
+  costs nothing). Focus streams only the unique
   vectors of the chunk; CMC/AdapTiV stream the tokens left after their
   token-level merging; dense streams every token.
 * **scatter** (Focus): the accumulators add each unique partial sum into the
@@ -21,11 +22,17 @@ Per layer and GEMM (q, k, v, QK^T, SV, o, gate, up, down), per M tile of
   outputs compressed by the consumer GEMM's SIC (CMC compresses off chip:
   it writes the dense output, reads it back and writes the merged one).
   A tile takes max(compute + stall, DRAM bytes / bytes per cycle) cycles.
-* **SRAM**: reads/writes per buffer of ``params.buffer_bytes`` (see
-  ``_sram``), energy from :mod:`sim.sram`; leakage over the run time.
+* **SRAM**: reads/writes per buffer of ``params.buffer_bytes``: input
+  (DRAM fill, re-streamed per column tile), weight, output (per-chunk
+  read-modify-write, or the scatter's), concentrate_out (unique partial
+  sums), layouter / similarity table (block-window reads) / similarity map
+  (SIC on each produced tile); energy per byte from :mod:`sim.sram`, plus
+  leakage of every buffer the machine has over the run time (the SEC
+  importance buffer's few bytes per token are not counted as traffic).
 * **energy** = DRAM bytes x ``dram_pj_per_byte`` + SRAM + core power x time.
 
-Attention is causal: the M tile ending at surviving token e sees e keys.
+Attention is causal: the M tile ending at surviving token e sees e keys
+(the per-GEMM rows list T as QK^T's N and S x V's K).
 QK^T streams the query (site "query", per head: ``head_dim/rows`` chunks);
 S x V streams the attention probabilities, which Focus does not concentrate
 (only SEC shrinks them); CMC merges them with its attention-score sparsity.
@@ -126,23 +133,22 @@ def stream_cycles(ms, params: FocusParams) -> int:
 
 
 @functools.cache
-def _lut(params: FocusParams, n: int, stream: bool) -> np.ndarray:
-    """Cycles one weight tile of m = 0..n rows adds (0 rows -> 0 cycles):
-    ``max(m, reload_cycles)`` inside a stream, else ``tile_cycles(m)``."""
-    if stream:
-        step = reload_cycles(params)
-        return np.array([0] + [max(m, step) for m in range(1, n + 1)], np.int64)
-    return np.array([0] + [tile_cycles(m, params) for m in range(1, n + 1)], np.int64)
-
-
-@functools.cache
-def _drain(params: FocusParams, stream: bool) -> int:
-    """Cycles a stream adds after issuing its last tile (exact when that tile
-    has at least ``reload_cycles`` rows): ``tile_cycles(m) - m``."""
+def _luts(params: FocusParams, n: int, stream: bool) -> tuple[np.ndarray, np.ndarray]:
+    """For m = 0..n rows (0 rows -> 0 cycles): the cycles a weight tile adds
+    when another tile follows it -- ``max(m, reload_cycles)`` in a stream,
+    else ``tile_cycles(m)`` -- and when it is the last: ``tile_cycles(m)``."""
+    full = np.array([0] + [tile_cycles(m, params) for m in range(1, n + 1)], np.int64)
     if not stream:
-        return 0
-    m = reload_cycles(params)
-    return tile_cycles(m, params) - m
+        return full, full
+    step = reload_cycles(params)
+    return np.array([0] + [max(m, step) for m in range(1, n + 1)], np.int64), full
+
+
+def _last_nonzero(u2d: np.ndarray) -> np.ndarray:
+    """Per row of (L, X): the last non-zero entry (0 if none)."""
+    nz = u2d > 0
+    pos = u2d.shape[1] - 1 - np.argmax(nz[:, ::-1], axis=1)
+    return np.where(nz.any(axis=1), u2d[np.arange(len(u2d)), pos], 0)
 
 
 def _chunk_rows(unique, starts, params):
@@ -169,20 +175,24 @@ def _ceil_div(a, b):
 
 
 def simulate(workload: Workload, params: FocusParams, machine: str, sparsity=None,
-             tech=None, tile_mode: str = "stream") -> Result:
+             tech=None, tile_mode: str = "stream", compare: bool = True) -> Result:
     """Run ``workload`` on ``machine`` (see :data:`MACHINES`, :func:`resolve_counts`).
 
     ``tile_mode``: "stream" (default) -- weight tiles back to back as the RTL
     runs them (:func:`stream_cycles`); "tile" -- every weight tile pays its
     own fill and drain (``tile_cycles``), as a per-fold simulator such as
     the paper artifact's SCALE-Sim counts. ``tech``: a :mod:`sim.tech` table
-    (default :class:`~sim.tech.PaperTech`).
+    (default :class:`~sim.tech.PaperTech`). ``compare``: also run dense for
+    the ``speedup`` / ``energy_reduction`` totals (NaN otherwise).
     """
     if tile_mode not in ("stream", "tile"):
         raise ValueError(f"tile_mode={tile_mode!r}: must be 'stream' or 'tile'")
     counts = resolve_counts(workload, params, machine, sparsity)
     tech = tech or _PAPER
     res = _run(workload, params, machine, counts, tech, tile_mode)
+    if not compare:
+        res.totals["speedup"] = res.totals["energy_reduction"] = float("nan")
+        return res
     if machine == "dense":
         base = res.totals
     else:
@@ -204,8 +214,7 @@ def _run(workload, params, machine, counts, tech, tile_mode) -> Result:
     ob, ab = p.operand_bytes, p.acc_bytes
     idx_b = max(1, math.ceil(math.log2(p.m_tile + 1) / 8))
     window = p.block_frames * p.block_height * p.block_width - 1
-    stream = tile_mode == "stream"
-    lut, drain = _lut(p, p.m_tile, stream), _drain(p, stream)
+    lut, lut_last = _luts(p, p.m_tile, tile_mode == "stream")
     frac = {s: _consumer_fraction(counts, s, L)[:, None]
             for s in ("query", "o_proj", "gate_proj", "down_proj", "q_proj")}
     next_q = np.vstack([frac["q_proj"][1:], np.ones((1, 1))])  # next layer's input
@@ -213,11 +222,15 @@ def _run(workload, params, machine, counts, tech, tile_mode) -> Result:
     cmc = machine == "cmc"
     frames = []
 
-    def emit(gemm, site, K, N, nz, compute, macs, d_in, in_reads, w_bytes,
+    def emit(gemm, site, K, N, nz, compute, m_last, macs, d_in, in_reads, w_bytes,
              scat_ops, acc_bytes, out_elems, out_frac, sic_out):
-        """One GEMM from (L, NT) arrays; scat_ops: partial sums to scatter
-        (None: token-level), acc_bytes: array output bytes per weight tile."""
-        compute = compute + np.where(np.cumsum(compute > 0, axis=1) == 1, drain, 0) * (compute > 0)
+        """One GEMM from (L, NT) arrays; m_last (L,): rows of each layer's
+        last weight tile (it drains: tile_cycles instead of its issue slot);
+        scat_ops: partial sums to scatter (None: token-level); acc_bytes:
+        array output bytes."""
+        busy = compute > 0
+        last = busy & (np.cumsum(busy[:, ::-1], axis=1)[:, ::-1] == 1)
+        compute = compute + last * (lut_last[m_last] - lut[m_last])[:, None]
         scatter = _ceil_div(scat_ops, p.num_scatter) if scat_ops is not None else 0 * nz
         stall = np.maximum(0, scatter - compute)
         d_out = np.ceil(out_elems * ob * out_frac)
@@ -242,8 +255,8 @@ def _run(workload, params, machine, counts, tech, tile_mode) -> Result:
                       similarity_table_read=vecs * window * vs * ob,
                       similarity_table_write=vecs * vs * ob,
                       similarity_map_write=vecs * idx_b)
-            if scat_ops is not None:
-                sr["similarity_map_read"] = scat_ops / np.maximum(1, _ceil_div(N, C)) * idx_b
+            if scat_ops is not None:  # one group lookup per scattered partial sum
+                sr["similarity_map_read"] = scat_ops * idx_b
         row = {"layer": np.arange(L), "gemm": np.full(L, gemm), "site": np.full(L, site),
                "K": np.full(L, K), "N": np.full(L, N),
                "tokens": nz.sum(1), "macs": macs.sum(1),
@@ -273,7 +286,8 @@ def _run(workload, params, machine, counts, tech, tile_mode) -> Result:
         out_frac = consumer[gemm] if vector else S[site].rows / np.maximum(nz, 1)
         scat = nz * _ceil_div(K, vs) * ntile if vector else None
         d_in = elems * ob + (nz * _ceil_div(K, vs) * idx_b if vector else 0)
-        emit(gemm, site, K, N, nz, ntile * lut[u].sum(-1), elems * N, d_in,
+        emit(gemm, site, K, N, nz, ntile * lut[u].sum(-1),
+             _last_nonzero(u.reshape(L, -1)), elems * N, d_in,
              elems * ob * ntile, (u.max(-1) > 0) * K * N * ob, scat,
              u.sum(-1) * ntile * C * ab, nz * N, out_frac, gemm not in ("k", "v"))
         if gemm != "v":
@@ -290,13 +304,15 @@ def _run(workload, params, machine, counts, tech, tile_mode) -> Result:
         per_head = _ceil_div(hd, vs)
         scat = nz * H * per_head * ntile if vector else None
         prow = S["scores"].rows
-        emit("qk", "query", hd, 0, nz, ntile * lut[u].sum(-1), elems * keys,
+        emit("qk", "query", hd, w.tokens, nz, ntile * lut[u].sum(-1),
+             _last_nonzero(u.reshape(L, -1)), elems * keys,
              elems * ob + (nz * H * per_head * idx_b if vector else 0), elems * ob * ntile,
              kv, scat, u.sum(-1) * ntile * C * ab, prow * keys * H, 1.0, False)
         # S x V: H x rows probabilities x keys, N = head_dim (no SIC on P).
         nk, ntn = _ceil_div(keys, R), _ceil_div(hd, C)
         p_el = H * prow * keys
-        emit("sv", "scores", 0, hd, nz, H * nk * ntn * lut[prow], p_el * hd, p_el * ob,
+        emit("sv", "scores", w.tokens, hd, nz, H * nk * ntn * lut[prow], _last_nonzero(prow),
+             p_el * hd, p_el * ob,
              p_el * ob * ntn, kv, None, H * prow * nk * ntn * C * ab, nz * H * hd,
              frac["o_proj"] if vector else prow / np.maximum(nz, 1), True)
     gemms = {k: np.concatenate([f[k] for f in frames]) for k in frames[0]}

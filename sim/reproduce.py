@@ -10,7 +10,6 @@ of ``main_focus.csv`` (the SIC sparsity of the vectors SEC kept).
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 
 import numpy as np
@@ -32,16 +31,11 @@ COLUMNS = ["model", "dataset", "accelerator", "time_s", "paper_time_s",
 
 def paper_params(model: str, dataset: str, base: FocusParams | None = None) -> FocusParams:
     """``base`` (default FocusParams) with the SEC schedule and threshold of
-    ``focus_config.csv`` for model/dataset (the ``default`` row otherwise)."""
-    df = pd.read_csv(REFERENCE_DIR / "algorithm" / "focus_config.csv")
-    row = df[(df.model == model) & (df.dataset == dataset)]
-    if row.empty:
-        row = df[df.model == "default"]
-    r = row.iloc[0]
-    return (base or FocusParams()).replace(
-        sec_layers=tuple(ast.literal_eval(r.selected_layers)),
-        sec_keep=tuple(ast.literal_eval(r.alpha_list)),
-        threshold=float(r.similarity_threshold))
+    ``focus_config.csv`` for model/dataset (its ``default`` row otherwise)."""
+    from focus_algo.sec import params_from_focus_config  # imports torch
+
+    return params_from_focus_config(REFERENCE_DIR / "algorithm" / "focus_config.csv",
+                                    model, dataset, base)
 
 
 def _paper_row(acc: str, model: str, dataset: str) -> pd.Series:
@@ -49,8 +43,9 @@ def _paper_row(acc: str, model: str, dataset: str) -> pd.Series:
     return df[(df.model == model) & (df.dataset == dataset)].iloc[0]
 
 
-def reproduce(workloads=VIDEO_WORKLOADS, progress=None) -> pd.DataFrame:
-    """One row per workload and accelerator: ours vs the paper (time, energy)."""
+def reproduce(workloads=VIDEO_WORKLOADS, progress=None, tile_mode: str = "stream") -> pd.DataFrame:
+    """One row per workload and accelerator: ours vs the paper (time, energy).
+    ``tile_mode``: see :func:`sim.model.simulate`."""
     rows = []
     for model, dataset in workloads:
         w = paper_workload(model, dataset)
@@ -62,7 +57,7 @@ def reproduce(workloads=VIDEO_WORKLOADS, progress=None) -> pd.DataFrame:
                 sp = focus_target(model, dataset)
             else:
                 sp = baseline_sparsity(acc, model, dataset)
-            r = simulate(w, params, acc, sp).totals
+            r = simulate(w, params, acc, sp, tile_mode=tile_mode).totals
             ref = _paper_row(acc, model, dataset)
             rows.append({"model": model, "dataset": dataset, "accelerator": acc,
                          "time_s": r.time_s, "paper_time_s": float(ref.execution_time),

@@ -255,9 +255,12 @@ def synthetic_trace(workload: Workload, params: FocusParams, target, seed: int =
             similar[layer, 0, idx[sel]] = ~uniq[sel]
             root[layer, 0, idx[sel]] = np.where(uniq[sel], idx[sel][:, None], tok[sel])
         sites[site] = SiteTrace(zero=zero, similar=similar, root=root)
+    geo = (workload.frames, workload.height, workload.width)
+    if math.prod(geo) != T:  # e.g. any-resolution images: one flat frame
+        geo = (1, 1, T)
     meta = TraceMeta(model=workload.model or workload.name, dataset=workload.dataset,
-                     num_tokens=T, frames=workload.frames, height=workload.height,
-                     width=workload.width, num_layers=L, params=params,
+                     num_tokens=T, frames=geo[0], height=geo[1], width=geo[2],
+                     num_layers=L, params=params,
                      extra={"synthetic_target": target, "seed": seed})
     return SparseTrace(meta=meta, sites=sites)
 

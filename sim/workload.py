@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from focus_algo.reference import REFERENCE_DIR  # the paper's numbers (re-exported)
+
 __all__ = ["Workload", "WorkloadError", "qwen2_7b", "paper_workloads",
            "paper_workload", "from_config", "REFERENCE_DIR", "VIDEO_WORKLOADS"]
 
-#: The paper artifact numbers (comparison targets and calibration tables).
-REFERENCE_DIR = Path("/work/shared/reference")
 
 #: The 9 video model/dataset pairs of the paper's main comparison.
 VIDEO_WORKLOADS = tuple((m, d) for m in ("llava_vid", "llava_onevision", "minicpm_v")

@@ -65,6 +65,14 @@ def _render(module: RtlilModule, rename: dict[str, str], keep: bool = False) -> 
     return head + body + ["end", ""]
 
 
+def _canon_paragraph(lines: list[str]) -> str:
+    """A cell's parameters/connections and module-level ``connect``s are
+    unordered in RTLIL: sort them. Processes keep their order."""
+    unordered = any(line.startswith("  cell ") for line in lines) or all(
+        line.lstrip().startswith("connect ") for line in lines)
+    return "\n".join(sorted(lines) if unordered else lines)
+
+
 def dedup_rtlil(text: str, top: str, *, merge: bool = True) -> tuple[str, dict[str, str]]:
     """Return (deduplicated RTLIL, module name -> representative name).
 
@@ -90,9 +98,9 @@ def dedup_rtlil(text: str, top: str, *, merge: bool = True) -> tuple[str, dict[s
                 if line.strip():
                     para.append(line)
                 elif para:
-                    paragraphs.append("\n".join(para))
+                    paragraphs.append(_canon_paragraph(para))
                     para = []
-            paragraphs.append("\n".join(para))
+            paragraphs.append(_canon_paragraph(para))
             canon = "\n\n".join(sorted(paragraphs))
             key_of[name] = hashlib.sha256(canon.encode()).hexdigest()
         return key_of[name]

@@ -11,9 +11,10 @@ from hypothesis import given, strategies as st
 from focus_algo.baselines import (CMCThresholds, adaptiv_concentrate, baseline_threshold,
                                   cmc_attn_sparsity, cmc_concentrate, cmc_sparsity,
                                   cmc_thresholds, sign_similarity)
+from focus_algo.reference import REFERENCE_DIR
 from focus_hw import FocusParams
 
-REF = Path("/work/shared/reference/algorithm")
+REF = REFERENCE_DIR / "algorithm"
 needs_ref = pytest.mark.skipif(not REF.is_dir(), reason="paper reference CSVs not present")
 
 

@@ -26,11 +26,12 @@ SPECIAL = {"<|image_pad|>": 100, "<|video_pad|>": 101, "<|vision_start|>": 102,
 
 
 def build_checkpoint(folder: Path) -> Path:
-    """A tiny random-weight Qwen2-VL saved with its tokenizer (a WordLevel
-    vocabulary built offline) and PIL image processor."""
+    """A tiny random-weight Qwen2-VL saved with its processor: a WordLevel
+    tokenizer built offline and default-built image (and video) processors."""
     from tiny_models import TEXT_VOCAB, tiny_qwen2vl
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast, Qwen2VLImageProcessorPil
+    from transformers.utils import is_torchvision_available
     model, _ = tiny_qwen2vl()
     model.save_pretrained(folder)
     words = [chr(ord("A") + i) for i in range(26)] + ["[UNK]", ".", "?", "'", ","]
@@ -41,10 +42,19 @@ def build_checkpoint(folder: Path) -> Path:
     tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(),
                                                  pre_tokenizers.Punctuation()])
     tok.add_special_tokens(list(SPECIAL))
-    PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]").save_pretrained(folder)
-    Qwen2VLImageProcessorPil(patch_size=2, merge_size=2, temporal_patch_size=2,
-                             min_pixels=8 * 8, max_pixels=16 * 16).save_pretrained(folder)
-    (folder / "chat_template.jinja").write_text(CHAT_TEMPLATE)
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]")
+    sizes = dict(patch_size=2, merge_size=2, temporal_patch_size=2, min_pixels=8 * 8,
+                 max_pixels=16 * 16)
+    image = Qwen2VLImageProcessorPil(**sizes)
+    if is_torchvision_available():   # a full processor (video processors need torchvision)
+        from transformers import Qwen2VLProcessor, Qwen2VLVideoProcessor
+        Qwen2VLProcessor(image_processor=image, tokenizer=tokenizer,
+                         video_processor=Qwen2VLVideoProcessor(**sizes),
+                         chat_template=CHAT_TEMPLATE).save_pretrained(folder)
+    else:                            # its parts; the runner assembles them
+        tokenizer.save_pretrained(folder)
+        image.save_pretrained(folder)
+        (folder / "chat_template.jinja").write_text(CHAT_TEMPLATE)
     return folder
 
 
@@ -143,6 +153,11 @@ def test_eval_end_to_end_and_resume(checkpoint, tmp_path, params_file):
     res = invoke(*base_args(checkpoint, dataset, out, params_file))
     assert res.exit_code == 0, res.output
     assert (out / "samples.csv").read_text() == before      # nothing rerun, no duplicates
+    # resuming under other settings is refused, naming the method
+    res = CliRunner().invoke(eval_command, [str(a) for a in base_args(
+        checkpoint, dataset, out, params_file)] + ["--adaptiv-threshold", "0.7"])
+    assert res.exit_code == 1 and "'adaptiv' results of other settings" in res.output
+    assert (out / "samples.csv").read_text() == before
 
 
 def test_eval_corrupt_rows_are_reported_and_skipped(checkpoint, tmp_path, params_file):
@@ -288,3 +303,104 @@ def test_summarize_excludes_error_rows():
         rows[col] = 1.0
     s = summarize(rows, ["dense"]).iloc[0]
     assert s["accuracy"] == 0.5 and s["samples"] == 2 and s["errors"] == 1
+
+
+def test_runner_row_matches_independent_forward(checkpoint, tmp_path, params_file):
+    """One cmc row recomputed by hand: prompt -> processor -> enable_focus ->
+    option-letter logits; sparsity = weight-size-weighted report mean."""
+    from focus_algo.eval import MethodSpec, build_prompt, load_checkpoint, run_eval
+    from focus_algo.integration import enable_focus
+    dataset = image_dataset(tmp_path, n=1)
+    (sample,) = load_dataset(dataset)
+    model, processor = load_checkpoint(checkpoint)
+    params = FocusParams.load(params_file)
+    spec = MethodSpec("cmc", params, threshold=0.4, query_threshold=0.8)
+    run_eval(model, processor, [sample], [spec], tmp_path / "o", progress=False)
+    row = pd.read_csv(tmp_path / "o" / "samples.csv").iloc[0]
+
+    text = "<|vision_start|><|image_pad|><|vision_end|>" + build_prompt(sample)
+    inputs = processor(text=[text], images=[np.asarray(Image.open(sample.media))],
+                       return_tensors="pt")
+    handle = enable_focus(model, params, method="cmc", sec=False, threshold=0.4,
+                          query_threshold=0.8)
+    try:
+        with torch.no_grad():
+            logits = model(**inputs).logits[0, -1]
+        report = handle.report()
+    finally:
+        handle.remove()
+    letters = [processor.tokenizer.convert_tokens_to_ids(c) for c in "ABC"]
+    assert row["prediction"] == "ABC"[int(logits[letters].argmax())]
+    t = int(report["tokens"].iloc[0])
+    weights = {"q_proj": 64 * (64 + 2 * 2 * 16), "o_proj": 64 * 64, "gate_proj": 2 * 64 * 128,
+               "down_proj": 64 * 128, "query": 64 * t}
+    w = report["site"].map(weights)
+    assert row["sparsity"] == pytest.approx(float((report["sparsity"] * w).sum() / w.sum()))
+    assert row["visual_tokens"] == t == row["visual_kept"]
+
+
+def test_config_csvs_select_params_and_thresholds(checkpoint, tmp_path):
+    dataset = image_dataset(tmp_path, n=1)
+    (tmp_path / "focus_config.csv").write_text(
+        "model,dataset,selected_layers,alpha_list,similarity_threshold\n"
+        'tiny,bench,"[1, 3]","[0.5, 0.25]",0.8\n'
+        'default,,"[2, 5, 8, 16, 25]","[0.4, 0.3, 0.2, 0.15, 0.1]",0.9\n')
+    (tmp_path / "cmc_config.csv").write_text(
+        "model,dataset,CMC_threshold,CMC_query_threshold,CMC_attn_threshold\n"
+        "default,,100.0,100.0,0.00005\n")            # residuals are always < 100: all reused
+    (tmp_path / "adaptiv_config.csv").write_text(
+        "model,dataset,adaptiv_threshold\ntiny,bench,-1.0\ndefault,,1.0\n")
+    out = tmp_path / "o"
+    res = invoke("--checkpoint", checkpoint, "--dataset", dataset, "--out", out,
+                 "--methods", "focus,cmc,adaptiv", "--focus-config", tmp_path / "focus_config.csv",
+                 "--baseline-config", tmp_path, "--model-name", "tiny", "--dataset-name", "bench")
+    assert res.exit_code == 0, res.output
+    rows = pd.read_csv(out / "samples.csv").set_index("method")
+    assert rows["error"].isna().all()
+    t = rows.loc["focus", "visual_tokens"]
+    assert rows.loc["focus", "visual_kept"] == max(1, round(0.25 * t))
+    # threshold -1 (the tiny row, not the default 1.0): every token but the
+    # first has a neighbour with sign similarity > -1 and merges, at every site
+    assert rows.loc["adaptiv", "sparsity"] == pytest.approx((t - 1) / t)
+    assert rows.loc["cmc", "sparsity"] == 0.0      # an image has one frame: nothing to reuse
+
+
+@pytest.mark.slow
+def test_two_processes_share_the_samples(checkpoint, tmp_path, params_file):
+    """torchrun with 2 CPU workers: each runs its shard, the main one merges."""
+    import os
+    import subprocess
+    import sys
+    dataset = image_dataset(tmp_path, n=5)
+    script = tmp_path / "launch.py"
+    script.write_text("import torch\ntorch.set_num_threads(1)\n"
+                      "from focus_algo.eval.cli import eval_command\neval_command()\n")
+    out = tmp_path / "run"
+    args = [str(a) for a in base_args(checkpoint, dataset, out, params_file)]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                           "--nproc_per_node", "2", str(script), *args, "--methods", "dense,cmc"],
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "eval [1]" in proc.stderr                      # the second worker ran a shard
+    samples = pd.read_csv(out / "samples.csv", dtype={"id": str})
+    assert sorted(zip(samples["id"], samples["method"])) == \
+        sorted((f"s{i}", m) for i in range(5) for m in ("dense", "cmc"))
+    assert not list(out.glob("samples.part*.csv"))
+
+
+def test_video_sample_needs_a_video_processor(checkpoint, tmp_path, params_file):
+    """A valid .npy clip is scored when transformers can build a video
+    processor (torchvision installed); otherwise its row names the cause."""
+    from transformers.utils import is_torchvision_available
+    rng = np.random.default_rng(1)
+    np.save(tmp_path / "clip.npy", rng.integers(0, 256, (4, 16, 16, 3), dtype=np.uint8))
+    dataset = write_dataset(tmp_path, [_row("v", "video", "clip.npy")])
+    out = tmp_path / "o"
+    res = invoke(*base_args(checkpoint, dataset, out, params_file), "--methods", "dense")
+    assert res.exit_code == 0, res.output
+    row = pd.read_csv(out / "samples.csv").iloc[0]
+    if is_torchvision_available():
+        assert pd.isna(row["error"]) and row["prediction"] in "ABC"
+    else:
+        assert "no video processor" in row["error"] and "torchvision" in row["error"]

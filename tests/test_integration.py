@@ -82,7 +82,7 @@ def test_sec_keeps_topk_of_dense_attention(name, kind, layer, ratio):
     try:
         with torch.no_grad():
             out = model(**inputs, output_hidden_states=True)
-        state = handle._prefill
+        state = handle.prefill
         torch.testing.assert_close(state.importance[layer], score.float())
         assert torch.equal(state.alive.nonzero().flatten(), expected)
         report = handle.report()
@@ -122,7 +122,7 @@ def test_sec_two_layers_counts_and_text_kept():
     handle = enable_focus(model, FocusParams(sec_layers=(0, 2), sec_keep=(0.6, 0.25)))
     try:
         logits(model, inputs)
-        state = handle._prefill
+        state = handle.prefill
     finally:
         handle.remove()
     assert [state.kept[i] for i in range(4)] == [round(0.6 * n)] * 2 + [round(0.25 * n)] * 2
@@ -156,7 +156,7 @@ def test_trace_matches_independent_sic():
     try:
         logits(model, inputs)
         trace = handle.trace(dataset="tiny")
-        state = handle._prefill
+        state = handle.prefill
     finally:
         handle.remove()
         for h in hooks:
@@ -208,10 +208,11 @@ def test_decode_steps_pass_through(attn):
 
     handle = enable_focus(model, FocusParams(threshold=0.8, sec_layers=(1,), sec_keep=(0.5,)))
     try:
-        out = model.generate(**inputs, **gen)
+        out = model.generate(**inputs, **gen)   # no grid_thw here: grid from the 3D rope ids
+        assert handle.prefill.layout == find_layout(model, inputs)
         with torch.no_grad():
             prefill = model(**inputs, use_cache=True)
-        report, state = handle.report(), handle._prefill
+        report, state = handle.report(), handle.prefill
 
         def refuse(x, grid):
             raise AssertionError("concentrator called in a decode step")
@@ -221,8 +222,8 @@ def test_decode_steps_pass_through(attn):
             lambda m, a: seen.append(a[0].shape[1]))
         S = state.layout.seq_len
         with torch.no_grad():
-            step = model(input_ids=prefill.logits[:, -1:].argmax(-1), past_key_values=prefill.past_key_values,
-                         attention_mask=torch.ones(1, S + 1, dtype=torch.long), use_cache=True)
+            step = model(input_ids=prefill.logits[:, -1:].argmax(-1),
+                         past_key_values=prefill.past_key_values, use_cache=True)
         hook.remove()
         assert handle.report().equals(report)      # the decode step recorded nothing
     finally:
@@ -232,6 +233,20 @@ def test_decode_steps_pass_through(attn):
     kept = S - (state.num_visual - state.kept[1])
     assert prefill.past_key_values.layers[3].keys.shape[2] == kept + 1
     assert prefill.past_key_values.get_seq_length() == S + 1
+
+
+@pytest.mark.parametrize("kind", ["image", "video"])
+def test_llava_generate(kind):
+    model, make = tiny("llava")
+    inputs = make(kind, image_size=(32, 16), seed=4) if kind == "image" else make(kind, seed=4)
+    gen = dict(max_new_tokens=3, do_sample=False)
+    dense = model.generate(**inputs, **gen)
+    handle = enable_focus(model, FocusParams(threshold=math.inf, **NO_SEC))
+    try:   # generate() passes precomputed features without image_sizes
+        assert torch.equal(model.generate(**inputs, **gen), dense)
+        assert handle.prefill.layout == find_layout(model, inputs)
+    finally:
+        handle.remove()
 
 
 def test_rejects_bad_input():
@@ -251,6 +266,24 @@ def test_rejects_bad_input():
             logits(model, batch)
     finally:
         handle.remove()
+
+
+def test_find_layout_grids():
+    model, make = tiny("qwen2vl")
+    inputs = make("video", frames=3, height=6, width=8)
+    layout = find_layout(model, inputs)
+    placeholders = (inputs["input_ids"][0] == model.config.video_token_id).nonzero().flatten()
+    assert [s.grid for s in layout.segments] == [(3, 3, 4)]
+    assert torch.equal(layout.positions(), placeholders)
+    assert layout.text_start == placeholders[-1] + 1
+    assert find_layout(model, {"input_ids": torch.tensor([[1, 2, 3]])}) is None
+
+    model, make = tiny("llava")
+    inputs = make("video", frames=5)
+    layout = find_layout(model, inputs)
+    placeholders = (inputs["input_ids"][0] == model.config.video_token_id).nonzero().flatten()
+    assert [s.grid for s in layout.segments] == [(5, 2, 2)]      # 4x4 patches pooled 2x2
+    assert torch.equal(layout.positions(), placeholders[:-1])    # trailing newline is not visual
 
 
 def test_llava_anyres_layout_matches_model_features():
@@ -283,7 +316,8 @@ def test_compare_dense_vs_focus():
     model, make = tiny("qwen2vl")
     inputs = make("video", frames=2)
     exact = compare(model, inputs, FocusParams(threshold=math.inf, **NO_SEC))
-    assert exact["hidden_cosine"] == pytest.approx(1.0) and exact["kl_last"] == pytest.approx(0, abs=1e-9)
+    assert exact["hidden_cosine"] == pytest.approx(1.0)
+    assert exact["kl_last"] == pytest.approx(0, abs=1e-9)
     assert exact["top1_agree"] == 1.0 and exact["sparsity"] == 0.0
     lossy = compare(model, inputs, FocusParams(threshold=0.5, sec_layers=(1,), sec_keep=(0.5,)))
     assert lossy["sparsity"] > 0 and lossy["kl_last"] > 0

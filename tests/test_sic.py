@@ -15,7 +15,7 @@ DTYPES = [torch.float32, torch.float16, torch.bfloat16]
 
 
 def run(rows, grid, **fields):
-    x = torch.tensor(rows, dtype=fields.pop("dtype", torch.float32))
+    x = torch.tensor(np.asarray(rows), dtype=fields.pop("dtype", torch.float32))
     return similarity_concentrate(x, grid, FocusParams(**fields))
 
 
@@ -114,17 +114,16 @@ def planted(grid, d, vs, seed, noise=0.05):
     return x
 
 
-def check_against_reference(x, grid, p, dtype):
-    xt = torch.from_numpy(x).to(dtype)
-    values = xt.float().numpy()  # the values the kernel actually sees
-    zero, similar, root, mean = reference_sic(values, grid, p)
-    r = similarity_concentrate(xt, grid, p)
+def check_against_reference(x, grid, p):
+    """Kernel == loop reference on torch input ``x`` (any float dtype)."""
+    zero, similar, root, mean = reference_sic(x.float().numpy(), grid, p)
+    r = similarity_concentrate(x, grid, p)
     np.testing.assert_array_equal(r.zero.numpy(), zero)
     np.testing.assert_array_equal(r.similar.numpy(), similar)
     np.testing.assert_array_equal(r.root.numpy(), root)
-    expected = torch.from_numpy(mean).to(dtype)
+    expected = torch.from_numpy(mean).to(x.dtype)
     # fp32 sums of a group may be added in another order: allow one ulp.
-    torch.testing.assert_close(r.tokens, expected, rtol=torch.finfo(dtype).eps, atol=0)
+    torch.testing.assert_close(r.tokens, expected, rtol=torch.finfo(x.dtype).eps, atol=0)
     assert r.sparsity == pytest.approx((zero.sum() + similar.sum()) / zero.size)
     return r
 
@@ -135,7 +134,7 @@ def check_against_reference(x, grid, p, dtype):
 def test_matches_loop_reference(dtype, wrap, seed):
     grid, d = (3, 4, 5), 19
     p = FocusParams(vector_size=4, m_tile=23, block_wrap=wrap)
-    r = check_against_reference(planted(grid, d, 4, seed), grid, p, dtype)
+    r = check_against_reference(torch.from_numpy(planted(grid, d, 4, seed)).to(dtype), grid, p)
     assert r.similar.sum() > 20  # the planted copies were found
 
 
@@ -145,7 +144,7 @@ def test_matches_loop_reference_other_blocks(block, wrap):
     grid, d = (4, 3, 2), 16
     p = FocusParams(vector_size=8, block_frames=block[0], block_height=block[1],
                     block_width=block[2], threshold=0.8, block_wrap=wrap)
-    check_against_reference(planted(grid, d, 8, 7), grid, p, torch.float32)
+    check_against_reference(torch.from_numpy(planted(grid, d, 8, 7)), grid, p)
 
 
 # -- hand-computed cases ------------------------------------------------------
@@ -217,8 +216,8 @@ def test_tile_boundary_counts_only_non_zero_tokens():
 
 
 def test_partly_zero_token_counts_for_tiles():
-    # token 1 has a zero slot 0 but is not all-zero: it starts tile 1 with t2... no,
-    # tiles are {0, 1}, {2}: t2 cannot use t0 (slot 0) nor t1.
+    # token 1 has a zero slot 0 but is not all-zero, so it counts: with
+    # m_tile=2 the tiles are {t0, t1}, {t2} and t2 can use neither.
     rows = [[1, 0, 1, 0], [0, 0, 0, 1], [1, 0, 0, 1]]
     r = run(rows, (1, 1, 3), vector_size=2, block_width=3, m_tile=2)
     assert r.zero[:, 0].tolist() == [False, True, False]
@@ -239,6 +238,16 @@ def test_zero_vectors_never_similar_nor_candidates():
     assert r.sparsity == 0.5
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
+def test_tiny_vectors_are_not_zero(dtype):
+    # the squared norm underflows to 0 in fp32: not a zero vector, score 0
+    rows = [[1e-30, 0], [1e-30, 0], [1, 0]]
+    r = run(rows, (1, 1, 3), vector_size=2, threshold=-0.5, dtype=dtype)
+    assert col(r.zero) == [False, False, False]
+    assert col(r.similar) == [False, True, True]  # score 0 > -0.5
+    assert col(r.root) == [0, 0, 0]
+
+
 def test_threshold_is_strict():
     rows = [[1, 0, 0, 0], [1, 1, 1, 1]]  # cosine exactly 0.5 in fp32
     at = run(rows, (1, 1, 2), vector_size=4, threshold=0.5)
@@ -249,10 +258,14 @@ def test_threshold_is_strict():
 
 
 def test_threshold_one_never_merges_identical_vectors():
-    rows = [[0.1, 0.7, 0.3]] * 3
-    assert not run(rows, (1, 1, 3), vector_size=4, threshold=1.0).similar.any()
-    assert col(run(rows, (1, 1, 3), vector_size=4, threshold=0.999).root) == [0, 0, 0]
-    assert not run(rows, (1, 1, 3), vector_size=4, threshold=math.inf).similar.any()
+    # 16 pairs of identical random tokens; a rounded fp32 cosine of a vector
+    # with itself is often 1 + 2**-23, clamped to 1, which is not > 1.
+    rng = np.random.default_rng(1)
+    rows = np.repeat(rng.standard_normal((16, 3)).astype(np.float32), 2, axis=0)
+    assert not run(rows, (1, 1, 32), vector_size=4, threshold=1.0).similar.any()
+    near = run(rows, (1, 1, 32), vector_size=4, threshold=0.99999)
+    assert col(near.similar) == [False, True] * 16
+    assert not run(rows, (1, 1, 32), vector_size=4, threshold=math.inf).similar.any()
 
 
 def test_feature_width_not_multiple_of_vector_size():
@@ -306,6 +319,15 @@ def test_input_is_not_modified():
     similarity_concentrate(x.view(8, 2, 4).permute(1, 0, 2)[:1], (2, 2, 2),
                            FocusParams(vector_size=4))
     assert torch.equal(x, before)
+
+
+def test_non_contiguous_input():
+    x = torch.from_numpy(planted((2, 2, 3), 12, 4, 5))
+    p = FocusParams(vector_size=4)
+    r = similarity_concentrate(x.t().contiguous().t(), (2, 2, 3), p)
+    expected = similarity_concentrate(x, (2, 2, 3), p)
+    assert torch.equal(r.tokens, expected.tokens) and torch.equal(r.root, expected.root)
+    assert r.similar.any()
 
 
 @pytest.mark.parametrize("x, grid, match", [
@@ -375,9 +397,11 @@ def test_properties(case):
 @settings(max_examples=40)
 @given(cases())
 def test_properties_match_reference(case):
-    x, grid, p = case
-    zero, similar, root, _ = reference_sic(x.float().numpy(), grid, p)
-    r = similarity_concentrate(x, grid, p)
-    np.testing.assert_array_equal(r.zero.numpy(), zero)
-    np.testing.assert_array_equal(r.similar.numpy(), similar)
-    np.testing.assert_array_equal(r.root.numpy(), root)
+    check_against_reference(*case)
+
+
+@pytest.mark.slow
+@settings(max_examples=3000)
+@given(cases())
+def test_properties_match_reference_long(case):
+    check_against_reference(*case)

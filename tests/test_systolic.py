@@ -4,6 +4,8 @@ import ml_dtypes
 import numpy as np
 import pytest
 from amaranth.sim import Simulator
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import focus_hw.simulate as simulate_mod
 from focus_hw import FocusParams
@@ -53,7 +55,7 @@ def specials(dtype) -> list:
     """+-0, smallest/largest subnormal, largest finite, +-inf."""
     if dtype == "int8":
         return [0, 1, -1, 127, -128]
-    info = np.finfo(NP_DTYPE[dtype])
+    info = ml_dtypes.finfo(NP_DTYPE[dtype])
     tiny = info.smallest_subnormal
     return [0.0, -0.0, tiny, -tiny, info.smallest_normal - tiny, 3 * tiny,
             info.max, -info.max, np.inf, -np.inf]
@@ -160,7 +162,7 @@ def test_float_signed_zeros_and_subnormals(dtype):
     """Hand-made cases: -0 products never make a -0 sum (acc starts at +0.0),
     subnormal operands are not flushed, inf propagates, inf - inf is NaN."""
     t = NP_DTYPE[dtype]
-    tiny = float(np.finfo(t).smallest_subnormal)
+    tiny = float(ml_dtypes.finfo(t).smallest_subnormal)
     a = np.array([[-0.0, -0.0], [tiny, tiny], [np.inf, 1.0], [np.inf, -np.inf],
                   [-1.0, 0.0]], t)
     w = np.array([[1.0, -1.0], [2.0, 1.0]], t)
@@ -172,6 +174,23 @@ def test_float_signed_zeros_and_subnormals(dtype):
     assert run.out[1].tolist() == [3 * tiny, 0.0]
     assert run.out[2, 0] == np.inf and np.isnan(run.out[3, 0])
     assert run.out[4].tolist() == [-1.0, 1.0]
+
+
+def test_bf16_products_in_fp32_subnormal_range():
+    """bf16 operands near 2**-63: products and sums are fp32 subnormals (or
+    underflow to zero) and must be rounded, not flushed."""
+    rng = np.random.default_rng(11)
+
+    def tiny_values(shape):
+        mag = np.ldexp(1 + rng.random(shape), rng.integers(-72, -62, shape))
+        return (mag * rng.choice([-1.0, 1.0], shape)).astype(ml_dtypes.bfloat16)
+
+    a, w = tiny_values((8, 2)), tiny_values((2, 2))
+    run = simulate_gemm(a, w, params_for("bf16", 2, 2))
+    want = ref_gemm(a, w)
+    assert_same_bits(run.out, want)
+    subnormal = (want != 0) & (np.abs(want) < np.finfo(np.float32).smallest_normal)
+    assert subnormal.sum() >= 4
 
 
 def test_bf16_accepts_float32_holding_bf16_values():
@@ -246,6 +265,23 @@ def test_double_buffered_tiles(dtype, rows, cols, pipe, ms):
     assert len(run.outs) == len(tiles)
     for (a, w), out in zip(tiles, run.outs):
         assert_same_bits(out, ref_gemm(a, w))
+
+
+@pytest.mark.slow
+@settings(max_examples=60)
+@given(dtype=st.sampled_from(["int8", "fp16", "bf16"]), rows=st.integers(1, 5),
+       cols=st.integers(1, 5), pipe=st.integers(0, 3), m=st.integers(1, 12),
+       seed=st.integers(0, 2**32 - 1), backpressure=st.booleans(), data=st.data())
+def test_random_tiles_slow(dtype, rows, cols, pipe, m, seed, backpressure, data):
+    k, n = data.draw(st.integers(1, rows)), data.draw(st.integers(1, cols))
+    rng = np.random.default_rng(seed)
+    p = params_for(dtype, rows, cols, pipe)
+    a, w = random_operands(rng, (m, k), dtype), random_operands(rng, (k, n), dtype)
+    pattern = (rng.random(100) < 0.5).tolist() if backpressure else None
+    run = simulate_gemm(a, w, p, out_ready=pattern)
+    assert_same_bits(run.out, ref_gemm(a, w))
+    ready = (lambda c: True) if pattern is None else (lambda c: c >= 100 or pattern[c])
+    assert run.cycles == stalled_cycles(m, p, ready)
 
 
 # -- bad input ----------------------------------------------------------------

@@ -3,7 +3,7 @@
 Both return :class:`focus_algo.sic.SICResult` with token decisions broadcast
 to every vector of the token, so the Focus report/trace machinery applies.
 Published knobs live in ``cmc_config.csv`` / ``adaptiv_config.csv`` (see
-``/work/shared/reference/algorithm``); pass their folder as ``csv_dir``.
+``focus_algo/reference/algorithm``, the default); pass another folder as ``csv_dir``.
 """
 
 from .adaptiv import adaptiv_concentrate, adaptiv_threshold, sign_similarity
@@ -18,7 +18,7 @@ __all__ = ["cmc_concentrate", "adaptiv_concentrate", "baseline_threshold", "CMCT
 BASELINES = {"cmc": cmc_concentrate, "adaptiv": adaptiv_concentrate}
 
 
-def baseline_threshold(method: str, model: str, dataset: str, *, csv_dir) -> float:
+def baseline_threshold(method: str, model: str, dataset: str, *, csv_dir=None) -> float:
     """The concentrator threshold of ``method`` ('cmc': CMC_threshold of the
     linear layers; 'adaptiv': adaptiv_threshold) for model/dataset, falling
     back to the config's ``default`` row."""

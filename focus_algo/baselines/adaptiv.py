@@ -28,6 +28,7 @@ import torch
 
 from focus_hw import FocusParams
 
+from ..reference import REFERENCE_DIR
 from ..sic import SICResult
 from .common import as_tokens, check_threshold, read_config_row, resolve_roots, token_result
 
@@ -69,10 +70,10 @@ def adaptiv_concentrate(x: torch.Tensor, grid, threshold: float, *,
     return token_result(x, x2, zero, resolve_roots(pointer), params)
 
 
-def adaptiv_threshold(model: str, dataset: str, *, csv_dir) -> float:
+def adaptiv_threshold(model: str, dataset: str, *, csv_dir=None) -> float:
     """AdapTiV threshold of ``csv_dir/adaptiv_config.csv`` (or its
     ``default`` row)."""
-    path = Path(csv_dir) / "adaptiv_config.csv"
+    path = Path(csv_dir or REFERENCE_DIR / "algorithm") / "adaptiv_config.csv"
     row = read_config_row(path, model, dataset)
     try:
         return float(row["adaptiv_threshold"])

@@ -31,6 +31,7 @@ import torch
 
 from focus_hw import FocusParams
 
+from ..reference import REFERENCE_DIR
 from ..sic import SICResult
 from .common import as_tokens, check_threshold, read_config_row, token_result
 
@@ -76,10 +77,10 @@ class CMCThresholds:
     attn: float    #: CMC_attn_threshold: attention probabilities below it are skipped
 
 
-def cmc_thresholds(model: str, dataset: str, *, csv_dir) -> CMCThresholds:
+def cmc_thresholds(model: str, dataset: str, *, csv_dir=None) -> CMCThresholds:
     """CMC knobs of ``csv_dir/cmc_config.csv`` for model/dataset (or the
     ``default`` row)."""
-    path = Path(csv_dir) / "cmc_config.csv"
+    path = Path(csv_dir or REFERENCE_DIR / "algorithm") / "cmc_config.csv"
     row = read_config_row(path, model, dataset)
     out = {}
     for field, column in (("linear", "CMC_threshold"), ("query", "CMC_query_threshold"),

@@ -18,7 +18,7 @@ from focus_hw import FocusParams
 
 from ..sic import SICResult
 
-__all__ = ["as_tokens", "token_result", "resolve_roots", "read_config_row"]
+__all__ = ["as_tokens", "check_threshold", "token_result", "resolve_roots", "read_config_row"]
 
 
 def as_tokens(x: torch.Tensor, grid) -> tuple[torch.Tensor, tuple[int, int, int]]:
@@ -76,11 +76,15 @@ def token_result(x: torch.Tensor, x2: torch.Tensor, zero: torch.Tensor,
     v = math.ceil(d / params.vector_size)
     own = torch.arange(t, device=x2.device)
     similar = (root != own) & ~zero
-    xf = x2.float()
-    sums = torch.zeros_like(xf).index_add_(0, root, xf)
-    counts = torch.zeros(t, device=x2.device).index_add_(0, root, torch.ones(t, device=x2.device))
-    mean = (sums / counts.clamp(min=1).unsqueeze(1))[root]
-    tokens2 = torch.where(zero.unsqueeze(1), xf, mean).to(x.dtype)
+    counts = torch.bincount(root, minlength=t)
+    members = (counts[root] > 1).nonzero().squeeze(1)  # tokens of groups of 2 or more
+    tokens2 = x2.clone()
+    if len(members):
+        groups, inverse = torch.unique(root[members], return_inverse=True)
+        sums = torch.zeros(len(groups), d, dtype=torch.float32, device=x2.device)
+        sums.index_add_(0, inverse, x2[members].float())
+        mean = sums / counts[groups].unsqueeze(1).float()
+        tokens2[members] = mean[inverse].to(x.dtype)
     if x.dim() == 3:
         heads = x.shape[0]
         tokens = tokens2.reshape(t, heads, -1).transpose(0, 1).contiguous()

@@ -7,7 +7,9 @@ Example::
         --focus-config focus_config.csv --baseline-config reference/algorithm \\
         --model-name llava_onevision --dataset-name mvbench
 
-Multi-GPU: ``accelerate launch -m focus_algo eval ...`` shards the samples.
+Several processes (``accelerate launch -m focus_algo eval ...`` on GPUs,
+``torchrun --nproc_per_node N -m focus_algo eval ...`` on CPUs) share the
+samples out.
 See :mod:`focus_algo.eval.dataset` for the JSONL format and
 :mod:`focus_algo.eval.runner` for the outputs.
 """
@@ -131,4 +133,6 @@ def eval_command(checkpoint, dataset, out, methods, limit, frames, params_file, 
         summary = run_eval(model, processor, samples, specs, out, frames=frames)
     except (CheckpointError, ValueError) as e:
         raise click.ClickException(str(e)) from None
-    click.echo(summary.to_string(index=False))
+    from accelerate import PartialState
+    if PartialState().is_main_process:
+        click.echo(summary.to_string(index=False))

@@ -9,13 +9,24 @@ generation). Methods other than ``dense`` run under
 
 Output folder:
 
-* ``samples.csv`` -- one row per (sample id, method): see :data:`COLUMNS`.
+* ``samples.csv`` -- one row per (sample id, method): the predicted and true
+  letters, ``correct`` (1/0; empty on error), ``sparsity`` (SIC/baseline
+  sparsity of the GEMM inputs, per layer and site averaged with the GEMMs'
+  weight sizes as weights, SPEC 2.2; 0 for dense), ``visual_tokens`` /
+  ``visual_kept`` (visual tokens in the prompt / after the last layer),
+  ``wall_s`` (the forward), fidelity against the dense run of the same
+  invocation (``kl_last``: KL(dense || method) of the next-token
+  distribution; ``top1_agree``: same next token; ``agree_dense``: same
+  option letter), ``option_logprobs`` (JSON) and ``error``.
   Rewritten atomically (temp file + rename) after every sample, so a crash
   never leaves a torn file. A rerun skips the (id, method) pairs already
   recorded without error; rows with an error are retried and replaced.
 * ``summary.csv`` / ``summary.json`` / ``summary.png`` -- per method.
+* ``settings.json`` -- each method's settings; resuming under other
+  settings is refused.
 
-Several processes (``accelerate launch``) split the samples with
+Several processes (``accelerate launch`` on GPUs, ``torchrun`` on CPUs) split
+the samples with
 ``Accelerator.split_between_processes``; each writes
 ``samples.part<rank>.csv`` and the main process merges them into
 ``samples.csv`` at the end (a rerun also picks up parts of a crashed run).
@@ -26,7 +37,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from unittest import mock
 
@@ -168,6 +179,16 @@ def _sync(device):
         torch.cuda.synchronize(device)
 
 
+def _site_weights(config, visual: int) -> dict[str, int]:
+    """GEMM weight size per site (SPEC 2.2 averaging weights); the attention
+    query's "weight" is the key matrix of the ``visual`` tokens."""
+    d, f = config.hidden_size, config.intermediate_size
+    head_dim = getattr(config, "head_dim", None) or d // config.num_attention_heads
+    kv = config.num_key_value_heads * head_dim
+    return {"q_proj": d * (d + 2 * kv), "query": d * visual, "o_proj": d * d,
+            "gate_proj": 2 * d * f, "down_proj": d * f}
+
+
 @torch.inference_mode()
 def _forward(model, inputs, spec: MethodSpec, device):
     """Last-position logits (fp32, CPU), wall seconds, sparsity, visual kept."""
@@ -182,7 +203,9 @@ def _forward(model, inputs, spec: MethodSpec, device):
             return logits, wall, 0.0, None
         report = handle.report()
         kept = int(report.groupby("layer")["kept_after"].first().iloc[-1])
-        return logits, wall, float(report["sparsity"].mean()), kept
+        weights = report["site"].map(_site_weights(handle.lm.config, int(report["tokens"].iloc[0])))
+        sparsity = float((report["sparsity"] * weights).sum() / weights.sum())
+        return logits, wall, sparsity, kept
     finally:
         if handle is not None:
             handle.remove()
@@ -201,12 +224,15 @@ def _run_sample(model, processor, sample, specs, pending, frames, device) -> lis
         media = load_media(sample, frames)
         inputs = _encode(processor, sample, media).to(device)
         letter_ids = _letter_ids(processor.tokenizer, sample)
-        visual = find_layout(model, inputs).num_visual
+        layout = find_layout(model, inputs)
+        if layout is None:
+            raise ValueError("the encoded prompt holds no visual placeholder tokens")
+        visual = layout.num_visual
     except Exception as e:  # noqa: BLE001 -- a bad sample is recorded, the run goes on
         return [_row(sample, s.name, error=f"{type(e).__name__}: {e}") for s in pending]
     rows, dense = [], None
     for spec in specs:
-        if spec not in pending and not (spec.name == "dense" and len(pending) > 0):
+        if spec not in pending and spec.name != "dense":  # dense always: the reference
             continue
         try:
             logits, wall, sparsity, kept = _forward(model, inputs, spec, device)
@@ -238,8 +264,8 @@ def _run_sample(model, processor, sample, specs, pending, frames, device) -> lis
 def _read_rows(path: Path) -> pd.DataFrame:
     if not path.is_file():
         return pd.DataFrame(columns=COLUMNS)
-    frame = pd.read_csv(path, dtype={"id": str, "method": str}, keep_default_na=False,
-                        na_values=[""])
+    text = {c: str for c in ("id", "method", "prediction", "answer", "option_logprobs", "error")}
+    frame = pd.read_csv(path, dtype=text, keep_default_na=False, na_values=[""])
     missing = set(COLUMNS) - set(frame.columns)
     if missing:
         raise ValueError(f"{path}: not a samples file of this runner (missing {sorted(missing)})")
@@ -258,13 +284,18 @@ def _write_rows(path: Path, frame: pd.DataFrame) -> None:
     atomic_write_text(path, frame[COLUMNS].to_csv(index=False))
 
 
+def _scored(frame: pd.DataFrame) -> pd.Series:
+    """Rows without an error."""
+    return frame["error"].isna() | (frame["error"] == "")
+
+
 def summarize(samples: pd.DataFrame, methods) -> pd.DataFrame:
     """Per method: samples scored, errors, accuracy (mean of ``correct`` over
     the scored rows) and the means of the other per-sample figures."""
     rows = []
     for m in methods:
         part = samples[samples["method"] == m]
-        ok = part[part["error"].isna() | (part["error"] == "")]
+        ok = part[_scored(part)]
         mean = lambda c: float(pd.to_numeric(ok[c]).mean()) if len(ok) else math.nan  # noqa: E731
         rows.append(dict(method=m, samples=len(ok), errors=len(part) - len(ok),
                          accuracy=mean("correct"), sparsity=mean("sparsity"),
@@ -294,12 +325,27 @@ def _plot(summary: pd.DataFrame, path: Path) -> None:
 
 # -- the run ------------------------------------------------------------------------------
 
+def _check_settings(path: Path, specs, frames, write: bool) -> None:
+    """Refuse to resume ``out`` under other settings: ``settings.json`` keeps
+    each method's settings (params, SEC, thresholds, frames)."""
+    old = json.loads(path.read_text()) if path.is_file() else {}
+    new = {}
+    for spec in specs:
+        new[spec.name] = json.loads(json.dumps(dict(  # as read back from the file
+            params=spec.params.to_dict() if spec.params else None, sec=spec.sec,
+            threshold=spec.threshold, query_threshold=spec.query_threshold, frames=frames)))
+        if spec.name in old and old[spec.name] != new[spec.name]:
+            raise ValueError(f"{path.parent} holds {spec.name!r} results of other settings "
+                             f"({old[spec.name]} vs now {new[spec.name]}); use another --out")
+    if write:
+        atomic_write_text(path, json.dumps({**old, **new}, indent=2))
+
+
 @dataclass
 class _Store:
     out: Path
     rank: int
     world: int
-    rows: pd.DataFrame = field(default=None)
 
     @property
     def path(self) -> Path:
@@ -313,9 +359,10 @@ class _Store:
 def run_eval(model, processor, samples: list[Sample], specs: list[MethodSpec], out, *,
              frames: int | None = None, progress: bool = True, accelerator=None) -> pd.DataFrame:
     """Evaluate ``specs`` on ``samples`` into folder ``out``; returns the summary
-    (on every process). ``accelerator`` defaults to a new ``Accelerator()``."""
+    (on every process). ``accelerator`` defaults to a new ``Accelerator``."""
     from accelerate import Accelerator
-    accelerator = accelerator or Accelerator()
+    # cpu=True on a CPU-only machine also lets torchrun/accelerate start gloo workers
+    accelerator = accelerator or Accelerator(cpu=not torch.cuda.is_available())
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     names = [s.name for s in specs]
@@ -325,10 +372,11 @@ def run_eval(model, processor, samples: list[Sample], specs: list[MethodSpec], o
     for spec in specs:  # configuration errors surface before any sample runs
         if spec.name != "dense":
             spec.enable(model).remove()
+    _check_settings(out / "settings.json", specs, frames, accelerator.is_main_process)
     model.to(accelerator.device)
     store = _Store(out, accelerator.process_index, accelerator.num_processes)
     existing = store.existing()
-    finished = existing[existing["error"].fillna("") == ""]
+    finished = existing[_scored(existing)]
     done = set(zip(finished["id"], finished["method"]))
     own = _read_rows(store.path) if store.world > 1 else existing
     with accelerator.split_between_processes(samples) as shard:

@@ -29,7 +29,8 @@ def fidelity(dense_hidden, focus_hidden, kept, dense_logits, focus_logits) -> di
     q = torch.log_softmax(focus_logits.float(), dim=-1)
     kl = torch.sum(p.exp() * (p - q))
     return {"hidden_cosine": float(cos.mean()), "hidden_cosine_last": float(cos[-1]),
-            "kl_last": float(kl), "top1_agree": float(dense_logits.argmax() == focus_logits.argmax())}
+            "kl_last": float(kl),
+            "top1_agree": float(dense_logits.argmax() == focus_logits.argmax())}
 
 
 @torch.no_grad()
@@ -57,7 +58,7 @@ def compare(model, inputs: dict, params, *, method: str = "focus", sec: bool = T
     try:
         focus_hidden, focus_logits = _run(model, inputs)
         report = handle.report()
-        kept = handle._prefill.present
+        kept = handle.prefill.present
     finally:
         handle.remove()
     out = fidelity(dense_hidden, focus_hidden, kept, dense_logits, focus_logits)

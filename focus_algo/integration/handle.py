@@ -13,6 +13,19 @@ wrapped attention function (see :mod:`.hooks`, :mod:`.pruning`):
   per-forward tensors to the tokens still present, and a forward hook that
   drops the tokens SEC pruned.
 
+Decisions where SPEC is silent:
+
+* the "query" site is the post-RoPE query (heads concatenated), the actual
+  left operand of Q K^T; k/v reuse q_proj's concentrated input, up_proj
+  reuses gate_proj's;
+* SEC scores come from the layer's own post-SIC query and key, recomputed
+  for the text rows only (:func:`~.pruning.text_attention_probs`), so the
+  model keeps its attention implementation for the attention output;
+* text query rows are every token after the last visual placeholder run;
+  SEC's choice takes effect after the attention block (o_proj still sees
+  every token), so the SEC layer's MLP already runs on the kept tokens;
+* only prefill calls (no cached tokens, >= 2 tokens) are touched; batch 1.
+
 :meth:`FocusHandle.remove` removes all of it and restores the attention
 implementation, leaving the model exactly as it was.
 """
@@ -22,7 +35,6 @@ from __future__ import annotations
 import functools
 
 import pandas as pd
-import torch
 
 from focus_hw.params import FocusParams
 
@@ -34,7 +46,7 @@ from .spans import find_layout, model_family
 __all__ = ["FocusHandle", "enable_focus", "METHODS", "language_model"]
 
 METHODS = ("focus", "cmc", "adaptiv")
-_FORWARD_ARGS = ("input_ids", "pixel_values")
+_FORWARD_ARGS = ("input_ids",)      # the only positional argument all supported models share
 
 
 def language_model(model):
@@ -87,7 +99,8 @@ class FocusHandle:
         self.results: dict[tuple[int, str], list] = {}
         #: (layer, site) -> visual tokens present in that GEMM input.
         self.present: dict[tuple[int, str], int] = {}
-        self._prefill: TokenState | None = None
+        #: Token bookkeeping of the last prefill (layout, kept tokens, SEC importance).
+        self.prefill: TokenState | None = None
         self._shared: dict = {}
         self._hooks = []
         self._attn_modules = []
@@ -121,8 +134,14 @@ class FocusHandle:
             ATTENTION_CALLBACKS[attn] = functools.partial(self._on_attention, i)
             self._attn_modules.append(attn)
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.remove()
+
     def remove(self) -> None:
-        """Remove every hook and restore the attention implementation."""
+        """Remove every hook and restore the attention implementation (idempotent)."""
         for hook in self._hooks:
             hook.remove()
         self._hooks.clear()
@@ -140,12 +159,15 @@ class FocusHandle:
         inputs = dict(kwargs)
         for name, value in zip(_FORWARD_ARGS, args):
             inputs.setdefault(name, value)
-        layout = find_layout(self.model, inputs)
         cache = inputs.get("past_key_values")
-        cached = cache is not None and cache.get_seq_length() > 0
+        ids = inputs.get("input_ids")
         self.state = None
-        if layout is not None and layout.seq_len > 1 and not cached:
-            self.state = self._prefill = TokenState(layout)
+        cached = cache is not None and cache.get_seq_length() > 0
+        if cached or (ids is not None and ids.shape[-1] < 2):
+            return      # decode step: untouched
+        layout = find_layout(self.model, inputs)
+        if layout is not None:
+            self.state = self.prefill = TokenState(layout)
             self.results, self.present = {}, {}
 
     def _on_model_done(self, module, args, output):
@@ -203,8 +225,8 @@ class FocusHandle:
     def _on_attention(self, i, module, query, key, mask):
         state = self.state
         if state is None:
-            present = self._prefill.layer_present.get(i) if self._prefill else None
-            prefill_len = self._prefill.layout.seq_len if self._prefill else 0
+            present = self.prefill.layer_present.get(i) if self.prefill else None
+            prefill_len = self.prefill.layout.seq_len if self.prefill else 0
             return query, decode_mask(mask, key.shape[-2], present, prefill_len)
         query = self._concentrate(i, "query", query, self._query_fn)
         if i in self.sec:
@@ -235,15 +257,15 @@ class FocusHandle:
         """Per layer and GEMM site of the last prefill: visual tokens present,
         zero / similar / sparsity fractions (over the original T x V vectors;
         pruned tokens count as zero), and visual tokens kept after the layer."""
-        if self._prefill is None:
+        if self.prefill is None:
             raise ValueError("no prefill forward with visual tokens has run since enable_focus")
-        kept = self._prefill.kept
+        kept = self.prefill.kept
         rows = []
         for (i, site), results in sorted(self.results.items(), key=lambda kv: kv[0][0]):
             total = sum(r.zero.numel() for r in results)
             zero = sum(int(r.zero.sum()) for r in results)
             similar = sum(int(r.similar.sum()) for r in results)
-            rows.append(dict(layer=i, site=site, tokens=self._prefill.num_visual,
+            rows.append(dict(layer=i, site=site, tokens=self.prefill.num_visual,
                              present=self.present[(i, site)],
                              zero=zero / total, similar=similar / total,
                              sparsity=(zero + similar) / total, kept_after=kept.get(i)))
@@ -252,9 +274,9 @@ class FocusHandle:
     def trace(self, *, model_name: str | None = None, dataset: str = ""):
         """:class:`~focus_algo.trace.SparseTrace` of the last prefill (one visual segment)."""
         from focus_algo.trace import SITES, SparseTrace, TraceMeta
-        if self._prefill is None:
+        if self.prefill is None:
             raise ValueError("no prefill forward with visual tokens has run since enable_focus")
-        segments = self._prefill.layout.segments
+        segments = self.prefill.layout.segments
         if len(segments) != 1:
             raise ValueError(f"trace() needs a single visual segment; the last prefill had "
                              f"{len(segments)} ({[s.grid for s in segments]})")
@@ -263,8 +285,9 @@ class FocusHandle:
             self.model.config.model_type
         meta = TraceMeta(model=name, dataset=dataset, num_tokens=segments[0].length,
                          frames=frames, height=height, width=width, num_layers=self.num_layers,
-                         params=self.params, extra={"method": self.method,
-                                                    "kept": {str(k): v for k, v in self._prefill.kept.items()}})
+                         params=self.params,
+                         extra={"method": self.method,
+                                "kept": {str(k): v for k, v in self.prefill.kept.items()}})
         results = {site: [self.results[(i, site)][0] for i in range(self.num_layers)]
                    for site in SITES}
         return SparseTrace.from_results(meta, results)

@@ -3,8 +3,9 @@
 :class:`TokenState` tracks, for one prefill forward, which original sequence
 positions are physically present in the hidden states (``present``) and which
 visual tokens SEC has kept so far (``alive``). At an SEC layer the attention
-hook scores the visual tokens and updates ``alive`` right after attention, so
-the layer's MLP GEMMs already see the pruned set; the decoder layer's forward
+hook scores the visual tokens; the choice takes effect at the end of the
+attention block (after o_proj), so the layer's MLP GEMMs already see the
+pruned set; the decoder layer's forward
 hook then removes the pruned rows from its output, and every later layer's
 pre-hook slices the full-length per-forward tensors (attention mask, rotary
 cos/sin incl. Qwen2-VL's 3D mrope, position ids) to the present rows. The KV
@@ -96,7 +97,8 @@ def slice_layer_kwargs(kwargs: dict, rows: torch.Tensor, seq_len: int) -> dict:
     mask = kwargs.get("attention_mask")
     if mask is not None:
         if not isinstance(mask, torch.Tensor) or mask.ndim != 4:
-            raise ValueError(f"SEC needs a 4-D tensor attention mask or None, got {type(mask).__name__}")
+            raise ValueError(f"SEC needs a 4-D tensor attention mask or None, "
+                             f"got {type(mask).__name__}")
         r = rows.to(mask.device)
         out["attention_mask"] = mask.index_select(2, r).index_select(3, r)
     pos_emb = kwargs.get("position_embeddings")

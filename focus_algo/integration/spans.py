@@ -114,7 +114,7 @@ def find_layout(model, inputs: dict) -> VisualLayout | None:
         runs = _runs(ids, getattr(config, f"{kind}_token_id"))
         if not runs:
             continue
-        found = (_qwen_segments if family == "qwen" else _llava_segments)(config, inputs, kind, runs)
+        found = (_qwen_segments if family == "qwen" else _llava_segments)(model, inputs, kind, runs)
         segments += found
         ends += [s + n for s, n in runs]
     if not segments:
@@ -123,48 +123,74 @@ def find_layout(model, inputs: dict) -> VisualLayout | None:
     return VisualLayout(tuple(segments), text_start=max(ends), seq_len=int(ids.shape[0]))
 
 
-def _qwen_segments(config, inputs, kind, runs):
+def _qwen_segments(model, inputs, kind, runs):
+    config = model.config
     grid_thw = inputs.get(f"{kind}_grid_thw")
-    if grid_thw is None or len(grid_thw) != len(runs):
-        raise ValueError(f"{kind}_grid_thw must have one row per {kind} placeholder run "
-                         f"({len(runs)} runs), got {None if grid_thw is None else len(grid_thw)}")
     merge = config.vision_config.spatial_merge_size
+    if grid_thw is not None:
+        if len(grid_thw) != len(runs):
+            raise ValueError(f"{kind}_grid_thw has {len(grid_thw)} rows but the input holds "
+                             f"{len(runs)} {kind} placeholder runs")
+        grids = [(int(t), int(h) // merge, int(w) // merge) for t, h, w in grid_thw.tolist()]
+    else:   # generate() passes precomputed features and the 3D rope positions instead
+        pos = inputs.get("position_ids")
+        if pos is None or pos.ndim != 3:
+            raise ValueError(f"need {kind}_grid_thw (or 3D position_ids) to find the {kind} grid")
+        grids = [tuple(int(pos[axis, 0, s:s + n].unique().numel()) for axis in (-3, -2, -1))
+                 for s, n in runs]
     segments = []
-    for (start, length), (t, h, w) in zip(runs, grid_thw.tolist()):
-        grid = (int(t), int(h) // merge, int(w) // merge)
+    for (start, length), grid in zip(runs, grids):
         if math.prod(grid) != length:
-            raise ValueError(f"{kind} run at position {start} has {length} tokens but "
-                             f"{kind}_grid_thw {[t, h, w]} / merge {merge} gives {grid}")
+            raise ValueError(f"{kind} run at position {start} has {length} tokens but its "
+                             f"grid is {grid} (merge {merge})")
         segments.append(Segment(start, grid))
     return segments
 
 
-def _llava_segments(config, inputs, kind, runs):
+def _llava_segments(model, inputs, kind, runs):
+    config = model.config
     side = config.vision_config.image_size // config.vision_config.patch_size
-    segments = []
     if kind == "video":
-        videos = inputs.get("pixel_values_videos")
-        if videos is None or len(runs) != 1:
-            raise ValueError(f"LLaVA-OneVision: expected one video run with pixel_values_videos, "
-                             f"got {len(runs)} runs")
         pooled = math.ceil(side / 2)
-        grid = (int(videos.shape[1]), pooled, pooled)
-        (start, length), = runs
-        if math.prod(grid) + 1 != length:
-            raise ValueError(f"video run at position {start} has {length} tokens, expected "
-                             f"frames*{pooled}*{pooled}+1 = {math.prod(grid) + 1}")
-        return [Segment(start, grid)]
+        segments = []
+        for start, length in runs:
+            frames, extra = divmod(length - 1, pooled * pooled)
+            if extra or frames < 1:
+                raise ValueError(f"video run at position {start} has {length} tokens, not "
+                                 f"frames*{pooled}*{pooled}+1")
+            segments.append(Segment(start, (frames, pooled, pooled)))
+        return segments
     sizes = inputs.get("image_sizes")
+    features = (inputs.get("mm_encoder_outputs") or {}).get("image")
+    segments = []
     for i, (start, length) in enumerate(runs):
+        base = (1, side, side)
         if length == side * side + 1:      # single tile: base grid + newline
-            segments.append(Segment(start, (1, side, side)))
+            segments.append(Segment(start, base))
             continue
-        if sizes is None or i >= len(sizes):
+        if sizes is not None and i < len(sizes):
+            _, hires = llava_image_layout(config, sizes[i].tolist(),
+                                          inputs.get("vision_aspect_ratio"))
+        elif features is not None:
+            hires = _hires_from_newlines(features.pooler_output[i][side * side:],
+                                         model.model.image_newline)
+        else:
             raise ValueError(f"image run {i} at position {start} needs image_sizes[{i}]")
-        base, hires = llava_image_layout(config, sizes[i].tolist(), inputs.get("vision_aspect_ratio"))
         if math.prod(base) + math.prod(hires) != length:
             raise ValueError(f"image run at position {start} has {length} tokens, expected "
-                             f"{math.prod(base)} + {math.prod(hires)} for image_sizes "
-                             f"{sizes[i].tolist()}")
+                             f"{math.prod(base)} + {math.prod(hires)}")
         segments += [Segment(start, base), Segment(start + math.prod(base), hires)]
     return segments
+
+
+def _hires_from_newlines(features, newline):
+    """(1, rows, cols + 1) of packed anyres features whose rows end with ``newline``."""
+    is_newline = (features == newline.to(features)).all(dim=-1).nonzero().flatten()
+    if len(is_newline) == 0:
+        raise ValueError("anyres image features hold no newline token; pass image_sizes")
+    row = int(is_newline[0]) + 1
+    rows = len(features) // row
+    expected = torch.arange(row - 1, rows * row, row, device=is_newline.device)
+    if rows * row != len(features) or not torch.equal(is_newline, expected):
+        raise ValueError("anyres image features are not rows ending with a newline token")
+    return (1, rows, row)

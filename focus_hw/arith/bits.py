@@ -2,26 +2,37 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Mux, Value, unsigned
+from amaranth.hdl import Cat, Const, Mux, Signal, Value
 
-__all__ = ["leading_zeros", "shift_right_sticky", "clamp"]
+__all__ = ["wire", "leading_zeros", "shift_right_sticky", "clamp"]
 
 
-def _lzc_tree(bits):
-    """Balanced tree over a power-of-two list of bits (LSB first).
+def wire(m, value, name=None) -> Signal:
+    """A signal driven by ``value`` (keeps shared subexpressions from being copied)."""
+    value = Value.cast(value)
+    if isinstance(value, Signal):
+        return value
+    signal = Signal(value.shape(), name=name)
+    m.d.comb += signal.eq(value)
+    return signal
 
-    Returns ``(all_zero, count)``; ``count`` is valid when not all zero.
+
+def _lzc_tree(value):
+    """Leading zeros of a power-of-two-wide, non-zero ``value`` as a balanced tree.
+
+    Each level picks the upper half's count unless that half is all zero;
+    the zero flags are plain OR-reductions, so the expression stays linear in
+    size (no shared subtrees) and synthesis builds the tree.
     """
-    if len(bits) == 1:
-        return ~bits[0], Const(0, 0)
-    half = len(bits) // 2
-    lo_zero, lo_count = _lzc_tree(bits[:half])
-    hi_zero, hi_count = _lzc_tree(bits[half:])
-    count = Cat(Mux(hi_zero, lo_count, hi_count), hi_zero)
-    return hi_zero & lo_zero, count
+    if len(value) == 1:
+        return Const(0, 0)
+    half = len(value) // 2
+    lo, hi = value[:half], value[half:]
+    hi_zero = ~hi.any()
+    return Cat(Mux(hi_zero, _lzc_tree(lo), _lzc_tree(hi)), hi_zero)
 
 
-def leading_zeros(value) -> Value:
+def leading_zeros(m, value) -> Value:
     """Number of leading zeros of ``value`` (``len(value)`` when it is zero), as a tree."""
     value = Value.cast(value)
     width = len(value)
@@ -30,8 +41,7 @@ def leading_zeros(value) -> Value:
         size *= 2
     # A single one below the value makes the padded word never zero: count <= width.
     padded = Cat(Const(0, size - width - 1), Const(1, 1), value)
-    _, count = _lzc_tree([padded[i] for i in range(size)])
-    return count
+    return wire(m, _lzc_tree(padded))
 
 
 def clamp(amount, limit: int) -> Value:
@@ -42,10 +52,10 @@ def clamp(amount, limit: int) -> Value:
     return Mux(amount > limit, limit, amount)[: limit.bit_length()]
 
 
-def shift_right_sticky(value, amount):
+def shift_right_sticky(m, value, amount):
     """``value >> amount`` and the OR of the bits shifted out, as ``(shifted, sticky)``."""
     value = Value.cast(value)
     width = len(value)
     amount = clamp(amount, width)
-    wide = Cat(Const(0, width), value) >> amount
+    wide = wire(m, Cat(Const(0, width), value) >> amount)
     return wide[width:], wide[:width].any()

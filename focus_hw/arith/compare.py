@@ -6,6 +6,7 @@ from amaranth.hdl import Module, Mux
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from .bits import wire
 from .formats import float_format
 from .pipeline import Pipeline, check_pipeline
 from .unpack import unpack
@@ -13,15 +14,15 @@ from .unpack import unpack
 __all__ = ["FCompare", "FMax", "compare"]
 
 
-def compare(fmt, a, b):
+def compare(m, fmt, a, b):
     """Return ``(lt, eq, gt, unordered)`` of two raw ``fmt`` encodings."""
-    x, y = unpack(fmt, a), unpack(fmt, b)
-    unordered = x.nan | y.nan
+    x, y = unpack(m, fmt, a), unpack(m, fmt, b)
+    unordered = wire(m, x.nan | y.nan)
     mag_x, mag_y = x.bits[: fmt.width - 1], y.bits[: fmt.width - 1]
-    eq = ~unordered & ((x.bits == y.bits) | (x.zero & y.zero))
+    eq = wire(m, ~unordered & ((x.bits == y.bits) | (x.zero & y.zero)))
     # Greater as signed-magnitude numbers, zeros already made equal above.
     gt_mag = Mux(x.sign, mag_x < mag_y, mag_x > mag_y)
-    gt = ~unordered & ~eq & Mux(x.sign == y.sign, gt_mag, ~x.sign)
+    gt = wire(m, ~unordered & ~eq & Mux(x.sign == y.sign, gt_mag, ~x.sign))
     lt = ~unordered & ~eq & ~gt
     return lt, eq, gt, unordered
 
@@ -39,7 +40,7 @@ class FCompare(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         pipe = Pipeline(m, self.pipeline, 1, self.en)
-        flags = pipe.cut(*compare(self.fmt, self.a, self.b))
+        flags = pipe.cut(*compare(m, self.fmt, self.a, self.b))
         m.d.comb += [port.eq(flag) for port, flag in
                      zip((self.lt, self.eq, self.gt, self.unordered), flags)]
         return m
@@ -62,8 +63,8 @@ class FMax(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         pipe = Pipeline(m, self.pipeline, 1, self.en)
-        x, y = unpack(self.fmt, self.a), unpack(self.fmt, self.b)
-        _, eq, gt, _ = compare(self.fmt, self.a, self.b)
+        x, y = unpack(m, self.fmt, self.a), unpack(m, self.fmt, self.b)
+        _, eq, gt, _ = compare(m, self.fmt, self.a, self.b)
         take_a = x.nan | (~y.nan & (gt | (eq & ~x.sign)))
         (out,) = pipe.cut(Mux(take_a, self.a, self.b))
         m.d.comb += self.out.eq(out)

@@ -6,7 +6,7 @@ from amaranth.hdl import Cat, Const, Module, Mux, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from .bits import leading_zeros
+from .bits import leading_zeros, wire
 from .formats import FP32, float_format
 from .pipeline import Pipeline, check_pipeline
 from .rounding import round_pack
@@ -15,29 +15,29 @@ from .unpack import unpack
 __all__ = ["Widen", "Narrow", "widen", "narrow"]
 
 
-def widen(fmt, bits) -> Value:
+def widen(m, fmt, bits) -> Value:
     """Exact ``fmt`` -> fp32 re-encoding (NaN payloads kept, not quieted, as numpy does)."""
     bits = Value.cast(bits)
     pad = FP32.man_bits - fmt.man_bits
     if fmt.exp_bits == FP32.exp_bits:
         return Cat(Const(0, pad), bits)
-    x = unpack(fmt, bits)
-    lz = leading_zeros(x.sig)  # 1..precision for subnormals and zero, 0 otherwise
-    frac = (x.sig << lz)[: fmt.man_bits]
+    x = unpack(m, fmt, bits)
+    lz = leading_zeros(m, x.sig)  # 1..precision for subnormals and zero, 0 otherwise
+    frac = wire(m, (x.sig << lz)[: fmt.man_bits])
     exp = Mux(x.zero, 0, x.exp + (FP32.bias - fmt.bias) - lz)
     special = Cat(bits[: fmt.man_bits], Const(FP32.exp_max, FP32.exp_bits))
     finite = Cat(frac, exp[: FP32.exp_bits])
     return Cat(Const(0, pad), Mux(x.inf | x.nan, special, finite), x.sign)
 
 
-def narrow(fmt, pipe, bits) -> Value:
+def narrow(m, fmt, pipe, bits) -> Value:
     """fp32 -> ``fmt`` rounded to nearest even (overflow to inf, subnormal results).
 
     NaNs as numpy/ml_dtypes: fp16 keeps the top payload bits without quieting
     (a payload that would vanish becomes 1); bf16 gives the canonical quiet
     NaN with the sign kept.
     """
-    x = unpack(FP32, bits)
+    x = unpack(m, FP32, bits)
     sign = x.sign
     if fmt.name == "bf16":
         nan_bits = Cat(Const(fmt.canonical_nan, fmt.width - 1), sign)
@@ -48,7 +48,7 @@ def narrow(fmt, pipe, bits) -> Value:
     infinity = Cat(Const(fmt.exp_max << fmt.man_bits, fmt.width - 1), sign)
     exp, sig, nan, nan_bits, inf, infinity, sign = pipe.cut(
         x.exp, x.sig, x.nan, nan_bits, x.inf, infinity, sign)
-    finite = round_pack(fmt, sign, exp + (fmt.bias - FP32.bias), sig)
+    finite = round_pack(m, fmt, sign, exp + (fmt.bias - FP32.bias), sig)
     return Mux(nan, nan_bits, Mux(inf, infinity, finite))
 
 
@@ -63,7 +63,7 @@ class Widen(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         pipe = Pipeline(m, self.pipeline, 1, self.en)
-        (out,) = pipe.cut(widen(self.fmt, self.a))
+        (out,) = pipe.cut(widen(m, self.fmt, self.a))
         m.d.comb += self.out.eq(out)
         return m
 
@@ -79,5 +79,5 @@ class Narrow(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         pipe = Pipeline(m, self.pipeline, 1, self.en)
-        m.d.comb += self.out.eq(narrow(self.fmt, pipe, self.a))
+        m.d.comb += self.out.eq(narrow(m, self.fmt, pipe, self.a))
         return m

@@ -6,7 +6,7 @@ from amaranth.hdl import Cat, Const, Module, Mux
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from .bits import shift_right_sticky
+from .bits import shift_right_sticky, wire
 from .formats import float_format
 from .pipeline import Pipeline, check_pipeline
 from .rounding import round_pack
@@ -18,7 +18,7 @@ __all__ = ["FAdd", "add_core", "ADD_CUTS"]
 ADD_CUTS = 2
 
 
-def add_core(fmt, pipe, x, y, nan_candidates):
+def add_core(m, fmt, pipe, x, y, nan_candidates):
     """``x + y`` rounded to ``fmt`` from two :class:`Unpacked` operands.
 
     Operand significands must be normalised unless the exponent is 1 (IEEE
@@ -30,32 +30,33 @@ def add_core(fmt, pipe, x, y, nan_candidates):
     p = fmt.precision
     xs = Cat(Const(0, p - len(x.sig)), x.sig)
     ys = Cat(Const(0, p - len(y.sig)), y.sig)
-    invalid = x.inf & y.inf & (x.sign != y.sign)
+    invalid = wire(m, x.inf & y.inf & (x.sign != y.sign))
     nan = x.nan | y.nan | invalid
     for _, flag in nan_candidates:
         nan = nan | flag
-    nan_bits = nan_result(fmt, list(nan_candidates) + [(y.bits, y.nan), (x.bits, x.nan), (None, invalid)])
+    nan = wire(m, nan)
+    nan_bits = nan_result(m, fmt, list(nan_candidates) + [(y.bits, y.nan), (x.bits, x.nan), (None, invalid)])
     inf = x.inf | y.inf
     inf_sign = Mux(x.inf, x.sign, y.sign)
     zero_sign = x.sign & y.sign
     # Order by magnitude so the difference is never negative.
-    swap = Cat(ys, y.exp) > Cat(xs, x.exp)
+    swap = wire(m, Cat(ys, y.exp) > Cat(xs, x.exp))
     big_exp = Mux(swap, y.exp, x.exp)
     big_sig = Mux(swap, ys, xs)
     small_sig = Mux(swap, xs, ys)
     sign = Mux(swap, y.sign, x.sign)
     subtract = x.sign != y.sign
     # Guard, round and sticky bits below the significand.
-    aligned, sticky = shift_right_sticky(Cat(Const(0, 2), small_sig), (big_exp - Mux(swap, x.exp, y.exp)).as_unsigned())
+    aligned, sticky = shift_right_sticky(m, Cat(Const(0, 2), small_sig), (big_exp - Mux(swap, x.exp, y.exp)).as_unsigned())
     aligned = Cat(sticky, aligned)
     live = pipe.cut(big_exp, big_sig, aligned, sign, subtract, nan, nan_bits, inf, inf_sign, zero_sign)
     big_exp, big_sig, aligned, sign, subtract, nan, nan_bits, inf, inf_sign, zero_sign = live
     wide = Cat(Const(0, 3), big_sig)
-    total = Mux(subtract, wide - aligned, wide + aligned)[: p + 4]
+    total = wire(m, Mux(subtract, wide - aligned, wide + aligned)[: p + 4])
     live = pipe.cut(big_exp, total, sign, nan, nan_bits, inf, inf_sign, zero_sign)
     big_exp, total, sign, nan, nan_bits, inf, inf_sign, zero_sign = live
     sign = Mux(total.any(), sign, zero_sign)
-    finite = round_pack(fmt, sign, big_exp + 1, total, underflow=False)
+    finite = round_pack(m, fmt, sign, big_exp + 1, total, underflow=False)
     infinity = Cat(Const(fmt.exp_max << fmt.man_bits, fmt.width - 1), inf_sign)
     return Mux(nan, nan_bits, Mux(inf, infinity, finite))
 
@@ -78,6 +79,6 @@ class FAdd(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         pipe = Pipeline(m, self.pipeline, ADD_CUTS, self.en)
-        x, y = unpack(self.fmt, self.a), unpack(self.fmt, self.b)
-        m.d.comb += self.out.eq(add_core(self.fmt, pipe, x, y, []))
+        x, y = unpack(m, self.fmt, self.a), unpack(m, self.fmt, self.b)
+        m.d.comb += self.out.eq(add_core(m, self.fmt, pipe, x, y, []))
         return m

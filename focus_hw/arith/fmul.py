@@ -6,6 +6,7 @@ from amaranth.hdl import Cat, Const, Module, Mux
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from .bits import wire
 from .formats import float_format
 from .pipeline import Pipeline, check_pipeline
 from .rounding import round_pack
@@ -17,25 +18,25 @@ __all__ = ["FMul", "mul_core", "MUL_CUTS"]
 MUL_CUTS = 1
 
 
-def mul_core(fmt, out_fmt, pipe, x, y, carry=()):
+def mul_core(m, fmt, out_fmt, pipe, x, y, carry=()):
     """``x * y`` of two :class:`Unpacked` ``fmt`` operands, rounded to ``out_fmt``.
 
     Returns ``(bits, is_nan, carry)``: ``carry`` values ride through the same
     pipeline registers. NaN priority: second operand, first operand,
     then the default NaN for ``0 * inf``; payloads are widened to ``out_fmt``.
     """
-    invalid = (x.inf & y.zero) | (x.zero & y.inf)
-    nan = x.nan | y.nan | invalid
-    nan_bits = nan_result(out_fmt, [(widen_bits(fmt, out_fmt, y.bits), y.nan),
+    invalid = wire(m, (x.inf & y.zero) | (x.zero & y.inf))
+    nan = wire(m, x.nan | y.nan | invalid)
+    nan_bits = nan_result(m, out_fmt, [(widen_bits(fmt, out_fmt, y.bits), y.nan),
                                     (widen_bits(fmt, out_fmt, x.bits), x.nan)])
     inf = x.inf | y.inf
     sign = x.sign ^ y.sign
-    product = x.sig * y.sig
+    product = wire(m, x.sig * y.sig)
     # product / 2**(2p-1) * 2**(ex + ey - 2 bias + 1): rebias into out_fmt.
     exp = x.exp + y.exp + (out_fmt.bias - 2 * fmt.bias + 1)
     product, exp, sign, nan, nan_bits, inf, *carry = pipe.cut(
         product, exp, sign, nan, nan_bits, inf, *carry)
-    finite = round_pack(out_fmt, sign, exp, product)
+    finite = round_pack(m, out_fmt, sign, exp, product)
     infinity = Cat(Const(out_fmt.exp_max << out_fmt.man_bits, out_fmt.width - 1), sign)
     return Mux(nan, nan_bits, Mux(inf, infinity, finite)), nan, carry
 
@@ -64,7 +65,7 @@ class FMul(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         pipe = Pipeline(m, self.pipeline, MUL_CUTS, self.en)
-        x, y = unpack(self.fmt, self.a), unpack(self.fmt, self.b)
-        out, _, _ = mul_core(self.fmt, self.fmt, pipe, x, y)
+        x, y = unpack(m, self.fmt, self.a), unpack(m, self.fmt, self.b)
+        out, _, _ = mul_core(m, self.fmt, self.fmt, pipe, x, y)
         m.d.comb += self.out.eq(out)
         return m

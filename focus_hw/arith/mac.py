@@ -7,7 +7,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ..params import DTYPES
-from .bits import leading_zeros
+from .bits import leading_zeros, wire
 from .fadd import ADD_CUTS, add_core
 from .fmul import mul_core, widen_bits
 from .formats import FP32, float_format
@@ -21,7 +21,7 @@ __all__ = ["MAC"]
 FLOAT_MAC_CUTS = 1 + ADD_CUTS
 
 
-def exact_product(fmt, pipe, x, y, carry=()):
+def exact_product(m, fmt, pipe, x, y, carry=()):
     """Exact fp32 product of two fp16 operands as a normalised :class:`Unpacked`.
 
     An 11 x 11-bit significand product has at most 22 significant bits and
@@ -30,17 +30,17 @@ def exact_product(fmt, pipe, x, y, carry=()):
     Returns ``(product, nan_candidates, carry)`` for :func:`add_core`;
     ``carry`` values ride through the same pipeline registers.
     """
-    invalid = (x.inf & y.zero) | (x.zero & y.inf)
+    invalid = wire(m, (x.inf & y.zero) | (x.zero & y.inf))
     candidates = [(widen_bits(fmt, FP32, y.bits), y.nan), (widen_bits(fmt, FP32, x.bits), x.nan),
                   (None, invalid)]
-    sig = x.sig * y.sig
+    sig = wire(m, x.sig * y.sig)
     # sig / 2**21 * 2**(ex + ey - 2 bias + 1), rebiased to fp32.
     exp = x.exp + y.exp + (FP32.bias - 2 * fmt.bias + 1)
-    lz = leading_zeros(sig)
+    lz = leading_zeros(m, sig)
     product = Unpacked(
         sign=x.sign ^ y.sign,
-        exp=Mux(x.zero | y.zero, 1, exp - lz),
-        sig=(sig << lz)[: len(sig)],
+        exp=wire(m, Mux(x.zero | y.zero, 1, exp - lz)),
+        sig=wire(m, (sig << lz)[: len(sig)]),
         zero=x.zero | y.zero,
         inf=x.inf | y.inf,
         nan=Const(0, 1),
@@ -91,11 +91,11 @@ class MAC(wiring.Component):
             return m
         fmt = float_format(self.dtype)
         pipe = Pipeline(m, self.pipeline, FLOAT_MAC_CUTS, self.en)
-        x, y = unpack(fmt, self.a), unpack(fmt, self.b)
+        x, y = unpack(m, fmt, self.a), unpack(m, fmt, self.b)
         if fmt.precision * 2 <= FP32.precision and fmt.exp_bits < FP32.exp_bits:
-            product, candidates, (acc,) = exact_product(fmt, pipe, x, y, (self.acc,))
+            product, candidates, (acc,) = exact_product(m, fmt, pipe, x, y, (self.acc,))
         else:
-            bits, _, (acc,) = mul_core(fmt, FP32, pipe, x, y, (self.acc,))
-            product, candidates = unpack(FP32, bits), []
-        m.d.comb += self.out.eq(add_core(FP32, pipe, unpack(FP32, acc), product, candidates))
+            bits, _, (acc,) = mul_core(m, fmt, FP32, pipe, x, y, (self.acc,))
+            product, candidates = unpack(m, FP32, bits), []
+        m.d.comb += self.out.eq(add_core(m, FP32, pipe, unpack(m, FP32, acc), product, candidates))
         return m

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from amaranth.hdl import Cat, Const, Mux, Value, signed
 
-from .bits import clamp, leading_zeros, shift_right_sticky
+from .bits import clamp, leading_zeros, shift_right_sticky, wire
 from .formats import FloatFormat
 
 __all__ = ["round_pack"]
 
 
-def round_pack(fmt: FloatFormat, sign, exp, sig, *, underflow: bool = True) -> Value:
+def round_pack(m, fmt: FloatFormat, sign, exp, sig, *, underflow: bool = True) -> Value:
     """Pack ``sig / 2**(len(sig)-1) * 2**(exp - fmt.bias)`` into ``fmt`` with RNE.
 
     ``exp`` is a signed biased exponent, ``sig`` an unsigned significand that
@@ -21,19 +21,19 @@ def round_pack(fmt: FloatFormat, sign, exp, sig, *, underflow: bool = True) -> V
     ``underflow=False`` the caller guarantees ``exp >= 1`` and the right
     shifter for exponents below the normal range is left out.
     """
-    sig = Value.cast(sig)
+    sig = wire(m, sig)
     if len(sig) < fmt.precision + 2:
         sig = Cat(Const(0, fmt.precision + 2 - len(sig)), sig)
     width = len(sig)
     exp = Value.cast(exp).as_signed()
-    lz = leading_zeros(sig)
+    lz = leading_zeros(m, sig)
     room = exp - 1  # left shift that brings the exponent down to 1 (subnormal range)
     use_lz = room >= lz
-    shift = Mux(use_lz, lz, Mux(room < 0, 0, room)[: len(lz)])
-    shifted = (sig << shift)[:width]
+    shift = wire(m, Mux(use_lz, lz, Mux(room < 0, 0, room)[: len(lz)]))
+    shifted = wire(m, (sig << shift)[:width])
     sticky = Const(0, 1)
     if underflow:
-        shifted, sticky = shift_right_sticky(shifted, clamp(Mux(room < 0, -room, 0).as_unsigned(), width))
+        shifted, sticky = shift_right_sticky(m, shifted, clamp(Mux(room < 0, -room, 0).as_unsigned(), width))
     exp_out = Value.cast(exp - shift).as_signed()
     normal = shifted[width - 1]
     overflow = normal & (exp_out >= fmt.exp_max)

@@ -23,60 +23,52 @@ def _to_unsigned(values, width):
     return np.asarray(values).astype(np.int64).astype(object) & ((1 << width) - 1)
 
 
-def evaluate(factory, lanes: int = 8, **inputs) -> dict[str, np.ndarray]:
-    """Outputs of the combinational unit ``factory()`` for each input vector.
+def evaluate(unit, **inputs) -> dict[str, np.ndarray]:
+    """Outputs of the combinational ``unit`` for each input vector, in one simulation.
 
-    ``inputs`` map port names to equal-length integer arrays (raw bit
-    patterns; negative values are taken as two's complement). ``lanes``
-    copies of the unit are driven through one wide input signal so that each
-    simulator step evaluates ``lanes`` vectors. Returns port name ->
-    ``np.uint64`` array of raw output bits.
+    ``inputs`` map every input port (``en`` aside) to equal-length integer
+    arrays of raw bit patterns (negative values are taken as two's
+    complement). All inputs are packed into one wide signal so that each
+    vector costs a single set/settle/get of the simulator (duplicating the
+    unit into lanes was measured slower: the Python simulator evaluates every
+    copy on each step). Returns port name -> ``np.uint64`` array of raw bits.
     """
-    units = [factory() for _ in range(lanes)]
-    if units[0].latency:
+    if unit.latency:
         raise ValueError("evaluate() needs a combinational unit (pipeline=0)")
-    in_names, out_names = _ports(units[0])
+    in_names, out_names = _ports(unit)
     if set(inputs) != set(in_names):
         raise ValueError(f"inputs must be exactly {in_names}, got {sorted(inputs)}")
     count = len(next(iter(inputs.values())))
     if any(len(v) != count for v in inputs.values()):
         raise ValueError("all input arrays must have the same length")
+    ins = [getattr(unit, n) for n in in_names]
+    outs = [getattr(unit, n) for n in out_names]
     m = Module()
-    for i, unit in enumerate(units):
-        m.submodules[f"u{i}"] = unit
-    wide_in = Signal(sum(len(getattr(u, n)) for u in units for n in in_names))
-    wide_out = Signal(sum(len(getattr(u, n)) for u in units for n in out_names))
-    m.d.comb += Cat(*[getattr(u, n) for u in units for n in in_names]).eq(wide_in)
-    m.d.comb += wide_out.eq(Cat(*[getattr(u, n) for u in units for n in out_names]))
-    in_widths = [len(getattr(units[0], n)) for n in in_names]
-    out_widths = [len(getattr(units[0], n)) for n in out_names]
-    columns = [_to_unsigned(inputs[n], w) for n, w in zip(in_names, in_widths)]
-    words = []
-    for start in range(0, count, lanes):
-        word, shift = 0, 0
-        for k in range(lanes):
-            j = min(start + k, count - 1)
-            for column, width in zip(columns, in_widths):
-                word |= int(column[j]) << shift
-                shift += width
-        words.append(word)
+    m.submodules.unit = unit
+    wide_in = Signal(sum(len(s) for s in ins))
+    wide_out = Signal(sum(len(s) for s in outs))
+    m.d.comb += [Cat(*ins).eq(wide_in), wide_out.eq(Cat(*outs))]
+    words = np.zeros(count, dtype=object)
+    shift = 0
+    for name, port in zip(in_names, ins):
+        words += _to_unsigned(inputs[name], len(port)) << shift
+        shift += len(port)
     results = []
 
     async def testbench(ctx):
         for word in words:
-            ctx.set(wide_in, word)
+            ctx.set(wide_in, int(word))
             results.append(ctx.get(wide_out))
 
     sim = Simulator(m)
     sim.add_testbench(testbench)
     sim.run()
-    out = {n: np.zeros(len(words) * lanes, dtype=np.uint64) for n in out_names}
-    for i, word in enumerate(results):
-        for k in range(lanes):
-            for n, width in zip(out_names, out_widths):
-                out[n][i * lanes + k] = word & ((1 << width) - 1)
-                word >>= width
-    return {n: v[:count] for n, v in out.items()}
+    packed = np.array(results, dtype=object)
+    out, shift = {}, 0
+    for name, port in zip(out_names, outs):
+        out[name] = ((packed >> shift) & ((1 << len(port)) - 1)).astype(np.uint64)
+        shift += len(port)
+    return out
 
 
 def run_pipelined(dut, steps) -> list[dict[str, int]]:

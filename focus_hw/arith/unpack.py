@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from amaranth.hdl import Cat, Const, Mux, Value
 
+from .bits import wire
+
 from .formats import FloatFormat
 
 __all__ = ["Unpacked", "unpack", "nan_result"]
@@ -29,19 +31,20 @@ class Unpacked:
     bits: Value
 
 
-def unpack(fmt: FloatFormat, bits) -> Unpacked:
-    bits = Value.cast(bits)
+def unpack(m, fmt: FloatFormat, bits) -> Unpacked:
+    bits = wire(m, bits)
     frac = bits[: fmt.man_bits]
     efield = bits[fmt.man_bits : fmt.man_bits + fmt.exp_bits]
     normal = efield.any()
     special = efield.all()
+    frac_zero = ~frac.any()
     return Unpacked(
         sign=bits[fmt.width - 1],
         exp=efield | ~normal,
         sig=Cat(frac, normal),
-        zero=~normal & ~frac.any(),
-        inf=special & ~frac.any(),
-        nan=special & frac.any(),
+        zero=~normal & frac_zero,
+        inf=special & frac_zero,
+        nan=special & ~frac_zero,
         bits=bits,
     )
 
@@ -54,7 +57,7 @@ def _quiet(fmt: FloatFormat, bits) -> Value:
     return bits | fmt.quiet_bit
 
 
-def nan_result(fmt: FloatFormat, candidates) -> Value:
+def nan_result(m, fmt: FloatFormat, candidates) -> Value:
     """NaN result of an operation in format ``fmt`` (numpy's x86 behaviour).
 
     ``candidates`` is a priority-ordered list of ``(bits, is_nan)``: the first
@@ -67,4 +70,4 @@ def nan_result(fmt: FloatFormat, candidates) -> Value:
     for bits, is_nan in reversed(candidates):
         value = Const(default, fmt.width) if bits is None else _quiet(fmt, bits)
         result = Mux(is_nan, value, result)
-    return result
+    return wire(m, result)

@@ -1,0 +1,237 @@
+"""MAC (apis.md #4) bit-exact against numpy, and pipelined units against their latency."""
+
+from __future__ import annotations
+
+import operator
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from focus_hw.arith import FORMATS, FP32, MAC
+from focus_hw.arith import reference as ref
+from focus_hw.arith.compare import FCompare, FMax
+from focus_hw.arith.convert import Narrow, Widen
+from focus_hw.arith.fadd import FAdd
+from focus_hw.arith.fmul import FMul
+from focus_hw.arith.simulate import evaluate, run_pipelined
+
+from test_arith_units import (assert_bits_equal, is_tie, pairs, random_bits, specials,
+                              unused_elaboratables_ok)
+
+
+def check_mac(dtype, a, b, acc):
+    got = evaluate(MAC(dtype), a=a, b=b, acc=acc)["out"]
+    assert_bits_equal(got, ref.mac(dtype, a, b, acc), a, b, acc)
+
+
+def product_bits(dtype, a, b):
+    """fp32 bits of ``np.float32(a) * np.float32(b)``."""
+    with np.errstate(all="ignore"):
+        return ref.to_bits("fp32", ref.to_float(dtype, a).astype(np.float32)
+                           * ref.to_float(dtype, b).astype(np.float32))
+
+
+@pytest.mark.parametrize("dtype", ["fp16", "bf16"])
+def test_mac_special_operands(dtype):
+    """All pairs of special a, b against a cycle of special accumulators."""
+    a, b = pairs(specials(dtype))
+    acc32 = specials("fp32")
+    acc = acc32[np.arange(a.size) % acc32.size]
+    check_mac(dtype, a, b, acc)
+
+
+@pytest.mark.parametrize("dtype", ["fp16", "bf16"])
+def test_mac_cancellation_ties_and_alignment(dtype):
+    rng = np.random.default_rng(10)
+    f = FORMATS[dtype]
+    a = random_bits(rng, dtype, 3000)
+    b = random_bits(rng, dtype, 3000, (max(1, f.bias - 8), f.bias + 8))
+    prod = product_bits(dtype, a, b)
+    sign = np.uint64(1 << 31)
+    finite = (prod & np.uint64(0x7F800000)) != np.uint64(0x7F800000)
+    a, b, prod = a[finite][:400], b[finite][:400], prod[finite][:400]
+    exact_cancel = prod ^ sign                                  # -> +0
+    near_cancel = (prod ^ sign) + rng.integers(0, 3, prod.size, dtype=np.uint64) - np.uint64(1)
+    far = random_bits(rng, "fp32", prod.size)                     # huge or tiny versus the product
+    # Ties of the final fp32 addition: products of 2-bit significands, accumulators
+    # whose last place falls just above the product's bits.
+    short = ~np.uint64((1 << (f.man_bits - 2)) - 1)
+    ta, tb = a & short, b & short
+    tprod = product_bits(dtype, ta, tb)
+    exp_p = ((tprod >> np.uint64(23)) & np.uint64(0xFF)).astype(np.int64)
+    exp_t = np.clip(exp_p + rng.integers(20, 27, prod.size), 1, 254).astype(np.uint64)
+    tie_acc = (rng.integers(0, 2, prod.size, dtype=np.uint64) << np.uint64(31)) | (exp_t << np.uint64(23)) | (
+        rng.integers(0, 1 << 23, prod.size, dtype=np.uint64) & np.uint64(0x7FF800))
+    with np.errstate(all="ignore"):
+        exact_sum = ref.to_float("fp32", tie_acc).astype(np.float64) + ref.to_float("fp32", tprod).astype(np.float64)
+    ties = is_tie("fp32", exact_sum)
+    assert ties.sum() >= 10
+    accs = [exact_cancel, near_cancel, far, tie_acc[ties]]
+    check_mac(dtype, np.concatenate([a] * 3 + [ta[ties]]), np.concatenate([b] * 3 + [tb[ties]]),
+              np.concatenate(accs))
+
+
+@pytest.mark.parametrize("dtype", ["fp16", "bf16"])
+def test_mac_tiny_products(dtype):
+    """Subnormal operands (fp16) and products in fp32's subnormal range (bf16: rounded)."""
+    rng = np.random.default_rng(11)
+    f = FORMATS[dtype]
+    a = random_bits(rng, dtype, 600, (0, 3))
+    b = random_bits(rng, dtype, 600, (0, f.bias + 2))
+    acc = np.where(rng.random(a.size) < 0.5, np.uint64(0), random_bits(rng, "fp32", a.size, (0, 40)))
+    check_mac(dtype, a, b, acc)
+
+
+@pytest.mark.parametrize("dtype", ["fp16", "bf16"])
+@settings(max_examples=5, deadline=None)
+@given(data=st.data())
+def test_mac_random_bit_patterns(dtype, data):
+    raw16 = st.lists(st.integers(0, 2**16 - 1), min_size=300, max_size=300)
+    raw32 = st.lists(st.integers(0, 2**32 - 1), min_size=300, max_size=300)
+    a, b = (np.array(data.draw(raw16), dtype=np.uint64) for _ in range(2))
+    acc = np.array(data.draw(raw32), dtype=np.uint64)
+    # Half the accumulators are widened operands, so sums of comparable size occur.
+    acc = np.where(np.arange(acc.size) % 2 == 0, acc, ref.widen(dtype, acc & np.uint64(0xFFFF)))
+    check_mac(dtype, a, b, acc)
+
+
+def test_mac_nan_priority():
+    """Quieted NaN of b, then a, then 0*inf's default NaN, then acc (numpy scalars on x86)."""
+    qa, sb, qacc = 0x7E01, 0xFC03, 0x7FC00005
+    one, zero, inf = 0x3C00, 0x0000, 0x7C00
+    a = np.array([qa, qa, one, zero, zero, one], dtype=np.uint64)
+    b = np.array([sb, one, sb, inf, one, one], dtype=np.uint64)
+    acc = np.array([qacc, qacc, qacc, qacc, qacc, 0xFF800000], dtype=np.uint64)
+    want = [0xFFC06000, 0x7FC02000, 0xFFC06000, 0xFFC00000, 0x7FC00005, 0xFF800000]
+    assert_bits_equal(evaluate(MAC("fp16"), a=a, b=b, acc=acc)["out"], np.array(want), a, b, acc)
+    assert_bits_equal(ref.mac("fp16", a, b, acc), np.array(want), a, b, acc)
+
+
+def test_mac_int8_wraparound():
+    edges = np.array([-128, -127, -1, 0, 1, 2, 127], dtype=np.int64)
+    accs = np.array([-(2**31), 2**31 - 1, -1, 0, 1, 2**31 - 16384], dtype=np.int64)
+    a, b, acc = (g.ravel() for g in np.meshgrid(edges, edges, accs))
+    got = evaluate(MAC("int8"), a=a, b=b, acc=acc)["out"]
+    want = ((acc + a * b + 2**31) % 2**32 - 2**31).astype(np.int64)  # exact integers, then wrap
+    assert_bits_equal(got, want.astype(np.uint32).astype(np.uint64), a, b, acc)
+    assert_bits_equal(got, ref.mac("int8", a, b, acc), a, b, acc)
+
+
+@settings(max_examples=5, deadline=None)
+@given(st.lists(st.tuples(st.integers(-128, 127), st.integers(-128, 127),
+                          st.integers(-(2**31), 2**31 - 1)), min_size=200, max_size=200))
+def test_mac_int8_random(vectors):
+    a, b, acc = (np.array(v, dtype=np.int64) for v in zip(*vectors))
+    got = evaluate(MAC("int8"), a=a, b=b, acc=acc)["out"]
+    assert_bits_equal(got, ref.mac("int8", a, b, acc), a, b, acc)
+
+
+def test_mac_interface():
+    with unused_elaboratables_ok():
+        mac = MAC("fp16", pipeline=2)
+        assert mac.latency == 2 and MAC("bf16").latency == 0
+        assert (len(mac.a), len(mac.b), len(mac.acc), len(mac.out)) == (16, 16, 32, 32)
+        assert (len(MAC("int8").a), len(MAC("int8").out)) == (8, 32)
+        assert mac.en.init == 1
+        with pytest.raises(ValueError, match="unknown MAC dtype 'fp8'"):
+            MAC("fp8")
+        with pytest.raises(ValueError, match="pipeline must be an integer >= 0"):
+            MAC("int8", pipeline=1.5)
+        del mac
+
+
+# -- pipelined variants -----------------------------------------------------------
+
+
+def expected_pipelined(inputs, enables, latency, combinational):
+    """Output after each clock of a ``latency``-stage pipeline loading only when enabled."""
+    loaded, expected = [], []
+    for i, en in enumerate(enables):
+        if en:
+            loaded.append(i)
+        expected.append(combinational[loaded[-latency]] if len(loaded) >= latency else None)
+    return expected
+
+
+def check_pipelined(make, pipeline, inputs, reference):
+    """``make(pipeline)`` equals ``reference`` (per-vector outputs) ``latency`` loads later."""
+    dut = make(pipeline)
+    assert dut.latency == pipeline
+    rng = np.random.default_rng(pipeline)
+    count = len(next(iter(inputs.values())))
+    enables = (rng.random(count) < 0.7).astype(int)
+    enables[:pipeline] = 1
+    steps = [{**{k: v[i] for k, v in inputs.items()}, "en": enables[i]} for i in range(count)]
+    samples = run_pipelined(dut, steps)
+    expected = expected_pipelined(inputs, enables, pipeline, reference)
+    checked = 0
+    for i, (sample, want) in enumerate(zip(samples, expected)):
+        if want is None:
+            continue
+        assert sample == want, f"step {i} (en={enables[i]}): got {sample}, want {want}"
+        checked += 1
+    assert checked >= count - pipeline - 2 and 0 in enables
+
+
+@pytest.mark.parametrize("pipeline", [1, 2])
+@pytest.mark.parametrize("dtype", ["fp16", "bf16", "int8"])
+def test_mac_pipelined(dtype, pipeline):
+    rng = np.random.default_rng(20 + pipeline)
+    width = 8 if dtype == "int8" else 16
+    a, b = (rng.integers(0, 1 << width, 120, dtype=np.uint64) for _ in range(2))
+    acc = rng.integers(0, 1 << 32, 120, dtype=np.uint64)
+    if dtype != "int8":
+        acc = np.where(np.arange(acc.size) % 2 == 0, acc, ref.widen(dtype, acc & np.uint64(0xFFFF)))
+    want = [{"out": int(v)} for v in ref.mac(dtype, a, b, acc)]
+    check_pipelined(lambda p: MAC(dtype, p), pipeline, {"a": a, "b": b, "acc": acc}, want)
+
+
+UNITS = {
+    "add-fp32": (lambda p: FAdd("fp32", p), ("a", "b"), 32),
+    "mul-bf16": (lambda p: FMul("bf16", p), ("a", "b"), 16),
+    "widen-fp16": (lambda p: Widen("fp16", p), ("a",), 16),
+    "narrow-fp16": (lambda p: Narrow("fp16", p), ("a",), 32),
+    "max-fp16": (lambda p: FMax("fp16", p), ("a", "b"), 16),
+    "compare-fp32": (lambda p: FCompare("fp32", p), ("a", "b"), 32),
+}
+
+
+@pytest.mark.parametrize("pipeline", [1, 2])
+@pytest.mark.parametrize("unit", UNITS)
+def test_units_pipelined(unit, pipeline):
+    """Pipelining is transparent: same outputs as the combinational unit, ``latency`` later."""
+    make, ports, width = UNITS[unit]
+    rng = np.random.default_rng(30 + pipeline)
+    inputs = {p: rng.integers(0, 1 << width, 80, dtype=np.uint64) for p in ports}
+    comb = evaluate(make(0), **inputs)
+    want = [{k: int(v[i]) for k, v in comb.items()} for i in range(80)]
+    check_pipelined(make, pipeline, inputs, want)
+
+
+# -- long property runs -----------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dtype", ["fp16", "bf16", "int8"])
+def test_mac_many_random(dtype):
+    rng = np.random.default_rng(99)
+    width = 8 if dtype == "int8" else 16
+    a, b = (rng.integers(0, 1 << width, 30000, dtype=np.uint64) for _ in range(2))
+    acc = rng.integers(0, 1 << 32, 30000, dtype=np.uint64)
+    if dtype != "int8":
+        acc = np.where(np.arange(acc.size) % 2 == 0, acc, ref.widen(dtype, acc & np.uint64(0xFFFF)))
+    check_mac(dtype, a, b, acc)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["fp16", "bf16", "fp32"])
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_add_mul_many_random(fmt, data):
+    width = FORMATS[fmt].width
+    raw = st.lists(st.integers(0, (1 << width) - 1), min_size=500, max_size=500)
+    a, b = (np.array(data.draw(raw), dtype=np.uint64) for _ in range(2))
+    for unit, op in ((FAdd, operator.add), (FMul, operator.mul)):
+        assert_bits_equal(evaluate(unit(fmt), a=a, b=b)["out"], ref.binary(op, fmt, a, b), a, b)

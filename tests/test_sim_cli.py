@@ -1,0 +1,75 @@
+"""focus-sim CLI: reproduce, run, sweep."""
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from focus_hw import FocusParams
+from sim import dse
+from sim.cli import main
+from sim.reproduce import COLUMNS
+from sim.workload import qwen2_7b
+
+
+def test_reproduce_writes_36_rows(tmp_path):
+    res = CliRunner().invoke(main, ["reproduce", "--out", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    df = pd.read_csv(tmp_path / "reproduce.csv")
+    assert list(df.columns) == COLUMNS
+    assert len(df) == 36
+    assert set(df.accelerator) == {"dense", "adaptiv", "cmc", "focus"}
+    assert (df.groupby(["model", "dataset"]).size() == 4).all()
+    assert (tmp_path / "reproduce.png").stat().st_size > 0
+    assert (df.time_s > 0).all() and (df.paper_time_s > 0).all()
+    # Focus is the fastest machine on every workload
+    fastest = df.loc[df.groupby(["model", "dataset"]).time_s.idxmin()]
+    assert (fastest.accelerator == "focus").all()
+    assert "vs_dense_ours" in res.output
+
+
+def test_run_prints_summary(tmp_path):
+    out = tmp_path / "g.csv"
+    res = CliRunner().invoke(main, ["run", "--workload", "minicpm_v/mvbench",
+                                    "--machine", "cmc", "--csv", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "minicpm_v/mvbench on cmc" in res.output and "speedup over dense" in res.output
+    assert len(pd.read_csv(out)) == 28 * 9
+
+
+def test_run_bad_inputs(tmp_path):
+    r = CliRunner().invoke(main, ["run", "--workload", "nope/none"])
+    assert r.exit_code != 0 and "no paper workload" in r.output
+    r = CliRunner().invoke(main, ["run", "--machine", "cmc", "--sparsity", "1.5"])
+    assert r.exit_code != 0 and "[0, 1)" in r.output
+    r = CliRunner().invoke(main, ["run", "--machine", "gpu"])
+    assert r.exit_code == 2
+    bad = tmp_path / "config.json"
+    bad.write_text("[]")
+    r = CliRunner().invoke(main, ["run", "--config", str(bad), "--tokens", "10",
+                                  "--machine", "dense"])
+    assert r.exit_code != 0 and "JSON object" in r.output
+
+
+def test_sweep_small_grid_has_pareto_front(tmp_path):
+    grid = {"m_tile": (512, 1024), "vector_size": (32,), "block": ((2, 2, 2),),
+            "num_scatter": (1, 2), "array": ((32, 32), (64, 64))}
+    w = qwen2_7b(2048, frames=8)
+    base = FocusParams()
+    df = dse.sweep(w, base, 0.5, grid)
+    assert len(df) == 8 and df.pareto.any()
+    ref = df[(df.m_tile == 1024) & (df.num_scatter == 2) & (df.rows == 32)].iloc[0]
+    assert ref.speedup_vs_paper == pytest.approx(1.0)
+    assert ref.area_mm2 == pytest.approx(dse.area_mm2(base))
+    best = dse.write(df, dse.area_mm2(base), tmp_path)
+    assert best.area_mm2 <= dse.area_mm2(base) + 1e-9
+    assert (tmp_path / "sweep.png").exists() and len(pd.read_csv(tmp_path / "sweep.csv")) == 8
+    # a Pareto point is never beaten on both axes
+    for _, r in df[df.pareto].iterrows():
+        assert not ((df.area_mm2 < r.area_mm2) & (df.speedup_vs_dense > r.speedup_vs_dense)).any()
+
+
+@pytest.mark.slow
+def test_sweep_cli_quick(tmp_path):
+    res = CliRunner().invoke(main, ["sweep", "--out", str(tmp_path), "--quick"])
+    assert res.exit_code == 0, res.output
+    assert "best point within it" in res.output

@@ -1,0 +1,167 @@
+"""Performance model: hand-computed tiny GEMMs, dense == Focus at zero
+sparsity, monotonicity (hypothesis)."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from focus_hw import FocusParams
+from sim.model import MachineError, simulate
+from sim.sparsity import SiteCounts, SparsityError, TileCounts, dense_counts
+from sim.workload import Workload, paper_workload
+
+TINY = Workload(name="tiny", hidden=64, heads=2, kv_heads=1, head_dim=32, ffn=96,
+                layers=2, tokens=300)
+P = FocusParams(rows=32, cols=32, m_tile=128, vector_size=32, num_scatter=2,
+                sec_layers=(), sec_keep=())
+RELOAD = (32 - 1) * 1 + 32 + 1   # rows-1 PE hops + cols + 1 (timing.py derivation)
+LAT = 32 + 32 - 1                # fill + drain of one tile
+
+
+def tc(m):  # tile_cycles by hand
+    return m + LAT
+
+
+def row(res, gemm, layer=0):
+    g = res.gemms
+    return g[(g.gemm == gemm) & (g.layer == layer)].iloc[0]
+
+
+def focus_counts(q_unique):
+    """Dense counts except q_proj's unique vectors of layer 0."""
+    c = dense_counts(TINY, P)
+    sites = {k: SiteCounts(v.nonzero, v.rows, v.unique.copy()) for k, v in c.sites.items()}
+    sites["q_proj"].unique[0] = q_unique
+    return TileCounts(sites, vector=True, m_tile=P.m_tile, vector_size=P.vector_size)
+
+
+def test_dense_q_gemm_by_hand():
+    r = simulate(TINY, P, "dense")
+    q = row(r, "q")
+    # tiles of 128, 128, 44 tokens; K=64 -> 2 chunks, N=64 -> 2 weight tiles each
+    assert q.compute_cycles == 8 * 128 + 3 * RELOAD + tc(44)
+    assert q.cycles == q.compute_cycles and q.stall_cycles == 0
+    assert q.macs == 300 * 64 * 64
+    assert q.dram_in == 300 * 64 * 2
+    assert q.dram_weight == 3 * 64 * 64 * 2
+    assert q.dram_out == 300 * 64 * 2
+    # per-tile fill/drain mode: every weight tile pays tile_cycles
+    rt = simulate(TINY, P, "dense", tile_mode="tile")
+    assert row(rt, "q").compute_cycles == 8 * tc(128) + 4 * tc(44)
+
+
+def test_dense_attention_by_hand():
+    r = simulate(TINY, P, "dense")
+    qk, sv = row(r, "qk"), row(r, "sv")
+    keys = np.array([128, 256, 300])
+    ntile = -(-keys // 32)             # key columns per query tile
+    rows = np.array([128, 128, 44])
+    # QK^T: 2 heads x 1 chunk (head_dim 32) per tile, ntile weight tiles each
+    issue = sum(2 * n * max(m, RELOAD) for n, m in zip(ntile, rows))
+    assert qk.compute_cycles == issue - max(44, RELOAD) + tc(44)
+    assert qk.macs == sum(2 * m * 32 * k for m, k in zip(rows, keys))
+    # S x V: 2 heads x ceil(keys/32) chunks x 1 column tile
+    assert sv.compute_cycles == issue - max(44, RELOAD) + tc(44)
+    assert qk.dram_weight == sum(1 * k * 32 * 2 for k in keys)  # one KV head
+
+
+def test_focus_q_gemm_by_hand():
+    u = np.array([[100, 70], [128, 10], [44, 0]])
+    r = simulate(TINY, P, "focus", focus_counts(u))
+    q = row(r, "q")
+    # u=10 and the first u=44 tile issue at RELOAD; the empty chunk is skipped
+    issue = 2 * (100 + 70 + 128 + RELOAD) + RELOAD
+    assert q.compute_cycles == issue + tc(44)
+    # scatter: tokens x 2 vectors x 2 column tiles / 2 accumulators, below compute
+    assert q.scatter_cycles == (128 + 128 + 44) * 2 * 2 // 2
+    assert q.stall_cycles == 0
+    assert q.macs == (100 + 70 + 128 + 10 + 44) * 32 * 64
+    assert q.dram_in == (100 + 70 + 128 + 10 + 44) * 32 * 2 + 300 * 2 * 1
+    assert q.dram_out == 300 * 64 * 2 + 300 * 2 * 1  # query site dense, 1-byte indices
+    assert q.dram_weight == 3 * 64 * 64 * 2
+    # one accumulator: stall per tile = max(0, scatter - compute)
+    r1 = simulate(TINY, P.replace(num_scatter=1), "focus", focus_counts(u))
+    stalls = [max(0, 512 - 340), max(0, 512 - (256 + 2 * RELOAD)),
+              max(0, 176 - (RELOAD + tc(44)))]
+    assert row(r1, "q").stall_cycles == sum(stalls)
+
+
+def test_baselines_q_gemm_by_hand():
+    rows = [64, 64, 22]                # ceil(half of each tile)
+    issue = 8 * 64 + 3 * RELOAD
+    for machine, extra in (("cmc", 2 * 300 * 64 * 2), ("adaptiv", 0)):
+        q = row(simulate(TINY, P, machine, {"linear": 0.5}), "q")
+        assert q.compute_cycles == issue + tc(22)
+        assert q.dram_in == sum(rows) * 64 * 2
+        assert q.dram_out == sum(rows) * 64 * 2 + extra
+        assert q.macs == sum(rows) * 64 * 64
+
+
+def test_focus_sec_prunes_after_attention():
+    p = P.replace(sec_layers=(0,), sec_keep=(0.5,))
+    r = simulate(TINY, p, "focus_sec")
+    assert row(r, "q").tokens == 300 and row(r, "gate").tokens == 150
+    assert row(r, "q", 1).tokens == 150
+    # gate: tiles 128 + 22, 2 chunks x 3 column tiles
+    assert row(r, "gate").compute_cycles == 6 * 128 + 5 * RELOAD + tc(22)
+
+
+def test_energy_and_totals_add_up():
+    r = simulate(TINY, P, "dense")
+    t, g = r.totals, r.gemms
+    assert t.dram_mj == pytest.approx(g.dram_bytes.sum() * P.dram_pj_per_byte * 1e-9)
+    assert t.core_mj == pytest.approx(t.core_mw * t.time_s)
+    assert t.energy_mj == pytest.approx(t.dram_mj + t.sram_mj + t.core_mj)
+    assert t.time_s == pytest.approx(t.cycles / P.clock_hz)
+    assert t.speedup == 1.0
+
+
+@pytest.mark.parametrize("workload", [TINY, paper_workload("llava_onevision", "mme")])
+def test_dense_equals_focus_at_zero_sparsity(workload):
+    d = simulate(workload, P, "dense").gemms
+    f = simulate(workload, P, "focus", 0.0).gemms
+    assert (f.stall_cycles == 0).all()
+    np.testing.assert_array_equal(d.compute_cycles, f.compute_cycles)
+    np.testing.assert_array_equal(d.cycles, f.cycles)
+    np.testing.assert_array_equal(d.macs, f.macs)
+
+
+SMALL = Workload(name="small", hidden=256, heads=4, kv_heads=2, head_dim=64, ffn=512,
+                 layers=3, tokens=700)
+
+
+@settings(max_examples=30, deadline=None)
+@given(a=st.floats(0.0, 0.95), b=st.floats(0.0, 0.95), machine=st.sampled_from(
+    ["focus", "cmc", "adaptiv"]), ns=st.integers(1, 4))
+def test_more_sparsity_never_slower(a, b, machine, ns):
+    lo, hi = sorted((a, b))
+    p = P.replace(num_scatter=ns)
+    t_lo = simulate(SMALL, p, machine, lo).totals
+    t_hi = simulate(SMALL, p, machine, hi).totals
+    assert t_hi.cycles <= t_lo.cycles
+    assert t_hi.macs <= t_lo.macs
+
+
+@settings(max_examples=30, deadline=None)
+@given(s=st.floats(0.0, 0.95), n1=st.integers(1, 6), n2=st.integers(1, 6))
+def test_more_scatter_units_never_more_stall(s, n1, n2):
+    lo, hi = sorted((n1, n2))
+    t_lo = simulate(SMALL, P.replace(num_scatter=lo), "focus", s).totals
+    t_hi = simulate(SMALL, P.replace(num_scatter=hi), "focus", s).totals
+    assert t_hi.stall_cycles <= t_lo.stall_cycles
+    assert t_hi.cycles <= t_lo.cycles
+
+
+def test_bad_inputs():
+    with pytest.raises(MachineError, match="unknown machine"):
+        simulate(TINY, P, "tpu")
+    with pytest.raises(SparsityError, match=r"\[0, 1\)"):
+        simulate(TINY, P, "cmc", -0.1)
+    with pytest.raises(SparsityError, match="unknown site"):
+        simulate(TINY, P, "adaptiv", {"mlp": 0.3})
+    with pytest.raises(MachineError, match="needs a sparsity"):
+        simulate(TINY, P, "focus")
+    with pytest.raises(MachineError, match="takes no sparsity"):
+        simulate(TINY, P, "dense", 0.5)
+    with pytest.raises(ValueError, match="tile_mode"):
+        simulate(TINY, P, "dense", tile_mode="fast")
