@@ -131,6 +131,7 @@ def _candidate_offsets(grid, params, tile) -> list[tuple[int, torch.Tensor]]:
     return result
 
 
+@torch.no_grad()
 def similarity_concentrate(x: torch.Tensor, grid: tuple[int, int, int],
                            params: FocusParams | None = None) -> SICResult:
     """Apply SIC (SPEC 2.2) to visual tokens ``x``.
@@ -211,7 +212,7 @@ def similarity_concentrate(x: torch.Tensor, grid: tuple[int, int, int],
         root[:, j0:j1] = ptr
         if sim.any():
             sums = sumbuf[:n * c * vs].view(n * c, vs).zero_()
-            _write_group_means(out, xc, ptr, sums, j0 * vs, min(d, j1 * vs))
+            _write_group_means(out, xc, ptr, sums, 0, min(d, c * vs))
 
     sparsity = float((zero.sum() + similar.sum()).item()) / (n * nv)
     tokens = out

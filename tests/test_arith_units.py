@@ -159,7 +159,7 @@ def test_mul_overflow_and_underflow(fmt):
 
 @pytest.mark.parametrize("fmt", FLOATS)
 @pytest.mark.parametrize("op", OPS)
-@settings(max_examples=6, deadline=None)
+@settings(max_examples=8, deadline=None)
 @given(data=st.data())
 def test_random_bit_patterns(op, fmt, data):
     width = FORMATS[fmt].width
@@ -210,7 +210,7 @@ def test_narrow_round_to_nearest_even(fmt):
 
 
 @pytest.mark.parametrize("fmt", ["fp16", "bf16"])
-@settings(max_examples=4, deadline=None)
+@settings(max_examples=6, deadline=None)
 @given(data=st.data())
 def test_conversions_random_bit_patterns(fmt, data):
     narrow_in = np.array(data.draw(st.lists(st.integers(0, 2**32 - 1), min_size=250, max_size=250)),

@@ -235,6 +235,38 @@ def test_decode_steps_pass_through(attn):
     assert prefill.past_key_values.get_seq_length() == S + 1
 
 
+def test_decode_after_sec_matches_masked_dense():
+    """Prefill + one decode step with SEC equal the dense model whose layers
+    after the SEC layer cannot see the pruned tokens (same rope positions)."""
+    model, make = tiny("qwen2vl", "eager")
+    inputs = make("video", frames=2, seed=5)
+    params = FocusParams(threshold=math.inf, sec_layers=(1,), sec_keep=(0.4,))
+    with enable_focus(model, params) as handle, torch.no_grad():
+        prefill = model(**inputs, use_cache=True)
+        token = prefill.logits[:, -1:].argmax(-1)
+        step = model(input_ids=token, past_key_values=prefill.past_key_values, use_cache=True)
+        state = handle.prefill
+    pruned = state.visual[~state.alive]
+
+    def mask_pruned(module, args, kwargs):
+        mask = kwargs["attention_mask"].clone()
+        mask[..., pruned] = torch.finfo(mask.dtype).min
+        return args, {**kwargs, "attention_mask": mask}
+
+    hooks = [lay.register_forward_pre_hook(mask_pruned, with_kwargs=True)
+             for lay in language_model(model).layers[2:]]
+    try:
+        with torch.no_grad():
+            ref = model(**inputs, use_cache=True)
+            ref_step = model(input_ids=token, past_key_values=ref.past_key_values, use_cache=True)
+    finally:
+        for h in hooks:
+            h.remove()
+    kept = torch.isin(torch.arange(state.layout.seq_len), state.present)
+    torch.testing.assert_close(prefill.logits[0], ref.logits[0, kept], atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(step.logits, ref_step.logits, atol=1e-4, rtol=1e-4)
+
+
 @pytest.mark.parametrize("kind", ["image", "video"])
 def test_llava_generate(kind):
     model, make = tiny("llava")

@@ -1,17 +1,16 @@
 """SEC: importance, keep count, top-k selection and the focus_config table."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
+from focus_algo.reference import REFERENCE_DIR
 from focus_algo.sec import importance, keep_count, params_from_focus_config, select_tokens
 from focus_hw.params import FocusParams
 
-REFERENCE_CONFIG = Path("/work/shared/reference/algorithm/focus_config.csv")
+REFERENCE_CONFIG = REFERENCE_DIR / "algorithm" / "focus_config.csv"  # the paper's table
 HEADER = "model,dataset,selected_layers,alpha_list,similarity_threshold\n"
 
 
@@ -100,7 +99,6 @@ def test_select_tokens_rejects_nan():
 
 # -- focus_config.csv --------------------------------------------------------
 
-@pytest.mark.skipif(not REFERENCE_CONFIG.exists(), reason="paper reference not present")
 @pytest.mark.parametrize("model, dataset, layers, keep, threshold", [
     ("llava_vid", "videomme", (3, 6, 9, 18, 26), (0.4, 0.3, 0.2, 0.15, 0.1), 0.9),
     ("llava_onevision", "mvbench", (2, 5, 8, 16, 25), (0.4, 0.3, 0.25, 0.2, 0.1), 0.9),

@@ -8,6 +8,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import focus_algo.sic as sic_module
 from focus_algo.sic import block_offsets, similarity_concentrate
 from focus_hw.params import FocusParams
 
@@ -145,6 +146,15 @@ def test_matches_loop_reference_other_blocks(block, wrap):
     p = FocusParams(vector_size=8, block_frames=block[0], block_height=block[1],
                     block_width=block[2], threshold=0.8, block_wrap=wrap)
     check_against_reference(torch.from_numpy(planted(grid, d, 8, 7)), grid, p)
+
+
+@pytest.mark.parametrize("slots_per_chunk", [1, 2, 3])
+def test_chunking_over_vector_slots(monkeypatch, slots_per_chunk):
+    # 5 slots (the last one padded) processed a few slots at a time
+    grid, d, vs = (3, 4, 5), 18, 4
+    x = torch.from_numpy(planted(grid, d, vs, 11)).to(torch.float16)
+    monkeypatch.setattr(sic_module, "_CHUNK_BYTES", 4 * 60 * vs * slots_per_chunk)
+    check_against_reference(x, grid, FocusParams(vector_size=vs, m_tile=17))
 
 
 # -- hand-computed cases ------------------------------------------------------

@@ -32,9 +32,11 @@ implementation, leaving the model exactly as it was.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import pandas as pd
+import torch
 
 from focus_hw.params import FocusParams
 
@@ -78,6 +80,13 @@ def _call_baseline(kernel, threshold, params, x, grid):
     return kernel(x, grid, threshold, params=params)
 
 
+def _masks_only(result):
+    """The result without its (large) tokens, masks on the CPU, roots as int32."""
+    return dataclasses.replace(result, tokens=None, zero=result.zero.cpu(),
+                               similar=result.similar.cpu(),
+                               root=result.root.to(torch.int32).cpu())
+
+
 class FocusHandle:
     """Hooks of one :func:`enable_focus` call and the records of the last prefill."""
 
@@ -95,7 +104,8 @@ class FocusHandle:
         qt = threshold if query_threshold is None else query_threshold
         self._query_fn = _concentrator(method, params, qt)
         self.state: TokenState | None = None
-        #: (layer, site) -> list of per-segment results of the last prefill.
+        #: (layer, site) -> per-segment SICResults of the last prefill (masks only:
+        #: ``tokens`` is None, so a long run keeps O(L * T * V) bytes, not activations).
         self.results: dict[tuple[int, str], list] = {}
         #: (layer, site) -> visual tokens present in that GEMM input.
         self.present: dict[tuple[int, str], int] = {}
@@ -201,7 +211,7 @@ class FocusHandle:
         _, rows = self.state.visual_rows()
         rows = rows.to(x.device)
         tokens, results = concentrate_visual(x[0].index_select(-2, rows), self.state, fn)
-        self.results[(i, site)] = results
+        self.results[(i, site)] = [_masks_only(r) for r in results]
         self.present[(i, site)] = len(rows)
         out = x.clone()
         out[0].index_copy_(-2, rows, tokens)

@@ -52,7 +52,9 @@ def add_core(m, fmt, pipe, x, y, nan_candidates):
     live = pipe.cut(big_exp, big_sig, aligned, sign, subtract, nan, nan_bits, inf, inf_sign, zero_sign)
     big_exp, big_sig, aligned, sign, subtract, nan, nan_bits, inf, inf_sign, zero_sign = live
     wide = Cat(Const(0, 3), big_sig)
-    total = wire(m, Mux(subtract, wide - aligned, wide + aligned)[: p + 4])
+    # One adder for both: wide - aligned == wide + ~aligned + 1 (carry-out dropped).
+    raw = wire(m, wide + Mux(subtract, ~aligned, aligned) + subtract)
+    total = wire(m, Cat(raw[: p + 3], raw[p + 3] & ~subtract))
     live = pipe.cut(big_exp, total, sign, nan, nan_bits, inf, inf_sign, zero_sign)
     big_exp, total, sign, nan, nan_bits, inf, inf_sign, zero_sign = live
     sign = Mux(total.any(), sign, zero_sign)

@@ -21,12 +21,21 @@ __all__ = ["MAC"]
 FLOAT_MAC_CUTS = 1 + ADD_CUTS
 
 
-def exact_product(m, fmt, pipe, x, y, carry=()):
-    """Exact fp32 product of two fp16 operands as a normalised :class:`Unpacked`.
+def product_is_exact(fmt) -> bool:
+    """Whether every product of two finite ``fmt`` values is a normal fp32 number."""
+    smallest = 2 * (1 - fmt.bias - fmt.man_bits)  # log2 of min subnormal squared
+    largest = 2 * (fmt.exp_max - fmt.bias)          # log2 bound of max finite squared
+    return (2 * fmt.precision <= FP32.precision and smallest >= 1 - FP32.bias
+            and largest <= FP32.exp_max - 1 - FP32.bias)
 
-    An 11 x 11-bit significand product has at most 22 significant bits and
-    its exponent lies well inside fp32's normal range, so no rounding is
-    needed: only one leading-zero count and shift (for subnormal operands).
+
+def exact_product(m, fmt, pipe, x, y, carry=()):
+    """Exact fp32 product of two ``fmt`` (fp16) operands as a normalised :class:`Unpacked`.
+
+    For fp16 the 11 x 11-bit significand product has at most 22 significant
+    bits and its exponent lies well inside fp32's normal range, so no
+    rounding is needed: only one leading-zero count and shift (for subnormal
+    operands).
     Returns ``(product, nan_candidates, carry)`` for :func:`add_core`;
     ``carry`` values ride through the same pipeline registers.
     """
@@ -92,7 +101,7 @@ class MAC(wiring.Component):
         fmt = float_format(self.dtype)
         pipe = Pipeline(m, self.pipeline, FLOAT_MAC_CUTS, self.en)
         x, y = unpack(m, fmt, self.a), unpack(m, fmt, self.b)
-        if fmt.precision * 2 <= FP32.precision and fmt.exp_bits < FP32.exp_bits:
+        if product_is_exact(fmt):
             product, candidates, (acc,) = exact_product(m, fmt, pipe, x, y, (self.acc,))
         else:
             bits, _, (acc,) = mul_core(m, fmt, FP32, pipe, x, y, (self.acc,))

@@ -16,11 +16,12 @@ def check_pipeline(pipeline) -> int:
 class Pipeline:
     """Spreads ``stages`` register stages over the ``cuts`` cut points of a datapath.
 
-    The datapath calls :meth:`cut` exactly ``cuts`` times, in order, passing
-    every value that is still needed later. The selected cut points are evenly
-    spaced so that the logic is split into ``stages + 1`` similar segments;
-    stages beyond ``cuts`` are stacked at the last cut point. Registers load
-    only while ``en`` is high.
+    The datapath calls :meth:`cut` once per cut point, in order, passing
+    every value that is still needed later. Stage ``k`` goes to the cut point
+    nearest to ``k / (stages + 1)`` of the way through, so the logic is split
+    into ``stages + 1`` similar segments; with more stages than cut points
+    some cut points get several registers. Registers load only while ``en``
+    is high.
     """
 
     def __init__(self, m, stages: int, cuts: int, en):
