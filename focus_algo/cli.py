@@ -135,6 +135,29 @@ def run(params_file, threshold, vector_size, m_tile, block_frames, block_height,
     click.echo(table)
     click.echo(f"weighted average (weights = GEMM weight sizes): {weighted:.3f}")
     click.echo(f"wrote {', '.join(blobs)} to {out_dir}")
+    click.echo("\npredicted on the accelerator of these params (sim, SEC off):")
+    click.echo(_predict(trace, workload, params).to_string(float_format=lambda v: f"{v:.4g}"))
+
+
+def _predict(trace, workload, params: FocusParams):
+    """Time and energy of dense vs Focus (this trace) on the modelled machine."""
+    import pandas as pd
+
+    import sim
+    from sim.workload import Workload as SimWorkload
+
+    shape = SimWorkload(name="built-in video", hidden=workload.hidden, heads=workload.heads,
+                        kv_heads=workload.heads // workload.kv_groups,
+                        head_dim=workload.hidden // workload.heads, ffn=workload.ffn,
+                        layers=workload.layers, tokens=workload.num_tokens,
+                        frames=workload.frames, height=workload.height, width=workload.width)
+    rows = {}
+    for machine, sparsity in (("dense", None), ("focus", trace)):
+        t = sim.simulate(shape, params, machine, sparsity).totals
+        rows[machine] = {"time_ms": t.time_s * 1e3, "energy_mj": t.energy_mj,
+                         "dram_mb": t.dram_bytes / 1e6, "speedup": t.speedup,
+                         "energy_reduction": t.energy_reduction}
+    return pd.DataFrame(rows).T
 
 
 def _plot(summary, weights: dict, params: FocusParams) -> bytes:

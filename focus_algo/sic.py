@@ -212,7 +212,7 @@ def similarity_concentrate(x: torch.Tensor, grid: tuple[int, int, int],
         root[:, j0:j1] = ptr
         if sim.any():
             sums = sumbuf[:n * c * vs].view(n * c, vs).zero_()
-            _write_group_means(out, xc, ptr, sums, 0, min(d, c * vs))
+            _write_group_means(out, xc, ptr, sums, j0 * vs, min(d, j1 * vs))
 
     sparsity = float((zero.sum() + similar.sum()).item()) / (n * nv)
     tokens = out

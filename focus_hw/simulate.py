@@ -25,6 +25,9 @@ from .systolic import SystolicArray
 
 __all__ = ["GemmRun", "TilesRun", "simulate_gemm", "simulate_tiles"]
 
+#: Longest run of cycles with ``out.ready`` low that a backpressure pattern may ask for.
+MAX_REFUSED = 10_000
+
 
 @dataclass(frozen=True)
 class GemmRun:
@@ -144,20 +147,22 @@ def simulate_tiles(tiles: Sequence[tuple[np.ndarray, np.ndarray]], params: Focus
     words: list[int] = []
     span: list[int] = []
     # Generous progress bound: every cycle with out.ready high moves the
-    # array, so the run ends within this many ready cycles.
+    # array, so the run ends within this many such cycles.
     lat = params.mac_pipeline + 1
     budget = len(a_beats) + (len(tiles) + 1) * 2 * (rows * lat + cols + rows + 2)
 
     async def bench(ctx):
         wi = ai = 0
         first = None
-        cycle = stalls = 0
+        cycle = moving = refused = 0
         while True:
-            if cycle > budget + stalls:
-                raise RuntimeError(f"systolic array did not finish within {budget} cycles "
-                                   f"with out.ready high (deadlock?)")
             ready = ready_at(cycle)
-            stalls += not ready
+            moving, refused = (moving + 1, 0) if ready else (moving, refused + 1)
+            if moving > budget:
+                raise RuntimeError(f"systolic array did not finish within {budget} cycles "
+                                   f"with out.ready high")
+            if refused > MAX_REFUSED:
+                raise RuntimeError(f"out_ready stayed low for more than {MAX_REFUSED} cycles")
             ctx.set(dut.weight.valid, wi < len(w_beats))
             if wi < len(w_beats):
                 ctx.set(dut.weight.payload.as_value(), w_beats[wi])
@@ -210,7 +215,8 @@ def simulate_gemm(a: np.ndarray, w: np.ndarray, params: FocusParams, *,
     loaded, then the rows streamed; unused weight rows/columns are zero and
     unused activation lanes zero. ``out_ready`` gives the output stream's
     backpressure: a callable ``cycle -> bool`` or a bit sequence (ready once
-    exhausted), with cycle 0 the first simulated cycle. ``vcd``: write a
+    exhausted), with cycle 0 the first simulated cycle; more than
+    :data:`MAX_REFUSED` not-ready cycles in a row raise :class:`RuntimeError`. ``vcd``: write a
     waveform to this path. Returns :class:`GemmRun` with ``out`` (M, N)
     float32 (int32 for int8) computed in the order documented in this module.
     """

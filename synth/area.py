@@ -131,9 +131,9 @@ def parse_stat(stat: dict, top: str, cmos: dict | None = None) -> dict:
             "transistors_complete": complete}
 
 
-def _script(flow: str, top: str, source: str) -> list[str]:
+def _script(flow: str, top: str, source: str, prelude=()) -> list[str]:
     read = f"read_rtlil {source}" if source.endswith(".il") else f"read_verilog -sv {source}"
-    cmds = [read, f"hierarchy -check -top {top}"]
+    cmds = [*prelude, read, f"hierarchy -check -top {top}"]
     if flow == "generic":
         cmds += [f"synth -top {top} -flatten",
                  "tee -q -o stat.json stat -json",
@@ -158,11 +158,12 @@ def _script(flow: str, top: str, source: str) -> list[str]:
 
 
 def synthesize(source: str, top: str, workdir, *, flow: str = "generic", flat: bool = False,
-               timeout: float | None = None) -> FlowResult:
+               timeout: float | None = None, prelude=()) -> FlowResult:
     """Synthesize ``workdir/source`` (a ``.il`` RTLIL or Verilog file name,
-    relative to ``workdir``) and read the area."""
+    relative to ``workdir``) and read the area. ``prelude``: Yosys commands
+    run first (e.g. reading blackbox declarations)."""
     start = time.perf_counter()
-    run_yosys(_script(flow, top, source), workdir, log=f"yosys_{flow}.log", timeout=timeout)
+    run_yosys(_script(flow, top, source, prelude), workdir, log=f"yosys_{flow}.log", timeout=timeout)
     cmos = read_json(workdir / "stat_cmos.json") if flow == "generic" else None
     parsed = parse_stat(read_json(workdir / "stat.json"), top, cmos)
     return FlowResult(flow=flow, flat=flat, top=top, wall_s=time.perf_counter() - start, **parsed)

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from focus_hw.arith import FORMATS, FP32, MAC
+from focus_hw.arith import FORMATS, MAC
 from focus_hw.arith import reference as ref
 from focus_hw.arith.compare import FCompare, FMax
 from focus_hw.arith.convert import Narrow, Widen

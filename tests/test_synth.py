@@ -157,20 +157,38 @@ def test_ecp5_array_uses_one_dsp_per_pe(cache):
     assert report.summary()["MULT18X18D"] == 2 * 3
 
 
-def test_composed_area_equals_per_instance_synthesis(tmp_path, cache):
-    """Merging identical PEs changes nothing: the composed numbers equal a
+def test_merged_area_equals_per_instance_synthesis(tmp_path, cache):
+    """Merging identical PEs changes nothing: the deduplicated numbers equal a
     synthesis in which every PE instance is its own module."""
-    params = FocusParams(rows=3, cols=3, dtype="int8")
-    composed = area_report(params, "array").flows["generic"]
+    params = FocusParams(rows=2, cols=3, dtype="int8")
+    merged = area_report(params, "array").flows["generic"]
     top = "focus_array"
     unmerged, _ = dedup_rtlil(convert_rtlil(params, "array"), top, merge=False)
     (tmp_path / "u.il").write_text(unmerged)
     separate = synthesize("u.il", top, tmp_path)
-    assert sum(m.instances for m in composed.modules if m.label == "pe") == 9
-    assert len(composed.modules) < 1 + 9 and len(separate.modules) == 1 + 9
-    assert composed.total_cells == separate.total_cells
-    assert composed.cells_by_type == separate.cells_by_type
-    assert composed.total_transistors == separate.total_transistors
+    assert sum(m.instances for m in merged.modules if m.label == "pe") == 6
+    assert len(merged.modules) < 1 + 6 and len(separate.modules) == 1 + 6
+    assert merged.total_cells == separate.total_cells
+    assert merged.cells_by_type == separate.cells_by_type
+    assert merged.total_transistors == separate.total_transistors
+
+
+@pytest.mark.parametrize("flow", ["generic", "ecp5"])
+def test_composed_array_equals_direct_synthesis(tmp_path, cache, flow):
+    """A 4x5 array composed from its blackbox shell and the PE classes of a
+    3x3 array has exactly the area of the whole array synthesized
+    hierarchically (each distinct PE once)."""
+    params = FocusParams(rows=4, cols=5, dtype="int8")
+    composed = area_report(params, "array", fpga=flow if flow != "generic" else "none").flows[flow]
+    assert composed.extra == {"composed": True, "reduced": [3, 3]}
+    assert sum(m.instances for m in composed.modules if m.label == "pe") == 20
+    direct_text, _ = dedup_rtlil(convert_rtlil(params, "array"), "focus_array")
+    (tmp_path / "d.il").write_text(direct_text)
+    direct = synthesize("d.il", "focus_array", tmp_path, flow=flow)
+    assert composed.cells_by_type == direct.cells_by_type
+    assert composed.total_transistors == direct.total_transistors
+    if flow == "ecp5":
+        assert composed.cells_by_type["MULT18X18D"] == 20
 
 
 def _composed_vs_flat(params):

@@ -247,6 +247,14 @@ def test_backpressure_callable_long_stall():
     assert run.cycles == stalled_cycles(9, p, ready) > tile_cycles(9, p) + 20
 
 
+def test_output_never_ready_raises(monkeypatch):
+    monkeypatch.setattr(simulate_mod, "MAX_REFUSED", 50)
+    a = np.ones((3, 2), np.int8)
+    with pytest.raises(RuntimeError, match="stayed low for more than 50 cycles"):
+        simulate_gemm(a, np.ones((2, 2), np.int8), params_for("int8", 2, 2),
+                      out_ready=lambda c: False)
+
+
 # -- weight double buffering --------------------------------------------------
 @pytest.mark.parametrize("dtype,rows,cols,pipe,ms", [
     ("int8", 3, 2, 0, (8, 5, 2)),   # second tile's weights load while the first streams
@@ -282,6 +290,20 @@ def test_random_tiles_slow(dtype, rows, cols, pipe, m, seed, backpressure, data)
     assert_same_bits(run.out, ref_gemm(a, w))
     ready = (lambda c: True) if pattern is None else (lambda c: c >= 100 or pattern[c])
     assert run.cycles == stalled_cycles(m, p, ready)
+
+
+def test_double_buffered_tiles_under_backpressure():
+    """Weights keep loading while the array is stalled; the swap wave freezes
+    with it, so no PE sees the next tile's weights early."""
+    rng = np.random.default_rng(3)
+    p = params_for("int8", 3, 2, 1)
+    tiles = [(random_operands(rng, (m, 3), "int8"), random_operands(rng, (3, 2), "int8"))
+             for m in (6, 2, 5, 1)]
+    pattern = (rng.random(120) < 0.4).tolist()
+    run = simulate_tiles(tiles, p, out_ready=pattern)
+    for (a, w), out in zip(tiles, run.outs):
+        assert_same_bits(out, ref_gemm(a, w))
+    assert run.cycles > simulate_tiles(tiles, p).cycles
 
 
 # -- bad input ----------------------------------------------------------------

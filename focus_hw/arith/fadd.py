@@ -35,7 +35,7 @@ def add_core(m, fmt, pipe, x, y, nan_candidates):
     for _, flag in nan_candidates:
         nan = nan | flag
     nan = wire(m, nan)
-    nan_bits = nan_result(m, fmt, list(nan_candidates) + [(y.bits, y.nan), (x.bits, x.nan), (None, invalid)])
+    nan_bits = nan_result(m, fmt, [*nan_candidates, (y.bits, y.nan), (x.bits, x.nan), (None, invalid)])
     inf = x.inf | y.inf
     inf_sign = Mux(x.inf, x.sign, y.sign)
     zero_sign = x.sign & y.sign
@@ -47,7 +47,8 @@ def add_core(m, fmt, pipe, x, y, nan_candidates):
     sign = Mux(swap, y.sign, x.sign)
     subtract = x.sign != y.sign
     # Guard, round and sticky bits below the significand.
-    aligned, sticky = shift_right_sticky(m, Cat(Const(0, 2), small_sig), (big_exp - Mux(swap, x.exp, y.exp)).as_unsigned())
+    distance = (big_exp - Mux(swap, x.exp, y.exp)).as_unsigned()
+    aligned, sticky = shift_right_sticky(m, Cat(Const(0, 2), small_sig), distance)
     aligned = Cat(sticky, aligned)
     live = pipe.cut(big_exp, big_sig, aligned, sign, subtract, nan, nan_bits, inf, inf_sign, zero_sign)
     big_exp, big_sig, aligned, sign, subtract, nan, nan_bits, inf, inf_sign, zero_sign = live

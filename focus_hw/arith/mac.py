@@ -96,7 +96,7 @@ class MAC(wiring.Component):
         m = Module()
         if self.dtype == "int8":
             pipe = Pipeline(m, self.pipeline, 1, self.en)
-            m.d.comb += self.out.eq(int_mac(m, pipe, self.a, self.b, self.acc, len(self.out)))
+            m.d.comb += self.out.eq(int_mac(pipe, self.a, self.b, self.acc, len(self.out)))
             return m
         fmt = float_format(self.dtype)
         pipe = Pipeline(m, self.pipeline, FLOAT_MAC_CUTS, self.en)

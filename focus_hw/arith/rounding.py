@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Mux, Value, signed
+from amaranth.hdl import Cat, Const, Mux, Value
 
 from .bits import clamp, leading_zeros, shift_right_sticky, wire
 from .formats import FloatFormat
@@ -33,7 +33,8 @@ def round_pack(m, fmt: FloatFormat, sign, exp, sig, *, underflow: bool = True) -
     shifted = wire(m, (sig << shift)[:width])
     sticky = Const(0, 1)
     if underflow:
-        shifted, sticky = shift_right_sticky(m, shifted, clamp(Mux(room < 0, -room, 0).as_unsigned(), width))
+        below = clamp(Mux(room < 0, -room, 0).as_unsigned(), width)
+        shifted, sticky = shift_right_sticky(m, shifted, below)
     exp_out = Value.cast(exp - shift).as_signed()
     normal = shifted[width - 1]
     overflow = normal & (exp_out >= fmt.exp_max)
