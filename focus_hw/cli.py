@@ -115,7 +115,8 @@ def generate_cmd(params_file, unit, out, **values):
 @_params_option
 @_unit_option
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="output folder")
-@click.option("--jobs", type=click.IntRange(min=1), default=None, help="parallel workers (default: all cores)")
+@click.option("--jobs", type=click.IntRange(min=1), default=None,
+              help="parallel workers (default: all cores)")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @_field_options(multi=True)
 def sweep_cmd(params_file, unit, out, jobs, progress, **values):

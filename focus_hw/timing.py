@@ -35,15 +35,18 @@ start ``max(m, reload_cycles)`` cycles apart (:func:`gemm_cycles`).
 """
 
 import math
+import numbers
 
 from .params import FocusParams
 
 __all__ = ["array_latency", "tile_cycles", "reload_cycles", "gemm_cycles"]
 
 
-def _check_m(name: str, m) -> None:
-    if not isinstance(m, int) or isinstance(m, bool) or m < 1:
-        raise ValueError(f"{name}: m={m!r} must be an integer >= 1")
+def _count(fn: str, name: str, value) -> int:
+    """``value`` as an int >= 1 (numpy integers accepted), else ValueError."""
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{fn}: {name}={value!r} must be an integer >= 1")
+    return int(value)
 
 
 def array_latency(params: FocusParams) -> int:
@@ -56,8 +59,7 @@ def tile_cycles(m: int, params: FocusParams) -> int:
     """Cycles for ``m`` activation rows through one weight tile, from the cycle
     the first row is accepted to the cycle the last output row is valid, both
     counted: ``m + array_latency(params)``."""
-    _check_m("tile_cycles", m)
-    return m + array_latency(params)
+    return _count("tile_cycles", "m", m) + array_latency(params)
 
 
 def reload_cycles(params: FocusParams) -> int:
@@ -76,9 +78,6 @@ def gemm_cycles(m: int, k: int, n: int, params: FocusParams) -> int:
     :func:`tile_cycles`, from the first row of the first tile accepted to the
     last output row valid: ``(tiles - 1) * max(m, reload_cycles) +
     tile_cycles(m)``."""
-    _check_m("gemm_cycles", m)
-    for name, value in (("k", k), ("n", n)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"gemm_cycles: {name}={value!r} must be an integer >= 1")
+    m, k, n = (_count("gemm_cycles", name, v) for name, v in (("m", m), ("k", k), ("n", n)))
     tiles = math.ceil(k / params.rows) * math.ceil(n / params.cols)
     return (tiles - 1) * max(m, reload_cycles(params)) + tile_cycles(m, params)

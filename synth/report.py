@@ -73,7 +73,8 @@ class AreaReport:
                              "instances": m.instances, "cells": m.cells,
                              "total_cells": m.cells * m.instances,
                              "transistors": m.transistors,
-                             "total_transistors": None if m.transistors is None else m.transistors * m.instances})
+                             "total_transistors": (None if m.transistors is None
+                                                   else m.transistors * m.instances)})
         return rows
 
     def to_dict(self) -> dict:

@@ -163,11 +163,19 @@ def test_mac_verilog_matches_amaranth(tmp_path, dtype, pipeline):
     manifest, got = _verilog_trace(tmp_path, params, "mac", vectors)
     want = _amaranth_trace(params, "mac", manifest, vectors)
     assert got == want
+    out = np.array([row[[p["name"] for p in _ports(manifest)[1]].index("out")] for row in got], np.int64)
     if pipeline == 0 and dtype == "int8":   # independent numpy reference for the combinational MAC
         prod = a.astype(np.uint8).view(np.int8).astype(np.int64) * b.astype(np.uint8).view(np.int8)
         ref = (acc.astype(np.uint32).view(np.int32).astype(np.int64) + prod) & 0xFFFFFFFF
-        out_index = [p["name"] for p in _ports(manifest)[1]].index("out")
-        assert [row[out_index] for row in got] == ref.tolist()
+        assert out.tolist() == ref.tolist()
+    if pipeline == 0 and dtype == "fp16":   # numpy IEEE: fp32(acc) + fp32(a) * fp32(b)
+        f32 = lambda bits: bits.astype(np.uint16).view(np.float16).astype(np.float32)  # noqa: E731
+        with np.errstate(all="ignore"):
+            ref = acc.astype(np.uint32).view(np.float32) + f32(a) * f32(b)
+        got_f = out.astype(np.uint32).view(np.float32)
+        np.testing.assert_array_equal(np.isnan(got_f), np.isnan(ref))
+        keep = ~np.isnan(ref)
+        np.testing.assert_array_equal(got_f[keep].view(np.uint32), ref[keep].view(np.uint32))
 
 
 @pytest.mark.parametrize("dtype", ["int8", "fp16"])

@@ -117,7 +117,8 @@ def test_generated_verilog_passes_yosys_hierarchy_check(tmp_path):
 def test_grid_points_is_the_cartesian_product():
     points = grid_points({"rows": [2, 4], "dtype": ["int8", "fp16", "bf16"]})
     assert len(points) == 6
-    assert {(p["rows"], p["dtype"]) for p in points} == {(r, d) for r in (2, 4) for d in ("int8", "fp16", "bf16")}
+    expected = {(r, d) for r in (2, 4) for d in ("int8", "fp16", "bf16")}
+    assert {(p["rows"], p["dtype"]) for p in points} == expected
     with pytest.raises(ValueError, match="unknown FocusParams field"):
         grid_points({"depth": [1]})
     with pytest.raises(ValueError, match="list of values"):

@@ -11,7 +11,7 @@ import focus_hw.simulate as simulate_mod
 from focus_hw import FocusParams
 from focus_hw.pe import PE
 from focus_hw.simulate import simulate_gemm, simulate_tiles
-from focus_hw.timing import tile_cycles
+from focus_hw.timing import reload_cycles, tile_cycles
 
 NP_DTYPE = {"int8": np.int8, "fp16": np.float16, "bf16": ml_dtypes.bfloat16}
 
@@ -273,6 +273,8 @@ def test_double_buffered_tiles(dtype, rows, cols, pipe, ms):
     assert len(run.outs) == len(tiles)
     for (a, w), out in zip(tiles, run.outs):
         assert_same_bits(out, ref_gemm(a, w))
+    # tile i+1 starts max(m_i, reload_cycles) after tile i
+    assert run.cycles == sum(max(m, reload_cycles(p)) for m in ms[:-1]) + tile_cycles(ms[-1], p)
 
 
 @pytest.mark.slow

@@ -48,6 +48,12 @@ def test_bad_m(fn, m):
         fn(m)
 
 
+def test_numpy_integers_accepted():
+    p = P(2, 3, 1)
+    assert tile_cycles(np.int64(5), p) == 11
+    assert gemm_cycles(np.int32(4), np.int64(4), np.uint8(3), p) == 16
+
+
 def test_bad_k_n():
     with pytest.raises(ValueError, match="k=0"):
         gemm_cycles(1, 0, 2, P(2, 2))

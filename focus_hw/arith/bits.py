@@ -7,12 +7,12 @@ from amaranth.hdl import Cat, Const, Mux, Signal, Value
 __all__ = ["wire", "leading_zeros", "shift_right_sticky", "clamp"]
 
 
-def wire(m, value, name=None) -> Signal:
+def wire(m, value) -> Signal:
     """A signal driven by ``value`` (keeps shared subexpressions from being copied)."""
     value = Value.cast(value)
     if isinstance(value, Signal):
         return value
-    signal = Signal(value.shape(), name=name)
+    signal = Signal(value.shape())
     m.d.comb += signal.eq(value)
     return signal
 

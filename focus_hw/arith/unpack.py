@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from amaranth.hdl import Cat, Const, Mux, Value
 
 from .bits import wire
-
 from .formats import FloatFormat
 
 __all__ = ["Unpacked", "unpack", "nan_result"]
@@ -32,6 +31,7 @@ class Unpacked:
 
 
 def unpack(m, fmt: FloatFormat, bits) -> Unpacked:
+    """Decode raw ``fmt`` bits into sign, exponent, significand and class flags."""
     bits = wire(m, bits)
     frac = bits[: fmt.man_bits]
     efield = bits[fmt.man_bits : fmt.man_bits + fmt.exp_bits]
