@@ -55,6 +55,11 @@ def main(pipeline, dtypes):
     for dtype, r in rows:
         click.echo(f"{dtype:6} {r['cells']:7d} {str(r['transistors']):>17}")
     click.echo(f"reference: artifact traditional_mac (fp16) = {REFERENCE_FP16_CELLS} cells")
+    for dtype, r in rows:
+        if dtype == "fp16":
+            verdict = "meets" if r["cells"] <= REFERENCE_FP16_CELLS else "MISSES"
+            click.echo(f"fp16 MAC: {r['cells']} / {REFERENCE_FP16_CELLS} cells "
+                       f"({100 * r['cells'] / REFERENCE_FP16_CELLS:.1f}%), {verdict} the target")
 
 
 if __name__ == "__main__":

@@ -226,8 +226,11 @@ def test_cli_usage_errors(checkpoint, tmp_path, params_file):
     common = ["--checkpoint", checkpoint, "--dataset", dataset, "--out", tmp_path / "o"]
     res = CliRunner().invoke(eval_command, [str(a) for a in common + ["--methods", "dense,ff"]])
     assert res.exit_code == 2 and "--methods" in res.output
-    res = CliRunner().invoke(eval_command, [str(a) for a in common + ["--methods", "cmc"]])
-    assert res.exit_code == 2 and "--baseline-config" in res.output
+    empty = tmp_path / "no-configs"
+    empty.mkdir()
+    res = CliRunner().invoke(eval_command, [str(a) for a in common + [
+        "--methods", "cmc", "--baseline-config", empty]])
+    assert res.exit_code == 1 and "cmc_config.csv" in res.output
     # default FocusParams has SEC layers the 4-layer model lacks: named before any sample runs
     res = CliRunner().invoke(eval_command, [str(a) for a in common + ["--methods", "focus"]])
     assert res.exit_code == 1 and "sec_layers" in res.output

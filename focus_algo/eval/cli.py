@@ -21,6 +21,8 @@ from pathlib import Path
 import click
 import torch
 
+from focus_algo.reference import REFERENCE_DIR
+from focus_algo.sec import params_from_focus_config
 from focus_hw.params import FocusParams
 
 from .dataset import DatasetError, load_dataset
@@ -28,6 +30,7 @@ from .runner import METHODS, CheckpointError, MethodSpec, load_checkpoint, run_e
 
 __all__ = ["eval_command"]
 
+_PAPER = REFERENCE_DIR / "algorithm"
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -48,12 +51,10 @@ def _focus_params(params_file, focus_config, model_name, dataset_name) -> FocusP
     try:
         if params_file:
             return FocusParams.load(params_file)
-        if focus_config:
-            from focus_algo.sec import params_from_focus_config
-            return params_from_focus_config(focus_config, model_name, dataset_name)
+        return params_from_focus_config(focus_config or _PAPER / "focus_config.csv",
+                                        model_name, dataset_name)
     except (OSError, ValueError, TypeError) as e:
         raise click.ClickException(f"Focus parameters: {e}") from None
-    return FocusParams()
 
 
 def _baseline_thresholds(method, config_dir, model_name, dataset_name, explicit):
@@ -61,7 +62,7 @@ def _baseline_thresholds(method, config_dir, model_name, dataset_name, explicit)
     ``--baseline-config``."""
     from focus_algo.baselines import adaptiv_threshold, cmc_thresholds
     linear, query = explicit
-    if config_dir is not None:
+    if linear is None or (method == "cmc" and query is None):
         try:
             if method == "cmc":
                 th = cmc_thresholds(model_name, dataset_name, csv_dir=config_dir)
@@ -71,9 +72,6 @@ def _baseline_thresholds(method, config_dir, model_name, dataset_name, explicit)
                 linear = adaptiv_threshold(model_name, dataset_name, csv_dir=config_dir)
         except (OSError, ValueError) as e:
             raise click.ClickException(f"baseline config: {e}") from None
-    if linear is None:
-        raise click.UsageError(f"method {method!r} needs --baseline-config DIR or "
-                               f"--{method}-threshold")
     return linear, query
 
 
@@ -92,8 +90,10 @@ def _baseline_thresholds(method, config_dir, model_name, dataset_name, explicit)
 @click.option("--params", "params_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="FocusParams file (.json/.toml) for focus (and the baselines' vector size).")
 @click.option("--focus-config", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="focus_config.csv: SEC layers/ratios and threshold for --model-name/--dataset-name.")
+              help="focus_config.csv: SEC layers/ratios and threshold for --model-name/--dataset-name "
+                   "(default: the paper's, shipped in focus_algo/reference).")
 @click.option("--baseline-config", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              default=_PAPER, show_default=True,
               help="Folder with cmc_config.csv and adaptiv_config.csv.")
 @click.option("--model-name", default="default", show_default=True,
               help="Row key of the config CSVs (e.g. llava_onevision).")
