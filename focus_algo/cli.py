@@ -62,6 +62,8 @@ _params_option = click.option(
 @click.option("--hidden", default=896, show_default=True, help="Hidden width (Qwen2-7B: 3584).")
 @click.option("--ffn", default=4864, show_default=True, help="MLP width (Qwen2-7B: 18944).")
 @click.option("--heads", default=14, show_default=True, help="Attention heads.")
+@click.option("--kv-groups", default=7, show_default=True,
+              help="Query heads per KV head (GQA); must divide --heads.")
 @click.option("--layers", default=4, show_default=True, help="Decoder layers.")
 @click.option("--clip-len", default=4, show_default=True, help="Frames per scene.")
 @click.option("--seed", default=0, show_default=True, help="Workload seed.")
@@ -71,8 +73,8 @@ _params_option = click.option(
 @click.option("--out", "out_dir", default="out/focus-run", show_default=True,
               type=click.Path(file_okay=False, path_type=Path), help="Output folder.")
 def run(params_file, threshold, vector_size, m_tile, block_frames, block_height, block_width,
-        frames, height, width, hidden, ffn, heads, layers, clip_len, seed, model, dataset,
-        out_dir):
+        frames, height, width, hidden, ffn, heads, kv_groups, layers, clip_len, seed, model,
+        dataset, out_dir):
     """Apply SIC to the built-in video workload and write its sparse trace."""
     import pandas as pd
     import torch
@@ -88,7 +90,8 @@ def run(params_file, threshold, vector_size, m_tile, block_frames, block_height,
         "block_width": block_width})
     try:  # SIC needs float tokens: int8 designs run it on fp16 tokens
         workload = Workload(frames=frames, height=height, width=width, hidden=hidden,
-                            ffn=ffn, heads=heads, layers=layers, clip_len=clip_len,
+                            ffn=ffn, heads=heads, kv_groups=kv_groups, layers=layers,
+                            clip_len=clip_len,
                             seed=seed, dtype="bf16" if params.dtype == "bf16" else "fp16")
     except ValueError as e:
         option = re.sub(r"Workload\.(\w+)", lambda m: "--" + m[1].replace("_", "-"), str(e))
@@ -109,7 +112,7 @@ def run(params_file, threshold, vector_size, m_tile, block_frames, block_height,
                      frames=frames, height=height, width=width, num_layers=layers,
                      params=params, extra={
                          "workload": "focus_algo.workload", "seed": seed, "hidden": hidden,
-                         "ffn": ffn, "heads": heads, "clip_len": clip_len,
+                         "ffn": ffn, "heads": heads, "kv_groups": kv_groups, "clip_len": clip_len,
                          "widths": workload.widths, "weight_sizes": weights,
                          "clips": [vars(c) for c in workload.clips]})
     trace = SparseTrace.from_results(meta, results)

@@ -110,6 +110,9 @@ class Workload:
         if self.hidden % self.heads:
             raise ValueError(f"Workload.heads={self.heads}: must divide "
                              f"hidden={self.hidden}")
+        if self.heads % self.kv_groups:
+            raise ValueError(f"Workload.kv_groups={self.kv_groups}: must divide "
+                             f"heads={self.heads}")
         if not isinstance(self.noise, (int, float)) or not 0 <= self.noise < 1:
             raise ValueError(f"Workload.noise={self.noise!r}: must lie in [0, 1)")
         if self.dtype not in _DTYPES:

@@ -16,7 +16,8 @@ from focus_algo.cli import main
 from focus_algo.trace import SITES, SparseTrace
 from focus_algo.workload import MOTIONS, Workload, video_workload
 
-TINY = dict(frames=8, height=6, width=7, hidden=64, ffn=96, layers=2, heads=4, rank=16)
+TINY = dict(frames=8, height=6, width=7, hidden=64, ffn=96, layers=2, heads=4, kv_groups=2,
+            rank=16)
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +40,7 @@ def test_shapes(tiny):
             assert torch.isfinite(x).all() and x.abs().max() > 0
     assert wl.widths["down_proj"] == 96
     # SPEC 2.2 weights: q: d*d + 2*d*d/gqa, o: d*d, query: d*seq, gate: 2*d*ffn, down: d*ffn
-    assert wl.weight_sizes() == {"q_proj": 64 * 64 + 2 * 64 * 64 // 7, "query": 64 * 336,
+    assert wl.weight_sizes() == {"q_proj": 64 * 64 + 2 * 64 * 64 // 2, "query": 64 * 336,
                                  "o_proj": 64 * 64, "gate_proj": 2 * 64 * 96,
                                  "down_proj": 64 * 96}
 
@@ -101,7 +102,7 @@ def test_sic_finds_the_redundancy(tiny):
 
 @pytest.mark.parametrize("field, value, match", [
     ("frames", 0, "frames=0"), ("heads", 5, "heads=5"), ("dtype", "int8", "dtype"),
-    ("noise", -1.0, "noise")])
+    ("noise", -1.0, "noise"), ("kv_groups", 4, "kv_groups=4")])
 def test_workload_validation(field, value, match):
     with pytest.raises(ValueError, match=match):
         Workload(**{field: value})
@@ -110,7 +111,7 @@ def test_workload_validation(field, value, match):
 # -- CLI ----------------------------------------------------------------------------
 
 CLI_TINY = ["--frames", "4", "--height", "3", "--width", "4", "--hidden", "64", "--ffn", "80",
-            "--heads", "4", "--layers", "2", "--clip-len", "2"]
+            "--heads", "4", "--kv-groups", "2", "--layers", "2", "--clip-len", "2"]
 
 
 def test_run_writes_consistent_outputs(tmp_path):
@@ -131,11 +132,20 @@ def test_run_writes_consistent_outputs(tmp_path):
     for row in summary.itertuples():
         assert row.sparsity == pytest.approx(trace.sparsity(row.site, row.layer))
         assert row.zero + row.similar == pytest.approx(row.sparsity)
-    weights = Workload(frames=4, height=3, width=4, hidden=64, ffn=80, heads=4).weight_sizes()
+    weights = Workload(frames=4, height=3, width=4, hidden=64, ffn=80, heads=4,
+                       kv_groups=2).weight_sizes()
     want = sum(weights[r.site] * r.sparsity for r in summary.itertuples()) / \
         sum(weights[r.site] for r in summary.itertuples())
     assert f"weighted average (weights = GEMM weight sizes): {want:.3f}" in res.output
     assert (out / "sparsity.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the predicted speedup is the performance model's on this very trace
+    import sim
+    shape = sim.Workload(name="w", hidden=64, heads=4, kv_heads=2, head_dim=16, ffn=80,
+                         layers=2, tokens=48, frames=4, height=3, width=4)
+    speedup = sim.simulate(shape, trace.meta.params, "focus", trace).totals.speedup
+    assert speedup > 1
+    focus_row = next(line for line in res.output.splitlines() if line.startswith("focus "))
+    assert float(focus_row.split()[4]) == pytest.approx(speedup, rel=1e-3)
     # the same run again gives the same trace (deterministic workload)
     res2 = CliRunner().invoke(main, ["run", *CLI_TINY, "--vector-size", "16",
                                      "--threshold", "0.85", "--out", str(tmp_path / "again")])
