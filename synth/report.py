@@ -109,7 +109,7 @@ class AreaReport:
         fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 0.5 * max(
             len(r.modules) for _, r, _ in panels) + 1.8), squeeze=False)
         for ax, (title, result, metric) in zip(axes[0], panels):
-            labels = [f"{m.label} x{m.instances}" for m in result.modules]
+            labels = [f"{m.module.removeprefix(self.top + '.')} x{m.instances}" for m in result.modules]
             values = [(getattr(m, metric) or 0) * m.instances for m in result.modules]
             ax.barh(labels, values, color="tab:blue")
             ax.invert_yaxis()
