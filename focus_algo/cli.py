@@ -10,14 +10,13 @@ other subcommands are added with ``main.add_command``.
 
 from __future__ import annotations
 
-import io
 import re
 from pathlib import Path
 from types import SimpleNamespace
 
 import click
 
-from focus_hw.fileio import atomic_write_bytes
+from focus_hw.fileio import atomic_write_bytes, figure_png
 from focus_hw.params import FocusParams
 
 __all__ = ["main", "run", "golden"]
@@ -182,10 +181,7 @@ def _plot(summary, weights: dict, params: FocusParams) -> bytes:
     ax.xaxis.get_major_locator().set_params(integer=True)
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small")
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    return buf.getvalue()
+    return figure_png(fig)
 
 
 @main.command()

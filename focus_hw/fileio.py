@@ -4,7 +4,7 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["atomic_write_bytes", "atomic_write_text"]
+__all__ = ["atomic_write_bytes", "atomic_write_text", "figure_png"]
 
 
 def atomic_write_text(path, text: str) -> None:
@@ -34,3 +34,16 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def figure_png(fig, dpi: int = 120) -> bytes:
+    """Render a matplotlib figure to PNG bytes and close it (pair with
+    :func:`atomic_write_bytes` so a plot is never half-written)."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()

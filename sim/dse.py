@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from focus_hw import FocusParams
-from focus_hw.fileio import atomic_write_text
+from focus_hw.fileio import atomic_write_bytes, atomic_write_text, figure_png
 
 from . import sram
 from .model import simulate
@@ -139,11 +139,7 @@ def plot(df: pd.DataFrame, paper_area: float, path: Path) -> None:
     ax.set_ylabel("speedup over dense (paper array)")
     ax.legend()
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    tmp.replace(path)
+    atomic_write_bytes(path, figure_png(fig))
 
 
 def write(df: pd.DataFrame, paper_area: float, out: Path) -> pd.Series:

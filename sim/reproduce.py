@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from focus_hw import FocusParams
-from focus_hw.fileio import atomic_write_text
+from focus_hw.fileio import atomic_write_bytes, atomic_write_text, figure_png
 
 from .model import simulate
 from .sparsity import baseline_sparsity, focus_target
@@ -106,11 +106,7 @@ def plot(df: pd.DataFrame, path: Path) -> None:
         ax.set_ylabel("speedup (x)")
         ax.legend()
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    tmp.replace(path)
+    atomic_write_bytes(path, figure_png(fig))
 
 
 def write(df: pd.DataFrame, out: Path) -> None:

@@ -1,7 +1,6 @@
 """CMC / AdapTiV token-level baselines: hand-computed cases and SICResult invariants."""
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest

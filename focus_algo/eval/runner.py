@@ -46,7 +46,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from focus_hw.fileio import atomic_write_bytes, atomic_write_text
+from focus_hw.fileio import atomic_write_bytes, atomic_write_text, figure_png
 from focus_hw.params import FocusParams
 
 from .dataset import MediaError, Sample, load_media
@@ -306,8 +306,6 @@ def summarize(samples: pd.DataFrame, methods) -> pd.DataFrame:
 
 
 def _plot(summary: pd.DataFrame, path: Path) -> None:
-    import io
-
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -317,10 +315,7 @@ def _plot(summary: pd.DataFrame, path: Path) -> None:
         ax.set_title(col)
         ax.set_ylim(0, 1)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
+    atomic_write_bytes(path, figure_png(fig, dpi=100))
 
 
 # -- the run ------------------------------------------------------------------------------
