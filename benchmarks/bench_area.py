@@ -21,6 +21,7 @@ import numpy as np
 from tqdm import tqdm
 
 from focus_hw import FocusParams
+from focus_hw.fileio import atomic_write_bytes, atomic_write_text, figure_png
 from synth import area_report
 
 
@@ -61,8 +62,7 @@ def plot(rows: list[dict], fits: dict, path: Path):
         ax.set_title(f"array area: {metric}")
         ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    atomic_write_bytes(path, figure_png(fig, dpi=110))
 
 
 @click.command()
@@ -105,7 +105,7 @@ def main(sizes, dtypes, out, cold_only, skip_cold):
         wall, summary = cold_report(FocusParams())
         results["cold_32x32_fp16"] = {"wall_s": wall, "summary": summary}
         print(f"\ncold area report, 32x32 fp16 (default params): {wall:.1f} s -> {summary}")
-    (out / "bench_area.json").write_text(json.dumps(results, indent=2))
+    atomic_write_text(out / "bench_area.json", json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":

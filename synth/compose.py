@@ -75,7 +75,12 @@ class _BlackboxPE(wiring.Component):
 def shell_rtlil(params: FocusParams) -> str:
     """RTLIL of the full-size array with blackbox PEs."""
     with mock.patch.object(focus_hw.systolic, "PE", _BlackboxPE):
-        return convert_rtlil(params, "array")
+        text = convert_rtlil(params, "array")
+    stubs = text.count(f"cell \\{STUB} ")
+    if stubs != params.rows * params.cols:
+        raise RuntimeError(f"array shell holds {stubs} blackbox PEs, expected {params.rows * params.cols}: "
+                           "focus_hw.systolic no longer builds its PEs through focus_hw.systolic.PE")
+    return text
 
 
 def stub_verilog(params: FocusParams) -> str:

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from focus_hw.fileio import atomic_write_bytes, atomic_write_text
+from focus_hw.fileio import atomic_write_bytes, atomic_write_text, figure_png
 from focus_hw.generate import as_params, convert_rtlil, top_name
 
 from .area import FLOWS, FlowResult, synthesize
@@ -95,8 +95,6 @@ class AreaReport:
 
     def plot(self) -> bytes:
         """PNG bar chart: area contribution of each module class per metric."""
-        import io
-
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
@@ -118,10 +116,7 @@ class AreaReport:
         name = f"{self.unit} {self.params['rows']}x{self.params['cols']} {self.params['dtype']}"
         fig.suptitle(f"Area by module: {name}{' (flat)' if self.flat else ''}")
         fig.tight_layout()
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=110)
-        plt.close(fig)
-        return buf.getvalue()
+        return figure_png(fig, dpi=110)
 
 
 def area_report(params, unit: str = "array", *, fpga: str = "none", flat: bool = False,
