@@ -208,7 +208,6 @@ def test_composed_vs_flat_int8(cache):
         assert flat[key] <= composed[key] <= 1.4 * flat[key], (key, composed[key], flat[key])
 
 
-@pytest.mark.slow
 def test_composed_vs_flat_fp16(cache):
     """fp16: no such cross-PE structure; composed within 5% of flat."""
     composed, flat = _composed_vs_flat(FocusParams(rows=4, cols=4, dtype="fp16"))
