@@ -9,6 +9,7 @@ from amaranth.lib.wiring import In, Out
 from .bits import wire
 from .formats import float_format
 from .pipeline import Pipeline, check_pipeline
+from .unit import BinaryUnit
 from .unpack import unpack
 
 __all__ = ["FCompare", "FMax", "compare"]
@@ -46,19 +47,13 @@ class FCompare(wiring.Component):
         return m
 
 
-class FMax(wiring.Component):
+class FMax(BinaryUnit):
     """``out = max(a, b)``; ``latency == pipeline``.
 
     A NaN operand is returned unchanged (``a`` first), as ``np.maximum`` does.
     Of ``+0`` and ``-0`` the result is ``+0`` in either order (IEEE 754-2019
     ``maximum``; numpy's own choice there depends on the dtype).
     """
-
-    def __init__(self, fmt, pipeline: int = 0):
-        self.fmt = float_format(fmt)
-        self.pipeline = self.latency = check_pipeline(pipeline)
-        w = self.fmt.width
-        super().__init__({"a": In(w), "b": In(w), "en": In(1, init=1), "out": Out(w)})
 
     def elaborate(self, platform):
         m = Module()

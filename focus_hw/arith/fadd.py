@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from amaranth.hdl import Cat, Const, Module, Mux
-from amaranth.lib import wiring
-from amaranth.lib.wiring import In, Out
 
 from .bits import shift_right_sticky, wire
-from .formats import float_format
-from .pipeline import Pipeline, check_pipeline
+from .pipeline import Pipeline
 from .rounding import round_pack
+from .unit import BinaryUnit
 from .unpack import nan_result, unpack
 
 __all__ = ["FAdd", "add_core", "ADD_CUTS"]
@@ -64,7 +62,7 @@ def add_core(m, fmt, pipe, x, y, nan_candidates):
     return Mux(nan, nan_bits, Mux(inf, infinity, finite))
 
 
-class FAdd(wiring.Component):
+class FAdd(BinaryUnit):
     """``out = a + b`` in one float format, RNE; ``latency == pipeline`` cycles.
 
     NaN results follow numpy on x86: with two NaN operands ``b`` (quieted)
@@ -72,12 +70,6 @@ class FAdd(wiring.Component):
     the default NaN (sign set). bf16 NaNs come out canonical (sign kept), as
     ``ml_dtypes`` produces them.
     """
-
-    def __init__(self, fmt, pipeline: int = 0):
-        self.fmt = float_format(fmt)
-        self.pipeline = self.latency = check_pipeline(pipeline)
-        w = self.fmt.width
-        super().__init__({"a": In(w), "b": In(w), "en": In(1, init=1), "out": Out(w)})
 
     def elaborate(self, platform):
         m = Module()

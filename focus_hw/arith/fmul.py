@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from amaranth.hdl import Cat, Const, Module, Mux
-from amaranth.lib import wiring
-from amaranth.lib.wiring import In, Out
 
 from .bits import wire
-from .formats import float_format
-from .pipeline import Pipeline, check_pipeline
+from .pipeline import Pipeline
 from .rounding import round_pack
+from .unit import BinaryUnit
 from .unpack import nan_result, unpack
 
 __all__ = ["FMul", "mul_core", "MUL_CUTS"]
@@ -49,18 +47,12 @@ def widen_bits(fmt, out_fmt, bits):
     return Cat(frac, Const(out_fmt.exp_max, out_fmt.exp_bits), bits[fmt.width - 1])
 
 
-class FMul(wiring.Component):
+class FMul(BinaryUnit):
     """``out = a * b`` in one float format, RNE; ``latency == pipeline`` cycles.
 
     NaN rules as :class:`~focus_hw.arith.fadd.FAdd` (``b`` wins, ``0 * inf``
     gives the default NaN).
     """
-
-    def __init__(self, fmt, pipeline: int = 0):
-        self.fmt = float_format(fmt)
-        self.pipeline = self.latency = check_pipeline(pipeline)
-        w = self.fmt.width
-        super().__init__({"a": In(w), "b": In(w), "en": In(1, init=1), "out": Out(w)})
 
     def elaborate(self, platform):
         m = Module()
