@@ -1,10 +1,11 @@
 """Focus hardware generator: Amaranth RTL elaborated from :class:`FocusParams`."""
 
 from .params import DTYPES, FocusParams
-from .timing import array_latency, tile_cycles
 from .pe import PE
+from .simulate import GemmRun, TilesRun, simulate_gemm, simulate_tiles
 from .systolic import SystolicArray
-from .simulate import GemmRun, simulate_gemm
+from .timing import array_latency, gemm_cycles, reload_cycles, tile_cycles
 
-__all__ = ["DTYPES", "FocusParams", "array_latency", "tile_cycles",
-           "PE", "SystolicArray", "GemmRun", "simulate_gemm"]
+__all__ = ["DTYPES", "FocusParams", "PE", "SystolicArray", "GemmRun", "TilesRun",
+           "simulate_gemm", "simulate_tiles", "array_latency", "tile_cycles", "reload_cycles",
+           "gemm_cycles"]

@@ -4,8 +4,9 @@ Machine figures are the default :class:`FocusParams` (the paper's 32x32 FP16
 array at 500 MHz, DDR4 64 GB/s at 100 pJ/byte); per workload the SEC layers,
 keep ratios and threshold come from ``focus_config.csv``. Sparsities:
 CMC and AdapTiV from ``cmc_sparsity.csv`` / ``adaptiv_sparsity.csv``; Focus
-from the synthetic trace generator aimed at ``1 - 1/total_compression_ratio``
-of ``main_focus.csv`` (the SIC sparsity of the vectors SEC kept).
+from the synthetic trace generator aimed at the SIC sparsity of the vectors
+SEC kept that the paper's tables imply (:func:`sim.sparsity.focus_target`:
+the compute reduction of ``main_focus.csv`` over ``main_focus_SEC_only.csv``).
 """
 
 from __future__ import annotations

@@ -193,7 +193,7 @@ def synthetic_counts(workload: Workload, params: FocusParams, target,
         w = np.broadcast_to(nz[:, :, None], off.shape).astype(float)
         x, shift = _logit(s) + off, 0.0   # Newton on the common logit shift
         for _ in range(50):
-            p = 1 / (1 + np.exp(-(x + shift)))
+            p = 0.5 * (1 + np.tanh(0.5 * (x + shift)))   # logistic, overflow-free
             err = (p * w).sum() / w.sum() - s
             if abs(err) < 1e-9:
                 break

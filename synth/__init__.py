@@ -8,5 +8,5 @@ from .report import AreaReport, area_report
 from .yosys import YosysError, run_yosys
 
 __all__ = ["FLOWS", "FlowResult", "ModuleArea", "synthesize", "ResultCache", "default_cache_dir",
-           "compose_array",
-           "dedup_rtlil", "AreaReport", "area_report", "YosysError", "run_yosys"]
+           "compose_array", "dedup_rtlil", "AreaReport", "area_report", "YosysError",
+           "run_yosys"]
