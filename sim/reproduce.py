@@ -102,7 +102,7 @@ def plot(df: pd.DataFrame, path: Path) -> None:
                            (axes[1], "vs_best", "Focus speedup over best baseline")):
         ax.bar(x - 0.2, sp[f"{key}_paper"], 0.4, label="paper")
         ax.bar(x + 0.2, sp[f"{key}_ours"], 0.4, label="ours (focus-sim)")
-        ax.set_xticks(x, labels, fontsize=7)
+        ax.set_xticks(x, labels, fontsize=7, rotation=30, ha="right")
         ax.set_title(title)
         ax.set_ylabel("speedup (x)")
         ax.legend()
