@@ -25,24 +25,32 @@ SPECIAL = {"<|image_pad|>": 100, "<|video_pad|>": 101, "<|vision_start|>": 102,
            "<|vision_end|>": 103}
 
 
-def build_checkpoint(folder: Path) -> Path:
-    """A tiny random-weight Qwen2-VL saved with its processor: a WordLevel
-    tokenizer built offline and default-built image (and video) processors."""
-    from tiny_models import TEXT_VOCAB, tiny_qwen2vl
+def word_tokenizer(special: dict[str, int]):
+    """A WordLevel tokenizer built offline: letters, punctuation, filler words
+    up to TEXT_VOCAB, then the ``special`` tokens at their ids."""
+    from tiny_models import TEXT_VOCAB
     from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast, Qwen2VLImageProcessorPil
-    from transformers.utils import is_torchvision_available
-    model, _ = tiny_qwen2vl()
-    model.save_pretrained(folder)
+    from transformers import PreTrainedTokenizerFast
     words = [chr(ord("A") + i) for i in range(26)] + ["[UNK]", ".", "?", "'", ","]
     vocab = {w: i for i, w in enumerate(words)}
     vocab.update({f"w{i}": i for i in range(len(vocab), TEXT_VOCAB)})
-    vocab.update(SPECIAL)
+    vocab.update(special)
     tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
     tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(),
                                                  pre_tokenizers.Punctuation()])
-    tok.add_special_tokens(list(SPECIAL))
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]")
+    tok.add_special_tokens(list(special))
+    return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]")
+
+
+def build_checkpoint(folder: Path) -> Path:
+    """A tiny random-weight Qwen2-VL saved with its processor: a WordLevel
+    tokenizer built offline and default-built image (and video) processors."""
+    from tiny_models import tiny_qwen2vl
+    from transformers import Qwen2VLImageProcessorPil
+    from transformers.utils import is_torchvision_available
+    model, _ = tiny_qwen2vl()
+    model.save_pretrained(folder)
+    tokenizer = word_tokenizer(SPECIAL)
     sizes = dict(patch_size=2, merge_size=2, temporal_patch_size=2, min_pixels=8 * 8,
                  max_pixels=16 * 16)
     image = Qwen2VLImageProcessorPil(**sizes)
@@ -55,6 +63,37 @@ def build_checkpoint(folder: Path) -> Path:
         tokenizer.save_pretrained(folder)
         image.save_pretrained(folder)
         (folder / "chat_template.jinja").write_text(CHAT_TEMPLATE)
+    return folder
+
+
+LLAVA_TEMPLATE = (
+    "{% for m in messages %}{% for c in m['content'] %}"
+    "{% if c['type'] == 'image' %}<image>{% elif c['type'] == 'video' %}<video>"
+    "{% else %}{{ c['text'] }}{% endif %}{% endfor %}{% endfor %}")
+
+
+def build_llava_checkpoint(folder: Path) -> Path:
+    """A tiny LLaVA-OneVision (16x16 images, 4x4 patches) saved with its
+    processor parts, as :func:`build_checkpoint`."""
+    from tiny_models import tiny_llava_onevision
+    from transformers import LlavaOnevisionImageProcessorPil
+    from transformers.utils import is_torchvision_available
+    model, _ = tiny_llava_onevision()
+    model.save_pretrained(folder)
+    tokenizer = word_tokenizer({"<image>": 100, "<video>": 101})
+    size = {"height": 16, "width": 16}
+    image = LlavaOnevisionImageProcessorPil(size=size, image_grid_pinpoints=[[16, 16], [16, 32]])
+    extra = dict(num_image_tokens=16, vision_feature_select_strategy="full")
+    if is_torchvision_available():
+        from transformers import LlavaOnevisionProcessor, LlavaOnevisionVideoProcessor
+        LlavaOnevisionProcessor(image_processor=image, tokenizer=tokenizer,
+                                video_processor=LlavaOnevisionVideoProcessor(size=size),
+                                chat_template=LLAVA_TEMPLATE, **extra).save_pretrained(folder)
+    else:
+        tokenizer.save_pretrained(folder)
+        image.save_pretrained(folder)
+        (folder / "chat_template.jinja").write_text(LLAVA_TEMPLATE)
+        (folder / "processor_config.json").write_text(json.dumps(extra))
     return folder
 
 
@@ -392,18 +431,139 @@ def test_two_processes_share_the_samples(checkpoint, tmp_path, params_file):
     assert not list(out.glob("samples.part*.csv"))
 
 
-def test_video_sample_needs_a_video_processor(checkpoint, tmp_path, params_file):
-    """A valid .npy clip is scored when transformers can build a video
-    processor (torchvision installed); otherwise its row names the cause."""
-    from transformers.utils import is_torchvision_available
+def video_dataset(folder: Path) -> Path:
+    """Three clips: 5 frames (.npy, odd: the last frame is repeated), 4 frames
+    as a PNG folder, and a 13x22 .npy clip that the processor resizes."""
     rng = np.random.default_rng(1)
-    np.save(tmp_path / "clip.npy", rng.integers(0, 256, (4, 16, 16, 3), dtype=np.uint8))
-    dataset = write_dataset(tmp_path, [_row("v", "video", "clip.npy")])
+    np.save(folder / "a.npy", rng.integers(0, 256, (5, 16, 16, 3), dtype=np.uint8))
+    (folder / "b").mkdir()
+    for i, frame in enumerate(rng.integers(0, 256, (4, 12, 16, 3), dtype=np.uint8)):
+        Image.fromarray(frame).save(folder / "b" / f"{i:03d}.png")
+    np.save(folder / "c.npy", rng.integers(0, 256, (4, 13, 22, 3), dtype=np.uint8))
+    return write_dataset(folder, [_row("a", "video", "a.npy"), _row("b", "video", "b", "B"),
+                                  _row("c", "video", "c.npy", "C")])
+
+
+def test_eval_video_samples_end_to_end(checkpoint, tmp_path, params_file):
+    """Video clips (.npy and PNG folder) are scored by dense and focus; Focus
+    sees a multi-frame grid (with or without torchvision)."""
+    from focus_algo.eval import load_checkpoint
+    from focus_algo.eval.runner import _encode
+    from focus_algo.integration import enable_focus
+    dataset = video_dataset(tmp_path)
     out = tmp_path / "o"
-    res = invoke(*base_args(checkpoint, dataset, out, params_file), "--methods", "dense")
+    res = invoke(*base_args(checkpoint, dataset, out, params_file), "--methods", "dense,focus")
     assert res.exit_code == 0, res.output
-    row = pd.read_csv(out / "samples.csv").iloc[0]
-    if is_torchvision_available():
-        assert pd.isna(row["error"]) and row["prediction"] in "ABC"
-    else:
-        assert "no video processor" in row["error"] and "torchvision" in row["error"]
+    rows = pd.read_csv(out / "samples.csv", dtype={"id": str}).set_index(["id", "method"])
+    assert len(rows) == 6 and rows["error"].isna().all()
+    assert set(rows["prediction"]) <= {"A", "B", "C"}
+    # Qwen2-VL grid (ceil(F/2), H/2, W/2) patches, 2x2 merge -> tokens
+    tokens = {"a": 3 * 8 * 8 // 4, "b": 2 * 6 * 8 // 4, "c": 2 * 6 * 10 // 4}
+    for sid, n in tokens.items():
+        assert rows.loc[(sid, "dense"), "visual_tokens"] == n == rows.loc[(sid, "focus"),
+                                                                          "visual_tokens"]
+        assert rows.loc[(sid, "focus"), "sparsity"] > 0
+        assert rows.loc[(sid, "focus"), "visual_kept"] == max(1, round(0.25 * n))
+
+    model, processor = load_checkpoint(checkpoint)
+    sample = load_dataset(dataset)[0]
+    inputs = _encode(processor, sample, load_media(sample))
+    handle = enable_focus(model, FocusParams.load(params_file), method="focus", sec=True)
+    try:
+        with torch.no_grad():
+            model(**inputs)
+        trace = handle.trace()
+    finally:
+        handle.remove()
+    assert (trace.meta.frames, trace.meta.height, trace.meta.width) == (3, 4, 4)
+
+
+def _clip_normalized(video: np.ndarray, mean, std) -> np.ndarray:
+    """(F, C, H, W) float: rescale to [0, 1] and normalize per channel."""
+    x = video.astype(np.float64) / 255.0
+    return ((x - np.asarray(mean)) / np.asarray(std)).transpose(0, 3, 1, 2)
+
+
+def test_frame_video_processor_qwen_matches_hand_construction(checkpoint):
+    """pixel_values_videos / video_grid_thw / the video-token run against an
+    independent layout: frames padded to pairs, (t, merge window, patch in
+    window) rows of (channel, time, patch row, patch column)."""
+    from focus_algo.eval import load_checkpoint
+    from focus_algo.eval.video import FrameVideoProcessor
+    from transformers import Qwen2VLImageProcessorPil
+    from transformers.utils import is_torchvision_available
+    _, processor = load_checkpoint(checkpoint)
+    ip = Qwen2VLImageProcessorPil(**processor.image_processor.to_dict())
+    frames = FrameVideoProcessor(ip, "qwen2_vl")
+    rng = np.random.default_rng(2)
+    video = rng.integers(0, 256, (5, 16, 16, 3), dtype=np.uint8)      # no resize: 16x16 fits
+    out = frames([video], return_tensors="pt")
+    assert out["video_grid_thw"].tolist() == [[3, 8, 8]]
+    x = _clip_normalized(np.concatenate([video, video[-1:]]), ip.image_mean, ip.image_std)
+    x = x.reshape(3, 2, 3, 4, 2, 2, 4, 2, 2)        # t, tp, C, h/m, m, p, w/m, m, p
+    x = x.transpose(0, 3, 6, 4, 7, 2, 1, 5, 8).reshape(3 * 64, 3 * 2 * 2 * 2)
+    assert np.allclose(out["pixel_values_videos"].numpy(), x, atol=1e-5)
+
+    # 13x22 -> smart_resize (factor 4, 64..256 pixels): 12x24 = 288 > 256, so
+    # beta = sqrt(13*22/256): floor(13/beta/4)*4 = 12, floor(22/beta/4)*4 = 20
+    video = rng.integers(0, 256, (4, 13, 22, 3), dtype=np.uint8)
+    out = frames([video], return_tensors="np")
+    assert out["video_grid_thw"].tolist() == [[2, 6, 10]]
+    # the image processor's own per-frame output (time broadcast over tp=2)
+    # with frame pairs interleaved into the time slot by hand
+    ref = ip(list(video), return_tensors="np")
+    per_frame = ref["pixel_values"].reshape(4, 60, 3, 2, 4)[:, :, :, 0]  # frame, patch, C, p*p
+    pairs = np.stack([per_frame[0::2], per_frame[1::2]], axis=3)          # t, patch, C, tp, p*p
+    assert np.array_equal(out["pixel_values_videos"], pairs.reshape(120, 24))
+
+    text = "<|vision_start|><|video_pad|><|vision_end|>Which one ?"
+    enc = processor(text=[text], videos=[video], return_tensors="pt")
+    assert int((enc["input_ids"] == SPECIAL["<|video_pad|>"]).sum()) == 2 * 6 * 10 // 4
+    assert enc["video_grid_thw"].tolist() == [[2, 6, 10]]
+    if not is_torchvision_available():
+        assert isinstance(processor.video_processor, FrameVideoProcessor)
+    with pytest.raises(ValueError, match="cap_pixels_per_frame"):
+        FrameVideoProcessor(ip, "qwen2_vl", {"cap_pixels_per_frame": True})([video])
+    with pytest.raises(ValueError, match="'llava'"):
+        FrameVideoProcessor(ip, "llava")
+
+
+def test_eval_llava_video_end_to_end(tmp_path, params_file):
+    """LLaVA-OneVision: frames resized to 16x16, 2x2 pooled tokens per frame
+    (the grid; the trailing newline token is not part of it); dense and focus
+    rows without errors."""
+    checkpoint = build_llava_checkpoint(tmp_path / "ckpt")
+    dataset = video_dataset(tmp_path)
+    out = tmp_path / "o"
+    res = invoke(*base_args(checkpoint, dataset, out, params_file), "--methods", "dense,focus")
+    assert res.exit_code == 0, res.output
+    rows = pd.read_csv(out / "samples.csv", dtype={"id": str}).set_index(["id", "method"])
+    assert len(rows) == 6 and rows["error"].isna().all()
+    for sid, frames in {"a": 5, "b": 4, "c": 4}.items():
+        assert rows.loc[(sid, "focus"), "visual_tokens"] == frames * 2 * 2
+        assert rows.loc[(sid, "focus"), "sparsity"] > 0
+
+
+def test_frame_video_processor_llava_matches_hand_construction(tmp_path):
+    """Each frame resized to 16x16 (PIL bicubic), rescaled, normalized:
+    (1, F, C, 16, 16); the prompt holds F*2*2 + 1 video tokens."""
+    from focus_algo.eval import load_checkpoint
+    from focus_algo.eval.video import FrameVideoProcessor
+    from transformers import LlavaOnevisionImageProcessorPil
+    _, processor = load_checkpoint(build_llava_checkpoint(tmp_path))
+    ip = LlavaOnevisionImageProcessorPil(**processor.image_processor.to_dict())
+    frames = FrameVideoProcessor(ip, "llava_onevision")
+    rng = np.random.default_rng(3)
+    video = rng.integers(0, 256, (3, 16, 16, 3), dtype=np.uint8)
+    out = frames([video], return_tensors="np")["pixel_values_videos"]
+    assert np.allclose(out, _clip_normalized(video, ip.image_mean, ip.image_std)[None],
+                       atol=1e-5)
+    video = rng.integers(0, 256, (3, 20, 28, 3), dtype=np.uint8)
+    resized = np.stack([np.asarray(Image.fromarray(f).resize((16, 16), Image.BICUBIC))
+                        for f in video])
+    out = frames([video], return_tensors="np")["pixel_values_videos"]
+    assert np.allclose(out, _clip_normalized(resized, ip.image_mean, ip.image_std)[None],
+                       atol=1e-5)
+    enc = processor(text=["<video>Which one ?"], videos=[video], return_tensors="pt")
+    assert int((enc["input_ids"] == 101).sum()) == 3 * 2 * 2 + 1
+    assert tuple(enc["pixel_values_videos"].shape) == (1, 3, 3, 16, 16)

@@ -49,7 +49,8 @@ from tqdm.auto import tqdm
 from focus_hw.fileio import atomic_write_bytes, atomic_write_text, figure_png
 from focus_hw.params import FocusParams
 
-from .dataset import MediaError, Sample, load_media
+from .dataset import Sample, load_media
+from .video import FrameVideoProcessor, video_settings
 
 __all__ = ["CheckpointError", "MethodSpec", "METHODS", "COLUMNS", "load_checkpoint",
            "build_prompt", "run_eval", "summarize"]
@@ -104,17 +105,18 @@ def load_checkpoint(path, *, dtype: torch.dtype | None = None):
         model = model_cls.from_pretrained(path, local_files_only=True, dtype=dtype)
     except (OSError, ValueError) as e:
         raise CheckpointError(f"checkpoint {path}: cannot load the model ({e})") from None
-    processor = _load_processor(path, processor_cls)
+    processor = _load_processor(path, processor_cls, config.model_type)
     if not getattr(processor, "chat_template", None):
         raise CheckpointError(f"checkpoint {path}: the processor has no chat template")
     return model.eval(), processor
 
 
-def _load_processor(path: Path, processor_cls):
+def _load_processor(path: Path, processor_cls, model_type: str):
     """AutoProcessor; without torchvision (transformers' video processors need
     it, and a VLM processor cannot be built without one) the processor is
-    assembled from its tokenizer and image processor with no video processor:
-    image samples work, video samples fail with a clear error."""
+    assembled from its tokenizer, image processor and a
+    :class:`~focus_algo.eval.video.FrameVideoProcessor` (frame-wise video
+    preprocessing by the image processor)."""
     from transformers import AutoImageProcessor, AutoProcessor, AutoTokenizer
     from transformers.processing_utils import ProcessorMixin
     from transformers.utils import is_torchvision_available
@@ -126,6 +128,7 @@ def _load_processor(path: Path, processor_cls):
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
         image_processor = AutoImageProcessor.from_pretrained(path, local_files_only=True)
+        video_processor = FrameVideoProcessor(image_processor, model_type, video_settings(path))
     except (OSError, ValueError) as e:
         raise CheckpointError(f"checkpoint {path}: cannot load the processor ({e})") from None
     extra = {}
@@ -136,12 +139,13 @@ def _load_processor(path: Path, processor_cls):
     chat_template = template.read_text() if template.is_file() else tokenizer.chat_template
     check = ProcessorMixin.check_argument_for_proper_class
 
-    def allow_missing_video(self, name, arg):
-        return None if name == "video_processor" and arg is None else check(self, name, arg)
+    def allow_frame_video(self, name, arg):
+        frames = name == "video_processor" and isinstance(arg, FrameVideoProcessor)
+        return None if frames else check(self, name, arg)
 
-    with mock.patch.object(ProcessorMixin, "check_argument_for_proper_class", allow_missing_video):
+    with mock.patch.object(ProcessorMixin, "check_argument_for_proper_class", allow_frame_video):
         return processor_cls(image_processor=image_processor, tokenizer=tokenizer,
-                             video_processor=None, chat_template=chat_template, **extra)
+                             video_processor=video_processor, chat_template=chat_template, **extra)
 
 
 # -- one sample ---------------------------------------------------------------------
@@ -157,9 +161,6 @@ def _encode(processor, sample: Sample, media: np.ndarray) -> dict:
                                              {"type": "text", "text": build_prompt(sample)}]}]
     text = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
     if sample.kind == "video":
-        if getattr(processor, "video_processor", None) is None:
-            raise MediaError("this processor has no video processor (transformers' video "
-                             "processors need torchvision)")
         return processor(text=[text], videos=[media], return_tensors="pt")
     return processor(text=[text], images=[media], return_tensors="pt")
 
