@@ -5,6 +5,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from .arith import MAC
+from .arith.mac import check_acc_bits
 from .params import DTYPES
 
 __all__ = ["PE"]
@@ -25,6 +26,10 @@ class PE(wiring.Component):
         Operand format, one of :data:`focus_hw.DTYPES`.
     mac_pipeline : int
         Pipeline stages inside the :class:`~focus_hw.arith.MAC`.
+    psum_bits, psum_in_bits : int or None
+        int8 only: widths of ``psum_out`` (the MAC's accumulator) and of
+        ``psum_in`` (sign-extended into it; at most ``psum_bits``). Default:
+        the full accumulator (32). The systolic array sizes them per row.
 
     Members
     -------
@@ -34,41 +39,48 @@ class PE(wiring.Component):
         Activation (and its tile-start flag) from the PE on the left.
     a_out, swap_out : ``Out(operand_bits)``, ``Out(1)``
         The same, registered, to the PE on the right (1 cycle).
-    psum_in : ``In(acc_bits)``
+    psum_in : ``In(psum_in_bits)``
         Partial sum from the PE above (``0`` at the top row).
-    psum_out : ``Out(acc_bits)``
-        ``psum_in + a_in * weight``, ``mac_pipeline + 1`` cycles later.
+    psum_out : ``Out(psum_bits)``
+        ``psum_in + a_in * weight`` (modulo ``2**psum_bits`` for int8),
+        ``mac_pipeline + 1`` cycles later.
     w_we, w_data : ``In(1)``, ``In(operand_bits)``
         Shadow weight write.
     """
 
-    def __init__(self, dtype: str, mac_pipeline: int = 0):
+    def __init__(self, dtype: str, mac_pipeline: int = 0, *,
+                 psum_bits: int | None = None, psum_in_bits: int | None = None):
         if dtype not in DTYPES:
             raise ValueError(f"PE: dtype={dtype!r} must be one of {sorted(DTYPES)}")
         self.dtype = dtype
         self.mac_pipeline = mac_pipeline
-        operand_bits, acc_bits = DTYPES[dtype]
+        self.psum_bits = check_acc_bits(dtype, psum_bits)
+        in_bits = self.psum_bits if psum_in_bits is None else check_acc_bits(dtype, psum_in_bits)
+        if in_bits > self.psum_bits:
+            raise ValueError(f"PE: psum_in_bits={in_bits} must not exceed psum_bits={self.psum_bits}")
+        operand_bits = DTYPES[dtype][0]
         super().__init__({
             "en": In(1, init=1),
             "a_in": In(operand_bits),
             "swap_in": In(1),
-            "psum_in": In(acc_bits),
+            "psum_in": In(in_bits),
             "a_out": Out(operand_bits),
             "swap_out": Out(1),
-            "psum_out": Out(acc_bits),
+            "psum_out": Out(self.psum_bits),
             "w_we": In(1),
             "w_data": In(operand_bits),
         })
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.mac = mac = MAC(self.dtype, self.mac_pipeline)
+        acc_bits = self.psum_bits if self.dtype == "int8" else None
+        m.submodules.mac = mac = MAC(self.dtype, self.mac_pipeline, acc_bits)
         active = Signal.like(self.w_data)
         shadow = Signal.like(self.w_data)
         m.d.comb += [
             mac.a.eq(self.a_in),
             mac.b.eq(Mux(self.swap_in, shadow, active)),
-            mac.acc.eq(self.psum_in),
+            mac.acc.eq(self.psum_in.as_signed()),
             mac.en.eq(self.en),
         ]
         with m.If(self.en):

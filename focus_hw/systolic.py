@@ -4,10 +4,35 @@ from amaranth.hdl import Module, Signal, Value
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from .arith.int8 import int_sum_bits
 from .params import FocusParams
 from .pe import PE
 
-__all__ = ["SystolicArray"]
+__all__ = ["SystolicArray", "psum_bits", "pe_psum_widths"]
+
+
+def psum_bits(params: FocusParams, k: int) -> int:
+    """Width of row ``k``'s partial sum (``psum_out`` of PE row ``k``).
+
+    int8: the partial sum below row ``k`` is a sum of ``k + 1`` int8 x int8
+    products starting from 0 at the top, so it lies in
+    ``[(k+1) * -16256, (k+1) * 16384]`` and
+    :func:`~focus_hw.arith.int8.int_sum_bits` bits hold it exactly, capped at
+    32 (row 0: 16 bits, rows 1-2: 17, rows 3-6: 18, ... + 1 bit per doubling).
+    No partial sum can overflow, so the narrow rows are bit-exact, and the
+    int32 output is the bottom row sign-extended. Floats: the fp32 width.
+    """
+    if params.dtype == "int8":
+        return int_sum_bits(k + 1, params.acc_bits)
+    return params.acc_bits
+
+
+def pe_psum_widths(params: FocusParams) -> list[tuple[int, int] | None]:
+    """``(psum_in_bits, psum_bits)`` of the PEs in each row (``None``: the
+    PE's defaults, for floats). Row 0's input is the constant 0."""
+    if params.dtype != "int8":
+        return [None] * params.rows
+    return [(psum_bits(params, max(k - 1, 0)), psum_bits(params, k)) for k in range(params.rows)]
 
 
 def _delay(m, value, depth: int, en, name: str) -> list:
@@ -31,6 +56,8 @@ class SystolicArray(wiring.Component):
     order, ``acc = 0; for k in 0..rows-1: acc = acc + a[k] * W[k, c]`` with the
     :class:`~focus_hw.arith.MAC`'s rounding. Operands and accumulators travel
     as raw bit patterns (fp16/bf16/fp32, or int8/int32 two's complement).
+    int8 partial sums are only :func:`psum_bits` wide in row ``k`` (exact:
+    they cannot overflow) and sign-extended to int32 at the output.
 
     Parameters
     ----------
@@ -122,7 +149,10 @@ class SystolicArray(wiring.Component):
             m.d.sync += [shadow_full.eq(0), pending.eq((1 << rows) - 1)]
         swap_taps = _delay(m, swap, (rows - 1) * lat, en, "swap")
 
-        grid = [[PE(p.dtype, p.mac_pipeline) for _ in range(cols)] for _ in range(rows)]
+        grid = []
+        for widths in pe_psum_widths(p):
+            kw = {} if widths is None else dict(zip(("psum_in_bits", "psum_bits"), widths))
+            grid.append([PE(p.dtype, p.mac_pipeline, **kw) for _ in range(cols)])
         for k in range(rows):
             lane = _delay(m, self.act.p.data[k], k * lat, en, f"lane{k}")[-1]
             for c in range(cols):
@@ -132,7 +162,7 @@ class SystolicArray(wiring.Component):
                     pe.en.eq(en),
                     pe.a_in.eq(lane if c == 0 else grid[k][c - 1].a_out),
                     pe.swap_in.eq(swap_taps[k * lat] if c == 0 else grid[k][c - 1].swap_out),
-                    pe.psum_in.eq(0 if k == 0 else grid[k - 1][c].psum_out),
+                    pe.psum_in.eq(0 if k == 0 else grid[k - 1][c].psum_out.as_signed()),
                     pe.w_we.eq(w_accept & (load_row == k)),
                     pe.w_data.eq(self.weight.p[c]),
                 ]
@@ -146,6 +176,6 @@ class SystolicArray(wiring.Component):
         valid = _delay(m, accept, rows * lat + cols - 1, en, "valid")[-1]
         m.d.comb += self.out.valid.eq(valid)
         for c in range(cols):
-            psum = grid[rows - 1][c].psum_out
+            psum = grid[rows - 1][c].psum_out.as_signed()   # sign-extended to acc_bits
             m.d.comb += self.out.p[c].eq(_delay(m, psum, cols - 1 - c, en, f"col{c}")[-1])
         return m

@@ -5,13 +5,17 @@ per PE instance), so the array's area is composed from two small designs:
 
 * the **shell**: the full-size array with every PE replaced by a blackbox of
   the same ports (skew/de-skew registers, weight-load and handshake logic);
-* the **PE classes**: a reduced array of ``min(rows, 3) x min(cols, 3)`` PEs,
-  deduplicated (:mod:`synth.dedup`) and synthesized hierarchically. Amaranth
-  specializes PEs by context (row 0 adds to a constant zero, the last column
-  drives no ``a_out``), so a PE's netlist depends only on whether it is in
-  the first, an inner or the last row/column -- all of which the reduced
-  array contains. PE ``(k, c)`` of the full array counts as the reduced PE at
-  the same edge/inner position.
+* the **PE classes**: a reduced array with one row per distinct *row class*
+  and ``min(cols, 3)`` columns, deduplicated (:mod:`synth.dedup`) and
+  synthesized hierarchically. Amaranth specializes PEs by context (row 0
+  adds to a constant zero, the last column drives no ``a_out``), and int8
+  PEs have per-row partial-sum widths
+  (:func:`focus_hw.systolic.pe_psum_widths`), so a PE's netlist depends only
+  on its row's class -- first/inner/last row and its ``(psum_in, psum_out)``
+  widths -- and on whether it is in the first, an inner or the last column.
+  The reduced array's row ``i`` is built with the widths of its class's
+  first full-array row; PE ``(k, c)`` of the full array counts as the
+  reduced PE of its row class at the same edge/inner column position.
 
 ``tests/test_synth.py`` checks this composition against a direct
 hierarchical synthesis of the whole array.
@@ -28,13 +32,15 @@ import focus_hw.systolic
 from focus_hw.generate import convert_rtlil, top_name
 from focus_hw.params import FocusParams
 from focus_hw.pe import PE
+from focus_hw.systolic import pe_psum_widths
 
 from .area import FlowResult, ModuleArea, synthesize
 from .dedup import dedup_rtlil
 
-__all__ = ["STUB", "reduced_params", "shell_rtlil", "stub_verilog", "compose_array", "needs_composition"]
+__all__ = ["STUB", "row_classes", "reduced_params", "reduced_rtlil", "shell_rtlil", "stub_verilog",
+           "compose_array", "needs_composition"]
 
-#: Name of the blackbox module standing for a PE in the shell.
+#: Name (prefix) of the blackbox modules standing for the PEs in the shell.
 STUB = "focus_pe_blackbox"
 _REDUCED = 3
 
@@ -43,8 +49,35 @@ def needs_composition(params: FocusParams) -> bool:
     return params.rows > _REDUCED or params.cols > _REDUCED
 
 
+def row_classes(params: FocusParams) -> list[int]:
+    """Class index (a row of the reduced array) of every row of the array, and
+    implicitly the reduced rows: class ``i`` first appears at full row
+    ``row_classes(params).index(i)``."""
+    widths, classes, index = pe_psum_widths(params), {}, []
+    for k in range(params.rows):
+        key = (k == 0, k == params.rows - 1, widths[k])
+        index.append(classes.setdefault(key, len(classes)))
+    return index
+
+
 def reduced_params(params: FocusParams) -> FocusParams:
-    return params.replace(rows=min(params.rows, _REDUCED), cols=min(params.cols, _REDUCED))
+    """``rows``: one per row class; ``cols``: first, inner, last (at most 3)."""
+    return params.replace(rows=max(row_classes(params)) + 1, cols=min(params.cols, _REDUCED))
+
+
+def reduced_rtlil(params: FocusParams) -> str:
+    """RTLIL of the reduced array: its row ``i`` holds PEs built exactly as
+    those of the first full-array row of class ``i``."""
+    index, widths = row_classes(params), pe_psum_widths(params)
+    reduced = reduced_params(params)
+    rep_widths = [widths[index.index(i)] for i in range(reduced.rows)]
+    with mock.patch.object(focus_hw.systolic, "pe_psum_widths", lambda p: rep_widths):
+        return convert_rtlil(reduced, "array")
+
+
+def _stub_name(pe: PE) -> str:
+    """Blackbox name for a PE's port widths (int8 rows differ)."""
+    return f"{STUB}_{len(pe.psum_in)}_{len(pe.psum_out)}"
 
 
 def _reduced_index(i: int, n: int, reduced: int) -> int:
@@ -57,18 +90,19 @@ def _reduced_index(i: int, n: int, reduced: int) -> int:
 
 
 class _BlackboxPE(wiring.Component):
-    """A PE's ports around an instance of the :data:`STUB` blackbox."""
+    """A PE's ports around an instance of the :data:`STUB` blackbox of its widths."""
 
-    def __init__(self, dtype: str, mac_pipeline: int = 0):
-        pe = PE(dtype, mac_pipeline)
+    def __init__(self, *args, **kwargs):
+        pe = PE(*args, **kwargs)
         pe._MustUse__silence = True     # only its signature is used
+        self.stub = _stub_name(pe)
         super().__init__(pe.signature)
 
     def elaborate(self, platform):
         m = Module()
         ports = {("i_" if member.flow == wiring.In else "o_") + "__".join(path): value
                  for path, member, value in self.signature.flatten(self)}
-        m.submodules.pe = Instance(STUB, i_clk=ClockSignal(), i_rst=ResetSignal(), **ports)
+        m.submodules.pe = Instance(self.stub, i_clk=ClockSignal(), i_rst=ResetSignal(), **ports)
         return m
 
 
@@ -76,7 +110,7 @@ def shell_rtlil(params: FocusParams) -> str:
     """RTLIL of the full-size array with blackbox PEs."""
     with mock.patch.object(focus_hw.systolic, "PE", _BlackboxPE):
         text = convert_rtlil(params, "array")
-    stubs = text.count(f"cell \\{STUB} ")
+    stubs = text.count(f"cell \\{STUB}_")
     if stubs != params.rows * params.cols:
         raise RuntimeError(f"array shell holds {stubs} blackbox PEs, expected {params.rows * params.cols}: "
                            "focus_hw.systolic no longer builds its PEs through focus_hw.systolic.PE")
@@ -84,14 +118,18 @@ def shell_rtlil(params: FocusParams) -> str:
 
 
 def stub_verilog(params: FocusParams) -> str:
-    """Verilog declaration of the :data:`STUB` blackbox for ``params``."""
-    pe = PE(params.dtype, params.mac_pipeline)
-    pe._MustUse__silence = True
-    ports = ["input clk", "input rst"]
-    for path, member, value in pe.signature.flatten(pe):
-        direction = "input" if member.flow == wiring.In else "output"
-        ports.append(f"{direction} [{len(value) - 1}:0] {'__'.join(path)}")
-    return f"(* blackbox *)\nmodule {STUB}({', '.join(ports)});\nendmodule\n"
+    """Verilog declarations of the :data:`STUB` blackboxes for ``params``."""
+    decls = {}
+    for widths in pe_psum_widths(params):
+        kw = {} if widths is None else dict(zip(("psum_in_bits", "psum_bits"), widths))
+        pe = PE(params.dtype, params.mac_pipeline, **kw)
+        pe._MustUse__silence = True
+        ports = ["input clk", "input rst"]
+        for path, member, value in pe.signature.flatten(pe):
+            direction = "input" if member.flow == wiring.In else "output"
+            ports.append(f"{direction} [{len(value) - 1}:0] {'__'.join(path)}")
+        decls[_stub_name(pe)] = f"(* blackbox *)\nmodule {_stub_name(pe)}({', '.join(ports)});\nendmodule\n"
+    return "".join(decls.values())
 
 
 def compose_array(params: FocusParams, workdir, *, flow: str = "generic",
@@ -100,7 +138,7 @@ def compose_array(params: FocusParams, workdir, *, flow: str = "generic",
     converted (reduced array, shell) RTLIL texts, if at hand."""
     top = top_name("array")
     reduced = reduced_params(params)
-    reduced_text, shell = netlists or (convert_rtlil(reduced, "array"), shell_rtlil(params))
+    reduced_text, shell = netlists or (reduced_rtlil(params), shell_rtlil(params))
     pe_text, mapping = dedup_rtlil(reduced_text, top)
     (workdir / "pes").mkdir(parents=True, exist_ok=True)
     (workdir / "shell").mkdir(parents=True, exist_ok=True)
@@ -113,15 +151,14 @@ def compose_array(params: FocusParams, workdir, *, flow: str = "generic",
 
     # instances of each PE class in the full array
     counts: dict[str, int] = {}
-    for k in range(params.rows):
+    for k, rk in enumerate(row_classes(params)):
         for c in range(params.cols):
-            rk = _reduced_index(k, params.rows, reduced.rows)
             rc = _reduced_index(c, params.cols, reduced.cols)
             rep = mapping[f"{top}.pe_{rk}_{rc}"]
             counts[rep] = counts.get(rep, 0) + 1
     pe_modules = {m.module: m for m in pes.modules}
     shell_top = next(m for m in shell_area.modules if m.module == top)
-    own = {t: n for t, n in shell_top.cells_by_type.items() if t != STUB and t != f"\\{STUB}"}
+    own = {t: n for t, n in shell_top.cells_by_type.items() if not t.lstrip("\\").startswith(STUB)}
     modules = [ModuleArea(module=top, label=top, instances=1, cells=sum(own.values()),
                           cells_by_type=own, transistors=shell_top.transistors)]
     totals = dict(own)

@@ -19,7 +19,7 @@ from focus_hw.generate import as_params, convert_rtlil, top_name
 
 from .area import FLOWS, FlowResult, synthesize
 from .cache import ResultCache
-from .compose import compose_array, needs_composition, reduced_params, shell_rtlil, stub_verilog
+from .compose import compose_array, needs_composition, reduced_rtlil, shell_rtlil, stub_verilog
 from .dedup import dedup_rtlil
 from .yosys import yosys_version
 
@@ -136,7 +136,7 @@ def area_report(params, unit: str = "array", *, fpga: str = "none", flat: bool =
     top = top_name(unit)
     composed = unit == "array" and not flat and needs_composition(params)
     if composed:
-        netlists = (convert_rtlil(reduced_params(params), unit), shell_rtlil(params))
+        netlists = (reduced_rtlil(params), shell_rtlil(params))
         design = "\n".join([*netlists, stub_verilog(params)])
     else:
         design = convert_rtlil(params, unit)

@@ -126,6 +126,36 @@ def test_mac_int8_wraparound():
     assert_bits_equal(got, ref.mac("int8", a, b, acc), a, b, acc)
 
 
+@pytest.mark.parametrize("width", [16, 18, 31])
+def test_mac_int8_narrow_accumulator(width):
+    """acc_bits=width: ``acc + a*b`` modulo 2**width, acc read as a signed
+    width-bit value -- exact for every in-range sum, wrapping past it."""
+    edges = np.array([-128, -127, -1, 0, 1, 127], dtype=np.int64)
+    lo, hi = -(2 ** (width - 1)), 2 ** (width - 1) - 1
+    accs = np.array([lo, hi, -1, 0, 1, hi - 16384, lo + 16256], dtype=np.int64)
+    a, b, acc = (g.ravel() for g in np.meshgrid(edges, edges, accs))
+    with unused_elaboratables_ok():
+        mac = MAC("int8", acc_bits=width)
+        assert (len(mac.acc), len(mac.out)) == (width, width)
+    got = evaluate(mac, a=a, b=b, acc=acc)["out"].astype(np.int64)
+    exact = acc + a * b
+    want = (exact - lo) % 2**width + lo                                   # signed wrap-around
+    assert_bits_equal(got, (want % 2**width).astype(np.uint64), a, b, acc)
+    inside = (exact >= lo) & (exact <= hi)
+    assert inside.sum() > len(exact) // 2
+    np.testing.assert_array_equal(want[inside], exact[inside])
+
+
+def test_mac_acc_bits_rejected():
+    with unused_elaboratables_ok():
+        for bad in (15, 33, 2.0, True):
+            with pytest.raises(ValueError, match="acc_bits.*16\\.\\.32"):
+                MAC("int8", acc_bits=bad)
+        with pytest.raises(ValueError, match="only the int8 accumulator"):
+            MAC("fp16", acc_bits=24)
+        assert len(MAC("bf16", acc_bits=None).out) == 32
+
+
 @settings(max_examples=5, deadline=None)
 @given(st.lists(st.tuples(st.integers(-128, 127), st.integers(-128, 127),
                           st.integers(-(2**31), 2**31 - 1)), min_size=200, max_size=200))

@@ -1,5 +1,7 @@
 """The systolic array against an independent numpy loop, bit for bit."""
 
+import re
+
 import ml_dtypes
 import numpy as np
 import pytest
@@ -9,8 +11,11 @@ from hypothesis import strategies as st
 
 import focus_hw.simulate as simulate_mod
 from focus_hw import FocusParams
+from focus_hw.arith.int8 import int_sum_bits
+from focus_hw.generate import convert_rtlil
 from focus_hw.pe import PE
 from focus_hw.simulate import simulate_gemm, simulate_tiles
+from focus_hw.systolic import psum_bits
 from focus_hw.timing import reload_cycles, tile_cycles
 
 NP_DTYPE = {"int8": np.int8, "fp16": np.float16, "bf16": ml_dtypes.bfloat16}
@@ -143,6 +148,52 @@ def test_int8_matches_reference(rows, cols, pipe, m, k, n):
     run = simulate_gemm(a, w, p)
     assert_same_bits(run.out, ref_gemm(a, w))
     assert run.cycles == tile_cycles(m, p)
+
+
+@pytest.mark.parametrize("rows,pipe", [(4, 1), (8, 0)])
+def test_int8_extreme_operands(rows, pipe):
+    """Narrow partial sums stay exact at the extremes: columns of -128 x -128
+    reach rows * 16384 (a power of two: one bit less in the last row would
+    wrap) and -128 x 127 reach rows * -16256."""
+    rng = np.random.default_rng(rows)
+    a = np.stack([np.full(rows, -128), np.full(rows, 127), np.tile([-128, 127], rows // 2),
+                  rng.integers(-128, 128, rows)]).astype(np.int8)
+    w = np.stack([np.full(rows, -128), np.full(rows, 127), np.full(rows, -128),
+                  np.tile([127, -128], rows // 2)], axis=1).astype(np.int8)
+    run = simulate_gemm(a, w, params_for("int8", rows, 4, pipe))
+    want = a.astype(np.int64) @ w.astype(np.int64)
+    assert want[0, 0] == rows * 16384 and want[0, 1] == want[1, 0] == rows * -16256
+    np.testing.assert_array_equal(run.out, want)
+    assert_same_bits(run.out, ref_gemm(a, w))
+
+
+def _min_signed_bits(lo: int, hi: int) -> int:
+    n = 1
+    while not -(2 ** (n - 1)) <= lo <= hi <= 2 ** (n - 1) - 1:
+        n += 1
+    return n
+
+
+def test_int8_psum_widths():
+    """Row k's partial sum is exactly as wide as k+1 extreme products need
+    (16, 17, 17, 18, ... capped at 32), in the generated PEs too."""
+    p = params_for("int8", 8, 2)
+    want = [_min_signed_bits((k + 1) * -128 * 127, (k + 1) * 128 * 128) for k in range(8)]
+    assert want == [16, 17, 17, 18, 18, 18, 18, 19]
+    assert [psum_bits(p, k) for k in range(8)] == want
+    for t in (2**15, 2**16 - 1, 2**16, 2**17, 10**6):     # 2**16 products need all 32 bits
+        assert int_sum_bits(t) == min(32, _min_signed_bits(t * -128 * 127, t * 128 * 128))
+    assert _min_signed_bits(2**17 * -128 * 127, 2**17 * 128 * 128) == 33 and int_sum_bits(2**16) == 32
+    assert psum_bits(params_for("fp16", 8, 2), 0) == 32
+    text = convert_rtlil(p, "array")
+    for k in range(8):
+        for c in range(2):
+            body = text.split(f"module \\focus_array.pe_{k}_{c}\n", 1)[1].split("\nend\n", 1)[0] + "\n"
+            assert re.search(rf"wire width {want[k]} output \d+ +\\psum_out\n", body)
+            if k:
+                assert re.search(rf"wire width {want[k - 1]} (input \d+ +)?\\psum_in\n", body)
+    with pytest.raises(ValueError, match="terms=0"):
+        int_sum_bits(0)
 
 
 @pytest.mark.parametrize("dtype", ["fp16", "bf16"])

@@ -62,11 +62,28 @@ def exact_product(m, fmt, pipe, x, y, carry=()):
     return product, [(b_bits, b_nan), (a_bits, a_nan), (None, invalid)], carry
 
 
+def check_acc_bits(dtype: str, acc_bits: int | None) -> int:
+    """Validated accumulator width: ``DTYPES[dtype]``'s by default; int8 allows 16..32."""
+    full = DTYPES[dtype][1]
+    if acc_bits is None:
+        return full
+    if dtype != "int8":
+        raise ValueError(f"acc_bits={acc_bits!r}: only the int8 accumulator width can be changed, "
+                         f"{dtype} accumulates in {full}-bit fp32")
+    if isinstance(acc_bits, bool) or not isinstance(acc_bits, int) or not 16 <= acc_bits <= full:
+        raise ValueError(f"acc_bits={acc_bits!r} must be an integer in 16..{full} "
+                         "(one int8 x int8 product needs 16 bits)")
+    return acc_bits
+
+
 class MAC(wiring.Component):
     """Multiply-accumulate ``out = acc + a*b`` for one operand format.
 
-    * ``"int8"``: int8 x int8 products added to an int32 accumulator,
-      two's-complement wrap-around.
+    * ``"int8"``: int8 x int8 products added to an ``acc_bits``-bit
+      accumulator (default 32: int32), two's-complement wrap-around modulo
+      ``2**acc_bits``. The systolic array uses narrower accumulators in its
+      upper rows, where a partial sum cannot need more bits
+      (:func:`~focus_hw.arith.int8.int_sum_bits`).
     * ``"fp16"`` / ``"bf16"``: both operands widened to fp32 (exact), their
       product rounded to nearest even in fp32 (always exact for fp16), then
       the fp32 sum rounded to nearest even -- bit for bit numpy's
@@ -75,15 +92,17 @@ class MAC(wiring.Component):
       ``0 * inf``, ``acc``, the default NaN of ``inf - inf``; NaNs are quieted.
 
     ``pipeline`` register stages (clock-enabled by ``en``) give
-    ``latency == pipeline`` cycles from inputs to ``out``.
+    ``latency == pipeline`` cycles from inputs to ``out``. ``acc_bits``
+    (int8 only, 16..32, default 32) is the width of ``acc`` and ``out``.
     """
 
-    def __init__(self, dtype: str, pipeline: int = 0):
+    def __init__(self, dtype: str, pipeline: int = 0, acc_bits: int | None = None):
         if dtype not in DTYPES:
             raise ValueError(f"unknown MAC dtype {dtype!r}; expected one of {sorted(DTYPES)}")
         self.dtype = dtype
         self.pipeline = self.latency = check_pipeline(pipeline)
-        operand_bits, acc_bits = DTYPES[dtype]
+        operand_bits = DTYPES[dtype][0]
+        acc_bits = check_acc_bits(dtype, acc_bits)
         super().__init__({
             "a": In(operand_bits),
             "b": In(operand_bits),
