@@ -444,18 +444,25 @@ def video_dataset(folder: Path) -> Path:
                                   _row("c", "video", "c.npy", "C")])
 
 
-def test_eval_video_samples_end_to_end(checkpoint, tmp_path, params_file):
-    """Video clips (.npy and PNG folder) are scored by dense and focus; Focus
-    sees a multi-frame grid (with or without torchvision)."""
-    from focus_algo.eval import load_checkpoint
-    from focus_algo.eval.runner import _encode
-    from focus_algo.integration import enable_focus
+def run_video_eval(checkpoint, tmp_path, params_file):
+    """``focus eval`` of dense and focus on the 3-clip video dataset: the
+    dataset path and the samples.csv rows (all without error)."""
     dataset = video_dataset(tmp_path)
     out = tmp_path / "o"
     res = invoke(*base_args(checkpoint, dataset, out, params_file), "--methods", "dense,focus")
     assert res.exit_code == 0, res.output
     rows = pd.read_csv(out / "samples.csv", dtype={"id": str}).set_index(["id", "method"])
     assert len(rows) == 6 and rows["error"].isna().all()
+    return dataset, rows
+
+
+def test_eval_video_samples_end_to_end(checkpoint, tmp_path, params_file):
+    """Video clips (.npy and PNG folder) are scored by dense and focus; Focus
+    sees a multi-frame grid (with or without torchvision)."""
+    from focus_algo.eval import load_checkpoint
+    from focus_algo.eval.runner import _encode
+    from focus_algo.integration import enable_focus
+    dataset, rows = run_video_eval(checkpoint, tmp_path, params_file)
     assert set(rows["prediction"]) <= {"A", "B", "C"}
     # Qwen2-VL grid (ceil(F/2), H/2, W/2) patches, 2x2 merge -> tokens
     tokens = {"a": 3 * 8 * 8 // 4, "b": 2 * 6 * 8 // 4, "c": 2 * 6 * 10 // 4}
@@ -533,12 +540,7 @@ def test_eval_llava_video_end_to_end(tmp_path, params_file):
     (the grid; the trailing newline token is not part of it); dense and focus
     rows without errors."""
     checkpoint = build_llava_checkpoint(tmp_path / "ckpt")
-    dataset = video_dataset(tmp_path)
-    out = tmp_path / "o"
-    res = invoke(*base_args(checkpoint, dataset, out, params_file), "--methods", "dense,focus")
-    assert res.exit_code == 0, res.output
-    rows = pd.read_csv(out / "samples.csv", dtype={"id": str}).set_index(["id", "method"])
-    assert len(rows) == 6 and rows["error"].isna().all()
+    _, rows = run_video_eval(checkpoint, tmp_path, params_file)
     for sid, frames in {"a": 5, "b": 4, "c": 4}.items():
         assert rows.loc[(sid, "focus"), "visual_tokens"] == frames * 2 * 2
         assert rows.loc[(sid, "focus"), "sparsity"] > 0
