@@ -17,6 +17,7 @@ from types import SimpleNamespace
 import click
 
 from focus_hw.fileio import atomic_write_bytes, figure_png
+from focus_hw.cli_types import PARAMS_FILE
 from focus_hw.params import FocusParams
 
 __all__ = ["main", "run", "golden"]
@@ -27,23 +28,17 @@ def main():
     """Focus reference algorithm: similarity concentration on VLM inputs."""
 
 
-def _load_params(params_file: Path | None, overrides: dict) -> FocusParams:
+def _load_params(params: FocusParams | None, overrides: dict) -> FocusParams:
     """Params from ``--params`` (or defaults) with the given options applied."""
-    params = FocusParams()
-    if params_file is not None:
-        try:
-            params = FocusParams.load(params_file)
-        except (OSError, ValueError, TypeError) as e:
-            raise click.BadParameter(f"{params_file}: {e}", param_hint="--params") from None
     changes = {k: v for k, v in overrides.items() if v is not None}
     try:
-        return params.replace(**changes)
+        return (params or FocusParams()).replace(**changes)
     except ValueError as e:
         raise click.UsageError(f"invalid parameter: {e}") from None
 
 
 _params_option = click.option(
-    "--params", "params_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    "--params", "base", type=PARAMS_FILE,
     help="FocusParams file (.json or .toml); the options below override it.")
 
 
@@ -71,7 +66,7 @@ _params_option = click.option(
               help="Dataset name for the trace.")
 @click.option("--out", "out_dir", default="out/focus-run", show_default=True,
               type=click.Path(file_okay=False, path_type=Path), help="Output folder.")
-def run(params_file, threshold, vector_size, m_tile, block_frames, block_height, block_width,
+def run(base, threshold, vector_size, m_tile, block_frames, block_height, block_width,
         frames, height, width, hidden, ffn, heads, kv_groups, layers, clip_len, seed, model,
         dataset, out_dir):
     """Apply SIC to the built-in video workload and write its sparse trace."""
@@ -83,7 +78,7 @@ def run(params_file, threshold, vector_size, m_tile, block_frames, block_height,
     from .trace import SITES, SparseTrace, TraceMeta
     from .workload import Workload
 
-    params = _load_params(params_file, {
+    params = _load_params(base, {
         "threshold": threshold, "vector_size": vector_size, "m_tile": m_tile,
         "block_frames": block_frames, "block_height": block_height,
         "block_width": block_width})
@@ -189,11 +184,11 @@ def _plot(summary, weights: dict, params: FocusParams) -> bytes:
 @click.option("--seed", default=0, show_default=True, help="Random seed.")
 @click.option("--out", "out_dir", default="out/golden", show_default=True,
               type=click.Path(file_okay=False, path_type=Path), help="Output folder.")
-def golden(params_file, seed, out_dir):
+def golden(base, seed, out_dir):
     """Write golden test vectors (.npz + index.json) for the RTL."""
     from .golden import write_golden
 
-    params = _load_params(params_file, {})
+    params = _load_params(base, {})
     index = write_golden(out_dir, params, seed=seed)
     click.echo(f"wrote {', '.join(index['files'])}, index.json to {out_dir}")
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import click
 
 from .generate import UNITS, ManifestError, generate
+from .cli_types import PARAMS_FILE
 from .params import DTYPES, FocusParams
 
 __all__ = ["main"]
@@ -67,26 +68,17 @@ def _field_options(multi: bool):
     return decorate
 
 
-def _base_params(params_file) -> FocusParams:
-    if params_file is None:
-        return FocusParams()
-    try:
-        return FocusParams.load(params_file)
-    except (OSError, ValueError, TypeError) as e:
-        raise click.BadParameter(f"{params_file}: {e}", param_hint="--params") from None
-
-
-def _point_params(params_file, values: dict) -> FocusParams:
+def _point_params(base: FocusParams | None, values: dict) -> FocusParams:
     changes = {k: _parse_scalar(_HINTS[k], v, k) for k, v in values.items() if v is not None}
     try:
-        return _base_params(params_file).replace(**changes)
+        return (base or FocusParams()).replace(**changes)
     except (TypeError, ValueError) as e:
         raise click.UsageError(str(e)) from None
 
 
 _unit_option = click.option("--unit", type=click.Choice(sorted(UNITS)), default="array",
                             show_default=True, help="component to emit")
-_params_option = click.option("--params", "params_file", type=click.Path(exists=True, dir_okay=False),
+_params_option = click.option("--params", "base", type=PARAMS_FILE,
                               help="base FocusParams (.json or .toml)")
 
 
@@ -100,9 +92,9 @@ def main():
 @_unit_option
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="output folder")
 @_field_options(multi=False)
-def generate_cmd(params_file, unit, out, **values):
+def generate_cmd(base, unit, out, **values):
     """Write the Verilog of one design point and its manifest.json."""
-    params = _point_params(params_file, values)
+    params = _point_params(base, values)
     try:
         manifest = generate(params, out, unit=unit)
     except (ValueError, NotImplementedError, OSError, ManifestError) as e:
@@ -119,11 +111,11 @@ def generate_cmd(params_file, unit, out, **values):
               help="parallel workers (default: all cores)")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @_field_options(multi=True)
-def sweep_cmd(params_file, unit, out, jobs, progress, **values):
+def sweep_cmd(base, unit, out, jobs, progress, **values):
     """Generate every point of a grid (comma-separated values per field)."""
     from .sweep import sweep
 
-    base = _base_params(params_file)
+    base = base or FocusParams()
     grid = {}
     for name, text in values.items():
         if text is None:
@@ -155,11 +147,11 @@ def sweep_cmd(params_file, unit, out, jobs, progress, **values):
               help="result cache (default $FOCUS_HW_CACHE or ~/.cache/focus-hw)")
 @click.option("--no-cache", is_flag=True, help="ignore cached results")
 @_field_options(multi=False)
-def synth_cmd(params_file, unit, fpga, flat, out, cache_dir, no_cache, **values):
+def synth_cmd(base, unit, fpga, flat, out, cache_dir, no_cache, **values):
     """Synthesize one design point with Yosys and report its area."""
     from synth import YosysError, area_report
 
-    params = _point_params(params_file, values)
+    params = _point_params(base, values)
     try:
         report = area_report(params, unit, fpga=fpga, flat=flat, cache_dir=cache_dir,
                              use_cache=not no_cache, out_dir=out)

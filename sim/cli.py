@@ -8,7 +8,7 @@ import click
 import pandas as pd
 from tqdm import tqdm
 
-from focus_hw import FocusParams
+from focus_hw.cli_types import PARAMS_FILE
 
 from . import dse, reproduce as rep
 from .model import MACHINES, simulate
@@ -19,13 +19,6 @@ from .workload import WorkloadError, from_config, paper_workload, paper_workload
 @click.group()
 def main():
     """Analytic performance model of the Focus accelerator and its rivals."""
-
-
-def _load_params(path):
-    try:
-        return FocusParams.load(path) if path else None
-    except (OSError, ValueError) as e:
-        raise click.BadParameter(str(e), param_hint="--params") from e
 
 
 def _workload(name, tokens, config, frames):
@@ -55,15 +48,15 @@ def _workload(name, tokens, config, frames):
                    "cmc/adaptiv: token sparsity (default: the paper's table)")
 @click.option("--trace", type=click.Path(exists=True, dir_okay=False),
               help="focus: a recorded SparseTrace file")
-@click.option("--params", "params_path", type=click.Path(exists=True, dir_okay=False),
+@click.option("--params", "params", type=PARAMS_FILE,
               help="FocusParams .json/.toml (default: the paper's, SEC from focus_config.csv)")
 @click.option("--tile-mode", type=click.Choice(["stream", "tile"]), default="stream",
               show_default=True)
 @click.option("--csv", "csv_out", type=click.Path(dir_okay=False), help="write per-GEMM rows")
-def run(name, tokens, frames, config, machine, sparsity, trace, params_path, tile_mode, csv_out):
+def run(name, tokens, frames, config, machine, sparsity, trace, params, tile_mode, csv_out):
     """Simulate one workload on one machine and print a summary."""
     w = _workload(name, tokens, config, frames)
-    params = _load_params(params_path) or rep.paper_params(w.model, w.dataset)
+    params = params or rep.paper_params(w.model, w.dataset)
     sp = sparsity
     try:
         if trace:

@@ -23,6 +23,7 @@ import torch
 
 from focus_algo.reference import REFERENCE_DIR
 from focus_algo.sec import params_from_focus_config
+from focus_hw.cli_types import PARAMS_FILE
 from focus_hw.params import FocusParams
 
 from .dataset import DatasetError, load_dataset
@@ -45,12 +46,12 @@ def _methods(text: str) -> list[str]:
     return names
 
 
-def _focus_params(params_file, focus_config, model_name, dataset_name) -> FocusParams:
-    if params_file and focus_config:
+def _focus_params(base, focus_config, model_name, dataset_name) -> FocusParams:
+    if base and focus_config:
         raise click.UsageError("give either --params or --focus-config, not both")
+    if base:
+        return base
     try:
-        if params_file:
-            return FocusParams.load(params_file)
         return params_from_focus_config(focus_config or _PAPER / "focus_config.csv",
                                         model_name, dataset_name)
     except (OSError, ValueError, TypeError) as e:
@@ -87,7 +88,7 @@ def _baseline_thresholds(method, config_dir, model_name, dataset_name, explicit)
 @click.option("--limit", type=click.IntRange(min=1), help="Only the first N samples.")
 @click.option("--frames", type=click.IntRange(min=1),
               help="Video frames sampled uniformly per clip (default: all).")
-@click.option("--params", "params_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+@click.option("--params", "base", type=PARAMS_FILE,
               help="FocusParams file (.json/.toml) for focus (and the baselines' vector size).")
 @click.option("--focus-config", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="focus_config.csv: SEC layers/ratios and threshold for --model-name/--dataset-name "
@@ -103,13 +104,13 @@ def _baseline_thresholds(method, config_dir, model_name, dataset_name, explicit)
 @click.option("--adaptiv-threshold", type=float, help="AdapTiV sign-similarity threshold.")
 @click.option("--dtype", type=click.Choice(["auto", *_DTYPES]), default="auto", show_default=True,
               help="Model dtype (auto: bfloat16 on GPU, float32 on CPU).")
-def eval_command(checkpoint, dataset, out, methods, limit, frames, params_file, focus_config,
+def eval_command(checkpoint, dataset, out, methods, limit, frames, base, focus_config,
                  baseline_config, model_name, dataset_name, cmc_threshold, cmc_query_threshold,
                  adaptiv_threshold, dtype):
     """Score multiple-choice samples with each method (next-token logits of the
     option letters after the prompt) and write per-sample and summary results."""
     names = _methods(methods)
-    params = _focus_params(params_file, focus_config, model_name, dataset_name)
+    params = _focus_params(base, focus_config, model_name, dataset_name)
     explicit = {"cmc": (cmc_threshold, cmc_query_threshold), "adaptiv": (adaptiv_threshold, None)}
     specs = []
     for name in names:
