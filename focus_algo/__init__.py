@@ -1,21 +1,28 @@
 """Focus reference algorithm (torch): SEC, SIC, sparse traces, golden vectors,
 and Focus inside transformers VLMs.
 
-The transformers integration (``enable_focus``, ``compare``) is imported on
-first use, so ``import focus_algo`` stays light.
+Only the torch-free parts (sparse traces, the paper's tables, the
+``focus_config.csv`` loader) are imported eagerly; SEC, SIC and the
+transformers integration (``enable_focus``, ``compare``) are imported on
+first use, so ``import focus_algo`` (and the performance model) needs no torch.
 """
 
-from .sec import importance, keep_count, params_from_focus_config, select_tokens
-from .sic import SICResult, similarity_concentrate
+import importlib
+
+from .config import params_from_focus_config
 from .trace import SITES, SiteTrace, SparseTrace, TraceError, TraceMeta
 
 __all__ = ["SICResult", "similarity_concentrate", "importance", "keep_count",
            "select_tokens", "params_from_focus_config", "SITES", "SiteTrace", "SparseTrace",
            "TraceError", "TraceMeta", "enable_focus", "compare"]
 
+#: Lazily imported names -> their submodule.
+_LAZY = {"SICResult": "sic", "similarity_concentrate": "sic", "importance": "sec",
+         "keep_count": "sec", "select_tokens": "sec", "enable_focus": "integration",
+         "compare": "integration"}
+
 
 def __getattr__(name):
-    if name in ("enable_focus", "compare"):
-        from . import integration
-        return getattr(integration, name)
+    if name in _LAZY:
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module 'focus_algo' has no attribute {name!r}")

@@ -76,38 +76,39 @@ def run(base, threshold, vector_size, m_tile, block_frames, block_height, block_
 
     from .sic import similarity_concentrate
     from .trace import SITES, SparseTrace, TraceMeta
-    from .workload import Workload
+    from .workload import video_workload
 
     params = _load_params(base, {
         "threshold": threshold, "vector_size": vector_size, "m_tile": m_tile,
         "block_frames": block_frames, "block_height": block_height,
         "block_width": block_width})
     try:  # SIC needs float tokens: int8 designs run it on fp16 tokens
-        workload = Workload(frames=frames, height=height, width=width, hidden=hidden,
-                            ffn=ffn, heads=heads, kv_groups=kv_groups, layers=layers,
-                            clip_len=clip_len,
-                            seed=seed, dtype="bf16" if params.dtype == "bf16" else "fp16")
+        workload = video_workload(frames=frames, height=height, width=width, hidden=hidden,
+                                  ffn=ffn, heads=heads, kv_groups=kv_groups, layers=layers,
+                                  clip_len=clip_len, seed=seed,
+                                  dtype=params.dtype if params.is_float else "fp16")
     except ValueError as e:
-        option = re.sub(r"Workload\.(\w+)", lambda m: "--" + m[1].replace("_", "-"), str(e))
+        option = re.sub(r"(?:Video)?Workload\.(\w+)", lambda m: "--" + m[1].replace("_", "-"),
+                        str(e))
         raise click.UsageError(option) from None
 
     results = {site: [] for site in SITES}
     with torch.inference_mode(), tqdm(total=layers * len(SITES), desc="SIC", unit="gemm") as bar:
         for _, inputs in workload:
             for site in SITES:
-                r = similarity_concentrate(inputs[site], workload.grid, params)
+                r = similarity_concentrate(inputs[site], workload.shape.grid, params)
                 results[site].append(SimpleNamespace(
                     zero=r.zero.numpy(), similar=r.similar.numpy(),
                     root=r.root.to(torch.int32).numpy()))
                 bar.update()
 
-    weights = workload.weight_sizes()
-    meta = TraceMeta(model=model, dataset=dataset, num_tokens=workload.num_tokens,
+    weights = workload.shape.weight_sizes()
+    meta = TraceMeta(model=model, dataset=dataset, num_tokens=workload.shape.tokens,
                      frames=frames, height=height, width=width, num_layers=layers,
                      params=params, extra={
                          "workload": "focus_algo.workload", "seed": seed, "hidden": hidden,
                          "ffn": ffn, "heads": heads, "kv_groups": kv_groups, "clip_len": clip_len,
-                         "widths": workload.widths, "weight_sizes": weights,
+                         "widths": workload.shape.site_widths, "weight_sizes": weights,
                          "clips": [vars(c) for c in workload.clips]})
     trace = SparseTrace.from_results(meta, results)
     summary = trace.summary()
@@ -127,7 +128,7 @@ def run(base, threshold, vector_size, m_tile, block_frames, block_height, block_
         except OSError as e:
             raise click.ClickException(f"cannot write {out_dir / name}: {e}") from None
 
-    click.echo(f"SIC sparsity, {workload.num_tokens} tokens {workload.grid}, "
+    click.echo(f"SIC sparsity, {workload.shape.tokens} tokens {workload.shape.grid}, "
                f"{layers} layers, threshold {params.threshold}, vector {params.vector_size}:")
     click.echo(table)
     click.echo(f"weighted average (weights = GEMM weight sizes): {weighted:.3f}")
@@ -141,16 +142,10 @@ def _predict(trace, workload, params: FocusParams):
     import pandas as pd
 
     import sim
-    from sim.workload import Workload as SimWorkload
 
-    shape = SimWorkload(name="built-in video", hidden=workload.hidden, heads=workload.heads,
-                        kv_heads=workload.heads // workload.kv_groups,
-                        head_dim=workload.hidden // workload.heads, ffn=workload.ffn,
-                        layers=workload.layers, tokens=workload.num_tokens,
-                        frames=workload.frames, height=workload.height, width=workload.width)
     rows = {}
     for machine, sparsity in (("dense", None), ("focus", trace)):
-        t = sim.simulate(shape, params, machine, sparsity).totals
+        t = sim.simulate(workload.shape, params, machine, sparsity).totals
         rows[machine] = {"time_ms": t.time_s * 1e3, "energy_mj": t.energy_mj,
                          "dram_mb": t.dram_bytes / 1e6, "speedup": t.speedup,
                          "energy_reduction": t.energy_reduction}

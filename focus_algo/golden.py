@@ -39,19 +39,15 @@ import json
 import math
 from pathlib import Path
 
-import ml_dtypes
 import numpy as np
-import torch
 
 from focus_hw.fileio import atomic_write_bytes, atomic_write_text
+from focus_hw.formats import operand_format
 from focus_hw.params import FocusParams
 
 __all__ = ["encode", "decode", "f32_bits", "mac_reference", "gemm_reference",
            "mac_golden", "gemm_golden", "sic_golden", "compressed_gemm_golden",
            "write_golden", "CASES"]
-
-_FLOAT = {"fp16": np.float16, "bf16": ml_dtypes.bfloat16}
-_TORCH = {"fp16": torch.float16, "bf16": torch.bfloat16}
 
 #: Planted case codes of :func:`sic_golden` (array ``"case"``).
 CASES = {"random": 0, "copy": 1, "above": 2, "below": 3, "zero": 4}
@@ -62,42 +58,19 @@ CASES = {"random": 0, "copy": 1, "above": 2, "below": 3, "zero": 4}
 def encode(values, dtype: str) -> np.ndarray:
     """Round real ``values`` to the operand format; return its raw bits.
 
-    Floats round once to nearest even (uint16 bits); int8 values must be
-    integers in [-128, 127].
+    Floats round once to nearest even (unsigned bits, e.g. uint16); integer
+    formats (int8) must get whole numbers in range and are stored as their
+    signed values (the same two's-complement bits).
     """
-    values = np.asarray(values)
-    if dtype == "int8":
-        if values.size and (np.any(values != np.round(values))
-                            or values.min() < -128 or values.max() > 127):
-            raise ValueError("int8 operands must be integers in [-128, 127]")
-        return values.astype(np.int8)
-    if dtype not in _FLOAT:
-        raise ValueError(f"unknown operand format {dtype!r}")
-    v = values.astype(np.float64)
-    if dtype == "bf16":  # ml_dtypes goes through fp32: avoid double rounding
-        v = _to_f32_round_to_odd(v)
-    return v.astype(_FLOAT[dtype]).view(np.uint16)
-
-
-def _to_f32_round_to_odd(v: np.ndarray) -> np.ndarray:
-    """float64 -> float32 rounded to odd, so a later rounding to a format with
-    at most 22 mantissa bits (bf16) equals one direct rounding of ``v``."""
-    with np.errstate(over="ignore"):
-        f = v.astype(np.float32)
-    bits = f.view(np.uint32).copy()
-    inexact = f.astype(np.float64) != v
-    away = inexact & (np.abs(f.astype(np.float64)) > np.abs(v))
-    bits[away] -= 1  # truncate towards zero (sign-magnitude bits)
-    bits[inexact] |= 1
-    return bits.view(np.float32)
+    fmt = operand_format(dtype)
+    bits = fmt.encode(values)
+    return bits if fmt.is_float else bits.view(fmt.np_type)
 
 
 def decode(bits, dtype: str) -> np.ndarray:
-    """Operand bits -> float32 values (int8 -> int32)."""
-    bits = np.asarray(bits)
-    if dtype == "int8":
-        return bits.astype(np.int8).astype(np.int32)
-    return bits.astype(np.uint16).view(_FLOAT[dtype]).astype(np.float32)
+    """Operand bits -> accumulator-type values (float32; int32 for int8)."""
+    fmt = operand_format(dtype)
+    return fmt.decode(bits).astype(fmt.acc.np_type)
 
 
 def f32_bits(x) -> np.ndarray:
@@ -112,7 +85,7 @@ def _wrap32(x: np.ndarray) -> np.ndarray:
 def mac_reference(a_bits, b_bits, acc, dtype: str) -> np.ndarray:
     """One MAC step elementwise; ``acc``/result are uint32 fp32 bits (int32 for int8)."""
     a, b = decode(a_bits, dtype), decode(b_bits, dtype)
-    if dtype == "int8":
+    if not operand_format(dtype).is_float:
         return _wrap32(np.asarray(acc, np.int64) + a.astype(np.int64) * b)
     with np.errstate(over="ignore", under="ignore", invalid="ignore"):
         out = np.asarray(acc, np.uint32).view(np.float32) + a * b
@@ -128,7 +101,7 @@ def gemm_reference(a_bits, w_bits, dtype: str, acc=None) -> np.ndarray:
     if a.ndim != 2 or w.ndim != 2 or a.shape[1] != w.shape[0]:
         raise ValueError(f"shapes {a.shape} x {w.shape} do not form a GEMM")
     m, n = a.shape[0], w.shape[1]
-    if dtype == "int8":
+    if not operand_format(dtype).is_float:
         out = np.zeros((m, n), np.int64) if acc is None else np.asarray(acc, np.int64)
         return _wrap32(out + a.astype(np.int64) @ w.astype(np.int64))
     out = np.zeros((m, n), np.float32) if acc is None else \
@@ -144,19 +117,22 @@ def gemm_reference(a_bits, w_bits, dtype: str, acc=None) -> np.ndarray:
 def _operands(rng, shape, dtype: str, special: bool = True) -> np.ndarray:
     """Random operand bits with magnitudes spread over a few binades.
 
-    With ``special``: about 5% +0, 2% -0 and, for fp16, 3% subnormals.
+    With ``special``: about 5% +0, 2% -0 and 3% subnormals.
     """
-    if dtype == "int8":
-        return rng.integers(-128, 128, size=shape).astype(np.int8)
+    fmt = operand_format(dtype)
+    if not fmt.is_float:
+        info = np.iinfo(fmt.np_type)
+        return rng.integers(info.min, info.max + 1, size=shape).astype(fmt.np_type)
     v = rng.standard_normal(shape) * np.exp2(rng.integers(-6, 7, size=shape))
     if special:
         u = rng.random(shape)
         v[u < 0.05] = 0.0
         v[(u >= 0.05) & (u < 0.07)] = -0.0
-        if dtype == "fp16":
-            sub = (u >= 0.07) & (u < 0.10)
-            v[sub] = rng.choice([-1, 1], size=sub.sum()) \
-                * rng.integers(1, 1024, size=sub.sum()) * 2.0**-24
+        lay = fmt.layout
+        sub = (u >= 0.07) & (u < 0.10)
+        v[sub] = rng.choice([-1, 1], size=sub.sum()) \
+            * rng.integers(1, 1 << lay.man_bits, size=sub.sum()) \
+            * 2.0 ** (1 - lay.bias - lay.man_bits)
     return encode(v, dtype)
 
 
@@ -167,8 +143,10 @@ def _fp32_acc(rng, shape) -> np.ndarray:
 
 
 def _acc_init(rng, shape, dtype):
-    if dtype == "int8":  # near the int32 limits, so that the sum wraps around
-        edge = rng.choice([-(2**31), 2**31 - 1], size=shape)
+    acc = operand_format(dtype).acc
+    if not acc.is_float:  # near the int32 limits, so that the sum wraps around
+        info = np.iinfo(acc.np_type)
+        edge = rng.choice([info.min, info.max], size=shape)
         return _wrap32(edge - np.sign(edge) * rng.integers(0, 2**17, size=shape))
     return _fp32_acc(rng, shape)
 
@@ -178,8 +156,10 @@ def mac_golden(params: FocusParams, count: int, seed: int = 0) -> dict:
     rng = np.random.default_rng([seed, 1])
     a = _operands(rng, (count,), params.dtype)
     b = _operands(rng, (count,), params.dtype)
-    if params.dtype == "int8":
-        acc = rng.integers(-(2**31), 2**31, size=count).astype(np.int32)
+    acc_fmt = params.format.acc
+    if not acc_fmt.is_float:
+        info = np.iinfo(acc_fmt.np_type)
+        acc = rng.integers(info.min, info.max + 1, size=count).astype(acc_fmt.np_type)
     else:
         acc = _fp32_acc(rng, (count,))
     return {"a": a, "b": b, "acc": acc, "out": mac_reference(a, b, acc, params.dtype)}
@@ -222,7 +202,7 @@ def _planted_tile(params: FocusParams, grid, dim: int, seed: int, margin: float)
     n, vs = frames * height * width, params.vector_size
     nv = -(-dim // vs)
     rng = np.random.default_rng([seed, 3])
-    fmt = _FLOAT[params.dtype]
+    fmt = params.format.np_type
     shifts = sorted({df * height * width + dh * width + dw
                      for df in range(params.block_frames)
                      for dh in range(params.block_height)
@@ -270,7 +250,7 @@ def sic_golden(params: FocusParams, grid=(2, 3, 4), seed: int = 0, *,
     """
     from focus_algo.sic import similarity_concentrate
 
-    if params.dtype not in _FLOAT:
+    if not params.is_float:
         raise ValueError(f"sic_golden: SIC golden vectors need a float operand format, "
                          f"params.dtype={params.dtype!r}")
     grid = tuple(int(g) for g in grid)
@@ -278,10 +258,13 @@ def sic_golden(params: FocusParams, grid=(2, 3, 4), seed: int = 0, *,
     if dim < 1:
         raise ValueError(f"sic_golden: dim={dim} must be >= 1")
     x, case = _planted_tile(params, grid, dim, seed, margin)
+    import torch
+
+    fmt = params.format
     bits = encode(x, params.dtype)
-    xt = torch.from_numpy(bits.view(np.int16)).view(_TORCH[params.dtype])
-    res = similarity_concentrate(xt, grid, params)
-    tokens = res.tokens.contiguous().view(torch.int16).numpy().view(np.uint16)
+    raw = torch.from_numpy(bits.view(f"int{fmt.bits}"))  # torch lacks most unsigned types
+    res = similarity_concentrate(raw.view(fmt.torch_dtype), grid, params)
+    tokens = res.tokens.contiguous().view(raw.dtype).numpy().view(fmt.bits_type)
     return {"x": bits, "tokens": tokens.copy(),
             "zero": res.zero.numpy().astype(np.uint8),
             "similar": res.similar.numpy().astype(np.uint8),
@@ -361,7 +344,7 @@ def write_golden(out_dir, params: FocusParams, *, seed: int = 0,
     sets = {"mac": mac_golden(params, mac_count, seed),
             "gemm": gemm_golden(params, *gemm_shape, seed),
             "gemm_acc": gemm_golden(params, *gemm_shape, seed, with_acc=True)}
-    if params.dtype in _FLOAT:
+    if params.is_float:
         sets["sic"] = sic_golden(params, grid, seed)
         sets["compressed_gemm"] = compressed_gemm_golden(params, grid, n, seed)
     blobs = {name: _npz_bytes(arrays) for name, arrays in sets.items()}

@@ -58,13 +58,10 @@ class SICResult:
 def block_offsets(params: FocusParams) -> list[tuple[int, int, int]]:
     """Candidate offsets (df, dh, dw) in lexicographic order, without (0,0,0).
 
-    This order is the tie-break order: the first best candidate wins.
+    This order is the tie-break order: the first best candidate wins
+    (:attr:`FocusParams.block_offsets`, which the hardware uses too).
     """
-    return [(df, dh, dw)
-            for df in range(params.block_frames)
-            for dh in range(params.block_height)
-            for dw in range(params.block_width)
-            if (df, dh, dw) != (0, 0, 0)]
+    return list(params.block_offsets)
 
 
 def _as_tokens(x, grid) -> tuple[torch.Tensor, tuple[int, int, int]]:

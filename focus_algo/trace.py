@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import json
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -97,9 +97,25 @@ class TraceMeta:
 
     @classmethod
     def from_dict(cls, d: dict) -> "TraceMeta":
-        d = dict(d)
-        d["params"] = FocusParams.from_dict(d["params"])
-        return cls(**d)
+        """Inverse of :meth:`to_dict`; a bad field raises :class:`TraceError`."""
+        if not isinstance(d, dict):
+            raise TraceError(f"meta must be a JSON object, got {type(d).__name__}")
+        names = [f.name for f in fields(cls)]
+        if set(d) - set(names) or set(names) - set(d) - {"extra"}:
+            raise TraceError(f"meta fields {sorted(d)} are not the fields {names}")
+        for name in ("model", "dataset"):
+            if not isinstance(d[name], str):
+                raise TraceError(f"meta field {name!r} must be a string, got {d[name]!r}")
+        for name in ("num_tokens", "frames", "height", "width", "num_layers"):
+            if not isinstance(d[name], int) or isinstance(d[name], bool) or d[name] < 0:
+                raise TraceError(f"meta field {name!r} must be an integer >= 0, got {d[name]!r}")
+        if not isinstance(d.get("extra", {}), dict):
+            raise TraceError(f"meta field 'extra' must be a JSON object, got {d['extra']!r}")
+        try:
+            params = FocusParams.from_dict(d["params"])
+        except ValueError as e:
+            raise TraceError(f"meta field 'params': {e}") from None
+        return cls(**{**d, "params": params})
 
 
 def _as_numpy(x) -> np.ndarray:
@@ -277,8 +293,10 @@ class SparseTrace:
         try:
             meta = TraceMeta.from_dict(json.loads(header["meta"]))
             vectors = json.loads(header["vectors"])
-        except (KeyError, TypeError, ValueError) as e:
+        except (KeyError, TypeError, ValueError, RecursionError) as e:
             fail(f"bad metadata ({type(e).__name__}: {e})")
+        if not isinstance(vectors, dict):
+            fail(f"metadata 'vectors' must be a JSON object, got {vectors!r}")
         try:
             tensors = safetensors.numpy.load(data)
         except Exception as e:  # safetensors raises its own error type
@@ -335,7 +353,7 @@ def _read_metadata(data: bytes, source: str) -> dict:
                          f"{n} bytes, file has {len(data)} bytes)")
     try:
         header = json.loads(data[8:8 + n])
-    except (UnicodeDecodeError, ValueError) as e:
+    except (ValueError, RecursionError) as e:   # UnicodeDecodeError is a ValueError
         raise TraceError(f"{source}: corrupt safetensors header ({e})") from None
     meta = header.get("__metadata__") if isinstance(header, dict) else None
     if not isinstance(meta, dict):

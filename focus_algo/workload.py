@@ -25,9 +25,11 @@ gate_proj     hidden  RMSNorm before the MLP (also up_proj input)
 down_proj     ffn     silu(gate) * up
 ============  ======  ====================================================
 
-Defaults are Qwen2-0.5B-like widths (896 / 4864, 14 heads, GQA 7); Qwen2-7B
-is ``hidden=3584, ffn=18944, heads=28``. Layers are computed one at a time
-when iterating, so only one layer's inputs are in memory.
+The decoder shape is the project's one workload type,
+:class:`sim.workload.Workload` (re-exported here); :func:`video_workload`
+builds it from widths. Defaults are Qwen2-0.5B-like widths (896 / 4864, 14
+heads, GQA 7); Qwen2-7B is ``hidden=3584, ffn=18944, heads=28``. Layers are
+computed one at a time when iterating, so only one layer's inputs are in memory.
 """
 
 from __future__ import annotations
@@ -41,14 +43,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["Clip", "Workload", "video_workload", "IMAGES", "MOTIONS"]
+from focus_hw.formats import NUMBER_FORMATS
+from sim.workload import Workload, WorkloadError
+
+__all__ = ["Clip", "VideoWorkload", "Workload", "video_workload", "IMAGES", "MOTIONS"]
 
 #: scikit-image photographs used as scenes (grayscale ones become RGB).
 IMAGES = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry",
           "camera", "coins", "grass")
 #: Camera motions, cycled through the clips (the first clip is still).
 MOTIONS = ("static", "pan", "zoom", "pan_zoom")
-_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
 
 
 @dataclass(frozen=True)
@@ -76,68 +80,49 @@ def _rms_norm(x: torch.Tensor) -> torch.Tensor:
     return x * torch.rsqrt(x.pow(2).mean(dim=-1, keepdim=True) + 1e-6)
 
 
+def _positive(name: str, value) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise WorkloadError(f"{name}={value!r}: must be an integer >= 1")
+
+
 @dataclass(frozen=True)
-class Workload:
-    """A deterministic video workload; iterate it for per-layer GEMM inputs.
+class VideoWorkload:
+    """The deterministic video on a decoder ``shape``; iterate it for
+    per-layer GEMM inputs (build one with :func:`video_workload`).
 
     ``for layer, inputs in workload`` yields ``inputs = {site: (T, width)}``
-    tensors in ``dtype`` ('fp16', 'bf16' or 'fp32').
+    tensors in ``dtype`` (a float format of :mod:`focus_hw.formats`), with
+    ``T = shape.tokens``, widths ``shape.site_widths``. The shape's grid must
+    hold its tokens and its heads must span ``hidden``.
     """
 
-    frames: int = 16
-    height: int = 13
-    width: int = 14
-    hidden: int = 896
-    ffn: int = 4864
-    layers: int = 4
+    shape: Workload
     seed: int = 0
     patch: int = 14
     clip_len: int = 4
-    heads: int = 14
-    kv_groups: int = 7
     rank: int = 128
     noise: float = 0.01
     dtype: str = "fp16"
 
     def __post_init__(self):
-        for name in ("frames", "height", "width", "hidden", "ffn", "layers", "patch",
-                     "clip_len", "heads", "kv_groups", "rank"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"Workload.{name}={v!r}: must be an integer >= 1")
+        s = self.shape
+        if not isinstance(s, Workload):
+            raise WorkloadError(f"VideoWorkload.shape must be a Workload, not {type(s).__name__}")
+        for name in ("patch", "clip_len", "rank"):
+            _positive(f"VideoWorkload.{name}", getattr(self, name))
         if not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"Workload.seed={self.seed!r}: must be an integer >= 0")
-        if self.hidden % self.heads:
-            raise ValueError(f"Workload.heads={self.heads}: must divide "
-                             f"hidden={self.hidden}")
-        if self.heads % self.kv_groups:
-            raise ValueError(f"Workload.kv_groups={self.kv_groups}: must divide "
-                             f"heads={self.heads}")
+            raise WorkloadError(f"VideoWorkload.seed={self.seed!r}: must be an integer >= 0")
         if not isinstance(self.noise, (int, float)) or not 0 <= self.noise < 1:
-            raise ValueError(f"Workload.noise={self.noise!r}: must lie in [0, 1)")
-        if self.dtype not in _DTYPES:
-            raise ValueError(f"Workload.dtype={self.dtype!r}: must be one of {sorted(_DTYPES)}")
-
-    # -- shapes -----------------------------------------------------------------
-    @property
-    def grid(self) -> tuple[int, int, int]:
-        return (self.frames, self.height, self.width)
-
-    @property
-    def num_tokens(self) -> int:
-        return self.frames * self.height * self.width
-
-    @property
-    def widths(self) -> dict[str, int]:
-        """Input width of each GEMM site."""
-        h = self.hidden
-        return {"q_proj": h, "query": h, "o_proj": h, "gate_proj": h, "down_proj": self.ffn}
-
-    def weight_sizes(self) -> dict[str, int]:
-        """Weight size of each site's GEMM (SPEC 2.2 averaging weights)."""
-        d, f = self.hidden, self.ffn
-        return {"q_proj": d * d + 2 * d * d // self.kv_groups, "query": d * self.num_tokens,
-                "o_proj": d * d, "gate_proj": 2 * d * f, "down_proj": d * f}
+            raise WorkloadError(f"VideoWorkload.noise={self.noise!r}: must lie in [0, 1)")
+        floats = sorted(n for n, f in NUMBER_FORMATS.items() if f.is_float)
+        if self.dtype not in floats:
+            raise WorkloadError(f"VideoWorkload.dtype={self.dtype!r}: must be one of {floats}")
+        if s.tokens != math.prod(s.grid):
+            raise WorkloadError(f"Workload.tokens={s.tokens}: the video needs "
+                                f"frames x height x width = {math.prod(s.grid)} tokens")
+        if s.heads * s.head_dim != s.hidden:
+            raise WorkloadError(f"Workload.heads={s.heads}: heads x head_dim = "
+                                f"{s.heads * s.head_dim} must equal hidden={s.hidden}")
 
     # -- video ------------------------------------------------------------------
     @property
@@ -145,14 +130,14 @@ class Workload:
         """The clips (scenes) of the video, in order."""
         rng = np.random.default_rng([self.seed, 0])
         order = rng.permutation(len(IMAGES))
-        return [Clip(start, min(self.clip_len, self.frames - start),
+        return [Clip(start, min(self.clip_len, self.shape.frames - start),
                      IMAGES[order[k % len(IMAGES)]], MOTIONS[k % len(MOTIONS)])
-                for k, start in enumerate(range(0, self.frames, self.clip_len))]
+                for k, start in enumerate(range(0, self.shape.frames, self.clip_len))]
 
     def video(self) -> np.ndarray:
         """Frames as (frames, height*patch, width*patch, 3) float32 in [0, 1]."""
-        out = np.empty((self.frames, self.height * self.patch, self.width * self.patch, 3),
-                       np.float32)
+        f, h, w = self.shape.grid
+        out = np.empty((f, h * self.patch, w * self.patch, 3), np.float32)
         for k, clip in enumerate(self.clips):
             out[clip.start:clip.start + clip.length] = self._render(clip, k)
         return out
@@ -162,7 +147,7 @@ class Workload:
 
         rng = np.random.default_rng([self.seed, 1, index])
         img = _photo(clip.image)
-        oh, ow = self.height * self.patch, self.width * self.patch
+        oh, ow = self.shape.height * self.patch, self.shape.width * self.patch
         fit = min(img.shape[0] / oh, img.shape[1] / ow)
         scale = rng.uniform(0.45, 0.8) * fit  # source pixels per frame pixel
         cy = rng.uniform(0.4, 0.6) * img.shape[0]
@@ -207,35 +192,35 @@ class Workload:
 
     def embed(self) -> torch.Tensor:
         """Visual tokens (T, hidden) fp32 entering the first decoder layer."""
-        p, (f, h, w) = self.patch, self.grid
+        p, (f, h, w) = self.patch, self.shape.grid
         pix = torch.from_numpy(self.video())
         patches = (pix.view(f, h, p, w, p, 3).permute(0, 1, 3, 2, 4, 5)
                    .reshape(f * h * w, p * p * 3) - 0.5) / 0.25
         g = self._gen(0)
-        we = self._randn(g, p * p * 3, self.hidden)
-        pos = 0.5 * torch.randn(h * w, self.hidden, generator=g)
+        we = self._randn(g, p * p * 3, self.shape.hidden)
+        pos = 0.5 * torch.randn(h * w, self.shape.hidden, generator=g)
         x = patches @ we + pos.repeat(f, 1)
-        x = F.gelu(x @ self._randn(g, self.hidden, self.hidden)) @ self._randn(g, self.hidden,
-                                                                              self.hidden)
+        d = self.shape.hidden
+        x = F.gelu(x @ self._randn(g, d, d)) @ self._randn(g, d, d)
         return _rms_norm(x)
 
     def __iter__(self) -> Iterator[tuple[int, dict[str, torch.Tensor]]]:
-        out = _DTYPES[self.dtype]
+        out = NUMBER_FORMATS[self.dtype].torch_dtype
         h = self.embed()
-        for layer in range(self.layers):
+        for layer in range(self.shape.layers):
             inputs, h = self._layer(h, layer)
             yield layer, {site: x.to(out) for site, x in inputs.items()}
 
     def _layer(self, h: torch.Tensor, layer: int):
         g = self._gen(layer + 1)
-        d, r = self.hidden, self.rank
-        f, hw = self.frames, self.height * self.width
+        d, r = self.shape.hidden, self.rank
+        f, hw = self.shape.frames, self.shape.height * self.shape.width
         xa = _rms_norm(h)
         q = xa @ self._randn(g, d, d)
         v = xa @ self._randn(g, d, d)
 
         def heads(t):  # (T, d) -> (frames, heads, hw, head_dim)
-            return t.view(f, hw, self.heads, d // self.heads).transpose(1, 2)
+            return t.view(f, hw, self.shape.heads, d // self.shape.heads).transpose(1, 2)
         # Keys share the query projection: each token attends mostly to itself
         # and to tokens like it (a peaky, content-based pattern), per frame.
         attn = F.scaled_dot_product_attention(heads(q), heads(q), heads(v))
@@ -244,8 +229,8 @@ class Workload:
 
         xm = _rms_norm(h)
         z = xm @ self._randn(g, d, 2 * r)
-        down_in = F.silu(z[:, :r] @ self._randn(g, r, self.ffn))
-        down_in *= z[:, r:] @ self._randn(g, r, self.ffn)
+        down_in = F.silu(z[:, :r] @ self._randn(g, r, self.shape.ffn))
+        down_in *= z[:, r:] @ self._randn(g, r, self.shape.ffn)
         # The MLP output is taken from its low-rank core (cheaper than ffn -> d).
         h = h + (F.silu(z[:, :r]) * z[:, r:]) @ self._randn(g, r, d)
         inputs = {"q_proj": xa, "query": q, "o_proj": o_in, "gate_proj": xm,
@@ -254,7 +239,20 @@ class Workload:
 
 
 def video_workload(frames: int = 16, height: int = 13, width: int = 14, hidden: int = 896,
-                   ffn: int = 4864, layers: int = 4, seed: int = 0, **options) -> Workload:
-    """The built-in workload (see :class:`Workload` for the other options)."""
-    return Workload(frames=frames, height=height, width=width, hidden=hidden, ffn=ffn,
-                    layers=layers, seed=seed, **options)
+                   ffn: int = 4864, layers: int = 4, heads: int = 14, kv_groups: int = 7,
+                   seed: int = 0, **options) -> VideoWorkload:
+    """The built-in video on a decoder of these widths, ``kv_groups`` query
+    heads per KV head (other options: see :class:`VideoWorkload`)."""
+    for name, value in (("hidden", hidden), ("heads", heads), ("kv_groups", kv_groups)):
+        _positive(f"Workload.{name}", value)
+    if hidden % heads:
+        raise WorkloadError(f"Workload.heads={heads}: must divide hidden={hidden}")
+    if heads % kv_groups:
+        raise WorkloadError(f"Workload.kv_groups={kv_groups}: must divide heads={heads}")
+    for name, value in (("frames", frames), ("height", height), ("width", width)):
+        _positive(f"Workload.{name}", value)
+    shape = Workload(name="built-in video", hidden=hidden, heads=heads,
+                     kv_heads=heads // kv_groups, head_dim=hidden // heads, ffn=ffn,
+                     layers=layers, tokens=frames * height * width, frames=frames,
+                     height=height, width=width)
+    return VideoWorkload(shape, seed=seed, **options)

@@ -18,6 +18,7 @@ import click
 
 from .generate import UNITS, ManifestError, generate
 from .cli_types import PARAMS_FILE
+from .executors import cli_executor, executor_options
 from .params import DTYPES, FocusParams
 
 __all__ = ["main"]
@@ -107,23 +108,34 @@ def generate_cmd(base, unit, out, **values):
 @_params_option
 @_unit_option
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="output folder")
-@click.option("--jobs", type=click.IntRange(min=1), default=None,
-              help="parallel workers (default: all cores)")
+@executor_options
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @_field_options(multi=True)
-def sweep_cmd(base, unit, out, jobs, progress, **values):
+def sweep_cmd(base, unit, out, jobs, workers, scheduler, progress, **values):
     """Generate every point of a grid (comma-separated values per field)."""
-    from .sweep import sweep
+    from .sweep import Generate
 
-    base = base or FocusParams()
+    _run_sweep(base, _grid(values), out, Generate(unit), progress, jobs, workers, scheduler)
+
+
+def _grid(values: dict) -> dict[str, list]:
     grid = {}
     for name, text in values.items():
         if text is None:
             continue
         sep = ";" if typing.get_origin(_HINTS[name]) is tuple else ","
         grid[name] = [_parse_scalar(_HINTS[name], v, name) for v in text.split(sep) if v.strip()]
+    return grid
+
+
+def _run_sweep(base, grid, out, task, progress, jobs, workers, scheduler):
+    """Run a sweep of ``task``, print its counts; exit 1 if a point failed."""
+    from .sweep import sweep
+
     try:
-        result = sweep(base, grid, out, unit=unit, progress=progress, jobs=jobs)
+        with cli_executor(jobs, workers, scheduler) as executor:
+            result = sweep(base or FocusParams(), grid, out, executor=executor,
+                           progress=progress, task=task)
     except (ValueError, TypeError) as e:
         raise click.UsageError(str(e)) from None
     counts = ", ".join(f"{result.count(s)} {s}" for s in ("ok", "skipped", "invalid", "failed"))
@@ -131,8 +143,7 @@ def sweep_cmd(base, unit, out, jobs, progress, **values):
     for p in result.points:
         if p.status in ("invalid", "failed"):
             click.echo(f"  {p.status}: {p.point}: {p.error.splitlines()[0]}", err=True)
-    if not result.ok:
-        sys.exit(1)
+    return result
 
 
 @main.command("synth")

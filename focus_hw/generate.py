@@ -2,31 +2,37 @@
 
 A *unit* names the component to emit (:data:`UNITS`): ``"mac"`` (one
 multiply-accumulate unit), ``"pe"`` (one processing element) or ``"array"``
-(the systolic array). :func:`generate` elaborates and converts everything in
-memory first, so a bad parameter raises before any file is written; then it
-writes ``<top>.v`` and ``manifest.json`` atomically.
+(the systolic array). A unit's component may instantiate Verilog modules by
+name (``Instance``) and list their components in ``instanced_modules()``: the
+array is a shell around one module per distinct PE class
+(:func:`focus_hw.systolic.pe_classes`), so each class is elaborated once.
+:func:`generate` elaborates and converts everything in memory first, so a bad
+parameter raises before any file is written; then it writes ``<top>.v`` (the
+top, then the instanced modules) and ``manifest.json`` atomically.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping
 
 import amaranth
 from amaranth.back import rtlil, verilog
+from amaranth.hdl import Fragment, Value
+from amaranth.lib import wiring
 
 from .fileio import atomic_write_text
 from .params import FocusParams
 
-__all__ = ["UNITS", "Manifest", "ManifestError", "build_unit", "top_name",
-           "as_params", "convert_rtlil", "generate"]
+__all__ = ["UNITS", "Manifest", "ManifestError", "build_unit", "top_name", "unit_modules",
+           "unit_ports", "as_params", "convert_rtlil", "convert_verilog", "generate"]
 
 MANIFEST = "manifest.json"
-MANIFEST_VERSION = 1
+#: 2: the Verilog file may hold several separately elaborated modules (``modules``).
+MANIFEST_VERSION = 2
 
 
 def _mac(p: FocusParams):
@@ -41,7 +47,7 @@ def _pe(p: FocusParams):
 
 def _array(p: FocusParams):
     from .systolic import SystolicArray
-    return SystolicArray(p)
+    return SystolicArray(p, pe_modules=f"{top_name('array')}.pe")
 
 
 #: Unit name -> constructor of the Amaranth component from a FocusParams.
@@ -75,26 +81,41 @@ def build_unit(params, unit: str):
     return UNITS[unit](as_params(params))
 
 
+def unit_modules(params, unit: str) -> dict:
+    """Verilog module name -> component of ``unit``: its top first, then the
+    modules the top instantiates by name (each elaborated once)."""
+    component = build_unit(params, unit)
+    modules = {top_name(unit): component}
+    if hasattr(component, "instanced_modules"):
+        modules.update(component.instanced_modules())
+    return modules
+
+
 def convert_rtlil(params, unit: str) -> str:
-    """RTLIL text of ``unit`` (what the synthesis flow reads)."""
-    return rtlil.convert(build_unit(params, unit), name=top_name(unit), emit_src=False)
+    """RTLIL text of ``unit``, every module of :func:`unit_modules` (what the
+    synthesis flow reads)."""
+    return "\n".join(rtlil.convert(c, name=name, emit_src=False)
+                     for name, c in unit_modules(params, unit).items())
 
 
-_PORT = re.compile(r"^\s*(input|output|inout)\s+(?:signed\s+)?(?:\[(\d+):(\d+)\]\s+)?(\\\S+|\w+)\s*;")
+def convert_verilog(modules: dict) -> str:
+    """Verilog text of :func:`unit_modules`' modules, top first (only the top
+    keeps the ``top`` attribute)."""
+    return "\n".join(verilog.convert(c, name=name, emit_src=False, strip_internal_attrs=i > 0)
+                     for i, (name, c) in enumerate(modules.items()))
 
 
-def _top_ports(text: str, top: str) -> list[dict]:
-    """Ports (name, direction, width) declared in module ``top`` of ``text``."""
-    ports, inside = [], False
-    for line in text.splitlines():
-        if line.startswith("module "):
-            inside = re.match(rf"module\s+\\?{re.escape(top)}\s*\(", line) is not None
-        elif inside and line.startswith("endmodule"):
-            break
-        elif inside and (m := _PORT.match(line)):
-            width = abs(int(m[2]) - int(m[3])) + 1 if m[2] else 1
-            ports.append({"name": m[4].lstrip("\\"), "direction": m[1], "width": width})
-    return ports
+def unit_ports(component) -> list[dict]:
+    """Ports (name, direction, width) of ``component``'s Verilog module: its
+    signature's members (paths joined with ``__``), then the clock and reset
+    inputs of the clock domains it uses."""
+    ports = [{"name": "__".join(map(str, path)),
+              "direction": "input" if member.flow == wiring.In else "output",
+              "width": len(Value.cast(value))}
+             for path, member, value in component.signature.flatten(component)]
+    design = Fragment.get(component, None).prepare()   # no ports given: only the clocks'
+    return ports + [{"name": name, "direction": "input", "width": len(signal)}
+                    for name, signal, _ in design.ports]
 
 
 def _sha256(data: bytes) -> str:
@@ -104,12 +125,14 @@ def _sha256(data: bytes) -> str:
 @dataclass(frozen=True)
 class Manifest:
     """What :func:`generate` wrote: the design point, its top module, its
-    ports and the sha256 of every file (relative names)."""
+    ports, the modules of the Verilog file (top first, each elaborated on its
+    own) and the sha256 of every file (relative names)."""
 
     unit: str
     top: str
     params: dict
     ports: list[dict]
+    modules: list[str]
     files: dict[str, str]
     amaranth_version: str = amaranth.__version__
     version: int = MANIFEST_VERSION
@@ -132,14 +155,14 @@ class Manifest:
         path = Path(out_dir) / MANIFEST
         try:
             data = json.loads(path.read_text())
-            manifest = cls(**data)
+            version = data.get("version") if isinstance(data, dict) else None
+            if version != MANIFEST_VERSION:
+                raise ManifestError(f"{path}: manifest version {version}, expected {MANIFEST_VERSION}")
+            return cls(**data)
         except FileNotFoundError:
             raise ManifestError(f"{path}: no manifest") from None
         except (json.JSONDecodeError, TypeError) as e:
             raise ManifestError(f"{path}: unreadable manifest ({e})") from None
-        if manifest.version != MANIFEST_VERSION:
-            raise ManifestError(f"{path}: manifest version {manifest.version}, expected {MANIFEST_VERSION}")
-        return manifest
 
     def verify(self, out_dir) -> None:
         """Raise :class:`ManifestError` unless every listed file exists with
@@ -167,9 +190,11 @@ def generate(params, out_dir, unit: str = "array") -> Manifest:
     if out_dir.exists() and not out_dir.is_dir():
         raise NotADirectoryError(f"{out_dir}: output path exists and is not a folder")
     top = top_name(unit)
-    text = verilog.convert(build_unit(params, unit), name=top, emit_src=False)
-    manifest = Manifest(unit=unit, top=top, params=params.to_dict(), ports=_top_ports(text, top),
-                        files={f"{top}.v": _sha256(text.encode())}, digest=params.digest())
+    modules = unit_modules(params, unit)
+    text = convert_verilog(modules)
+    manifest = Manifest(unit=unit, top=top, params=params.to_dict(), ports=unit_ports(modules[top]),
+                        modules=list(modules), files={f"{top}.v": _sha256(text.encode())},
+                        digest=params.digest())
     atomic_write_text(out_dir / manifest.verilog, text)
     atomic_write_text(out_dir / MANIFEST, manifest.to_json())
     return manifest

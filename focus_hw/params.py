@@ -21,11 +21,13 @@ from pathlib import Path
 import tomli_w
 
 from .fileio import atomic_write_text
+from .formats import OPERAND_FORMATS, NumberFormat
 
 __all__ = ["FocusParams", "DTYPES"]
 
-#: Supported operand formats: name -> (operand bits, accumulator bits).
-DTYPES = {"fp16": (16, 32), "bf16": (16, 32), "int8": (8, 32)}
+#: Supported operand formats: name -> (operand bits, accumulator bits), from
+#: the registry :data:`focus_hw.formats.OPERAND_FORMATS`.
+DTYPES = {name: (f.bits, f.acc.bits) for name, f in OPERAND_FORMATS.items()}
 
 
 def _is_int(value) -> bool:
@@ -44,7 +46,9 @@ class FocusParams:
     naming the field. Rules:
 
     * ``rows``, ``cols``, ``m_tile``, ``num_scatter``, ``block_*``,
-      ``max_frame_tokens`` are integers >= 1; ``mac_pipeline`` >= 0.
+      ``max_frame_tokens``, ``max_tokens`` are integers >= 1 with
+      ``max_frame_tokens <= max_tokens``; ``mac_pipeline``, ``sic_pipeline`` >= 0.
+    * ``sic_lanes`` is a power of two no larger than ``vector_size``.
     * ``dtype`` is one of :data:`DTYPES`.
     * ``vector_size`` is a positive power of two.
     * ``threshold`` lies in (-1, 1], or is ``math.inf`` (SIC never merges).
@@ -82,6 +86,14 @@ class FocusParams:
     #: Whether a column-0 token's left neighbour is the previous row's last
     #: token (flattened-sequence semantics, as the paper's artifact does).
     block_wrap: bool = True
+    #: Multiply lanes of the SIC's dot-product unit (a power of two that
+    #: divides ``vector_size``): a vector pair takes ``vector_size / sic_lanes``
+    #: steps.
+    sic_lanes: int = 4
+    #: Pipeline registers inside each SIC arithmetic unit (0 = single cycle).
+    sic_pipeline: int = 0
+    #: Largest visual-token count (token positions) the SIC and SEC address.
+    max_tokens: int = 16384
 
     # -- semantic concentrator (SEC) ------------------------------------------
     #: Decoder layers after whose attention SEC prunes visual tokens.
@@ -109,28 +121,38 @@ class FocusParams:
             raise ValueError(f"FocusParams.{name}={getattr(self, name)!r}: {why}")
 
         for name in ("rows", "cols", "m_tile", "num_scatter", "block_frames",
-                     "block_height", "block_width", "max_frame_tokens"):
+                     "block_height", "block_width", "max_frame_tokens", "sic_lanes",
+                     "max_tokens"):
             value = getattr(self, name)
             if not _is_int(value) or value < 1:
                 fail(name, "must be an integer >= 1")
         if not _is_int(self.mac_pipeline) or self.mac_pipeline < 0:
             fail("mac_pipeline", "must be an integer >= 0")
-        if self.dtype not in DTYPES:
+        if not _is_int(self.sic_pipeline) or self.sic_pipeline < 0:
+            fail("sic_pipeline", "must be an integer >= 0")
+        if not isinstance(self.dtype, str) or self.dtype not in DTYPES:
             fail("dtype", f"must be one of {sorted(DTYPES)}")
         v = self.vector_size
         if not _is_int(v) or v < 1 or v & (v - 1):
             fail("vector_size", "must be a positive power of two")
+        lanes = self.sic_lanes
+        if lanes & (lanes - 1) or lanes > v:
+            fail("sic_lanes", f"must be a power of two <= vector_size ({v})")
+        if self.max_frame_tokens > self.max_tokens:
+            fail("max_frame_tokens", f"must not exceed max_tokens ({self.max_tokens})")
         t = self.threshold
         if not _is_real(t) or not (t == math.inf or -1.0 < t <= 1.0):
             fail("threshold", "must lie in (-1, 1] (or be math.inf to disable SIC)")
         if not isinstance(self.block_wrap, bool):
             fail("block_wrap", "must be a bool")
         layers = self.sec_layers
-        if any(not _is_int(x) or x < 0 for x in layers):
+        if not isinstance(layers, tuple) or any(not _is_int(x) or x < 0 for x in layers):
             fail("sec_layers", "must be non-negative integer layer indices")
         if any(b <= a for a, b in zip(layers, layers[1:])):
             fail("sec_layers", "must be strictly increasing")
         keep = self.sec_keep
+        if not isinstance(keep, tuple):
+            fail("sec_keep", "must be a list of ratios")
         if len(keep) != len(layers):
             fail("sec_keep", f"needs one ratio per SEC layer ({len(layers)})")
         if any(not _is_real(r) or not 0.0 < r <= 1.0 for r in keep):
@@ -147,14 +169,19 @@ class FocusParams:
 
     # -- derived quantities ---------------------------------------------------
     @property
+    def format(self) -> NumberFormat:
+        """The operand format's registry entry (:mod:`focus_hw.formats`)."""
+        return OPERAND_FORMATS[self.dtype]
+
+    @property
     def operand_bits(self) -> int:
         """Width of one activation/weight element."""
-        return DTYPES[self.dtype][0]
+        return self.format.bits
 
     @property
     def acc_bits(self) -> int:
         """Width of the accumulator (fp32 or int32)."""
-        return DTYPES[self.dtype][1]
+        return self.format.acc.bits
 
     @property
     def operand_bytes(self) -> int:
@@ -166,12 +193,39 @@ class FocusParams:
 
     @property
     def is_float(self) -> bool:
-        return self.dtype != "int8"
+        return self.format.is_float
 
     @property
     def block(self) -> tuple[int, int, int]:
         """Comparison window as (frames, height, width)."""
         return (self.block_frames, self.block_height, self.block_width)
+
+    @property
+    def block_offsets(self) -> tuple[tuple[int, int, int], ...]:
+        """SIC candidate offsets (df, dh, dw) of the block window without
+        (0, 0, 0), in lexicographic order: the tie-break order (the first of
+        equally good candidates wins)."""
+        return tuple((df, dh, dw)
+                     for df in range(self.block_frames)
+                     for dh in range(self.block_height)
+                     for dw in range(self.block_width)
+                     if (df, dh, dw) != (0, 0, 0))
+
+    @property
+    def sic_window(self) -> int:
+        """Farthest back (in token positions) a block-window candidate can lie,
+        for frames of ``max_frame_tokens`` patches with rows of at most
+        ``isqrt(max_frame_tokens)`` patches."""
+        return ((self.block_frames - 1) * self.max_frame_tokens
+                + (self.block_height - 1) * math.isqrt(self.max_frame_tokens)
+                + self.block_width - 1)
+
+    @property
+    def sic_table_depth(self) -> int:
+        """Entries of the SIC's similarity table: the smallest power of two
+        above :attr:`sic_window` (it is addressed by token position modulo
+        its depth)."""
+        return 1 << self.sic_window.bit_length()
 
     @property
     def clock_hz(self) -> float:
@@ -225,8 +279,10 @@ class FocusParams:
 
     @classmethod
     def from_dict(cls, data: dict) -> "FocusParams":
+        if not isinstance(data, dict):
+            raise ValueError(f"FocusParams: expected a table of fields, got {type(data).__name__}")
         known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
+        unknown = sorted(map(repr, set(data) - known))
         if unknown:
             raise ValueError(f"FocusParams: unknown field(s) {', '.join(unknown)}")
         return cls(**data)
@@ -236,14 +292,22 @@ class FocusParams:
 
     @classmethod
     def from_json(cls, text: str) -> "FocusParams":
-        return cls.from_dict(json.loads(text))
+        try:
+            data = json.loads(text)
+        except (ValueError, RecursionError) as e:   # JSONDecodeError is a ValueError
+            raise ValueError(f"FocusParams: not valid JSON ({e})") from None
+        return cls.from_dict(data)
 
     def to_toml(self) -> str:
         return tomli_w.dumps(self.to_dict())
 
     @classmethod
     def from_toml(cls, text: str) -> "FocusParams":
-        return cls.from_dict(tomllib.loads(text))
+        try:
+            data = tomllib.loads(text)
+        except (ValueError, RecursionError) as e:   # TOMLDecodeError is a ValueError
+            raise ValueError(f"FocusParams: not valid TOML ({e})") from None
+        return cls.from_dict(data)
 
     def save(self, path) -> None:
         """Write to ``path`` (.json or .toml) atomically."""
@@ -253,9 +317,14 @@ class FocusParams:
 
     @classmethod
     def load(cls, path) -> "FocusParams":
-        """Read a .json or .toml file written by :meth:`save` (or by hand)."""
+        """Read a .json or .toml file written by :meth:`save` (or by hand);
+        a malformed file raises :class:`ValueError` naming the problem."""
         path = Path(path)
-        text = path.read_text()
+        try:
+            text = path.read_bytes().decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise ValueError(f"FocusParams: {path} is not UTF-8 text ({e.reason} at byte "
+                             f"{e.start})") from None
         return cls.from_toml(text) if path.suffix == ".toml" else cls.from_json(text)
 
     def digest(self) -> str:

@@ -6,9 +6,37 @@ from amaranth.lib.wiring import In, Out
 
 from .arith import MAC
 from .arith.mac import check_acc_bits
-from .params import DTYPES
+from .formats import OPERAND_FORMATS
 
-__all__ = ["PE"]
+__all__ = ["PE", "pe_signature"]
+
+
+def pe_signature(dtype: str, *, psum_bits: int | None = None, psum_in_bits: int | None = None,
+                 first_row: bool = False, last_col: bool = False) -> wiring.Signature:
+    """Ports of :class:`PE` (validated); the arguments are the PE's own."""
+    if not isinstance(dtype, str) or dtype not in OPERAND_FORMATS:
+        raise ValueError(f"PE: dtype={dtype!r} must be one of {sorted(OPERAND_FORMATS)}")
+    bits = check_acc_bits(dtype, psum_bits)
+    in_bits = bits if psum_in_bits is None else check_acc_bits(dtype, psum_in_bits)
+    if in_bits > bits:
+        raise ValueError(f"PE: psum_in_bits={in_bits} must not exceed psum_bits={bits}")
+    operand_bits = OPERAND_FORMATS[dtype].bits
+    members = {
+        "en": In(1, init=1),
+        "a_in": In(operand_bits),
+        "swap_in": In(1),
+        "psum_in": In(in_bits),
+        "a_out": Out(operand_bits),
+        "swap_out": Out(1),
+        "psum_out": Out(bits),
+        "w_we": In(1),
+        "w_data": In(operand_bits),
+    }
+    if first_row:
+        del members["psum_in"]
+    if last_col:
+        del members["a_out"], members["swap_out"]
+    return wiring.Signature(members)
 
 
 class PE(wiring.Component):
@@ -23,13 +51,16 @@ class PE(wiring.Component):
     Parameters
     ----------
     dtype : str
-        Operand format, one of :data:`focus_hw.DTYPES`.
+        Operand format, one of :data:`focus_hw.formats.OPERAND_FORMATS`.
     mac_pipeline : int
         Pipeline stages inside the :class:`~focus_hw.arith.MAC`.
     psum_bits, psum_in_bits : int or None
         int8 only: widths of ``psum_out`` (the MAC's accumulator) and of
         ``psum_in`` (sign-extended into it; at most ``psum_bits``). Default:
         the full accumulator (32). The systolic array sizes them per row.
+    first_row, last_col : bool
+        Position in the systolic array: the first row has no ``psum_in`` (its
+        partial sum starts at zero), the last column no ``a_out``/``swap_out``.
 
     Members
     -------
@@ -38,9 +69,10 @@ class PE(wiring.Component):
     a_in, swap_in : ``In(operand_bits)``, ``In(1)``
         Activation (and its tile-start flag) from the PE on the left.
     a_out, swap_out : ``Out(operand_bits)``, ``Out(1)``
-        The same, registered, to the PE on the right (1 cycle).
+        The same, registered, to the PE on the right (1 cycle; absent in the
+        last column).
     psum_in : ``In(psum_in_bits)``
-        Partial sum from the PE above (``0`` at the top row).
+        Partial sum from the PE above (absent in the first row: ``0``).
     psum_out : ``Out(psum_bits)``
         ``psum_in + a_in * weight`` (modulo ``2**psum_bits`` for int8),
         ``mac_pipeline + 1`` cycles later.
@@ -49,46 +81,31 @@ class PE(wiring.Component):
     """
 
     def __init__(self, dtype: str, mac_pipeline: int = 0, *,
-                 psum_bits: int | None = None, psum_in_bits: int | None = None):
-        if dtype not in DTYPES:
-            raise ValueError(f"PE: dtype={dtype!r} must be one of {sorted(DTYPES)}")
+                 psum_bits: int | None = None, psum_in_bits: int | None = None,
+                 first_row: bool = False, last_col: bool = False):
+        super().__init__(pe_signature(dtype, psum_bits=psum_bits, psum_in_bits=psum_in_bits,
+                                      first_row=first_row, last_col=last_col))
         self.dtype = dtype
         self.mac_pipeline = mac_pipeline
-        self.psum_bits = check_acc_bits(dtype, psum_bits)
-        in_bits = self.psum_bits if psum_in_bits is None else check_acc_bits(dtype, psum_in_bits)
-        if in_bits > self.psum_bits:
-            raise ValueError(f"PE: psum_in_bits={in_bits} must not exceed psum_bits={self.psum_bits}")
-        operand_bits = DTYPES[dtype][0]
-        super().__init__({
-            "en": In(1, init=1),
-            "a_in": In(operand_bits),
-            "swap_in": In(1),
-            "psum_in": In(in_bits),
-            "a_out": Out(operand_bits),
-            "swap_out": Out(1),
-            "psum_out": Out(self.psum_bits),
-            "w_we": In(1),
-            "w_data": In(operand_bits),
-        })
+        self.psum_bits = len(self.psum_out)
+        self.first_row, self.last_col = first_row, last_col
 
     def elaborate(self, platform):
         m = Module()
-        acc_bits = self.psum_bits if self.dtype == "int8" else None
+        acc_bits = None if OPERAND_FORMATS[self.dtype].is_float else self.psum_bits
         m.submodules.mac = mac = MAC(self.dtype, self.mac_pipeline, acc_bits)
         active = Signal.like(self.w_data)
         shadow = Signal.like(self.w_data)
         m.d.comb += [
             mac.a.eq(self.a_in),
             mac.b.eq(Mux(self.swap_in, shadow, active)),
-            mac.acc.eq(self.psum_in.as_signed()),
+            mac.acc.eq(0 if self.first_row else self.psum_in.as_signed()),
             mac.en.eq(self.en),
         ]
         with m.If(self.en):
-            m.d.sync += [
-                self.a_out.eq(self.a_in),
-                self.swap_out.eq(self.swap_in),
-                self.psum_out.eq(mac.out),
-            ]
+            m.d.sync += self.psum_out.eq(mac.out)
+            if not self.last_col:
+                m.d.sync += [self.a_out.eq(self.a_in), self.swap_out.eq(self.swap_in)]
             with m.If(self.swap_in):
                 m.d.sync += active.eq(shadow)
         with m.If(self.w_we):

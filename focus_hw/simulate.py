@@ -15,7 +15,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import ml_dtypes
 import numpy as np
 from amaranth.sim import Simulator
 
@@ -54,21 +53,19 @@ def _operand_bits(x, name: str, params: FocusParams) -> np.ndarray:
     """Raw bit patterns (int64) of an operand matrix, checking its dtype."""
     if not isinstance(x, np.ndarray):
         raise ValueError(f"{name} must be a numpy array, not {type(x).__name__}")
-    dtype = params.dtype
-    if dtype == "int8" and x.dtype == np.int8:
-        return x.view(np.uint8).astype(np.int64)
-    if dtype == "fp16" and x.dtype == np.float16:
-        return x.view(np.uint16).astype(np.int64)
-    if dtype == "bf16" and x.dtype == ml_dtypes.bfloat16:
-        return x.view(np.uint16).astype(np.int64)
-    if dtype == "bf16" and x.dtype == np.float32:
+    fmt = params.format
+    if x.dtype == fmt.np_type:
+        return fmt.to_bits(x).astype(np.int64)
+    if fmt.fp32_prefix and x.dtype == np.float32:
+        shift = 32 - fmt.bits
         bits = np.ascontiguousarray(x).view(np.uint32).astype(np.int64)
-        if np.any(bits & 0xFFFF):
-            raise ValueError(f"{name}: float32 values are not all representable in bf16")
-        return bits >> 16
-    expected = {"int8": "int8", "fp16": "float16",
-                "bf16": "ml_dtypes.bfloat16 or float32 (bf16 values)"}[dtype]
-    raise ValueError(f"{name}.dtype={x.dtype} does not match params.dtype={dtype!r} "
+        if np.any(bits & ((1 << shift) - 1)):
+            raise ValueError(f"{name}: float32 values are not all representable in {fmt.name}")
+        return bits >> shift
+    expected = np.dtype(fmt.np_type).name
+    if fmt.fp32_prefix:
+        expected += f" or float32 ({fmt.name} values)"
+    raise ValueError(f"{name}.dtype={x.dtype} does not match params.dtype={fmt.name!r} "
                      f"(expected {expected})")
 
 
@@ -195,8 +192,8 @@ def simulate_tiles(tiles: Sequence[tuple[np.ndarray, np.ndarray]], params: Focus
 
     mask = (1 << acc) - 1
     flat = np.array([[(word >> (c * acc)) & mask for c in range(cols)] for word in words],
-                    dtype=np.uint32)
-    flat = flat.view(np.int32 if params.dtype == "int8" else np.float32)
+                    dtype=params.format.acc.bits_type)
+    flat = flat.view(params.format.acc.np_type)
     outs, start = [], 0
     for m, n in shapes:
         outs.append(flat[start:start + m, :n].copy())

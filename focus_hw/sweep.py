@@ -5,9 +5,11 @@ values) over a base FocusParams and runs :func:`focus_hw.generate.generate`
 for every valid point in its own folder ``<field=value_...>-<digest>``.
 Invalid points (FocusParams rejects them) and failed points are recorded in
 ``sweep.json`` without stopping the others; points whose manifest verifies
-are skipped, so an interrupted sweep resumes. Any
+are skipped, so an interrupted sweep resumes. Another ``task`` (e.g.
+:class:`synth.sweep.Synthesize`) does other work per point. Any
 :class:`concurrent.futures.Executor` runs the points (default: a process
-pool), e.g. ``dask.distributed.Client().get_executor()``.
+pool), e.g. ``dask.distributed.Client().get_executor()``
+(:mod:`focus_hw.executors`).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from .fileio import atomic_write_text
 from .generate import UNITS, Manifest, ManifestError, generate
 from .params import FocusParams
 
-__all__ = ["PointResult", "SweepResult", "sweep", "grid_points"]
+__all__ = ["Generate", "PointResult", "SweepResult", "sweep", "grid_points"]
 
 SUMMARY = "sweep.json"
 
@@ -78,32 +80,45 @@ def _folder_name(point: dict, params: FocusParams) -> str:
     return f"{readable}-{params.digest()[:8]}" if readable else params.digest()[:8]
 
 
-def _run_point(params_dict: dict, folder: str, unit: str) -> str | None:
-    """Generate one point (runs in a worker); returns an error text or None."""
+@dataclass(frozen=True)
+class Generate:
+    """Sweep task: the Verilog and manifest of ``unit``; done when the
+    folder's manifest verifies for the same unit and parameters."""
+
+    unit: str = "array"
+
+    def __call__(self, params: FocusParams, folder: Path) -> None:
+        generate(params, folder, unit=self.unit)
+
+    def done(self, params: FocusParams, folder: Path) -> bool:
+        try:
+            manifest = Manifest.load(folder)
+            manifest.verify(folder)
+        except ManifestError:
+            return False
+        return manifest.unit == self.unit and manifest.digest == params.digest()
+
+
+def _run_point(task, params_dict: dict, folder: str) -> str | None:
+    """Run ``task`` on one point (in a worker); returns an error text or None."""
     try:
-        generate(FocusParams.from_dict(params_dict), folder, unit=unit)
+        task(FocusParams.from_dict(params_dict), Path(folder))
         return None
     except Exception as e:  # recorded in sweep.json; the sweep goes on
         return f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=3)}"
 
 
-def _is_done(folder: Path, params: FocusParams, unit: str) -> bool:
-    try:
-        manifest = Manifest.load(folder)
-        manifest.verify(folder)
-    except ManifestError:
-        return False
-    return manifest.unit == unit and manifest.digest == params.digest()
-
-
 def sweep(base: FocusParams, grid: dict[str, list], out_dir, unit: str = "array",
           executor: cf.Executor | None = None, progress: bool = True,
-          jobs: int | None = None) -> SweepResult:
-    """Generate ``unit`` for every point of ``grid`` over ``base`` into
-    ``out_dir``; writes ``out_dir/sweep.json``. ``jobs`` sizes the default
-    process pool (ignored when ``executor`` is given)."""
+          jobs: int | None = None, task=None) -> SweepResult:
+    """Run ``task`` (default :class:`Generate` of ``unit``) for every point of
+    ``grid`` over ``base``, each in its own folder of ``out_dir``; writes
+    ``out_dir/sweep.json``. ``jobs`` sizes the default process pool (ignored
+    when ``executor`` is given)."""
     if not isinstance(base, FocusParams):
         raise TypeError(f"sweep: base must be FocusParams, not {type(base).__name__}")
+    task = task or Generate(unit)
+    unit = task.unit
     if unit not in UNITS:
         raise ValueError(f"unknown unit {unit!r}; expected one of {sorted(UNITS)}")
     out_dir = Path(out_dir)
@@ -117,17 +132,17 @@ def sweep(base: FocusParams, grid: dict[str, list], out_dir, unit: str = "array"
             continue
         result = PointResult(point, "skipped", folder=_folder_name(point, params))
         results.append(result)
-        if not _is_done(out_dir / result.folder, params, unit):
+        if not task.done(params, out_dir / result.folder):
             todo.append((result, params))
 
     own = executor is None and len(todo) > 0
     if own:
         executor = cf.ProcessPoolExecutor(max_workers=jobs)
     try:
-        futures = {executor.submit(_run_point, params.to_dict(), str(out_dir / r.folder), unit): r
+        futures = {executor.submit(_run_point, task, params.to_dict(), str(out_dir / r.folder)): r
                    for r, params in todo}
         for future in tqdm(cf.as_completed(futures), total=len(futures), disable=not progress,
-                           desc=f"sweep {unit}", unit="point"):
+                           desc=f"{type(task).__name__.lower()} {unit}", unit="point"):
             r = futures[future]
             try:
                 error = future.result()
@@ -140,7 +155,7 @@ def sweep(base: FocusParams, grid: dict[str, list], out_dir, unit: str = "array"
 
     summary = SweepResult(unit, results)
     atomic_write_text(out_dir / SUMMARY, json.dumps({
-        "unit": unit, "base": base.to_dict(), "grid": {k: list(v) for k, v in grid.items()},
+        "unit": unit, "task": type(task).__name__, "base": base.to_dict(), "grid": {k: list(v) for k, v in grid.items()},
         "counts": {s: summary.count(s) for s in ("ok", "skipped", "invalid", "failed")},
         "points": [dataclasses.asdict(p) for p in results]}, indent=2, default=str))
     return summary

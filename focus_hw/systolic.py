@@ -1,14 +1,14 @@
 """The weight-stationary systolic array with stream interfaces."""
 
-from amaranth.hdl import Module, Signal, Value
+from amaranth.hdl import ClockSignal, Instance, Module, ResetSignal, Signal, Value
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .arith.int8 import int_sum_bits
 from .params import FocusParams
-from .pe import PE
+from .pe import PE, pe_signature
 
-__all__ = ["SystolicArray", "psum_bits", "pe_psum_widths"]
+__all__ = ["SystolicArray", "psum_bits", "pe_psum_widths", "pe_config", "pe_classes"]
 
 
 def psum_bits(params: FocusParams, k: int) -> int:
@@ -22,17 +22,36 @@ def psum_bits(params: FocusParams, k: int) -> int:
     No partial sum can overflow, so the narrow rows are bit-exact, and the
     int32 output is the bottom row sign-extended. Floats: the fp32 width.
     """
-    if params.dtype == "int8":
-        return int_sum_bits(k + 1, params.acc_bits)
-    return params.acc_bits
+    if params.is_float:
+        return params.acc_bits
+    return int_sum_bits(k + 1, params.acc_bits)
 
 
 def pe_psum_widths(params: FocusParams) -> list[tuple[int, int] | None]:
     """``(psum_in_bits, psum_bits)`` of the PEs in each row (``None``: the
     PE's defaults, for floats). Row 0's input is the constant 0."""
-    if params.dtype != "int8":
+    if params.is_float:
         return [None] * params.rows
     return [(psum_bits(params, max(k - 1, 0)), psum_bits(params, k)) for k in range(params.rows)]
+
+
+def pe_config(params: FocusParams, k: int, c: int) -> dict:
+    """Keyword arguments of ``PE(params.dtype, params.mac_pipeline, **kw)`` at
+    row ``k``, column ``c``: partial-sum widths and edge position."""
+    kw = {"first_row": k == 0, "last_col": c == params.cols - 1}
+    widths = pe_psum_widths(params)[k]
+    if widths is not None:
+        kw.update(psum_in_bits=widths[0], psum_bits=widths[1])
+    return kw
+
+
+def pe_classes(params: FocusParams) -> list[list[int]]:
+    """Class index of every PE (``[k][c]``): PEs of one class have equal
+    :func:`pe_config`, so one Verilog module serves them all. Classes are
+    numbered in row-major order of first appearance."""
+    index: dict[tuple, int] = {}
+    return [[index.setdefault(tuple(sorted(pe_config(params, k, c).items())), len(index))
+             for c in range(params.cols)] for k in range(params.rows)]
 
 
 def _delay(m, value, depth: int, en, name: str) -> list:
@@ -63,6 +82,13 @@ class SystolicArray(wiring.Component):
     ----------
     params : FocusParams
         ``rows``, ``cols``, ``dtype`` and ``mac_pipeline`` are used.
+    pe_modules : str or None
+        ``None``: every PE is an Amaranth submodule (one flat design, which
+        Amaranth elaborates PE by PE). A name prefix: the array is a *shell*
+        whose PE(k, c) is an ``Instance`` of the Verilog module
+        ``f"{pe_modules}_{i}"``, ``i = pe_classes(params)[k][c]``;
+        :meth:`instanced_modules` gives those modules' components (each to be
+        converted once). Both designs behave identically.
 
     Members
     -------
@@ -102,10 +128,13 @@ class SystolicArray(wiring.Component):
     (N < cols) get zero weights and their outputs are ignored.
     """
 
-    def __init__(self, params: FocusParams):
+    def __init__(self, params: FocusParams, *, pe_modules: str | None = None):
         if not isinstance(params, FocusParams):
             raise TypeError(f"SystolicArray: params must be FocusParams, not {type(params).__name__}")
+        if pe_modules is not None and (not isinstance(pe_modules, str) or not pe_modules):
+            raise ValueError(f"SystolicArray: pe_modules={pe_modules!r} must be None or a name prefix")
         self.params = params
+        self.pe_modules = pe_modules
         operand, acc = params.operand_bits, params.acc_bits
         act_layout = data.StructLayout({
             "data": data.ArrayLayout(operand, params.rows),
@@ -116,6 +145,34 @@ class SystolicArray(wiring.Component):
             "weight": In(stream.Signature(data.ArrayLayout(operand, params.cols))),
             "out": Out(stream.Signature(data.ArrayLayout(acc, params.cols))),
         })
+
+    def instanced_modules(self) -> dict:
+        """Verilog module name -> fresh :class:`PE` of each class the shell
+        instantiates (empty for the flat design)."""
+        if self.pe_modules is None:
+            return {}
+        p, modules = self.params, {}
+        for k, row in enumerate(pe_classes(p)):
+            for c, i in enumerate(row):
+                name = f"{self.pe_modules}_{i}"
+                if name not in modules:
+                    modules[name] = PE(p.dtype, p.mac_pipeline, **pe_config(p, k, c))
+        return modules
+
+    def _pe(self, m, k: int, c: int, index: int):
+        """PE(k, c) added to ``m``: a submodule, or an Instance of its class's
+        module; returns its ports."""
+        p, name, config = self.params, f"pe_{k}_{c}", pe_config(self.params, k, c)
+        if self.pe_modules is None:
+            m.submodules[name] = pe = PE(p.dtype, p.mac_pipeline, **config)
+            return pe
+        signature = pe_signature(p.dtype, **config)
+        ports = signature.create(path=(name,))
+        conns = {("i_" if member.flow == In else "o_") + "__".join(path): value
+                 for path, member, value in signature.flatten(ports)}
+        m.submodules[name] = Instance(f"{self.pe_modules}_{index}", i_clk=ClockSignal(),
+                                      i_rst=ResetSignal(), **conns)
+        return ports
 
     def elaborate(self, platform):
         p = self.params
@@ -149,23 +206,21 @@ class SystolicArray(wiring.Component):
             m.d.sync += [shadow_full.eq(0), pending.eq((1 << rows) - 1)]
         swap_taps = _delay(m, swap, (rows - 1) * lat, en, "swap")
 
-        grid = []
-        for widths in pe_psum_widths(p):
-            kw = {} if widths is None else dict(zip(("psum_in_bits", "psum_bits"), widths))
-            grid.append([PE(p.dtype, p.mac_pipeline, **kw) for _ in range(cols)])
+        classes = pe_classes(p)
+        grid = [[self._pe(m, k, c, classes[k][c]) for c in range(cols)] for k in range(rows)]
         for k in range(rows):
             lane = _delay(m, self.act.p.data[k], k * lat, en, f"lane{k}")[-1]
             for c in range(cols):
                 pe = grid[k][c]
-                m.submodules[f"pe_{k}_{c}"] = pe
                 m.d.comb += [
                     pe.en.eq(en),
                     pe.a_in.eq(lane if c == 0 else grid[k][c - 1].a_out),
                     pe.swap_in.eq(swap_taps[k * lat] if c == 0 else grid[k][c - 1].swap_out),
-                    pe.psum_in.eq(0 if k == 0 else grid[k - 1][c].psum_out.as_signed()),
                     pe.w_we.eq(w_accept & (load_row == k)),
                     pe.w_data.eq(self.weight.p[c]),
                 ]
+                if k > 0:
+                    m.d.comb += pe.psum_in.eq(grid[k - 1][c].psum_out.as_signed())
             # The wave leaves weight row k: its shadow may be rewritten.
             # (After the set above, so a wave entering and leaving in the same
             # cycle -- cols == 1, k == 0 -- leaves the bit clear.)

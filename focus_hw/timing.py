@@ -39,7 +39,9 @@ import numbers
 
 from .params import FocusParams
 
-__all__ = ["array_latency", "tile_cycles", "reload_cycles", "gemm_cycles"]
+__all__ = ["array_latency", "tile_cycles", "reload_cycles", "gemm_cycles", "sic_dot_latency",
+           "sic_argmax_cycles", "sic_mean_latency", "sic_vector_cycles",
+           "sic_cycles"]
 
 
 def _count(fn: str, name: str, value) -> int:
@@ -81,3 +83,65 @@ def gemm_cycles(m: int, k: int, n: int, params: FocusParams) -> int:
     m, k, n = (_count("gemm_cycles", name, v) for name, v in (("m", m), ("k", k), ("n", n)))
     tiles = math.ceil(k / params.rows) * math.ceil(n / params.cols)
     return (tiles - 1) * max(m, reload_cycles(params)) + tile_cycles(m, params)
+
+
+# -- similarity concentrator (SIC) ------------------------------------------------
+#
+# The SIC (:class:`focus_hw.sic.SIC`) is a sequential datapath: per vector one
+# controller walks through its units, each taking a fixed number of cycles
+# whatever the data, so a pass of ``n`` vectors takes a closed-form count.
+# ``S = vector_size / sic_lanes`` steps per vector, ``P = sic_pipeline``.
+
+
+def sic_dot_latency(params: FocusParams) -> int:
+    """Cycles from a pair accepted by the dot-product unit to its result
+    valid: ``S*(P+1)`` lane steps, ``log2(sic_lanes)*P`` through the adder
+    tree, one to register the sum and one to present it."""
+    p = params.sic_pipeline
+    steps = params.vector_size // params.sic_lanes
+    return steps * (p + 1) + (params.sic_lanes.bit_length() - 1) * p + 2
+
+
+def sic_argmax_cycles(params: FocusParams) -> int:
+    """Cycles the arg-max unit is busy per candidate (accept, three fp32
+    products, pick): ``3*(P+1) + 2``."""
+    return 3 * (params.sic_pipeline + 1) + 2
+
+
+def sic_mean_latency(params: FocusParams) -> int:
+    """Cycles from a mean query accepted by the average-update unit to the
+    mean valid (sum and count read, reciprocal read, ``S`` steps):
+    ``S*(P+1) + 3``; an update keeps it busy as long."""
+    return params.vector_size // params.sic_lanes * (params.sic_pipeline + 1) + 3
+
+
+def sic_vector_cycles(params: FocusParams) -> int:
+    """Cycles between two vectors accepted by the SIC within a pass.
+
+    With ``D`` = :func:`sic_dot_latency` and ``K`` candidate offsets: accept
+    (1), squared magnitude (``D + 1``), then per candidate a table read (2),
+    its dot product (``D + 1``) and the hand-over to the arg-max unit (1);
+    candidates follow each other every ``max(D + 4, argmax busy)`` cycles.
+    After the last one the decision needs ``2*(P+1) + 3*(P+1) + 2`` more
+    (threshold products), then the writes (1): ``2*D + 5*P + 14 + (K-1) *
+    max(D + 4, 3*P + 5)``. Without candidates (a 1x1x1 block): ``D + 4``.
+    """
+    d, p = sic_dot_latency(params), params.sic_pipeline
+    k = len(params.block_offsets)
+    if k == 0:
+        return d + 4
+    return 2 * d + 5 * p + 14 + (k - 1) * max(d + 4, sic_argmax_cycles(params))
+
+
+def sic_cycles(n: int, params: FocusParams) -> int:
+    """Cycles of one SIC pass over ``n`` vectors (one M tile's slot), from
+    the first vector accepted to the last concentrated vector sent, both
+    counted, without backpressure: ``n`` vectors in
+    (:func:`sic_vector_cycles` each), the last group sum settling
+    (``S*(P+1)``), then per vector a map read (2), a mean query (1) and the
+    mean (:func:`sic_mean_latency`):
+    ``n * (sic_vector_cycles + sic_mean_latency + 3) + S*(P+1)``. Passes
+    follow each other back to back."""
+    n = _count("sic_cycles", "n", n)
+    settle = params.vector_size // params.sic_lanes * (params.sic_pipeline + 1)
+    return n * (sic_vector_cycles(params) + sic_mean_latency(params) + 3) + settle

@@ -53,12 +53,11 @@ from focus_hw.timing import reload_cycles, tile_cycles
 from . import sram
 from .sparsity import (SparsityError, TileCounts, counts_from_trace, dense_counts,
                        synthetic_counts, token_counts)
-from .tech import PaperTech
+from .tech import MACHINES, PaperTech
 from .workload import Workload
 
 __all__ = ["MACHINES", "Result", "simulate", "resolve_counts", "stream_cycles", "MachineError"]
 
-MACHINES = ("dense", "focus", "focus_sec", "cmc", "adaptiv")
 _PAPER = PaperTech()
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from focus_algo.config import params_from_focus_config
 from focus_hw import FocusParams
 from focus_hw.fileio import atomic_write_bytes, atomic_write_text, figure_png
 
@@ -33,8 +34,6 @@ COLUMNS = ["model", "dataset", "accelerator", "time_s", "paper_time_s",
 def paper_params(model: str, dataset: str, base: FocusParams | None = None) -> FocusParams:
     """``base`` (default FocusParams) with the SEC schedule and threshold of
     ``focus_config.csv`` for model/dataset (its ``default`` row otherwise)."""
-    from focus_algo.sec import params_from_focus_config  # imports torch
-
     return params_from_focus_config(REFERENCE_DIR / "algorithm" / "focus_config.csv",
                                     model, dataset, base)
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from focus_algo.trace import SITES, SiteTrace, SparseTrace, TraceMeta
 from focus_hw import FocusParams
 
 from .workload import REFERENCE_DIR, Workload
@@ -33,7 +34,6 @@ __all__ = ["SITES", "SparsityError", "SiteCounts", "TileCounts", "sec_survivors"
            "dense_counts", "token_counts", "synthetic_counts", "synthetic_trace",
            "counts_from_trace", "baseline_sparsity", "focus_target"]
 
-SITES = ("q_proj", "query", "o_proj", "gate_proj", "down_proj")
 #: Sites read before a layer's SEC pruning (attention half of the layer).
 _ATTN_SITES = ("q_proj", "query", "o_proj", "scores")
 
@@ -214,8 +214,6 @@ def synthetic_trace(workload: Workload, params: FocusParams, target, seed: int =
     and slot the first survivor is unique, the other unique ones are drawn at
     random, and each similar vector points to the latest earlier unique one.
     """
-    from focus_algo.trace import SiteTrace, SparseTrace, TraceMeta  # torch-heavy
-
     counts = synthetic_counts(workload, params, target, seed, sec, spread)
     rng = np.random.default_rng(seed + 1)
     L, T, m = workload.layers, workload.tokens, params.m_tile

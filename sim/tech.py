@@ -32,7 +32,7 @@ from focus_hw import FocusParams
 
 from .workload import REFERENCE_DIR
 
-__all__ = ["PaperTech", "YosysTech", "NODES", "TechError"]
+__all__ = ["PaperTech", "YosysTech", "NODES", "MACHINES", "TechError"]
 
 #: Per-transistor figures of a node: placed-cell area (um^2, NAND2 ~0.5 um^2
 #: / 4 transistors at 28 nm over ~70% row utilisation) and switching power
@@ -41,6 +41,7 @@ NODES = {
     "28nm": {"um2_per_transistor": 0.18, "nw_per_transistor_ghz": 20.0},
     "45nm": {"um2_per_transistor": 0.47, "nw_per_transistor_ghz": 45.0},
 }
+#: The machines the performance model knows (re-exported by :mod:`sim.model`).
 MACHINES = ("dense", "focus", "focus_sec", "cmc", "adaptiv")
 
 

@@ -1,7 +1,10 @@
 """Decoder workloads: the GEMM shapes of one transformer layer stack.
 
 A :class:`Workload` is the language model's shape plus the visual token
-count ``tokens`` (T) and its frame geometry. The performance model runs the
+count ``tokens`` (T) and its frame geometry. It is the project's one workload
+type: the performance model simulates it, and the built-in video
+(:class:`focus_algo.workload.VideoWorkload`) generates GEMM inputs of its
+shape. Torch-free. The performance model runs the
 decoder GEMMs on the visual tokens only: the paper's artifact counts exactly
 that (its ``dense_ops`` equal the visual-token MACs of q/k/v/o/gate/up/down
 plus causal attention for every ``meta_data.csv`` row), so text tokens (a few dozen
@@ -50,7 +53,8 @@ class Workload:
     dataset: str = ""
 
     def __post_init__(self):
-        for f in ("hidden", "heads", "kv_heads", "head_dim", "ffn", "layers", "tokens"):
+        for f in ("hidden", "heads", "kv_heads", "head_dim", "ffn", "layers", "frames",
+                  "height", "width", "tokens"):
             v = getattr(self, f)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise WorkloadError(f"Workload.{f}={v!r}: must be an integer >= 1")
@@ -62,6 +66,11 @@ class Workload:
     def gqa(self) -> int:
         """Query heads per KV head."""
         return self.heads // self.kv_heads
+
+    @property
+    def grid(self) -> tuple[int, int, int]:
+        """Token geometry (frames, height, width)."""
+        return (self.frames, self.height, self.width)
 
     @property
     def site_widths(self) -> dict[str, int]:
@@ -78,6 +87,16 @@ class Workload:
                 ("gate", "gate_proj", self.hidden, self.ffn),
                 ("up", "gate_proj", self.hidden, self.ffn),
                 ("down", "down_proj", self.ffn, self.hidden)]
+
+    def weight_sizes(self) -> dict[str, int]:
+        """Weight elements read per input site in one layer (SPEC 2.2 averaging
+        weights): the projections fed by the site, and for "query" the keys
+        (T x heads*head_dim) of QK^T."""
+        out = dict.fromkeys(self.site_widths, 0)
+        for _, site, k, n in self.linears():
+            out[site] += k * n
+        out["query"] += self.heads * self.head_dim * self.tokens
+        return out
 
     def dense_macs(self) -> int:
         """MACs of the dense decoder on T tokens (causal attention: T^2/2 per GEMM)."""

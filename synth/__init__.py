@@ -2,11 +2,10 @@
 
 from .area import FLOWS, FlowResult, ModuleArea, synthesize
 from .cache import ResultCache, default_cache_dir
-from .compose import compose_array
 from .dedup import dedup_rtlil
 from .report import AreaReport, area_report
 from .yosys import YosysError, run_yosys
 
 __all__ = ["FLOWS", "FlowResult", "ModuleArea", "synthesize", "ResultCache", "default_cache_dir",
-           "compose_array", "dedup_rtlil", "AreaReport", "area_report", "YosysError",
+           "dedup_rtlil", "AreaReport", "area_report", "YosysError",
            "run_yosys"]

@@ -19,7 +19,6 @@ from focus_hw.generate import as_params, convert_rtlil, top_name
 
 from .area import FLOWS, FlowResult, synthesize
 from .cache import ResultCache
-from .compose import compose_array, needs_composition, reduced_rtlil, shell_rtlil, stub_verilog
 from .dedup import dedup_rtlil
 from .yosys import yosys_version
 
@@ -126,22 +125,17 @@ def area_report(params, unit: str = "array", *, fpga: str = "none", flat: bool =
 
     ``fpga`` adds an FPGA flow (``"ecp5"``, ``"ice40"`` or ``"none"``);
     ``flat`` flattens the whole design instead of synthesizing each distinct
-    module once; arrays larger than 3x3 are composed from a shell and the PE
-    classes of a reduced array (:mod:`synth.compose`). Results are cached
+    module once (the array: its shell and each PE class, see
+    :func:`focus_hw.generate.unit_modules`). Results are cached
     (see :mod:`synth.cache`); ``out_dir`` receives the Yosys logs and ``area.json``/``.csv``/``.png``."""
     if fpga not in ("none",) + FLOWS[1:]:
         raise ValueError(f"unknown FPGA flow {fpga!r}; expected one of none, {', '.join(FLOWS[1:])}")
     start = time.perf_counter()
     params = as_params(params)
     top = top_name(unit)
-    composed = unit == "array" and not flat and needs_composition(params)
-    if composed:
-        netlists = (reduced_rtlil(params), shell_rtlil(params))
-        design = "\n".join([*netlists, stub_verilog(params)])
-    else:
-        design = convert_rtlil(params, unit)
-        if not flat:
-            design, _ = dedup_rtlil(design, top)
+    design = convert_rtlil(params, unit)
+    if not flat:
+        design, _ = dedup_rtlil(design, top)
     design_sha = hashlib.sha256(design.encode()).hexdigest()
     cache = ResultCache(cache_dir)
     flows, cached = {}, {}
@@ -154,11 +148,8 @@ def area_report(params, unit: str = "array", *, fpga: str = "none", flat: bool =
             if result is None:
                 workdir = Path(out_dir) / "yosys" / flow if out_dir is not None else Path(tmp) / flow
                 workdir.mkdir(parents=True, exist_ok=True)
-                if composed:
-                    result = compose_array(params, workdir, flow=flow, timeout=timeout, netlists=netlists)
-                else:
-                    (workdir / "design.il").write_text(design)
-                    result = synthesize("design.il", top, workdir, flow=flow, flat=flat, timeout=timeout)
+                (workdir / "design.il").write_text(design)
+                result = synthesize("design.il", top, workdir, flow=flow, flat=flat, timeout=timeout)
                 cache.put(key, result)
             flows[flow] = result
     report = AreaReport(unit=unit, top=top, params=params.to_dict(), digest=params.digest(),

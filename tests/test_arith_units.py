@@ -20,6 +20,7 @@ from focus_hw.arith.convert import Narrow, Widen
 from focus_hw.arith.fadd import FAdd
 from focus_hw.arith.fmul import FMul
 from focus_hw.arith.simulate import evaluate
+from focus_hw.formats import number_format
 
 FLOATS = ("fp16", "bf16", "fp32")
 
@@ -73,7 +74,7 @@ def is_tie(fmt, values):
     relative nudge of ``2**-(2p+4)`` changes the rounding only at a tie
     (ml_dtypes casts float64 through float32, hence the nudge for bf16).
     """
-    ftype = ref.DTYPES[fmt][0]
+    ftype = number_format(fmt).np_type
     if fmt == "bf16":
         nudge = np.abs(values) * 2.0 ** -(2 * FORMATS[fmt].precision + 4)
         up, down = values + nudge, values - nudge

@@ -10,7 +10,6 @@ backpressure pattern (reference: :func:`focus_hw.simulate_gemm`).
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 
 import numpy as np
@@ -19,9 +18,12 @@ from amaranth.sim import Simulator
 
 from focus_hw import FocusParams
 from focus_hw.generate import build_unit, generate
+from tools import require
 
-pytestmark = pytest.mark.skipif(shutil.which("iverilog") is None or shutil.which("vvp") is None,
-                                reason="Icarus Verilog (iverilog, vvp) is not on PATH")
+
+@pytest.fixture(autouse=True)
+def _icarus():
+    require("iverilog", "vvp")
 
 
 def _run_iverilog(workdir, tb: str, design: str):
@@ -272,12 +274,33 @@ def test_array_verilog_matches_simulate_gemm(tmp_path, rows, cols, dtype, pipeli
     from focus_hw import simulate_gemm
 
     params = FocusParams(rows=rows, cols=cols, dtype=dtype, mac_pipeline=pipeline)
+    a, w, ready = array_case(params)
+    ref = simulate_gemm(a, w, params, out_ready=ready)
+    manifest, tb = write_array_bench(tmp_path, params, a, w, ready)
+    _run_iverilog(tmp_path, tb, manifest.verilog)
+    got, cycles = read_array_out(tmp_path, params, a.shape[0], w.shape[1])
+    np.testing.assert_array_equal(got, ref.out.view(np.uint32))
+    assert cycles == ref.cycles
+    if dtype == "int8":        # exact integer product as an independent check
+        np.testing.assert_array_equal(got.view(np.int32), a.astype(np.int32) @ w.astype(np.int32))
+
+
+def array_case(params: FocusParams):
+    """Operands (M=9, K=rows, N=cols-1 when cols > 2: zero-padded columns)
+    and an output-ready pattern for the array benches."""
+    rows, cols = params.rows, params.cols
     rng = np.random.default_rng(rows * 10 + cols)
-    m, k, n = 9, rows, cols - (cols > 2)   # N < cols exercises the zero-padded columns
+    m, k, n = 9, rows, cols - (cols > 2)
     a, w = _gemm_operands(rng, params, m, k, n)
     ready = [int(x) for x in rng.random(60) < 0.6]
-    ref = simulate_gemm(a, w, params, out_ready=ready)
+    return a, w, ready
 
+
+def write_array_bench(workdir, params: FocusParams, a, w, ready):
+    """Write the array's Verilog and the stimulus files to ``workdir``;
+    return the manifest and the bench's text (:func:`_array_tb`)."""
+    rows, cols, dtype = params.rows, params.cols, params.dtype
+    (m, k), n = a.shape, w.shape[1]
     op, mask = params.operand_bits, (1 << params.operand_bits) - 1
     a_bits = a.view(np.uint8 if dtype == "int8" else np.uint16).astype(np.int64)
     w_bits = w.view(np.uint8 if dtype == "int8" else np.uint16).astype(np.int64)
@@ -289,20 +312,21 @@ def test_array_verilog_matches_simulate_gemm(tmp_path, rows, cols, dtype, pipeli
     for r in range(m):         # lanes k in bits [k*op, ...), swap flag on top, first row only
         word = sum((int(a_bits[r, j]) & mask) << (j * op) for j in range(k)) | (int(r == 0) << (rows * op))
         a_lines.append(_hex(word, rows * op + 1))
-    (tmp_path / "w.hex").write_text("\n".join(w_lines) + "\n")
-    (tmp_path / "a.hex").write_text("\n".join(a_lines) + "\n")
-    (tmp_path / "ready.bin").write_text("\n".join(map(str, ready)) + "\n")
+    (workdir / "w.hex").write_text("\n".join(w_lines) + "\n")
+    (workdir / "a.hex").write_text("\n".join(a_lines) + "\n")
+    (workdir / "ready.bin").write_text("\n".join(map(str, ready)) + "\n")
+    manifest = generate(params, workdir, unit="array")
+    return manifest, _array_tb(manifest, params, rows, m, len(ready), 2000)
 
-    manifest = generate(params, tmp_path, unit="array")
-    _run_iverilog(tmp_path, _array_tb(manifest, params, rows, m, len(ready), 2000), manifest.verilog)
-    lines = (tmp_path / "out.txt").read_text().split()
+
+def read_array_out(workdir, params: FocusParams, m: int, n: int) -> tuple[np.ndarray, int]:
+    """The (m, n) output bit patterns (uint32) and cycle count the array bench wrote."""
+    lines = (workdir / "out.txt").read_text().split()
     assert lines[-2] == "cycles"
-    words = [int(x, 16) for x in lines[:-2]]
     acc = params.acc_bits
-    got = np.array([[(wd >> (c * acc)) & ((1 << acc) - 1) for c in range(n)] for wd in words], np.uint32)
+    words = [int(x, 16) for x in lines[:-2]]
+    got = np.array([[(wd >> (c * acc)) & ((1 << acc) - 1) for c in range(n)] for wd in words],
+                   np.uint32)
     assert got.shape == (m, n)
-    np.testing.assert_array_equal(got, ref.out.view(np.uint32))
-    assert int(lines[-1]) == ref.cycles
-    if dtype == "int8":        # exact integer product as an independent check
-        np.testing.assert_array_equal(got.view(np.int32), a.astype(np.int32) @ w.astype(np.int32))
+    return got, int(lines[-1])
 

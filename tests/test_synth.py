@@ -1,4 +1,4 @@
-"""Yosys flow: stat parsing, module deduplication, composed-vs-flat area,
+"""Yosys flow: stat parsing, module deduplication, hierarchical-vs-flat area,
 the result cache, reports and the ``focus-hw synth`` command."""
 
 import json
@@ -13,10 +13,9 @@ from click.testing import CliRunner
 
 from focus_hw import FocusParams
 from focus_hw.cli import main
-from focus_hw.generate import convert_rtlil
+from focus_hw.systolic import SystolicArray, pe_classes
 from synth import ResultCache, area_report, dedup_rtlil, synthesize
 from synth.area import parse_stat
-from synth.compose import row_classes
 from synth.dedup import module_label, parse_rtlil
 
 INT8_4x4 = FocusParams(rows=4, cols=4, dtype="int8")
@@ -25,7 +24,7 @@ INT8_4x4 = FocusParams(rows=4, cols=4, dtype="int8")
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory):
     """A result cache shared by this file's tests (via $FOCUS_HW_CACHE), so
-    the composed 4x4 array is synthesized once."""
+    the 4x4 arrays are synthesized once."""
     root = tmp_path_factory.mktemp("cache")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("FOCUS_HW_CACHE", str(root))
@@ -164,7 +163,7 @@ def test_merged_area_equals_per_instance_synthesis(tmp_path, cache):
     params = FocusParams(rows=2, cols=3, dtype="int8")
     merged = area_report(params, "array").flows["generic"]
     top = "focus_array"
-    unmerged, _ = dedup_rtlil(convert_rtlil(params, "array"), top, merge=False)
+    unmerged, _ = dedup_rtlil(_flat_rtlil(params), top, merge=False)
     (tmp_path / "u.il").write_text(unmerged)
     separate = synthesize("u.il", top, tmp_path)
     assert sum(m.instances for m in merged.modules if m.label == "pe") == 6
@@ -174,18 +173,24 @@ def test_merged_area_equals_per_instance_synthesis(tmp_path, cache):
     assert merged.total_transistors == separate.total_transistors
 
 
+def _flat_rtlil(params) -> str:
+    """The array elaborated flat by Amaranth (every PE its own module)."""
+    return rtlil.convert(SystolicArray(params), name="focus_array", emit_src=False)
+
+
 @pytest.mark.parametrize("flow", ["generic", "ecp5"])
 def test_composed_array_equals_direct_synthesis(tmp_path, cache, flow):
-    """An 8x5 int8 array composed from its blackbox shell and the PE classes
-    of a reduced array -- one row per row class (rows 4..6 share partial-sum
-    widths 18 -> 18), 3 columns -- has exactly the area of the whole array
-    synthesized hierarchically (each distinct PE once)."""
+    """An 8x5 int8 array as the report builds it -- a shell around one module
+    per PE class: 6 row classes (rows 4..6 share partial-sum widths 18 -> 18)
+    x (last column or not) -- has exactly the area of the flat Amaranth
+    design synthesized hierarchically (each distinct PE once)."""
     params = FocusParams(rows=8, cols=5, dtype="int8")
-    assert row_classes(params) == [0, 1, 2, 3, 4, 4, 4, 5]
+    assert [row[0] // 2 for row in pe_classes(params)] == [0, 1, 2, 3, 4, 4, 4, 5]
     composed = area_report(params, "array", fpga=flow if flow != "generic" else "none").flows[flow]
-    assert composed.extra == {"composed": True, "reduced": [6, 3]}
-    assert sum(m.instances for m in composed.modules if m.label == "pe") == 40
-    direct_text, _ = dedup_rtlil(convert_rtlil(params, "array"), "focus_array")
+    pes = {m.module: m.instances for m in composed.modules if m.label == "pe"}
+    assert pes == {f"focus_array.pe_{i}": (1 if i % 2 else 4) * (3 if i // 2 == 4 else 1)
+                   for i in range(12)}
+    direct_text, _ = dedup_rtlil(_flat_rtlil(params), "focus_array")
     (tmp_path / "d.il").write_text(direct_text)
     direct = synthesize("d.il", "focus_array", tmp_path, flow=flow)
     assert composed.cells_by_type == direct.cells_by_type

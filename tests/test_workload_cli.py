@@ -11,10 +11,12 @@ import torch
 import torch.nn.functional as F
 from click.testing import CliRunner
 
+import sim
+
 from focus_hw.params import FocusParams
 from focus_algo.cli import main
 from focus_algo.trace import SITES, SparseTrace
-from focus_algo.workload import MOTIONS, Workload, video_workload
+from focus_algo.workload import MOTIONS, VideoWorkload, video_workload
 
 TINY = dict(frames=8, height=6, width=7, hidden=64, ffn=96, layers=2, heads=4, kv_groups=2,
             rank=16)
@@ -28,7 +30,11 @@ def tiny():
 
 def test_shapes(tiny):
     wl, video, embed, layers = tiny
-    assert wl.grid == (8, 6, 7) and wl.num_tokens == 336
+    assert wl.shape.grid == (8, 6, 7) and wl.shape.tokens == 336
+    # the shape is the performance model's workload type
+    assert wl.shape == sim.Workload(name="built-in video", hidden=64, heads=4, kv_heads=2,
+                                    head_dim=16, ffn=96, layers=2, tokens=336, frames=8,
+                                    height=6, width=7)
     assert video.shape == (8, 6 * 14, 7 * 14, 3) and video.dtype == np.float32
     assert 0.0 <= video.min() and video.max() <= 1.0
     assert embed.shape == (336, 64)
@@ -36,11 +42,11 @@ def test_shapes(tiny):
     for _, inputs in layers:
         assert list(inputs) == list(SITES)
         for site, x in inputs.items():
-            assert x.shape == (336, wl.widths[site]) and x.dtype == torch.float16
+            assert x.shape == (336, wl.shape.site_widths[site]) and x.dtype == torch.float16
             assert torch.isfinite(x).all() and x.abs().max() > 0
-    assert wl.widths["down_proj"] == 96
+    assert wl.shape.site_widths["down_proj"] == 96
     # SPEC 2.2 weights: q: d*d + 2*d*d/gqa, o: d*d, query: d*seq, gate: 2*d*ffn, down: d*ffn
-    assert wl.weight_sizes() == {"q_proj": 64 * 64 + 2 * 64 * 64 // 2, "query": 64 * 336,
+    assert wl.shape.weight_sizes() == {"q_proj": 64 * 64 + 2 * 64 * 64 // 2, "query": 64 * 336,
                                  "o_proj": 64 * 64, "gate_proj": 2 * 64 * 96,
                                  "down_proj": 64 * 96}
 
@@ -51,7 +57,7 @@ def test_clips_and_motion(tiny):
     assert [c.start for c in clips] == [0, 4] and [c.length for c in clips] == [4, 4]
     assert [c.motion for c in clips] == list(MOTIONS[:2])
     assert clips[0].image != clips[1].image
-    assert Workload(frames=10, clip_len=4).clips[-1].length == 2
+    assert video_workload(frames=10, clip_len=4).clips[-1].length == 2
 
 
 def test_determinism(tiny):
@@ -92,12 +98,12 @@ def test_sic_finds_the_redundancy(tiny):
     from focus_algo.sic import similarity_concentrate
     wl, _, _, layers = tiny
     x = layers[0][1]["q_proj"]
-    s = similarity_concentrate(x, wl.grid).sparsity
+    s = similarity_concentrate(x, wl.shape.grid).sparsity
     # the same tokens with frames in shuffled order lose their temporal reuse
     perm = torch.randperm(8, generator=torch.Generator().manual_seed(0))
     shuffled = x.view(8, 42, -1)[perm].reshape(336, -1)
     assert s > 0.4
-    assert similarity_concentrate(shuffled, wl.grid).sparsity < s - 0.1
+    assert similarity_concentrate(shuffled, wl.shape.grid).sparsity < s - 0.1
 
 
 @pytest.mark.parametrize("field, value, match", [
@@ -105,7 +111,17 @@ def test_sic_finds_the_redundancy(tiny):
     ("noise", -1.0, "noise"), ("kv_groups", 4, "kv_groups=4")])
 def test_workload_validation(field, value, match):
     with pytest.raises(ValueError, match=match):
-        Workload(**{field: value})
+        video_workload(**{field: value})
+
+
+def test_video_needs_a_full_grid():
+    shape = sim.Workload(name="w", hidden=64, heads=4, kv_heads=2, head_dim=16, ffn=96,
+                         layers=1, tokens=300, frames=8, height=6, width=7)
+    with pytest.raises(ValueError, match="tokens=300"):
+        VideoWorkload(shape)
+    with pytest.raises(ValueError, match="head_dim"):
+        VideoWorkload(sim.Workload(name="w", hidden=64, heads=4, kv_heads=2, head_dim=8,
+                                   ffn=96, layers=1, tokens=4, frames=4))
 
 
 # -- CLI ----------------------------------------------------------------------------
@@ -132,14 +148,13 @@ def test_run_writes_consistent_outputs(tmp_path):
     for row in summary.itertuples():
         assert row.sparsity == pytest.approx(trace.sparsity(row.site, row.layer))
         assert row.zero + row.similar == pytest.approx(row.sparsity)
-    weights = Workload(frames=4, height=3, width=4, hidden=64, ffn=80, heads=4,
-                       kv_groups=2).weight_sizes()
+    weights = video_workload(frames=4, height=3, width=4, hidden=64, ffn=80, heads=4,
+                             kv_groups=2).shape.weight_sizes()
     want = sum(weights[r.site] * r.sparsity for r in summary.itertuples()) / \
         sum(weights[r.site] for r in summary.itertuples())
     assert f"weighted average (weights = GEMM weight sizes): {want:.3f}" in res.output
     assert (out / "sparsity.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # the predicted speedup is the performance model's on this very trace
-    import sim
     shape = sim.Workload(name="w", hidden=64, heads=4, kv_heads=2, head_dim=16, ffn=80,
                          layers=2, tokens=48, frames=4, height=3, width=4)
     speedup = sim.simulate(shape, trace.meta.params, "focus", trace).totals.speedup

@@ -100,7 +100,11 @@ def _parse_row(row, line: int, where: str, base: Path) -> Sample:
     answer = row.get("answer")
     if answer not in letters:
         fail("answer", f"must be one of the option letters {letters}, got {answer!r}")
-    return Sample(id=str(sid), kind=kind, media=(base / media).resolve(), question=question,
+    try:
+        path = (base / media).resolve()
+    except ValueError as e:          # NUL character, unencodable surrogate
+        fail(kind, f"is not a usable path ({e})")
+    return Sample(id=str(sid), kind=kind, media=path, question=question,
                   options=tuple(options), answer=answer, line=line)
 
 
@@ -110,14 +114,21 @@ def load_dataset(path) -> list[Sample]:
     if not path.is_file():
         raise DatasetError(f"dataset {path} does not exist")
     samples, seen = [], {}
-    with path.open(encoding="utf-8") as f:
-        for line, text in enumerate(f, start=1):
+    with path.open("rb") as f:
+        for line, raw in enumerate(f, start=1):
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise DatasetError(f"{path} line {line}: not UTF-8 text ({e.reason} at byte "
+                                   f"{e.start})") from None
             if not text.strip():
                 continue
             try:
                 row = json.loads(text)
             except json.JSONDecodeError as e:
                 raise DatasetError(f"{path} line {line}: not valid JSON ({e.msg})") from None
+            except (ValueError, RecursionError) as e:    # e.g. an integer of 5000 digits
+                raise DatasetError(f"{path} line {line}: not valid JSON ({e})") from None
             sample = _parse_row(row, line, str(path), path.parent)
             if sample.id in seen:
                 raise DatasetError(f"{path} line {line}: field 'id' {sample.id!r} repeats "

@@ -20,7 +20,9 @@ Output folder:
   option letter), ``option_logprobs`` (JSON) and ``error``.
   Rewritten atomically (temp file + rename) after every sample, so a crash
   never leaves a torn file. A rerun skips the (id, method) pairs already
-  recorded without error; rows with an error are retried and replaced.
+  recorded without error; rows with an error are retried and replaced. It
+  also removes the temp files a killed run left behind and drops a torn last
+  line (a file not ending in a newline, e.g. from an interrupted copy).
 * ``summary.csv`` / ``summary.json`` / ``summary.png`` -- per method.
 * ``settings.json`` -- each method's settings; resuming under other
   settings is refused.
@@ -34,8 +36,10 @@ the samples with
 
 from __future__ import annotations
 
+import io
 import json
 import math
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -212,6 +216,11 @@ def _forward(model, inputs, spec: MethodSpec, device):
             handle.remove()
 
 
+def _error(e: Exception) -> str:
+    """One-line error text of a sample (one CSV row is one line)."""
+    return " ".join(f"{type(e).__name__}: {e}".split())
+
+
 def _row(sample, method, **values) -> dict:
     row = dict.fromkeys(COLUMNS)
     row.update(id=sample.id, method=method, answer=sample.answer, error="")
@@ -230,7 +239,7 @@ def _run_sample(model, processor, sample, specs, pending, frames, device) -> lis
             raise ValueError("the encoded prompt holds no visual placeholder tokens")
         visual = layout.num_visual
     except Exception as e:  # noqa: BLE001 -- a bad sample is recorded, the run goes on
-        return [_row(sample, s.name, error=f"{type(e).__name__}: {e}") for s in pending]
+        return [_row(sample, s.name, error=_error(e)) for s in pending]
     rows, dense = [], None
     for spec in specs:
         if spec not in pending and spec.name != "dense":  # dense always: the reference
@@ -239,7 +248,7 @@ def _run_sample(model, processor, sample, specs, pending, frames, device) -> lis
             logits, wall, sparsity, kept = _forward(model, inputs, spec, device)
         except Exception as e:  # noqa: BLE001
             if spec in pending:
-                rows.append(_row(sample, spec.name, error=f"{type(e).__name__}: {e}"))
+                rows.append(_row(sample, spec.name, error=_error(e)))
             continue
         if spec.name == "dense":
             dense = logits
@@ -262,11 +271,33 @@ def _run_sample(model, processor, sample, specs, pending, frames, device) -> lis
 
 # -- results files ----------------------------------------------------------------------
 
+#: Temp files of :func:`focus_hw.fileio.atomic_write_bytes` for this runner's outputs.
+_TEMP = re.compile(r"\.(samples(\.part\d+)?\.csv|summary\.(csv|json|png)|settings\.json)\..+")
+
+
+def _remove_temps(out: Path) -> None:
+    """Delete the temp files a killed run left in ``out``."""
+    for path in out.glob(".*"):
+        if _TEMP.fullmatch(path.name) and path.is_file():
+            path.unlink(missing_ok=True)
+
+
 def _read_rows(path: Path) -> pd.DataFrame:
     if not path.is_file():
         return pd.DataFrame(columns=COLUMNS)
-    text = {c: str for c in ("id", "method", "prediction", "answer", "option_logprobs", "error")}
-    frame = pd.read_csv(path, dtype=text, keep_default_na=False, na_values=[""])
+    text = path.read_text()
+    if text and not text.endswith("\n"):      # torn last row: drop it, it reruns
+        text = text[:text.rfind("\n") + 1]
+    if not text:
+        return pd.DataFrame(columns=COLUMNS)
+    strings = {c: str for c in ("id", "method", "prediction", "answer", "option_logprobs",
+                                "error")}
+    try:
+        frame = pd.read_csv(io.StringIO(text), dtype=strings, keep_default_na=False,
+                            na_values=[""])
+    except ValueError as e:   # pandas' ParserError / EmptyDataError are ValueErrors
+        raise ValueError(f"{path}: not a readable samples file ({' '.join(str(e).split())})") \
+            from None
     missing = set(COLUMNS) - set(frame.columns)
     if missing:
         raise ValueError(f"{path}: not a samples file of this runner (missing {sorted(missing)})")
@@ -368,6 +399,9 @@ def run_eval(model, processor, samples: list[Sample], specs: list[MethodSpec], o
     for spec in specs:  # configuration errors surface before any sample runs
         if spec.name != "dense":
             spec.enable(model).remove()
+    if accelerator.is_main_process:
+        _remove_temps(out)
+    accelerator.wait_for_everyone()      # before any process writes a new temp file
     _check_settings(out / "settings.json", specs, frames, accelerator.is_main_process)
     model.to(accelerator.device)
     store = _Store(out, accelerator.process_index, accelerator.num_processes)

@@ -6,7 +6,7 @@ from amaranth.hdl import Const, Module, Mux
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from ..params import DTYPES
+from ..formats import OPERAND_FORMATS, operand_format
 from .bits import leading_zeros, wire
 from .fadd import ADD_CUTS, add_core
 from .fmul import mul_core, widen_bits
@@ -63,13 +63,14 @@ def exact_product(m, fmt, pipe, x, y, carry=()):
 
 
 def check_acc_bits(dtype: str, acc_bits: int | None) -> int:
-    """Validated accumulator width: ``DTYPES[dtype]``'s by default; int8 allows 16..32."""
-    full = DTYPES[dtype][1]
+    """Validated accumulator width: the format's accumulator by default; int8 allows 16..32."""
+    fmt = operand_format(dtype)
+    full = fmt.acc.bits
     if acc_bits is None:
         return full
-    if dtype != "int8":
+    if fmt.is_float:
         raise ValueError(f"acc_bits={acc_bits!r}: only the int8 accumulator width can be changed, "
-                         f"{dtype} accumulates in {full}-bit fp32")
+                         f"{dtype} accumulates in {full}-bit {fmt.acc.name}")
     if isinstance(acc_bits, bool) or not isinstance(acc_bits, int) or not 16 <= acc_bits <= full:
         raise ValueError(f"acc_bits={acc_bits!r} must be an integer in 16..{full} "
                          "(one int8 x int8 product needs 16 bits)")
@@ -97,11 +98,12 @@ class MAC(wiring.Component):
     """
 
     def __init__(self, dtype: str, pipeline: int = 0, acc_bits: int | None = None):
-        if dtype not in DTYPES:
-            raise ValueError(f"unknown MAC dtype {dtype!r}; expected one of {sorted(DTYPES)}")
+        if not isinstance(dtype, str) or dtype not in OPERAND_FORMATS:
+            raise ValueError(f"unknown MAC dtype {dtype!r}; "
+                             f"expected one of {sorted(OPERAND_FORMATS)}")
+        operand_bits = OPERAND_FORMATS[dtype].bits
         self.dtype = dtype
         self.pipeline = self.latency = check_pipeline(pipeline)
-        operand_bits = DTYPES[dtype][0]
         acc_bits = check_acc_bits(dtype, acc_bits)
         super().__init__({
             "a": In(operand_bits),
@@ -113,7 +115,7 @@ class MAC(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        if self.dtype == "int8":
+        if not operand_format(self.dtype).is_float:
             pipe = Pipeline(m, self.pipeline, 1, self.en)
             m.d.comb += self.out.eq(int_mac(pipe, self.a, self.b, self.acc, len(self.out)))
             return m

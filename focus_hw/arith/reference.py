@@ -9,29 +9,21 @@ arrays agree.
 
 from __future__ import annotations
 
-import ml_dtypes
 import numpy as np
 
-__all__ = ["DTYPES", "to_float", "to_bits", "binary", "mac", "widen", "narrow"]
+from ..formats import number_format
 
-#: Format name -> (numpy scalar type, unsigned bit-pattern type).
-DTYPES = {
-    "fp16": (np.float16, np.uint16),
-    "bf16": (ml_dtypes.bfloat16, np.uint16),
-    "fp32": (np.float32, np.uint32),
-}
+__all__ = ["to_float", "to_bits", "binary", "mac", "widen", "narrow"]
 
 
 def to_float(fmt: str, bits) -> np.ndarray:
     """Raw bit patterns -> array of ``fmt`` floats."""
-    ftype, utype = DTYPES[fmt]
-    return np.asarray(bits, dtype=np.uint64).astype(utype).view(ftype)
+    return number_format(fmt).decode(np.asarray(bits, dtype=np.uint64))
 
 
 def to_bits(fmt: str, values) -> np.ndarray:
     """Floats of ``fmt`` -> raw bit patterns as ``np.uint64``."""
-    ftype, utype = DTYPES[fmt]
-    return np.asarray(values, dtype=ftype).view(utype).astype(np.uint64)
+    return number_format(fmt).to_bits(values).astype(np.uint64)
 
 
 def _scalars(fmt, bits):
@@ -53,7 +45,7 @@ def widen(fmt: str, a) -> np.ndarray:
 def narrow(fmt: str, a) -> np.ndarray:
     """fp32 bits -> ``fmt`` bits with numpy's/ml_dtypes' cast."""
     with np.errstate(all="ignore"):
-        return to_bits(fmt, to_float("fp32", a).astype(DTYPES[fmt][0]))
+        return to_bits(fmt, to_float("fp32", a).astype(number_format(fmt).np_type))
 
 
 def mac(dtype: str, a, b, acc) -> np.ndarray:
@@ -62,7 +54,7 @@ def mac(dtype: str, a, b, acc) -> np.ndarray:
     ``int8``: ``int32(acc) + int32(a) * int32(b)`` with wrap-around, returned
     as unsigned 32-bit patterns.
     """
-    if dtype == "int8":
+    if not number_format(dtype).is_float:
         a32 = np.asarray(a, dtype=np.int64).astype(np.int8).astype(np.int32)
         b32 = np.asarray(b, dtype=np.int64).astype(np.int8).astype(np.int32)
         acc32 = np.asarray(acc, dtype=np.int64).astype(np.uint32).view(np.int32)

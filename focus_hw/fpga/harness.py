@@ -1,0 +1,143 @@
+"""On-chip test harness: preloaded tiles stream through the systolic array.
+
+Weight tiles and activation rows sit in ROMs (``amaranth.lib.memory`` with
+``init``); two stream sources feed them to a :class:`~focus_hw.SystolicArray`
+and every output row is folded into a checksum, so synthesis must keep the
+whole array. The checksum is ``chk = rotl(chk, 1) ^ word`` over the output
+words in order, from ``chk = 0``; ``word`` is the output row as the array
+packs it (column ``c`` in bits ``c * acc_bits ...``). Rotating makes it
+sensitive to the order of rows and costs no logic on the clock path.
+"""
+
+from __future__ import annotations
+
+import ml_dtypes
+import numpy as np
+from amaranth.hdl import Module, Signal
+from amaranth.lib import memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..params import FocusParams
+from ..systolic import SystolicArray
+
+__all__ = ["Harness", "harness_tiles", "pack_row", "rotl_checksum"]
+
+_NUMPY = {"int8": np.int8, "fp16": np.float16, "bf16": ml_dtypes.bfloat16}
+
+
+def harness_tiles(params: FocusParams, tiles: int = 2, rows_per_tile: int = 8,
+                  seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``tiles`` random ``(a, w)`` pairs, ``a`` (rows_per_tile, params.rows),
+    ``w`` (params.rows, params.cols), in the operand type of ``params.dtype``
+    (finite floats in [-4, 4), any int8)."""
+    if tiles < 1 or rows_per_tile < 1:
+        raise ValueError(f"harness needs tiles >= 1 and rows_per_tile >= 1, "
+                         f"got {tiles} and {rows_per_tile}")
+    rng = np.random.default_rng(seed)
+    kind = _NUMPY[params.dtype]
+
+    def draw(shape):
+        if params.dtype == "int8":
+            return rng.integers(-128, 128, size=shape).astype(np.int8)
+        return (rng.random(shape) * 8 - 4).astype(np.float32).astype(kind)
+
+    return [(draw((rows_per_tile, params.rows)), draw((params.rows, params.cols)))
+            for _ in range(tiles)]
+
+
+def _bits(x: np.ndarray, width: int) -> np.ndarray:
+    """Raw bit patterns of an operand array (int8/fp16/bf16) as int64."""
+    return np.ascontiguousarray(x).view(f"uint{width}").astype(np.int64)
+
+
+def pack_row(values, width: int) -> int:
+    """Lane ``i`` of ``values`` (raw bits) in bits ``i * width ...`` of one word."""
+    word = 0
+    for i, v in enumerate(values):
+        word |= (int(v) & ((1 << width) - 1)) << (i * width)
+    return word
+
+
+def rotl_checksum(words, width: int) -> int:
+    """The harness checksum of ``words`` (each ``width`` bits), in order."""
+    mask = (1 << width) - 1
+    chk = 0
+    for word in words:
+        chk = (((chk << 1) | (chk >> (width - 1))) & mask) ^ word
+    return chk
+
+
+class _RomSource(wiring.Component):
+    """Streams the words of a ROM once, in order (one beat per cycle when taken)."""
+
+    def __init__(self, words: list[int], width: int):
+        self._words = words
+        self._width = width
+        super().__init__({"out": Out(stream.Signature(width))})
+
+    def elaborate(self, platform):
+        m = Module()
+        depth = len(self._words)
+        m.submodules.rom = rom = memory.Memory(shape=self._width, depth=depth, init=self._words)
+        rd = rom.read_port()
+        index = Signal(range(depth + 1))
+        take = ~self.out.valid | self.out.ready
+        m.d.comb += [rd.addr.eq(index), rd.en.eq(take), self.out.payload.eq(rd.data)]
+        with m.If(take):
+            m.d.sync += self.out.valid.eq(index < depth)
+            with m.If(index < depth):
+                m.d.sync += index.eq(index + 1)
+        return m
+
+
+class Harness(wiring.Component):
+    """Preloaded ``tiles`` (see :func:`harness_tiles`) through the array once.
+
+    Members
+    -------
+    checksum : ``Out(params.cols * params.acc_bits)``
+        :func:`rotl_checksum` of the output rows received so far.
+    done : ``Out(1)``
+        High once every output row has arrived.
+    """
+
+    def __init__(self, params: FocusParams, tiles: list[tuple[np.ndarray, np.ndarray]]):
+        self.params = params
+        self.tiles = tiles
+        self.out_rows = sum(a.shape[0] for a, _ in tiles)
+        super().__init__({
+            "checksum": Out(params.cols * params.acc_bits),
+            "done": Out(1),
+        })
+
+    def _roms(self) -> tuple[list[int], list[int]]:
+        p = self.params
+        op = p.operand_bits
+        weights, acts = [], []
+        for a, w in self.tiles:
+            if a.shape[1] != p.rows or w.shape != (p.rows, p.cols):
+                raise ValueError(f"harness tile shapes {a.shape} x {w.shape} must be "
+                                 f"(M, {p.rows}) x ({p.rows}, {p.cols})")
+            weights += [pack_row(row, op) for row in _bits(w, op)]
+            acts += [pack_row(row, op) | (int(i == 0) << (p.rows * op))
+                     for i, row in enumerate(_bits(a, op))]
+        return weights, acts
+
+    def elaborate(self, platform):
+        p = self.params
+        m = Module()
+        weights, acts = self._roms()
+        m.submodules.array = array = SystolicArray(p)
+        m.submodules.weights = w_src = _RomSource(weights, p.cols * p.operand_bits)
+        m.submodules.acts = a_src = _RomSource(acts, p.rows * p.operand_bits + 1)
+        for src, dst in ((w_src.out, array.weight), (a_src.out, array.act)):
+            m.d.comb += [dst.valid.eq(src.valid), dst.payload.as_value().eq(src.payload),
+                         src.ready.eq(dst.ready)]
+
+        received = Signal(range(self.out_rows + 1))
+        m.d.comb += [array.out.ready.eq(1), self.done.eq(received == self.out_rows)]
+        with m.If(array.out.valid):
+            word = array.out.payload.as_value()
+            m.d.sync += [self.checksum.eq(self.checksum.rotate_left(1) ^ word),
+                         received.eq(received + 1)]
+        return m

@@ -1,0 +1,136 @@
+"""Run tokens through the generated SIC in Amaranth's simulator."""
+
+from __future__ import annotations
+
+import numpy as np
+from amaranth.sim import Simulator
+
+from ..params import FocusParams
+from .model import SICRun, check_input
+from .sic import SIC
+
+__all__ = ["simulate_sic", "sic_passes"]
+
+#: Longest run of cycles without progress before the simulation gives up.
+STALL_LIMIT = 100_000
+
+
+def sic_passes(x: np.ndarray, params: FocusParams):
+    """The passes in hardware order: ``(tokens, slot)`` per M tile and vector
+    slot, ``tokens`` the surviving (not all-zero) token indices of the tile."""
+    alive = np.flatnonzero((x.view(np.uint16) & 0x7FFF).any(axis=1))
+    nv = -(-x.shape[1] // params.vector_size)
+    for start in range(0, len(alive), params.m_tile):
+        tile = alive[start:start + params.m_tile]
+        for j in range(nv):
+            yield tile, j
+
+
+def _pattern(spec, seed: int):
+    """Per-cycle enable: None (always), a float probability, or a callable."""
+    if spec is None:
+        return lambda cycle: True
+    if callable(spec):
+        return spec
+    rng = np.random.default_rng(seed)
+    return lambda cycle: bool(rng.random() < spec)
+
+
+def simulate_sic(x: np.ndarray, grid, params: FocusParams, *, out_ready=None,
+                 in_valid=None, seed: int = 0, vcd=None) -> SICRun:
+    """SIC of ``x`` (T, D) with ``grid = (frames, height, width)`` on the
+    generated :class:`~focus_hw.sic.SIC`.
+
+    ``x`` is in the operand type of ``params.dtype`` (``np.float16`` or
+    ``ml_dtypes.bfloat16``). Each M tile's surviving tokens go through the
+    RTL once per vector slot, in token order (:func:`sic_passes`); all-zero
+    (pruned) tokens are not fed and come out unchanged as zero vectors.
+    ``out_ready`` / ``in_valid`` add backpressure and input bubbles: a
+    probability per cycle (random with ``seed``) or a callable ``cycle ->
+    bool``. ``cycles`` counts from the first vector accepted to the last one
+    sent, both included. Raises ValueError before simulating on bad input.
+    """
+    grid = check_input(x, grid, params)
+    _, height, width = grid
+    n, dim = x.shape
+    vs, op = params.vector_size, params.operand_bits
+    nv = -(-dim // vs)
+    padded = np.zeros((n, nv * vs), np.uint16)
+    padded[:, :dim] = x.view(np.uint16)
+    vectors = padded.reshape(n, nv, vs)
+
+    beats, order = [], []
+    for tile, j in sic_passes(x, params):
+        for i, t in enumerate(tile):
+            word = 0
+            for e, v in enumerate(vectors[t, j]):
+                word |= int(v) << (e * op)
+            f, rem = divmod(int(t), height * width)
+            r, c = divmod(rem, width)
+            beats.append({"data": word, "pos": int(t), "col": c, "row": r, "frame": f,
+                          "first": int(i == 0), "last": int(i == len(tile) - 1)})
+            order.append((int(t), j))
+
+    zero = ~(vectors & 0x7FFF).any(axis=2)
+    similar = np.zeros((n, nv), bool)
+    root = np.repeat(np.arange(n)[:, None], nv, axis=1)
+    out = vectors.copy()
+    if not beats:
+        return SICRun(zero=zero, similar=similar, root=root,
+                      tokens=padded[:, :dim].copy().view(x.dtype), cycles=0)
+
+    dut = SIC(params)
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    ready_at = _pattern(out_ready, seed)
+    valid_at = _pattern(in_valid, seed + 1)
+    received = []
+    span = []
+
+    async def bench(ctx):
+        ctx.set(dut.width, width)
+        ctx.set(dut.frame_tokens, height * width)
+        sent = cycle = idle = 0
+        first = None
+        while len(received) < len(beats):
+            offer = sent < len(beats) and valid_at(cycle)
+            ready = ready_at(cycle)
+            ctx.set(dut.inp.valid, offer)
+            if offer:
+                ctx.set(dut.inp.payload, beats[sent])
+            ctx.set(dut.out.ready, ready)
+            _, _, in_ready, o_valid, o_payload = await ctx.tick().sample(
+                dut.inp.ready, dut.out.valid, dut.out.payload)
+            progress = False
+            if offer and in_ready:
+                first = cycle if first is None else first
+                sent += 1
+                progress = True
+            if o_valid and ready:
+                received.append({name: int(getattr(o_payload, name)) for name in
+                                 ("data", "pos", "root", "zero", "similar")})
+                progress = True
+                if len(received) == len(beats):
+                    span.extend([first, cycle])
+            idle = 0 if progress else idle + 1
+            if idle > STALL_LIMIT:
+                raise RuntimeError(f"SIC made no progress for {STALL_LIMIT} cycles "
+                                   f"({sent} of {len(beats)} vectors in, {len(received)} out)")
+            cycle += 1
+
+    sim.add_testbench(bench)
+    if vcd is None:
+        sim.run()
+    else:
+        with sim.write_vcd(str(vcd)):
+            sim.run()
+
+    mask = (1 << op) - 1
+    for (t, j), rec in zip(order, received):
+        if rec["pos"] != t:
+            raise RuntimeError(f"SIC sent token {rec['pos']} where token {t} was due")
+        zero[t, j], similar[t, j], root[t, j] = rec["zero"], rec["similar"], rec["root"]
+        out[t, j] = [(rec["data"] >> (e * op)) & mask for e in range(vs)]
+    tokens = out.reshape(n, nv * vs)[:, :dim].copy().view(x.dtype)
+    return SICRun(zero=zero, similar=similar, root=root, tokens=tokens,
+                  cycles=span[1] - span[0] + 1)

@@ -1,0 +1,96 @@
+"""The SIC's storage: the similarity table (a line buffer of recent vectors)
+and the similarity map (token -> root), both ``lib.memory`` behind streams."""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Signal, unsigned
+from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..params import FocusParams
+from .argmax import index_shape, position_shape
+from .dot import vector_shape
+
+__all__ = ["StreamMemory", "SimilarityTable", "SimilarityMap", "table_entry", "map_entry"]
+
+
+def table_entry(params: FocusParams) -> data.StructLayout:
+    """What the similarity table keeps of a vector of the current pass."""
+    return data.StructLayout({
+        "pos": position_shape(params),       # tag: which token this entry holds
+        "data": vector_shape(params),
+        "n2": 32,                            # fp32 squared magnitude
+        "zero": 1,
+        "root_pos": position_shape(params),
+        "root_idx": index_shape(params),
+    })
+
+
+def map_entry(params: FocusParams) -> data.StructLayout:
+    """The similarity map's record of a token of the current pass."""
+    return data.StructLayout({
+        "pos": position_shape(params),
+        "zero": 1,
+        "similar": 1,
+        "root_pos": position_shape(params),
+        "root_idx": index_shape(params),
+    })
+
+
+class StreamMemory(wiring.Component):
+    """A single-port-read, single-port-write ``lib.memory`` behind streams.
+
+    ``write`` (always ready) stores ``entry`` at ``addr``. ``read`` takes an
+    address; ``data`` gives the entry one cycle later and holds it until
+    taken (a write to the same address in between is not seen). ``reads``
+    and ``writes`` count the accesses (for simulation and the SRAM model).
+    """
+
+    def __init__(self, shape, depth: int):
+        self.shape, self.depth = shape, depth
+        addr = unsigned(max(1, (depth - 1).bit_length()))
+        super().__init__({
+            "write": In(stream.Signature(data.StructLayout({"addr": addr, "entry": shape}),
+                                         always_ready=True)),
+            "read": In(stream.Signature(addr)),
+            "data": Out(stream.Signature(shape)),
+            "reads": Out(32),
+            "writes": Out(32),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.mem = mem = memory.Memory(shape=self.shape, depth=self.depth, init=[])
+        wp = mem.write_port()
+        rp = mem.read_port()
+        m.d.comb += [wp.addr.eq(self.write.payload.addr), wp.data.eq(self.write.payload.entry),
+                     wp.en.eq(self.write.valid)]
+        full = Signal()
+        m.d.comb += [self.read.ready.eq(~full | self.data.ready),
+                     rp.addr.eq(self.read.payload),
+                     rp.en.eq(self.read.valid & self.read.ready),
+                     self.data.valid.eq(full), self.data.payload.eq(rp.data)]
+        with m.If(self.read.valid & self.read.ready):
+            m.d.sync += [full.eq(1), self.reads.eq(self.reads + 1)]
+        with m.Elif(self.data.ready):
+            m.d.sync += full.eq(0)
+        with m.If(self.write.valid):
+            m.d.sync += self.writes.eq(self.writes + 1)
+        return m
+
+
+class SimilarityTable(StreamMemory):
+    """The layouter's line buffer: the last :attr:`FocusParams.sic_table_depth`
+    token positions of the current pass, addressed by position modulo the
+    depth and tagged with the position, so a block-window candidate is found
+    (or known absent) in one read without clearing the table between passes."""
+
+    def __init__(self, params: FocusParams):
+        super().__init__(table_entry(params), params.sic_table_depth)
+
+
+class SimilarityMap(StreamMemory):
+    """Decision and root of every token of the current pass (``m_tile`` deep)."""
+
+    def __init__(self, params: FocusParams):
+        super().__init__(map_entry(params), params.m_tile)
