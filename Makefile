@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install run test test-all
+.PHONY: install run test test-all docs
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -23,3 +23,10 @@ test: install
 
 test-all: install
 	$(PY) -m pytest -n 2 -q -m ''
+
+$(VENV)/.docs-installed: $(VENV)/.installed
+	$(PY) -m pip install -q -e '.[docs]'
+	touch $@
+
+docs: $(VENV)/.docs-installed   # HTML into build/docs; warnings are errors
+	$(VENV)/bin/sphinx-build -W --keep-going -b html docs build/docs

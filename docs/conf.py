@@ -42,6 +42,8 @@ autodoc_class_signature = "separated"
 napoleon_google_docstring = False
 napoleon_numpy_docstring = True
 napoleon_use_rtype = False
+# Components list their ports under "Members", laid out like Parameters.
+napoleon_custom_sections = [("Members", "params_style")]
 
 # autosummary imports every submodule to list it; ``python -m focus_algo`` runs the CLI on
 # import, so a stand-in keeps it from parsing sphinx-build's arguments (it is private anyway).

@@ -5,7 +5,7 @@ operands as ``int8``, fp32 results as ``uint32`` bits, int32 results as
 ``int32``, masks as ``uint8`` (0/1), token indices as ``int32``. All vectors
 are deterministic functions of (params, shape, seed).
 
-Arithmetic (the MAC contract, apis.md #4). For float formats one step is::
+Arithmetic (the MAC contract, :ref:`hardware-mac`). For float formats one step is::
 
     acc = float32(acc + float32(float32(a) * float32(w)))
 
@@ -29,7 +29,8 @@ wrap-around.
   at ``+0.0``. Zero vectors contribute nothing.
 
 :func:`write_golden` writes all of them as ``.npz`` files plus an
-``index.json`` describing each array.
+``index.json`` describing each array; :func:`load_golden` reads them back,
+checked against the index.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +49,7 @@ from focus_hw.params import FocusParams
 
 __all__ = ["encode", "decode", "f32_bits", "mac_reference", "gemm_reference",
            "mac_golden", "gemm_golden", "sic_golden", "compressed_gemm_golden",
-           "write_golden", "CASES"]
+           "write_golden", "load_golden", "GoldenError", "CASES"]
 
 #: Planted case codes of :func:`sic_golden` (array ``"case"``).
 CASES = {"random": 0, "copy": 1, "above": 2, "below": 3, "zero": 4}
@@ -358,3 +360,71 @@ def write_golden(out_dir, params: FocusParams, *, seed: int = 0,
         atomic_write_bytes(out_dir / f"{name}.npz", blob)
     atomic_write_text(out_dir / "index.json", json.dumps(index, indent=2))
     return index
+
+
+class GoldenError(ValueError):
+    """A golden-vector folder that is missing, malformed or disagrees with its index."""
+
+
+def _read_npz(path: Path, arrays: dict) -> dict[str, np.ndarray]:
+    """The arrays of one golden file, checked against its ``index.json`` entry."""
+    if not path.is_file():
+        raise GoldenError(f"{path}: listed in index.json but does not exist")
+    try:
+        with zipfile.ZipFile(path) as z:
+            members = {n: z.read(n) for n in z.namelist()}      # CRC-checked
+        got = {n.removesuffix(".npy"): np.lib.format.read_array(io.BytesIO(raw),
+                                                                 allow_pickle=False)
+               for n, raw in members.items()}
+    except Exception as e:  # noqa: BLE001 -- zipfile and numpy raise many types on bad bytes
+        raise GoldenError(f"{path}: truncated or corrupt .npz ({type(e).__name__}: "
+                          f"{' '.join(str(e).split())})") from None
+    if set(got) != set(arrays):
+        raise GoldenError(f"{path}: holds arrays {sorted(got)}, index.json lists "
+                          f"{sorted(arrays)}")
+    for name, spec in arrays.items():
+        a = got[name]
+        if str(a.dtype) != spec.get("dtype") or list(a.shape) != spec.get("shape"):
+            raise GoldenError(f"{path}: array {name!r} is {a.dtype} {list(a.shape)}, index.json "
+                              f"says {spec.get('dtype')} {spec.get('shape')}")
+    return got
+
+
+def load_golden(folder) -> tuple[dict, dict[str, dict[str, np.ndarray]]]:
+    """Read a folder written by :func:`write_golden`: ``(index, {set name:
+    {array name: array}})``, every array checked against ``index.json``
+    (names, dtype, shape). A missing, truncated, corrupt or inconsistent file
+    raises :class:`GoldenError` naming it."""
+    path = Path(folder) / "index.json"
+
+    def fail(why):
+        raise GoldenError(f"{path}: {why}")
+
+    if not path.is_file():
+        fail("does not exist")
+    try:
+        index = json.loads(path.read_bytes())
+    except (ValueError, RecursionError) as e:     # JSONDecodeError, UnicodeDecodeError
+        fail(f"not valid JSON ({e})")
+    if not isinstance(index, dict) or index.get("format") != "focus-golden":
+        fail("not a focus-golden index (field 'format')")
+    if type(index.get("version")) is not int or index["version"] != 1:
+        fail(f"version {index.get('version')!r} is not supported (this reader reads 1)")
+    try:
+        params = FocusParams.from_dict(index.get("params"))
+    except ValueError as e:
+        fail(f"field 'params': {e}")
+    if index.get("dtype") != params.dtype:
+        fail(f"field 'dtype' {index.get('dtype')!r} differs from params.dtype {params.dtype!r}")
+    files = index.get("files")
+    if not isinstance(files, dict) or not files:
+        fail("field 'files' must be a non-empty object")
+    sets = {}
+    for name, entry in files.items():
+        arrays = entry.get("arrays") if isinstance(entry, dict) else None
+        if not isinstance(arrays, dict) or not all(isinstance(a, dict) for a in arrays.values()):
+            fail(f"files[{name!r}] needs an 'arrays' object of {{dtype, shape}} objects")
+        if not name.endswith(".npz") or Path(name).name != name:
+            fail(f"files[{name!r}] must name a .npz file in the folder")
+        sets[name.removesuffix(".npz")] = _read_npz(path.parent / name, arrays)
+    return index, sets

@@ -2,7 +2,7 @@
 
 At a few decoder layers the attention probabilities from the text query
 tokens to the visual tokens give each visual token an importance (max over
-heads and query rows, SPEC 2.1); the top-k tokens survive, in their original
+heads and query rows, :ref:`method-sec`); the top-k tokens survive, in their original
 order. The per-model/dataset layers, keep ratios and SIC threshold come from a
 ``focus_config.csv``-style table (:func:`focus_algo.config.params_from_focus_config`,
 re-exported here).

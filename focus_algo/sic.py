@@ -1,6 +1,6 @@
 """Similarity concentration (SIC): block- and vector-level redundancy removal.
 
-:func:`similarity_concentrate` is the torch reference of SPEC 2.2. Each
+:func:`similarity_concentrate` is the torch reference of :ref:`method-sic`. Each
 token's features are cut into vectors of ``params.vector_size``; every vector
 slot ``j`` is handled on its own. A vector is compared (cosine similarity,
 fp32) with the same slot of up to ``block_frames*block_height*block_width - 1``
@@ -8,7 +8,7 @@ earlier tokens of its spatio-temporal window; if the best score is strictly
 above ``params.threshold`` it points to that candidate. Pointers are followed
 to their root and each group is replaced by the fp32 mean of its members.
 
-Where SPEC 2.2 is silent, this reference decides:
+Where the method (:ref:`method-sic`) is silent, this reference decides:
 
 * a vector is zero when all its elements compare equal to 0 (-0.0 included);
   zero vectors are never similar, never candidates, and their own roots;
@@ -131,7 +131,7 @@ def _candidate_offsets(grid, params, tile) -> list[tuple[int, torch.Tensor]]:
 @torch.no_grad()
 def similarity_concentrate(x: torch.Tensor, grid: tuple[int, int, int],
                            params: FocusParams | None = None) -> SICResult:
-    """Apply SIC (SPEC 2.2) to visual tokens ``x``.
+    """Apply SIC (:ref:`method-sic`) to visual tokens ``x``.
 
     ``x`` is (T, D) in frame-major raster order, or (heads, T, d) whose heads
     are concatenated along features (and split back in ``tokens``);

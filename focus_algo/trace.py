@@ -2,7 +2,7 @@
 
 A trace records, for each GEMM site of :data:`SITES` and each decoder layer,
 which vectors of the site's input were zero, which were similar to an earlier
-vector, and the root token each vector's group points to (SPEC 2.3). The
+vector, and the root token each vector's group points to (:ref:`formats-trace`). The
 performance model (``sim``) consumes it.
 
 File format ("focus-trace", version 1)
@@ -224,7 +224,7 @@ class SparseTrace:
 
     def weighted_sparsity(self, weights: dict[str, float]) -> float:
         """Average of per-site, per-layer sparsities weighted by ``weights[site]``
-        (SPEC 2.2: the GEMM's weight size), over the sites present."""
+        (the GEMM's weight size, :ref:`method-sparsity`), over the sites present."""
         missing = sorted(set(self.sites) - set(weights))
         if missing:
             raise KeyError(f"no weight given for site(s) {missing}")

@@ -19,6 +19,7 @@ import click
 from .generate import UNITS, ManifestError, generate
 from .cli_types import PARAMS_FILE
 from .executors import cli_executor, executor_options
+from .fileio import atomic_write_text
 from .params import DTYPES, FocusParams
 
 __all__ = ["main"]
@@ -115,7 +116,10 @@ def sweep_cmd(base, unit, out, jobs, workers, scheduler, progress, **values):
     """Generate every point of a grid (comma-separated values per field)."""
     from .sweep import Generate
 
-    _run_sweep(base, _grid(values), out, Generate(unit), progress, jobs, workers, scheduler)
+    result = _run_sweep(base, _grid(values), out, Generate(unit), progress, jobs, workers,
+                        scheduler)
+    if not result.ok:
+        sys.exit(1)
 
 
 def _grid(values: dict) -> dict[str, list]:
@@ -157,11 +161,33 @@ def _run_sweep(base, grid, out, task, progress, jobs, workers, scheduler):
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
               help="result cache (default $FOCUS_HW_CACHE or ~/.cache/focus-hw)")
 @click.option("--no-cache", is_flag=True, help="ignore cached results")
-@_field_options(multi=False)
-def synth_cmd(base, unit, fpga, flat, out, cache_dir, no_cache, **values):
-    """Synthesize one design point with Yosys and report its area."""
+@executor_options
+@click.option("--progress/--no-progress", default=True, show_default=True)
+@_field_options(multi=True)
+def synth_cmd(base, unit, fpga, flat, out, cache_dir, no_cache, jobs, workers, scheduler,
+              progress, **values):
+    """Synthesize design points with Yosys and report their area.
+
+    One value per field: one point, its summary printed. Several values
+    (comma-separated, as in sweep): every point of the grid in its own folder
+    of --out, in parallel, plus area_summary.csv."""
     from synth import YosysError, area_report
 
+    grid = _grid(values)
+    if any(len(v) > 1 for v in grid.values()):
+        from synth.sweep import Synthesize, summary_table
+
+        if out is None:
+            raise click.UsageError("synthesizing several points needs --out")
+        task = Synthesize(unit, fpga, flat, cache_dir, not no_cache)
+        result = _run_sweep(base, grid, out, task, progress, jobs, workers, scheduler)
+        table = summary_table(result, out)
+        atomic_write_text(Path(out) / "area_summary.csv", table.to_csv(index=False))
+        click.echo(table.to_string(index=False))
+        click.echo(f"summary: {Path(out) / 'area_summary.csv'}")
+        if not result.ok:
+            sys.exit(1)
+        return
     params = _point_params(base, values)
     try:
         report = area_report(params, unit, fpga=fpga, flat=flat, cache_dir=cache_dir,

@@ -154,7 +154,7 @@ class FocusParams:
         if not isinstance(keep, tuple):
             fail("sec_keep", "must be a list of ratios")
         if len(keep) != len(layers):
-            fail("sec_keep", f"needs one ratio per SEC layer ({len(layers)})")
+            fail("sec_keep", f"needs one ratio per layer of sec_layers ({len(layers)})")
         if any(not _is_real(r) or not 0.0 < r <= 1.0 for r in keep):
             fail("sec_keep", "ratios must lie in (0, 1]")
         if any(b > a for a, b in zip(keep, keep[1:])):

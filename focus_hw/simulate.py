@@ -24,7 +24,8 @@ from .systolic import SystolicArray
 
 __all__ = ["GemmRun", "TilesRun", "simulate_gemm", "simulate_tiles"]
 
-#: Longest run of cycles with ``out.ready`` low that a backpressure pattern may ask for.
+#: Longest run of cycles with ``out.ready`` (or ``act.valid``) low that a
+#: backpressure (or input bubble) pattern may ask for.
 MAX_REFUSED = 10_000
 
 
@@ -86,14 +87,14 @@ def _check_tile(a, w, params: FocusParams, where: str) -> tuple[np.ndarray, np.n
     return _operand_bits(a, f"{where}: a", params), _operand_bits(w, f"{where}: w", params)
 
 
-def _ready_fn(out_ready) -> Callable[[int], bool]:
-    """``out.ready`` per cycle: None (always), a callable of the cycle number,
-    or a bit sequence (ready once it runs out)."""
-    if out_ready is None:
+def _per_cycle(pattern) -> Callable[[int], bool]:
+    """A handshake flag per cycle: None (always high), a callable of the cycle
+    number, or a bit sequence (high once it runs out)."""
+    if pattern is None:
         return lambda cycle: True
-    if callable(out_ready):
-        return lambda cycle: bool(out_ready(cycle))
-    bits = [bool(b) for b in out_ready]
+    if callable(pattern):
+        return lambda cycle: bool(pattern(cycle))
+    bits = [bool(b) for b in pattern]
     return lambda cycle: bits[cycle] if cycle < len(bits) else True
 
 
@@ -105,7 +106,8 @@ def _pack(values, width: int) -> int:
 
 
 def simulate_tiles(tiles: Sequence[tuple[np.ndarray, np.ndarray]], params: FocusParams, *,
-                   vcd: str | Path | None = None, out_ready=None) -> TilesRun:
+                   vcd: str | Path | None = None, out_ready=None,
+                   act_valid=None) -> TilesRun:
     """Stream several weight tiles back to back through one
     :class:`~focus_hw.SystolicArray`.
 
@@ -113,8 +115,8 @@ def simulate_tiles(tiles: Sequence[tuple[np.ndarray, np.ndarray]], params: Focus
     (each tile its own M, K, N). The weight stream offers the next tile's rows
     as soon as the array takes them, so tile ``i+1`` loads into the shadow
     registers while tile ``i`` streams; the activation stream offers every row
-    at once (the first row of each tile with ``swap`` set). ``out_ready``: see
-    :func:`simulate_gemm`. Raises :class:`ValueError` before simulating on bad
+    at once (the first row of each tile with ``swap`` set). ``out_ready``,
+    ``act_valid``: see :func:`simulate_gemm`. Raises :class:`ValueError` before simulating on bad
     input, :class:`RuntimeError` if the design stops making progress.
     """
     if not isinstance(params, FocusParams):
@@ -136,7 +138,7 @@ def simulate_tiles(tiles: Sequence[tuple[np.ndarray, np.ndarray]], params: Focus
             lanes = np.zeros(rows, np.int64)
             lanes[:k] = a_bits[r]
             a_beats.append(_pack(lanes, op) | (int(r == 0) << (rows * op)))
-    ready_at = _ready_fn(out_ready)
+    ready_at, offer_at = _per_cycle(out_ready), _per_cycle(act_valid)
 
     dut = SystolicArray(params)
     sim = Simulator(dut)
@@ -151,27 +153,32 @@ def simulate_tiles(tiles: Sequence[tuple[np.ndarray, np.ndarray]], params: Focus
     async def bench(ctx):
         wi = ai = 0
         first = None
-        cycle = moving = refused = 0
+        cycle = moving = refused = withheld = 0
         while True:
             ready = ready_at(cycle)
-            moving, refused = (moving + 1, 0) if ready else (moving, refused + 1)
+            offer = ai < len(a_beats) and offer_at(cycle)
+            bubble = ai < len(a_beats) and not offer
+            withheld = withheld + 1 if bubble else 0
+            moving, refused = (moving + (not bubble), 0) if ready else (moving, refused + 1)
             if moving > budget:
                 raise RuntimeError(f"systolic array did not finish within {budget} cycles "
                                    f"with out.ready high")
             if refused > MAX_REFUSED:
                 raise RuntimeError(f"out_ready stayed low for more than {MAX_REFUSED} cycles")
+            if withheld > MAX_REFUSED:
+                raise RuntimeError(f"act_valid stayed low for more than {MAX_REFUSED} cycles")
             ctx.set(dut.weight.valid, wi < len(w_beats))
             if wi < len(w_beats):
                 ctx.set(dut.weight.payload.as_value(), w_beats[wi])
-            ctx.set(dut.act.valid, ai < len(a_beats))
-            if ai < len(a_beats):
+            ctx.set(dut.act.valid, offer)
+            if offer:
                 ctx.set(dut.act.payload.as_value(), a_beats[ai])
             ctx.set(dut.out.ready, ready)
             _, _, w_ready, a_ready, o_valid, o_word = await ctx.tick().sample(
                 dut.weight.ready, dut.act.ready, dut.out.valid, dut.out.payload.as_value())
             if wi < len(w_beats) and w_ready:
                 wi += 1
-            if ai < len(a_beats) and a_ready:
+            if offer and a_ready:
                 first = cycle if first is None else first
                 ai += 1
             if o_valid and ready:
@@ -202,7 +209,8 @@ def simulate_tiles(tiles: Sequence[tuple[np.ndarray, np.ndarray]], params: Focus
 
 
 def simulate_gemm(a: np.ndarray, w: np.ndarray, params: FocusParams, *,
-                  vcd: str | Path | None = None, out_ready=None) -> GemmRun:
+                  vcd: str | Path | None = None, out_ready=None,
+                  act_valid=None) -> GemmRun:
     """Compute ``a @ w`` on the generated :class:`~focus_hw.SystolicArray`.
 
     ``a`` is (M, K), ``w`` is (K, N) with M >= 1, K <= ``params.rows``,
@@ -213,9 +221,12 @@ def simulate_gemm(a: np.ndarray, w: np.ndarray, params: FocusParams, *,
     unused activation lanes zero. ``out_ready`` gives the output stream's
     backpressure: a callable ``cycle -> bool`` or a bit sequence (ready once
     exhausted), with cycle 0 the first simulated cycle; more than
-    :data:`MAX_REFUSED` not-ready cycles in a row raise :class:`RuntimeError`. ``vcd``: write a
+    :data:`MAX_REFUSED` not-ready cycles in a row raise :class:`RuntimeError`.
+    ``act_valid`` likewise gives input bubbles: in a cycle where it is low the
+    activation stream withholds its next row (``act.valid`` low mid-tile).
+    ``vcd``: write a
     waveform to this path. Returns :class:`GemmRun` with ``out`` (M, N)
     float32 (int32 for int8) computed in the order documented in this module.
     """
-    run = simulate_tiles([(a, w)], params, vcd=vcd, out_ready=out_ready)
+    run = simulate_tiles([(a, w)], params, vcd=vcd, out_ready=out_ready, act_valid=act_valid)
     return GemmRun(out=run.outs[0], cycles=run.cycles)

@@ -9,6 +9,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from focus_hw.cli_types import PARAMS_FILE
+from focus_hw.executors import cli_executor, executor_options
 
 from . import dse, reproduce as rep
 from .model import MACHINES, simulate
@@ -97,6 +98,7 @@ def reproduce(out, tile_mode):
         df = rep.reproduce(progress=bar, tile_mode=tile_mode)
     rep.write(df, out)
     sp = rep.speedup_table(df)
+    click.echo(rep.NOTE)
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         click.echo(sp[["model", "dataset", "vs_dense_ours", "vs_dense_paper", "err_vs_dense",
                        "vs_best_ours", "vs_best_paper", "err_vs_best"]].to_string(
@@ -108,8 +110,11 @@ def reproduce(out, tile_mode):
 @click.option("--out", type=click.Path(file_okay=False), required=True)
 @click.option("--workload", "name", default="llava_vid/videomme", show_default=True)
 @click.option("--quick", is_flag=True, help="a small grid (CI smoke run)")
-def sweep(out, name, quick):
-    """DSE over m_tile, vector size, block, num_scatter and array size."""
+@executor_options
+def sweep(out, name, quick, jobs, workers, scheduler):
+    """DSE over m_tile, vector size, block, num_scatter and array size.
+
+    Finished points are journaled in OUT, so a rerun resumes an interrupted sweep."""
     out = Path(out)
     w = _workload(name, None, None, 1)
     base = rep.paper_params(w.model, w.dataset)
@@ -117,8 +122,15 @@ def sweep(out, name, quick):
     n = 1
     for v in grid.values():
         n *= len(v)
-    with tqdm(total=n, desc="sweep") as bar:
-        df = dse.sweep(w, base, focus_target(w.model, w.dataset), grid, progress=bar)
+    try:
+        with cli_executor(jobs, workers, scheduler) as executor, \
+                tqdm(total=n, desc="sweep") as bar:
+            df = dse.sweep(w, base, focus_target(w.model, w.dataset), grid, progress=bar,
+                           executor=executor, out=out)
+    except ValueError as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(f"{len(df)} points: {df.attrs['computed']} computed, "
+               f"{df.attrs['resumed']} resumed from {out / dse.JOURNAL}")
     paper_area = dse.area_mm2(base)
     best = dse.write(df, paper_area, out)
     click.echo(f"paper configuration: area {paper_area:.3f} mm^2")

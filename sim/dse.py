@@ -11,11 +11,22 @@ m_tile / vector size (clamped to the measured range); an unmeasured block
 shape takes the measured one with the nearest volume. The three factors are
 taken as independent. Area = logic (:mod:`sim.tech`) + SRAM buffers
 (:mod:`sim.sram`) of the point's ``buffer_bytes``.
+
+:func:`sweep` runs the points on any :class:`concurrent.futures.Executor`
+(:mod:`focus_hw.executors`: a process pool or a dask cluster) and, given an
+``out`` folder, appends each finished point as one whole, fsynced line to
+``sweep.points.jsonl``: a rerun after a crash computes only the points
+missing there (a torn last line is dropped).
 """
 
 from __future__ import annotations
 
+import concurrent.futures as cf
+import dataclasses
+import hashlib
 import itertools
+import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +41,8 @@ from .sparsity import synthetic_counts
 from .tech import PaperTech
 from .workload import REFERENCE_DIR, Workload
 
-__all__ = ["GRID", "QUICK_GRID", "remaining_factor", "area_mm2", "sweep", "pareto", "plot"]
+__all__ = ["GRID", "QUICK_GRID", "JOURNAL", "remaining_factor", "area_mm2", "sweep", "pareto",
+           "plot"]
 
 GRID = {"m_tile": (256, 512, 1024, 2048, 4096), "vector_size": (16, 32, 64),
         "block": ((1, 2, 2), (2, 1, 1), (2, 2, 2), (3, 3, 3)),
@@ -38,6 +50,7 @@ GRID = {"m_tile": (256, 512, 1024, 2048, 4096), "vector_size": (16, 32, 64),
 QUICK_GRID = {"m_tile": (512, 1024, 2048), "vector_size": (32,),
               "block": ((2, 2, 2), (3, 3, 3)), "num_scatter": (1, 2, 4),
               "array": ((32, 32), (64, 64))}
+JOURNAL = "sweep.points.jsonl"
 
 
 def _sim_csv(name):
@@ -90,30 +103,107 @@ def _points(base: FocusParams, grid: dict):
                            rows=r, cols=c)
 
 
+_COUNTS: dict = {}   # per process: SIC tile counts shared by the points of one worker
+
+
+def _counts(workload: Workload, p: FocusParams, s: float):
+    key = (workload, p.m_tile, p.vector_size, s)  # counts do not depend on the array
+    if key not in _COUNTS:
+        if len(_COUNTS) >= 8:
+            _COUNTS.clear()
+        _COUNTS[key] = synthetic_counts(workload, p, s)
+    return _COUNTS[key]
+
+
+def _point_row(workload: Workload, p: FocusParams, target: float, dense_time: float,
+               ref_time: float) -> dict:
+    """One row of the sweep table (runs in a worker)."""
+    s = float(np.clip(1 - (1 - target) * remaining_factor(p), 0.0, 0.99))
+    t = simulate(workload, p, "focus", _counts(workload, p, s), compare=False).totals
+    return {"m_tile": p.m_tile, "vector_size": p.vector_size,
+            "block": "x".join(map(str, p.block)), "num_scatter": p.num_scatter,
+            "rows": p.rows, "cols": p.cols, "sparsity": s,
+            "time_s": float(t.time_s), "energy_mj": float(t.energy_mj),
+            "stall_cycles": float(t.stall_cycles), "area_mm2": float(area_mm2(p)),
+            "speedup_vs_dense": float(dense_time / t.time_s),
+            "speedup_vs_paper": float(ref_time / t.time_s)}
+
+
+def _point_key(workload: Workload, p: FocusParams, target: float) -> str:
+    ident = json.dumps([dataclasses.asdict(workload), repr(target), p.digest()])
+    return hashlib.sha256(ident.encode()).hexdigest()[:20]
+
+
+def _read_journal(path: Path) -> dict[str, dict]:
+    """Finished rows by point key; cuts a torn last line off the file."""
+    if not path.exists():
+        return {}
+    data = path.read_bytes()
+    whole = data[:data.rfind(b"\n") + 1]
+    if len(whole) < len(data):
+        os.truncate(path, len(whole))
+    rows = {}
+    for n, line in enumerate(whole.splitlines(), 1):
+        try:
+            entry = json.loads(line)
+            rows[entry["key"]] = entry["row"]
+        except (ValueError, KeyError, TypeError):
+            raise ValueError(f"{path}: line {n} is damaged; delete the file to start over") from None
+    return rows
+
+
+def _append(fd: int, key: str, row: dict) -> None:
+    """One whole line per point, in one write, on disk before the next."""
+    os.write(fd, (json.dumps({"key": key, "row": row}) + "\n").encode())
+    os.fsync(fd)
+
+
 def sweep(workload: Workload, base: FocusParams, target: float, grid: dict = GRID,
-          progress=None) -> pd.DataFrame:
+          progress=None, executor: cf.Executor | None = None, out=None) -> pd.DataFrame:
     """Simulate Focus on every grid point; ``target``: SIC sparsity at the
-    default SIC point (scaled per point by :func:`remaining_factor`)."""
+    default SIC point (scaled per point by :func:`remaining_factor`).
+    ``executor`` runs the points (default: here, in order); with ``out``,
+    points already in its journal are not computed again. ``df.attrs``
+    holds ``computed`` and ``resumed`` (point counts)."""
     ref_time = simulate(workload, base, "focus", target).totals.time_s
     dense_time = simulate(workload, base, "dense").totals.time_s
-    rows, counts = [], {}
-    for p in _points(base, grid):
-        s = float(np.clip(1 - (1 - target) * remaining_factor(p), 0.0, 0.99))
-        key = (p.m_tile, p.vector_size, s)  # counts do not depend on the array
-        if key not in counts:
-            counts[key] = synthetic_counts(workload, p, s)
-        t = simulate(workload, p, "focus", counts[key], compare=False).totals
-        rows.append({"m_tile": p.m_tile, "vector_size": p.vector_size,
-                     "block": "x".join(map(str, p.block)), "num_scatter": p.num_scatter,
-                     "rows": p.rows, "cols": p.cols, "sparsity": s,
-                     "time_s": t.time_s, "energy_mj": t.energy_mj,
-                     "stall_cycles": t.stall_cycles, "area_mm2": area_mm2(p),
-                     "speedup_vs_dense": dense_time / t.time_s,
-                     "speedup_vs_paper": ref_time / t.time_s})
+    points = list(_points(base, grid))
+    keys = [_point_key(workload, p, target) for p in points]
+    done: dict[str, dict] = {}
+    fd = None
+    if out is not None:
+        journal = Path(out) / JOURNAL
+        journal.parent.mkdir(parents=True, exist_ok=True)
+        found = _read_journal(journal)
+        done = {k: found[k] for k in keys if k in found}
+        fd = os.open(journal, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    resumed = len(done)
+    if progress:
+        progress.update(resumed)
+    todo = [(k, p) for k, p in zip(keys, points) if k not in done]
+
+    def finish(key, row):
+        done[key] = json.loads(json.dumps(row))  # as a resumed row reads back
+        if fd is not None:
+            _append(fd, key, row)
         if progress:
             progress.update(1)
-    df = pd.DataFrame(rows)
+
+    try:
+        if executor is None:
+            for key, p in todo:
+                finish(key, _point_row(workload, p, target, dense_time, ref_time))
+        else:
+            futures = {executor.submit(_point_row, workload, p, target, dense_time, ref_time): k
+                       for k, p in todo}
+            for future in cf.as_completed(futures):
+                finish(futures[future], future.result())
+    finally:
+        if fd is not None:
+            os.close(fd)
+    df = pd.DataFrame([done[k] for k in keys])
     df["pareto"] = pareto(df)
+    df.attrs.update(computed=len(todo), resumed=resumed)
     return df
 
 

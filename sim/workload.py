@@ -89,9 +89,9 @@ class Workload:
                 ("down", "down_proj", self.ffn, self.hidden)]
 
     def weight_sizes(self) -> dict[str, int]:
-        """Weight elements read per input site in one layer (SPEC 2.2 averaging
-        weights): the projections fed by the site, and for "query" the keys
-        (T x heads*head_dim) of QK^T."""
+        """Weight elements read per input site in one layer (the averaging
+        weights of :ref:`method-sparsity`): the projections fed by the site, and
+        for "query" the keys (T x heads*head_dim) of QK^T."""
         out = dict.fromkeys(self.site_widths, 0)
         for _, site, k, n in self.linears():
             out[site] += k * n

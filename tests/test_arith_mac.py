@@ -1,4 +1,5 @@
-"""MAC (apis.md #4) bit-exact against numpy, and pipelined units against their latency."""
+"""MAC (docs/hardware/arith.rst, "MAC numerics") bit-exact against numpy, and pipelined
+units against their latency."""
 
 from __future__ import annotations
 

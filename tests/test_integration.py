@@ -57,7 +57,7 @@ def test_disabled_sic_is_exact_and_remove_restores(name, kind):
 
 
 def _dense_importance(model, inputs, layer):
-    """SPEC 2.1 importance from the eager dense model's output_attentions."""
+    """SEC importance (docs/method.rst, "SEC") from the eager dense model's output_attentions."""
     layout = find_layout(model, inputs)
     probs = model(**inputs, output_attentions=True).attentions[layer][0]   # (heads, S, S)
     vis = layout.positions()

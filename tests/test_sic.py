@@ -33,7 +33,7 @@ def col(mask):
 # -- independent reference: plain loops over t, j and candidates ---------------
 
 def reference_sic(x, grid, p):
-    """SPEC 2.2 by the letter. ``x`` is a (T, D) float32 numpy array holding
+    """SIC by the letter of docs/method.rst, "SIC". ``x`` is a (T, D) float32 numpy array holding
     the input values; returns (zero, similar, root, group means in fp32)."""
     frames, height, width = grid
     n, d = x.shape

@@ -25,6 +25,14 @@ def test_reproduce_writes_36_rows(tmp_path):
     fastest = df.loc[df.groupby(["model", "dataset"]).time_s.idxmin()]
     assert (fastest.accelerator == "focus").all()
     assert "vs_dense_ours" in res.output
+    # the Focus sparsity is labelled as taken from the paper's op counts, everywhere
+    sources = df.groupby("accelerator").sparsity_source.unique()
+    assert sources["focus"].tolist() == [
+        "paper op counts: 1 - num_ops main_focus.csv / main_focus_SEC_only.csv"]
+    assert sources["cmc"].tolist() == ["paper table cmc_sparsity.csv"]
+    assert sources["dense"].tolist() == ["none"]
+    assert "derived from the paper's own operation counts" in res.output
+    assert "not an independent prediction" in res.output
 
 
 def test_run_prints_summary(tmp_path):

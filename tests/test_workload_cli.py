@@ -45,7 +45,8 @@ def test_shapes(tiny):
             assert x.shape == (336, wl.shape.site_widths[site]) and x.dtype == torch.float16
             assert torch.isfinite(x).all() and x.abs().max() > 0
     assert wl.shape.site_widths["down_proj"] == 96
-    # SPEC 2.2 weights: q: d*d + 2*d*d/gqa, o: d*d, query: d*seq, gate: 2*d*ffn, down: d*ffn
+    # averaging weights (docs/method.rst, 'Sparsity and its weighting'):
+    # q: d*d + 2*d*d/gqa, o: d*d, query: d*seq, gate: 2*d*ffn, down: d*ffn
     assert wl.shape.weight_sizes() == {"q_proj": 64 * 64 + 2 * 64 * 64 // 2, "query": 64 * 336,
                                  "o_proj": 64 * 64, "gate_proj": 2 * 64 * 96,
                                  "down_proj": 64 * 96}

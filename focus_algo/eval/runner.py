@@ -12,7 +12,7 @@ Output folder:
 * ``samples.csv`` -- one row per (sample id, method): the predicted and true
   letters, ``correct`` (1/0; empty on error), ``sparsity`` (SIC/baseline
   sparsity of the GEMM inputs, per layer and site averaged with the GEMMs'
-  weight sizes as weights, SPEC 2.2; 0 for dense), ``visual_tokens`` /
+  weight sizes as weights, :ref:`method-sparsity`; 0 for dense), ``visual_tokens`` /
   ``visual_kept`` (visual tokens in the prompt / after the last layer),
   ``wall_s`` (the forward), fidelity against the dense run of the same
   invocation (``kl_last``: KL(dense || method) of the next-token
@@ -185,7 +185,7 @@ def _sync(device):
 
 
 def _site_weights(config, visual: int) -> dict[str, int]:
-    """GEMM weight size per site (SPEC 2.2 averaging weights); the attention
+    """GEMM weight size per site (:ref:`method-sparsity`); the attention
     query's "weight" is the key matrix of the ``visual`` tokens."""
     d, f = config.hidden_size, config.intermediate_size
     head_dim = getattr(config, "head_dim", None) or d // config.num_attention_heads

@@ -13,7 +13,7 @@ wrapped attention function (see :mod:`.hooks`, :mod:`.pruning`):
   per-forward tensors to the tokens still present, and a forward hook that
   drops the tokens SEC pruned.
 
-Decisions where SPEC is silent:
+Decisions the method (:ref:`method`) leaves open:
 
 * the "query" site is the post-RoPE query (heads concatenated), the actual
   left operand of Q K^T; k/v reuse q_proj's concentrated input, up_proj

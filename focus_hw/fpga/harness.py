@@ -14,7 +14,7 @@ from __future__ import annotations
 import ml_dtypes
 import numpy as np
 from amaranth.hdl import Module, Signal
-from amaranth.lib import memory, stream, wiring
+from amaranth.lib import fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..params import FocusParams
@@ -78,7 +78,8 @@ class _RomSource(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         depth = len(self._words)
-        m.submodules.rom = rom = memory.Memory(shape=self._width, depth=depth, init=self._words)
+        m.submodules.rom = rom = memory.Memory(shape=self._width, depth=depth, init=self._words,
+                                               attrs={"ram_style": "block"})
         rd = rom.read_port()
         index = Signal(range(depth + 1))
         take = ~self.out.valid | self.out.ready
@@ -91,7 +92,8 @@ class _RomSource(wiring.Component):
 
 
 class Harness(wiring.Component):
-    """Preloaded ``tiles`` (see :func:`harness_tiles`) through the array once.
+    """Preloaded ``tiles`` (see :func:`harness_tiles`) through the array once
+    (the first output row about ``array_latency + 4`` cycles after reset).
 
     Members
     -------
@@ -128,11 +130,16 @@ class Harness(wiring.Component):
         m = Module()
         weights, acts = self._roms()
         m.submodules.array = array = SystolicArray(p)
-        m.submodules.weights = w_src = _RomSource(weights, p.cols * p.operand_bits)
-        m.submodules.acts = a_src = _RomSource(acts, p.rows * p.operand_bits + 1)
-        for src, dst in ((w_src.out, array.weight), (a_src.out, array.act)):
-            m.d.comb += [dst.valid.eq(src.valid), dst.payload.as_value().eq(src.payload),
-                         src.ready.eq(dst.ready)]
+        # A FIFO after each ROM: the array sees flip-flops, not the slow
+        # block RAM outputs, so Fmax is the array's.
+        for name, words, dst in (("weights", weights, array.weight), ("acts", acts, array.act)):
+            width = len(dst.payload.as_value())
+            m.submodules[name] = src = _RomSource(words, width)
+            m.submodules[f"{name}_fifo"] = buf = fifo.SyncFIFOBuffered(width=width, depth=4)
+            wiring.connect(m, src.out, buf.w_stream)
+            m.d.comb += [dst.valid.eq(buf.r_stream.valid),
+                         dst.payload.as_value().eq(buf.r_stream.payload),
+                         buf.r_stream.ready.eq(dst.ready)]
 
         received = Signal(range(self.out_rows + 1))
         m.d.comb += [array.out.ready.eq(1), self.done.eq(received == self.out_rows)]

@@ -1,0 +1,202 @@
+"""Place and route the harness on a board with the yowasp tools; read nextpnr's report.
+
+The board top holds a :class:`~focus_hw.fpga.Harness` and shows its result on
+the LEDs: the last LED is ``done``, the others the checksum XOR-folded to
+their count (:func:`led_pattern`). amaranth's build plan runs with the
+board's tools pointed at the yowasp (WebAssembly) commands, which see only
+paths relative to the build folder; nextpnr writes ``report.json`` (Fmax and
+utilisation) next to its log ``top.tim``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from amaranth.build.plat import tool_env_var
+from amaranth.hdl import Elaboratable, Module
+from tqdm import tqdm
+
+from ..fileio import atomic_write_text
+from ..params import FocusParams
+from .boards import FAMILIES, board as find_board
+from .harness import Harness, harness_tiles, pack_row, rotl_checksum
+
+__all__ = ["FpgaBuildError", "FpgaReport", "fpga_build", "led_pattern", "expected_checksum"]
+
+_NAME = "top"
+#: Build outputs, in the order the steps write them (progress).
+_STEPS = {"ecp5": ("top.json", "top.config", "top.bit"),
+          "ice40": ("top.json", "top.asc", "top.bin")}
+
+
+class FpgaBuildError(RuntimeError):
+    """A tool of the FPGA flow failed; the message carries the log's tail."""
+
+
+def led_pattern(checksum: int, width: int, leds: int) -> int:
+    """LED bits of the finished harness: ``done`` on the last LED, the
+    ``width``-bit checksum XOR-folded to ``leds - 1`` bits on the others."""
+    n, fold = leds - 1, 0
+    for start in range(0, width, n):
+        fold ^= (checksum >> start) & ((1 << n) - 1)
+    return fold | (1 << n)
+
+
+def expected_checksum(harness: Harness) -> int:
+    """The checksum the harness must end with, from :func:`focus_hw.simulate_tiles`
+    (the array's own simulation; the tests check it against numpy)."""
+    from ..simulate import simulate_tiles
+
+    p = harness.params
+    run = simulate_tiles(harness.tiles, p)
+    words = [pack_row(row.view("uint32"), p.acc_bits) for out in run.outs for row in out]
+    return rotl_checksum(words, p.cols * p.acc_bits)
+
+
+class _BoardTop(Elaboratable):
+    def __init__(self, harness: Harness, leds: int):
+        self.harness = harness
+        self.leds = leds
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.harness = h = self.harness
+        n = self.leds - 1
+        chk = h.checksum
+        fold = chk[0:n]
+        for start in range(n, len(chk), n):
+            fold = fold ^ chk[start:start + n]
+        for i in range(n):
+            m.d.comb += platform.request("led", i).o.eq(fold[i])
+        m.d.comb += platform.request("led", n).o.eq(h.done)
+        return m
+
+
+@dataclass(frozen=True)
+class FpgaReport:
+    """Result of one place and route (what ``fpga.json`` holds)."""
+
+    board: str
+    device: str
+    params: dict
+    luts: int
+    ffs: int
+    brams: int
+    dsps: int
+    fmax_mhz: float
+    clock_mhz: float        # the board clock's constraint
+    utilisation: dict       # nextpnr cell -> {"used", "available"}
+    checksum: str           # expected final checksum (hex)
+    leds: str               # expected LED pattern, LED 0 last (binary)
+    wall_s: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def table(self) -> str:
+        """A short text table of the headline figures."""
+        u = self.utilisation
+        fam = FAMILIES[find_board(self.board).family].cells
+
+        def of(key, value):
+            cell = fam[key]
+            return f"{value}" if cell is None else f"{value} / {u[cell]['available']}"
+
+        rows = [("board", f"{self.board} ({self.device})"),
+                ("array", f"{self.params['rows']}x{self.params['cols']} {self.params['dtype']}, "
+                          f"mac_pipeline={self.params['mac_pipeline']}"),
+                ("LUTs", of("luts", self.luts)), ("FFs", of("ffs", self.ffs)),
+                ("BRAMs", of("brams", self.brams)), ("DSPs", of("dsps", self.dsps)),
+                ("Fmax", f"{self.fmax_mhz:.2f} MHz (board clock {self.clock_mhz:g} MHz)"),
+                ("LEDs", self.leds), ("time", f"{self.wall_s:.0f} s")]
+        return "\n".join(f"{k:<6} {v}" for k, v in rows)
+
+
+def _tool_env(family: str) -> dict:
+    """The environment with each amaranth tool variable set to its yowasp command."""
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    env = dict(os.environ)
+    for tool, command in FAMILIES[family].tools.items():
+        found = shutil.which(command, path=path)
+        if found is None:
+            raise FpgaBuildError(f"{command} not found: pip install 'focus-hw[fpga]'")
+        env[tool_env_var(tool)] = found
+    return env
+
+
+def _run(build_dir: Path, env: dict, family: str, progress: bool) -> None:
+    """Run the build script, showing which step's output has appeared."""
+    log_path = build_dir / "build.log"
+    steps = _STEPS[family]
+    for name in steps:
+        (build_dir / name).unlink(missing_ok=True)
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(["sh", f"build_{_NAME}.sh"], cwd=build_dir, env=env,
+                                stdout=log, stderr=subprocess.STDOUT)
+        names = ["yosys", "nextpnr", "pack"]
+        with tqdm(total=len(steps), desc="fpga", disable=not progress, unit="step") as bar:
+            while proc.poll() is None:
+                done = sum((build_dir / s).exists() for s in steps)
+                bar.update(done - bar.n)
+                bar.set_postfix_str(names[min(done, len(names) - 1)])
+                time.sleep(0.5)
+            bar.update(sum((build_dir / s).exists() for s in steps) - bar.n)
+    if proc.returncode != 0:
+        tail = log_path.read_text()[-3000:]
+        raise FpgaBuildError(f"FPGA build failed (exit {proc.returncode}) in {build_dir}; "
+                             f"log {log_path}:\n{tail}")
+
+
+def _netlist_cells(path: Path, prefix: str) -> int:
+    netlist = json.loads(path.read_text())
+    return sum(cell["type"].startswith(prefix)
+               for mod in netlist["modules"].values() for cell in mod["cells"].values())
+
+
+def fpga_build(params: FocusParams, board: str, out_dir, *, tiles: int = 2,
+               rows_per_tile: int = 8, seed: int = 0, progress: bool = True) -> FpgaReport:
+    """Build the harness for ``params`` on ``board`` in ``out_dir``; write
+    ``out_dir/fpga.json`` (atomically) and return the report.
+
+    Raises :class:`~focus_hw.fpga.UnknownBoardError` for an unknown board
+    (before any work) and :class:`FpgaBuildError` when a tool fails."""
+    spec = find_board(board)
+    if not isinstance(params, FocusParams):
+        raise ValueError(f"params must be FocusParams, not {type(params).__name__}")
+    env = _tool_env(spec.family)
+    out_dir = Path(out_dir)
+    start = time.perf_counter()
+    platform = spec.make_platform()
+    leds = sum(1 for name, _ in platform.resources if name == "led")
+    harness = Harness(params, harness_tiles(params, tiles, rows_per_tile, seed))
+    checksum = expected_checksum(harness)
+    overrides = {"nextpnr_opts": "--report report.json --timing-allow-fail"}
+    plan = platform.prepare(_BoardTop(harness, leds), name=_NAME, **overrides)
+    build_dir = plan.extract(out_dir)
+    _run(build_dir, env, spec.family, progress)
+
+    report = json.loads((build_dir / "report.json").read_text())
+    util = report["utilization"]
+    fam = FAMILIES[spec.family]
+    figures = {}
+    for key, cell in fam.cells.items():
+        figures[key] = util[cell]["used"] if cell is not None else \
+            _netlist_cells(build_dir / f"{_NAME}.json", fam.ff_prefix)
+    fmax = min(c["achieved"] for c in report["fmax"].values())
+    width = params.cols * params.acc_bits
+    result = FpgaReport(
+        board=board, device=platform.device, params=params.to_dict(), **figures,
+        fmax_mhz=round(fmax, 3), clock_mhz=platform.default_clk_frequency / 1e6,
+        utilisation=util, checksum=f"{checksum:#x}",
+        leds=format(led_pattern(checksum, width, leds), f"0{leds}b"),
+        wall_s=round(time.perf_counter() - start, 1))
+    atomic_write_text(out_dir / "fpga.json", json.dumps(result.to_dict(), indent=2) + "\n")
+    return result

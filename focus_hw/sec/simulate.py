@@ -1,0 +1,138 @@
+"""Run attention probabilities through the generated SEC in Amaranth's simulator.
+
+:func:`simulate_sec` takes the arguments of the reference
+(``focus_algo.sec.select_tokens(focus_algo.sec.importance(attn, visual,
+text), k)``) and returns the same kept indices, computed by the RTL.
+"""
+
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass
+
+from amaranth.sim import Simulator
+
+from ..params import FocusParams
+from .concentrator import SEC, sec_format
+
+__all__ = ["SECRun", "SECInputError", "SECNaNError", "simulate_sec"]
+
+_TORCH_DTYPES = {"fp16": "float16", "bf16": "bfloat16"}
+
+
+class SECInputError(ValueError):
+    """Arguments :func:`simulate_sec` cannot run (shape, slice, k, dtype)."""
+
+
+class SECNaNError(ValueError):
+    """The SEC flagged a NaN importance (the reference rejects those too)."""
+
+
+@dataclass(frozen=True)
+class SECRun:
+    """Result of :func:`simulate_sec`."""
+
+    #: Kept visual-token indices (0-based within ``visual``), ascending, int64.
+    kept: object
+    #: Cycles from the first attention element accepted to ``done``, both
+    #: counted (without backpressure: :func:`focus_hw.timing.sec_cycles`).
+    cycles: int
+
+
+def _check(attn, visual, text, k, params):
+    """Validate; return the (rows, n) score matrix of the run and ``k``."""
+    import torch
+
+    if not isinstance(params, FocusParams):
+        raise SECInputError(f"params must be a FocusParams, not {type(params).__name__}")
+    try:
+        fmt = sec_format(params)
+    except ValueError as err:
+        raise SECInputError(str(err)) from None
+    if not isinstance(attn, torch.Tensor):
+        raise SECInputError(f"attn must be a torch.Tensor, not {type(attn).__name__}")
+    if attn.ndim == 4 and attn.shape[0] == 1:
+        attn = attn[0]
+    if attn.ndim != 3:
+        raise SECInputError(f"attn must be (heads, Q, K) or (1, heads, Q, K), "
+                            f"got shape {tuple(attn.shape)}")
+    expected = getattr(torch, _TORCH_DTYPES[fmt])
+    if attn.dtype != expected:
+        raise SECInputError(f"attn.dtype={attn.dtype} does not match params.dtype={fmt!r} "
+                            f"(expected {expected})")
+    if not isinstance(visual, slice) or not isinstance(text, slice):
+        raise SECInputError("visual and text must be slices")
+    scores = attn[:, text, visual]
+    heads, queries, n = scores.shape
+    if queries == 0:
+        raise SECInputError(f"text slice {text} selects no query rows of attn "
+                            f"with Q={attn.shape[1]}")
+    if n == 0:
+        raise SECInputError(f"visual slice {visual} selects no key columns of attn "
+                            f"with K={attn.shape[2]}")
+    if n > params.max_tokens:
+        raise SECInputError(f"{n} visual tokens exceed params.max_tokens={params.max_tokens}")
+    try:
+        k = operator.index(k)
+    except TypeError:
+        raise SECInputError(f"k must be an integer, not {type(k).__name__}") from None
+    if not 1 <= k <= n:
+        raise SECInputError(f"k must lie in [1, {n}], got {k}")
+    return scores.reshape(heads * queries, n), k
+
+
+def simulate_sec(attn, visual: slice, text: slice, k: int, params: FocusParams) -> SECRun:
+    """Kept visual tokens of one SEC run, computed by the generated RTL.
+
+    ``attn``: (heads, Q, K) or (1, heads, Q, K) attention probabilities as a
+    torch tensor of ``params.dtype`` (float16 / bfloat16); rows ``text`` are
+    the text queries, columns ``visual`` the visual keys (at most
+    ``params.max_tokens``); ``k`` in ``[1, n_visual]``. The rows are streamed
+    head by head, query by query. Raises :class:`SECInputError` before
+    simulating for bad arguments, :class:`SECNaNError` when the RTL flags a
+    NaN importance (as ``select_tokens`` refuses one).
+    """
+    import torch
+
+    scores, k = _check(attn, visual, text, k, params)
+    rows, n = scores.shape
+    beats = (scores.contiguous().view(torch.int16).reshape(-1).to(torch.int64) & 0xFFFF).tolist()
+    dut = SEC(params)
+    kept, flags = [], {}
+
+    async def bench(ctx):
+        ctx.set(dut.n, n)
+        ctx.set(dut.k, k)
+        ctx.set(dut.kept.ready, 1)
+        ctx.set(dut.attn.valid, 1)
+        cycle = 0
+        for i, value in enumerate(beats):
+            ctx.set(dut.attn.payload, {"data": value, "last": i == len(beats) - 1})
+            while True:
+                *_, ready = await ctx.tick().sample(dut.attn.ready)
+                cycle += 1
+                if ready:
+                    break
+        ctx.set(dut.attn.valid, 0)
+        while True:
+            *_, valid, payload, done, nan = await ctx.tick().sample(
+                dut.kept.valid, dut.kept.payload, dut.done, dut.nan)
+            if valid:
+                kept.append((payload.index, payload.last))
+            cycle += 1
+            if done:
+                flags.update(cycles=cycle, nan=nan)
+                return
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    if flags["nan"]:
+        raise SECNaNError("importance contains NaN (flagged by the SEC's nan output)")
+    indices = [index for index, _ in kept]
+    lasts = [i for i, (_, last) in enumerate(kept) if last]
+    if len(indices) != k or lasts != [k - 1]:
+        raise RuntimeError(f"SEC emitted {len(indices)} indices (last flags at {lasts}) "
+                           f"for k={k}")
+    return SECRun(kept=torch.tensor(indices, dtype=torch.int64), cycles=flags["cycles"])
