@@ -3,8 +3,10 @@
 import importlib
 import importlib.metadata
 import pkgutil
+import shutil
 import sys
 import types
+from pathlib import Path
 
 from docutils import nodes
 from docutils.parsers.rst import directives
@@ -31,6 +33,8 @@ templates_path = ["_templates"]
 # not committed): a new public module is documented without editing docs/, private
 # modules (leading underscore) are left out.
 autosummary_generate = True
+# Written afresh on every build, so a renamed or removed module leaves no stale page.
+shutil.rmtree(Path(__file__).parent / "api" / "generated", ignore_errors=True)
 autosummary_imported_members = False
 # Members are documented where they are defined (not where a package re-exports them).
 autodoc_default_options = {"members": True, "show-inheritance": True, "ignore-module-all": True}

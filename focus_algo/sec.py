@@ -57,7 +57,9 @@ def keep_count(ratio: float, n_original: int, n_current: int) -> int:
 def select_tokens(importance: torch.Tensor, k: int) -> torch.Tensor:
     """Indices of the ``k`` most important tokens, ascending (original order).
 
-    Equal scores favour the lower index.
+    Equal scores (``-0 == +0``) favour the lower index: a stable descending
+    sort, not ``torch.topk``, which picks among ties arbitrarily. The SEC RTL
+    (``focus_hw.simulate_sec``) follows the same rule.
     """
     if importance.ndim != 1:
         raise ValueError(f"importance must be 1-D, got shape {tuple(importance.shape)}")

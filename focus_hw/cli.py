@@ -16,10 +16,10 @@ from pathlib import Path
 
 import click
 
-from .generate import UNITS, ManifestError, generate
 from .cli_types import PARAMS_FILE
 from .executors import cli_executor, executor_options
 from .fileio import atomic_write_text
+from .generate import UNITS, ManifestError, generate
 from .params import DTYPES, FocusParams
 
 __all__ = ["main"]
@@ -143,7 +143,8 @@ def _run_sweep(base, grid, out, task, progress, jobs, workers, scheduler):
     except (ValueError, TypeError) as e:
         raise click.UsageError(str(e)) from None
     counts = ", ".join(f"{result.count(s)} {s}" for s in ("ok", "skipped", "invalid", "failed"))
-    click.echo(f"sweep of {len(result.points)} points: {counts} (summary: {Path(out) / 'sweep.json'})")
+    click.echo(f"sweep of {len(result.points)} points: {counts} "
+               f"(summary: {Path(out) / 'sweep.json'})")
     for p in result.points:
         if p.status in ("invalid", "failed"):
             click.echo(f"  {p.status}: {p.point}: {p.error.splitlines()[0]}", err=True)
@@ -153,8 +154,8 @@ def _run_sweep(base, grid, out, task, progress, jobs, workers, scheduler):
 @main.command("synth")
 @_params_option
 @_unit_option
-@click.option("--fpga", type=click.Choice(["none", "ecp5", "ice40"]), default="none", show_default=True,
-              help="also map to this FPGA family")
+@click.option("--fpga", type=click.Choice(["none", "ecp5", "ice40"]), default="none",
+              show_default=True, help="also map to this FPGA family")
 @click.option("--flat", is_flag=True, help="flatten the whole design (slow for big arrays)")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="folder for area.json/.csv/.png and the Yosys logs")
@@ -196,4 +197,49 @@ def synth_cmd(base, unit, fpga, flat, out, cache_dir, no_cache, jobs, workers, s
         raise click.ClickException(f"synth failed: {e}") from None
     click.echo(json.dumps(report.summary(), indent=2))
     if out is not None:
-        click.echo(f"report: {Path(out) / 'area.json'}, {Path(out) / 'area.csv'}, {Path(out) / 'area.png'}")
+        click.echo(f"report: {Path(out) / 'area.json'}, {Path(out) / 'area.csv'}, "
+                   f"{Path(out) / 'area.png'}")
+
+
+class _BadInput(click.ClickException):
+    """A one-line error with the usage exit code (2)."""
+
+    exit_code = 2
+
+
+@main.command("fpga")
+@_params_option
+@click.option("--board", required=True, help="target board (an unknown name lists them)")
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="build folder (default build/fpga/BOARD)")
+@click.option("--target-mhz", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="clock nextpnr aims for (default: the board clock)")
+@click.option("--tiles", type=click.IntRange(min=1), default=2, show_default=True,
+              help="weight tiles in the harness")
+@click.option("--rows-per-tile", type=click.IntRange(min=1), default=8, show_default=True,
+              help="activation rows per tile")
+@click.option("--seed", type=int, default=0, show_default=True, help="seed of the tile data")
+@click.option("--progress/--no-progress", default=True, show_default=True)
+@_field_options(multi=False)
+def fpga_cmd(base, board, out, target_mhz, tiles, rows_per_tile, seed, progress, **values):
+    """Place and route the array with an on-chip harness on a board (yowasp
+    tools); report LUTs, FFs, BRAMs, DSPs and Fmax, write OUT/fpga.json.
+
+    Pick an array that fits the device (e.g. --rows 2 --cols 2 --dtype int8:
+    about 300 LUTs and 4 DSPs on ECP5; a 2x2 fp16 array takes about 3400 LUTs)."""
+    from .fpga import FpgaBuildError, UnknownBoardError, fpga_build
+    from .fpga.boards import board as find_board
+
+    try:
+        find_board(board)
+    except UnknownBoardError as e:
+        raise _BadInput(str(e)) from None
+    params = _point_params(base, values)
+    out = out or str(Path("build") / "fpga" / board)
+    try:
+        report = fpga_build(params, board, out, target_mhz=target_mhz, tiles=tiles,
+                            rows_per_tile=rows_per_tile, seed=seed, progress=progress)
+    except (ValueError, OSError, FpgaBuildError) as e:
+        raise click.ClickException(f"fpga failed: {e}") from None
+    click.echo(report.table())
+    click.echo(f"report: {Path(out) / 'fpga.json'}")

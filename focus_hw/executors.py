@@ -80,7 +80,7 @@ def open_executor(jobs: int | None = None, workers: int | None = None,
                 n_workers=workers, threads_per_worker=1, processes=processes,
                 dashboard_address=None))
         client = stack.enter_context(Client(target, timeout=timeout, set_as_default=False))
-        yield client.get_executor()
+        yield client.get_executor(pure=False)   # points write files: never merge two
 
 
 def executor_options(fn):

@@ -114,7 +114,7 @@ class NumberFormat:
         return np.asarray(bits).astype(self.bits_type).view(self.np_type)
 
     def to_bits(self, values) -> np.ndarray:
-        """Values already of :attr:`np_type` (or castable without rounding) -> raw bits."""
+        """Values of :attr:`np_type` -> raw bits (a view; other inputs are cast first)."""
         return np.asarray(values, dtype=self.np_type).view(self.bits_type)
 
     def encode(self, values) -> np.ndarray:
@@ -129,15 +129,17 @@ class NumberFormat:
                                  f"[{info.min}, {info.max}]")
             return self.to_bits(values.astype(self.np_type))
         v = values.astype(np.float64)
-        if self.fp32_prefix:  # ml_dtypes rounds through fp32: avoid double rounding
+        if self.layout.precision + 2 <= FP32.precision:
+            # ml_dtypes casts float64 through float32: rounding to odd there
+            # keeps the final rounding a single one (numpy's fp16 cast agrees)
             v = _to_f32_round_to_odd(v)
         with np.errstate(over="ignore"):
             return self.to_bits(v.astype(self.np_type))
 
 
 def _to_f32_round_to_odd(v: np.ndarray) -> np.ndarray:
-    """float64 -> float32 rounded to odd, so a later rounding to a format with
-    at most 22 fraction bits equals one direct rounding of ``v``."""
+    """float64 -> float32 rounded to odd, so a later rounding to a format of at
+    most 22 significand bits (fp32's 24 minus 2) equals one direct rounding of ``v``."""
     with np.errstate(over="ignore"):
         f = v.astype(np.float32)
     bits = f.view(np.uint32).copy()

@@ -20,15 +20,19 @@ from pathlib import Path
 from typing import Callable, Mapping
 
 import amaranth
-from amaranth.back import rtlil, verilog
+from amaranth.back import rtlil
+from amaranth.back.verilog import _convert_rtlil_text   # its one Yosys run (amaranth 0.5)
 from amaranth.hdl import Fragment, Value
 from amaranth.lib import wiring
 
 from .fileio import atomic_write_text
 from .params import FocusParams
+from .sec.concentrator import SEC_UNITS
+from .sic import SIC_UNITS
 
 __all__ = ["UNITS", "Manifest", "ManifestError", "build_unit", "top_name", "unit_modules",
-           "unit_ports", "as_params", "convert_rtlil", "convert_verilog", "generate"]
+           "unit_ports", "as_params", "convert_rtlil", "modules_rtlil", "modules_verilog",
+           "generate"]
 
 MANIFEST = "manifest.json"
 #: 2: the Verilog file may hold several separately elaborated modules (``modules``).
@@ -52,6 +56,8 @@ def _array(p: FocusParams):
 
 #: Unit name -> constructor of the Amaranth component from a FocusParams.
 UNITS: dict[str, Callable[[FocusParams], object]] = {"mac": _mac, "pe": _pe, "array": _array}
+UNITS.update(SEC_UNITS)  # "sec" and its parts: analyzer, select, encoder
+UNITS.update(SIC_UNITS)  # "sic" and its parts: dot, argmax, table, map, average
 
 
 class ManifestError(ValueError):
@@ -91,18 +97,26 @@ def unit_modules(params, unit: str) -> dict:
     return modules
 
 
+def modules_rtlil(modules: dict) -> str:
+    """RTLIL text of name -> component ``modules`` (each converted on its own;
+    only the first, the top, keeps the ``top`` attribute)."""
+    texts = []
+    for i, (name, component) in enumerate(modules.items()):
+        text = rtlil.convert(component, name=name, emit_src=False)
+        texts.append(text if i == 0 else text.replace("attribute \\top 1\n", "", 1))
+    return "\n".join(texts)
+
+
+def modules_verilog(modules: dict) -> str:
+    """Verilog text of ``modules``: their RTLIL through one Yosys run, as
+    ``amaranth.back.verilog.convert`` does for one module."""
+    return _convert_rtlil_text(modules_rtlil(modules))
+
+
 def convert_rtlil(params, unit: str) -> str:
     """RTLIL text of ``unit``, every module of :func:`unit_modules` (what the
     synthesis flow reads)."""
-    return "\n".join(rtlil.convert(c, name=name, emit_src=False)
-                     for name, c in unit_modules(params, unit).items())
-
-
-def convert_verilog(modules: dict) -> str:
-    """Verilog text of :func:`unit_modules`' modules, top first (only the top
-    keeps the ``top`` attribute)."""
-    return "\n".join(verilog.convert(c, name=name, emit_src=False, strip_internal_attrs=i > 0)
-                     for i, (name, c) in enumerate(modules.items()))
+    return modules_rtlil(unit_modules(params, unit))
 
 
 def unit_ports(component) -> list[dict]:
@@ -157,7 +171,8 @@ class Manifest:
             data = json.loads(path.read_text())
             version = data.get("version") if isinstance(data, dict) else None
             if version != MANIFEST_VERSION:
-                raise ManifestError(f"{path}: manifest version {version}, expected {MANIFEST_VERSION}")
+                raise ManifestError(f"{path}: manifest version {version}, "
+                                    f"expected {MANIFEST_VERSION}")
             return cls(**data)
         except FileNotFoundError:
             raise ManifestError(f"{path}: no manifest") from None
@@ -191,7 +206,7 @@ def generate(params, out_dir, unit: str = "array") -> Manifest:
         raise NotADirectoryError(f"{out_dir}: output path exists and is not a folder")
     top = top_name(unit)
     modules = unit_modules(params, unit)
-    text = convert_verilog(modules)
+    text = modules_verilog(modules)
     manifest = Manifest(unit=unit, top=top, params=params.to_dict(), ports=unit_ports(modules[top]),
                         modules=list(modules), files={f"{top}.v": _sha256(text.encode())},
                         digest=params.digest())

@@ -48,8 +48,8 @@ class FocusParams:
     * ``rows``, ``cols``, ``m_tile``, ``num_scatter``, ``block_*``,
       ``max_frame_tokens``, ``max_tokens`` are integers >= 1 with
       ``max_frame_tokens <= max_tokens``; ``mac_pipeline``, ``sic_pipeline`` >= 0.
-    * ``sic_lanes`` is a power of two no larger than ``vector_size``.
-    * ``dtype`` is one of :data:`DTYPES`.
+    * ``sic_lanes`` is a positive power of two.
+    * ``dtype`` is one of :data:`DTYPES` (the registry's operand formats).
     * ``vector_size`` is a positive power of two.
     * ``threshold`` lies in (-1, 1], or is ``math.inf`` (SIC never merges).
     * ``sec_layers`` are distinct, increasing, non-negative layer indices;
@@ -63,7 +63,8 @@ class FocusParams:
     rows: int = 32
     #: PE columns: the output (N) dimension of one weight tile.
     cols: int = 32
-    #: Operand format of activations and weights ('fp16', 'bf16', 'int8').
+    #: Operand format of activations and weights: a name of
+    #: :data:`focus_hw.formats.OPERAND_FORMATS` ('fp16', 'bf16', 'int8').
     dtype: str = "fp16"
     #: Pipeline registers inside each MAC (0 = single-cycle MAC).
     mac_pipeline: int = 0
@@ -86,9 +87,8 @@ class FocusParams:
     #: Whether a column-0 token's left neighbour is the previous row's last
     #: token (flattened-sequence semantics, as the paper's artifact does).
     block_wrap: bool = True
-    #: Multiply lanes of the SIC's dot-product unit (a power of two that
-    #: divides ``vector_size``): a vector pair takes ``vector_size / sic_lanes``
-    #: steps.
+    #: Multiply lanes of the SIC's dot-product and average units (a power of
+    #: two; at most ``vector_size`` are used, see :attr:`sic_width`).
     sic_lanes: int = 4
     #: Pipeline registers inside each SIC arithmetic unit (0 = single cycle).
     sic_pipeline: int = 0
@@ -135,9 +135,8 @@ class FocusParams:
         v = self.vector_size
         if not _is_int(v) or v < 1 or v & (v - 1):
             fail("vector_size", "must be a positive power of two")
-        lanes = self.sic_lanes
-        if lanes & (lanes - 1) or lanes > v:
-            fail("sic_lanes", f"must be a power of two <= vector_size ({v})")
+        if self.sic_lanes & (self.sic_lanes - 1):
+            fail("sic_lanes", "must be a positive power of two")
         if self.max_frame_tokens > self.max_tokens:
             fail("max_frame_tokens", f"must not exceed max_tokens ({self.max_tokens})")
         t = self.threshold
@@ -210,6 +209,16 @@ class FocusParams:
                      for dh in range(self.block_height)
                      for dw in range(self.block_width)
                      if (df, dh, dw) != (0, 0, 0))
+
+    @property
+    def sic_width(self) -> int:
+        """Lanes the SIC uses: ``sic_lanes``, at most one per vector element."""
+        return min(self.sic_lanes, self.vector_size)
+
+    @property
+    def sic_steps(self) -> int:
+        """Steps of :attr:`sic_width` elements that cover one vector."""
+        return self.vector_size // self.sic_width
 
     @property
     def sic_window(self) -> int:

@@ -155,7 +155,8 @@ def sweep(base: FocusParams, grid: dict[str, list], out_dir, unit: str = "array"
 
     summary = SweepResult(unit, results)
     atomic_write_text(out_dir / SUMMARY, json.dumps({
-        "unit": unit, "task": type(task).__name__, "base": base.to_dict(), "grid": {k: list(v) for k, v in grid.items()},
+        "unit": unit, "task": type(task).__name__, "base": base.to_dict(),
+        "grid": {k: list(v) for k, v in grid.items()},
         "counts": {s: summary.count(s) for s in ("ok", "skipped", "invalid", "failed")},
         "points": [dataclasses.asdict(p) for p in results]}, indent=2, default=str))
     return summary

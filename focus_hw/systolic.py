@@ -131,8 +131,6 @@ class SystolicArray(wiring.Component):
     def __init__(self, params: FocusParams, *, pe_modules: str | None = None):
         if not isinstance(params, FocusParams):
             raise TypeError(f"SystolicArray: params must be FocusParams, not {type(params).__name__}")
-        if pe_modules is not None and (not isinstance(pe_modules, str) or not pe_modules):
-            raise ValueError(f"SystolicArray: pe_modules={pe_modules!r} must be None or a name prefix")
         self.params = params
         self.pe_modules = pe_modules
         operand, acc = params.operand_bits, params.acc_bits

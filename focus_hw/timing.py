@@ -40,8 +40,8 @@ import numbers
 from .params import FocusParams
 
 __all__ = ["array_latency", "tile_cycles", "reload_cycles", "gemm_cycles", "sic_dot_latency",
-           "sic_argmax_cycles", "sic_mean_latency", "sic_vector_cycles",
-           "sic_cycles"]
+           "sic_argmax_cycles", "sic_mean_latency", "sic_write_cycle", "sic_vector_cycles",
+           "sic_cycles", "sec_cycles"]
 
 
 def _count(fn: str, name: str, value) -> int:
@@ -87,61 +87,117 @@ def gemm_cycles(m: int, k: int, n: int, params: FocusParams) -> int:
 
 # -- similarity concentrator (SIC) ------------------------------------------------
 #
-# The SIC (:class:`focus_hw.sic.SIC`) is a sequential datapath: per vector one
-# controller walks through its units, each taking a fixed number of cycles
+# The SIC (:class:`focus_hw.sic.SIC`) is statically scheduled: every step of a
+# vector happens a fixed number of cycles after the vector is accepted,
 # whatever the data, so a pass of ``n`` vectors takes a closed-form count.
-# ``S = vector_size / sic_lanes`` steps per vector, ``P = sic_pipeline``.
+# ``L = sic_width`` lanes, ``S = vector_size / L`` steps, ``P = sic_pipeline``,
+# ``T = S*(P+1)`` (one dot product through the lanes), ``K`` candidate
+# offsets (``len(block_offsets)``). With the vector accepted in cycle 0:
+#
+# * cycle 1: its squared magnitude enters the dot-product unit;
+# * cycle ``(k+1)*T``: the table read of candidate ``k`` (``k = 0..K-1``);
+#   cycle ``(k+1)*T + 1``: its dot product starts (back to back, one per T);
+# * cycle ``1 + D`` (``D`` = :func:`sic_dot_latency`): the squared magnitude;
+#   cycle ``(k+1)*T + 1 + D``: candidate ``k``'s dot product, taken by the
+#   arg-max unit in that cycle (one candidate per ``T >= P+1`` cycles);
+# * cycle ``W`` (:func:`sic_write_cycle`), ``3*P + 3`` after the last
+#   candidate (:func:`sic_argmax_cycles`): the decision; the table entry,
+#   the map record and the group-sum update are written.
+#
+# The next vector may be accepted from cycle :func:`sic_vector_cycles`: the
+# dot-product unit is free from ``(K+1)*T``, and its first table read
+# (cycle ``T`` after it) must come after this vector's write in ``W``.
 
 
 def sic_dot_latency(params: FocusParams) -> int:
     """Cycles from a pair accepted by the dot-product unit to its result
-    valid: ``S*(P+1)`` lane steps, ``log2(sic_lanes)*P`` through the adder
-    tree, one to register the sum and one to present it."""
+    valid: ``S*(P+1)`` lane steps, one for the lane sums to settle, and
+    ``log2(sic_width)*P`` down the adder tree. The unit accepts the next pair
+    ``S*(P+1)`` cycles after the previous one."""
     p = params.sic_pipeline
-    steps = params.vector_size // params.sic_lanes
-    return steps * (p + 1) + (params.sic_lanes.bit_length() - 1) * p + 2
+    steps = params.sic_steps
+    return steps * (p + 1) + 1 + (params.sic_width.bit_length() - 1) * p
 
 
 def sic_argmax_cycles(params: FocusParams) -> int:
-    """Cycles the arg-max unit is busy per candidate (accept, three fp32
-    products, pick): ``3*(P+1) + 2``."""
-    return 3 * (params.sic_pipeline + 1) + 2
+    """Cycles from the last candidate accepted by the arg-max unit to its
+    decision: the square (``P+1``), the two cross products side by side with
+    the compare (``P+1``), then the threshold product (``P+1``): ``3*P + 3``.
+    The unit takes a candidate every ``P + 1`` cycles."""
+    return 3 * (params.sic_pipeline + 1)
 
 
 def sic_mean_latency(params: FocusParams) -> int:
-    """Cycles from a mean query accepted by the average-update unit to the
-    mean valid (sum and count read, reciprocal read, ``S`` steps):
-    ``S*(P+1) + 3``; an update keeps it busy as long."""
-    return params.vector_size // params.sic_lanes * (params.sic_pipeline + 1) + 3
+    """Cycles from a mean query accepted by the average-update unit (steps
+    free) to the mean valid: sum and count read (1), the reciprocal read with
+    the move to the lanes (1), ``S`` steps: ``S*(P+1) + 2``. Queries are taken
+    one per ``S*(P+1)`` cycles; an update keeps the unit busy ``S*(P+1) + 2``
+    cycles."""
+    return params.sic_steps * (params.sic_pipeline + 1) + 2
+
+
+def sic_write_cycle(params: FocusParams) -> int:
+    """Cycle ``W`` after a vector's accept in which it is decided and
+    written: ``1 + K*T + D + 3*P + 3``; without candidates (a 1x1x1 block)
+    ``D + 2``, the cycle after its squared magnitude."""
+    k = len(params.block_offsets)
+    d = sic_dot_latency(params)
+    if k == 0:
+        return d + 2
+    t = params.sic_steps * (params.sic_pipeline + 1)
+    return 1 + k * t + d + sic_argmax_cycles(params)
 
 
 def sic_vector_cycles(params: FocusParams) -> int:
-    """Cycles between two vectors accepted by the SIC within a pass.
-
-    With ``D`` = :func:`sic_dot_latency` and ``K`` candidate offsets: accept
-    (1), squared magnitude (``D + 1``), then per candidate a table read (2),
-    its dot product (``D + 1``) and the hand-over to the arg-max unit (1);
-    candidates follow each other every ``max(D + 4, argmax busy)`` cycles.
-    After the last one the decision needs ``2*(P+1) + 3*(P+1) + 2`` more
-    (threshold products), then the writes (1): ``2*D + 5*P + 14 + (K-1) *
-    max(D + 4, 3*P + 5)``. Without candidates (a 1x1x1 block): ``D + 4``.
-    """
-    d, p = sic_dot_latency(params), params.sic_pipeline
+    """Cycles between two vectors accepted by the SIC within a pass: the
+    dot-product unit's work ``(K+1)*T``, unless the next vector's first table
+    read (``T`` after its accept) would come before this vector's write
+    (``W + 1 - T``), or the group-sum update (``T + 2``) is longer:
+    ``max((K+1)*T, W + 1 - T, T + 2)``, i.e. ``(K+1)*T`` plus at most
+    ``6 + (log2(L) + 3)*P - T``. Without candidates: ``W``."""
     k = len(params.block_offsets)
+    t = params.sic_steps * (params.sic_pipeline + 1)
+    w = sic_write_cycle(params)
     if k == 0:
-        return d + 4
-    return 2 * d + 5 * p + 14 + (k - 1) * max(d + 4, sic_argmax_cycles(params))
+        return w
+    return max((k + 1) * t, w + 1 - t, t + 2)
 
 
 def sic_cycles(n: int, params: FocusParams) -> int:
     """Cycles of one SIC pass over ``n`` vectors (one M tile's slot), from
     the first vector accepted to the last concentrated vector sent, both
-    counted, without backpressure: ``n`` vectors in
-    (:func:`sic_vector_cycles` each), the last group sum settling
-    (``S*(P+1)``), then per vector a map read (2), a mean query (1) and the
-    mean (:func:`sic_mean_latency`):
-    ``n * (sic_vector_cycles + sic_mean_latency + 3) + S*(P+1)``. Passes
-    follow each other back to back."""
+    counted, without backpressure. The last vector (accepted in cycle
+    ``(n-1)*V``, ``V`` = :func:`sic_vector_cycles`) is written in cycle
+    ``(n-1)*V + W``; its group-sum update frees the average-update unit
+    ``T + 2`` cycles later, when the first mean query (its map record read
+    ahead) is taken; means follow one per ``T``, the first after
+    :func:`sic_mean_latency`: ``(n-1)*V + W + (n+1)*T + 5``. The next pass's
+    first vector may be accepted in the cycle after."""
     n = _count("sic_cycles", "n", n)
-    settle = params.vector_size // params.sic_lanes * (params.sic_pipeline + 1)
-    return n * (sic_vector_cycles(params) + sic_mean_latency(params) + 3) + settle
+    t = params.sic_steps * (params.sic_pipeline + 1)
+    return (n - 1) * sic_vector_cycles(params) + sic_write_cycle(params) + (n + 1) * t + 5
+
+
+def sec_cycles(rows: int, n: int, params: FocusParams) -> int:
+    """Cycles of one SEC run (:class:`focus_hw.sec.SEC`) over ``rows``
+    attention rows (heads x text queries) of ``n`` visual tokens, from the
+    first element accepted to ``done``, both counted, without backpressure;
+    any ``k``. With ``P = ceil(operand_bits / d)`` radix passes of
+    ``d = min(8, operand_bits)`` bits (:data:`focus_hw.sec.topk.DIGIT_BITS`):
+
+    * analyzer: one element per cycle, ``done`` one cycle after the last:
+      ``rows * n``, then the done cycle (which starts the select);
+    * radix select: per pass ``n`` key reads, 2 pipeline cycles, ``2**d``
+      bin reads and 1 for the last bin, then its done cycle (which starts
+      the encoder): ``P * (n + 2**d + 3) + 1``;
+    * offset encoder: ``n`` key reads, 1 for the last, and its done cycle:
+      ``n + 2``.
+
+    Total ``rows*n + P*(n + 2**d + 3) + n + 4`` (fp16/bf16: ``rows*n + 3n +
+    522``)."""
+    from .sec.topk import DIGIT_BITS
+
+    rows, n = _count("sec_cycles", "rows", rows), _count("sec_cycles", "n", n)
+    digit = min(DIGIT_BITS, params.operand_bits)
+    passes = math.ceil(params.operand_bits / digit)
+    return rows * n + passes * (n + 2**digit + 3) + n + 4

@@ -54,10 +54,19 @@ def _workload(name, tokens, config, frames):
 @click.option("--tile-mode", type=click.Choice(["stream", "tile"]), default="stream",
               show_default=True)
 @click.option("--csv", "csv_out", type=click.Path(dir_okay=False), help="write per-GEMM rows")
-def run(name, tokens, frames, config, machine, sparsity, trace, params, tile_mode, csv_out):
+@click.option("--clock-from-fpga", "fpga_json", type=click.Path(exists=True, dir_okay=False),
+              help="clock at the Fmax of an fpga.json (focus-hw fpga)")
+def run(name, tokens, frames, config, machine, sparsity, trace, params, tile_mode, csv_out,
+        fpga_json):
     """Simulate one workload on one machine and print a summary."""
     w = _workload(name, tokens, config, frames)
     params = params or rep.paper_params(w.model, w.dataset)
+    if fpga_json:
+        from focus_hw.fpga import read_fmax
+        try:
+            params = params.replace(clock_mhz=read_fmax(fpga_json))
+        except ValueError as e:
+            raise click.BadParameter(str(e), param_hint="--clock-from-fpga") from None
     sp = sparsity
     try:
         if trace:
@@ -114,7 +123,8 @@ def reproduce(out, tile_mode):
 def sweep(out, name, quick, jobs, workers, scheduler):
     """DSE over m_tile, vector size, block, num_scatter and array size.
 
-    Finished points are journaled in OUT, so a rerun resumes an interrupted sweep."""
+    Finished points are journaled in OUT/sweep.points.jsonl, so a rerun computes
+    only the missing ones (delete that file to recompute after a model change)."""
     out = Path(out)
     w = _workload(name, None, None, 1)
     base = rep.paper_params(w.model, w.dataset)

@@ -148,7 +148,8 @@ def _read_journal(path: Path) -> dict[str, dict]:
             entry = json.loads(line)
             rows[entry["key"]] = entry["row"]
         except (ValueError, KeyError, TypeError):
-            raise ValueError(f"{path}: line {n} is damaged; delete the file to start over") from None
+            raise ValueError(f"{path}: line {n} is damaged; delete the file to start over"
+                             ) from None
     return rows
 
 

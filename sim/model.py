@@ -15,8 +15,12 @@ Per layer and GEMM (q, k, v, QK^T, SV, o, gate, up, down), per M tile of
   token-level merging; dense streams every token.
 * **scatter** (Focus): the accumulators add each unique partial sum into the
   rows of its group: ``nonzero x ceil(K/vector) x ceil(N/cols) / num_scatter``
-  per tile; **stall** = max(0, scatter - compute) per M tile (the scatter of
-  one tile overlaps the array's work on the same tile).
+  per tile.
+* **SIC** (Focus): the produced output tile is concentrated, one pass of
+  ``focus_hw.timing.sic_cycles(nonzero)`` per vector slot of its ``N``
+  features. Scatter and SIC of an M tile overlap the array's work on it:
+  **stall** = max(0, max(scatter, SIC) - compute) per M tile;
+  ``sic_stall_cycles`` is the part the SIC adds beyond the scatter's.
 * **DRAM**: compressed input activations (+ similarity-map indices), weights
   once per M tile (K/V of the tile's causal key range for attention),
   outputs compressed by the consumer GEMM's SIC (CMC compresses off chip:
@@ -48,7 +52,7 @@ import numpy as np
 import pandas as pd
 
 from focus_hw import FocusParams
-from focus_hw.timing import reload_cycles, tile_cycles
+from focus_hw.timing import reload_cycles, sic_cycles, tile_cycles
 
 from . import sram
 from .sparsity import (SparsityError, TileCounts, counts_from_trace, dense_counts,
@@ -129,6 +133,13 @@ def stream_cycles(ms, params: FocusParams) -> int:
         return 0
     step = reload_cycles(params)
     return sum(max(m, step) for m in ms[:-1]) + tile_cycles(ms[-1], params)
+
+
+@functools.cache
+def _sic_lut(params: FocusParams) -> np.ndarray:
+    """SIC cycles of one pass over n = 0..m_tile vectors (0 -> 0)."""
+    return np.array([0] + [sic_cycles(n, params) for n in range(1, params.m_tile + 1)],
+                    np.int64)
 
 
 @functools.cache
@@ -231,7 +242,11 @@ def _run(workload, params, machine, counts, tech, tile_mode) -> Result:
         last = busy & (np.cumsum(busy[:, ::-1], axis=1)[:, ::-1] == 1)
         compute = compute + last * (lut_last[m_last] - lut[m_last])[:, None]
         scatter = _ceil_div(scat_ops, p.num_scatter) if scat_ops is not None else 0 * nz
-        stall = np.maximum(0, scatter - compute)
+        sic = 0 * nz
+        if vector and sic_out:
+            sic = _ceil_div(out_elems // np.maximum(nz, 1), vs) * _sic_lut(p)[nz]
+        scatter_stall = np.maximum(0, scatter - compute)
+        stall = np.maximum(0, np.maximum(scatter, sic) - compute)
         d_out = np.ceil(out_elems * ob * out_frac)
         if cmc:  # off-chip merging: dense write + read back before the merged write
             d_out = d_out + 2 * out_elems * ob
@@ -260,7 +275,8 @@ def _run(workload, params, machine, counts, tech, tile_mode) -> Result:
                "K": np.full(L, K), "N": np.full(L, N),
                "tokens": nz.sum(1), "macs": macs.sum(1),
                "compute_cycles": compute.sum(1), "scatter_cycles": scatter.sum(1),
-               "stall_cycles": stall.sum(1), "cycles": cycles.sum(1),
+               "stall_cycles": stall.sum(1), "sic_cycles": sic.sum(1),
+               "sic_stall_cycles": (stall - scatter_stall).sum(1), "cycles": cycles.sum(1),
                "dram_in": d_in.sum(1), "dram_weight": w_bytes.sum(1),
                "dram_out": d_out.sum(1), "dram_bytes": dram.sum(1)}
         for b in p.buffer_bytes:
@@ -345,7 +361,8 @@ def _finish(w, p, machine, g: dict, tech) -> Result:
     g["core_mj"] = core_mw * g["time_s"]
     g["energy_mj"] = g["dram_mj"] + g["sram_mj"] + g["core_mj"]
     g["utilization"] = g["macs"] / np.maximum(1, g["cycles"] * p.rows * p.cols)
-    cols = ["cycles", "compute_cycles", "scatter_cycles", "stall_cycles", "macs",
+    cols = ["cycles", "compute_cycles", "scatter_cycles", "stall_cycles", "sic_cycles",
+            "sic_stall_cycles", "macs",
             "dram_bytes", "dram_in", "dram_weight", "dram_out", "time_s",
             "dram_mj", "sram_mj", "core_mj", "energy_mj"]
     tot = {c: float(g[c].sum()) for c in cols}

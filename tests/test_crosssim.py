@@ -5,7 +5,9 @@ Testbenches are generated here: ``trace`` benches drive one input vector per
 cycle and record every output each cycle (MAC, PE; the reference is the
 Amaranth simulation of the same component); the array bench drives the
 weight/activation streams with valid/ready handshakes and an output
-backpressure pattern (reference: :func:`focus_hw.simulate_gemm`).
+backpressure pattern (reference: :func:`focus_hw.simulate_gemm`, which
+simulates the flat Amaranth design; the shipped array Verilog is the shell
+around one module per PE class).
 """
 
 from __future__ import annotations
@@ -269,7 +271,8 @@ def _gemm_operands(rng, params: FocusParams, m: int, k: int, n: int):
 
 
 @pytest.mark.parametrize("rows,cols,dtype,pipeline", [(2, 2, "int8", 0), (4, 4, "int8", 1),
-                                                      (2, 2, "fp16", 0), (4, 4, "fp16", 1)])
+                                                      (2, 2, "fp16", 0), (4, 4, "fp16", 1),
+                                                      (8, 8, "int8", 1), (8, 8, "fp16", 1)])
 def test_array_verilog_matches_simulate_gemm(tmp_path, rows, cols, dtype, pipeline):
     from focus_hw import simulate_gemm
 

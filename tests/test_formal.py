@@ -1,11 +1,13 @@
 """The SymbiYosys helper (tests/formal.py) proves true and refutes false properties."""
 
 import pytest
-from amaranth.asserts import AnyConst
-from amaranth.hdl import Assert, Elaboratable, Module, Signal
+from amaranth.asserts import AnyConst, AnySeq
+from amaranth.hdl import Array, Assert, Assume, Elaboratable, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from formal import TOOLS, prove
+
+from focus_hw.sec import OffsetEncoder, RadixSelect
 from tools import require
 
 
@@ -73,3 +75,120 @@ def test_any_const_inputs(tmp_path, offset, holds):
 def test_rejects_bad_mode(tmp_path):
     with pytest.raises(ValueError, match="mode"):
         prove(None, depth=2, workdir=tmp_path, mode="sim")
+
+
+# -- SEC: top-k selection (radix select + offset encoder) ---------------------
+# Proved in two parts whose contract is the select's result: with T the
+# threshold, ``#(key > T) + ties == k`` and ``1 <= ties <= #(key == T)``
+# (over tokens i < n). The select proof asserts it, the encoder proof assumes
+# it and asserts that the emitted indices are exactly the reference's top k.
+
+class KeyMemory(Elaboratable):
+    """Free keys, ``n`` in ``[1, n_max]``, ``k`` in ``[1, n]``, read through
+    synchronous ports (``attach``), and counts relative to a threshold."""
+
+    def __init__(self, n_max: int, key_bits: int):
+        self.keys = [AnyConst(key_bits) for _ in range(n_max)]
+        self.n, self.k = AnyConst(range(n_max + 1)), AnyConst(range(n_max + 1))
+        self.ports = []
+
+    def attach(self, port):
+        self.ports.append(port)
+
+    def count(self, predicate):
+        """Number of tokens i < n with ``predicate(key_i, i)``."""
+        return sum((i < self.n) & predicate(key, i) for i, key in enumerate(self.keys))
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.comb += Assume((self.n >= 1) & (self.k >= 1) & (self.k <= self.n))
+        for port in self.ports:
+            with m.If(port.en):
+                m.d.sync += port.data.eq(Array(self.keys)[port.addr])
+        return m
+
+
+class SelectHarness(Elaboratable):
+    """RadixSelect from cycle 0: ``done`` exactly when the closed form says,
+    with the contract above."""
+
+    def __init__(self, n_max: int, key_bits: int, digit_bits: int):
+        self.n_max, self.key_bits, self.digit_bits = n_max, key_bits, digit_bits
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.select = sel = RadixSelect(self.n_max, self.key_bits, self.digit_bits)
+        m.submodules.mem = mem = KeyMemory(self.n_max, self.key_bits)
+        mem.attach(sel.keys)
+        cycle = Signal(range(256))
+        m.d.sync += cycle.eq(cycle + (cycle != 255))
+        m.d.comb += [sel.start.eq(cycle == 0), sel.n.eq(mem.n), sel.k.eq(mem.k)]
+        done_at = len(sel.slices) * (mem.n + 2 ** sel.digit_bits + 3) + 1
+        m.d.comb += Assert(sel.done == (cycle == done_at), "done cycle")
+        t = sel.threshold
+        with m.If(sel.done):
+            m.d.comb += [
+                Assert(mem.count(lambda key, i: key > t) + sel.ties == mem.k, "count"),
+                Assert((sel.ties >= 1) & (sel.ties <= mem.count(lambda key, i: key == t)),
+                       "ties"),
+            ]
+        return m
+
+
+class EncoderHarness(Elaboratable):
+    """OffsetEncoder started in cycle 0 with any threshold and ties meeting the
+    contract: emits exactly the tokens that fewer than ``k`` tokens beat
+    (larger key, or equal key and lower index), ascending, ``last`` on the
+    k-th; ``done`` after k of them, and (without backpressure) exactly when
+    the closed form says."""
+
+    def __init__(self, n_max: int, key_bits: int, backpressure: bool):
+        self.n_max, self.key_bits, self.backpressure = n_max, key_bits, backpressure
+
+    def elaborate(self, platform):
+        m = Module()
+        n_max = self.n_max
+        m.submodules.encoder = enc = OffsetEncoder(n_max, self.key_bits)
+        m.submodules.mem = mem = KeyMemory(n_max, self.key_bits)
+        mem.attach(enc.keys)
+        n, k, keys = mem.n, mem.k, mem.keys
+        t, ties = AnyConst(self.key_bits), AnyConst(range(n_max + 1))
+        m.d.comb += [Assume(mem.count(lambda key, i: key > t) + ties == k),
+                     Assume((ties >= 1) & (ties <= mem.count(lambda key, i: key == t)))]
+        cycle = Signal(range(256))
+        m.d.sync += cycle.eq(cycle + (cycle != 255))
+        m.d.comb += [enc.start.eq(cycle == 0), enc.n.eq(n), enc.k.eq(k),
+                     enc.threshold.eq(t), enc.ties.eq(ties),
+                     enc.kept.ready.eq(AnySeq(1) if self.backpressure else 1)]
+        if not self.backpressure:
+            m.d.comb += Assert(enc.done == (cycle == n + 2), "done cycle")
+
+        kept = Signal(n_max)
+        for i in range(n_max):
+            beaten = mem.count(lambda key, j: (key > keys[i]) | ((key == keys[i]) & (j < i)))
+            m.d.comb += kept[i].eq((i < n) & (beaten < k))
+        emitted, prev = Signal(range(n_max + 1)), Signal(range(n_max))
+        beat = enc.kept.payload
+        with m.If(enc.kept.valid & enc.kept.ready):
+            m.d.comb += [Assert(Array(kept)[beat.index], "emitted a token not in the top k"),
+                         Assert((emitted == 0) | (beat.index > prev), "not ascending"),
+                         Assert(beat.last == (emitted == k - 1), "last flag")]
+            m.d.sync += [emitted.eq(emitted + 1), prev.eq(beat.index)]
+        with m.If(enc.done):
+            m.d.comb += Assert(emitted == k, "not k tokens")
+        return m
+
+
+@pytest.mark.parametrize("n_max, key_bits, digit_bits", [(6, 4, 2), (5, 3, 2), (4, 3, 1)])
+def test_radix_select_proof(tmp_path, n_max, key_bits, digit_bits):
+    passes = -(-key_bits // digit_bits)
+    depth = passes * (n_max + 2 ** digit_bits + 3) + 3
+    prove(SelectHarness(n_max, key_bits, digit_bits), depth=depth, workdir=tmp_path, mode="bmc",
+          timeout=120)
+
+
+@pytest.mark.parametrize("backpressure", [False, True])
+def test_offset_encoder_proof(tmp_path, backpressure):
+    n_max = 6
+    depth = 3 * n_max if backpressure else n_max + 4
+    prove(EncoderHarness(n_max, 4, backpressure), depth=depth, workdir=tmp_path, mode="bmc")

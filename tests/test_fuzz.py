@@ -14,13 +14,20 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import safetensors.numpy
 from click.testing import CliRunner
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from focus_algo.eval import DatasetError, load_dataset
-from focus_algo.golden import (GoldenError, gemm_golden, load_golden, mac_golden, sic_golden,
-                               write_golden)
+from focus_algo.golden import (
+    GoldenError,
+    gemm_golden,
+    load_golden,
+    mac_golden,
+    sic_golden,
+    write_golden,
+)
 from focus_algo.trace import SparseTrace, TraceError, TraceMeta
 from focus_hw import FocusParams
 
@@ -192,6 +199,38 @@ def test_trace_truncated_always_fails(scratch, n):
         load_trace(scratch, TRACE[:n])
 
 
+META_FIELDS = ["model", "dataset", "num_tokens", "frames", "height", "width", "num_layers",
+               "params", "extra"]
+
+
+@fuzz(200)
+@given(key=st.sampled_from(META_FIELDS + ["vectors", "other"]), value=nested(json_leaves))
+def test_trace_metadata_fields(scratch, key, value):
+    """The JSON metadata is rewritten whole (valid safetensors), one field
+    replaced by random JSON: a TraceError (naming a count field of the wrong
+    type), or the trace when the value happens to be valid."""
+    tensors = safetensors.numpy.load(TRACE)
+    meta = TRACE_OBJECT.meta.to_dict()
+    vectors = {"q_proj": 3, "down_proj": 9}
+    if key == "vectors":
+        vectors = value
+    else:
+        meta[key] = value
+    header = {"format": "focus-trace", "version": "1", "meta": json.dumps(meta),
+              "vectors": json.dumps(vectors)}
+    try:
+        load_trace(scratch, safetensors.numpy.save(tensors, metadata=header))
+    except TraceError as e:
+        assert one_line(e).startswith(str(scratch / "t.safetensors"))
+        count = isinstance(value, int) and not isinstance(value, bool) and value >= 0
+        if key in META_FIELDS[2:7] and not count:          # a count of the wrong type
+            assert f"meta field {key!r} must be an integer >= 0" in str(e)
+    else:
+        original = TRACE_OBJECT.meta.to_dict().get(key)
+        assert key in ("model", "dataset", "extra", "params") or (
+            value == original and type(value) is type(original))
+
+
 def test_trace_reference_round_trip(scratch):
     trace, _ = load_trace(scratch, TRACE)
     assert trace.meta == TRACE_OBJECT.meta and trace.meta.params == VALID
@@ -212,19 +251,19 @@ def golden(tmp_path_factory):
     good = tmp_path_factory.mktemp("golden")
     write_golden(good, GOLDEN_PARAMS, gemm_shape=(2, 9, 3), grid=(2, 2, 2), n=3, mac_count=8)
     work = tmp_path_factory.mktemp("golden-work")
+    shutil.copytree(good, work, dirs_exist_ok=True)
     return good, work
 
 
 def load_corrupted_golden(golden, name: str, data: bytes):
+    """load_golden of the scratch folder with ``name`` replaced by ``data``."""
     good, work = golden
-    shutil.rmtree(work)
-    shutil.copytree(good, work)
     (work / name).write_bytes(data)
-    before = sorted(p.name for p in work.iterdir())
     try:
         return load_golden(work)
     finally:
-        assert sorted(p.name for p in work.iterdir()) == before
+        (work / name).write_bytes((good / name).read_bytes())
+        assert sorted(p.name for p in work.iterdir()) == sorted(p.name for p in good.iterdir())
 
 
 def test_golden_round_trip(golden):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import hashlib
 import json
+import re
 
 import pytest
 from amaranth.hdl import Value
@@ -30,6 +31,16 @@ def _signature_ports(params, unit):
     return ports
 
 
+_PORT = re.compile(r"^\s*(input|output)\s+(?:signed\s+)?(?:\[(\d+):(\d+)\]\s+)?\\?(\S+)\s*;")
+
+
+def _verilog_ports(text: str, top: str) -> dict:
+    """name -> (direction, width) declared in module ``top`` of Verilog ``text``."""
+    body = text.split(f"\nmodule {top}(", 1)[1].split("\nendmodule", 1)[0]
+    return {m[4]: (m[1], int(m[2]) - int(m[3]) + 1 if m[2] else 1)
+            for m in map(_PORT.match, body.splitlines()) if m}
+
+
 @pytest.mark.parametrize("unit", ["mac", "pe", "array"])
 def test_generate_writes_verilog_and_verifiable_manifest(tmp_path, unit):
     manifest = generate(INT8, tmp_path, unit=unit)
@@ -43,11 +54,14 @@ def test_generate_writes_verilog_and_verifiable_manifest(tmp_path, unit):
     assert loaded == manifest
     loaded.verify(tmp_path)
     assert loaded.focus_params == INT8 and loaded.digest == INT8.digest()
-    # Ports: the component's signature (flattened with "__") plus clk/rst.
+    # Ports: the component's signature (flattened with "__") plus clk/rst,
+    # exactly those the Verilog module declares.
     expected = _signature_ports(INT8, unit)
     ports = {p["name"]: (p["direction"], p["width"]) for p in manifest.ports}
+    assert ports == _verilog_ports(text, manifest.top)
     assert {k: v for k, v in ports.items() if k not in ("clk", "rst")} == expected
-    assert ports.get("clk", ("input", 1)) == ("input", 1)
+    clocked = unit != "mac" or INT8.mac_pipeline > 0
+    assert ports.keys() - expected.keys() == ({"clk", "rst"} if clocked else set())
 
 
 def test_array_ports_follow_params(tmp_path):
@@ -107,11 +121,13 @@ def test_generated_verilog_passes_yosys_hierarchy_check(tmp_path):
                  "design -reset"]
     run_yosys(cmds, tmp_path, timeout=300)
     for point in result.points:
-        # one PE module per instance below the top: rows * cols PE (+ MAC) modules
+        # one module per PE class (+ its MAC), each listed in the manifest
         listing = (tmp_path / point.folder / "hier.txt").read_text()
-        pes = sum(1 for line in listing.splitlines()
-                  if line.strip().startswith("focus_array.pe_") and line.strip().count(".") == 1)
-        assert pes == point.point["rows"] * point.point["cols"], listing
+        modules = {line.strip() for line in listing.splitlines() if "focus_array" in line}
+        manifest = Manifest.load(tmp_path / point.folder)
+        assert modules == {manifest.top} | {f"{m}{s}" for m in manifest.modules[1:] for s in ("", ".mac")}
+        classes = 1 + (point.point["rows"] > 1)     # (first row or not) x (last column or not)
+        assert len(manifest.modules) == 1 + classes * 2, listing
 
 
 def test_grid_points_is_the_cartesian_product():

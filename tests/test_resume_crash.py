@@ -13,11 +13,11 @@ import pandas as pd
 import pytest
 import torch
 from click.testing import CliRunner
-from test_eval import base_args, build_checkpoint, image_dataset
 
 from focus_algo.eval.cli import eval_command
 from focus_algo.eval.runner import COLUMNS
 from focus_hw import FocusParams
+from test_eval import base_args, build_checkpoint, image_dataset
 
 SAMPLES = 8
 METHODS = ["dense", "focus", "cmc", "adaptiv"]

@@ -86,6 +86,20 @@ def test_select_tokens_matches_python_sort(values, data):
     assert got.dtype == torch.int64 and got.tolist() == chosen
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32])
+@pytest.mark.parametrize("n", [7, 1000, 20000])
+def test_select_tokens_tie_heavy_lower_index_wins(dtype, n):
+    # four distinct values (zero of both signs) over many tokens: most of the
+    # k-th largest value's tokens tie, and the lowest-indexed ones must win
+    rng = np.random.default_rng(n)
+    levels = np.array([-0.0, 0.0, 0.25, 0.5, 0.75], np.float32)
+    values = levels[rng.integers(0, len(levels), n)]
+    for k in sorted({1, n // 10 or 1, int(0.4 * n) or 1, n - 1 or 1, n}):
+        chosen = sorted(sorted(range(n), key=lambda i: (-values[i], i))[:k])
+        got = select_tokens(torch.from_numpy(values).to(dtype), k)
+        assert got.tolist() == chosen
+
+
 @pytest.mark.parametrize("k", [0, 4])
 def test_select_tokens_rejects_bad_k(k):
     with pytest.raises(ValueError, match="k must"):

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from focus_hw import FocusParams
+from focus_hw import FocusParams, sic_cycles
 from sim.model import MachineError, simulate
 from sim.sparsity import SiteCounts, SparsityError, TileCounts, dense_counts
 from sim.workload import Workload, paper_workload
@@ -74,15 +74,22 @@ def test_focus_q_gemm_by_hand():
     assert q.compute_cycles == issue + tc(44)
     # scatter: tokens x 2 vectors x 2 column tiles / 2 accumulators, below compute
     assert q.scatter_cycles == (128 + 128 + 44) * 2 * 2 // 2
-    assert q.stall_cycles == 0
+    # SIC of each produced tile: one pass per 32-wide slot of N=64; it overlaps
+    # the tile's compute, which is far shorter for this K=64 GEMM
+    computes = [340, 256 + 2 * RELOAD, RELOAD + tc(44)]
+    sics = [2 * sic_cycles(m, P) for m in (128, 128, 44)]
+    assert q.sic_cycles == sum(sics)
+    assert q.stall_cycles == q.sic_stall_cycles == sum(s - c for s, c in zip(sics, computes))
     assert q.macs == (100 + 70 + 128 + 10 + 44) * 32 * 64
     assert q.dram_in == (100 + 70 + 128 + 10 + 44) * 32 * 2 + 300 * 2 * 1
     assert q.dram_out == 300 * 64 * 2 + 300 * 2 * 1  # query site dense, 1-byte indices
     assert q.dram_weight == 3 * 64 * 64 * 2
-    # one accumulator: stall per tile = max(0, scatter - compute)
-    r1 = simulate(TINY, P.replace(num_scatter=1), "focus", focus_counts(u))
-    stalls = [max(0, 512 - 340), max(0, 512 - (256 + 2 * RELOAD)),
-              max(0, 176 - (RELOAD + tc(44)))]
+    # one accumulator, lanes enough for the SIC to hide: stall per tile =
+    # max(0, max(scatter, SIC) - compute), here the scatter's
+    p1 = P.replace(num_scatter=1, sic_lanes=32)
+    r1 = simulate(TINY, p1, "focus", focus_counts(u))
+    sics = [2 * sic_cycles(m, p1) for m in (128, 128, 44)]
+    stalls = [max(0, max(sc, si) - c) for sc, si, c in zip((512, 512, 176), sics, computes)]
     assert row(r1, "q").stall_cycles == sum(stalls)
 
 
@@ -118,11 +125,11 @@ def test_energy_and_totals_add_up():
 
 @pytest.mark.parametrize("workload", [TINY, paper_workload("llava_onevision", "mme")])
 def test_dense_equals_focus_at_zero_sparsity(workload):
+    """Same compute; Focus only adds the SIC's stall (no scatter stall)."""
     d = simulate(workload, P, "dense").gemms
     f = simulate(workload, P, "focus", 0.0).gemms
-    assert (f.stall_cycles == 0).all()
+    np.testing.assert_array_equal(f.stall_cycles, f.sic_stall_cycles)
     np.testing.assert_array_equal(d.compute_cycles, f.compute_cycles)
-    np.testing.assert_array_equal(d.cycles, f.cycles)
     np.testing.assert_array_equal(d.macs, f.macs)
 
 

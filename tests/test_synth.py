@@ -199,6 +199,11 @@ def test_composed_array_equals_direct_synthesis(tmp_path, cache, flow):
         assert composed.cells_by_type["MULT18X18D"] == 40
 
 
+#: Composed vs flat area of a 4x4 array, cells and transistors: the README
+#: states this figure ("agree within 1%"); measured 0.7% (fp16), 0.3% (int8).
+COMPOSED_VS_FLAT = 0.01
+
+
 def _composed_vs_flat(params):
     composed = area_report(params, "array").summary()
     flat = area_report(params, "array", flat=True).summary()
@@ -208,18 +213,20 @@ def _composed_vs_flat(params):
 def test_composed_vs_flat_int8(cache):
     """int8: each row's partial sum is only as wide as it can get
     (focus_hw.systolic.psum_bits), so flattening finds no redundant sign
-    bits across PE boundaries any more; composed within 5% of flat at 4x4
+    bits across PE boundaries any more; composed within 1% of flat at 4x4
     (with uniform int32 partial sums it was ~33% above)."""
     composed, flat = _composed_vs_flat(INT8_4x4)
     for key in ("cells", "transistors"):
-        assert abs(composed[key] - flat[key]) <= 0.05 * flat[key], (key, composed[key], flat[key])
+        assert abs(composed[key] - flat[key]) <= COMPOSED_VS_FLAT * flat[key], \
+            (key, composed[key], flat[key])
 
 
 def test_composed_vs_flat_fp16(cache):
-    """fp16: no such cross-PE structure; composed within 5% of flat."""
+    """fp16: no such cross-PE structure; composed within 1% of flat."""
     composed, flat = _composed_vs_flat(FocusParams(rows=4, cols=4, dtype="fp16"))
     for key in ("cells", "transistors"):
-        assert abs(composed[key] - flat[key]) <= 0.05 * flat[key], (key, composed[key], flat[key])
+        assert abs(composed[key] - flat[key]) <= COMPOSED_VS_FLAT * flat[key], \
+            (key, composed[key], flat[key])
 
 
 # -- cache ----------------------------------------------------------------------------

@@ -5,6 +5,7 @@ import re
 import ml_dtypes
 import numpy as np
 import pytest
+from amaranth.back import rtlil
 from amaranth.sim import Simulator
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -12,10 +13,9 @@ from hypothesis import strategies as st
 import focus_hw.simulate as simulate_mod
 from focus_hw import FocusParams
 from focus_hw.arith.int8 import int_sum_bits
-from focus_hw.generate import convert_rtlil
 from focus_hw.pe import PE
 from focus_hw.simulate import simulate_gemm, simulate_tiles
-from focus_hw.systolic import psum_bits
+from focus_hw.systolic import SystolicArray, psum_bits
 from focus_hw.timing import reload_cycles, tile_cycles
 
 NP_DTYPE = {"int8": np.int8, "fp16": np.float16, "bf16": ml_dtypes.bfloat16}
@@ -52,7 +52,8 @@ def assert_same_bits(got: np.ndarray, want: np.ndarray):
         np.testing.assert_array_equal(got, want)
         return
     same = (got.view(np.uint32) == want.view(np.uint32)) | (np.isnan(got) & np.isnan(want))
-    assert same.all(), f"mismatch at {np.argwhere(~same)[:5].tolist()}: got {got[~same][:5]}, want {want[~same][:5]}"
+    assert same.all(), (f"mismatch at {np.argwhere(~same)[:5].tolist()}: "
+                        f"got {got[~same][:5]}, want {want[~same][:5]}")
 
 
 # -- random operands with special values ---------------------------------------
@@ -185,7 +186,7 @@ def test_int8_psum_widths():
         assert int_sum_bits(t) == min(32, _min_signed_bits(t * -128 * 127, t * 128 * 128))
     assert _min_signed_bits(2**17 * -128 * 127, 2**17 * 128 * 128) == 33 and int_sum_bits(2**16) == 32
     assert psum_bits(params_for("fp16", 8, 2), 0) == 32
-    text = convert_rtlil(p, "array")
+    text = rtlil.convert(SystolicArray(p), name="focus_array", emit_src=False)   # flat
     for k in range(8):
         for c in range(2):
             body = text.split(f"module \\focus_array.pe_{k}_{c}\n", 1)[1].split("\nend\n", 1)[0] + "\n"
@@ -319,6 +320,14 @@ def test_output_never_ready_raises(monkeypatch):
                       out_ready=lambda c: False)
 
 
+def test_input_never_valid_raises(monkeypatch):
+    monkeypatch.setattr(simulate_mod, "MAX_REFUSED", 50)
+    a = np.ones((3, 2), np.int8)
+    with pytest.raises(RuntimeError, match="act_valid stayed low for more than 50 cycles"):
+        simulate_gemm(a, np.ones((2, 2), np.int8), params_for("int8", 2, 2),
+                      act_valid=lambda c: c < 4)
+
+
 # -- weight double buffering --------------------------------------------------
 @pytest.mark.parametrize("dtype,rows,cols,pipe,ms", [
     ("int8", 3, 2, 0, (8, 5, 2)),   # second tile's weights load while the first streams
@@ -355,7 +364,7 @@ def test_input_bubbles_mid_tile():
 
 #: Examples of the randomized array test: a small fixed number by default and
 #: in CI (profile "ci", tests/conftest.py), a large run with HYPOTHESIS_PROFILE=slow.
-RANDOM_TILE_EXAMPLES = 300 if settings.get_current_profile_name() == "slow" else 12
+RANDOM_TILE_EXAMPLES = 300 if settings.get_current_profile_name() == "slow" else 20
 
 
 @settings(max_examples=RANDOM_TILE_EXAMPLES)

@@ -12,11 +12,10 @@ import torch.nn.functional as F
 from click.testing import CliRunner
 
 import sim
-
-from focus_hw.params import FocusParams
 from focus_algo.cli import main
 from focus_algo.trace import SITES, SparseTrace
 from focus_algo.workload import MOTIONS, VideoWorkload, video_workload
+from focus_hw.params import FocusParams
 
 TINY = dict(frames=8, height=6, width=7, hidden=64, ffn=96, layers=2, heads=4, kv_groups=2,
             rank=16)

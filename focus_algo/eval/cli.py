@@ -91,7 +91,8 @@ def _baseline_thresholds(method, config_dir, model_name, dataset_name, explicit)
 @click.option("--params", "base", type=PARAMS_FILE,
               help="FocusParams file (.json/.toml) for focus (and the baselines' vector size).")
 @click.option("--focus-config", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="focus_config.csv: SEC layers/ratios and threshold for --model-name/--dataset-name "
+              help="focus_config.csv: SEC layers/ratios and threshold for --model-name/"
+                   "--dataset-name "
                    "(default: the paper's, shipped in focus_algo/reference).")
 @click.option("--baseline-config", type=click.Path(exists=True, file_okay=False, path_type=Path),
               default=_PAPER, show_default=True,

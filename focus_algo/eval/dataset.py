@@ -93,7 +93,8 @@ def _parse_row(row, line: int, where: str, base: Path) -> Sample:
     for o in options:
         m = _OPTION.match(o)
         if not m:
-            fail("options", f"entry {o!r} must start with a capital letter and '. ' (e.g. 'A. ...')")
+            fail("options",
+                 f"entry {o!r} must start with a capital letter and '. ' (e.g. 'A. ...')")
         letters.append(m.group(1))
     if len(set(letters)) != len(letters):
         fail("options", f"letters {letters} are not distinct")

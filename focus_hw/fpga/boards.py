@@ -23,6 +23,8 @@ class Family:
     #: flip-flop cells, named ``ff_prefix...``, instead).
     cells: dict[str, str | None]
     ff_prefix: str = ""
+    #: Extra options of Yosys' ``synth_<family>``.
+    synth_opts: str = ""
 
 
 FAMILIES = {
@@ -36,7 +38,7 @@ FAMILIES = {
                "icepack": "yowasp-icepack"},
         cells={"luts": "ICESTORM_LC", "ffs": None, "brams": "ICESTORM_RAM",
                "dsps": "ICESTORM_DSP"},
-        ff_prefix="SB_DFF"),
+        ff_prefix="SB_DFF", synth_opts="-dsp"),
 }
 
 

@@ -10,26 +10,30 @@ utilisation) next to its log ``top.tim``.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import shutil
 import subprocess
-import sys
-import threading
+import sysconfig
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from amaranth.build import Clock
 from amaranth.build.plat import tool_env_var
 from amaranth.hdl import Elaboratable, Module
+from amaranth.lib import io
 from tqdm import tqdm
 
 from ..fileio import atomic_write_text
 from ..params import FocusParams
-from .boards import FAMILIES, board as find_board
+from .boards import FAMILIES
+from .boards import board as find_board
 from .harness import Harness, harness_tiles, pack_row, rotl_checksum
 
-__all__ = ["FpgaBuildError", "FpgaReport", "fpga_build", "led_pattern", "expected_checksum"]
+__all__ = ["FpgaBuildError", "FpgaReport", "fpga_build", "led_pattern", "expected_checksum",
+           "read_fmax"]
 
 _NAME = "top"
 #: Build outputs, in the order the steps write them (progress).
@@ -50,15 +54,14 @@ def led_pattern(checksum: int, width: int, leds: int) -> int:
     return fold | (1 << n)
 
 
-def expected_checksum(harness: Harness) -> int:
-    """The checksum the harness must end with, from :func:`focus_hw.simulate_tiles`
-    (the array's own simulation; the tests check it against numpy)."""
+def expected_checksum(params: FocusParams, tiles) -> int:
+    """The checksum a :class:`Harness` of ``tiles`` must end with, from
+    :func:`focus_hw.simulate_tiles` (the tests check it against numpy)."""
     from ..simulate import simulate_tiles
 
-    p = harness.params
-    run = simulate_tiles(harness.tiles, p)
-    words = [pack_row(row.view("uint32"), p.acc_bits) for out in run.outs for row in out]
-    return rotl_checksum(words, p.cols * p.acc_bits)
+    run = simulate_tiles(tiles, params)
+    words = [pack_row(row.view("uint32"), params.acc_bits) for out in run.outs for row in out]
+    return rotl_checksum(words, params.cols * params.acc_bits)
 
 
 class _BoardTop(Elaboratable):
@@ -74,9 +77,9 @@ class _BoardTop(Elaboratable):
         fold = chk[0:n]
         for start in range(n, len(chk), n):
             fold = fold ^ chk[start:start + n]
-        for i in range(n):
-            m.d.comb += platform.request("led", i).o.eq(fold[i])
-        m.d.comb += platform.request("led", n).o.eq(h.done)
+        for i, bit in enumerate([*fold, h.done]):
+            m.submodules[f"led_{i}"] = led = io.Buffer("o", platform.request("led", i, dir="-"))
+            m.d.comb += led.o.eq(bit)
         return m
 
 
@@ -92,7 +95,7 @@ class FpgaReport:
     brams: int
     dsps: int
     fmax_mhz: float
-    clock_mhz: float        # the board clock's constraint
+    target_mhz: float       # the clock constraint nextpnr aimed for
     utilisation: dict       # nextpnr cell -> {"used", "available"}
     checksum: str           # expected final checksum (hex)
     leds: str               # expected LED pattern, LED 0 last (binary)
@@ -115,14 +118,14 @@ class FpgaReport:
                           f"mac_pipeline={self.params['mac_pipeline']}"),
                 ("LUTs", of("luts", self.luts)), ("FFs", of("ffs", self.ffs)),
                 ("BRAMs", of("brams", self.brams)), ("DSPs", of("dsps", self.dsps)),
-                ("Fmax", f"{self.fmax_mhz:.2f} MHz (board clock {self.clock_mhz:g} MHz)"),
+                ("Fmax", f"{self.fmax_mhz:.2f} MHz (target {self.target_mhz:g} MHz)"),
                 ("LEDs", self.leds), ("time", f"{self.wall_s:.0f} s")]
         return "\n".join(f"{k:<6} {v}" for k, v in rows)
 
 
 def _tool_env(family: str) -> dict:
     """The environment with each amaranth tool variable set to its yowasp command."""
-    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    path = os.pathsep.join([sysconfig.get_path("scripts"), os.environ.get("PATH", "")])
     env = dict(os.environ)
     for tool, command in FAMILIES[family].tools.items():
         found = shutil.which(command, path=path)
@@ -136,7 +139,7 @@ def _run(build_dir: Path, env: dict, family: str, progress: bool) -> None:
     """Run the build script, showing which step's output has appeared."""
     log_path = build_dir / "build.log"
     steps = _STEPS[family]
-    for name in steps:
+    for name in (*steps, "report.json"):
         (build_dir / name).unlink(missing_ok=True)
     with open(log_path, "w") as log:
         proc = subprocess.Popen(["sh", f"build_{_NAME}.sh"], cwd=build_dir, env=env,
@@ -161,10 +164,22 @@ def _netlist_cells(path: Path, prefix: str) -> int:
                for mod in netlist["modules"].values() for cell in mod["cells"].values())
 
 
-def fpga_build(params: FocusParams, board: str, out_dir, *, tiles: int = 2,
-               rows_per_tile: int = 8, seed: int = 0, progress: bool = True) -> FpgaReport:
+def _constrain_clock(platform, mhz: float) -> None:
+    """Set the board clock's constraint (what nextpnr aims for) to ``mhz``."""
+    key = (platform.default_clk, 0)
+    resource = copy.copy(platform.resources[key])
+    resource.clock = Clock(mhz * 1e6)
+    platform.resources[key] = resource
+
+
+def fpga_build(params: FocusParams, board: str, out_dir, *, target_mhz: float | None = None,
+               tiles: int = 2, rows_per_tile: int = 8, seed: int = 0,
+               progress: bool = True) -> FpgaReport:
     """Build the harness for ``params`` on ``board`` in ``out_dir``; write
     ``out_dir/fpga.json`` (atomically) and return the report.
+
+    ``target_mhz``: the clock nextpnr aims for (default: the board clock);
+    the report's Fmax is what it achieved, met or not.
 
     Raises :class:`~focus_hw.fpga.UnknownBoardError` for an unknown board
     (before any work) and :class:`FpgaBuildError` when a tool fails."""
@@ -175,10 +190,16 @@ def fpga_build(params: FocusParams, board: str, out_dir, *, tiles: int = 2,
     out_dir = Path(out_dir)
     start = time.perf_counter()
     platform = spec.make_platform()
+    if target_mhz is not None:
+        if not target_mhz > 0:
+            raise ValueError(f"target_mhz={target_mhz!r} must be > 0")
+        _constrain_clock(platform, target_mhz)
     leds = sum(1 for name, _ in platform.resources if name == "led")
-    harness = Harness(params, harness_tiles(params, tiles, rows_per_tile, seed))
-    checksum = expected_checksum(harness)
-    overrides = {"nextpnr_opts": "--report report.json --timing-allow-fail"}
+    data = harness_tiles(params, tiles, rows_per_tile, seed)
+    checksum = expected_checksum(params, data)
+    harness = Harness(params, data)
+    overrides = {"nextpnr_opts": "--report report.json --timing-allow-fail",
+                 "synth_opts": FAMILIES[spec.family].synth_opts}
     plan = platform.prepare(_BoardTop(harness, leds), name=_NAME, **overrides)
     build_dir = plan.extract(out_dir)
     _run(build_dir, env, spec.family, progress)
@@ -194,9 +215,22 @@ def fpga_build(params: FocusParams, board: str, out_dir, *, tiles: int = 2,
     width = params.cols * params.acc_bits
     result = FpgaReport(
         board=board, device=platform.device, params=params.to_dict(), **figures,
-        fmax_mhz=round(fmax, 3), clock_mhz=platform.default_clk_frequency / 1e6,
+        fmax_mhz=round(fmax, 3), target_mhz=platform.default_clk_frequency / 1e6,
         utilisation=util, checksum=f"{checksum:#x}",
         leds=format(led_pattern(checksum, width, leds), f"0{leds}b"),
         wall_s=round(time.perf_counter() - start, 1))
     atomic_write_text(out_dir / "fpga.json", json.dumps(result.to_dict(), indent=2) + "\n")
     return result
+
+
+def read_fmax(path) -> float:
+    """The achieved Fmax (MHz) in an ``fpga.json`` that :func:`fpga_build`
+    wrote; :class:`ValueError` naming the file if it holds none."""
+    try:
+        fmax = json.loads(Path(path).read_text())["fmax_mhz"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"{path}: not an fpga.json with fmax_mhz ({type(e).__name__}: {e})") \
+            from None
+    if isinstance(fmax, bool) or not isinstance(fmax, (int, float)) or not fmax > 0:
+        raise ValueError(f"{path}: fmax_mhz={fmax!r} is not a positive number")
+    return float(fmax)

@@ -15,7 +15,7 @@ import ml_dtypes
 import numpy as np
 from amaranth.hdl import Module, Signal
 from amaranth.lib import fifo, memory, stream, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib.wiring import Out
 
 from ..params import FocusParams
 from ..systolic import SystolicArray
@@ -92,8 +92,7 @@ class _RomSource(wiring.Component):
 
 
 class Harness(wiring.Component):
-    """Preloaded ``tiles`` (see :func:`harness_tiles`) through the array once
-    (the first output row about ``array_latency + 4`` cycles after reset).
+    """Preloaded ``tiles`` (see :func:`harness_tiles`) through the array once.
 
     Members
     -------
@@ -104,6 +103,13 @@ class Harness(wiring.Component):
     """
 
     def __init__(self, params: FocusParams, tiles: list[tuple[np.ndarray, np.ndarray]]):
+        for a, w in tiles:
+            if a.ndim != 2 or a.shape[1] != params.rows or w.shape != (params.rows, params.cols):
+                raise ValueError(f"harness tile shapes {a.shape} x {w.shape} must be "
+                                 f"(M, {params.rows}) x ({params.rows}, {params.cols})")
+            if {a.dtype, w.dtype} != {np.dtype(_NUMPY[params.dtype])}:
+                raise ValueError(f"harness tiles are {a.dtype} x {w.dtype}; "
+                                 f"params.dtype={params.dtype!r} needs {_NUMPY[params.dtype]}")
         self.params = params
         self.tiles = tiles
         self.out_rows = sum(a.shape[0] for a, _ in tiles)
@@ -117,9 +123,6 @@ class Harness(wiring.Component):
         op = p.operand_bits
         weights, acts = [], []
         for a, w in self.tiles:
-            if a.shape[1] != p.rows or w.shape != (p.rows, p.cols):
-                raise ValueError(f"harness tile shapes {a.shape} x {w.shape} must be "
-                                 f"(M, {p.rows}) x ({p.rows}, {p.cols})")
             weights += [pack_row(row, op) for row in _bits(w, op)]
             acts += [pack_row(row, op) | (int(i == 0) << (p.rows * op))
                      for i, row in enumerate(_bits(a, op))]

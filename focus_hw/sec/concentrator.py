@@ -11,7 +11,7 @@ from .analyzer import ImportanceAnalyzer, attn_layout
 from .encoder import OffsetEncoder, kept_layout
 from .topk import DIGIT_BITS, RadixSelect, order_key
 
-__all__ = ["SEC", "sec_format"]
+__all__ = ["SEC", "SEC_UNITS", "sec_format"]
 
 
 def sec_format(params: FocusParams) -> str:
@@ -91,3 +91,17 @@ class SEC(wiring.Component):
         wiring.connect(m, analyzer.attn, wiring.flipped(self.attn))
         wiring.connect(m, encoder.kept, wiring.flipped(self.kept))
         return m
+
+
+def _unit(build):
+    """Constructor that checks the format first (no component made for int8)."""
+    return lambda p: build(p, sec_format(p))
+
+
+#: ``focus_hw.generate`` unit name -> constructor from a FocusParams.
+SEC_UNITS = {
+    "sec": _unit(lambda p, fmt: SEC(p)),
+    "sec_analyzer": _unit(lambda p, fmt: ImportanceAnalyzer(fmt, p.max_tokens)),
+    "sec_select": _unit(lambda p, fmt: RadixSelect(p.max_tokens, p.operand_bits, DIGIT_BITS)),
+    "sec_encoder": _unit(lambda p, fmt: OffsetEncoder(p.max_tokens, p.operand_bits)),
+}

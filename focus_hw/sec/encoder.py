@@ -20,9 +20,8 @@ class OffsetEncoder(wiring.Component):
 
     One key is read per cycle (``keys``: a synchronous read port); a refused
     output (``kept.ready`` low) holds the pipeline. ``last`` marks the ``k``-th
-    index. Without backpressure a run takes ``n + 1`` cycles from ``start`` to
-    ``done`` (exclusive), i.e. ``done`` pulses ``n + 2`` cycles after ``start``
-    counting both.
+    index. Without backpressure ``done`` pulses ``n + 2`` cycles after the
+    ``start`` cycle.
     """
 
     def __init__(self, max_tokens: int, key_bits: int):

@@ -17,10 +17,10 @@ until they reach the still-missing count ``rem``; that bin is digit ``p`` of
 ``T`` and the counts of the higher bins leave ``rem``. The scan writes each bin
 back to zero, so the histogram is clear for the next pass (and run).
 
-Cycles (closed form, data independent, :func:`focus_hw.timing.sec_select_cycles`):
+Cycles (closed form, data independent; part of :func:`focus_hw.timing.sec_cycles`):
 per pass ``n`` key reads, 2 cycles to drain the read-modify-write pipeline,
-``2**digit_bits`` bin reads and 1 cycle for the last bin:
-``passes * (n + 2**digit_bits + 3)``, plus 1 cycle for the done pulse.
+``2**digit_bits`` bin reads and 1 cycle for the last bin: ``done`` pulses
+``passes * (n + 2**digit_bits + 3) + 1`` cycles after the ``start`` cycle.
 With 16-bit keys and 8-bit digits that is ``2n + 519``: 33 287 cycles for
 16 384 tokens, whatever ``k``; a sorting network would need ``O(n log^2 n)``
 comparators and a heap ``O(k)`` registers.

@@ -44,9 +44,17 @@ class AverageUpdate(wiring.Component):
     ``narrow(fp32(sum * R[count]))`` with ``R`` a reciprocal table
     (:func:`reciprocals`), or ``narrow(sum)`` for a group of one. Sums live in
     an ``m_tile`` x ``vector_size`` fp32 memory, counts beside them; ``L =
-    sic_lanes`` fp32 adders and multipliers work ``L`` elements per step of
-    ``sic_pipeline + 1`` cycles; an update or a query keeps the unit busy for
-    :func:`focus_hw.timing.sic_mean_latency` cycles.
+    sic_width`` fp32 adders and multipliers work ``L`` elements per step of
+    ``P + 1`` cycles (``P = sic_pipeline``), ``S = vector_size / L`` steps.
+
+    Timing: an update accepted in cycle ``u`` reads its group in ``u``,
+    steps in ``u+2 .. u+1+S*(P+1)`` and writes the sum in the last of them;
+    the unit takes the next update or query from cycle ``u + S*(P+1) + 2``.
+    Means are a pipeline (fetch, ``S`` steps, output register): a query
+    accepted in cycle ``q`` with the steps free gives ``mean.valid`` from
+    cycle ``q + S*(P+1) + 2`` (:func:`focus_hw.timing.sic_mean_latency`), and
+    one query per ``S*(P+1)`` cycles is taken while ``mean`` is read.
+    ``mean`` holds its payload until taken; it stalls the steps, not the data.
     """
 
     def __init__(self, params: FocusParams):
@@ -62,8 +70,8 @@ class AverageUpdate(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         p = self.params
-        lanes, pipe, op, vs = p.sic_lanes, p.sic_pipeline, p.operand_bits, p.vector_size
-        steps = vs // lanes
+        lanes, pipe, op, vs = p.sic_width, p.sic_pipeline, p.operand_bits, p.vector_size
+        steps = p.sic_steps
         fmt = float_format(p.dtype)
 
         m.submodules.sums = sums = memory.Memory(shape=unsigned(32 * vs), depth=p.m_tile,
@@ -78,13 +86,15 @@ class AverageUpdate(wiring.Component):
 
         idx = Signal(index_shape(p))
         own = Signal()
-        x = Signal(vs * op)           # the vector being added (shifted per step)
+        x = Signal(vs * op)           # the vector being added, or the mean being made
         acc = Signal(32 * vs)         # the group's sum (rotated per step)
         count = Signal(count_shape(p))
-        out = Signal(vs * op)         # the mean (filled per step)
+        fetched = Signal()            # a query's sum and count are on the read ports
+        fetch_idx = Signal(index_shape(p))
+        mean = Signal(vs * op)        # the finished mean, until taken
+        full = Signal()
         step = Signal(range(steps))
         wait = Signal(range(pipe + 1))
-        m.d.comb += [sum_w.addr.eq(idx), cnt_w.addr.eq(idx), rec_r.addr.eq(count)]
 
         adds, muls, narrows = [], [], []
         for lane in range(lanes):
@@ -96,56 +106,73 @@ class AverageUpdate(wiring.Component):
                          add.a.eq(Mux(own, NEG_ZERO, lane_sum)), add.b.eq(wid.out),
                          mul.a.eq(lane_sum), mul.b.eq(rec_r.data)]
             adds.append(add.out)
-            mean = Mux(count > 1, mul.out, lane_sum)
-            narrows.append(narrow(m, fmt, Pipeline(m, 0, 1, Const(1)), mean))
+            value = Mux(count > 1, mul.out, lane_sum)
+            narrows.append(narrow(m, fmt, Pipeline(m, 0, 1, Const(1)), value))
 
-        def stepping(target, results, last_state):
-            """Every ``pipe + 1`` cycles, take one step's lane ``results`` into
-            the top of ``target`` (a shift register of ``steps`` steps) and bring
-            the next ``L`` elements of ``x`` and ``acc`` to the lanes."""
+        last = Signal()               # the last step ends this cycle (unless stalled)
+        m.d.comb += last.eq((wait == pipe) & (step == steps - 1))
+        send = Signal()               # the mean register is free this cycle
+        m.d.comb += [send.eq(~full | self.mean.ready),
+                     self.mean.valid.eq(full), self.mean.payload.eq(mean)]
+        with m.If(self.mean.valid & self.mean.ready):
+            m.d.sync += full.eq(0)
+
+        def advance(target, results):
+            """Every ``P + 1`` cycles take one step's lane ``results`` into the
+            top of ``target`` and bring the next ``L`` elements to the lanes."""
             with m.If(wait == pipe):
                 chunk = len(target) // steps
                 m.d.sync += [wait.eq(0), step.eq(step + 1), x.eq(x >> (op * lanes)),
                              acc.eq(acc >> (32 * lanes)),
                              target.eq(Cat(target[chunk:], *results))]
                 with m.If(step == steps - 1):
-                    m.next = last_state
+                    m.d.sync += step.eq(0)
             with m.Else():
                 m.d.sync += wait.eq(wait + 1)
 
+        take_update = self.update.valid & self.update.ready
+        take_query = self.query.valid & self.query.ready
+        start_mean = Signal()         # the fetched sum moves to the lanes
+        m.d.comb += [sum_r.addr.eq(Mux(take_update, self.update.payload.idx,
+                                       Mux(take_query, self.query.payload, fetch_idx))),
+                     cnt_r.addr.eq(sum_r.addr),
+                     rec_r.addr.eq(Mux(start_mean, cnt_r.data, count)),
+                     sum_w.addr.eq(idx), cnt_w.addr.eq(idx),
+                     sum_w.data.eq(Cat(acc[32 * lanes:], *adds)), cnt_w.data.eq(count + 1)]
+        with m.If(take_query):
+            m.d.sync += [fetched.eq(1), fetch_idx.eq(self.query.payload)]
+        with m.Elif(start_mean):
+            m.d.sync += fetched.eq(0)
+
         with m.FSM():
             with m.State("IDLE"):
-                m.d.comb += [self.update.ready.eq(1), self.query.ready.eq(~self.update.valid)]
-                m.d.comb += [sum_r.addr.eq(Mux(self.update.valid, self.update.payload.idx,
-                                               self.query.payload)),
-                             cnt_r.addr.eq(sum_r.addr)]
-                with m.If(self.update.valid):
+                m.d.comb += [self.update.ready.eq(~fetched),
+                             self.query.ready.eq(~self.update.valid),
+                             start_mean.eq(fetched)]
+                with m.If(take_update):
                     m.d.sync += [idx.eq(self.update.payload.idx), own.eq(self.update.payload.own),
                                  x.eq(self.update.payload.data)]
                     m.next = "ADD_READ"
-                with m.Elif(self.query.valid):
-                    m.next = "MEAN_READ"
+                with m.Elif(fetched):
+                    m.next = "MEAN"
             with m.State("ADD_READ"):
                 m.d.sync += [acc.eq(sum_r.data), count.eq(Mux(own, 0, cnt_r.data)),
                              step.eq(0), wait.eq(0)]
                 m.next = "ADD"
             with m.State("ADD"):
-                stepping(acc, adds, "ADD_WRITE")
-            with m.State("ADD_WRITE"):
-                m.d.comb += [sum_w.data.eq(acc), sum_w.en.eq(1),
-                             cnt_w.data.eq(count + 1), cnt_w.en.eq(1)]
-                m.next = "IDLE"
-            with m.State("MEAN_READ"):
-                m.d.sync += [acc.eq(sum_r.data), count.eq(cnt_r.data)]
-                m.next = "MEAN_RECIP"
-            with m.State("MEAN_RECIP"):
-                # rec_r.addr follows count: its data is valid from the next cycle.
-                m.d.sync += [step.eq(0), wait.eq(0)]
-                m.next = "MEAN"
-            with m.State("MEAN"):
-                stepping(out, narrows, "MEAN_DONE")
-            with m.State("MEAN_DONE"):
-                m.d.comb += [self.mean.valid.eq(1), self.mean.payload.eq(out)]
-                with m.If(self.mean.ready):
+                advance(acc, adds)
+                with m.If(last):
+                    m.d.comb += [sum_w.en.eq(1), cnt_w.en.eq(1)]
                     m.next = "IDLE"
+            with m.State("MEAN"):
+                done = last & send
+                m.d.comb += [self.query.ready.eq(~fetched | done), start_mean.eq(done & fetched)]
+                with m.If(~last | send):
+                    advance(x, narrows)
+                with m.If(done):
+                    m.d.sync += [full.eq(1), mean.eq(Cat(x[op * lanes:], *narrows))]
+                    with m.If(~fetched):
+                        m.next = "IDLE"
+        with m.If(start_mean):  # after the steps' assignments: this one wins
+            m.d.sync += [acc.eq(sum_r.data), count.eq(cnt_r.data), step.eq(0), wait.eq(0)]
         return m

@@ -4,7 +4,7 @@
 produces (:func:`focus_hw.simulate_sic` is tested to equal it). It follows
 the method of :func:`focus_algo.similarity_concentrate` but fixes every
 rounding step the way the hardware takes it. With ``x`` the operand vectors
-(fp16 or bf16) widened exactly to fp32, ``L = sic_lanes`` and every
+(fp16 or bf16) widened exactly to fp32, ``L = sic_width`` (``sic_lanes``, at most ``vector_size``) and every
 operation below one IEEE fp32 operation rounded to nearest even:
 
 Zero test
@@ -202,7 +202,7 @@ def sic_model(x: np.ndarray, grid, params: FocusParams) -> SICRun:
     grid = check_input(x, grid, params)
     frames, height, width = grid
     n, d = x.shape
-    vs, lanes = params.vector_size, params.sic_lanes
+    vs, lanes = params.vector_size, params.sic_width
     nv = -(-d // vs)
     bits = x.view(np.uint16)
     padded = np.zeros((n, nv * vs), np.uint16)

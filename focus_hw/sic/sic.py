@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
-from amaranth.lib import data, stream, wiring
-from amaranth.lib.wiring import In, Out, connect
+from amaranth.lib import data, fifo, stream, wiring
+from amaranth.lib.wiring import In, Out
 
 from ..params import FocusParams
-from .argmax import ArgMax, index_shape, position_shape
+from ..timing import sic_dot_latency, sic_vector_cycles, sic_write_cycle
+from .argmax import ArgMax, candidate_layout, index_shape, position_shape
 from .average import AverageUpdate
-from .dot import DotProduct, vector_shape
-from .table import SimilarityMap, SimilarityTable
+from .dot import DotProduct, delayed, vector_shape
+from .table import SimilarityMap, SimilarityTable, map_entry
 
 __all__ = ["SIC", "input_layout", "output_layout"]
+
+#: Map records in flight in the output phase: fetched, stepping, sent.
+RECORDS_IN_FLIGHT = 4
 
 
 def _frame_shape(params: FocusParams):
@@ -59,6 +63,14 @@ class SIC(wiring.Component):
     (:class:`AverageUpdate`). After the pass's last vector the SIC streams the
     pass out in the same order: each token's decision and its group's mean.
 
+    The datapath is statically scheduled: every step of a vector happens a
+    fixed number of cycles after the vector was accepted (a shift register
+    of accept pulses times them), the dot-product unit takes a new pair every
+    ``S*(P+1)`` cycles, table reads are issued a cycle ahead of their dot
+    product, and the next vector is accepted while the previous one is still
+    being decided; the output phase streams one mean per ``S*(P+1)`` cycles,
+    map reads ahead. The schedule is :mod:`focus_hw.timing`'s SIC section.
+
     ``width`` and ``frame_tokens`` (patches per row and per frame) configure
     the grid and must stay constant during a pass. Numerics:
     :mod:`focus_hw.sic.model`; timing: :func:`focus_hw.timing.sic_cycles`.
@@ -81,149 +93,143 @@ class SIC(wiring.Component):
         m.submodules.table = table = SimilarityTable(p)
         m.submodules.map = smap = SimilarityMap(p)
         m.submodules.average = avg = AverageUpdate(p)
+        m.submodules.records = records = fifo.SyncFIFO(
+            width=map_entry(p).size, depth=RECORDS_IN_FLIGHT)
 
         offsets = p.block_offsets
         n_cand = len(offsets)
         op, vs = p.operand_bits, p.vector_size
         table_bits = (p.sic_table_depth - 1).bit_length()
+        step = p.sic_steps * (p.sic_pipeline + 1)        # T: one dot product
+        dot_lat = sic_dot_latency(p)
+        write_at = sic_write_cycle(p)
+        period = sic_vector_cycles(p)
+
+        # Accept pulses: event(o) is high o >= 1 cycles after a vector was accepted.
+        take_in = Signal()
+        m.d.comb += take_in.eq(self.inp.valid & self.inp.ready)
+        hist = delayed(m, take_in, max(write_at, period - 1))
+
+        def event(offset):
+            return hist[offset - 1]
 
         beat = Signal(input_layout(p))
+        idx = Signal(index_shape(p))            # beat's index in the pass
+        tile_start = Signal(position_shape(p))
         x_zero = Signal()
         m.d.comb += x_zero.eq(~_any_magnitude(beat.data, vs, op))
-        tile_start = Signal(position_shape(p))
-        idx = Signal(index_shape(p))            # the vector's index in the pass
-        last_idx = Signal(index_shape(p))
         n2_x = Signal(32)
-        k = Signal(range(max(1, n_cand)))
-        entry = Signal.like(table.data.payload)
-        d = Signal(32)
+        draining = Signal()                     # the pass is complete: send it
+        m.d.comb += self.inp.ready.eq(~draining & ~hist[:period - 1].any())
+        with m.If(take_in):
+            m.d.sync += beat.eq(self.inp.payload)
+            m.d.sync += idx.eq(Mux(self.inp.payload.first, 0, idx + 1))
+            with m.If(self.inp.payload.first):
+                m.d.sync += tile_start.eq(self.inp.payload.pos)
+            with m.If(self.inp.payload.last):
+                m.d.sync += draining.eq(1)
+
+        # Squared magnitude: the first dot product.
+        with m.If(event(1)):
+            m.d.comb += [dot.inp.valid.eq(1), dot.inp.payload.a.eq(beat.data),
+                         dot.inp.payload.b.eq(beat.data)]
+        with m.If(event(1 + dot_lat)):
+            m.d.sync += n2_x.eq(dot.out.payload)
+
+        # Candidate k: table read at (k+1)T, its dot product from (k+1)T + 1,
+        # the arg-max from (k+1)T + 1 + dot latency.
+        cand_pos = Signal(position_shape(p))
+        cand_ok = Signal()
+        rd_pos = Signal(position_shape(p))      # the read candidate, a cycle later
+        rd_ok = Signal()
+        entry = table.data.payload
+        meta = [Signal(candidate_layout(p), name=f"meta{k}") for k in range(n_cand)]
+        for k, (df, dh, dw) in enumerate(offsets):
+            shift = df * self.frame_tokens + dh * self.width + dw
+            ok = beat.pos >= shift
+            if not p.block_wrap:
+                ok = ok & (beat.col >= dw) & (beat.row >= dh) & (beat.frame >= df)
+            with m.If(event((k + 1) * step)):
+                m.d.comb += [cand_pos.eq(beat.pos - shift), cand_ok.eq(ok),
+                             table.read.valid.eq(1), table.read.payload.eq(cand_pos[:table_bits])]
+                m.d.sync += [rd_pos.eq(cand_pos), rd_ok.eq(cand_ok)]
+            with m.If(event((k + 1) * step + 1)):
+                m.d.comb += [dot.inp.valid.eq(1), dot.inp.payload.a.eq(beat.data),
+                             dot.inp.payload.b.eq(entry.data), table.data.ready.eq(1)]
+                m.d.sync += [meta[k].n2.eq(entry.n2), meta[k].root_pos.eq(entry.root_pos),
+                             meta[k].root_idx.eq(entry.root_idx),
+                             meta[k].eligible.eq(rd_ok & (rd_pos >= tile_start)
+                                                 & (entry.pos == rd_pos) & ~entry.zero
+                                                 & ~x_zero)]
+            with m.If(event((k + 1) * step + 1 + dot_lat)):
+                c = am.cand.payload
+                m.d.comb += [am.cand.valid.eq(1), c.d.eq(dot.out.payload), c.n2.eq(meta[k].n2),
+                             c.n2_x.eq(n2_x), c.eligible.eq(meta[k].eligible),
+                             c.root_pos.eq(meta[k].root_pos), c.root_idx.eq(meta[k].root_idx),
+                             c.last.eq(k == n_cand - 1)]
+
+        # The vector retires (table, map and group sum) once decided; by then
+        # the next vector may be in: keep what the writes need.
+        ret = Signal(data.StructLayout({"data": vector_shape(p), "pos": position_shape(p),
+                                        "zero": 1, "idx": index_shape(p), "last": 1}))
+        with m.If(event(1 + n_cand * step)):
+            m.d.sync += [ret.data.eq(beat.data), ret.pos.eq(beat.pos), ret.zero.eq(x_zero),
+                         ret.idx.eq(idx), ret.last.eq(beat.last)]
         similar = Signal()
         root_pos = Signal(position_shape(p))
         root_idx = Signal(index_shape(p))
-        record = Signal.like(smap.data.payload)
+        if n_cand:
+            dec = am.decision.payload
+            m.d.comb += [similar.eq(dec.similar),
+                         root_pos.eq(Mux(dec.similar, dec.root_pos, ret.pos)),
+                         root_idx.eq(Mux(dec.similar, dec.root_idx, ret.idx))]
+        else:
+            m.d.comb += [root_pos.eq(ret.pos), root_idx.eq(ret.idx)]
+        retire = event(write_at)
+        u = avg.update.payload
+        m.d.comb += [avg.update.valid.eq(retire), u.idx.eq(root_idx), u.own.eq(~similar),
+                     u.data.eq(ret.data)]
+        t = table.write.payload
+        m.d.comb += [table.write.valid.eq(retire),
+                     t.addr.eq(ret.pos[:table_bits]), t.entry.pos.eq(ret.pos),
+                     t.entry.data.eq(ret.data), t.entry.n2.eq(n2_x),
+                     t.entry.zero.eq(ret.zero), t.entry.root_pos.eq(root_pos),
+                     t.entry.root_idx.eq(root_idx)]
+        s = smap.write.payload
+        m.d.comb += [smap.write.valid.eq(retire), s.addr.eq(ret.idx),
+                     s.entry.pos.eq(ret.pos), s.entry.zero.eq(ret.zero),
+                     s.entry.similar.eq(similar), s.entry.root_pos.eq(root_pos),
+                     s.entry.root_idx.eq(root_idx)]
 
-        # Candidate k: position, and whether the window and tile allow it.
-        shift = Signal(position_shape(p))
-        allowed = Signal()
-        with m.Switch(k):
-            for i, (df, dh, dw) in enumerate(offsets):
-                with m.Case(i):
-                    m.d.comb += shift.eq(df * self.frame_tokens + dh * self.width + dw)
-                    ok = 1
-                    if not p.block_wrap:
-                        ok = (beat.col >= dw) & (beat.row >= dh) & (beat.frame >= df)
-                    m.d.comb += allowed.eq(ok)
-        cand_pos = Signal(position_shape(p))
-        m.d.comb += cand_pos.eq(beat.pos - shift)
-        eligible = (allowed & (beat.pos >= shift) & (cand_pos >= tile_start)
-                    & (entry.pos == cand_pos) & ~entry.zero & ~x_zero)
-
-        with m.FSM():
-            with m.State("IDLE"):
-                m.d.comb += self.inp.ready.eq(1)
-                with m.If(self.inp.valid):
-                    m.d.sync += [beat.eq(self.inp.payload), k.eq(0)]
-                    with m.If(self.inp.payload.first):
-                        m.d.sync += [tile_start.eq(self.inp.payload.pos), idx.eq(0)]
-                    m.next = "NORM"
-            with m.State("NORM"):
-                m.d.comb += [dot.inp.valid.eq(1), dot.inp.payload.a.eq(beat.data),
-                             dot.inp.payload.b.eq(beat.data)]
-                with m.If(dot.inp.ready):
-                    m.next = "NORM_WAIT"
-            with m.State("NORM_WAIT"):
-                m.d.comb += dot.out.ready.eq(1)
-                with m.If(dot.out.valid):
-                    m.d.sync += n2_x.eq(dot.out.payload)
-                    m.next = "READ" if n_cand else "DECIDE"
-            with m.State("READ"):
-                m.d.comb += [table.read.valid.eq(1), table.read.payload.eq(cand_pos[:table_bits])]
-                with m.If(table.read.ready):
-                    m.next = "CAND"
-            with m.State("CAND"):
-                m.d.comb += table.data.ready.eq(1)
-                with m.If(table.data.valid):
-                    m.d.sync += entry.eq(table.data.payload)
-                    m.next = "DOT"
-            with m.State("DOT"):
-                m.d.comb += [dot.inp.valid.eq(1), dot.inp.payload.a.eq(beat.data),
-                             dot.inp.payload.b.eq(entry.data)]
-                with m.If(dot.inp.ready):
-                    m.next = "DOT_WAIT"
-            with m.State("DOT_WAIT"):
-                m.d.comb += dot.out.ready.eq(1)
-                with m.If(dot.out.valid):
-                    m.d.sync += d.eq(dot.out.payload)
-                    m.next = "ARG"
-            with m.State("ARG"):
-                c = am.cand.payload
-                m.d.comb += [am.cand.valid.eq(1), c.d.eq(d), c.n2.eq(entry.n2), c.n2_x.eq(n2_x),
-                             c.eligible.eq(eligible), c.root_pos.eq(entry.root_pos),
-                             c.root_idx.eq(entry.root_idx), c.last.eq(k == n_cand - 1)]
-                with m.If(am.cand.ready):
-                    m.d.sync += k.eq(k + 1)
-                    m.next = "DECIDE" if n_cand == 1 else "READ"
-                    with m.If(k == n_cand - 1):
-                        m.next = "DECIDE"
-            with m.State("DECIDE"):
-                if n_cand:
-                    m.d.comb += am.decision.ready.eq(1)
-                    with m.If(am.decision.valid):
-                        dec = am.decision.payload
-                        m.d.sync += [similar.eq(dec.similar),
-                                     root_pos.eq(Mux(dec.similar, dec.root_pos, beat.pos)),
-                                     root_idx.eq(Mux(dec.similar, dec.root_idx, idx))]
-                        m.next = "WRITE"
-                else:
-                    m.d.sync += [similar.eq(0), root_pos.eq(beat.pos), root_idx.eq(idx)]
-                    m.next = "WRITE"
-            with m.State("WRITE"):
-                u = avg.update.payload
-                m.d.comb += [avg.update.valid.eq(1), u.idx.eq(root_idx), u.own.eq(~similar),
-                             u.data.eq(beat.data)]
-                t = table.write.payload
-                m.d.comb += [table.write.valid.eq(avg.update.ready),
-                             t.addr.eq(beat.pos[:table_bits]), t.entry.pos.eq(beat.pos),
-                             t.entry.data.eq(beat.data), t.entry.n2.eq(n2_x),
-                             t.entry.zero.eq(x_zero), t.entry.root_pos.eq(root_pos),
-                             t.entry.root_idx.eq(root_idx)]
-                s = smap.write.payload
-                m.d.comb += [smap.write.valid.eq(avg.update.ready), s.addr.eq(idx),
-                             s.entry.pos.eq(beat.pos), s.entry.zero.eq(x_zero),
-                             s.entry.similar.eq(similar), s.entry.root_pos.eq(root_pos),
-                             s.entry.root_idx.eq(root_idx)]
-                with m.If(avg.update.ready):
-                    m.d.sync += idx.eq(idx + 1)
-                    with m.If(beat.last):
-                        m.d.sync += [last_idx.eq(idx), idx.eq(0)]
-                        m.next = "OUT_READ"
-                    with m.Else():
-                        m.next = "IDLE"
-            with m.State("OUT_READ"):
-                m.d.comb += [smap.read.valid.eq(1), smap.read.payload.eq(idx)]
-                with m.If(smap.read.ready):
-                    m.next = "OUT_MAP"
-            with m.State("OUT_MAP"):
-                m.d.comb += smap.data.ready.eq(1)
-                with m.If(smap.data.valid):
-                    m.d.sync += record.eq(smap.data.payload)
-                    m.next = "OUT_QUERY"
-            with m.State("OUT_QUERY"):
-                m.d.comb += [avg.query.valid.eq(1), avg.query.payload.eq(record.root_idx)]
-                with m.If(avg.query.ready):
-                    m.next = "OUT_SEND"
-            with m.State("OUT_SEND"):
-                o = self.out.payload
-                m.d.comb += [self.out.valid.eq(avg.mean.valid), avg.mean.ready.eq(self.out.ready),
-                             o.data.eq(avg.mean.payload), o.pos.eq(record.pos),
-                             o.root.eq(record.root_pos), o.zero.eq(record.zero),
-                             o.similar.eq(record.similar), o.last.eq(idx == last_idx)]
-                with m.If(self.out.valid & self.out.ready):
-                    m.d.sync += idx.eq(idx + 1)
-                    m.next = "OUT_READ"
-                    with m.If(idx == last_idx):
-                        m.d.sync += idx.eq(0)
-                        m.next = "IDLE"
+        # Output phase: map reads run ahead, their records wait in a FIFO
+        # beside the mean pipeline.
+        last_idx = Signal(index_shape(p))
+        reading = Signal()
+        read_idx = Signal(index_shape(p))
+        out_idx = Signal(index_shape(p))
+        with m.If(retire & ret.last):
+            m.d.sync += [last_idx.eq(ret.idx), reading.eq(1), read_idx.eq(0)]
+        m.d.comb += [smap.read.valid.eq(reading), smap.read.payload.eq(read_idx)]
+        with m.If(smap.read.valid & smap.read.ready):
+            m.d.sync += read_idx.eq(read_idx + 1)
+            with m.If(read_idx == last_idx):
+                m.d.sync += reading.eq(0)
+        m.d.comb += [avg.query.valid.eq(smap.data.valid & records.w_rdy),
+                     avg.query.payload.eq(smap.data.payload.root_idx),
+                     smap.data.ready.eq(avg.query.ready & records.w_rdy),
+                     records.w_en.eq(smap.data.valid & smap.data.ready),
+                     records.w_data.eq(smap.data.payload)]
+        record = data.View(map_entry(p), records.r_data)
+        o = self.out.payload
+        m.d.comb += [self.out.valid.eq(avg.mean.valid), avg.mean.ready.eq(self.out.ready),
+                     records.r_en.eq(self.out.valid & self.out.ready),
+                     o.data.eq(avg.mean.payload), o.pos.eq(record.pos),
+                     o.root.eq(record.root_pos), o.zero.eq(record.zero),
+                     o.similar.eq(record.similar), o.last.eq(out_idx == last_idx)]
+        with m.If(self.out.valid & self.out.ready):
+            m.d.sync += out_idx.eq(out_idx + 1)
+            with m.If(out_idx == last_idx):
+                m.d.sync += [out_idx.eq(0), draining.eq(0)]
         return m
 
 

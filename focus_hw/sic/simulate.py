@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from amaranth.sim import Simulator
 
 from ..params import FocusParams
 from .model import SICRun, check_input
-from .sic import SIC
+from .sic import SIC, input_layout, output_layout
 
-__all__ = ["simulate_sic", "sic_passes"]
+__all__ = ["simulate_sic", "sic_passes", "sic_beats", "decode_outputs", "Beat"]
 
 #: Longest run of cycles without progress before the simulation gives up.
 STALL_LIMIT = 100_000
@@ -36,6 +38,70 @@ def _pattern(spec, seed: int):
     return lambda cycle: bool(rng.random() < spec)
 
 
+@dataclass(frozen=True)
+class Beat:
+    """One input vector of the SIC: its token, its slot and the packed
+    ``inp`` payload (:func:`focus_hw.sic.sic.input_layout`)."""
+
+    token: int
+    slot: int
+    word: int
+
+
+def sic_beats(x: np.ndarray, grid, params: FocusParams) -> list[Beat]:
+    """The input beats of the SIC for ``x``, in hardware order (validated)."""
+    grid = check_input(x, grid, params)
+    _, height, width = grid
+    layout = input_layout(params)
+    vectors = _vectors(x, params)
+    op = params.operand_bits
+    beats = []
+    for tile, j in sic_passes(x, params):
+        for i, t in enumerate(tile):
+            f, rem = divmod(int(t), height * width)
+            r, c = divmod(rem, width)
+            data = sum(int(v) << (e * op) for e, v in enumerate(vectors[t, j]))
+            word = layout.const({"data": data, "pos": int(t), "col": c, "row": r, "frame": f,
+                                 "first": int(i == 0), "last": int(i == len(tile) - 1)})
+            beats.append(Beat(int(t), j, word.as_bits()))
+    return beats
+
+
+def decode_outputs(words, beats: list[Beat], x: np.ndarray, params: FocusParams,
+                   cycles: int = 0) -> SICRun:
+    """The :class:`SICRun` from the ``out`` payloads taken, one per beat in
+    order (tokens never fed keep their zero vectors and are their own roots)."""
+    n, dim = x.shape
+    vs, op = params.vector_size, params.operand_bits
+    vectors = _vectors(x, params)
+    nv = vectors.shape[1]
+    zero = ~(vectors & 0x7FFF).any(axis=2)
+    similar = np.zeros((n, nv), bool)
+    root = np.repeat(np.arange(n)[:, None], nv, axis=1)
+    out = vectors.copy()
+    layout = output_layout(params)
+    mask = (1 << op) - 1
+    for beat, word in zip(beats, words, strict=True):
+        rec = layout.from_bits(word)
+        t, j = beat.token, beat.slot
+        if int(rec.pos) != t:
+            raise RuntimeError(f"SIC sent token {int(rec.pos)} where token {t} was due")
+        zero[t, j], similar[t, j], root[t, j] = int(rec.zero), int(rec.similar), int(rec.root)
+        out[t, j] = [(int(rec.data) >> (e * op)) & mask for e in range(vs)]
+    tokens = out.reshape(n, nv * vs)[:, :dim].copy().view(x.dtype)
+    return SICRun(zero=zero, similar=similar, root=root, tokens=tokens, cycles=cycles)
+
+
+def _vectors(x: np.ndarray, params: FocusParams) -> np.ndarray:
+    """Raw bits (T, V, vector_size) of ``x``, the last slot zero-padded."""
+    n, dim = x.shape
+    vs = params.vector_size
+    nv = -(-dim // vs)
+    padded = np.zeros((n, nv * vs), np.uint16)
+    padded[:, :dim] = x.view(np.uint16)
+    return padded.reshape(n, nv, vs)
+
+
 def simulate_sic(x: np.ndarray, grid, params: FocusParams, *, out_ready=None,
                  in_valid=None, seed: int = 0, vcd=None) -> SICRun:
     """SIC of ``x`` (T, D) with ``grid = (frames, height, width)`` on the
@@ -50,34 +116,10 @@ def simulate_sic(x: np.ndarray, grid, params: FocusParams, *, out_ready=None,
     bool``. ``cycles`` counts from the first vector accepted to the last one
     sent, both included. Raises ValueError before simulating on bad input.
     """
-    grid = check_input(x, grid, params)
-    _, height, width = grid
-    n, dim = x.shape
-    vs, op = params.vector_size, params.operand_bits
-    nv = -(-dim // vs)
-    padded = np.zeros((n, nv * vs), np.uint16)
-    padded[:, :dim] = x.view(np.uint16)
-    vectors = padded.reshape(n, nv, vs)
-
-    beats, order = [], []
-    for tile, j in sic_passes(x, params):
-        for i, t in enumerate(tile):
-            word = 0
-            for e, v in enumerate(vectors[t, j]):
-                word |= int(v) << (e * op)
-            f, rem = divmod(int(t), height * width)
-            r, c = divmod(rem, width)
-            beats.append({"data": word, "pos": int(t), "col": c, "row": r, "frame": f,
-                          "first": int(i == 0), "last": int(i == len(tile) - 1)})
-            order.append((int(t), j))
-
-    zero = ~(vectors & 0x7FFF).any(axis=2)
-    similar = np.zeros((n, nv), bool)
-    root = np.repeat(np.arange(n)[:, None], nv, axis=1)
-    out = vectors.copy()
+    beats = sic_beats(x, grid, params)
+    _, height, width = check_input(x, grid, params)
     if not beats:
-        return SICRun(zero=zero, similar=similar, root=root,
-                      tokens=padded[:, :dim].copy().view(x.dtype), cycles=0)
+        return decode_outputs([], [], x, params)
 
     dut = SIC(params)
     sim = Simulator(dut)
@@ -97,18 +139,17 @@ def simulate_sic(x: np.ndarray, grid, params: FocusParams, *, out_ready=None,
             ready = ready_at(cycle)
             ctx.set(dut.inp.valid, offer)
             if offer:
-                ctx.set(dut.inp.payload, beats[sent])
+                ctx.set(dut.inp.payload.as_value(), beats[sent].word)
             ctx.set(dut.out.ready, ready)
-            _, _, in_ready, o_valid, o_payload = await ctx.tick().sample(
-                dut.inp.ready, dut.out.valid, dut.out.payload)
+            _, _, in_ready, o_valid, o_word = await ctx.tick().sample(
+                dut.inp.ready, dut.out.valid, dut.out.payload.as_value())
             progress = False
             if offer and in_ready:
                 first = cycle if first is None else first
                 sent += 1
                 progress = True
             if o_valid and ready:
-                received.append({name: int(getattr(o_payload, name)) for name in
-                                 ("data", "pos", "root", "zero", "similar")})
+                received.append(o_word)
                 progress = True
                 if len(received) == len(beats):
                     span.extend([first, cycle])
@@ -124,13 +165,4 @@ def simulate_sic(x: np.ndarray, grid, params: FocusParams, *, out_ready=None,
     else:
         with sim.write_vcd(str(vcd)):
             sim.run()
-
-    mask = (1 << op) - 1
-    for (t, j), rec in zip(order, received):
-        if rec["pos"] != t:
-            raise RuntimeError(f"SIC sent token {rec['pos']} where token {t} was due")
-        zero[t, j], similar[t, j], root[t, j] = rec["zero"], rec["similar"], rec["root"]
-        out[t, j] = [(rec["data"] >> (e * op)) & mask for e in range(vs)]
-    tokens = out.reshape(n, nv * vs)[:, :dim].copy().view(x.dtype)
-    return SICRun(zero=zero, similar=similar, root=root, tokens=tokens,
-                  cycles=span[1] - span[0] + 1)
+    return decode_outputs(received, beats, x, params, cycles=span[1] - span[0] + 1)
