@@ -39,13 +39,13 @@ def plot(df: pd.DataFrame) -> bytes:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
-    for dtype, pts in df.groupby("dtype"):
-        x = pts["mac_pipeline"]
-        axes[0].plot(x, pts["fmax_mhz"], "o-", label=dtype)
-        axes[1].plot(x, pts["luts"], "o-", label=f"{dtype} LUTs (nextpnr)")
-        axes[1].plot(x, pts["ffs"], "s--", label=f"{dtype} FFs (nextpnr)")
-        axes[2].plot(x, pts["yosys_cells"], "o-", label=dtype)
-    for ax, title in zip(axes, ("Fmax (MHz)", "LUTs / FFs, harness + array",
+    for i, (dtype, pts) in enumerate(df.groupby("dtype")):
+        x, color = pts["mac_pipeline"], f"C{i}"
+        axes[0].plot(x, pts["fmax_mhz"], "o-", color=color, label=dtype)
+        axes[1].plot(x, pts["luts"], "o-", color=color, label=f"{dtype} LUTs")
+        axes[1].plot(x, pts["ffs"], "s--", color=color, label=f"{dtype} FFs")
+        axes[2].plot(x, pts["yosys_cells"], "o-", color=color, label=dtype)
+    for ax, title in zip(axes, ("Fmax (MHz)", "LUTs / FFs (nextpnr), harness + array",
                                 "Yosys generic cells, array")):
         ax.set_xlabel("mac_pipeline")
         ax.set_xticks(sorted(df["mac_pipeline"].unique()))

@@ -12,15 +12,18 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from types import SimpleNamespace
 
 import click
 
-from focus_hw.fileio import atomic_write_bytes, figure_png
+from focus_hw.cli import _field_options as _hw_field_options
+from focus_hw.cli import _point_params
 from focus_hw.cli_types import PARAMS_FILE
+from focus_hw.fileio import atomic_write_bytes
 from focus_hw.params import FocusParams
 
-__all__ = ["main", "run", "golden"]
+from .flow import UNITS as FLOW_UNITS
+
+__all__ = ["main", "run", "flow", "golden"]
 
 
 @click.group()
@@ -42,6 +45,35 @@ _params_option = click.option(
     help="FocusParams file (.json or .toml); the options below override it.")
 
 
+_WORKLOAD_OPTIONS = (
+    click.option("--frames", default=16, show_default=True, help="Video frames."),
+    click.option("--height", default=13, show_default=True, help="Patch rows per frame."),
+    click.option("--width", default=14, show_default=True, help="Patch columns per frame."),
+    click.option("--hidden", default=896, show_default=True,
+                 help="Hidden width (Qwen2-7B: 3584)."),
+    click.option("--ffn", default=4864, show_default=True, help="MLP width (Qwen2-7B: 18944)."),
+    click.option("--heads", default=14, show_default=True, help="Attention heads."),
+    click.option("--kv-groups", default=7, show_default=True,
+                 help="Query heads per KV head (GQA); must divide --heads."),
+    click.option("--layers", default=4, show_default=True, help="Decoder layers."),
+    click.option("--clip-len", default=4, show_default=True, help="Frames per scene."),
+    click.option("--seed", default=0, show_default=True, help="Workload seed."),
+)
+
+
+def _workload_options(fn):
+    """Add the built-in video workload's options (see :func:`video_workload`)."""
+    for option in reversed(_WORKLOAD_OPTIONS):
+        fn = option(fn)
+    return fn
+
+
+def _workload_error(e: ValueError) -> click.UsageError:
+    """A workload error naming the option instead of the field."""
+    return click.UsageError(re.sub(r"(?:Video)?Workload\.(\w+)",
+                                   lambda m: "--" + m[1].replace("_", "-"), str(e)))
+
+
 @main.command()
 @_params_option
 @click.option("--threshold", type=float, help="SIC cosine threshold.")
@@ -50,17 +82,7 @@ _params_option = click.option(
 @click.option("--block-frames", type=int, help="Comparison window: frames.")
 @click.option("--block-height", type=int, help="Comparison window: patch rows.")
 @click.option("--block-width", type=int, help="Comparison window: patch columns.")
-@click.option("--frames", default=16, show_default=True, help="Video frames.")
-@click.option("--height", default=13, show_default=True, help="Patch rows per frame.")
-@click.option("--width", default=14, show_default=True, help="Patch columns per frame.")
-@click.option("--hidden", default=896, show_default=True, help="Hidden width (Qwen2-7B: 3584).")
-@click.option("--ffn", default=4864, show_default=True, help="MLP width (Qwen2-7B: 18944).")
-@click.option("--heads", default=14, show_default=True, help="Attention heads.")
-@click.option("--kv-groups", default=7, show_default=True,
-              help="Query heads per KV head (GQA); must divide --heads.")
-@click.option("--layers", default=4, show_default=True, help="Decoder layers.")
-@click.option("--clip-len", default=4, show_default=True, help="Frames per scene.")
-@click.option("--seed", default=0, show_default=True, help="Workload seed.")
+@_workload_options
 @click.option("--model", default="synthetic", show_default=True, help="Model name for the trace.")
 @click.option("--dataset", default="skimage-video", show_default=True,
               help="Dataset name for the trace.")
@@ -71,46 +93,24 @@ def run(base, threshold, vector_size, m_tile, block_frames, block_height, block_
         dataset, out_dir):
     """Apply SIC to the built-in video workload and write its sparse trace."""
     import pandas as pd
-    import torch
-    from tqdm import tqdm
 
-    from .sic import similarity_concentrate
-    from .trace import SITES, SparseTrace, TraceMeta
-    from .workload import video_workload
+    from sim.workload import WorkloadError
+
+    from .flow import sic_trace, sparsity_plot
 
     params = _load_params(base, {
         "threshold": threshold, "vector_size": vector_size, "m_tile": m_tile,
         "block_frames": block_frames, "block_height": block_height,
         "block_width": block_width})
-    try:  # SIC needs float tokens: int8 designs run it on fp16 tokens
-        workload = video_workload(frames=frames, height=height, width=width, hidden=hidden,
-                                  ffn=ffn, heads=heads, kv_groups=kv_groups, layers=layers,
-                                  clip_len=clip_len, seed=seed,
-                                  dtype=params.dtype if params.is_float else "fp16")
-    except ValueError as e:
-        option = re.sub(r"(?:Video)?Workload\.(\w+)", lambda m: "--" + m[1].replace("_", "-"),
-                        str(e))
-        raise click.UsageError(option) from None
-
-    results = {site: [] for site in SITES}
-    with torch.inference_mode(), tqdm(total=layers * len(SITES), desc="SIC", unit="gemm") as bar:
-        for _, inputs in workload:
-            for site in SITES:
-                r = similarity_concentrate(inputs[site], workload.shape.grid, params)
-                results[site].append(SimpleNamespace(
-                    zero=r.zero.numpy(), similar=r.similar.numpy(),
-                    root=r.root.to(torch.int32).numpy()))
-                bar.update()
+    options = {"frames": frames, "height": height, "width": width, "hidden": hidden,
+               "ffn": ffn, "heads": heads, "kv_groups": kv_groups, "layers": layers,
+               "clip_len": clip_len, "seed": seed}
+    try:
+        trace, workload = sic_trace(params, options, model=model, dataset=dataset)
+    except WorkloadError as e:
+        raise _workload_error(e) from None
 
     weights = workload.shape.weight_sizes()
-    meta = TraceMeta(model=model, dataset=dataset, num_tokens=workload.shape.tokens,
-                     frames=frames, height=height, width=width, num_layers=layers,
-                     params=params, extra={
-                         "workload": "focus_algo.workload", "seed": seed, "hidden": hidden,
-                         "ffn": ffn, "heads": heads, "kv_groups": kv_groups, "clip_len": clip_len,
-                         "widths": workload.shape.site_widths, "weight_sizes": weights,
-                         "clips": [vars(c) for c in workload.clips]})
-    trace = SparseTrace.from_results(meta, results)
     summary = trace.summary()
     weighted = trace.weighted_sparsity(weights)
 
@@ -121,7 +121,7 @@ def run(base, threshold, vector_size, m_tile, block_frames, block_height, block_
     blobs = {"trace.safetensors": trace.to_bytes(),
              "summary.csv": summary.to_csv(index=False).encode(),
              "params.json": params.to_json().encode(),
-             "sparsity.png": _plot(summary, weights, params)}
+             "sparsity.png": sparsity_plot(summary, weights, params)}
     for name, data in blobs.items():
         try:
             atomic_write_bytes(out_dir / name, data)
@@ -152,26 +152,62 @@ def _predict(trace, workload, params: FocusParams):
     return pd.DataFrame(rows).T
 
 
-def _plot(summary, weights: dict, params: FocusParams) -> bytes:
-    """PNG of per-site sparsity per layer plus the weighted average."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+class _BadInput(click.ClickException):
+    """A one-line error with the usage exit code (2)."""
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.0))
-    for site, rows in summary.groupby("site", sort=False):
-        ax.plot(rows["layer"], rows["sparsity"], marker="o", label=site)
-    w = summary["site"].map(weights)
-    avg = (summary["sparsity"] * w).groupby(summary["layer"]).sum() / w.groupby(
-        summary["layer"]).sum()
-    ax.plot(avg.index, avg.values, "k--", label="weighted avg")
-    ax.set(xlabel="layer", ylabel="sparsity (zero + similar vectors)", ylim=(0, 1.02),
-           title=f"SIC sparsity (threshold {params.threshold}, vector {params.vector_size}, "
-                 f"block {'x'.join(map(str, params.block))})")
-    ax.xaxis.get_major_locator().set_params(integer=True)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize="small")
-    return figure_png(fig)
+    exit_code = 2
+
+
+@main.command()
+@click.option("--params", "base", type=PARAMS_FILE,
+              help="FocusParams file (.json or .toml); the options below override it.")
+@_workload_options
+@click.option("--units", default=",".join(FLOW_UNITS), show_default=True,
+              help="Hardware units to generate and synthesize (comma-separated).")
+@click.option("--fpga", "board", default=None, metavar="BOARD",
+              help="Also place and route the array on this board (focus-hw fpga).")
+@click.option("--out", "out_dir", default="out/flow", show_default=True,
+              type=click.Path(file_okay=False, path_type=Path), help="Output folder.")
+@click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
+              help="Yosys result cache (default $FOCUS_HW_CACHE or ~/.cache/focus-hw).")
+@click.option("--progress/--no-progress", default=True, show_default=True)
+@_hw_field_options(multi=False)
+def flow(base, frames, height, width, hidden, ffn, heads, kv_groups, layers, clip_len, seed,
+         units, board, out_dir, cache_dir, progress, **values):
+    """The whole flow into one folder: SIC trace, Verilog, Yosys area, model.
+
+    On the built-in video: the SIC/SEC sparsity trace (and CMC's and
+    AdapTiV's), the Verilog and area by module of the array, SIC and SEC, and
+    the modelled time and energy of dense, Focus, SEC-only, CMC and AdapTiV;
+    report.md and report.html summarise them. Each step is cached by the
+    digest of its inputs: a rerun redoes only the steps a change reaches."""
+    from focus_hw.fpga import FpgaBuildError, UnknownBoardError
+    from sim.workload import WorkloadError
+    from synth import YosysError
+
+    from .flow import run_flow
+
+    params = _point_params(base, values)
+    options = {"frames": frames, "height": height, "width": width, "hidden": hidden,
+               "ffn": ffn, "heads": heads, "kv_groups": kv_groups, "layers": layers,
+               "clip_len": clip_len, "seed": seed}
+    units = [u.strip() for u in units.split(",") if u.strip()]
+    if not units or set(units) - set(FLOW_UNITS):
+        raise _BadInput(f"--units {','.join(units)}: choose from {', '.join(FLOW_UNITS)}")
+    try:
+        result = run_flow(params, out_dir, options, units=units, fpga=board,
+                          cache_dir=cache_dir, progress=progress)
+    except UnknownBoardError as e:
+        raise _BadInput(str(e)) from None
+    except WorkloadError as e:
+        raise _workload_error(e) from None
+    except (ValueError, OSError, YosysError, FpgaBuildError) as e:
+        raise click.ClickException(f"flow failed: {e}") from None
+    ran = [name for name, step in result.steps.items() if step["status"] == "ran"]
+    click.echo(result.model.to_string(float_format=lambda v: f"{v:.4g}"))
+    click.echo(f"ran {', '.join(ran) or 'nothing'} ({len(result.steps) - len(ran)} steps "
+               f"cached) in {result.wall_s:.1f} s; report: {out_dir / 'report.md'}, "
+               f"{out_dir / 'report.html'}")
 
 
 @main.command()

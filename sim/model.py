@@ -21,13 +21,19 @@ Per layer and GEMM (q, k, v, QK^T, SV, o, gate, up, down), per M tile of
   features. Scatter and SIC of an M tile overlap the array's work on it:
   **stall** = max(0, max(scatter, SIC) - compute) per M tile;
   ``sic_stall_cycles`` is the part the SIC adds beyond the scatter's.
-* **DRAM**: compressed input activations (+ similarity-map indices), weights
-  once per M tile (K/V of the tile's causal key range for attention),
+* **DRAM**: compressed input activations (+ similarity-map indices), fetched
+  once per output tile: the output buffer holds ``m_tile`` rows of
+  accumulators for :func:`_out_cols` (= ``cols``) columns, so an M tile
+  produces its ``N`` outputs in ``ceil(N / out_cols)`` tiles, each streaming
+  every K chunk of the input again (for attention: the query per key tile,
+  the probabilities per ``head_dim`` tile); weights once per M tile, the K/V
+  of the tile's causal key range once per query head (the weight buffer
+  holds one tile, so a KV head's keys are not kept across its query group);
   outputs compressed by the consumer GEMM's SIC (CMC compresses off chip:
   it writes the dense output, reads it back and writes the merged one).
   A tile takes max(compute + stall, DRAM bytes / bytes per cycle) cycles.
 * **SRAM**: reads/writes per buffer of ``params.buffer_bytes``: input
-  (DRAM fill, re-streamed per column tile), weight, output (per-chunk
+  (every DRAM fill, streamed once per weight tile), weight, output (per-chunk
   read-modify-write, or the scatter's), concentrate_out (unique partial
   sums), layouter / similarity table (block-window reads) / similarity map
   (SIC on each produced tile); energy per byte from :mod:`sim.sram`, plus
@@ -184,6 +190,13 @@ def _ceil_div(a, b):
     return -(-a // b)
 
 
+def _out_cols(params: FocusParams) -> int:
+    """Output columns one M tile accumulates on chip: the output buffer holds
+    ``m_tile`` rows of accumulators, so a GEMM's N is produced in tiles of
+    this many columns and its input is fetched from DRAM once per tile."""
+    return params.buffer_bytes["output"] // (params.m_tile * params.acc_bytes)
+
+
 def simulate(workload: Workload, params: FocusParams, machine: str, sparsity=None,
              tech=None, tile_mode: str = "stream", compare: bool = True) -> Result:
     """Run ``workload`` on ``machine`` (see :data:`MACHINES`, :func:`resolve_counts`).
@@ -231,6 +244,7 @@ def _run(workload, params, machine, counts, tech, tile_mode) -> Result:
     keys = np.cumsum(S["query"].nonzero, axis=1)                 # causal key range
     cmc = machine == "cmc"
     frames = []
+    out_cols = _out_cols(p)  # the input is fetched once per output tile
 
     def emit(gemm, site, K, N, nz, compute, m_last, macs, d_in, in_reads, w_bytes,
              scat_ops, acc_bytes, out_elems, out_frac, sic_out):
@@ -300,7 +314,9 @@ def _run(workload, params, machine, counts, tech, tile_mode) -> Result:
         elems = (u * np.minimum(R, K - starts)).sum(-1)
         out_frac = consumer[gemm] if vector else S[site].rows / np.maximum(nz, 1)
         scat = nz * _ceil_div(K, vs) * ntile if vector else None
-        d_in = elems * ob + (nz * _ceil_div(K, vs) * idx_b if vector else 0)
+        # the input chunks (and their group indices) are fetched per output tile
+        d_in = ((elems * ob + (nz * _ceil_div(K, vs) * idx_b if vector else 0))
+                * _ceil_div(N, out_cols))
         emit(gemm, site, K, N, nz, ntile * lut[u].sum(-1),
              _last_nonzero(u.reshape(L, -1)), elems * N, d_in,
              elems * ob * ntile, (u.max(-1) > 0) * K * N * ob, scat,
@@ -315,19 +331,23 @@ def _run(workload, params, machine, counts, tech, tile_mode) -> Result:
         u = streamed("query", starts)
         ntile = _ceil_div(keys, C)
         elems = (u * np.minimum(R, hd - starts % hd)).sum(-1)
-        kv = (nz > 0) * w.kv_heads * keys * hd * ob
+        # K (and V) tiles are reloaded per query head: the weight buffer holds
+        # one rows x cols tile, so a KV head's keys are not kept across its group
+        kv = (nz > 0) * H * keys * hd * ob
         per_head = _ceil_div(hd, vs)
         scat = nz * H * per_head * ntile if vector else None
         prow = S["scores"].rows
         emit("qk", "query", hd, w.tokens, nz, ntile * lut[u].sum(-1),
              _last_nonzero(u.reshape(L, -1)), elems * keys,
-             elems * ob + (nz * H * per_head * idx_b if vector else 0), elems * ob * ntile,
+             (elems * ob + (nz * H * per_head * idx_b if vector else 0))
+             * _ceil_div(keys, out_cols),
+             elems * ob * ntile,
              kv, scat, u.sum(-1) * ntile * C * ab, prow * keys * H, 1.0, False)
         # S x V: H x rows probabilities x keys, N = head_dim (no SIC on P).
         nk, ntn = _ceil_div(keys, R), _ceil_div(hd, C)
         p_el = H * prow * keys
         emit("sv", "scores", w.tokens, hd, nz, H * nk * ntn * lut[prow], _last_nonzero(prow),
-             p_el * hd, p_el * ob,
+             p_el * hd, p_el * ob * _ceil_div(hd, out_cols),
              p_el * ob * ntn, kv, None, H * prow * nk * ntn * C * ab, nz * H * hd,
              frac["o_proj"] if vector else prow / np.maximum(nz, 1), True)
     gemms = {k: np.concatenate([f[k] for f in frames]) for k in frames[0]}

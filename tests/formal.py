@@ -62,6 +62,7 @@ smtbmc yices
 [script]
 read_rtlil top.il
 prep -top top
+memory_map
 
 [files]
 top.il

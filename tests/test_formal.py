@@ -191,4 +191,5 @@ def test_radix_select_proof(tmp_path, n_max, key_bits, digit_bits):
 def test_offset_encoder_proof(tmp_path, backpressure):
     n_max = 6
     depth = 3 * n_max if backpressure else n_max + 4
-    prove(EncoderHarness(n_max, 4, backpressure), depth=depth, workdir=tmp_path, mode="bmc")
+    prove(EncoderHarness(n_max, 4, backpressure), depth=depth, workdir=tmp_path, mode="bmc",
+          timeout=120)

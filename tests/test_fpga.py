@@ -22,6 +22,7 @@ from focus_hw.fpga import (
     harness_tiles,
     led_pattern,
 )
+from focus_hw.fpga.harness import check_tiles
 from sim.cli import main as sim_main
 from tools import require
 
@@ -85,14 +86,14 @@ def test_harness_checksum_sees_every_row():
     assert run_harness(Harness(params, swapped))["checksum"] == numpy_checksum(swapped, params)
 
 
-@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 def test_harness_rejects_mismatched_tiles():
     params = FocusParams(rows=2, cols=3, dtype="int8")
     a, w = harness_tiles(params, tiles=1)[0]
+    check_tiles(params, [(a, w)])
     with pytest.raises(ValueError, match=r"\(2, 3\)"):
-        Harness(params, [(a, w[:, :2])])
+        check_tiles(params, [(a, w[:, :2])])
     with pytest.raises(ValueError, match="int8"):
-        Harness(params, [(a.astype(np.float16), w)])
+        check_tiles(params, [(a.astype(np.float16), w)])
 
 
 def test_led_pattern_by_hand():

@@ -127,7 +127,10 @@ def _equiv(workdir, gold: str, gate: str) -> str:
     return run_yosys(cmds, workdir, log="equiv.log", timeout=600).read_text()
 
 
-@pytest.mark.parametrize("size,dtype", [(2, "int8"), (4, "int8"), (4, "fp16")])
+@pytest.mark.parametrize(
+    "size,dtype",
+    [(2, "int8"), (4, "int8"), (4, "fp16"), pytest.param(8, "fp16", marks=pytest.mark.slow)],
+)
 def test_hierarchical_verilog_is_equivalent_to_flat(tmp_path, size, dtype):
     params = FocusParams(rows=size, cols=size, dtype=dtype, mac_pipeline=1)
     manifest = generate(params, tmp_path / "hier")

@@ -83,3 +83,22 @@ def test_scalesim_folds_differ_by_the_weight_preload(rows, cols):
                  shapes=((40, rows, cols), (100, 3 * rows, 2 * cols + 1)))
     # SCALE-Sim loads each fold's weights before streaming (rows - 1 more cycles)
     assert (df.per_fold_diff == -(rows - 1)).all()
+
+
+def test_ratio_table_energy_columns_by_hand():
+    from sim.reproduce import speedup_table
+
+    # one workload, hand-made times/energies: best baseline = the lower of cmc, adaptiv
+    acc = ["dense", "adaptiv", "cmc", "focus"]
+    df = pd.DataFrame({"model": "m", "dataset": "d", "accelerator": acc,
+                       "time_s": [10.0, 5.0, 4.0, 2.0], "paper_time_s": [10.0, 4.0, 5.0, 2.5],
+                       "energy_mj": [100.0, 60.0, 50.0, 20.0],
+                       "paper_energy_mj": [90.0, 40.0, 45.0, 15.0]})
+    r = speedup_table(df).iloc[0]
+    assert r.energy_vs_dense_ours == pytest.approx(5.0)
+    assert r.energy_vs_best_ours == pytest.approx(2.5)      # cmc 50 / 20
+    assert r.energy_vs_dense_paper == pytest.approx(6.0)
+    assert r.energy_vs_best_paper == pytest.approx(40 / 15)  # adaptiv
+    assert r.err_energy_vs_best == pytest.approx(2.5 / (40 / 15) - 1)
+    assert r.vs_best_ours == pytest.approx(2.0) and r.vs_best_paper == pytest.approx(1.6)
+    assert r.err_vs_dense == pytest.approx(5.0 / 4.0 - 1)

@@ -42,9 +42,11 @@ def test_dense_q_gemm_by_hand():
     assert q.compute_cycles == 8 * 128 + 3 * RELOAD + tc(44)
     assert q.cycles == q.compute_cycles and q.stall_cycles == 0
     assert q.macs == 300 * 64 * 64
-    assert q.dram_in == 300 * 64 * 2
+    # the output buffer holds 32 columns: the input is fetched once per column tile
+    assert q.dram_in == 2 * 300 * 64 * 2
     assert q.dram_weight == 3 * 64 * 64 * 2
     assert q.dram_out == 300 * 64 * 2
+    assert q.input_write == q.dram_in
     # per-tile fill/drain mode: every weight tile pays tile_cycles
     rt = simulate(TINY, P, "dense", tile_mode="tile")
     assert row(rt, "q").compute_cycles == 8 * tc(128) + 4 * tc(44)
@@ -62,8 +64,35 @@ def test_dense_attention_by_hand():
     assert qk.macs == sum(2 * m * 32 * k for m, k in zip(rows, keys))
     # S x V: 2 heads x ceil(keys/32) chunks x 1 column tile
     assert sv.compute_cycles == issue - max(44, RELOAD) + tc(44)
-    assert qk.dram_weight == sum(1 * k * 32 * 2 for k in keys)  # one KV head
+    # K reloaded per query head (2 heads share the one KV head); the query of
+    # each head fetched once per 32-key column tile
+    assert qk.dram_weight == sum(2 * k * 32 * 2 for k in keys)
+    assert qk.dram_in == sum(n * m * 2 * 32 * 2 for n, m in zip(ntile, rows))
+    assert qk.dram_out == sum(m * k * 2 * 2 for m, k in zip(rows, keys))  # scores
+    # S x V reads those probabilities once per 32-wide column tile of head_dim (1)
+    assert sv.dram_in == qk.dram_out
+    assert sv.dram_weight == qk.dram_weight
 
+
+
+def test_refetch_per_output_column_tile():
+    """The output buffer holds one m_tile x cols accumulator tile, so every
+    input is fetched from DRAM once per column tile of its GEMM's N."""
+    w = Workload(name="hd64", hidden=128, heads=2, kv_heads=1, head_dim=64, ffn=96,
+                 layers=1, tokens=200)
+    r = simulate(w, P, "dense")
+    q, qk, sv = row(r, "q"), row(r, "qk"), row(r, "sv")
+    assert q.dram_in == 4 * 200 * 128 * 2            # N=128: 4 tiles of 32
+    keys, rows = np.array([128, 200]), np.array([128, 72])
+    # QK^T: each head's 64-dim query fetched per 32-key tile; K per query head
+    assert qk.dram_in == sum(-(-k // 32) * m * 2 * 64 * 2 for k, m in zip(keys, rows))
+    assert qk.dram_weight == sum(2 * k * 64 * 2 for k in keys)
+    # S x V: the probabilities (2 heads x rows x keys) once per 32 of head_dim's 64
+    assert sv.dram_in == 2 * sum(2 * m * k * 2 for m, k in zip(rows, keys))
+    # twice the columns: half the linear refetches, same compute per MAC
+    wide = simulate(w, P.replace(cols=64), "dense")
+    assert row(wide, "q").dram_in == 2 * 200 * 128 * 2
+    assert row(wide, "q").macs == q.macs
 
 def test_focus_q_gemm_by_hand():
     u = np.array([[100, 70], [128, 10], [44, 0]])
@@ -81,7 +110,8 @@ def test_focus_q_gemm_by_hand():
     assert q.sic_cycles == sum(sics)
     assert q.stall_cycles == q.sic_stall_cycles == sum(s - c for s, c in zip(sics, computes))
     assert q.macs == (100 + 70 + 128 + 10 + 44) * 32 * 64
-    assert q.dram_in == (100 + 70 + 128 + 10 + 44) * 32 * 2 + 300 * 2 * 1
+    # unique vectors + one group index per (token, vector), per column tile (2)
+    assert q.dram_in == 2 * ((100 + 70 + 128 + 10 + 44) * 32 * 2 + 300 * 2 * 1)
     assert q.dram_out == 300 * 64 * 2 + 300 * 2 * 1  # query site dense, 1-byte indices
     assert q.dram_weight == 3 * 64 * 64 * 2
     # one accumulator, lanes enough for the SIC to hide: stall per tile =
@@ -99,7 +129,7 @@ def test_baselines_q_gemm_by_hand():
     for machine, extra in (("cmc", 2 * 300 * 64 * 2), ("adaptiv", 0)):
         q = row(simulate(TINY, P, machine, {"linear": 0.5}), "q")
         assert q.compute_cycles == issue + tc(22)
-        assert q.dram_in == sum(rows) * 64 * 2
+        assert q.dram_in == 2 * sum(rows) * 64 * 2     # 2 column tiles
         assert q.dram_out == sum(rows) * 64 * 2 + extra
         assert q.macs == sum(rows) * 64 * 64
 

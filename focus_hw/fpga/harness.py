@@ -11,7 +11,6 @@ sensitive to the order of rows and costs no logic on the clock path.
 
 from __future__ import annotations
 
-import ml_dtypes
 import numpy as np
 from amaranth.hdl import Module, Signal
 from amaranth.lib import fifo, memory, stream, wiring
@@ -20,10 +19,7 @@ from amaranth.lib.wiring import Out
 from ..params import FocusParams
 from ..systolic import SystolicArray
 
-__all__ = ["Harness", "harness_tiles", "pack_row", "rotl_checksum"]
-
-_NUMPY = {"int8": np.int8, "fp16": np.float16, "bf16": ml_dtypes.bfloat16}
-
+__all__ = ["Harness", "check_tiles", "harness_tiles", "pack_row", "rotl_checksum"]
 
 def harness_tiles(params: FocusParams, tiles: int = 2, rows_per_tile: int = 8,
                   seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -34,7 +30,7 @@ def harness_tiles(params: FocusParams, tiles: int = 2, rows_per_tile: int = 8,
         raise ValueError(f"harness needs tiles >= 1 and rows_per_tile >= 1, "
                          f"got {tiles} and {rows_per_tile}")
     rng = np.random.default_rng(seed)
-    kind = _NUMPY[params.dtype]
+    kind = params.format.np_type
 
     def draw(shape):
         if params.dtype == "int8":
@@ -43,11 +39,6 @@ def harness_tiles(params: FocusParams, tiles: int = 2, rows_per_tile: int = 8,
 
     return [(draw((rows_per_tile, params.rows)), draw((params.rows, params.cols)))
             for _ in range(tiles)]
-
-
-def _bits(x: np.ndarray, width: int) -> np.ndarray:
-    """Raw bit patterns of an operand array (int8/fp16/bf16) as int64."""
-    return np.ascontiguousarray(x).view(f"uint{width}").astype(np.int64)
 
 
 def pack_row(values, width: int) -> int:
@@ -65,6 +56,19 @@ def rotl_checksum(words, width: int) -> int:
     for word in words:
         chk = (((chk << 1) | (chk >> (width - 1))) & mask) ^ word
     return chk
+
+
+def check_tiles(params: FocusParams, tiles) -> None:
+    """:class:`ValueError` unless every ``(a, w)`` of ``tiles`` is (M, rows) x
+    (rows, cols) in the operand type of ``params.dtype``."""
+    for a, w in tiles:
+        if a.ndim != 2 or a.shape[1] != params.rows or w.shape != (params.rows, params.cols):
+            raise ValueError(f"harness tile shapes {a.shape} x {w.shape} must be "
+                             f"(M, {params.rows}) x ({params.rows}, {params.cols})")
+        need = np.dtype(params.format.np_type)
+        if {a.dtype, w.dtype} != {need}:
+            raise ValueError(f"harness tiles are {a.dtype} x {w.dtype}; "
+                             f"params.dtype={params.dtype!r} needs {need}")
 
 
 class _RomSource(wiring.Component):
@@ -103,13 +107,7 @@ class Harness(wiring.Component):
     """
 
     def __init__(self, params: FocusParams, tiles: list[tuple[np.ndarray, np.ndarray]]):
-        for a, w in tiles:
-            if a.ndim != 2 or a.shape[1] != params.rows or w.shape != (params.rows, params.cols):
-                raise ValueError(f"harness tile shapes {a.shape} x {w.shape} must be "
-                                 f"(M, {params.rows}) x ({params.rows}, {params.cols})")
-            if {a.dtype, w.dtype} != {np.dtype(_NUMPY[params.dtype])}:
-                raise ValueError(f"harness tiles are {a.dtype} x {w.dtype}; "
-                                 f"params.dtype={params.dtype!r} needs {_NUMPY[params.dtype]}")
+        check_tiles(params, tiles)
         self.params = params
         self.tiles = tiles
         self.out_rows = sum(a.shape[0] for a, _ in tiles)
@@ -123,9 +121,9 @@ class Harness(wiring.Component):
         op = p.operand_bits
         weights, acts = [], []
         for a, w in self.tiles:
-            weights += [pack_row(row, op) for row in _bits(w, op)]
+            weights += [pack_row(row, op) for row in p.format.to_bits(w)]
             acts += [pack_row(row, op) | (int(i == 0) << (p.rows * op))
-                     for i, row in enumerate(_bits(a, op))]
+                     for i, row in enumerate(p.format.to_bits(a))]
         return weights, acts
 
     def elaborate(self, platform):

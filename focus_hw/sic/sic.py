@@ -115,6 +115,7 @@ class SIC(wiring.Component):
 
         beat = Signal(input_layout(p))
         idx = Signal(index_shape(p))            # beat's index in the pass
+        next_idx = Signal(index_shape(p))       # the next beat's (0 after a last)
         tile_start = Signal(position_shape(p))
         x_zero = Signal()
         m.d.comb += x_zero.eq(~_any_magnitude(beat.data, vs, op))
@@ -123,7 +124,9 @@ class SIC(wiring.Component):
         m.d.comb += self.inp.ready.eq(~draining & ~hist[:period - 1].any())
         with m.If(take_in):
             m.d.sync += beat.eq(self.inp.payload)
-            m.d.sync += idx.eq(Mux(self.inp.payload.first, 0, idx + 1))
+            this_idx = Mux(self.inp.payload.first, 0, next_idx)
+            m.d.sync += [idx.eq(this_idx),
+                         next_idx.eq(Mux(self.inp.payload.last, 0, this_idx + 1))]
             with m.If(self.inp.payload.first):
                 m.d.sync += tile_start.eq(self.inp.payload.pos)
             with m.If(self.inp.payload.last):
