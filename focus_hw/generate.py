@@ -22,7 +22,7 @@ from typing import Callable, Mapping
 import amaranth
 from amaranth.back import rtlil
 from amaranth.back.verilog import _convert_rtlil_text   # its one Yosys run (amaranth 0.5)
-from amaranth.hdl import Fragment, Value
+from amaranth.hdl import Const, Fragment, Value
 from amaranth.lib import wiring
 
 from .fileio import atomic_write_text
@@ -97,12 +97,22 @@ def unit_modules(params, unit: str) -> dict:
     return modules
 
 
+def _port_members(component):
+    """The signature members of ``component`` that are wires: a stream that is
+    always ready (or always valid) has a constant there, not a port."""
+    return [(path, member, value) for path, member, value in component.signature.flatten(component)
+            if not isinstance(Value.cast(value), Const)]
+
+
 def modules_rtlil(modules: dict) -> str:
     """RTLIL text of name -> component ``modules`` (each converted on its own;
     only the first, the top, keeps the ``top`` attribute)."""
     texts = []
     for i, (name, component) in enumerate(modules.items()):
-        text = rtlil.convert(component, name=name, emit_src=False)
+        ports = None
+        if isinstance(component, wiring.Component):
+            ports = [Value.cast(value) for _, _, value in _port_members(component)]
+        text = rtlil.convert(component, name=name, emit_src=False, ports=ports)
         texts.append(text if i == 0 else text.replace("attribute \\top 1\n", "", 1))
     return "\n".join(texts)
 
@@ -126,7 +136,7 @@ def unit_ports(component) -> list[dict]:
     ports = [{"name": "__".join(map(str, path)),
               "direction": "input" if member.flow == wiring.In else "output",
               "width": len(Value.cast(value))}
-             for path, member, value in component.signature.flatten(component)]
+             for path, member, value in _port_members(component)]
     design = Fragment.get(component, None).prepare()   # no ports given: only the clocks'
     return ports + [{"name": name, "direction": "input", "width": len(signal)}
                     for name, signal, _ in design.ports]

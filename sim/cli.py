@@ -109,10 +109,14 @@ def reproduce(out, tile_mode):
     sp = rep.speedup_table(df)
     click.echo(rep.NOTE)
     with pd.option_context("display.width", 200, "display.max_columns", 20):
-        click.echo(sp[["model", "dataset", "vs_dense_ours", "vs_dense_paper", "err_vs_dense",
-                       "vs_best_ours", "vs_best_paper", "err_vs_best"]].to_string(
-            index=False, float_format=lambda x: f"{x:.3f}"))
-    click.echo(f"wrote {out / 'reproduce.csv'} and {out / 'reproduce.png'}")
+        for what, prefix in (("speedup", ""), ("energy reduction", "energy_")):
+            cols = [f"{prefix}{key}_{tag}" for key in ("vs_dense", "vs_best")
+                    for tag in ("ours", "paper")]
+            cols += [f"err_{prefix}vs_dense", f"err_{prefix}vs_best"]
+            click.echo(f"\nFocus {what}, ours vs paper:")
+            click.echo(sp[["model", "dataset", *cols]].to_string(
+                index=False, float_format=lambda x: f"{x:.3f}"))
+    click.echo(f"wrote {out / 'reproduce.csv'}, {out / 'ratios.csv'} and {out / 'reproduce.png'}")
 
 
 @main.command()

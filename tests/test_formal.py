@@ -101,7 +101,8 @@ class KeyMemory(Elaboratable):
 
     def elaborate(self, platform):
         m = Module()
-        m.d.comb += Assume((self.n >= 1) & (self.k >= 1) & (self.k <= self.n))
+        m.d.comb += Assume((self.n >= 1) & (self.n <= len(self.keys)) & (self.k >= 1)
+                           & (self.k <= self.n))
         for port in self.ports:
             with m.If(port.en):
                 m.d.sync += port.data.eq(Array(self.keys)[port.addr])

@@ -24,7 +24,13 @@ def test_reproduce_writes_36_rows(tmp_path):
     # Focus is the fastest machine on every workload
     fastest = df.loc[df.groupby(["model", "dataset"]).time_s.idxmin()]
     assert (fastest.accelerator == "focus").all()
-    assert "vs_dense_ours" in res.output
+    assert "vs_dense_ours" in res.output and "energy_vs_best_ours" in res.output
+    # the ratio table is the one speedup_table computes from reproduce.csv
+    ratios = pd.read_csv(tmp_path / "ratios.csv")
+    focus = df[df.accelerator == "focus"].set_index(["model", "dataset"])
+    dense = df[df.accelerator == "dense"].set_index(["model", "dataset"])
+    expect = (dense.energy_mj / focus.energy_mj).to_numpy()
+    assert ratios.energy_vs_dense_ours.to_numpy() == pytest.approx(expect)
     # the Focus sparsity is labelled as taken from the paper's op counts, everywhere
     sources = df.groupby("accelerator").sparsity_source.unique()
     assert sources["focus"].tolist() == [
