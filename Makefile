@@ -16,8 +16,8 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
-run: install
-	$(VENV)/bin/focus run
+run: install   # the whole flow: trace, Verilog, Yosys area, performance model
+	$(VENV)/bin/focus flow
 
 test: install
 	$(PY) -m pytest -n 2 -q

@@ -3,7 +3,9 @@
 ``focus run`` builds the built-in video workload (:mod:`focus_algo.workload`),
 applies SIC to every GEMM input of every layer and writes, into ``--out``:
 ``trace.safetensors`` (:mod:`focus_algo.trace`), ``summary.csv`` (per site
-and layer), ``params.json`` and ``sparsity.png``. ``focus golden`` writes the
+and layer), ``params.json`` and ``sparsity.png``. ``focus flow`` runs the whole
+flow (:mod:`focus_algo.flow`): trace, Verilog, area, performance model, report.
+``focus golden`` writes the
 RTL golden vectors (:mod:`focus_algo.golden`). ``main`` is a click group;
 other subcommands are added with ``main.add_command``.
 """

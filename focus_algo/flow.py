@@ -15,7 +15,8 @@ workload options, the sources of the package that computes it, its
 upstream outputs' sha256 and the values of the FocusParams fields it read
 (recorded while it ran; the model and FPGA steps depend on every field).
 A rerun with one changed knob therefore redoes only what reads it. The
-folder then gets ``report.md``, a self-contained ``report.html`` (plots as
+area steps run in a second thread (Yosys in child processes) while the
+SIC passes run. The folder then gets ``report.md``, a self-contained ``report.html`` (plots as
 base64 PNG) and ``params.toml``.
 """
 
@@ -25,7 +26,9 @@ import base64
 import dataclasses
 import hashlib
 import json
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
@@ -296,27 +299,26 @@ def run_flow(params: FocusParams, out_dir, options: dict | None = None, *,
              + [f"area:{u}" for u in units] + ["model"] + (["fpga"] if fpga else []))
     bar = tqdm(total=len(names), desc="focus flow", unit="step", disable=not progress)
 
+    lock = threading.Lock()
+
     def step(name, inputs, compute, outputs, reads=None):
         """Reuse ``name`` if fresh, else run ``compute(p)`` (p records the
         fields read unless ``reads`` is given) and record its outputs."""
-        bar.set_postfix_str(name)
-        if cache.fresh(name, inputs, params):
-            cache.reuse(name)
-        else:
+        with lock:
+            bar.set_postfix_str(name)
+            fresh = cache.fresh(name, inputs, params)
+            if fresh:
+                cache.reuse(name)
+        if not fresh:
             t0 = time.perf_counter()
             rec = _recording(params) if reads is None else params
             compute(rec)
-            cache.record(name, inputs, params, rec.__dict__["_reads"] if reads is None else reads,
-                         outputs, time.perf_counter() - t0)
-        bar.update()
-
-    algo = {"workload": options, "code": _source_digest("focus_algo")}
-    trace_path = out / "trace.safetensors"
-    step("trace", algo, lambda p: sic_trace(p, options, progress=progress)[0].save(trace_path),
-         [trace_path])
-    base_path = out / "baselines.json"
-    step("baselines", algo, lambda p: atomic_write_text(
-        base_path, json.dumps(baseline_sparsity(p, options, progress), indent=1)), [base_path])
+            with lock:
+                cache.record(name, inputs, params,
+                             rec.__dict__["_reads"] if reads is None else reads, outputs,
+                             time.perf_counter() - t0)
+        with lock:
+            bar.update()
 
     hw_code = _source_digest("focus_hw")
     for unit in units:
@@ -324,15 +326,33 @@ def run_flow(params: FocusParams, out_dir, options: dict | None = None, *,
         step(f"verilog:{unit}", {"unit": unit, "code": hw_code},
              lambda p, unit=unit, folder=folder: generate(p, folder, unit),
              [folder / f"focus_{unit}.v", folder / "manifest.json"])
-    synth_code = _source_digest("synth")
-    for unit in units:
-        folder = out / "area" / unit
-        inputs = {"verilog": cache.state[f"verilog:{unit}"]["outputs"], "code": synth_code,
-                  "flow_version": FLOW_VERSION, "yosys": yosys_version()}
-        step(f"area:{unit}", inputs,
-             lambda p, unit=unit, folder=folder: area_report(params, unit, cache_dir=cache_dir,
-                                                             out_dir=folder),
-             [folder / "area.json"], reads=())
+
+    def areas():
+        synth_code = _source_digest("synth")
+        for unit in units:
+            folder = out / "area" / unit
+            verilog = cache.state[f"verilog:{unit}"]["outputs"][f"verilog/{unit}/focus_{unit}.v"]
+            inputs = {"verilog": verilog, "code": synth_code,
+                      "flow_version": FLOW_VERSION, "yosys": yosys_version()}
+            step(f"area:{unit}", inputs,
+                 lambda p, unit=unit, folder=folder: area_report(
+                     params, unit, cache_dir=cache_dir, out_dir=folder),
+                 [folder / "area.json"], reads=())
+
+    # Yosys runs in child processes: the area steps overlap the SIC passes
+    # (torch; no Amaranth elaboration runs in two threads at once).
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        synthesis = pool.submit(areas)
+        algo = {"workload": options, "code": _source_digest("focus_algo")}
+        trace_path = out / "trace.safetensors"
+        step("trace", algo,
+             lambda p: sic_trace(p, options, progress=progress)[0].save(trace_path),
+             [trace_path])
+        base_path = out / "baselines.json"
+        step("baselines", algo, lambda p: atomic_write_text(
+            base_path, json.dumps(baseline_sparsity(p, options, progress), indent=1)),
+            [base_path])
+        synthesis.result()
 
     trace = SparseTrace.load(trace_path)
     baselines = json.loads(base_path.read_text())
@@ -357,7 +377,7 @@ def run_flow(params: FocusParams, out_dir, options: dict | None = None, *,
         params=params, out_dir=out, workload=workload, trace=trace, baselines=baselines,
         areas={u: _load_area(out / "area" / u / "area.json") for u in units},
         model=pd.read_csv(model_path, index_col="machine"), fpga=fpga_report,
-        steps=cache.log)
+        steps={name: cache.log[name] for name in names})
     params.save(out / "params.toml")
     result.wall_s = time.perf_counter() - start
     _write_reports(result)

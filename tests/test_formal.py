@@ -5,9 +5,9 @@ from amaranth.asserts import AnyConst, AnySeq
 from amaranth.hdl import Array, Assert, Assume, Elaboratable, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
-from formal import TOOLS, prove
 
 from focus_hw.sec import OffsetEncoder, RadixSelect
+from formal import TOOLS, prove
 from tools import require
 
 
@@ -143,8 +143,9 @@ class EncoderHarness(Elaboratable):
     k-th; ``done`` after k of them, and (without backpressure) exactly when
     the closed form says."""
 
-    def __init__(self, n_max: int, key_bits: int, backpressure: bool):
+    def __init__(self, n_max: int, key_bits: int, backpressure: bool, lower_wins: bool = True):
         self.n_max, self.key_bits, self.backpressure = n_max, key_bits, backpressure
+        self.lower_wins = lower_wins   # False: a wrong reference, which must be refuted
 
     def elaborate(self, platform):
         m = Module()
@@ -164,9 +165,13 @@ class EncoderHarness(Elaboratable):
         if not self.backpressure:
             m.d.comb += Assert(enc.done == (cycle == n + 2), "done cycle")
 
+        def beats(key, j, i):   # token j beats token i
+            earlier = (j < i) if self.lower_wins else (j > i)
+            return (key > keys[i]) | ((key == keys[i]) & earlier)
+
         kept = Signal(n_max)
         for i in range(n_max):
-            beaten = mem.count(lambda key, j: (key > keys[i]) | ((key == keys[i]) & (j < i)))
+            beaten = mem.count(lambda key, j, i=i: beats(key, j, i))
             m.d.comb += kept[i].eq((i < n) & (beaten < k))
         emitted, prev = Signal(range(n_max + 1)), Signal(range(n_max))
         beat = enc.kept.payload
@@ -180,7 +185,9 @@ class EncoderHarness(Elaboratable):
         return m
 
 
-@pytest.mark.parametrize("n_max, key_bits, digit_bits", [(6, 4, 2), (5, 3, 2), (4, 3, 1)])
+@pytest.mark.parametrize("n_max, key_bits, digit_bits", [
+    (6, 3, 2), (6, 3, 3), (5, 4, 2), (4, 3, 1),   # 2 passes, 1 pass, uneven digits, 3 passes
+])
 def test_radix_select_proof(tmp_path, n_max, key_bits, digit_bits):
     passes = -(-key_bits // digit_bits)
     depth = passes * (n_max + 2 ** digit_bits + 3) + 3
@@ -188,9 +195,14 @@ def test_radix_select_proof(tmp_path, n_max, key_bits, digit_bits):
           timeout=120)
 
 
-@pytest.mark.parametrize("backpressure", [False, True])
-def test_offset_encoder_proof(tmp_path, backpressure):
-    n_max = 6
+@pytest.mark.parametrize("n_max, key_bits, backpressure", [(6, 4, False), (4, 3, True)])
+def test_offset_encoder_proof(tmp_path, n_max, key_bits, backpressure):
     depth = 3 * n_max if backpressure else n_max + 4
-    prove(EncoderHarness(n_max, 4, backpressure), depth=depth, workdir=tmp_path, mode="bmc",
-          timeout=120)
+    prove(EncoderHarness(n_max, key_bits, backpressure), depth=depth, workdir=tmp_path,
+          mode="bmc", timeout=120)
+
+
+def test_offset_encoder_proof_refutes_higher_index_tie_rule(tmp_path):
+    with pytest.raises(AssertionError, match="failed assertion"):
+        prove(EncoderHarness(4, 3, False, lower_wins=False), depth=8, workdir=tmp_path,
+              mode="bmc", timeout=120)

@@ -92,3 +92,21 @@ def test_params_read_the_registry():
     assert (p.operand_bits, p.acc_bits, p.operand_bytes, p.is_float) == (8, 32, 1, False)
     q = FocusParams(dtype="bf16")
     assert (q.operand_bits, q.acc_bits, q.is_float) == (16, 32, True)
+
+
+def test_no_format_branches_outside_the_arithmetic():
+    """Formats are told apart by their registry entry's attributes, never by
+    comparing a dtype name, except inside the arithmetic units."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    names = "|".join(NUMBER_FORMATS)
+    branch = re.compile(rf"""(==|!=)\s*["']({names})["']|["']({names})["']\s*(==|!=)""")
+    found = [f"{path.relative_to(root)}:{i}: {line.strip()}"
+             for package in ("focus_hw", "focus_algo", "sim", "synth")
+             for path in sorted((root / package).rglob("*.py"))
+             if "arith" not in path.relative_to(root).parts
+             for i, line in enumerate(path.read_text().splitlines(), 1)
+             if branch.search(line)]
+    assert not found, "\n".join(found)

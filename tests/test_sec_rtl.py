@@ -5,12 +5,13 @@ import numpy as np
 import pytest
 import torch
 from amaranth.hdl import Module, Signal
+from amaranth.lib import memory, wiring
 from amaranth.sim import Simulator
 
 from focus_algo.sec import importance, select_tokens
 from focus_hw import FocusParams, SECRun, sec_cycles, simulate_sec
 from focus_hw.generate import UNITS, convert_rtlil
-from focus_hw.sec import SECInputError, SECNaNError, order_key
+from focus_hw.sec import ImportanceAnalyzer, SECInputError, SECNaNError, order_key
 from focus_hw.sec.topk import key_of_bits
 
 DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
@@ -63,6 +64,59 @@ def test_matches_reference_tie_heavy(dtype, seed):
                            < 0.5, attn, -attn)
     k = int(rng.integers(1, n_vis + 1))
     check(attn, slice(1, 1 + n_vis), slice(1 + n_vis, None), k, small(dtype))
+
+
+@pytest.mark.parametrize("dtype", ["fp16", "bf16"])
+def test_analyzer_buffer_equals_torch_amax(dtype):
+    """The importance buffer after the analyzer: torch's amax over heads and
+    text rows, bit for bit up to the sign of zero (FMax gives +0)."""
+    rng = np.random.default_rng(3)
+    heads, n_text, n = 3, 2, 11
+    attn = attention(rng, heads, 0, n, n_text, levels=6).to(DTYPES[dtype])
+    attn = torch.where(torch.from_numpy(rng.random(attn.shape) < 0.3), -attn, attn)
+    scores = attn[:, n:, :n].reshape(-1, n)
+    expected = scores.amax(dim=0)
+    m = Module()
+    m.submodules.analyzer = dut = ImportanceAnalyzer(dtype, 16)
+    m.submodules.buffer = buf = memory.Memory(shape=16, depth=16, init=[])
+    write = buf.write_port()
+    read = buf.read_port(transparent_for=(write,))
+    wiring.connect(m, dut.buf_write, write)
+    wiring.connect(m, dut.buf_read, read)
+    beats = (scores.contiguous().view(torch.int16).reshape(-1).to(torch.int64) & 0xFFFF).tolist()
+    got = []
+
+    async def bench(ctx):
+        ctx.set(dut.enable, 1)
+        ctx.set(dut.n, n)
+        ctx.set(dut.attn.valid, 1)
+        for i, value in enumerate(beats):
+            ctx.set(dut.attn.payload, {"data": value, "last": i == len(beats) - 1})
+            await ctx.tick()
+        ctx.set(dut.attn.valid, 0)
+        *_, done = await ctx.tick().sample(dut.done)
+        assert done
+        got.extend(ctx.get(buf.data[i]) for i in range(n))
+
+    sim = Simulator(m)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    got_values = torch.tensor(got, dtype=torch.int32).to(torch.int16).view(DTYPES[dtype])
+    assert torch.equal(got_values, expected)        # == : -0 equals +0
+    assert not torch.signbit(got_values[got_values == 0]).any()
+
+
+@pytest.mark.parametrize("dtype", ["fp16", "bf16"])
+def test_backpressure_on_kept(dtype):
+    rng = np.random.default_rng(11)
+    attn = attention(rng, 2, 1, 20, 2, levels=5).to(DTYPES[dtype])
+    refused = np.random.default_rng(12).random(4000) < 0.6
+    run = simulate_sec(attn, slice(1, 21), slice(21, None), 8, small(dtype),
+                       kept_ready=lambda cycle: not refused[cycle])
+    expected = select_tokens(importance(attn, slice(1, 21), slice(21, None)), 8)
+    assert run.kept.tolist() == expected.tolist()
+    assert run.cycles > sec_cycles(4, 20, small(dtype))   # refusals stall the encoder
 
 
 def test_all_equal_keeps_the_first_k():

@@ -30,12 +30,13 @@ def harness_tiles(params: FocusParams, tiles: int = 2, rows_per_tile: int = 8,
         raise ValueError(f"harness needs tiles >= 1 and rows_per_tile >= 1, "
                          f"got {tiles} and {rows_per_tile}")
     rng = np.random.default_rng(seed)
-    kind = params.format.np_type
+    fmt = params.format
 
     def draw(shape):
-        if params.dtype == "int8":
-            return rng.integers(-128, 128, size=shape).astype(np.int8)
-        return (rng.random(shape) * 8 - 4).astype(np.float32).astype(kind)
+        if not fmt.is_float:
+            info = np.iinfo(fmt.np_type)
+            return rng.integers(info.min, info.max + 1, size=shape).astype(fmt.np_type)
+        return (rng.random(shape) * 8 - 4).astype(np.float32).astype(fmt.np_type)
 
     return [(draw((rows_per_tile, params.rows)), draw((params.rows, params.cols)))
             for _ in range(tiles)]

@@ -8,12 +8,17 @@ text), k)``) and returns the same kept indices, computed by the RTL.
 from __future__ import annotations
 
 import operator
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from amaranth.sim import Simulator
 
 from ..params import FocusParams
 from .concentrator import SEC, sec_format
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["SECRun", "SECInputError", "SECNaNError", "simulate_sec"]
 
@@ -33,7 +38,7 @@ class SECRun:
     """Result of :func:`simulate_sec`."""
 
     #: Kept visual-token indices (0-based within ``visual``), ascending, int64.
-    kept: object
+    kept: torch.Tensor
     #: Cycles from the first attention element accepted to ``done``, both
     #: counted (without backpressure: :func:`focus_hw.timing.sec_cycles`).
     cycles: int
@@ -81,14 +86,18 @@ def _check(attn, visual, text, k, params):
     return scores.reshape(heads * queries, n), k
 
 
-def simulate_sec(attn, visual: slice, text: slice, k: int, params: FocusParams) -> SECRun:
+def simulate_sec(attn, visual: slice, text: slice, k: int, params: FocusParams, *,
+                 kept_ready: Callable[[int], bool] | None = None) -> SECRun:
     """Kept visual tokens of one SEC run, computed by the generated RTL.
 
     ``attn``: (heads, Q, K) or (1, heads, Q, K) attention probabilities as a
     torch tensor of ``params.dtype`` (float16 / bfloat16); rows ``text`` are
     the text queries, columns ``visual`` the visual keys (at most
     ``params.max_tokens``); ``k`` in ``[1, n_visual]``. The rows are streamed
-    head by head, query by query. Raises :class:`SECInputError` before
+    head by head, query by query. ``kept_ready(cycle)`` gives the kept
+    stream's ``ready`` in each cycle (counted from the first element; default
+    always high): refusals stall the encoder and add cycles. Raises
+    :class:`SECInputError` before
     simulating for bad arguments, :class:`SECNaNError` when the RTL flags a
     NaN importance (as ``select_tokens`` refuses one).
     """
@@ -103,7 +112,6 @@ def simulate_sec(attn, visual: slice, text: slice, k: int, params: FocusParams) 
     async def bench(ctx):
         ctx.set(dut.n, n)
         ctx.set(dut.k, k)
-        ctx.set(dut.kept.ready, 1)
         ctx.set(dut.attn.valid, 1)
         cycle = 0
         for i, value in enumerate(beats):
@@ -115,9 +123,10 @@ def simulate_sec(attn, visual: slice, text: slice, k: int, params: FocusParams) 
                     break
         ctx.set(dut.attn.valid, 0)
         while True:
-            *_, valid, payload, done, nan = await ctx.tick().sample(
-                dut.kept.valid, dut.kept.payload, dut.done, dut.nan)
-            if valid:
+            ctx.set(dut.kept.ready, 1 if kept_ready is None else bool(kept_ready(cycle)))
+            *_, valid, ready, payload, done, nan = await ctx.tick().sample(
+                dut.kept.valid, dut.kept.ready, dut.kept.payload, dut.done, dut.nan)
+            if valid and ready:
                 kept.append((payload.index, payload.last))
             cycle += 1
             if done:

@@ -6,8 +6,7 @@ from amaranth.hdl import Const, Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..arith import FMul
-from ..arith import FP32
+from ..arith import FP32, FMul
 from ..arith.compare import compare
 from ..arith.reference import to_bits
 from ..params import FocusParams

@@ -96,7 +96,7 @@ class AverageUpdate(wiring.Component):
         step = Signal(range(steps))
         wait = Signal(range(pipe + 1))
 
-        adds, muls, narrows = [], [], []
+        adds, narrows = [], []
         for lane in range(lanes):
             wid = m.submodules[f"widen{lane}"] = Widen(fmt)
             add = m.submodules[f"add{lane}"] = FAdd(FP32, pipe)

@@ -69,20 +69,32 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import ml_dtypes
 import numpy as np
 
 from ..params import FocusParams
 
 __all__ = ["SICRun", "DECISION_BOUND", "check_input", "dot", "better", "passes", "sic_model",
-           "candidate_shifts", "OPERAND_TYPES"]
+           "candidate_shifts", "vector_bits", "magnitude_mask"]
 
 #: Score distance (cosine units) from the threshold and from the runner-up
 #: beyond which the hardware's decision equals the fp32 reference's.
 DECISION_BOUND = 1e-5
 
-#: Operand format -> numpy type of the SIC's input and output tokens.
-OPERAND_TYPES = {"fp16": np.dtype(np.float16), "bf16": np.dtype(ml_dtypes.bfloat16)}
+
+def magnitude_mask(params: FocusParams) -> int:
+    """Bits of an operand other than its sign: all zero for +-0.0."""
+    return (1 << (params.operand_bits - 1)) - 1
+
+
+def vector_bits(x: np.ndarray, params: FocusParams) -> np.ndarray:
+    """Raw bits (T, V, vector_size) of tokens ``x``, the last slot zero-padded."""
+    n, dim = x.shape
+    vs = params.vector_size
+    nv = -(-dim // vs)
+    bits_type = params.format.bits_type
+    padded = np.zeros((n, nv * vs), bits_type)
+    padded[:, :dim] = x.view(bits_type)
+    return padded.reshape(n, nv, vs)
 
 
 @dataclass(frozen=True)
@@ -116,10 +128,10 @@ def check_input(x, grid, params: FocusParams) -> tuple[int, int, int]:
     """Validate a SIC input; returns the grid. Raises ValueError naming the problem."""
     if not isinstance(params, FocusParams):
         raise ValueError(f"params must be FocusParams, not {type(params).__name__}")
-    if params.dtype not in OPERAND_TYPES:
+    if not params.format.is_float:
         raise ValueError(f"SIC hardware needs a float operand format, params.dtype="
-                         f"{params.dtype!r} (one of {sorted(OPERAND_TYPES)})")
-    want = OPERAND_TYPES[params.dtype]
+                         f"{params.dtype!r}")
+    want = np.dtype(params.format.np_type)
     if not isinstance(x, np.ndarray) or x.ndim != 2:
         raise ValueError(f"x must be a 2-D numpy array (T, D), got "
                          f"{getattr(x, 'shape', type(x).__name__)}")
@@ -208,13 +220,10 @@ def sic_model(x: np.ndarray, grid, params: FocusParams) -> SICRun:
     n, d = x.shape
     vs, lanes = params.vector_size, params.sic_width
     nv = -(-d // vs)
-    bits = x.view(np.uint16)
-    padded = np.zeros((n, nv * vs), np.uint16)
-    padded[:, :d] = bits
-    vec_bits = padded.reshape(n, nv, vs)
-    xw = padded.view(x.dtype).astype(np.float32).reshape(n, nv, vs)
+    vec_bits = vector_bits(x, params)
+    xw = vec_bits.view(x.dtype).astype(np.float32)
 
-    zero = ~(vec_bits & 0x7FFF).any(axis=2)
+    zero = ~(vec_bits & magnitude_mask(params)).any(axis=2)
     alive = ~zero.all(axis=1)                  # surviving (fed) tokens
     tile = (np.cumsum(alive) - 1) // params.m_tile
     t_idx = np.arange(n)
@@ -246,7 +255,7 @@ def sic_model(x: np.ndarray, grid, params: FocusParams) -> SICRun:
         root[t] = np.where(similar[t], root[root[t], np.arange(nv)], root[t])
 
     tokens = _group_means(xw, root, x.dtype)
-    tokens = tokens.reshape(n, nv * vs)[:, :d].copy().view(x.dtype)
+    tokens = tokens.reshape(n, nv * vs)[:, :d].copy()
 
     passes_per_tile = np.bincount(tile[alive], minlength=0) if alive.any() else []
     cycles = sum(nv * sic_cycles(int(m), params) for m in passes_per_tile)
@@ -254,7 +263,7 @@ def sic_model(x: np.ndarray, grid, params: FocusParams) -> SICRun:
 
 
 def _group_means(xw, root, dtype) -> np.ndarray:
-    """Operand bits (T, V, vs) of every vector replaced by its group's mean."""
+    """Operand values (T, V, vs) of every vector replaced by its group's mean."""
     n, nv, vs = xw.shape
     slot = np.arange(nv)
     sums = np.zeros_like(xw)
@@ -267,4 +276,4 @@ def _group_means(xw, root, dtype) -> np.ndarray:
             count[r, slot] += 1
         recip = np.float32(1) / np.maximum(count, 1).astype(np.float32)
         mean = np.where((count > 1)[..., None], sums * recip[..., None], sums)
-    return mean[root, slot].astype(dtype).view(np.uint16)
+    return mean[root, slot].astype(dtype)

@@ -71,6 +71,9 @@ class SIC(wiring.Component):
     being decided; the output phase streams one mean per ``S*(P+1)`` cycles,
     map reads ahead. The schedule is :mod:`focus_hw.timing`'s SIC section.
 
+    A pass ends with its ``last`` vector, or with its ``m_tile``-th whatever
+    the flags say (``out.last`` then stays low); ``first`` only marks the M
+    tile's start position. No vector is taken while a pass is sent.
     ``width`` and ``frame_tokens`` (patches per row and per frame) configure
     the grid and must stay constant during a pass. Numerics:
     :mod:`focus_hw.sic.model`; timing: :func:`focus_hw.timing.sic_cycles`.
@@ -121,15 +124,19 @@ class SIC(wiring.Component):
         m.d.comb += x_zero.eq(~_any_magnitude(beat.data, vs, op))
         n2_x = Signal(32)
         draining = Signal()                     # the pass is complete: send it
+        # A pass ends with its last vector, or after m_tile vectors whatever
+        # the flags say (a first flag only sets the M tile's start).
+        ends = Signal()
+        beat_ends = Signal()
+        m.d.comb += ends.eq(self.inp.payload.last | (next_idx == p.m_tile - 1))
         m.d.comb += self.inp.ready.eq(~draining & ~hist[:period - 1].any())
         with m.If(take_in):
             m.d.sync += beat.eq(self.inp.payload)
-            this_idx = Mux(self.inp.payload.first, 0, next_idx)
-            m.d.sync += [idx.eq(this_idx),
-                         next_idx.eq(Mux(self.inp.payload.last, 0, this_idx + 1))]
+            m.d.sync += [idx.eq(next_idx), next_idx.eq(Mux(ends, 0, next_idx + 1)),
+                         beat_ends.eq(ends)]
             with m.If(self.inp.payload.first):
                 m.d.sync += tile_start.eq(self.inp.payload.pos)
-            with m.If(self.inp.payload.last):
+            with m.If(ends):
                 m.d.sync += draining.eq(1)
 
         # Squared magnitude: the first dot product.
@@ -174,10 +181,11 @@ class SIC(wiring.Component):
         # The vector retires (table, map and group sum) once decided; by then
         # the next vector may be in: keep what the writes need.
         ret = Signal(data.StructLayout({"data": vector_shape(p), "pos": position_shape(p),
-                                        "zero": 1, "idx": index_shape(p), "last": 1}))
+                                        "zero": 1, "idx": index_shape(p), "last": 1,
+                                        "ends": 1}))
         with m.If(event(1 + n_cand * step)):
             m.d.sync += [ret.data.eq(beat.data), ret.pos.eq(beat.pos), ret.zero.eq(x_zero),
-                         ret.idx.eq(idx), ret.last.eq(beat.last)]
+                         ret.idx.eq(idx), ret.last.eq(beat.last), ret.ends.eq(beat_ends)]
         similar = Signal()
         root_pos = Signal(position_shape(p))
         root_idx = Signal(index_shape(p))
@@ -210,8 +218,10 @@ class SIC(wiring.Component):
         reading = Signal()
         read_idx = Signal(index_shape(p))
         out_idx = Signal(index_shape(p))
-        with m.If(retire & ret.last):
-            m.d.sync += [last_idx.eq(ret.idx), reading.eq(1), read_idx.eq(0)]
+        flagged = Signal()                      # the pass's end was flagged last
+        with m.If(retire & ret.ends):
+            m.d.sync += [last_idx.eq(ret.idx), flagged.eq(ret.last), reading.eq(1),
+                         read_idx.eq(0)]
         m.d.comb += [smap.read.valid.eq(reading), smap.read.payload.eq(read_idx)]
         with m.If(smap.read.valid & smap.read.ready):
             m.d.sync += read_idx.eq(read_idx + 1)
@@ -228,7 +238,7 @@ class SIC(wiring.Component):
                      records.r_en.eq(self.out.valid & self.out.ready),
                      o.data.eq(avg.mean.payload), o.pos.eq(record.pos),
                      o.root.eq(record.root_pos), o.zero.eq(record.zero),
-                     o.similar.eq(record.similar), o.last.eq(out_idx == last_idx)]
+                     o.similar.eq(record.similar), o.last.eq(flagged & (out_idx == last_idx))]
         with m.If(self.out.valid & self.out.ready):
             m.d.sync += out_idx.eq(out_idx + 1)
             with m.If(out_idx == last_idx):

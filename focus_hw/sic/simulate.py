@@ -8,7 +8,7 @@ import numpy as np
 from amaranth.sim import Simulator
 
 from ..params import FocusParams
-from .model import SICRun, check_input
+from .model import SICRun, check_input, magnitude_mask, vector_bits
 from .sic import SIC, input_layout, output_layout
 
 __all__ = ["simulate_sic", "sic_passes", "sic_beats", "decode_outputs", "Beat"]
@@ -20,7 +20,7 @@ STALL_LIMIT = 100_000
 def sic_passes(x: np.ndarray, params: FocusParams):
     """The passes in hardware order: ``(tokens, slot)`` per M tile and vector
     slot, ``tokens`` the surviving (not all-zero) token indices of the tile."""
-    alive = np.flatnonzero((x.view(np.uint16) & 0x7FFF).any(axis=1))
+    alive = np.flatnonzero((x.view(params.format.bits_type) & magnitude_mask(params)).any(axis=1))
     nv = -(-x.shape[1] // params.vector_size)
     for start in range(0, len(alive), params.m_tile):
         tile = alive[start:start + params.m_tile]
@@ -53,7 +53,7 @@ def sic_beats(x: np.ndarray, grid, params: FocusParams) -> list[Beat]:
     grid = check_input(x, grid, params)
     _, height, width = grid
     layout = input_layout(params)
-    vectors = _vectors(x, params)
+    vectors = vector_bits(x, params)
     op = params.operand_bits
     beats = []
     for tile, j in sic_passes(x, params):
@@ -73,9 +73,9 @@ def decode_outputs(words, beats: list[Beat], x: np.ndarray, params: FocusParams,
     order (tokens never fed keep their zero vectors and are their own roots)."""
     n, dim = x.shape
     vs, op = params.vector_size, params.operand_bits
-    vectors = _vectors(x, params)
+    vectors = vector_bits(x, params)
     nv = vectors.shape[1]
-    zero = ~(vectors & 0x7FFF).any(axis=2)
+    zero = ~(vectors & magnitude_mask(params)).any(axis=2)
     similar = np.zeros((n, nv), bool)
     root = np.repeat(np.arange(n)[:, None], nv, axis=1)
     out = vectors.copy()
@@ -90,16 +90,6 @@ def decode_outputs(words, beats: list[Beat], x: np.ndarray, params: FocusParams,
         out[t, j] = [(int(rec.data) >> (e * op)) & mask for e in range(vs)]
     tokens = out.reshape(n, nv * vs)[:, :dim].copy().view(x.dtype)
     return SICRun(zero=zero, similar=similar, root=root, tokens=tokens, cycles=cycles)
-
-
-def _vectors(x: np.ndarray, params: FocusParams) -> np.ndarray:
-    """Raw bits (T, V, vector_size) of ``x``, the last slot zero-padded."""
-    n, dim = x.shape
-    vs = params.vector_size
-    nv = -(-dim // vs)
-    padded = np.zeros((n, nv * vs), np.uint16)
-    padded[:, :dim] = x.view(np.uint16)
-    return padded.reshape(n, nv, vs)
 
 
 def simulate_sic(x: np.ndarray, grid, params: FocusParams, *, out_ready=None,
