@@ -31,7 +31,7 @@ def linear_fit(x, y) -> dict:
     slope, intercept = np.polyfit(x, y, 1)
     resid = y - (slope * x + intercept)
     ss_tot = float(((y - y.mean()) ** 2).sum())
-    r2 = 1.0 - float((resid ** 2).sum()) / ss_tot if ss_tot > 0 else 1.0
+    r2 = 1.0 - float((resid**2).sum()) / ss_tot if ss_tot > 0 else 1.0
     return {"slope": float(slope), "intercept": float(intercept), "r2": r2}
 
 
@@ -44,6 +44,7 @@ def cold_report(params: FocusParams) -> tuple[float, dict]:
 
 def plot(rows: list[dict], fits: dict, path: Path):
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -55,8 +56,12 @@ def plot(rows: list[dict], fits: dict, path: Path):
             ax.plot(x, [r[metric] for r in pts], "o", label=dtype)
             f = fits[dtype][metric]
             xs = np.linspace(0, x.max(), 50)
-            ax.plot(xs, f["slope"] * xs + f["intercept"], "--",
-                    label=f"{dtype}: {f['slope']:.0f}/PE, R^2={f['r2']:.4f}")
+            ax.plot(
+                xs,
+                f["slope"] * xs + f["intercept"],
+                "--",
+                label=f"{dtype}: {f['slope']:.0f}/PE, R^2={f['r2']:.4f}",
+            )
         ax.set_xlabel("PEs (rows x cols)")
         ax.set_ylabel(metric)
         ax.set_title(f"array area: {metric}")
@@ -82,25 +87,45 @@ def main(sizes, dtypes, out, cold_only, skip_cold):
             start = time.perf_counter()
             report = area_report(FocusParams(rows=n, cols=n, dtype=dtype), "array")
             s = report.summary()
-            rows.append({"dtype": dtype, "rows": n, "cols": n, "pes": n * n, "cells": s["cells"],
-                         "transistors": s["transistors"], "wall_s": time.perf_counter() - start,
-                         "cached": report.cached["generic"]})
+            rows.append(
+                {
+                    "dtype": dtype,
+                    "rows": n,
+                    "cols": n,
+                    "pes": n * n,
+                    "cells": s["cells"],
+                    "transistors": s["transistors"],
+                    "wall_s": time.perf_counter() - start,
+                    "cached": report.cached["generic"],
+                }
+            )
             tqdm.write(json.dumps(rows[-1]))
-        fits = {d: {m: linear_fit([r["pes"] for r in rows if r["dtype"] == d],
-                                  [r[m] for r in rows if r["dtype"] == d])
-                    for m in ("cells", "transistors")}
-                for d in sorted({r["dtype"] for r in rows})}
+        fits = {
+            d: {
+                m: linear_fit(
+                    [r["pes"] for r in rows if r["dtype"] == d],
+                    [r[m] for r in rows if r["dtype"] == d],
+                )
+                for m in ("cells", "transistors")
+            }
+            for d in sorted({r["dtype"] for r in rows})
+        }
         plot(rows, fits, out / "area_vs_size.png")
         results.update(sweep=rows, fits=fits)
         print("\nsize sweep (composed area):")
         print(f"{'dtype':6} {'size':>6} {'cells':>10} {'transistors':>12} {'wall_s':>8}")
         for r in rows:
-            print(f"{r['dtype']:6} {r['rows']:>3}x{r['cols']:<2} {r['cells']:>10} {r['transistors']:>12} "
-                  f"{r['wall_s']:>8.1f}{' (cached)' if r['cached'] else ''}")
+            print(
+                f"{r['dtype']:6} {r['rows']:>3}x{r['cols']:<2} {r['cells']:>10} "
+                f"{r['transistors']:>12} "
+                f"{r['wall_s']:>8.1f}{' (cached)' if r['cached'] else ''}"
+            )
         for d, f in fits.items():
             for m, v in f.items():
-                print(f"fit {d} {m}: slope {v['slope']:.1f} per PE, intercept {v['intercept']:.0f}, "
-                      f"R^2 {v['r2']:.5f}")
+                print(
+                    f"fit {d} {m}: slope {v['slope']:.1f} per PE, intercept {v['intercept']:.0f}, "
+                    f"R^2 {v['r2']:.5f}"
+                )
     if not skip_cold:
         wall, summary = cold_report(FocusParams())
         results["cold_32x32_fp16"] = {"wall_s": wall, "summary": summary}

@@ -22,13 +22,22 @@ from synth.yosys import YosysError, read_json, run_yosys
 
 #: Artifact SIC unit -> (file, top module, the arithmetic files it instantiates).
 ARTIFACT_UNITS = {
-    "cosine similarity": ("cosine_similarity_unit.sv", "cosine_similarity_unit",
-                          ("fp16_mult.v", "fp16_add.v")),
-    "inverse magnitude (L2 norm)": ("inv_magnitude_unit.v", "inv_magnitude_unit",
-                                    ("fp16_mult.v", "fp16_add.v")),
+    "cosine similarity": (
+        "cosine_similarity_unit.sv",
+        "cosine_similarity_unit",
+        ("fp16_mult.v", "fp16_add.v"),
+    ),
+    "inverse magnitude (L2 norm)": (
+        "inv_magnitude_unit.v",
+        "inv_magnitude_unit",
+        ("fp16_mult.v", "fp16_add.v"),
+    ),
     "max unit": ("max_unit_fp16.v", "max_unit_fp16", ()),
-    "average update": ("average_update_unit.sv", "average_update_unit",
-                       ("fp16_mult.v", "fp16_add.v")),
+    "average update": (
+        "average_update_unit.sv",
+        "average_update_unit",
+        ("fp16_mult.v", "fp16_add.v"),
+    ),
 }
 
 
@@ -47,16 +56,21 @@ def artifact_unit(rtl: Path, file: str, top: str, deps) -> str:
             return f"does not parse: {errors[0].strip() if errors else str(e)[:200]}"
         # Cells only: its asynchronous resets do not pass the CMOS estimate's
         # flip-flop legalisation.
-        run_yosys([*reads, f"synth -top {top} -flatten", "tee -q -o stat.json stat -json"],
-                  work, log="synth.log", timeout=1800)
+        run_yosys(
+            [*reads, f"synth -top {top} -flatten", "tee -q -o stat.json stat -json"],
+            work,
+            log="synth.log",
+            timeout=1800,
+        )
         result = parse_stat(read_json(work / "stat.json"), top)
         return f"parses; {result['total_cells']} generic cells"
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--artifact-rtl", type=Path, required=True,
-                    help="the artifact checkout's rtl/ folder")
+    ap.add_argument(
+        "--artifact-rtl", type=Path, required=True, help="the artifact checkout's rtl/ folder"
+    )
     ap.add_argument("--params", type=Path, help="FocusParams .toml/.json (default: paper)")
     ap.add_argument("--out", type=Path, help="also write our area report here")
     args = ap.parse_args()
@@ -68,13 +82,19 @@ def main():
     params = FocusParams.load(args.params) if args.params else FocusParams()
     report = area_report(params, "sic", out_dir=args.out)
     generic = report.flows["generic"]
-    print(f"\nOurs (unit 'sic', {params.vector_size}-element vectors, "
-          f"{params.sic_width} lanes, {params.dtype}):")
+    print(
+        f"\nOurs (unit 'sic', {params.vector_size}-element vectors, "
+        f"{params.sic_width} lanes, {params.dtype}):"
+    )
     for m in generic.modules:
-        print(f"  {m.label:30s} {m.cells:8d} cells {m.transistors or 0:10d} transistors "
-              f"{m.memory_bits:9d} memory bits")
-    print(f"  {'total':30s} {generic.total_cells:8d} cells {generic.total_transistors:10d} "
-          f"transistors {generic.total_memory_bits:9d} memory bits")
+        print(
+            f"  {m.label:30s} {m.cells:8d} cells {m.transistors or 0:10d} transistors "
+            f"{m.memory_bits:9d} memory bits"
+        )
+    print(
+        f"  {'total':30s} {generic.total_cells:8d} cells {generic.total_transistors:10d} "
+        f"transistors {generic.total_memory_bits:9d} memory bits"
+    )
 
 
 if __name__ == "__main__":

@@ -35,15 +35,24 @@ def _median_time(fn, repeat):
 
 
 @click.command()
-@click.option("--frames", default=16, show_default=True,
-              help="Video frames (2 per temporal patch).")
+@click.option(
+    "--frames", default=16, show_default=True, help="Video frames (2 per temporal patch)."
+)
 @click.option("--side", default=28, show_default=True, help="Patches per frame side (even).")
 @click.option("--repeat", default=3, show_default=True, help="Timed runs per variant.")
 @click.option("--threshold", default=0.9, show_default=True, help="SIC threshold.")
-@click.option("--sec/--no-sec", default=True, show_default=True,
-              help="SEC at layers 1, 2 keeping 0.4, 0.2 of the visual tokens.")
-@click.option("--plot", type=click.Path(dir_okay=False), default=None,
-              help="Save a per-layer sparsity plot (PNG) here.")
+@click.option(
+    "--sec/--no-sec",
+    default=True,
+    show_default=True,
+    help="SEC at layers 1, 2 keeping 0.4, 0.2 of the visual tokens.",
+)
+@click.option(
+    "--plot",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Save a per-layer sparsity plot (PNG) here.",
+)
 def main(frames, side, repeat, threshold, sec, plot):
     model, make = tiny_qwen2vl()
     patch = model.config.vision_config.patch_size
@@ -53,8 +62,9 @@ def main(frames, side, repeat, threshold, sec, plot):
     except ValueError as err:
         raise click.ClickException(str(err)) from None
     inputs = make("video", frames=t, height=h, width=w, pixels=pixels)
-    layers = dict(sec_layers=(1, 2), sec_keep=(0.4, 0.2)) if sec else \
-        dict(sec_layers=(), sec_keep=())
+    layers = (
+        dict(sec_layers=(1, 2), sec_keep=(0.4, 0.2)) if sec else dict(sec_layers=(), sec_keep=())
+    )
     params = FocusParams(threshold=threshold, **layers)
 
     metrics = compare(model, inputs, params)
@@ -67,16 +77,23 @@ def main(frames, side, repeat, threshold, sec, plot):
         finally:
             handle.remove()
 
-    click.echo(f"visual tokens: {metrics['visual_tokens']} (grid {t}x{h // 2}x{w // 2}), "
-               f"sequence {inputs['input_ids'].shape[1]}")
+    click.echo(
+        f"visual tokens: {metrics['visual_tokens']} (grid {t}x{h // 2}x{w // 2}), "
+        f"sequence {inputs['input_ids'].shape[1]}"
+    )
     click.echo(report.pivot(index="layer", columns="site", values="sparsity").round(3).to_string())
-    click.echo("kept after layer: " + ", ".join(
-        f"{i}:{k}" for i, k in report.groupby("layer")["kept_after"].first().items()))
-    click.echo("mean sparsity per site:\n" + report.groupby("site")["sparsity"].mean()
-               .round(3).to_string())
+    click.echo(
+        "kept after layer: "
+        + ", ".join(f"{i}:{k}" for i, k in report.groupby("layer")["kept_after"].first().items())
+    )
+    click.echo(
+        "mean sparsity per site:\n" + report.groupby("site")["sparsity"].mean().round(3).to_string()
+    )
     click.echo("fidelity: " + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
-    click.echo(f"wall time (median of {repeat}): dense {dense_s * 1e3:.1f} ms, "
-               f"focus {focus_s * 1e3:.1f} ms ({focus_s / dense_s:.2f}x)")
+    click.echo(
+        f"wall time (median of {repeat}): dense {dense_s * 1e3:.1f} ms, "
+        f"focus {focus_s * 1e3:.1f} ms ({focus_s / dense_s:.2f}x)"
+    )
     if plot:
         _plot(report, plot)
         click.echo(f"plot: {plot}")
@@ -86,6 +103,7 @@ def _plot(report, path):
     import io
 
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

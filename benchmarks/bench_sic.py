@@ -46,7 +46,7 @@ def _make_input(grid, dim, dtype, changed, seed):
         scale = torch.where(changes, 3.0, 0.2).repeat_interleave(vs, dim=1)[:, :w]
         block = torch.randn(x.shape[0], w, generator=g) * scale
         scene = torch.randn(patches, w, generator=g)
-        x[:, f0:f0 + w] = (block.view(frames, patches, w) + scene).view(-1, w)
+        x[:, f0 : f0 + w] = (block.view(frames, patches, w) + scene).view(-1, w)
     return x
 
 
@@ -77,27 +77,53 @@ def _child(dim, dtype_name, changed, repeat, seed, threads):
         sparsity = result.sparsity
         del result
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({
-        "dim": dim, "dtype": dtype_name, "tokens": x.shape[0],
-        "threads": torch.get_num_threads(), "best_s": min(times),
-        "median_s": sorted(times)[len(times) // 2], "best_cpu_s": min(cpu),
-        "peak_rss_gb": rss / 2**20, "rss_after_input_gb": rss_input / 2**20,
-        "input_gb": x.numel() * x.element_size() / 2**30,
-        "sparsity": sparsity,
-    }))
+    print(
+        json.dumps(
+            {
+                "dim": dim,
+                "dtype": dtype_name,
+                "tokens": x.shape[0],
+                "threads": torch.get_num_threads(),
+                "best_s": min(times),
+                "median_s": sorted(times)[len(times) // 2],
+                "best_cpu_s": min(cpu),
+                "peak_rss_gb": rss / 2**20,
+                "rss_after_input_gb": rss_input / 2**20,
+                "input_gb": x.numel() * x.element_size() / 2**30,
+                "sparsity": sparsity,
+            }
+        )
+    )
 
 
 @click.command()
-@click.option("--dim", "dims", type=int, multiple=True, default=(3584,),
-              show_default=True, help="Feature width D (repeatable).")
-@click.option("--dtype", type=click.Choice(["float32", "float16", "bfloat16"]),
-              default="float32", show_default=True)
-@click.option("--changed", type=click.FloatRange(0, 1), default=0.3,
-              show_default=True, help="Fraction of vectors that change between frames.")
+@click.option(
+    "--dim",
+    "dims",
+    type=int,
+    multiple=True,
+    default=(3584,),
+    show_default=True,
+    help="Feature width D (repeatable).",
+)
+@click.option(
+    "--dtype",
+    type=click.Choice(["float32", "float16", "bfloat16"]),
+    default="float32",
+    show_default=True,
+)
+@click.option(
+    "--changed",
+    type=click.FloatRange(0, 1),
+    default=0.3,
+    show_default=True,
+    help="Fraction of vectors that change between frames.",
+)
 @click.option("--repeat", type=click.IntRange(1), default=3, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--threads", type=click.IntRange(0), default=0,
-              help="torch threads (0 = torch's default).")
+@click.option(
+    "--threads", type=click.IntRange(0), default=0, help="torch threads (0 = torch's default)."
+)
 @click.option("--child", is_flag=True, hidden=True)
 def main(dims, dtype, changed, repeat, seed, threads, child):
     """Time SIC on a 64x13x14-token input and report peak RSS per width.
@@ -109,19 +135,35 @@ def main(dims, dtype, changed, repeat, seed, threads, child):
         _child(dims[0], dtype, changed, repeat, seed, threads)
         return
     for dim in dims:
-        cmd = [sys.executable, __file__, "--child", "--dim", str(dim), "--dtype", dtype,
-               "--changed", str(changed), "--repeat", str(repeat), "--seed", str(seed),
-               "--threads", str(threads)]
+        cmd = [
+            sys.executable,
+            __file__,
+            "--child",
+            "--dim",
+            str(dim),
+            "--dtype",
+            dtype,
+            "--changed",
+            str(changed),
+            "--repeat",
+            str(repeat),
+            "--seed",
+            str(seed),
+            "--threads",
+            str(threads),
+        ]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
             raise click.ClickException(f"D={dim} failed:\n{proc.stderr}")
         r = json.loads(proc.stdout.strip().splitlines()[-1])
-        click.echo(f"D={r['dim']:>6} {r['dtype']} T={r['tokens']} threads={r['threads']}: "
-                   f"best {r['best_s']:.3f} s, median {r['median_s']:.3f} s "
-                   f"(best CPU time {r['best_cpu_s']:.3f} s), "
-                   f"peak RSS {r['peak_rss_gb']:.3f} GB (input {r['input_gb']:.3f} GB, "
-                   f"RSS after input {r['rss_after_input_gb']:.3f} GB), "
-                   f"sparsity {r['sparsity']:.3f}")
+        click.echo(
+            f"D={r['dim']:>6} {r['dtype']} T={r['tokens']} threads={r['threads']}: "
+            f"best {r['best_s']:.3f} s, median {r['median_s']:.3f} s "
+            f"(best CPU time {r['best_cpu_s']:.3f} s), "
+            f"peak RSS {r['peak_rss_gb']:.3f} GB (input {r['input_gb']:.3f} GB, "
+            f"RSS after input {r['rss_after_input_gb']:.3f} GB), "
+            f"sparsity {r['sparsity']:.3f}"
+        )
 
 
 if __name__ == "__main__":

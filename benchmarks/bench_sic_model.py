@@ -42,12 +42,12 @@ def _scores(x: np.ndarray, grid, params: FocusParams) -> np.ndarray:
     for (df, dh, dw), s in candidate_shifts(grid, params):
         cos = np.full((n, nv), -np.inf)
         if 0 < s < n:
-            ok = alive[s:] & alive[:n - s] & (tile[s:] == tile[:n - s])
+            ok = alive[s:] & alive[: n - s] & (tile[s:] == tile[: n - s])
             if not params.block_wrap:
                 ok &= (col[s:] >= dw) & (row[s:] >= dh) & (frame[s:] >= df)
             with np.errstate(all="ignore"):
-                c = (xf[s:] * xf[:n - s]).sum(2) / (norm[s:] * norm[:n - s])
-            good = ok[:, None] & (norm[s:] > 0) & (norm[:n - s] > 0)
+                c = (xf[s:] * xf[: n - s]).sum(2) / (norm[s:] * norm[: n - s])
+            good = ok[:, None] & (norm[s:] > 0) & (norm[: n - s] > 0)
             cos[s:] = np.where(good, np.clip(c, -1, 1), -np.inf)
         out.append(cos)
     return np.stack(out)
@@ -56,27 +56,36 @@ def _scores(x: np.ndarray, grid, params: FocusParams) -> np.ndarray:
 def compare(x: np.ndarray, grid, params: FocusParams) -> dict:
     fmt = operand_format(params.dtype)
     hw = sic_model(x, grid, params)
-    ref = similarity_concentrate(torch.from_numpy(x.view(fmt.bits_type).astype(np.int32))
-                                 .to(torch.int16).view(fmt.torch_dtype), grid, params)
+    ref = similarity_concentrate(
+        torch.from_numpy(x.view(fmt.bits_type).astype(np.int32))
+        .to(torch.int16)
+        .view(fmt.torch_dtype),
+        grid,
+        params,
+    )
     ref_sim = ref.similar.numpy()
     differ = hw.similar != ref_sim
     scores = np.sort(_scores(x, grid, params), axis=0)
     best = scores[-1]
     runner = scores[-2] if len(scores) > 1 else np.full_like(best, -np.inf)
     with np.errstate(invalid="ignore"):
-        near = (np.abs(best - params.threshold) <= DECISION_BOUND) | (best - runner
-                                                                      <= DECISION_BOUND)
+        near = (np.abs(best - params.threshold) <= DECISION_BOUND) | (
+            best - runner <= DECISION_BOUND
+        )
     # Means: compare where both made the same groups.
     same = np.all((hw.root == ref.root.numpy()), axis=1)
     ref_tok = ref.tokens.float().numpy()[same]
     hw_tok = hw.tokens.astype(np.float32)[same]
     spacing = np.abs(np.spacing(ref_tok.astype(fmt.np_type)).astype(np.float32))
     diff = np.abs(hw_tok - ref_tok)
-    return {"vectors": differ.size, "differ": int(differ.sum()),
-            "differ_outside_bound": int((differ & ~near).sum()),
-            "max_abs_mean_diff": float(diff.max(initial=0.0)),
-            "max_mean_diff_spacings": float((diff / spacing).max(initial=0.0)),
-            "sparsity": hw.sparsity}
+    return {
+        "vectors": differ.size,
+        "differ": int(differ.sum()),
+        "differ_outside_bound": int((differ & ~near).sum()),
+        "max_abs_mean_diff": float(diff.max(initial=0.0)),
+        "max_mean_diff_spacings": float((diff / spacing).max(initial=0.0)),
+        "sparsity": hw.sparsity,
+    }
 
 
 def main():
@@ -102,19 +111,25 @@ def main():
         rows.append((f"random rho={rho}", compare(x, (16, 13, 14), params)))
 
     total = sum(r["vectors"] for _, r in rows)
-    print(f"{'input':28s} {'vectors':>8s} {'sparsity':>8s} {'differ':>8s} {'outside':>8s} "
-          f"{'max |mean diff|':>16s} {'(spacings)':>10s}")
+    print(
+        f"{'input':28s} {'vectors':>8s} {'sparsity':>8s} {'differ':>8s} {'outside':>8s} "
+        f"{'max |mean diff|':>16s} {'(spacings)':>10s}"
+    )
     for name, r in rows:
-        print(f"{name:28s} {r['vectors']:8d} {r['sparsity']:8.3f} {r['differ']:8d} "
-              f"{r['differ_outside_bound']:8d} {r['max_abs_mean_diff']:16.3g} "
-              f"{r['max_mean_diff_spacings']:10.2f}")
+        print(
+            f"{name:28s} {r['vectors']:8d} {r['sparsity']:8.3f} {r['differ']:8d} "
+            f"{r['differ_outside_bound']:8d} {r['max_abs_mean_diff']:16.3g} "
+            f"{r['max_mean_diff_spacings']:10.2f}"
+        )
     for label, pick in (("video", "video"), ("random", "random")):
         sel = [r for n, r in rows if n.startswith(pick)]
         v = sum(r["vectors"] for r in sel)
-        print(f"{label}: decisions differ on {sum(r['differ'] for r in sel) / v:.2e} of "
-              f"{v} vectors ({sum(r['differ_outside_bound'] for r in sel)} outside the bound); "
-              f"largest mean difference {max(r['max_mean_diff_spacings'] for r in sel):.2f} "
-              f"spacings of {args.dtype}")
+        print(
+            f"{label}: decisions differ on {sum(r['differ'] for r in sel) / v:.2e} of "
+            f"{v} vectors ({sum(r['differ_outside_bound'] for r in sel)} outside the bound); "
+            f"largest mean difference {max(r['max_mean_diff_spacings'] for r in sel):.2f} "
+            f"spacings of {args.dtype}"
+        )
     print(f"all inputs: {total} vectors")
 
 

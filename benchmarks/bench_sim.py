@@ -32,8 +32,10 @@ def main():
             simulate(w, p, m, sparsity_for(m, w))
             n += 1
     dt = time.perf_counter() - t0
-    print(f"simulate: {n} runs ({len(ws)} workloads x {len(MACHINES)} machines) "
-          f"in {dt:.2f} s (target < 10 s)")
+    print(
+        f"simulate: {n} runs ({len(ws)} workloads x {len(MACHINES)} machines) "
+        f"in {dt:.2f} s (target < 10 s)"
+    )
     print("\nSCALE-Sim (ws) vs focus_hw.timing, dense GEMM cycles:")
     print(compare(FocusParams()).to_string(index=False))
 

@@ -77,8 +77,11 @@ class OptionalAutomodule(SphinxDirective):
             return self._parse([f"``{name}`` is not part of this build yet."])
         names = [name]
         if "submodules" in self.options and hasattr(module, "__path__"):
-            names += [f"{name}.{info.name}" for info in pkgutil.iter_modules(module.__path__)
-                      if not info.name.startswith("_")]
+            names += [
+                f"{name}.{info.name}"
+                for info in pkgutil.iter_modules(module.__path__)
+                if not info.name.startswith("_")
+            ]
         lines = []
         for n in names:
             lines += [f".. automodule:: {n}", "   :members:", "   :no-index:", ""]

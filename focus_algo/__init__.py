@@ -12,14 +12,32 @@ import importlib
 from .config import params_from_focus_config
 from .trace import SITES, SiteTrace, SparseTrace, TraceError, TraceMeta
 
-__all__ = ["SICResult", "similarity_concentrate", "importance", "keep_count",
-           "select_tokens", "params_from_focus_config", "SITES", "SiteTrace", "SparseTrace",
-           "TraceError", "TraceMeta", "enable_focus", "compare"]
+__all__ = [
+    "SICResult",
+    "similarity_concentrate",
+    "importance",
+    "keep_count",
+    "select_tokens",
+    "params_from_focus_config",
+    "SITES",
+    "SiteTrace",
+    "SparseTrace",
+    "TraceError",
+    "TraceMeta",
+    "enable_focus",
+    "compare",
+]
 
 #: Lazily imported names -> their submodule.
-_LAZY = {"SICResult": "sic", "similarity_concentrate": "sic", "importance": "sec",
-         "keep_count": "sec", "select_tokens": "sec", "enable_focus": "integration",
-         "compare": "integration"}
+_LAZY = {
+    "SICResult": "sic",
+    "similarity_concentrate": "sic",
+    "importance": "sec",
+    "keep_count": "sec",
+    "select_tokens": "sec",
+    "enable_focus": "integration",
+    "compare": "integration",
+}
 
 
 def __getattr__(name):

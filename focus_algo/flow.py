@@ -15,8 +15,8 @@ workload options, the sources of the package that computes it, its
 upstream outputs' sha256 and the values of the FocusParams fields it read
 (recorded while it ran; the model and FPGA steps depend on every field).
 A rerun with one changed knob therefore redoes only what reads it. The
-area steps run in a second thread (Yosys in child processes) while the
-SIC passes run. The folder then gets ``report.md``, a self-contained ``report.html`` (plots as
+area steps run in a child process while the SIC passes run here. The
+folder then gets ``report.md``, a self-contained ``report.html`` (plots as
 base64 PNG) and ``params.toml``.
 """
 
@@ -26,9 +26,10 @@ import base64
 import dataclasses
 import hashlib
 import json
+import multiprocessing
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
@@ -321,38 +322,45 @@ def run_flow(params: FocusParams, out_dir, options: dict | None = None, *,
             bar.update()
 
     hw_code = _source_digest("focus_hw")
-    for unit in units:
+    synth_code = _source_digest("synth")
+
+    def verilog(unit):
         folder = out / "verilog" / unit
         step(f"verilog:{unit}", {"unit": unit, "code": hw_code},
-             lambda p, unit=unit, folder=folder: generate(p, folder, unit),
+             lambda p: generate(p, folder, unit),
              [folder / f"focus_{unit}.v", folder / "manifest.json"])
 
-    def areas():
-        synth_code = _source_digest("synth")
-        for unit in units:
-            folder = out / "area" / unit
+    def area(unit, synth):
+        folder = out / "area" / unit
+        with lock:
             verilog = cache.state[f"verilog:{unit}"]["outputs"][f"verilog/{unit}/focus_{unit}.v"]
-            inputs = {"verilog": verilog, "code": synth_code,
-                      "flow_version": FLOW_VERSION, "yosys": yosys_version()}
-            step(f"area:{unit}", inputs,
-                 lambda p, unit=unit, folder=folder: area_report(
-                     params, unit, cache_dir=cache_dir, out_dir=folder),
-                 [folder / "area.json"], reads=())
+        inputs = {"verilog": verilog, "code": synth_code, "flow_version": FLOW_VERSION,
+                  "yosys": yosys_version()}
+        step(f"area:{unit}", inputs, lambda p: synth.submit(
+            area_report, params, unit, cache_dir=cache_dir, out_dir=folder).result(),
+            [folder / "area.json"], reads=())
 
-    # Yosys runs in child processes: the area steps overlap the SIC passes
-    # (torch; no Amaranth elaboration runs in two threads at once).
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        synthesis = pool.submit(areas)
-        algo = {"workload": options, "code": _source_digest("focus_algo")}
-        trace_path = out / "trace.safetensors"
+    # Area reports run one at a time in a child process (waited on by a
+    # thread), overlapping the SIC passes and the Verilog of the other units
+    # here; the SIC's, the longest, starts first.
+    order = sorted(units, key=lambda u: u != "sic")
+    algo = {"workload": options, "code": _source_digest("focus_algo")}
+    trace_path, base_path = out / "trace.safetensors", out / "baselines.json"
+    with (ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as synth,
+          ThreadPoolExecutor(1) as waiter):
+        verilog(order[0])
+        pending = [waiter.submit(area, order[0], synth)]
         step("trace", algo,
              lambda p: sic_trace(p, options, progress=progress)[0].save(trace_path),
              [trace_path])
-        base_path = out / "baselines.json"
         step("baselines", algo, lambda p: atomic_write_text(
             base_path, json.dumps(baseline_sparsity(p, options, progress), indent=1)),
             [base_path])
-        synthesis.result()
+        for unit in order[1:]:
+            verilog(unit)
+            pending.append(waiter.submit(area, unit, synth))
+        for job in pending:
+            job.result()
 
     trace = SparseTrace.load(trace_path)
     baselines = json.loads(base_path.read_text())

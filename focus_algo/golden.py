@@ -47,15 +47,28 @@ from focus_hw.fileio import atomic_write_bytes, atomic_write_text
 from focus_hw.formats import operand_format
 from focus_hw.params import FocusParams
 
-__all__ = ["encode", "decode", "f32_bits", "mac_reference", "gemm_reference",
-           "mac_golden", "gemm_golden", "sic_golden", "compressed_gemm_golden",
-           "write_golden", "load_golden", "GoldenError", "CASES"]
+__all__ = [
+    "encode",
+    "decode",
+    "f32_bits",
+    "mac_reference",
+    "gemm_reference",
+    "mac_golden",
+    "gemm_golden",
+    "sic_golden",
+    "compressed_gemm_golden",
+    "write_golden",
+    "load_golden",
+    "GoldenError",
+    "CASES",
+]
 
 #: Planted case codes of :func:`sic_golden` (array ``"case"``).
 CASES = {"random": 0, "copy": 1, "above": 2, "below": 3, "zero": 4}
 
 
 # -- number formats -------------------------------------------------------------
+
 
 def encode(values, dtype: str) -> np.ndarray:
     """Round real ``values`` to the operand format; return its raw bits.
@@ -106,8 +119,11 @@ def gemm_reference(a_bits, w_bits, dtype: str, acc=None) -> np.ndarray:
     if not operand_format(dtype).is_float:
         out = np.zeros((m, n), np.int64) if acc is None else np.asarray(acc, np.int64)
         return _wrap32(out + a.astype(np.int64) @ w.astype(np.int64))
-    out = np.zeros((m, n), np.float32) if acc is None else \
-        np.asarray(acc, np.uint32).view(np.float32).copy()
+    out = (
+        np.zeros((m, n), np.float32)
+        if acc is None
+        else np.asarray(acc, np.uint32).view(np.float32).copy()
+    )
     with np.errstate(over="ignore", under="ignore", invalid="ignore"):
         for k in range(a.shape[1]):
             out = out + a[:, k, None] * w[None, k, :]  # float32 ops, RNE each
@@ -115,6 +131,7 @@ def gemm_reference(a_bits, w_bits, dtype: str, acc=None) -> np.ndarray:
 
 
 # -- random operands ------------------------------------------------------------
+
 
 def _operands(rng, shape, dtype: str, special: bool = True) -> np.ndarray:
     """Random operand bits with magnitudes spread over a few binades.
@@ -132,9 +149,11 @@ def _operands(rng, shape, dtype: str, special: bool = True) -> np.ndarray:
         v[(u >= 0.05) & (u < 0.07)] = -0.0
         lay = fmt.layout
         sub = (u >= 0.07) & (u < 0.10)
-        v[sub] = rng.choice([-1, 1], size=sub.sum()) \
-            * rng.integers(1, 1 << lay.man_bits, size=sub.sum()) \
+        v[sub] = (
+            rng.choice([-1, 1], size=sub.sum())
+            * rng.integers(1, 1 << lay.man_bits, size=sub.sum())
             * 2.0 ** (1 - lay.bias - lay.man_bits)
+        )
     return encode(v, dtype)
 
 
@@ -167,8 +186,9 @@ def mac_golden(params: FocusParams, count: int, seed: int = 0) -> dict:
     return {"a": a, "b": b, "acc": acc, "out": mac_reference(a, b, acc, params.dtype)}
 
 
-def gemm_golden(params: FocusParams, m: int, k: int, n: int, seed: int = 0, *,
-                with_acc: bool = False) -> dict:
+def gemm_golden(
+    params: FocusParams, m: int, k: int, n: int, seed: int = 0, *, with_acc: bool = False
+) -> dict:
     """Random a (m, k) and w (k, n) and out = a @ w in the documented order.
 
     With ``with_acc`` an initial accumulator ``acc`` (m, n) is included (for
@@ -190,12 +210,14 @@ def gemm_golden(params: FocusParams, m: int, k: int, n: int, seed: int = 0, *,
 
 # -- SIC ---------------------------------------------------------------------------
 
+
 def _near(rng, u: np.ndarray, cos: float) -> np.ndarray:
     """A vector of u's norm whose cosine with u is ``cos``."""
     r = rng.standard_normal(u.shape)
     r -= (r @ u) / (u @ u) * u
-    return np.linalg.norm(u) * (cos * u / np.linalg.norm(u)
-                                + math.sqrt(1 - cos * cos) * r / np.linalg.norm(r))
+    return np.linalg.norm(u) * (
+        cos * u / np.linalg.norm(u) + math.sqrt(1 - cos * cos) * r / np.linalg.norm(r)
+    )
 
 
 def _planted_tile(params: FocusParams, grid, dim: int, seed: int, margin: float):
@@ -205,10 +227,15 @@ def _planted_tile(params: FocusParams, grid, dim: int, seed: int, margin: float)
     nv = -(-dim // vs)
     rng = np.random.default_rng([seed, 3])
     fmt = params.format.np_type
-    shifts = sorted({df * height * width + dh * width + dw
-                     for df in range(params.block_frames)
-                     for dh in range(params.block_height)
-                     for dw in range(params.block_width)} - {0})
+    shifts = sorted(
+        {
+            df * height * width + dh * width + dw
+            for df in range(params.block_frames)
+            for dh in range(params.block_height)
+            for dw in range(params.block_width)
+        }
+        - {0}
+    )
     x = np.zeros((n, dim))
     case = np.zeros((n, nv), np.int8)
     pruned = rng.random(n) < 0.08  # whole zero tokens (as SEC leaves them)
@@ -229,16 +256,25 @@ def _planted_tile(params: FocusParams, grid, dim: int, seed: int, margin: float)
                 v = np.zeros(width)
             else:
                 u = x[cands[rng.integers(len(cands))], sl]
-                cos = {"copy": 1.0, "above": params.threshold + margin,
-                       "below": params.threshold - margin}[kind]
+                cos = {
+                    "copy": 1.0,
+                    "above": params.threshold + margin,
+                    "below": params.threshold - margin,
+                }[kind]
                 v = u.copy() if kind == "copy" else _near(rng, u, min(max(cos, -0.999), 0.999))
             x[t, sl] = v.astype(fmt).astype(np.float64)
             case[t, j] = CASES[kind]
     return x, case
 
 
-def sic_golden(params: FocusParams, grid=(2, 3, 4), seed: int = 0, *,
-               dim: int | None = None, margin: float = 0.02) -> dict:
+def sic_golden(
+    params: FocusParams,
+    grid=(2, 3, 4),
+    seed: int = 0,
+    *,
+    dim: int | None = None,
+    margin: float = 0.02,
+) -> dict:
     """A token tile with planted redundancy and its SIC result.
 
     Tokens follow ``grid`` (frames, height, width) in raster order and have
@@ -253,8 +289,10 @@ def sic_golden(params: FocusParams, grid=(2, 3, 4), seed: int = 0, *,
     from focus_algo.sic import similarity_concentrate
 
     if not params.is_float:
-        raise ValueError(f"sic_golden: SIC golden vectors need a float operand format, "
-                         f"params.dtype={params.dtype!r}")
+        raise ValueError(
+            f"sic_golden: SIC golden vectors need a float operand format, "
+            f"params.dtype={params.dtype!r}"
+        )
     grid = tuple(int(g) for g in grid)
     dim = dim if dim is not None else 2 * params.vector_size + max(1, params.vector_size // 2)
     if dim < 1:
@@ -267,15 +305,20 @@ def sic_golden(params: FocusParams, grid=(2, 3, 4), seed: int = 0, *,
     raw = torch.from_numpy(bits.view(f"int{fmt.bits}"))  # torch lacks most unsigned types
     res = similarity_concentrate(raw.view(fmt.torch_dtype), grid, params)
     tokens = res.tokens.contiguous().view(raw.dtype).numpy().view(fmt.bits_type)
-    return {"x": bits, "tokens": tokens.copy(),
-            "zero": res.zero.numpy().astype(np.uint8),
-            "similar": res.similar.numpy().astype(np.uint8),
-            "root": res.root.numpy().astype(np.int32),
-            "case": case, "grid": np.array(grid, np.int32)}
+    return {
+        "x": bits,
+        "tokens": tokens.copy(),
+        "zero": res.zero.numpy().astype(np.uint8),
+        "similar": res.similar.numpy().astype(np.uint8),
+        "root": res.root.numpy().astype(np.int32),
+        "case": case,
+        "grid": np.array(grid, np.int32),
+    }
 
 
-def compressed_gemm_golden(params: FocusParams, grid=(2, 3, 4), n: int = 8,
-                           seed: int = 0, *, dim: int | None = None) -> dict:
+def compressed_gemm_golden(
+    params: FocusParams, grid=(2, 3, 4), n: int = 8, seed: int = 0, *, dim: int | None = None
+) -> dict:
     """GEMM of the SIC-compressed tile from :func:`sic_golden` with w (dim, n).
 
     Adds to the SIC keys: w (operand bits), unique_count (V,) int32 unique
@@ -309,9 +352,15 @@ def compressed_gemm_golden(params: FocusParams, grid=(2, 3, 4), n: int = 8,
             counts.append(len(unique))
             uniques.append(unique)
             partials.append(p)
-    g.update({"w": w_bits, "unique_count": np.array(counts, np.int32),
-              "unique_index": np.concatenate(uniques).astype(np.int32),
-              "partial": f32_bits(np.concatenate(partials)), "out": f32_bits(out)})
+    g.update(
+        {
+            "w": w_bits,
+            "unique_count": np.array(counts, np.int32),
+            "unique_index": np.concatenate(uniques).astype(np.int32),
+            "partial": f32_bits(np.concatenate(partials)),
+            "out": f32_bits(out),
+        }
+    )
     return g
 
 
@@ -323,7 +372,7 @@ _DOC = {
     "gemm_acc": "out = acc + a @ w with an initial accumulator acc, k in order",
     "sic": "SIC on a planted token tile: masks, roots and concentrated tokens",
     "compressed_gemm": "GEMM on the SIC-compressed tile: unique vectors per K chunk, "
-                       "partial sums from +0.0, scatter-accumulated into token rows",
+    "partial sums from +0.0, scatter-accumulated into token rows",
 }
 
 
@@ -333,29 +382,48 @@ def _npz_bytes(arrays: dict) -> bytes:
     return buf.getvalue()
 
 
-def write_golden(out_dir, params: FocusParams, *, seed: int = 0,
-                 gemm_shape: tuple[int, int, int] = (8, 70, 8),
-                 grid: tuple[int, int, int] = (2, 3, 4), n: int = 8,
-                 mac_count: int = 256) -> dict:
+def write_golden(
+    out_dir,
+    params: FocusParams,
+    *,
+    seed: int = 0,
+    gemm_shape: tuple[int, int, int] = (8, 70, 8),
+    grid: tuple[int, int, int] = (2, 3, 4),
+    n: int = 8,
+    mac_count: int = 256,
+) -> dict:
     """Write ``{name}.npz`` golden files and ``index.json`` into ``out_dir``.
 
     Every file is written atomically, the index last. SIC files are only
     written for float formats. Returns the index (also in ``index.json``).
     """
     out_dir = Path(out_dir)
-    sets = {"mac": mac_golden(params, mac_count, seed),
-            "gemm": gemm_golden(params, *gemm_shape, seed),
-            "gemm_acc": gemm_golden(params, *gemm_shape, seed, with_acc=True)}
+    sets = {
+        "mac": mac_golden(params, mac_count, seed),
+        "gemm": gemm_golden(params, *gemm_shape, seed),
+        "gemm_acc": gemm_golden(params, *gemm_shape, seed, with_acc=True),
+    }
     if params.is_float:
         sets["sic"] = sic_golden(params, grid, seed)
         sets["compressed_gemm"] = compressed_gemm_golden(params, grid, n, seed)
     blobs = {name: _npz_bytes(arrays) for name, arrays in sets.items()}
-    index = {"format": "focus-golden", "version": 1, "seed": seed,
-             "dtype": params.dtype, "params": params.to_dict(),
-             "files": {f"{name}.npz": {
-                 "description": _DOC[name],
-                 "arrays": {k: {"dtype": str(v.dtype), "shape": list(v.shape)}
-                            for k, v in sets[name].items()}} for name in sets}}
+    index = {
+        "format": "focus-golden",
+        "version": 1,
+        "seed": seed,
+        "dtype": params.dtype,
+        "params": params.to_dict(),
+        "files": {
+            f"{name}.npz": {
+                "description": _DOC[name],
+                "arrays": {
+                    k: {"dtype": str(v.dtype), "shape": list(v.shape)}
+                    for k, v in sets[name].items()
+                },
+            }
+            for name in sets
+        },
+    }
     for name, blob in blobs.items():
         atomic_write_bytes(out_dir / f"{name}.npz", blob)
     atomic_write_text(out_dir / "index.json", json.dumps(index, indent=2))
@@ -372,21 +440,24 @@ def _read_npz(path: Path, arrays: dict) -> dict[str, np.ndarray]:
         raise GoldenError(f"{path}: listed in index.json but does not exist")
     try:
         with zipfile.ZipFile(path) as z:
-            members = {n: z.read(n) for n in z.namelist()}      # CRC-checked
-        got = {n.removesuffix(".npy"): np.lib.format.read_array(io.BytesIO(raw),
-                                                                 allow_pickle=False)
-               for n, raw in members.items()}
+            members = {n: z.read(n) for n in z.namelist()}  # CRC-checked
+        got = {
+            n.removesuffix(".npy"): np.lib.format.read_array(io.BytesIO(raw), allow_pickle=False)
+            for n, raw in members.items()
+        }
     except Exception as e:  # noqa: BLE001 -- zipfile and numpy raise many types on bad bytes
-        raise GoldenError(f"{path}: truncated or corrupt .npz ({type(e).__name__}: "
-                          f"{' '.join(str(e).split())})") from None
+        raise GoldenError(
+            f"{path}: truncated or corrupt .npz ({type(e).__name__}: {' '.join(str(e).split())})"
+        ) from None
     if set(got) != set(arrays):
-        raise GoldenError(f"{path}: holds arrays {sorted(got)}, index.json lists "
-                          f"{sorted(arrays)}")
+        raise GoldenError(f"{path}: holds arrays {sorted(got)}, index.json lists {sorted(arrays)}")
     for name, spec in arrays.items():
         a = got[name]
         if str(a.dtype) != spec.get("dtype") or list(a.shape) != spec.get("shape"):
-            raise GoldenError(f"{path}: array {name!r} is {a.dtype} {list(a.shape)}, index.json "
-                              f"says {spec.get('dtype')} {spec.get('shape')}")
+            raise GoldenError(
+                f"{path}: array {name!r} is {a.dtype} {list(a.shape)}, index.json "
+                f"says {spec.get('dtype')} {spec.get('shape')}"
+            )
     return got
 
 
@@ -404,7 +475,7 @@ def load_golden(folder) -> tuple[dict, dict[str, dict[str, np.ndarray]]]:
         fail("does not exist")
     try:
         index = json.loads(path.read_bytes())
-    except (ValueError, RecursionError) as e:     # JSONDecodeError, UnicodeDecodeError
+    except (ValueError, RecursionError) as e:  # JSONDecodeError, UnicodeDecodeError
         fail(f"not valid JSON ({e})")
     if not isinstance(index, dict) or index.get("format") != "focus-golden":
         fail("not a focus-golden index (field 'format')")

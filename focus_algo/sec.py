@@ -31,15 +31,16 @@ def importance(attn: torch.Tensor, visual: slice, text: slice) -> torch.Tensor:
             raise ValueError(f"attn batch must be 1, got shape {tuple(attn.shape)}")
         attn = attn[0]
     if attn.ndim != 3:
-        raise ValueError(f"attn must be (heads, Q, K) or (1, heads, Q, K), "
-                         f"got shape {tuple(attn.shape)}")
+        raise ValueError(
+            f"attn must be (heads, Q, K) or (1, heads, Q, K), got shape {tuple(attn.shape)}"
+        )
     scores = attn[:, text, visual]
     if scores.shape[1] == 0:
-        raise ValueError(f"text slice {text} selects no query rows of attn "
-                         f"with Q={attn.shape[1]}")
+        raise ValueError(f"text slice {text} selects no query rows of attn with Q={attn.shape[1]}")
     if scores.shape[2] == 0:
-        raise ValueError(f"visual slice {visual} selects no key columns of attn "
-                         f"with K={attn.shape[2]}")
+        raise ValueError(
+            f"visual slice {visual} selects no key columns of attn with K={attn.shape[2]}"
+        )
     return scores.amax(dim=(0, 1)).float()
 
 
@@ -49,8 +50,9 @@ def keep_count(ratio: float, n_original: int, n_current: int) -> int:
     if not 0.0 < ratio <= 1.0:
         raise ValueError(f"keep ratio must lie in (0, 1], got {ratio}")
     if not 1 <= n_current <= n_original:
-        raise ValueError(f"need 1 <= n_current <= n_original, got "
-                         f"n_current={n_current}, n_original={n_original}")
+        raise ValueError(
+            f"need 1 <= n_current <= n_original, got n_current={n_current}, n_original={n_original}"
+        )
     return max(1, min(n_current, round(ratio * n_original)))
 
 

@@ -71,20 +71,21 @@ def _as_tokens(x, grid) -> tuple[torch.Tensor, tuple[int, int, int]]:
     if not x.dtype.is_floating_point:
         raise ValueError(f"x must have a floating dtype, got {x.dtype}")
     if x.ndim not in (2, 3):
-        raise ValueError(f"x must be (T, D) or (heads, T, d), got ndim={x.ndim} "
-                         f"shape {tuple(x.shape)}")
+        raise ValueError(
+            f"x must be (T, D) or (heads, T, d), got ndim={x.ndim} shape {tuple(x.shape)}"
+        )
     try:
         grid = tuple(grid)
     except TypeError:
         raise ValueError(f"grid must be (frames, height, width), got {grid!r}") from None
-    if len(grid) != 3 or any(not isinstance(g, int) or isinstance(g, bool) or g < 1
-                             for g in grid):
-        raise ValueError(f"grid must be three integers >= 1 (frames, height, width), "
-                         f"got {grid!r}")
+    if len(grid) != 3 or any(not isinstance(g, int) or isinstance(g, bool) or g < 1 for g in grid):
+        raise ValueError(f"grid must be three integers >= 1 (frames, height, width), got {grid!r}")
     tokens = x.shape[-2]
     if math.prod(grid) != tokens:
-        raise ValueError(f"grid {grid} has {math.prod(grid)} tokens but x has "
-                         f"T={tokens} (shape {tuple(x.shape)})")
+        raise ValueError(
+            f"grid {grid} has {math.prod(grid)} tokens but x has "
+            f"T={tokens} (shape {tuple(x.shape)})"
+        )
     if x.shape[-1] < 1 or (x.ndim == 3 and x.shape[0] < 1):
         raise ValueError(f"x has no features (shape {tuple(x.shape)})")
     if x.ndim == 3:
@@ -92,15 +93,14 @@ def _as_tokens(x, grid) -> tuple[torch.Tensor, tuple[int, int, int]]:
     return x.contiguous(), grid
 
 
-def _load_vectors(x: torch.Tensor, j0: int, j1: int, vs: int,
-                  buf: torch.Tensor) -> torch.Tensor:
+def _load_vectors(x: torch.Tensor, j0: int, j1: int, vs: int, buf: torch.Tensor) -> torch.Tensor:
     """Copy vector slots j0..j1-1 of every token into ``buf`` as fp32
     (T, j1-j0, vs), zero-padding the last slot."""
     n, d = x.shape
     c, f0, f1 = j1 - j0, j0 * vs, min(d, j1 * vs)
-    xc = buf[:n * c * vs].view(n, c * vs)
-    xc[:, :f1 - f0] = x[:, f0:f1]
-    xc[:, f1 - f0:] = 0
+    xc = buf[: n * c * vs].view(n, c * vs)
+    xc[:, : f1 - f0] = x[:, f0:f1]
+    xc[:, f1 - f0 :] = 0
     return xc.view(n, c, vs)
 
 
@@ -121,7 +121,7 @@ def _candidate_offsets(grid, params, tile) -> list[tuple[int, torch.Tensor]]:
         s = df * height * width + dh * width + dw
         if s >= n:
             continue
-        ok = tile[s:] == tile[:n - s]
+        ok = tile[s:] == tile[: n - s]
         if not params.block_wrap:
             ok &= (col[s:] >= dw) & (row[s:] >= dh) & (frame[s:] >= df)
         result.append((s, ~ok))
@@ -129,8 +129,9 @@ def _candidate_offsets(grid, params, tile) -> list[tuple[int, torch.Tensor]]:
 
 
 @torch.no_grad()
-def similarity_concentrate(x: torch.Tensor, grid: tuple[int, int, int],
-                           params: FocusParams | None = None) -> SICResult:
+def similarity_concentrate(
+    x: torch.Tensor, grid: tuple[int, int, int], params: FocusParams | None = None
+) -> SICResult:
     """Apply SIC (:ref:`method-sic`) to visual tokens ``x``.
 
     ``x`` is (T, D) in frame-major raster order, or (heads, T, d) whose heads
@@ -163,13 +164,12 @@ def similarity_concentrate(x: torch.Tensor, grid: tuple[int, int, int],
 
     # Work buffers, allocated once (fresh large allocations page-fault).
     chunk = min(nv, max(1, _CHUNK_BYTES // (4 * n * vs)))
-    xbuf, prodbuf, sumbuf = torch.empty(3, n * chunk * vs, dtype=torch.float32,
-                                        device=device)
+    xbuf, prodbuf, sumbuf = torch.empty(3, n * chunk * vs, dtype=torch.float32, device=device)
     for j0 in range(0, nv, chunk):
         j1 = min(nv, j0 + chunk)
         c = j1 - j0
         xc = _load_vectors(x2, j0, j1, vs, xbuf)
-        prod = prodbuf[:n * c * vs].view(n, c, vs)
+        prod = prodbuf[: n * c * vs].view(n, c, vs)
         # cosine = dot * (1/|a|) * (1/|b|), taking 1/0 as 0 (score 0); equal
         # dot products and norms give bit-equal scores (exact ties).
         norm = torch.linalg.vector_norm(xc, dim=2)
@@ -185,13 +185,13 @@ def similarity_concentrate(x: torch.Tensor, grid: tuple[int, int, int],
         best = torch.full((n, c), -math.inf, dtype=torch.float32, device=device)
         best_shift = torch.zeros(n, c, dtype=torch.int64, device=device)
         for s, bad in candidates:
-            p = prod[:n - s]
-            torch.mul(xc[s:], xc[:n - s], out=p)
+            p = prod[: n - s]
+            torch.mul(xc[s:], xc[: n - s], out=p)
             score = p.sum(dim=2)
             score *= inv[s:]
-            score *= inv[:n - s]
+            score *= inv[: n - s]
             score.clamp_(-1.0, 1.0)
-            score.masked_fill_(bad[:, None] | zero_c[:n - s], -math.inf)
+            score.masked_fill_(bad[:, None] | zero_c[: n - s], -math.inf)
             better = score > best[s:]
             torch.maximum(best[s:], score, out=best[s:])
             best_shift[s:].masked_fill_(better, s)
@@ -208,15 +208,14 @@ def similarity_concentrate(x: torch.Tensor, grid: tuple[int, int, int],
         similar[:, j0:j1] = sim
         root[:, j0:j1] = ptr
         if sim.any():
-            sums = sumbuf[:n * c * vs].view(n * c, vs).zero_()
+            sums = sumbuf[: n * c * vs].view(n * c, vs).zero_()
             _write_group_means(out, xc, ptr, sums, j0 * vs, min(d, j1 * vs))
 
     sparsity = float((zero.sum() + similar.sum()).item()) / (n * nv)
     tokens = out
     if x.ndim == 3:
         tokens = out.view(n, x.shape[0], x.shape[2]).permute(1, 0, 2).contiguous()
-    return SICResult(tokens=tokens, zero=zero, similar=similar, root=root,
-                     sparsity=sparsity)
+    return SICResult(tokens=tokens, zero=zero, similar=similar, root=root, sparsity=sparsity)
 
 
 def _write_group_means(out, xc, root, sums, f0, f1):
@@ -240,6 +239,6 @@ def _write_group_means(out, xc, root, sums, f0, f1):
         block.view(n, c, vs)[t, j] = mean.to(out.dtype)
     else:  # last slot is zero-padded: edit a padded copy, copy back
         padded = torch.zeros(n, c * vs, dtype=out.dtype, device=out.device)
-        padded[:, :f1 - f0] = block
+        padded[:, : f1 - f0] = block
         padded.view(n, c, vs)[t, j] = mean.to(out.dtype)
-        block.copy_(padded[:, :f1 - f0])
+        block.copy_(padded[:, : f1 - f0])

@@ -47,8 +47,15 @@ import safetensors.numpy
 from focus_hw.fileio import atomic_write_bytes
 from focus_hw.params import FocusParams
 
-__all__ = ["SITES", "FORMAT_NAME", "FORMAT_VERSION", "TraceError", "SiteTrace",
-           "TraceMeta", "SparseTrace"]
+__all__ = [
+    "SITES",
+    "FORMAT_NAME",
+    "FORMAT_VERSION",
+    "TraceError",
+    "SiteTrace",
+    "TraceMeta",
+    "SparseTrace",
+]
 
 #: GEMM sites whose inputs SIC compresses (k/v reuse q_proj, up reuses gate).
 SITES = ("q_proj", "query", "o_proj", "gate_proj", "down_proj")
@@ -89,14 +96,20 @@ class TraceMeta:
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        return {"model": self.model, "dataset": self.dataset,
-                "num_tokens": self.num_tokens, "frames": self.frames,
-                "height": self.height, "width": self.width,
-                "num_layers": self.num_layers, "params": self.params.to_dict(),
-                "extra": self.extra}
+        return {
+            "model": self.model,
+            "dataset": self.dataset,
+            "num_tokens": self.num_tokens,
+            "frames": self.frames,
+            "height": self.height,
+            "width": self.width,
+            "num_layers": self.num_layers,
+            "params": self.params.to_dict(),
+            "extra": self.extra,
+        }
 
     @classmethod
-    def from_dict(cls, d: dict) -> "TraceMeta":
+    def from_dict(cls, d: dict) -> TraceMeta:
         """Inverse of :meth:`to_dict`; a bad field raises :class:`TraceError`."""
         if not isinstance(d, dict):
             raise TraceError(f"meta must be a JSON object, got {type(d).__name__}")
@@ -131,7 +144,7 @@ class SparseTrace:
 
     # -- construction -----------------------------------------------------------
     @classmethod
-    def from_results(cls, meta: TraceMeta, results: dict) -> "SparseTrace":
+    def from_results(cls, meta: TraceMeta, results: dict) -> SparseTrace:
         """Build from ``{site: [result per layer]}``.
 
         Each result is a :class:`~focus_algo.sic.SICResult` (or anything with
@@ -140,16 +153,21 @@ class SparseTrace:
         sites = {}
         for site, layers in results.items():
             if len(layers) != meta.num_layers:
-                raise TraceError(f"site {site!r}: {len(layers)} results but "
-                                 f"meta.num_layers={meta.num_layers}")
+                raise TraceError(
+                    f"site {site!r}: {len(layers)} results but meta.num_layers={meta.num_layers}"
+                )
             try:
-                stack = {name: np.stack([_as_numpy(getattr(r, name)) for r in layers])[:, None]
-                         for name in ("zero", "similar", "root")}
+                stack = {
+                    name: np.stack([_as_numpy(getattr(r, name)) for r in layers])[:, None]
+                    for name in ("zero", "similar", "root")
+                }
             except ValueError as e:
                 raise TraceError(f"site {site!r}: results of different shapes ({e})") from None
-            sites[site] = SiteTrace(zero=stack["zero"].astype(bool),
-                                    similar=stack["similar"].astype(bool),
-                                    root=stack["root"].astype(np.int32))
+            sites[site] = SiteTrace(
+                zero=stack["zero"].astype(bool),
+                similar=stack["similar"].astype(bool),
+                root=stack["root"].astype(np.int32),
+            )
         trace = cls(meta=meta, sites=sites)
         trace.validate()
         return trace
@@ -157,13 +175,15 @@ class SparseTrace:
     # -- checks -----------------------------------------------------------------
     def validate(self, source: str = "trace") -> None:
         """Raise :class:`TraceError` (mentioning ``source``) if inconsistent."""
+
         def fail(msg):
             raise TraceError(f"{source}: {msg}")
 
         m = self.meta
         if m.num_tokens != m.frames * m.height * m.width:
-            fail(f"num_tokens={m.num_tokens} != frames*height*width="
-                 f"{m.frames}*{m.height}*{m.width}")
+            fail(
+                f"num_tokens={m.num_tokens} != frames*height*width={m.frames}*{m.height}*{m.width}"
+            )
         unknown = sorted(set(self.sites) - set(SITES))
         if unknown:
             fail(f"unknown site(s) {unknown}; known sites are {list(SITES)}")
@@ -172,33 +192,49 @@ class SparseTrace:
                 a = getattr(st, name)
                 want = np.int32 if name == "root" else np.bool_
                 if not isinstance(a, np.ndarray) or a.dtype != want:
-                    fail(f"{site}.{name} must be a numpy {np.dtype(want)} array, got "
-                         f"{getattr(a, 'dtype', type(a).__name__)}")
-                if a.ndim != 4 or a.shape[:3] != (m.num_layers, 1, m.num_tokens) \
-                        or a.shape != st.root.shape:
-                    fail(f"{site}.{name} has shape {a.shape}, expected "
-                         f"(L={m.num_layers}, 1, T={m.num_tokens}, V) with V equal "
-                         f"for zero/similar/root (root shape {st.root.shape})")
+                    fail(
+                        f"{site}.{name} must be a numpy {np.dtype(want)} array, got "
+                        f"{getattr(a, 'dtype', type(a).__name__)}"
+                    )
+                if (
+                    a.ndim != 4
+                    or a.shape[:3] != (m.num_layers, 1, m.num_tokens)
+                    or a.shape != st.root.shape
+                ):
+                    fail(
+                        f"{site}.{name} has shape {a.shape}, expected "
+                        f"(L={m.num_layers}, 1, T={m.num_tokens}, V) with V equal "
+                        f"for zero/similar/root (root shape {st.root.shape})"
+                    )
             if st.num_vectors < 1:
                 fail(f"{site} has V=0 vectors per token")
             root, sim, zero = st.root, st.similar, st.zero
             if root.size and (root.min() < 0 or root.max() >= m.num_tokens):
-                fail(f"{site}.root values must lie in [0, {m.num_tokens}), found "
-                     f"[{root.min()}, {root.max()}]")
+                fail(
+                    f"{site}.root values must lie in [0, {m.num_tokens}), found "
+                    f"[{root.min()}, {root.max()}]"
+                )
             own = np.arange(m.num_tokens, dtype=np.int32)[None, None, :, None]
             if np.any(zero & sim):
                 fail(f"{site}: {int(np.sum(zero & sim))} vector(s) are both zero and similar")
             if np.any(~sim & (root != own)):
-                fail(f"{site}.root differs from the own token index at "
-                     f"{int(np.sum(~sim & (root != own)))} non-similar vector(s)")
+                fail(
+                    f"{site}.root differs from the own token index at "
+                    f"{int(np.sum(~sim & (root != own)))} non-similar vector(s)"
+                )
             if np.any(sim & (root >= own)):
-                fail(f"{site}: {int(np.sum(sim & (root >= own)))} similar vector(s) "
-                     f"do not point to an earlier token")
-            bad_root = (np.take_along_axis(sim, root, axis=2)
-                        | np.take_along_axis(zero, root, axis=2)) & sim
+                fail(
+                    f"{site}: {int(np.sum(sim & (root >= own)))} similar vector(s) "
+                    f"do not point to an earlier token"
+                )
+            bad_root = (
+                np.take_along_axis(sim, root, axis=2) | np.take_along_axis(zero, root, axis=2)
+            ) & sim
             if np.any(bad_root):
-                fail(f"{site}: {int(np.sum(bad_root))} similar vector(s) point to a "
-                     f"root that is itself zero or similar")
+                fail(
+                    f"{site}: {int(np.sum(bad_root))} similar vector(s) point to a "
+                    f"root that is itself zero or similar"
+                )
 
     # -- statistics -------------------------------------------------------------
     def _select(self, site, layer) -> list[SiteTrace]:
@@ -211,8 +247,10 @@ class SparseTrace:
         if layer is not None and not 0 <= layer < self.meta.num_layers:
             raise IndexError(f"layer {layer} out of range for {self.meta.num_layers} layers")
         sl = slice(None) if layer is None else slice(layer, layer + 1)
-        return [SiteTrace(self.sites[n].zero[sl], self.sites[n].similar[sl],
-                          self.sites[n].root[sl]) for n in names]
+        return [
+            SiteTrace(self.sites[n].zero[sl], self.sites[n].similar[sl], self.sites[n].root[sl])
+            for n in names
+        ]
 
     def sparsity(self, site: str | None = None, layer: int | None = None) -> float:
         """(zero + similar vectors) / all vectors over the selected sites/layers."""
@@ -243,11 +281,19 @@ class SparseTrace:
             for layer in range(self.meta.num_layers):
                 z = int(st.zero[layer].sum())
                 s = int(st.similar[layer].sum())
-                rows.append({"site": site, "layer": layer, "vectors": per_layer,
-                             "zero": z / per_layer, "similar": s / per_layer,
-                             "sparsity": (z + s) / per_layer})
-        return pd.DataFrame(rows, columns=["site", "layer", "vectors", "zero",
-                                           "similar", "sparsity"])
+                rows.append(
+                    {
+                        "site": site,
+                        "layer": layer,
+                        "vectors": per_layer,
+                        "zero": z / per_layer,
+                        "similar": s / per_layer,
+                        "sparsity": (z + s) / per_layer,
+                    }
+                )
+        return pd.DataFrame(
+            rows, columns=["site", "layer", "vectors", "zero", "similar", "sparsity"]
+        )
 
     # -- file I/O ---------------------------------------------------------------
     def to_bytes(self) -> bytes:
@@ -259,9 +305,12 @@ class SparseTrace:
             tensors[f"{site}.similar"] = np.packbits(st.similar, axis=-1, bitorder="little")
             tensors[f"{site}.root"] = np.ascontiguousarray(st.root)
             vectors[site] = st.num_vectors
-        metadata = {"format": FORMAT_NAME, "version": str(FORMAT_VERSION),
-                    "meta": json.dumps(self.meta.to_dict(), sort_keys=True),
-                    "vectors": json.dumps(vectors)}
+        metadata = {
+            "format": FORMAT_NAME,
+            "version": str(FORMAT_VERSION),
+            "meta": json.dumps(self.meta.to_dict(), sort_keys=True),
+            "vectors": json.dumps(vectors),
+        }
         return safetensors.numpy.save(tensors, metadata=metadata)
 
     def save(self, path) -> None:
@@ -269,7 +318,7 @@ class SparseTrace:
         atomic_write_bytes(path, self.to_bytes())
 
     @classmethod
-    def load(cls, path) -> "SparseTrace":
+    def load(cls, path) -> SparseTrace:
         """Read and check a trace file; raises :class:`TraceError` naming it."""
         path = Path(path)
         if not path.is_file():
@@ -278,7 +327,7 @@ class SparseTrace:
         return cls._from_bytes(data, str(path))
 
     @classmethod
-    def _from_bytes(cls, data: bytes, source: str) -> "SparseTrace":
+    def _from_bytes(cls, data: bytes, source: str) -> SparseTrace:
         def fail(msg):
             raise TraceError(f"{source}: {msg}")
 
@@ -288,8 +337,10 @@ class SparseTrace:
             fail(f"not a {FORMAT_NAME} file (format field is {fmt!r})")
         version = header.get("version")
         if version != str(FORMAT_VERSION):
-            fail(f"format version {version} is not supported (this reader supports "
-                 f"version {FORMAT_VERSION})")
+            fail(
+                f"format version {version} is not supported (this reader supports "
+                f"version {FORMAT_VERSION})"
+            )
         try:
             meta = TraceMeta.from_dict(json.loads(header["meta"]))
             vectors = json.loads(header["vectors"])
@@ -326,16 +377,19 @@ class SparseTrace:
             for kind in ("zero", "similar"):
                 t = tensors[f"{site}.{kind}"]
                 if t.dtype != np.uint8 or t.shape != packed:
-                    fail(f"{site}.{kind} is {t.dtype} {t.shape}, expected packed uint8 "
-                         f"{packed} for L={meta.num_layers}, T={meta.num_tokens}, V={v}")
+                    fail(
+                        f"{site}.{kind} is {t.dtype} {t.shape}, expected packed uint8 "
+                        f"{packed} for L={meta.num_layers}, T={meta.num_tokens}, V={v}"
+                    )
                 bits = np.unpackbits(t, axis=-1, bitorder="little")
                 if bits[..., v:].any():
                     fail(f"{site}.{kind} has padding bits set beyond V={v}")
                 masks[kind] = bits[..., :v].astype(bool)
             root = tensors[f"{site}.root"]
             if root.dtype != np.int32 or root.shape != packed[:3] + (v,):
-                fail(f"{site}.root is {root.dtype} {root.shape}, expected int32 "
-                     f"{packed[:3] + (v,)}")
+                fail(
+                    f"{site}.root is {root.dtype} {root.shape}, expected int32 {packed[:3] + (v,)}"
+                )
             sites[site] = SiteTrace(zero=masks["zero"], similar=masks["similar"], root=root)
         trace = cls(meta=meta, sites=sites)
         trace.validate(source)
@@ -345,15 +399,16 @@ class SparseTrace:
 def _read_metadata(data: bytes, source: str) -> dict:
     """The ``__metadata__`` of a safetensors blob, with errors naming ``source``."""
     if len(data) < 8:
-        raise TraceError(f"{source}: truncated or not a safetensors file "
-                         f"({len(data)} bytes)")
+        raise TraceError(f"{source}: truncated or not a safetensors file ({len(data)} bytes)")
     (n,) = struct.unpack("<Q", data[:8])
     if n > len(data) - 8:
-        raise TraceError(f"{source}: truncated or not a safetensors file (header of "
-                         f"{n} bytes, file has {len(data)} bytes)")
+        raise TraceError(
+            f"{source}: truncated or not a safetensors file (header of "
+            f"{n} bytes, file has {len(data)} bytes)"
+        )
     try:
-        header = json.loads(data[8:8 + n])
-    except (ValueError, RecursionError) as e:   # UnicodeDecodeError is a ValueError
+        header = json.loads(data[8 : 8 + n])
+    except (ValueError, RecursionError) as e:  # UnicodeDecodeError is a ValueError
         raise TraceError(f"{source}: corrupt safetensors header ({e})") from None
     meta = header.get("__metadata__") if isinstance(header, dict) else None
     if not isinstance(meta, dict):

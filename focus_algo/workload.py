@@ -36,8 +36,8 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import numpy as np
 import torch
@@ -49,8 +49,16 @@ from sim.workload import Workload, WorkloadError
 __all__ = ["Clip", "VideoWorkload", "Workload", "video_workload", "IMAGES", "MOTIONS"]
 
 #: scikit-image photographs used as scenes (grayscale ones become RGB).
-IMAGES = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry",
-          "camera", "coins", "grass")
+IMAGES = (
+    "astronaut",
+    "coffee",
+    "chelsea",
+    "rocket",
+    "immunohistochemistry",
+    "camera",
+    "coins",
+    "grass",
+)
 #: Camera motions, cycled through the clips (the first clip is still).
 MOTIONS = ("static", "pan", "zoom", "pan_zoom")
 
@@ -118,11 +126,15 @@ class VideoWorkload:
         if self.dtype not in floats:
             raise WorkloadError(f"VideoWorkload.dtype={self.dtype!r}: must be one of {floats}")
         if s.tokens != math.prod(s.grid):
-            raise WorkloadError(f"Workload.tokens={s.tokens}: the video needs "
-                                f"frames x height x width = {math.prod(s.grid)} tokens")
+            raise WorkloadError(
+                f"Workload.tokens={s.tokens}: the video needs "
+                f"frames x height x width = {math.prod(s.grid)} tokens"
+            )
         if s.heads * s.head_dim != s.hidden:
-            raise WorkloadError(f"Workload.heads={s.heads}: heads x head_dim = "
-                                f"{s.heads * s.head_dim} must equal hidden={s.hidden}")
+            raise WorkloadError(
+                f"Workload.heads={s.heads}: heads x head_dim = "
+                f"{s.heads * s.head_dim} must equal hidden={s.hidden}"
+            )
 
     # -- video ------------------------------------------------------------------
     @property
@@ -130,16 +142,22 @@ class VideoWorkload:
         """The clips (scenes) of the video, in order."""
         rng = np.random.default_rng([self.seed, 0])
         order = rng.permutation(len(IMAGES))
-        return [Clip(start, min(self.clip_len, self.shape.frames - start),
-                     IMAGES[order[k % len(IMAGES)]], MOTIONS[k % len(MOTIONS)])
-                for k, start in enumerate(range(0, self.shape.frames, self.clip_len))]
+        return [
+            Clip(
+                start,
+                min(self.clip_len, self.shape.frames - start),
+                IMAGES[order[k % len(IMAGES)]],
+                MOTIONS[k % len(MOTIONS)],
+            )
+            for k, start in enumerate(range(0, self.shape.frames, self.clip_len))
+        ]
 
     def video(self) -> np.ndarray:
         """Frames as (frames, height*patch, width*patch, 3) float32 in [0, 1]."""
         f, h, w = self.shape.grid
         out = np.empty((f, h * self.patch, w * self.patch, 3), np.float32)
         for k, clip in enumerate(self.clips):
-            out[clip.start:clip.start + clip.length] = self._render(clip, k)
+            out[clip.start : clip.start + clip.length] = self._render(clip, k)
         return out
 
     def _render(self, clip: Clip, index: int) -> np.ndarray:
@@ -169,9 +187,9 @@ class VideoWorkload:
             s = scale * zoom**i
             y0 = cy + speed * i * scale * math.sin(angle)
             x0 = cx + speed * i * scale * math.cos(angle)
-            cam = AffineTransform(matrix=np.array([[s, 0, x0 - s * ow / 2],
-                                                   [0, s, y0 - s * oh / 2],
-                                                   [0, 0, 1]]))
+            cam = AffineTransform(
+                matrix=np.array([[s, 0, x0 - s * ow / 2], [0, s, y0 - s * oh / 2], [0, 0, 1]])
+            )
             frame = warp(img, cam, output_shape=(oh, ow), order=1, mode="reflect")
             py, px = pos + vel * i
             shift = AffineTransform(translation=(sx - px + radius, sy - py + radius))
@@ -194,8 +212,9 @@ class VideoWorkload:
         """Visual tokens (T, hidden) fp32 entering the first decoder layer."""
         p, (f, h, w) = self.patch, self.shape.grid
         pix = torch.from_numpy(self.video())
-        patches = (pix.view(f, h, p, w, p, 3).permute(0, 1, 3, 2, 4, 5)
-                   .reshape(f * h * w, p * p * 3) - 0.5) / 0.25
+        patches = (
+            pix.view(f, h, p, w, p, 3).permute(0, 1, 3, 2, 4, 5).reshape(f * h * w, p * p * 3) - 0.5
+        ) / 0.25
         g = self._gen(0)
         we = self._randn(g, p * p * 3, self.shape.hidden)
         pos = 0.5 * torch.randn(h * w, self.shape.hidden, generator=g)
@@ -221,6 +240,7 @@ class VideoWorkload:
 
         def heads(t):  # (T, d) -> (frames, heads, hw, head_dim)
             return t.view(f, hw, self.shape.heads, d // self.shape.heads).transpose(1, 2)
+
         # Keys share the query projection: each token attends mostly to itself
         # and to tokens like it (a peaky, content-based pattern), per frame.
         attn = F.scaled_dot_product_attention(heads(q), heads(q), heads(v))
@@ -233,14 +253,22 @@ class VideoWorkload:
         down_in *= z[:, r:] @ self._randn(g, r, self.shape.ffn)
         # The MLP output is taken from its low-rank core (cheaper than ffn -> d).
         h = h + (F.silu(z[:, :r]) * z[:, r:]) @ self._randn(g, r, d)
-        inputs = {"q_proj": xa, "query": q, "o_proj": o_in, "gate_proj": xm,
-                  "down_proj": down_in}
+        inputs = {"q_proj": xa, "query": q, "o_proj": o_in, "gate_proj": xm, "down_proj": down_in}
         return inputs, h
 
 
-def video_workload(frames: int = 16, height: int = 13, width: int = 14, hidden: int = 896,
-                   ffn: int = 4864, layers: int = 4, heads: int = 14, kv_groups: int = 7,
-                   seed: int = 0, **options) -> VideoWorkload:
+def video_workload(
+    frames: int = 16,
+    height: int = 13,
+    width: int = 14,
+    hidden: int = 896,
+    ffn: int = 4864,
+    layers: int = 4,
+    heads: int = 14,
+    kv_groups: int = 7,
+    seed: int = 0,
+    **options,
+) -> VideoWorkload:
     """The built-in video on a decoder of these widths, ``kv_groups`` query
     heads per KV head (other options: see :class:`VideoWorkload`)."""
     for name, value in (("hidden", hidden), ("heads", heads), ("kv_groups", kv_groups)):
@@ -251,8 +279,17 @@ def video_workload(frames: int = 16, height: int = 13, width: int = 14, hidden: 
         raise WorkloadError(f"Workload.kv_groups={kv_groups}: must divide heads={heads}")
     for name, value in (("frames", frames), ("height", height), ("width", width)):
         _positive(f"Workload.{name}", value)
-    shape = Workload(name="built-in video", hidden=hidden, heads=heads,
-                     kv_heads=heads // kv_groups, head_dim=hidden // heads, ffn=ffn,
-                     layers=layers, tokens=frames * height * width, frames=frames,
-                     height=height, width=width)
+    shape = Workload(
+        name="built-in video",
+        hidden=hidden,
+        heads=heads,
+        kv_heads=heads // kv_groups,
+        head_dim=hidden // heads,
+        ffn=ffn,
+        layers=layers,
+        tokens=frames * height * width,
+        frames=frames,
+        height=height,
+        width=width,
+    )
     return VideoWorkload(shape, seed=seed, **options)

@@ -8,7 +8,25 @@ from .simulate import GemmRun, TilesRun, simulate_gemm, simulate_tiles
 from .systolic import SystolicArray
 from .timing import array_latency, gemm_cycles, reload_cycles, sec_cycles, sic_cycles, tile_cycles
 
-__all__ = ["DTYPES", "FocusParams", "PE", "SystolicArray", "GemmRun", "TilesRun",
-           "simulate_gemm", "simulate_tiles", "array_latency", "tile_cycles", "reload_cycles",
-           "gemm_cycles", "SIC", "SICRun", "simulate_sic", "sic_cycles", "SEC", "SECRun",
-           "simulate_sec", "sec_cycles"]
+__all__ = [
+    "DTYPES",
+    "FocusParams",
+    "PE",
+    "SystolicArray",
+    "GemmRun",
+    "TilesRun",
+    "simulate_gemm",
+    "simulate_tiles",
+    "array_latency",
+    "tile_cycles",
+    "reload_cycles",
+    "gemm_cycles",
+    "SIC",
+    "SICRun",
+    "simulate_sic",
+    "sic_cycles",
+    "SEC",
+    "SECRun",
+    "simulate_sec",
+    "sec_cycles",
+]

@@ -45,12 +45,15 @@ def _parse_scalar(kind, text: str, field: str):
             return tuple(item(x) for x in text.split(",") if x.strip())
         return kind(text.strip())
     except ValueError:
-        raise click.BadParameter(f"cannot read {text!r} as {getattr(kind, '__name__', kind)}",
-                                 param_hint=_option_name(field)) from None
+        raise click.BadParameter(
+            f"cannot read {text!r} as {getattr(kind, '__name__', kind)}",
+            param_hint=_option_name(field),
+        ) from None
 
 
 def _field_options(multi: bool):
     """Decorator adding one option per FocusParams field (values as text)."""
+
     def decorate(fn):
         for f in reversed(_FIELDS):
             kind = _HINTS[f.name]
@@ -64,9 +67,16 @@ def _field_options(multi: bool):
             if f.name == "dtype" and not multi:
                 helptext += f"; one of {', '.join(sorted(DTYPES))}"
             metavar = "LIST" if typing.get_origin(kind) is tuple else kind.__name__.upper()
-            fn = click.option(_option_name(f.name), f.name, type=str, default=None,
-                              metavar=metavar + ("S" if multi else ""), help=helptext)(fn)
+            fn = click.option(
+                _option_name(f.name),
+                f.name,
+                type=str,
+                default=None,
+                metavar=metavar + ("S" if multi else ""),
+                help=helptext,
+            )(fn)
         return fn
+
     return decorate
 
 
@@ -78,10 +88,16 @@ def _point_params(base: FocusParams | None, values: dict) -> FocusParams:
         raise click.UsageError(str(e)) from None
 
 
-_unit_option = click.option("--unit", type=click.Choice(sorted(UNITS)), default="array",
-                            show_default=True, help="component to emit")
-_params_option = click.option("--params", "base", type=PARAMS_FILE,
-                              help="base FocusParams (.json or .toml)")
+_unit_option = click.option(
+    "--unit",
+    type=click.Choice(sorted(UNITS)),
+    default="array",
+    show_default=True,
+    help="component to emit",
+)
+_params_option = click.option(
+    "--params", "base", type=PARAMS_FILE, help="base FocusParams (.json or .toml)"
+)
 
 
 @click.group()
@@ -101,8 +117,10 @@ def generate_cmd(base, unit, out, **values):
         manifest = generate(params, out, unit=unit)
     except (ValueError, NotImplementedError, OSError, ManifestError) as e:
         raise click.ClickException(f"generate failed: {e}") from None
-    click.echo(f"wrote {Path(out) / manifest.verilog} (top {manifest.top}, "
-               f"{len(manifest.ports)} ports, params {manifest.digest})")
+    click.echo(
+        f"wrote {Path(out) / manifest.verilog} (top {manifest.top}, "
+        f"{len(manifest.ports)} ports, params {manifest.digest})"
+    )
 
 
 @main.command("sweep")
@@ -116,8 +134,9 @@ def sweep_cmd(base, unit, out, jobs, workers, scheduler, progress, **values):
     """Generate every point of a grid (comma-separated values per field)."""
     from .sweep import Generate
 
-    result = _run_sweep(base, _grid(values), out, Generate(unit), progress, jobs, workers,
-                        scheduler)
+    result = _run_sweep(
+        base, _grid(values), out, Generate(unit), progress, jobs, workers, scheduler
+    )
     if not result.ok:
         sys.exit(1)
 
@@ -138,13 +157,15 @@ def _run_sweep(base, grid, out, task, progress, jobs, workers, scheduler):
 
     try:
         with cli_executor(jobs, workers, scheduler) as executor:
-            result = sweep(base or FocusParams(), grid, out, executor=executor,
-                           progress=progress, task=task)
+            result = sweep(
+                base or FocusParams(), grid, out, executor=executor, progress=progress, task=task
+            )
     except (ValueError, TypeError) as e:
         raise click.UsageError(str(e)) from None
     counts = ", ".join(f"{result.count(s)} {s}" for s in ("ok", "skipped", "invalid", "failed"))
-    click.echo(f"sweep of {len(result.points)} points: {counts} "
-               f"(summary: {Path(out) / 'sweep.json'})")
+    click.echo(
+        f"sweep of {len(result.points)} points: {counts} (summary: {Path(out) / 'sweep.json'})"
+    )
     for p in result.points:
         if p.status in ("invalid", "failed"):
             click.echo(f"  {p.status}: {p.point}: {p.error.splitlines()[0]}", err=True)
@@ -154,19 +175,33 @@ def _run_sweep(base, grid, out, task, progress, jobs, workers, scheduler):
 @main.command("synth")
 @_params_option
 @_unit_option
-@click.option("--fpga", type=click.Choice(["none", "ecp5", "ice40"]), default="none",
-              show_default=True, help="also map to this FPGA family")
+@click.option(
+    "--fpga",
+    type=click.Choice(["none", "ecp5", "ice40"]),
+    default="none",
+    show_default=True,
+    help="also map to this FPGA family",
+)
 @click.option("--flat", is_flag=True, help="flatten the whole design (slow for big arrays)")
-@click.option("--out", type=click.Path(file_okay=False), default=None,
-              help="folder for area.json/.csv/.png and the Yosys logs")
-@click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
-              help="result cache (default $FOCUS_HW_CACHE or ~/.cache/focus-hw)")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="folder for area.json/.csv/.png and the Yosys logs",
+)
+@click.option(
+    "--cache-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="result cache (default $FOCUS_HW_CACHE or ~/.cache/focus-hw)",
+)
 @click.option("--no-cache", is_flag=True, help="ignore cached results")
 @executor_options
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @_field_options(multi=True)
-def synth_cmd(base, unit, fpga, flat, out, cache_dir, no_cache, jobs, workers, scheduler,
-              progress, **values):
+def synth_cmd(
+    base, unit, fpga, flat, out, cache_dir, no_cache, jobs, workers, scheduler, progress, **values
+):
     """Synthesize design points with Yosys and report their area.
 
     One value per field: one point, its summary printed. Several values
@@ -191,14 +226,22 @@ def synth_cmd(base, unit, fpga, flat, out, cache_dir, no_cache, jobs, workers, s
         return
     params = _point_params(base, values)
     try:
-        report = area_report(params, unit, fpga=fpga, flat=flat, cache_dir=cache_dir,
-                             use_cache=not no_cache, out_dir=out)
+        report = area_report(
+            params,
+            unit,
+            fpga=fpga,
+            flat=flat,
+            cache_dir=cache_dir,
+            use_cache=not no_cache,
+            out_dir=out,
+        )
     except (ValueError, NotImplementedError, YosysError, OSError) as e:
         raise click.ClickException(f"synth failed: {e}") from None
     click.echo(json.dumps(report.summary(), indent=2))
     if out is not None:
-        click.echo(f"report: {Path(out) / 'area.json'}, {Path(out) / 'area.csv'}, "
-                   f"{Path(out) / 'area.png'}")
+        click.echo(
+            f"report: {Path(out) / 'area.json'}, {Path(out) / 'area.csv'}, {Path(out) / 'area.png'}"
+        )
 
 
 class _BadInput(click.ClickException):
@@ -210,14 +253,32 @@ class _BadInput(click.ClickException):
 @main.command("fpga")
 @_params_option
 @click.option("--board", required=True, help="target board (an unknown name lists them)")
-@click.option("--out", type=click.Path(file_okay=False), default=None,
-              help="build folder (default build/fpga/BOARD)")
-@click.option("--target-mhz", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="clock nextpnr aims for (default: the board clock)")
-@click.option("--tiles", type=click.IntRange(min=1), default=2, show_default=True,
-              help="weight tiles in the harness")
-@click.option("--rows-per-tile", type=click.IntRange(min=1), default=8, show_default=True,
-              help="activation rows per tile")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="build folder (default build/fpga/BOARD)",
+)
+@click.option(
+    "--target-mhz",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="clock nextpnr aims for (default: the board clock)",
+)
+@click.option(
+    "--tiles",
+    type=click.IntRange(min=1),
+    default=2,
+    show_default=True,
+    help="weight tiles in the harness",
+)
+@click.option(
+    "--rows-per-tile",
+    type=click.IntRange(min=1),
+    default=8,
+    show_default=True,
+    help="activation rows per tile",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="seed of the tile data")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @_field_options(multi=False)
@@ -237,8 +298,16 @@ def fpga_cmd(base, board, out, target_mhz, tiles, rows_per_tile, seed, progress,
     params = _point_params(base, values)
     out = out or str(Path("build") / "fpga" / board)
     try:
-        report = fpga_build(params, board, out, target_mhz=target_mhz, tiles=tiles,
-                            rows_per_tile=rows_per_tile, seed=seed, progress=progress)
+        report = fpga_build(
+            params,
+            board,
+            out,
+            target_mhz=target_mhz,
+            tiles=tiles,
+            rows_per_tile=rows_per_tile,
+            seed=seed,
+            progress=progress,
+        )
     except (ValueError, OSError, FpgaBuildError) as e:
         raise click.ClickException(f"fpga failed: {e}") from None
     click.echo(report.table())

@@ -23,7 +23,7 @@ class ParamsFile(click.Path):
         path = super().convert(value, param, ctx)
         try:
             return FocusParams.load(path)
-        except (OSError, ValueError) as e:   # FocusParams.load: ValueError naming the problem
+        except (OSError, ValueError) as e:  # FocusParams.load: ValueError naming the problem
             self.fail(f"{path}: {e}", param, ctx)
 
 

@@ -16,8 +16,13 @@ import contextlib
 
 import click
 
-__all__ = ["CONNECT_TIMEOUT_S", "SchedulerError", "open_executor", "executor_options",
-           "cli_executor"]
+__all__ = [
+    "CONNECT_TIMEOUT_S",
+    "SchedulerError",
+    "open_executor",
+    "executor_options",
+    "cli_executor",
+]
 
 CONNECT_TIMEOUT_S = 5.0
 
@@ -50,14 +55,22 @@ def _check_scheduler(address: str, timeout: float) -> None:
 
 
 @contextlib.contextmanager
-def open_executor(jobs: int | None = None, workers: int | None = None,
-                  scheduler: str | None = None, *, processes: bool = True,
-                  timeout: float = CONNECT_TIMEOUT_S):
+def open_executor(
+    jobs: int | None = None,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    *,
+    processes: bool = True,
+    timeout: float = CONNECT_TIMEOUT_S,
+):
     """Yield an Executor: a process pool of ``jobs`` (default: all cores), a
     dask ``LocalCluster`` of ``workers`` (``processes=False``: threads), or
     the cluster behind ``scheduler``; everything started here is closed on exit."""
-    chosen = [n for n, v in (("jobs", jobs), ("workers", workers), ("scheduler", scheduler))
-              if v is not None]
+    chosen = [
+        n
+        for n, v in (("jobs", jobs), ("workers", workers), ("scheduler", scheduler))
+        if v is not None
+    ]
     if len(chosen) > 1:
         raise ValueError(f"choose one of jobs, workers, scheduler, not {' and '.join(chosen)}")
     if workers is None and scheduler is None:
@@ -76,22 +89,38 @@ def open_executor(jobs: int | None = None, workers: int | None = None,
         else:
             if workers < 1:
                 raise ValueError(f"workers must be >= 1, not {workers}")
-            target = stack.enter_context(LocalCluster(
-                n_workers=workers, threads_per_worker=1, processes=processes,
-                dashboard_address=None))
+            target = stack.enter_context(
+                LocalCluster(
+                    n_workers=workers,
+                    threads_per_worker=1,
+                    processes=processes,
+                    dashboard_address=None,
+                )
+            )
         client = stack.enter_context(Client(target, timeout=timeout, set_as_default=False))
-        yield client.get_executor(pure=False)   # points write files: never merge two
+        yield client.get_executor(pure=False)  # points write files: never merge two
 
 
 def executor_options(fn):
     """Add ``--jobs``, ``--workers`` and ``--scheduler`` to a click command."""
-    fn = click.option("--scheduler", metavar="ADDRESS", default=None,
-                      help="run on the dask.distributed scheduler at ADDRESS "
-                           "(e.g. tcp://host:8786)")(fn)
-    fn = click.option("--workers", type=click.IntRange(min=1), default=None,
-                      help="run on a local dask cluster of this many worker processes")(fn)
-    return click.option("--jobs", type=click.IntRange(min=1), default=None,
-                        help="local process pool size (default: all cores)")(fn)
+    fn = click.option(
+        "--scheduler",
+        metavar="ADDRESS",
+        default=None,
+        help="run on the dask.distributed scheduler at ADDRESS (e.g. tcp://host:8786)",
+    )(fn)
+    fn = click.option(
+        "--workers",
+        type=click.IntRange(min=1),
+        default=None,
+        help="run on a local dask cluster of this many worker processes",
+    )(fn)
+    return click.option(
+        "--jobs",
+        type=click.IntRange(min=1),
+        default=None,
+        help="local process pool size (default: all cores)",
+    )(fn)
 
 
 class _SchedulerUnusable(click.ClickException):
@@ -105,8 +134,9 @@ def cli_executor(jobs, workers, scheduler):
     if scheduler is not None and workers is not None:
         raise click.UsageError("--scheduler and --workers exclude each other")
     if jobs is not None and (scheduler is not None or workers is not None):
-        raise click.UsageError("--jobs sizes the local process pool; drop it with "
-                               "--scheduler/--workers")
+        raise click.UsageError(
+            "--jobs sizes the local process pool; drop it with --scheduler/--workers"
+        )
     try:
         with open_executor(jobs, workers, scheduler) as executor:
             yield executor

@@ -19,7 +19,7 @@ def atomic_write_bytes(path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
-        os.fchmod(fd, 0o666 & ~_umask())     # mkstemp's 0600 -> a normal file
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 -> a normal file
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

@@ -17,8 +17,17 @@ from dataclasses import dataclass
 import ml_dtypes
 import numpy as np
 
-__all__ = ["FloatFormat", "FP16", "BF16", "FP32", "NumberFormat", "NUMBER_FORMATS",
-           "OPERAND_FORMATS", "number_format", "operand_format"]
+__all__ = [
+    "FloatFormat",
+    "FP16",
+    "BF16",
+    "FP32",
+    "NumberFormat",
+    "NUMBER_FORMATS",
+    "OPERAND_FORMATS",
+    "number_format",
+    "operand_format",
+]
 
 
 @dataclass(frozen=True)
@@ -123,10 +132,12 @@ class NumberFormat:
         values = np.asarray(values)
         if not self.is_float:
             info = np.iinfo(self.np_type)
-            if values.size and (np.any(values != np.round(values))
-                                or values.min() < info.min or values.max() > info.max):
-                raise ValueError(f"{self.name} values must be integers in "
-                                 f"[{info.min}, {info.max}]")
+            if values.size and (
+                np.any(values != np.round(values))
+                or values.min() < info.min
+                or values.max() > info.max
+            ):
+                raise ValueError(f"{self.name} values must be integers in [{info.min}, {info.max}]")
             return self.to_bits(values.astype(self.np_type))
         v = values.astype(np.float64)
         if self.layout.precision + 2 <= FP32.precision:
@@ -154,17 +165,19 @@ _FP32 = NumberFormat("fp32", 32, np.float32, "float32", FP32)
 _INT32 = NumberFormat("int32", 32, np.int32, "int32")
 
 #: Every format by name: operand formats and their accumulators.
-NUMBER_FORMATS: dict[str, NumberFormat] = {f.name: f for f in (
-    NumberFormat("fp16", 16, np.float16, "float16", FP16, _FP32),
-    NumberFormat("bf16", 16, ml_dtypes.bfloat16, "bfloat16", BF16, _FP32),
-    NumberFormat("int8", 8, np.int8, "int8", None, _INT32),
-    _FP32,
-    _INT32,
-)}
+NUMBER_FORMATS: dict[str, NumberFormat] = {
+    f.name: f
+    for f in (
+        NumberFormat("fp16", 16, np.float16, "float16", FP16, _FP32),
+        NumberFormat("bf16", 16, ml_dtypes.bfloat16, "bfloat16", BF16, _FP32),
+        NumberFormat("int8", 8, np.int8, "int8", None, _INT32),
+        _FP32,
+        _INT32,
+    )
+}
 
 #: The operand (activation/weight) formats of the array.
-OPERAND_FORMATS: dict[str, NumberFormat] = {
-    n: f for n, f in NUMBER_FORMATS.items() if f.is_operand}
+OPERAND_FORMATS: dict[str, NumberFormat] = {n: f for n, f in NUMBER_FORMATS.items() if f.is_operand}
 
 
 def number_format(name: str | NumberFormat) -> NumberFormat:
@@ -174,15 +187,22 @@ def number_format(name: str | NumberFormat) -> NumberFormat:
     try:
         return NUMBER_FORMATS[name]
     except (KeyError, TypeError):
-        raise ValueError(f"unknown number format {name!r}; "
-                         f"expected one of {sorted(NUMBER_FORMATS)}") from None
+        raise ValueError(
+            f"unknown number format {name!r}; expected one of {sorted(NUMBER_FORMATS)}"
+        ) from None
 
 
 def operand_format(name: str | NumberFormat) -> NumberFormat:
     """The operand format called ``name`` (ValueError if it is not one)."""
-    fmt = name if isinstance(name, NumberFormat) else \
-        NUMBER_FORMATS.get(name) if isinstance(name, str) else None
+    fmt = (
+        name
+        if isinstance(name, NumberFormat)
+        else NUMBER_FORMATS.get(name)
+        if isinstance(name, str)
+        else None
+    )
     if fmt is None or not fmt.is_operand:
-        raise ValueError(f"unknown operand format {name!r}; "
-                         f"expected one of {sorted(OPERAND_FORMATS)}")
+        raise ValueError(
+            f"unknown operand format {name!r}; expected one of {sorted(OPERAND_FORMATS)}"
+        )
     return fmt

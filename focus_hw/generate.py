@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping
 
 import amaranth
 from amaranth.back import rtlil
-from amaranth.back.verilog import _convert_rtlil_text   # its one Yosys run (amaranth 0.5)
+from amaranth.back.verilog import _convert_rtlil_text  # its one Yosys run (amaranth 0.5)
 from amaranth.hdl import Const, Fragment, Value
 from amaranth.lib import wiring
 
@@ -30,9 +30,20 @@ from .params import FocusParams
 from .sec.concentrator import SEC_UNITS
 from .sic import SIC_UNITS
 
-__all__ = ["UNITS", "Manifest", "ManifestError", "build_unit", "top_name", "unit_modules",
-           "unit_ports", "as_params", "convert_rtlil", "modules_rtlil", "modules_verilog",
-           "generate"]
+__all__ = [
+    "UNITS",
+    "Manifest",
+    "ManifestError",
+    "build_unit",
+    "top_name",
+    "unit_modules",
+    "unit_ports",
+    "as_params",
+    "convert_rtlil",
+    "modules_rtlil",
+    "modules_verilog",
+    "generate",
+]
 
 MANIFEST = "manifest.json"
 #: 2: the Verilog file may hold several separately elaborated modules (``modules``).
@@ -41,16 +52,19 @@ MANIFEST_VERSION = 2
 
 def _mac(p: FocusParams):
     from .arith import MAC
+
     return MAC(p.dtype, p.mac_pipeline)
 
 
 def _pe(p: FocusParams):
     from .pe import PE
+
     return PE(p.dtype, p.mac_pipeline)
 
 
 def _array(p: FocusParams):
     from .systolic import SystolicArray
+
     return SystolicArray(p, pe_modules=f"{top_name('array')}.pe")
 
 
@@ -72,7 +86,9 @@ def as_params(params) -> FocusParams:
         return FocusParams.from_dict(dict(params))
     if isinstance(params, (str, Path)):
         return FocusParams.load(params)
-    raise TypeError(f"params must be a FocusParams, a dict or a file path, not {type(params).__name__}")
+    raise TypeError(
+        f"params must be a FocusParams, a dict or a file path, not {type(params).__name__}"
+    )
 
 
 def top_name(unit: str) -> str:
@@ -100,8 +116,11 @@ def unit_modules(params, unit: str) -> dict:
 def _port_members(component):
     """The signature members of ``component`` that are wires: a stream that is
     always ready (or always valid) has a constant there, not a port."""
-    return [(path, member, value) for path, member, value in component.signature.flatten(component)
-            if not isinstance(Value.cast(value), Const)]
+    return [
+        (path, member, value)
+        for path, member, value in component.signature.flatten(component)
+        if not isinstance(Value.cast(value), Const)
+    ]
 
 
 def modules_rtlil(modules: dict) -> str:
@@ -133,13 +152,19 @@ def unit_ports(component) -> list[dict]:
     """Ports (name, direction, width) of ``component``'s Verilog module: its
     signature's members (paths joined with ``__``), then the clock and reset
     inputs of the clock domains it uses."""
-    ports = [{"name": "__".join(map(str, path)),
-              "direction": "input" if member.flow == wiring.In else "output",
-              "width": len(Value.cast(value))}
-             for path, member, value in _port_members(component)]
-    design = Fragment.get(component, None).prepare()   # no ports given: only the clocks'
-    return ports + [{"name": name, "direction": "input", "width": len(signal)}
-                    for name, signal, _ in design.ports]
+    ports = [
+        {
+            "name": "__".join(map(str, path)),
+            "direction": "input" if member.flow == wiring.In else "output",
+            "width": len(Value.cast(value)),
+        }
+        for path, member, value in _port_members(component)
+    ]
+    design = Fragment.get(component, None).prepare()  # no ports given: only the clocks'
+    return ports + [
+        {"name": name, "direction": "input", "width": len(signal)}
+        for name, signal, _ in design.ports
+    ]
 
 
 def _sha256(data: bytes) -> str:
@@ -175,14 +200,15 @@ class Manifest:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
 
     @classmethod
-    def load(cls, out_dir) -> "Manifest":
+    def load(cls, out_dir) -> Manifest:
         path = Path(out_dir) / MANIFEST
         try:
             data = json.loads(path.read_text())
             version = data.get("version") if isinstance(data, dict) else None
             if version != MANIFEST_VERSION:
-                raise ManifestError(f"{path}: manifest version {version}, "
-                                    f"expected {MANIFEST_VERSION}")
+                raise ManifestError(
+                    f"{path}: manifest version {version}, expected {MANIFEST_VERSION}"
+                )
             return cls(**data)
         except FileNotFoundError:
             raise ManifestError(f"{path}: no manifest") from None
@@ -217,9 +243,15 @@ def generate(params, out_dir, unit: str = "array") -> Manifest:
     top = top_name(unit)
     modules = unit_modules(params, unit)
     text = modules_verilog(modules)
-    manifest = Manifest(unit=unit, top=top, params=params.to_dict(), ports=unit_ports(modules[top]),
-                        modules=list(modules), files={f"{top}.v": _sha256(text.encode())},
-                        digest=params.digest())
+    manifest = Manifest(
+        unit=unit,
+        top=top,
+        params=params.to_dict(),
+        ports=unit_ports(modules[top]),
+        modules=list(modules),
+        files={f"{top}.v": _sha256(text.encode())},
+        digest=params.digest(),
+    )
     atomic_write_text(out_dir / manifest.verilog, text)
     atomic_write_text(out_dir / MANIFEST, manifest.to_json())
     return manifest

@@ -120,9 +120,18 @@ class FocusParams:
         def fail(name, why):
             raise ValueError(f"FocusParams.{name}={getattr(self, name)!r}: {why}")
 
-        for name in ("rows", "cols", "m_tile", "num_scatter", "block_frames",
-                     "block_height", "block_width", "max_frame_tokens", "sic_lanes",
-                     "max_tokens"):
+        for name in (
+            "rows",
+            "cols",
+            "m_tile",
+            "num_scatter",
+            "block_frames",
+            "block_height",
+            "block_width",
+            "max_frame_tokens",
+            "sic_lanes",
+            "max_tokens",
+        ):
             value = getattr(self, name)
             if not _is_int(value) or value < 1:
                 fail(name, "must be an integer >= 1")
@@ -204,11 +213,13 @@ class FocusParams:
         """SIC candidate offsets (df, dh, dw) of the block window without
         (0, 0, 0), in lexicographic order: the tie-break order (the first of
         equally good candidates wins)."""
-        return tuple((df, dh, dw)
-                     for df in range(self.block_frames)
-                     for dh in range(self.block_height)
-                     for dw in range(self.block_width)
-                     if (df, dh, dw) != (0, 0, 0))
+        return tuple(
+            (df, dh, dw)
+            for df in range(self.block_frames)
+            for dh in range(self.block_height)
+            for dw in range(self.block_width)
+            if (df, dh, dw) != (0, 0, 0)
+        )
 
     @property
     def sic_width(self) -> int:
@@ -225,9 +236,12 @@ class FocusParams:
         """Farthest back (in token positions) a block-window candidate can lie,
         for frames of ``max_frame_tokens`` patches with rows of at most
         ``isqrt(max_frame_tokens)`` patches."""
-        return ((self.block_frames - 1) * self.max_frame_tokens
-                + (self.block_height - 1) * math.isqrt(self.max_frame_tokens)
-                + self.block_width - 1)
+        return (
+            (self.block_frames - 1) * self.max_frame_tokens
+            + (self.block_height - 1) * math.isqrt(self.max_frame_tokens)
+            + self.block_width
+            - 1
+        )
 
     @property
     def sic_table_depth(self) -> int:
@@ -260,9 +274,11 @@ class FocusParams:
         * importance: one importance score per token of the M tile (SEC).
         """
         b, acc = self.operand_bytes, self.acc_bytes
-        reach = ((self.block_frames - 1) * self.max_frame_tokens
-                 + (self.block_height - 1) * math.isqrt(self.max_frame_tokens)
-                 + self.block_width)
+        reach = (
+            (self.block_frames - 1) * self.max_frame_tokens
+            + (self.block_height - 1) * math.isqrt(self.max_frame_tokens)
+            + self.block_width
+        )
         index_bytes = max(1, math.ceil(math.log2(self.m_tile + 1) / 8))
         return {
             "input": 2 * self.m_tile * self.rows * b,
@@ -276,7 +292,7 @@ class FocusParams:
         }
 
     # -- serialisation ----------------------------------------------------------
-    def replace(self, **changes) -> "FocusParams":
+    def replace(self, **changes) -> FocusParams:
         """A copy with some fields changed (validated)."""
         return dataclasses.replace(self, **changes)
 
@@ -287,7 +303,7 @@ class FocusParams:
         return d
 
     @classmethod
-    def from_dict(cls, data: dict) -> "FocusParams":
+    def from_dict(cls, data: dict) -> FocusParams:
         if not isinstance(data, dict):
             raise ValueError(f"FocusParams: expected a table of fields, got {type(data).__name__}")
         known = {f.name for f in dataclasses.fields(cls)}
@@ -300,10 +316,10 @@ class FocusParams:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> "FocusParams":
+    def from_json(cls, text: str) -> FocusParams:
         try:
             data = json.loads(text)
-        except (ValueError, RecursionError) as e:   # JSONDecodeError is a ValueError
+        except (ValueError, RecursionError) as e:  # JSONDecodeError is a ValueError
             raise ValueError(f"FocusParams: not valid JSON ({e})") from None
         return cls.from_dict(data)
 
@@ -311,10 +327,10 @@ class FocusParams:
         return tomli_w.dumps(self.to_dict())
 
     @classmethod
-    def from_toml(cls, text: str) -> "FocusParams":
+    def from_toml(cls, text: str) -> FocusParams:
         try:
             data = tomllib.loads(text)
-        except (ValueError, RecursionError) as e:   # TOMLDecodeError is a ValueError
+        except (ValueError, RecursionError) as e:  # TOMLDecodeError is a ValueError
             raise ValueError(f"FocusParams: not valid TOML ({e})") from None
         return cls.from_dict(data)
 
@@ -325,19 +341,19 @@ class FocusParams:
         atomic_write_text(path, text)
 
     @classmethod
-    def load(cls, path) -> "FocusParams":
+    def load(cls, path) -> FocusParams:
         """Read a .json or .toml file written by :meth:`save` (or by hand);
         a malformed file raises :class:`ValueError` naming the problem."""
         path = Path(path)
         try:
             text = path.read_bytes().decode("utf-8")
         except UnicodeDecodeError as e:
-            raise ValueError(f"FocusParams: {path} is not UTF-8 text ({e.reason} at byte "
-                             f"{e.start})") from None
+            raise ValueError(
+                f"FocusParams: {path} is not UTF-8 text ({e.reason} at byte {e.start})"
+            ) from None
         return cls.from_toml(text) if path.suffix == ".toml" else cls.from_json(text)
 
     def digest(self) -> str:
         """Stable short hash of all fields (cache keys, sweep folders)."""
         canon = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canon.encode()).hexdigest()[:16]
-

@@ -11,8 +11,14 @@ from .formats import OPERAND_FORMATS
 __all__ = ["PE", "pe_signature"]
 
 
-def pe_signature(dtype: str, *, psum_bits: int | None = None, psum_in_bits: int | None = None,
-                 first_row: bool = False, last_col: bool = False) -> wiring.Signature:
+def pe_signature(
+    dtype: str,
+    *,
+    psum_bits: int | None = None,
+    psum_in_bits: int | None = None,
+    first_row: bool = False,
+    last_col: bool = False,
+) -> wiring.Signature:
     """Ports of :class:`PE` (validated); the arguments are the PE's own."""
     if not isinstance(dtype, str) or dtype not in OPERAND_FORMATS:
         raise ValueError(f"PE: dtype={dtype!r} must be one of {sorted(OPERAND_FORMATS)}")
@@ -80,11 +86,25 @@ class PE(wiring.Component):
         Shadow weight write.
     """
 
-    def __init__(self, dtype: str, mac_pipeline: int = 0, *,
-                 psum_bits: int | None = None, psum_in_bits: int | None = None,
-                 first_row: bool = False, last_col: bool = False):
-        super().__init__(pe_signature(dtype, psum_bits=psum_bits, psum_in_bits=psum_in_bits,
-                                      first_row=first_row, last_col=last_col))
+    def __init__(
+        self,
+        dtype: str,
+        mac_pipeline: int = 0,
+        *,
+        psum_bits: int | None = None,
+        psum_in_bits: int | None = None,
+        first_row: bool = False,
+        last_col: bool = False,
+    ):
+        super().__init__(
+            pe_signature(
+                dtype,
+                psum_bits=psum_bits,
+                psum_in_bits=psum_in_bits,
+                first_row=first_row,
+                last_col=last_col,
+            )
+        )
         self.dtype = dtype
         self.mac_pipeline = mac_pipeline
         self.psum_bits = len(self.psum_out)

@@ -66,15 +66,18 @@ def _operand_bits(x, name: str, params: FocusParams) -> np.ndarray:
     expected = np.dtype(fmt.np_type).name
     if fmt.fp32_prefix:
         expected += f" or float32 ({fmt.name} values)"
-    raise ValueError(f"{name}.dtype={x.dtype} does not match params.dtype={fmt.name!r} "
-                     f"(expected {expected})")
+    raise ValueError(
+        f"{name}.dtype={x.dtype} does not match params.dtype={fmt.name!r} (expected {expected})"
+    )
 
 
 def _check_tile(a, w, params: FocusParams, where: str) -> tuple[np.ndarray, np.ndarray]:
     for name, x in (("a", a), ("w", w)):
         if not isinstance(x, np.ndarray) or x.ndim != 2:
-            raise ValueError(f"{where}: {name} must be a 2-D numpy array, "
-                             f"got {getattr(x, 'shape', type(x).__name__)}")
+            raise ValueError(
+                f"{where}: {name} must be a 2-D numpy array, "
+                f"got {getattr(x, 'shape', type(x).__name__)}"
+            )
     (m, k), (k2, n) = a.shape, w.shape
     if k != k2:
         raise ValueError(f"{where}: a is {a.shape} and w is {w.shape}: inner dimensions differ")
@@ -105,9 +108,14 @@ def _pack(values, width: int) -> int:
     return word
 
 
-def simulate_tiles(tiles: Sequence[tuple[np.ndarray, np.ndarray]], params: FocusParams, *,
-                   vcd: str | Path | None = None, out_ready=None,
-                   act_valid=None) -> TilesRun:
+def simulate_tiles(
+    tiles: Sequence[tuple[np.ndarray, np.ndarray]],
+    params: FocusParams,
+    *,
+    vcd: str | Path | None = None,
+    out_ready=None,
+    act_valid=None,
+) -> TilesRun:
     """Stream several weight tiles back to back through one
     :class:`~focus_hw.SystolicArray`.
 
@@ -161,8 +169,9 @@ def simulate_tiles(tiles: Sequence[tuple[np.ndarray, np.ndarray]], params: Focus
             withheld = withheld + 1 if bubble else 0
             moving, refused = (moving + (not bubble), 0) if ready else (moving, refused + 1)
             if moving > budget:
-                raise RuntimeError(f"systolic array did not finish within {budget} cycles "
-                                   f"with out.ready high")
+                raise RuntimeError(
+                    f"systolic array did not finish within {budget} cycles with out.ready high"
+                )
             if refused > MAX_REFUSED:
                 raise RuntimeError(f"out_ready stayed low for more than {MAX_REFUSED} cycles")
             if withheld > MAX_REFUSED:
@@ -175,7 +184,8 @@ def simulate_tiles(tiles: Sequence[tuple[np.ndarray, np.ndarray]], params: Focus
                 ctx.set(dut.act.payload.as_value(), a_beats[ai])
             ctx.set(dut.out.ready, ready)
             _, _, w_ready, a_ready, o_valid, o_word = await ctx.tick().sample(
-                dut.weight.ready, dut.act.ready, dut.out.valid, dut.out.payload.as_value())
+                dut.weight.ready, dut.act.ready, dut.out.valid, dut.out.payload.as_value()
+            )
             if wi < len(w_beats) and w_ready:
                 wi += 1
             if offer and a_ready:
@@ -198,19 +208,27 @@ def simulate_tiles(tiles: Sequence[tuple[np.ndarray, np.ndarray]], params: Focus
         atomic_write_text(vcd, buffer.getvalue())
 
     mask = (1 << acc) - 1
-    flat = np.array([[(word >> (c * acc)) & mask for c in range(cols)] for word in words],
-                    dtype=params.format.acc.bits_type)
+    flat = np.array(
+        [[(word >> (c * acc)) & mask for c in range(cols)] for word in words],
+        dtype=params.format.acc.bits_type,
+    )
     flat = flat.view(params.format.acc.np_type)
     outs, start = [], 0
     for m, n in shapes:
-        outs.append(flat[start:start + m, :n].copy())
+        outs.append(flat[start : start + m, :n].copy())
         start += m
     return TilesRun(outs=outs, cycles=span[1] - span[0] + 1)
 
 
-def simulate_gemm(a: np.ndarray, w: np.ndarray, params: FocusParams, *,
-                  vcd: str | Path | None = None, out_ready=None,
-                  act_valid=None) -> GemmRun:
+def simulate_gemm(
+    a: np.ndarray,
+    w: np.ndarray,
+    params: FocusParams,
+    *,
+    vcd: str | Path | None = None,
+    out_ready=None,
+    act_valid=None,
+) -> GemmRun:
     """Compute ``a @ w`` on the generated :class:`~focus_hw.SystolicArray`.
 
     ``a`` is (M, K), ``w`` is (K, N) with M >= 1, K <= ``params.rows``,

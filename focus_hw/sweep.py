@@ -76,6 +76,7 @@ def grid_points(grid: dict[str, list]) -> list[dict]:
 def _folder_name(point: dict, params: FocusParams) -> str:
     def fmt(v):
         return "-".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v)
+
     readable = "_".join(f"{k}={fmt(v)}" for k, v in point.items())
     return f"{readable}-{params.digest()[:8]}" if readable else params.digest()[:8]
 
@@ -108,9 +109,16 @@ def _run_point(task, params_dict: dict, folder: str) -> str | None:
         return f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=3)}"
 
 
-def sweep(base: FocusParams, grid: dict[str, list], out_dir, unit: str = "array",
-          executor: cf.Executor | None = None, progress: bool = True,
-          jobs: int | None = None, task=None) -> SweepResult:
+def sweep(
+    base: FocusParams,
+    grid: dict[str, list],
+    out_dir,
+    unit: str = "array",
+    executor: cf.Executor | None = None,
+    progress: bool = True,
+    jobs: int | None = None,
+    task=None,
+) -> SweepResult:
     """Run ``task`` (default :class:`Generate` of ``unit``) for every point of
     ``grid`` over ``base``, each in its own folder of ``out_dir``; writes
     ``out_dir/sweep.json``. ``jobs`` sizes the default process pool (ignored
@@ -139,10 +147,17 @@ def sweep(base: FocusParams, grid: dict[str, list], out_dir, unit: str = "array"
     if own:
         executor = cf.ProcessPoolExecutor(max_workers=jobs)
     try:
-        futures = {executor.submit(_run_point, task, params.to_dict(), str(out_dir / r.folder)): r
-                   for r, params in todo}
-        for future in tqdm(cf.as_completed(futures), total=len(futures), disable=not progress,
-                           desc=f"{type(task).__name__.lower()} {unit}", unit="point"):
+        futures = {
+            executor.submit(_run_point, task, params.to_dict(), str(out_dir / r.folder)): r
+            for r, params in todo
+        }
+        for future in tqdm(
+            cf.as_completed(futures),
+            total=len(futures),
+            disable=not progress,
+            desc=f"{type(task).__name__.lower()} {unit}",
+            unit="point",
+        ):
             r = futures[future]
             try:
                 error = future.result()
@@ -154,9 +169,19 @@ def sweep(base: FocusParams, grid: dict[str, list], out_dir, unit: str = "array"
             executor.shutdown(cancel_futures=True)
 
     summary = SweepResult(unit, results)
-    atomic_write_text(out_dir / SUMMARY, json.dumps({
-        "unit": unit, "task": type(task).__name__, "base": base.to_dict(),
-        "grid": {k: list(v) for k, v in grid.items()},
-        "counts": {s: summary.count(s) for s in ("ok", "skipped", "invalid", "failed")},
-        "points": [dataclasses.asdict(p) for p in results]}, indent=2, default=str))
+    atomic_write_text(
+        out_dir / SUMMARY,
+        json.dumps(
+            {
+                "unit": unit,
+                "task": type(task).__name__,
+                "base": base.to_dict(),
+                "grid": {k: list(v) for k, v in grid.items()},
+                "counts": {s: summary.count(s) for s in ("ok", "skipped", "invalid", "failed")},
+                "points": [dataclasses.asdict(p) for p in results],
+            },
+            indent=2,
+            default=str,
+        ),
+    )
     return summary

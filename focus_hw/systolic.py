@@ -50,8 +50,13 @@ def pe_classes(params: FocusParams) -> list[list[int]]:
     :func:`pe_config`, so one Verilog module serves them all. Classes are
     numbered in row-major order of first appearance."""
     index: dict[tuple, int] = {}
-    return [[index.setdefault(tuple(sorted(pe_config(params, k, c).items())), len(index))
-             for c in range(params.cols)] for k in range(params.rows)]
+    return [
+        [
+            index.setdefault(tuple(sorted(pe_config(params, k, c).items())), len(index))
+            for c in range(params.cols)
+        ]
+        for k in range(params.rows)
+    ]
 
 
 def _delay(m, value, depth: int, en, name: str) -> list:
@@ -130,19 +135,25 @@ class SystolicArray(wiring.Component):
 
     def __init__(self, params: FocusParams, *, pe_modules: str | None = None):
         if not isinstance(params, FocusParams):
-            raise TypeError(f"SystolicArray: params must be FocusParams, not {type(params).__name__}")
+            raise TypeError(
+                f"SystolicArray: params must be FocusParams, not {type(params).__name__}"
+            )
         self.params = params
         self.pe_modules = pe_modules
         operand, acc = params.operand_bits, params.acc_bits
-        act_layout = data.StructLayout({
-            "data": data.ArrayLayout(operand, params.rows),
-            "swap": 1,
-        })
-        super().__init__({
-            "act": In(stream.Signature(act_layout)),
-            "weight": In(stream.Signature(data.ArrayLayout(operand, params.cols))),
-            "out": Out(stream.Signature(data.ArrayLayout(acc, params.cols))),
-        })
+        act_layout = data.StructLayout(
+            {
+                "data": data.ArrayLayout(operand, params.rows),
+                "swap": 1,
+            }
+        )
+        super().__init__(
+            {
+                "act": In(stream.Signature(act_layout)),
+                "weight": In(stream.Signature(data.ArrayLayout(operand, params.cols))),
+                "out": Out(stream.Signature(data.ArrayLayout(acc, params.cols))),
+            }
+        )
 
     def instanced_modules(self) -> dict:
         """Verilog module name -> fresh :class:`PE` of each class the shell
@@ -166,10 +177,13 @@ class SystolicArray(wiring.Component):
             return pe
         signature = pe_signature(p.dtype, **config)
         ports = signature.create(path=(name,))
-        conns = {("i_" if member.flow == In else "o_") + "__".join(path): value
-                 for path, member, value in signature.flatten(ports)}
-        m.submodules[name] = Instance(f"{self.pe_modules}_{index}", i_clk=ClockSignal(),
-                                      i_rst=ResetSignal(), **conns)
+        conns = {
+            ("i_" if member.flow == In else "o_") + "__".join(path): value
+            for path, member, value in signature.flatten(ports)
+        }
+        m.submodules[name] = Instance(
+            f"{self.pe_modules}_{index}", i_clk=ClockSignal(), i_rst=ResetSignal(), **conns
+        )
         return ports
 
     def elaborate(self, platform):
@@ -229,6 +243,6 @@ class SystolicArray(wiring.Component):
         valid = _delay(m, accept, rows * lat + cols - 1, en, "valid")[-1]
         m.d.comb += self.out.valid.eq(valid)
         for c in range(cols):
-            psum = grid[rows - 1][c].psum_out.as_signed()   # sign-extended to acc_bits
+            psum = grid[rows - 1][c].psum_out.as_signed()  # sign-extended to acc_bits
             m.d.comb += self.out.p[c].eq(_delay(m, psum, cols - 1 - c, en, f"col{c}")[-1])
         return m

@@ -100,8 +100,8 @@ def gemm_cycles(m: int, k: int, n: int, params: FocusParams) -> int:
 # * cycle ``1 + D`` (``D`` = :func:`sic_dot_latency`): the squared magnitude;
 #   cycle ``(k+1)*T + 1 + D``: candidate ``k``'s dot product, taken by the
 #   arg-max unit in that cycle (one candidate per ``T >= P+1`` cycles);
-# * cycle ``W`` (:func:`sic_write_cycle`), ``3*P + 3`` after the last
-#   candidate (:func:`sic_argmax_cycles`): the decision; the table entry,
+# * cycle ``W`` (:func:`sic_write_cycle`), :func:`sic_argmax_cycles` after
+#   the last candidate's: the decision; the table entry,
 #   the map record and the group-sum update are written.
 #
 # The next vector may be accepted from cycle :func:`sic_vector_cycles`: the
@@ -121,25 +121,31 @@ def sic_dot_latency(params: FocusParams) -> int:
 
 def sic_argmax_cycles(params: FocusParams) -> int:
     """Cycles from the last candidate accepted by the arg-max unit to its
-    decision: the square (``P+1``), the two cross products side by side with
-    the compare (``P+1``), then the threshold product (``P+1``): ``3*P + 3``.
-    The unit takes a candidate every ``P + 1`` cycles."""
-    return 3 * (params.sic_pipeline + 1)
+    decision. With one shared multiplier (``S >= 3``,
+    :func:`focus_hw.sic.argmax.shares_multiplier`): square, two cross
+    products with the compare, ``T2 * n2_x``, the threshold product, ``P+1``
+    each: ``5*P + 5``. With three (``S < 3``): the square, the cross products
+    side by side with the compare, then the threshold product: ``3*P + 3``.
+    Either keeps up with one candidate per ``S*(P+1)`` cycles."""
+    from .sic.argmax import shares_multiplier
+
+    return (5 if shares_multiplier(params) else 3) * (params.sic_pipeline + 1)
 
 
 def sic_mean_latency(params: FocusParams) -> int:
     """Cycles from a mean query accepted by the average-update unit (steps
     free) to the mean valid: sum and count read (1), the reciprocal read with
-    the move to the lanes (1), ``S`` steps: ``S*(P+1) + 2``. Queries are taken
-    one per ``S*(P+1)`` cycles; an update keeps the unit busy ``S*(P+1) + 2``
-    cycles."""
-    return params.sic_steps * (params.sic_pipeline + 1) + 2
+    the move to the lanes (1), ``S`` steps, the mean valid in the last cycle
+    of the last: ``S*(P+1) + 1``. Queries are taken one per ``S*(P+1)``
+    cycles; an update keeps the unit busy ``S*(P+1) + 2`` cycles."""
+    return params.sic_steps * (params.sic_pipeline + 1) + 1
 
 
 def sic_write_cycle(params: FocusParams) -> int:
     """Cycle ``W`` after a vector's accept in which it is decided and
-    written: ``1 + K*T + D + 3*P + 3``; without candidates (a 1x1x1 block)
-    ``D + 2``, the cycle after its squared magnitude."""
+    written: ``1 + K*T + D + A`` (``A`` = :func:`sic_argmax_cycles`);
+    without candidates (a 1x1x1 block) ``D + 2``, the cycle after its
+    squared magnitude."""
     k = len(params.block_offsets)
     d = sic_dot_latency(params)
     if k == 0:
@@ -154,7 +160,7 @@ def sic_vector_cycles(params: FocusParams) -> int:
     read (``T`` after its accept) would come before this vector's write
     (``W + 1 - T``), or the group-sum update (``T + 2``) is longer:
     ``max((K+1)*T, W + 1 - T, T + 2)``, i.e. ``(K+1)*T`` plus at most
-    ``6 + (log2(L) + 3)*P - T``. Without candidates: ``W``."""
+    ``3 + A + log2(L)*P - T``. Without candidates: ``W``."""
     k = len(params.block_offsets)
     t = params.sic_steps * (params.sic_pipeline + 1)
     w = sic_write_cycle(params)
@@ -171,11 +177,11 @@ def sic_cycles(n: int, params: FocusParams) -> int:
     ``(n-1)*V + W``; its group-sum update frees the average-update unit
     ``T + 2`` cycles later, when the first mean query (its map record read
     ahead) is taken; means follow one per ``T``, the first after
-    :func:`sic_mean_latency`: ``(n-1)*V + W + (n+1)*T + 5``. The next pass's
+    :func:`sic_mean_latency`: ``(n-1)*V + W + (n+1)*T + 4``. The next pass's
     first vector may be accepted in the cycle after."""
     n = _count("sic_cycles", "n", n)
     t = params.sic_steps * (params.sic_pipeline + 1)
-    return (n - 1) * sic_vector_cycles(params) + sic_write_cycle(params) + (n + 1) * t + 5
+    return (n - 1) * sic_vector_cycles(params) + sic_write_cycle(params) + (n + 1) * t + 4
 
 
 def sec_cycles(rows: int, n: int, params: FocusParams) -> int:

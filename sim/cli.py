@@ -11,7 +11,8 @@ from tqdm import tqdm
 from focus_hw.cli_types import PARAMS_FILE
 from focus_hw.executors import cli_executor, executor_options
 
-from . import dse, reproduce as rep
+from . import dse
+from . import reproduce as rep
 from .model import MACHINES, simulate
 from .sparsity import baseline_sparsity, focus_target
 from .workload import WorkloadError, from_config, paper_workload, paper_workloads, qwen2_7b
@@ -37,32 +38,57 @@ def _workload(name, tokens, config, frames):
 
 
 @main.command()
-@click.option("--workload", "name", default="llava_vid/videomme", show_default=True,
-              help="model/dataset of meta_data.csv")
+@click.option(
+    "--workload",
+    "name",
+    default="llava_vid/videomme",
+    show_default=True,
+    help="model/dataset of meta_data.csv",
+)
 @click.option("--tokens", type=int, help="Qwen2-7B (or --config) on this many visual tokens")
 @click.option("--frames", type=int, default=1, show_default=True)
-@click.option("--config", type=click.Path(exists=True, dir_okay=False),
-              help="transformers config.json of the decoder")
+@click.option(
+    "--config",
+    type=click.Path(exists=True, dir_okay=False),
+    help="transformers config.json of the decoder",
+)
 @click.option("--machine", type=click.Choice(MACHINES), default="focus", show_default=True)
-@click.option("--sparsity", type=float,
-              help="focus: target SIC sparsity (default: the paper's figure); "
-                   "cmc/adaptiv: token sparsity (default: the paper's table)")
-@click.option("--trace", type=click.Path(exists=True, dir_okay=False),
-              help="focus: a recorded SparseTrace file")
-@click.option("--params", "params", type=PARAMS_FILE,
-              help="FocusParams .json/.toml (default: the paper's, SEC from focus_config.csv)")
-@click.option("--tile-mode", type=click.Choice(["stream", "tile"]), default="stream",
-              show_default=True)
+@click.option(
+    "--sparsity",
+    type=float,
+    help="focus: target SIC sparsity (default: the paper's figure); "
+    "cmc/adaptiv: token sparsity (default: the paper's table)",
+)
+@click.option(
+    "--trace",
+    type=click.Path(exists=True, dir_okay=False),
+    help="focus: a recorded SparseTrace file",
+)
+@click.option(
+    "--params",
+    "params",
+    type=PARAMS_FILE,
+    help="FocusParams .json/.toml (default: the paper's, SEC from focus_config.csv)",
+)
+@click.option(
+    "--tile-mode", type=click.Choice(["stream", "tile"]), default="stream", show_default=True
+)
 @click.option("--csv", "csv_out", type=click.Path(dir_okay=False), help="write per-GEMM rows")
-@click.option("--clock-from-fpga", "fpga_json", type=click.Path(exists=True, dir_okay=False),
-              help="clock at the Fmax of an fpga.json (focus-hw fpga)")
-def run(name, tokens, frames, config, machine, sparsity, trace, params, tile_mode, csv_out,
-        fpga_json):
+@click.option(
+    "--clock-from-fpga",
+    "fpga_json",
+    type=click.Path(exists=True, dir_okay=False),
+    help="clock at the Fmax of an fpga.json (focus-hw fpga)",
+)
+def run(
+    name, tokens, frames, config, machine, sparsity, trace, params, tile_mode, csv_out, fpga_json
+):
     """Simulate one workload on one machine and print a summary."""
     w = _workload(name, tokens, config, frames)
     params = params or rep.paper_params(w.model, w.dataset)
     if fpga_json:
         from focus_hw.fpga import read_fmax
+
         try:
             params = params.replace(clock_mhz=read_fmax(fpga_json))
         except ValueError as e:
@@ -73,6 +99,7 @@ def run(name, tokens, frames, config, machine, sparsity, trace, params, tile_mod
             if machine != "focus":
                 raise click.UsageError("--trace is for --machine focus")
             from focus_algo.trace import SparseTrace
+
             sp = SparseTrace.load(trace)
         elif sp is None and machine == "focus":
             if not w.model:
@@ -87,35 +114,47 @@ def run(name, tokens, frames, config, machine, sparsity, trace, params, tile_mod
         raise click.ClickException(str(e)) from e
     click.echo(res.summary())
     per = res.gemms.groupby("gemm", sort=False)[
-        ["cycles", "stall_cycles", "macs", "dram_bytes", "energy_mj"]].sum()
+        ["cycles", "stall_cycles", "macs", "dram_bytes", "energy_mj"]
+    ].sum()
     click.echo(per.to_string(float_format=lambda x: f"{x:.4g}"))
     if csv_out:
         from focus_hw.fileio import atomic_write_text
+
         atomic_write_text(Path(csv_out), res.gemms.to_csv(index=False))
 
 
 @main.command()
 @click.option("--out", type=click.Path(file_okay=False), required=True)
-@click.option("--tile-mode", type=click.Choice(["stream", "tile"]), default="stream",
-              show_default=True, help="stream: RTL back-to-back weight tiles; "
-              "tile: fill/drain per weight tile (per-fold, like SCALE-Sim)")
+@click.option(
+    "--tile-mode",
+    type=click.Choice(["stream", "tile"]),
+    default="stream",
+    show_default=True,
+    help="stream: RTL back-to-back weight tiles; "
+    "tile: fill/drain per weight tile (per-fold, like SCALE-Sim)",
+)
 def reproduce(out, tile_mode):
     """Paper's main comparison: 9 video workloads x dense/adaptiv/cmc/focus."""
     out = Path(out)
-    with tqdm(total=len(rep.VIDEO_WORKLOADS) * len(rep.ACCELERATORS),
-              desc="reproduce") as bar:
+    with tqdm(total=len(rep.VIDEO_WORKLOADS) * len(rep.ACCELERATORS), desc="reproduce") as bar:
         df = rep.reproduce(progress=bar, tile_mode=tile_mode)
     rep.write(df, out)
     sp = rep.speedup_table(df)
     click.echo(rep.NOTE)
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         for what, prefix in (("speedup", ""), ("energy reduction", "energy_")):
-            cols = [f"{prefix}{key}_{tag}" for key in ("vs_dense", "vs_best")
-                    for tag in ("ours", "paper")]
+            cols = [
+                f"{prefix}{key}_{tag}"
+                for key in ("vs_dense", "vs_best")
+                for tag in ("ours", "paper")
+            ]
             cols += [f"err_{prefix}vs_dense", f"err_{prefix}vs_best"]
             click.echo(f"\nFocus {what}, ours vs paper:")
-            click.echo(sp[["model", "dataset", *cols]].to_string(
-                index=False, float_format=lambda x: f"{x:.3f}"))
+            click.echo(
+                sp[["model", "dataset", *cols]].to_string(
+                    index=False, float_format=lambda x: f"{x:.3f}"
+                )
+            )
     click.echo(f"wrote {out / 'reproduce.csv'}, {out / 'ratios.csv'} and {out / 'reproduce.png'}")
 
 
@@ -137,21 +176,31 @@ def sweep(out, name, quick, jobs, workers, scheduler):
     for v in grid.values():
         n *= len(v)
     try:
-        with cli_executor(jobs, workers, scheduler) as executor, \
-                tqdm(total=n, desc="sweep") as bar:
-            df = dse.sweep(w, base, focus_target(w.model, w.dataset), grid, progress=bar,
-                           executor=executor, out=out)
+        with cli_executor(jobs, workers, scheduler) as executor, tqdm(total=n, desc="sweep") as bar:
+            df = dse.sweep(
+                w,
+                base,
+                focus_target(w.model, w.dataset),
+                grid,
+                progress=bar,
+                executor=executor,
+                out=out,
+            )
     except ValueError as e:
         raise click.ClickException(str(e)) from None
-    click.echo(f"{len(df)} points: {df.attrs['computed']} computed, "
-               f"{df.attrs['resumed']} resumed from {out / dse.JOURNAL}")
+    click.echo(
+        f"{len(df)} points: {df.attrs['computed']} computed, "
+        f"{df.attrs['resumed']} resumed from {out / dse.JOURNAL}"
+    )
     paper_area = dse.area_mm2(base)
     best = dse.write(df, paper_area, out)
     click.echo(f"paper configuration: area {paper_area:.3f} mm^2")
-    click.echo(f"best point within it: m_tile={best.m_tile} vector={best.vector_size} "
-               f"block={best.block} num_scatter={best.num_scatter} "
-               f"array={best.rows}x{best.cols}, area {best.area_mm2:.3f} mm^2, "
-               f"{best.speedup_vs_paper:.3f}x over the paper configuration")
+    click.echo(
+        f"best point within it: m_tile={best.m_tile} vector={best.vector_size} "
+        f"block={best.block} num_scatter={best.num_scatter} "
+        f"array={best.rows}x{best.cols}, area {best.area_mm2:.3f} mm^2, "
+        f"{best.speedup_vs_paper:.3f}x over the paper configuration"
+    )
     click.echo(f"wrote {out / 'sweep.csv'} and {out / 'sweep.png'}")
 
 

@@ -41,15 +41,31 @@ from .sparsity import synthetic_counts
 from .tech import PaperTech
 from .workload import REFERENCE_DIR, Workload
 
-__all__ = ["GRID", "QUICK_GRID", "JOURNAL", "remaining_factor", "area_mm2", "sweep", "pareto",
-           "plot"]
+__all__ = [
+    "GRID",
+    "QUICK_GRID",
+    "JOURNAL",
+    "remaining_factor",
+    "area_mm2",
+    "sweep",
+    "pareto",
+    "plot",
+]
 
-GRID = {"m_tile": (256, 512, 1024, 2048, 4096), "vector_size": (16, 32, 64),
-        "block": ((1, 2, 2), (2, 1, 1), (2, 2, 2), (3, 3, 3)),
-        "num_scatter": (1, 2, 3, 4), "array": ((16, 16), (32, 32), (64, 64))}
-QUICK_GRID = {"m_tile": (512, 1024, 2048), "vector_size": (32,),
-              "block": ((2, 2, 2), (3, 3, 3)), "num_scatter": (1, 2, 4),
-              "array": ((32, 32), (64, 64))}
+GRID = {
+    "m_tile": (256, 512, 1024, 2048, 4096),
+    "vector_size": (16, 32, 64),
+    "block": ((1, 2, 2), (2, 1, 1), (2, 2, 2), (3, 3, 3)),
+    "num_scatter": (1, 2, 3, 4),
+    "array": ((16, 16), (32, 32), (64, 64)),
+}
+QUICK_GRID = {
+    "m_tile": (512, 1024, 2048),
+    "vector_size": (32,),
+    "block": ((2, 2, 2), (3, 3, 3)),
+    "num_scatter": (1, 2, 4),
+    "array": ((32, 32), (64, 64)),
+}
 JOURNAL = "sweep.points.jsonl"
 
 
@@ -67,12 +83,14 @@ def remaining_factor(params: FocusParams) -> float:
     ref = FocusParams()
     a = _sim_csv("dse_a_m_tile_size.csv")
     a = a[a.m_tile_size > 0]
-    fa = (_interp_log2(params.m_tile, a.m_tile_size, a.num_ops)
-          / _interp_log2(ref.m_tile, a.m_tile_size, a.num_ops))
+    fa = _interp_log2(params.m_tile, a.m_tile_size, a.num_ops) / _interp_log2(
+        ref.m_tile, a.m_tile_size, a.num_ops
+    )
     b = _sim_csv("dse_b_vector_size.csv")
     frac = b.layer_array_ops / b.layer_dense_ops
-    fb = (_interp_log2(params.vector_size, b.vector_size, frac)
-          / _interp_log2(ref.vector_size, b.vector_size, frac))
+    fb = _interp_log2(params.vector_size, b.vector_size, frac) / _interp_log2(
+        ref.vector_size, b.vector_size, frac
+    )
     c = _sim_csv("dse_c_block_size.csv")
     shape = c.block_size.str.split("x", expand=True).astype(int)
     vol = shape.prod(axis=1).to_numpy()
@@ -88,22 +106,33 @@ def remaining_factor(params: FocusParams) -> float:
 def area_mm2(params: FocusParams, machine: str = "focus", tech=None) -> float:
     """Logic + SRAM area of a design point."""
     tech = tech or PaperTech()
-    bufs = params.buffer_bytes if machine.startswith("focus") else {
-        k: params.buffer_bytes[k] for k in ("input", "weight", "output")}
-    return tech.logic_area_mm2(machine, params) + sum(sram.buffer(b).area_mm2
-                                                      for b in bufs.values())
+    bufs = (
+        params.buffer_bytes
+        if machine.startswith("focus")
+        else {k: params.buffer_bytes[k] for k in ("input", "weight", "output")}
+    )
+    return tech.logic_area_mm2(machine, params) + sum(
+        sram.buffer(b).area_mm2 for b in bufs.values()
+    )
 
 
 def _points(base: FocusParams, grid: dict):
     for mt, vs, blk, ns, (r, c) in itertools.product(
-            grid["m_tile"], grid["vector_size"], grid["block"], grid["num_scatter"],
-            grid["array"]):
-        yield base.replace(m_tile=mt, vector_size=vs, block_frames=blk[0],
-                           block_height=blk[1], block_width=blk[2], num_scatter=ns,
-                           rows=r, cols=c)
+        grid["m_tile"], grid["vector_size"], grid["block"], grid["num_scatter"], grid["array"]
+    ):
+        yield base.replace(
+            m_tile=mt,
+            vector_size=vs,
+            block_frames=blk[0],
+            block_height=blk[1],
+            block_width=blk[2],
+            num_scatter=ns,
+            rows=r,
+            cols=c,
+        )
 
 
-_COUNTS: dict = {}   # per process: SIC tile counts shared by the points of one worker
+_COUNTS: dict = {}  # per process: SIC tile counts shared by the points of one worker
 
 
 def _counts(workload: Workload, p: FocusParams, s: float):
@@ -115,18 +144,27 @@ def _counts(workload: Workload, p: FocusParams, s: float):
     return _COUNTS[key]
 
 
-def _point_row(workload: Workload, p: FocusParams, target: float, dense_time: float,
-               ref_time: float) -> dict:
+def _point_row(
+    workload: Workload, p: FocusParams, target: float, dense_time: float, ref_time: float
+) -> dict:
     """One row of the sweep table (runs in a worker)."""
     s = float(np.clip(1 - (1 - target) * remaining_factor(p), 0.0, 0.99))
     t = simulate(workload, p, "focus", _counts(workload, p, s), compare=False).totals
-    return {"m_tile": p.m_tile, "vector_size": p.vector_size,
-            "block": "x".join(map(str, p.block)), "num_scatter": p.num_scatter,
-            "rows": p.rows, "cols": p.cols, "sparsity": s,
-            "time_s": float(t.time_s), "energy_mj": float(t.energy_mj),
-            "stall_cycles": float(t.stall_cycles), "area_mm2": float(area_mm2(p)),
-            "speedup_vs_dense": float(dense_time / t.time_s),
-            "speedup_vs_paper": float(ref_time / t.time_s)}
+    return {
+        "m_tile": p.m_tile,
+        "vector_size": p.vector_size,
+        "block": "x".join(map(str, p.block)),
+        "num_scatter": p.num_scatter,
+        "rows": p.rows,
+        "cols": p.cols,
+        "sparsity": s,
+        "time_s": float(t.time_s),
+        "energy_mj": float(t.energy_mj),
+        "stall_cycles": float(t.stall_cycles),
+        "area_mm2": float(area_mm2(p)),
+        "speedup_vs_dense": float(dense_time / t.time_s),
+        "speedup_vs_paper": float(ref_time / t.time_s),
+    }
 
 
 def _point_key(workload: Workload, p: FocusParams, target: float) -> str:
@@ -139,7 +177,7 @@ def _read_journal(path: Path) -> dict[str, dict]:
     if not path.exists():
         return {}
     data = path.read_bytes()
-    whole = data[:data.rfind(b"\n") + 1]
+    whole = data[: data.rfind(b"\n") + 1]
     if len(whole) < len(data):
         os.truncate(path, len(whole))
     rows = {}
@@ -148,8 +186,9 @@ def _read_journal(path: Path) -> dict[str, dict]:
             entry = json.loads(line)
             rows[entry["key"]] = entry["row"]
         except (ValueError, KeyError, TypeError):
-            raise ValueError(f"{path}: line {n} is damaged; delete the file to start over"
-                             ) from None
+            raise ValueError(
+                f"{path}: line {n} is damaged; delete the file to start over"
+            ) from None
     return rows
 
 
@@ -159,8 +198,15 @@ def _append(fd: int, key: str, row: dict) -> None:
     os.fsync(fd)
 
 
-def sweep(workload: Workload, base: FocusParams, target: float, grid: dict = GRID,
-          progress=None, executor: cf.Executor | None = None, out=None) -> pd.DataFrame:
+def sweep(
+    workload: Workload,
+    base: FocusParams,
+    target: float,
+    grid: dict = GRID,
+    progress=None,
+    executor: cf.Executor | None = None,
+    out=None,
+) -> pd.DataFrame:
     """Simulate Focus on every grid point; ``target``: SIC sparsity at the
     default SIC point (scaled per point by :func:`remaining_factor`).
     ``executor`` runs the points (default: here, in order); with ``out``,
@@ -195,8 +241,10 @@ def sweep(workload: Workload, base: FocusParams, target: float, grid: dict = GRI
             for key, p in todo:
                 finish(key, _point_row(workload, p, target, dense_time, ref_time))
         else:
-            futures = {executor.submit(_point_row, workload, p, target, dense_time, ref_time): k
-                       for k, p in todo}
+            futures = {
+                executor.submit(_point_row, workload, p, target, dense_time, ref_time): k
+                for k, p in todo
+            }
             for future in cf.as_completed(futures):
                 finish(futures[future], future.result())
     finally:
@@ -211,12 +259,15 @@ def sweep(workload: Workload, base: FocusParams, target: float, grid: dict = GRI
 def pareto(df: pd.DataFrame) -> np.ndarray:
     """Points no other point beats on both area (lower) and speedup (higher)."""
     a, s = df.area_mm2.to_numpy(), df.speedup_vs_dense.to_numpy()
-    return np.array([not np.any((a <= a[i]) & (s >= s[i]) & ((a < a[i]) | (s > s[i])))
-                     for i in range(len(df))], bool)
+    return np.array(
+        [not np.any((a <= a[i]) & (s >= s[i]) & ((a < a[i]) | (s > s[i]))) for i in range(len(df))],
+        bool,
+    )
 
 
 def plot(df: pd.DataFrame, paper_area: float, path: Path) -> None:
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

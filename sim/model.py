@@ -61,8 +61,14 @@ from focus_hw import FocusParams
 from focus_hw.timing import reload_cycles, sic_cycles, tile_cycles
 
 from . import sram
-from .sparsity import (SparsityError, TileCounts, counts_from_trace, dense_counts,
-                       synthetic_counts, token_counts)
+from .sparsity import (
+    SparsityError,
+    TileCounts,
+    counts_from_trace,
+    dense_counts,
+    synthetic_counts,
+    token_counts,
+)
 from .tech import MACHINES, PaperTech
 from .workload import Workload
 
@@ -87,16 +93,19 @@ class Result:
 
     def summary(self) -> str:
         t = self.totals
-        return (f"{self.workload.name} on {self.machine}: {t.time_s:.4g} s "
-                f"({t.cycles:.4g} cycles, stall {t.stall_cycles:.3g}), "
-                f"{t.energy_mj:.4g} mJ (DRAM {t.dram_mj:.3g}, SRAM {t.sram_mj:.3g}, "
-                f"core {t.core_mj:.3g}), DRAM {t.dram_bytes / 1e9:.4g} GB, "
-                f"utilization {t.utilization:.1%}, speedup over dense "
-                f"{t.speedup:.3g}x, energy reduction {t.energy_reduction:.3g}x")
+        return (
+            f"{self.workload.name} on {self.machine}: {t.time_s:.4g} s "
+            f"({t.cycles:.4g} cycles, stall {t.stall_cycles:.3g}), "
+            f"{t.energy_mj:.4g} mJ (DRAM {t.dram_mj:.3g}, SRAM {t.sram_mj:.3g}, "
+            f"core {t.core_mj:.3g}), DRAM {t.dram_bytes / 1e9:.4g} GB, "
+            f"utilization {t.utilization:.1%}, speedup over dense "
+            f"{t.speedup:.3g}x, energy reduction {t.energy_reduction:.3g}x"
+        )
 
 
-def resolve_counts(workload: Workload, params: FocusParams, machine: str,
-                   sparsity=None) -> TileCounts:
+def resolve_counts(
+    workload: Workload, params: FocusParams, machine: str, sparsity=None
+) -> TileCounts:
     """Per-tile counts for ``machine`` from a sparsity input:
 
     * dense: ``None``; focus_sec: ``None`` (SEC keep schedule of ``params``);
@@ -108,15 +117,17 @@ def resolve_counts(workload: Workload, params: FocusParams, machine: str,
         raise MachineError(f"unknown machine {machine!r}; know {', '.join(MACHINES)}")
     if machine in ("dense", "focus_sec"):
         if sparsity is not None:
-            raise MachineError(f"machine {machine!r} takes no sparsity input "
-                               f"(got {type(sparsity).__name__})")
+            raise MachineError(
+                f"machine {machine!r} takes no sparsity input (got {type(sparsity).__name__})"
+            )
         return dense_counts(workload, params, params if machine == "focus_sec" else None)
     if sparsity is None:
         raise MachineError(f"machine {machine!r} needs a sparsity input")
     if machine in ("cmc", "adaptiv"):
         if not isinstance(sparsity, (int, float, dict)):
-            raise MachineError(f"machine {machine!r} takes a float or per-site dict, "
-                               f"not {type(sparsity).__name__}")
+            raise MachineError(
+                f"machine {machine!r} takes a float or per-site dict, not {type(sparsity).__name__}"
+            )
         return token_counts(workload, params, sparsity)
     if isinstance(sparsity, TileCounts):
         if (sparsity.m_tile, sparsity.vector_size) != (params.m_tile, params.vector_size):
@@ -144,8 +155,7 @@ def stream_cycles(ms, params: FocusParams) -> int:
 @functools.cache
 def _sic_lut(params: FocusParams) -> np.ndarray:
     """SIC cycles of one pass over n = 0..m_tile vectors (0 -> 0)."""
-    return np.array([0] + [sic_cycles(n, params) for n in range(1, params.m_tile + 1)],
-                    np.int64)
+    return np.array([0] + [sic_cycles(n, params) for n in range(1, params.m_tile + 1)], np.int64)
 
 
 @functools.cache
@@ -197,8 +207,15 @@ def _out_cols(params: FocusParams) -> int:
     return params.buffer_bytes["output"] // (params.m_tile * params.acc_bytes)
 
 
-def simulate(workload: Workload, params: FocusParams, machine: str, sparsity=None,
-             tech=None, tile_mode: str = "stream", compare: bool = True) -> Result:
+def simulate(
+    workload: Workload,
+    params: FocusParams,
+    machine: str,
+    sparsity=None,
+    tech=None,
+    tile_mode: str = "stream",
+    compare: bool = True,
+) -> Result:
     """Run ``workload`` on ``machine`` (see :data:`MACHINES`, :func:`resolve_counts`).
 
     ``tile_mode``: "stream" (default) -- weight tiles back to back as the RTL
@@ -238,16 +255,34 @@ def _run(workload, params, machine, counts, tech, tile_mode) -> Result:
     idx_b = max(1, math.ceil(math.log2(p.m_tile + 1) / 8))
     window = p.block_frames * p.block_height * p.block_width - 1
     lut, lut_last = _luts(p, p.m_tile, tile_mode == "stream")
-    frac = {s: _consumer_fraction(counts, s, L)[:, None]
-            for s in ("query", "o_proj", "gate_proj", "down_proj", "q_proj")}
+    frac = {
+        s: _consumer_fraction(counts, s, L)[:, None]
+        for s in ("query", "o_proj", "gate_proj", "down_proj", "q_proj")
+    }
     next_q = np.vstack([frac["q_proj"][1:], np.ones((1, 1))])  # next layer's input
-    keys = np.cumsum(S["query"].nonzero, axis=1)                 # causal key range
+    keys = np.cumsum(S["query"].nonzero, axis=1)  # causal key range
     cmc = machine == "cmc"
     frames = []
     out_cols = _out_cols(p)  # the input is fetched once per output tile
 
-    def emit(gemm, site, K, N, nz, compute, m_last, macs, d_in, in_reads, w_bytes,
-             scat_ops, acc_bytes, out_elems, out_frac, sic_out):
+    def emit(
+        gemm,
+        site,
+        K,
+        N,
+        nz,
+        compute,
+        m_last,
+        macs,
+        d_in,
+        in_reads,
+        w_bytes,
+        scat_ops,
+        acc_bytes,
+        out_elems,
+        out_frac,
+        sic_out,
+    ):
         """One GEMM from (L, NT) arrays; m_last (L,): rows of each layer's
         last weight tile (it drains: tile_cycles instead of its issue slot);
         scat_ops: partial sums to scatter (None: token-level); acc_bytes:
@@ -269,30 +304,52 @@ def _run(workload, params, machine, counts, tech, tile_mode) -> Result:
         dram = d_in + w_bytes + d_out
         cycles = np.maximum(compute + stall, np.ceil(dram / p.dram_bytes_per_cycle))
         z = np.zeros(nz.shape)
-        sr = {"input_read": in_reads, "input_write": d_in,
-              "weight_read": w_bytes, "weight_write": w_bytes}
+        sr = {
+            "input_read": in_reads,
+            "input_write": d_in,
+            "weight_read": w_bytes,
+            "weight_write": w_bytes,
+        }
         if scat_ops is not None:  # unique partial sums parked, then scattered
             sb = scat_ops * C * ab
-            sr.update(concentrate_out_write=acc_bytes, concentrate_out_read=sb,
-                      output_read=sb, output_write=sb)
-        else:                     # read-modify-write accumulation per K chunk
+            sr.update(
+                concentrate_out_write=acc_bytes,
+                concentrate_out_read=sb,
+                output_read=sb,
+                output_write=sb,
+            )
+        else:  # read-modify-write accumulation per K chunk
             sr.update(output_read=acc_bytes, output_write=acc_bytes)
-        if vector and sic_out:    # SIC on the produced tile
+        if vector and sic_out:  # SIC on the produced tile
             vecs = np.ceil(out_elems / vs)
-            sr.update(layouter_read=out_elems * ob, layouter_write=out_elems * ob,
-                      similarity_table_read=vecs * window * vs * ob,
-                      similarity_table_write=vecs * vs * ob,
-                      similarity_map_write=vecs * idx_b)
+            sr.update(
+                layouter_read=out_elems * ob,
+                layouter_write=out_elems * ob,
+                similarity_table_read=vecs * window * vs * ob,
+                similarity_table_write=vecs * vs * ob,
+                similarity_map_write=vecs * idx_b,
+            )
             if scat_ops is not None:  # one group lookup per scattered partial sum
                 sr["similarity_map_read"] = scat_ops * idx_b
-        row = {"layer": np.arange(L), "gemm": np.full(L, gemm), "site": np.full(L, site),
-               "K": np.full(L, K), "N": np.full(L, N),
-               "tokens": nz.sum(1), "macs": macs.sum(1),
-               "compute_cycles": compute.sum(1), "scatter_cycles": scatter.sum(1),
-               "stall_cycles": stall.sum(1), "sic_cycles": sic.sum(1),
-               "sic_stall_cycles": (stall - scatter_stall).sum(1), "cycles": cycles.sum(1),
-               "dram_in": d_in.sum(1), "dram_weight": w_bytes.sum(1),
-               "dram_out": d_out.sum(1), "dram_bytes": dram.sum(1)}
+        row = {
+            "layer": np.arange(L),
+            "gemm": np.full(L, gemm),
+            "site": np.full(L, site),
+            "K": np.full(L, K),
+            "N": np.full(L, N),
+            "tokens": nz.sum(1),
+            "macs": macs.sum(1),
+            "compute_cycles": compute.sum(1),
+            "scatter_cycles": scatter.sum(1),
+            "stall_cycles": stall.sum(1),
+            "sic_cycles": sic.sum(1),
+            "sic_stall_cycles": (stall - scatter_stall).sum(1),
+            "cycles": cycles.sum(1),
+            "dram_in": d_in.sum(1),
+            "dram_weight": w_bytes.sum(1),
+            "dram_out": d_out.sum(1),
+            "dram_bytes": dram.sum(1),
+        }
         for b in p.buffer_bytes:
             for op in ("read", "write"):
                 row[f"{b}_{op}"] = (sr.get(f"{b}_{op}", z) + z).sum(1)
@@ -304,8 +361,15 @@ def _run(workload, params, machine, counts, tech, tile_mode) -> Result:
             return _chunk_rows(c.unique, starts, p)
         return np.repeat(c.rows[:, :, None], len(starts), axis=2)
 
-    consumer = {"q": frac["query"], "k": 1.0, "v": 1.0, "o": frac["gate_proj"],
-                "gate": frac["down_proj"], "up": frac["down_proj"], "down": next_q}
+    consumer = {
+        "q": frac["query"],
+        "k": 1.0,
+        "v": 1.0,
+        "o": frac["gate_proj"],
+        "gate": frac["down_proj"],
+        "up": frac["down_proj"],
+        "down": next_q,
+    }
     for gemm, site, K, N in w.linears():
         nz = S[site].nonzero
         starts = np.arange(0, K, R)
@@ -315,12 +379,27 @@ def _run(workload, params, machine, counts, tech, tile_mode) -> Result:
         out_frac = consumer[gemm] if vector else S[site].rows / np.maximum(nz, 1)
         scat = nz * _ceil_div(K, vs) * ntile if vector else None
         # the input chunks (and their group indices) are fetched per output tile
-        d_in = ((elems * ob + (nz * _ceil_div(K, vs) * idx_b if vector else 0))
-                * _ceil_div(N, out_cols))
-        emit(gemm, site, K, N, nz, ntile * lut[u].sum(-1),
-             _last_nonzero(u.reshape(L, -1)), elems * N, d_in,
-             elems * ob * ntile, (u.max(-1) > 0) * K * N * ob, scat,
-             u.sum(-1) * ntile * C * ab, nz * N, out_frac, gemm not in ("k", "v"))
+        d_in = (elems * ob + (nz * _ceil_div(K, vs) * idx_b if vector else 0)) * _ceil_div(
+            N, out_cols
+        )
+        emit(
+            gemm,
+            site,
+            K,
+            N,
+            nz,
+            ntile * lut[u].sum(-1),
+            _last_nonzero(u.reshape(L, -1)),
+            elems * N,
+            d_in,
+            elems * ob * ntile,
+            (u.max(-1) > 0) * K * N * ob,
+            scat,
+            u.sum(-1) * ntile * C * ab,
+            nz * N,
+            out_frac,
+            gemm not in ("k", "v"),
+        )
         if gemm != "v":
             continue
         # Attention between v and o. QK^T: per head, head_dim/rows chunks of
@@ -337,19 +416,45 @@ def _run(workload, params, machine, counts, tech, tile_mode) -> Result:
         per_head = _ceil_div(hd, vs)
         scat = nz * H * per_head * ntile if vector else None
         prow = S["scores"].rows
-        emit("qk", "query", hd, w.tokens, nz, ntile * lut[u].sum(-1),
-             _last_nonzero(u.reshape(L, -1)), elems * keys,
-             (elems * ob + (nz * H * per_head * idx_b if vector else 0))
-             * _ceil_div(keys, out_cols),
-             elems * ob * ntile,
-             kv, scat, u.sum(-1) * ntile * C * ab, prow * keys * H, 1.0, False)
+        emit(
+            "qk",
+            "query",
+            hd,
+            w.tokens,
+            nz,
+            ntile * lut[u].sum(-1),
+            _last_nonzero(u.reshape(L, -1)),
+            elems * keys,
+            (elems * ob + (nz * H * per_head * idx_b if vector else 0)) * _ceil_div(keys, out_cols),
+            elems * ob * ntile,
+            kv,
+            scat,
+            u.sum(-1) * ntile * C * ab,
+            prow * keys * H,
+            1.0,
+            False,
+        )
         # S x V: H x rows probabilities x keys, N = head_dim (no SIC on P).
         nk, ntn = _ceil_div(keys, R), _ceil_div(hd, C)
         p_el = H * prow * keys
-        emit("sv", "scores", w.tokens, hd, nz, H * nk * ntn * lut[prow], _last_nonzero(prow),
-             p_el * hd, p_el * ob * _ceil_div(hd, out_cols),
-             p_el * ob * ntn, kv, None, H * prow * nk * ntn * C * ab, nz * H * hd,
-             frac["o_proj"] if vector else prow / np.maximum(nz, 1), True)
+        emit(
+            "sv",
+            "scores",
+            w.tokens,
+            hd,
+            nz,
+            H * nk * ntn * lut[prow],
+            _last_nonzero(prow),
+            p_el * hd,
+            p_el * ob * _ceil_div(hd, out_cols),
+            p_el * ob * ntn,
+            kv,
+            None,
+            H * prow * nk * ntn * C * ab,
+            nz * H * hd,
+            frac["o_proj"] if vector else prow / np.maximum(nz, 1),
+            True,
+        )
     gemms = {k: np.concatenate([f[k] for f in frames]) for k in frames[0]}
     return _finish(w, p, machine, gemms, tech)
 
@@ -381,10 +486,24 @@ def _finish(w, p, machine, g: dict, tech) -> Result:
     g["core_mj"] = core_mw * g["time_s"]
     g["energy_mj"] = g["dram_mj"] + g["sram_mj"] + g["core_mj"]
     g["utilization"] = g["macs"] / np.maximum(1, g["cycles"] * p.rows * p.cols)
-    cols = ["cycles", "compute_cycles", "scatter_cycles", "stall_cycles", "sic_cycles",
-            "sic_stall_cycles", "macs",
-            "dram_bytes", "dram_in", "dram_weight", "dram_out", "time_s",
-            "dram_mj", "sram_mj", "core_mj", "energy_mj"]
+    cols = [
+        "cycles",
+        "compute_cycles",
+        "scatter_cycles",
+        "stall_cycles",
+        "sic_cycles",
+        "sic_stall_cycles",
+        "macs",
+        "dram_bytes",
+        "dram_in",
+        "dram_weight",
+        "dram_out",
+        "time_s",
+        "dram_mj",
+        "sram_mj",
+        "core_mj",
+        "energy_mj",
+    ]
     tot = {c: float(g[c].sum()) for c in cols}
     tot["dense_macs"] = float(w.dense_macs())
     tot["utilization"] = tot["macs"] / (tot["cycles"] * p.rows * p.cols)

@@ -40,19 +40,30 @@ SPARSITY_SOURCES = {
     "focus": "paper op counts: 1 - num_ops main_focus.csv / main_focus_SEC_only.csv",
 }
 #: Printed above the comparison and shown on the plot.
-NOTE = ("Note: Focus's SIC sparsity is derived from the paper's own operation counts "
-        "(1 - num_ops main_focus / main_focus_SEC_only) and the baselines' from the "
-        "paper's sparsity tables,\nso agreement with the paper checks the performance "
-        "model for a given sparsity; it is not an independent prediction.")
-COLUMNS = ["model", "dataset", "accelerator", "sparsity_source", "time_s", "paper_time_s",
-           "energy_mj", "paper_energy_mj"]
+NOTE = (
+    "Note: Focus's SIC sparsity is derived from the paper's own operation counts "
+    "(1 - num_ops main_focus / main_focus_SEC_only) and the baselines' from the "
+    "paper's sparsity tables,\nso agreement with the paper checks the performance "
+    "model for a given sparsity; it is not an independent prediction."
+)
+COLUMNS = [
+    "model",
+    "dataset",
+    "accelerator",
+    "sparsity_source",
+    "time_s",
+    "paper_time_s",
+    "energy_mj",
+    "paper_energy_mj",
+]
 
 
 def paper_params(model: str, dataset: str, base: FocusParams | None = None) -> FocusParams:
     """``base`` (default FocusParams) with the SEC schedule and threshold of
     ``focus_config.csv`` for model/dataset (its ``default`` row otherwise)."""
-    return params_from_focus_config(REFERENCE_DIR / "algorithm" / "focus_config.csv",
-                                    model, dataset, base)
+    return params_from_focus_config(
+        REFERENCE_DIR / "algorithm" / "focus_config.csv", model, dataset, base
+    )
 
 
 def _paper_row(acc: str, model: str, dataset: str) -> pd.Series:
@@ -76,11 +87,18 @@ def reproduce(workloads=VIDEO_WORKLOADS, progress=None, tile_mode: str = "stream
                 sp = baseline_sparsity(acc, model, dataset)
             r = simulate(w, params, acc, sp, tile_mode=tile_mode).totals
             ref = _paper_row(acc, model, dataset)
-            rows.append({"model": model, "dataset": dataset, "accelerator": acc,
-                         "sparsity_source": SPARSITY_SOURCES[acc], "time_s": r.time_s,
-                         "paper_time_s": float(ref.execution_time),
-                         "energy_mj": r.energy_mj,
-                         "paper_energy_mj": float(ref.total_energy)})
+            rows.append(
+                {
+                    "model": model,
+                    "dataset": dataset,
+                    "accelerator": acc,
+                    "sparsity_source": SPARSITY_SOURCES[acc],
+                    "time_s": r.time_s,
+                    "paper_time_s": float(ref.execution_time),
+                    "energy_mj": r.energy_mj,
+                    "paper_energy_mj": float(ref.total_energy),
+                }
+            )
             if progress:
                 progress.update(1)
     return pd.DataFrame(rows, columns=COLUMNS)
@@ -111,6 +129,7 @@ def speedup_table(df: pd.DataFrame) -> pd.DataFrame:
 def plot(df: pd.DataFrame, path: Path) -> None:
     """Bar chart: Focus speedups (over dense, over best baseline), ours vs paper."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -119,8 +138,10 @@ def plot(df: pd.DataFrame, path: Path) -> None:
     x = np.arange(len(sp))
     fig, axes = plt.subplots(1, 2, figsize=(14, 5))
     fig.suptitle(NOTE, fontsize=8)
-    for ax, key, title in ((axes[0], "vs_dense", "Focus speedup over dense"),
-                           (axes[1], "vs_best", "Focus speedup over best baseline")):
+    for ax, key, title in (
+        (axes[0], "vs_dense", "Focus speedup over dense"),
+        (axes[1], "vs_best", "Focus speedup over best baseline"),
+    ):
         ax.bar(x - 0.2, sp[f"{key}_paper"], 0.4, label="paper")
         ax.bar(x + 0.2, sp[f"{key}_ours"], 0.4, label="ours (focus-sim)")
         ax.set_xticks(x, labels, fontsize=7, rotation=30, ha="right")

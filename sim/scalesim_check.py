@@ -82,8 +82,10 @@ def scalesim_cycles(shapes, params: FocusParams) -> list[int]:
     with tempfile.TemporaryDirectory(prefix="focus-scalesim-") as tmp:
         tmp = Path(tmp)
         (tmp / "check.cfg").write_text(_CONFIG.format(rows=params.rows, cols=params.cols))
-        (tmp / "gemm.csv").write_text("Layer, M, N, K,\n" + "".join(
-            f"g{i}, {m}, {n}, {k},\n" for i, (m, k, n) in enumerate(shapes)))
+        (tmp / "gemm.csv").write_text(
+            "Layer, M, N, K,\n"
+            + "".join(f"g{i}, {m}, {n}, {k},\n" for i, (m, k, n) in enumerate(shapes))
+        )
         (tmp / "layout.csv").write_text("Layer,\n")
         with contextlib.redirect_stdout(io.StringIO()):
             cfg = scale_config()
@@ -97,9 +99,12 @@ def scalesim_cycles(shapes, params: FocusParams) -> list[int]:
                 op = operand_matrix()
                 op.set_params(config_obj=cfg, topoutil_obj=topo, layoututil_obj=lay, layer_id=i)
                 ws = systolic_compute_ws()
-                ws.set_params(config_obj=cfg, ifmap_op_mat=op.get_ifmap_matrix()[1],
-                              filter_op_mat=op.get_filter_matrix()[1],
-                              ofmap_op_mat=op.get_ofmap_matrix()[1])
+                ws.set_params(
+                    config_obj=cfg,
+                    ifmap_op_mat=op.get_ifmap_matrix()[1],
+                    filter_op_mat=op.get_filter_matrix()[1],
+                    ofmap_op_mat=op.get_ofmap_matrix()[1],
+                )
                 out.append(max(len(d) for d in ws.get_demand_matrices()))
     return out
 
@@ -112,9 +117,18 @@ def compare(params: FocusParams, shapes=SHAPES) -> pd.DataFrame:
         folds = math.ceil(k / params.rows) * math.ceil(n / params.cols)
         per_fold = folds * tile_cycles(m, params)
         stream = stream_cycles([m] * folds, params)
-        rows.append({"M": m, "K": k, "N": n, "folds": folds, "scalesim": s,
-                     "model_tile": per_fold, "model_stream": stream,
-                     "tile_minus_scalesim": per_fold - s,
-                     "per_fold_diff": (per_fold - s) / folds,
-                     "stream_vs_scalesim": stream / s - 1})
+        rows.append(
+            {
+                "M": m,
+                "K": k,
+                "N": n,
+                "folds": folds,
+                "scalesim": s,
+                "model_tile": per_fold,
+                "model_stream": stream,
+                "tile_minus_scalesim": per_fold - s,
+                "per_fold_diff": (per_fold - s) / folds,
+                "stream_vs_scalesim": stream / s - 1,
+            }
+        )
     return pd.DataFrame(rows)

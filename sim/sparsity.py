@@ -30,9 +30,20 @@ from focus_hw import FocusParams
 
 from .workload import REFERENCE_DIR, Workload
 
-__all__ = ["SITES", "SparsityError", "SiteCounts", "TileCounts", "sec_survivors",
-           "dense_counts", "token_counts", "synthetic_counts", "synthetic_trace",
-           "counts_from_trace", "baseline_sparsity", "focus_target"]
+__all__ = [
+    "SITES",
+    "SparsityError",
+    "SiteCounts",
+    "TileCounts",
+    "sec_survivors",
+    "dense_counts",
+    "token_counts",
+    "synthetic_counts",
+    "synthetic_trace",
+    "counts_from_trace",
+    "baseline_sparsity",
+    "focus_target",
+]
 
 #: Sites read before a layer's SEC pruning (attention half of the layer).
 _ATTN_SITES = ("q_proj", "query", "o_proj", "scores")
@@ -47,8 +58,8 @@ class SiteCounts:
     """Per-tile counts of one GEMM input site (see module docstring)."""
 
     nonzero: np.ndarray  # (L, NT) int64
-    rows: np.ndarray     # (L, NT) int64
-    unique: np.ndarray   # (L, NT, V) int64
+    rows: np.ndarray  # (L, NT) int64
+    unique: np.ndarray  # (L, NT, V) int64
 
     @property
     def sparsity(self) -> float:
@@ -88,8 +99,8 @@ def sec_survivors(workload: Workload, params: FocusParams | None) -> tuple[np.nd
                 break
             alive = max(1, min(alive, round(ratio * T)))
             mlp[layer] = alive
-            attn[layer + 1:] = alive
-            mlp[layer + 1:] = alive
+            attn[layer + 1 :] = alive
+            mlp[layer + 1 :] = alive
     return attn, mlp
 
 
@@ -109,14 +120,16 @@ def _widths(workload):
     return {**workload.site_widths, "scores": 0}
 
 
-def dense_counts(workload: Workload, params: FocusParams,
-                 sec_params: FocusParams | None = None) -> TileCounts:
+def dense_counts(
+    workload: Workload, params: FocusParams, sec_params: FocusParams | None = None
+) -> TileCounts:
     """Every surviving vector unique (dense, or SEC-only when ``sec_params``)."""
     return token_counts(workload, params, 0.0, sec_params)
 
 
-def token_counts(workload: Workload, params: FocusParams, sparsity,
-                 sec_params: FocusParams | None = None) -> TileCounts:
+def token_counts(
+    workload: Workload, params: FocusParams, sparsity, sec_params: FocusParams | None = None
+) -> TileCounts:
     """Token-level merging (CMC, AdapTiV): a fraction of each tile's tokens is
     dropped from the stream. ``sparsity`` is a float or a dict keyed by site
     (``SITES`` plus "scores"; "linear" sets q_proj/o_proj/gate_proj/down_proj)."""
@@ -127,8 +140,7 @@ def token_counts(workload: Workload, params: FocusParams, sparsity,
         rows = np.ceil(nz * (1.0 - per[site]) - 1e-9).astype(np.int64)
         v = max(1, _vectors(_widths(workload)[site], params))
         out[site] = SiteCounts(nz, rows, np.repeat(rows[:, :, None], v, axis=2))
-    return TileCounts(out, vector=False, m_tile=params.m_tile,
-                      vector_size=params.vector_size)
+    return TileCounts(out, vector=False, m_tile=params.m_tile, vector_size=params.vector_size)
 
 
 def _check_fraction(name, value):
@@ -154,12 +166,19 @@ def _site_sparsity(sparsity) -> dict[str, float]:
 
 # -- synthetic Focus sparsity -------------------------------------------------
 
+
 def _logit(p):
     return math.log(p / (1 - p))
 
 
-def synthetic_counts(workload: Workload, params: FocusParams, target,
-                     seed: int = 0, sec: bool = True, spread: float = 0.6) -> TileCounts:
+def synthetic_counts(
+    workload: Workload,
+    params: FocusParams,
+    target,
+    seed: int = 0,
+    sec: bool = True,
+    spread: float = 0.6,
+) -> TileCounts:
     """Focus counts with SIC sparsity ``target`` (float, or dict per site) over
     the surviving vectors, plus SEC pruning from ``params`` when ``sec``.
 
@@ -187,13 +206,15 @@ def synthetic_counts(workload: Workload, params: FocusParams, target,
         if s == 0.0:
             out[site] = SiteCounts(nz, nz.copy(), np.repeat(nz[:, :, None], v, axis=2))
             continue
-        off = (layer_off[:, None, None]
-               + 0.5 * spread * rng.standard_normal((L, nz.shape[1], 1))
-               + 0.5 * spread * rng.standard_normal((1, 1, v)))
+        off = (
+            layer_off[:, None, None]
+            + 0.5 * spread * rng.standard_normal((L, nz.shape[1], 1))
+            + 0.5 * spread * rng.standard_normal((1, 1, v))
+        )
         w = np.broadcast_to(nz[:, :, None], off.shape).astype(float)
-        x, shift = _logit(s) + off, 0.0   # Newton on the common logit shift
+        x, shift = _logit(s) + off, 0.0  # Newton on the common logit shift
         for _ in range(50):
-            p = 0.5 * (1 + np.tanh(0.5 * (x + shift)))   # logistic, overflow-free
+            p = 0.5 * (1 + np.tanh(0.5 * (x + shift)))  # logistic, overflow-free
             err = (p * w).sum() / w.sum() - s
             if abs(err) < 1e-9:
                 break
@@ -201,12 +222,17 @@ def synthetic_counts(workload: Workload, params: FocusParams, target,
         uniq = np.rint(w * (1 - p)).astype(np.int64)
         uniq = np.where(nz[:, :, None] > 0, np.clip(uniq, 1, nz[:, :, None]), 0)
         out[site] = SiteCounts(nz, nz.copy(), uniq)
-    return TileCounts(out, vector=True, m_tile=params.m_tile,
-                      vector_size=params.vector_size)
+    return TileCounts(out, vector=True, m_tile=params.m_tile, vector_size=params.vector_size)
 
 
-def synthetic_trace(workload: Workload, params: FocusParams, target, seed: int = 0,
-                    sec: bool = True, spread: float = 0.6):
+def synthetic_trace(
+    workload: Workload,
+    params: FocusParams,
+    target,
+    seed: int = 0,
+    sec: bool = True,
+    spread: float = 0.6,
+):
     """A :class:`focus_algo.trace.SparseTrace` realising :func:`synthetic_counts`
     token by token (small workloads: it holds L x T x V masks per site).
 
@@ -226,10 +252,11 @@ def synthetic_trace(workload: Workload, params: FocusParams, target, seed: int =
         v = c.unique.shape[2]
         zero = np.ones((L, 1, T, v), bool)
         similar = np.zeros((L, 1, T, v), bool)
-        root = np.broadcast_to(np.arange(T, dtype=np.int32)[None, None, :, None],
-                               (L, 1, T, v)).copy()
+        root = np.broadcast_to(
+            np.arange(T, dtype=np.int32)[None, None, :, None], (L, 1, T, v)
+        ).copy()
         for layer in range(L):
-            keep = np.sort(order[:alive[site][layer]])
+            keep = np.sort(order[: alive[site][layer]])
             n = len(keep)
             nt = math.ceil(n / m)
             pad = np.full(nt * m, -1)
@@ -246,8 +273,9 @@ def synthetic_trace(workload: Workload, params: FocusParams, target, seed: int =
             # Latest earlier unique row of the same tile and slot.
             pos = np.where(uniq, np.arange(m)[None, :, None], -1)
             last = np.maximum.accumulate(pos, axis=1)
-            tok = np.take_along_axis(np.broadcast_to(idx[:, :, None], (nt, m, v)),
-                                     np.maximum(last, 0), axis=1)
+            tok = np.take_along_axis(
+                np.broadcast_to(idx[:, :, None], (nt, m, v)), np.maximum(last, 0), axis=1
+            )
             sel = valid
             zero[layer, 0, keep] = False
             similar[layer, 0, idx[sel]] = ~uniq[sel]
@@ -256,14 +284,22 @@ def synthetic_trace(workload: Workload, params: FocusParams, target, seed: int =
     geo = (workload.frames, workload.height, workload.width)
     if math.prod(geo) != T:  # e.g. any-resolution images: one flat frame
         geo = (1, 1, T)
-    meta = TraceMeta(model=workload.model or workload.name, dataset=workload.dataset,
-                     num_tokens=T, frames=geo[0], height=geo[1], width=geo[2],
-                     num_layers=L, params=params,
-                     extra={"synthetic_target": target, "seed": seed})
+    meta = TraceMeta(
+        model=workload.model or workload.name,
+        dataset=workload.dataset,
+        num_tokens=T,
+        frames=geo[0],
+        height=geo[1],
+        width=geo[2],
+        num_layers=L,
+        params=params,
+        extra={"synthetic_target": target, "seed": seed},
+    )
     return SparseTrace(meta=meta, sites=sites)
 
 
 # -- recorded traces ------------------------------------------------------------
+
 
 def counts_from_trace(trace, workload: Workload, params: FocusParams) -> TileCounts:
     """Per-tile counts of a recorded :class:`SparseTrace`.
@@ -275,15 +311,21 @@ def counts_from_trace(trace, workload: Workload, params: FocusParams) -> TileCou
     meta = trace.meta
     L, T = workload.layers, workload.tokens
     if meta.num_tokens != T:
-        raise SparsityError(f"trace {meta.model}/{meta.dataset}: T={meta.num_tokens} "
-                            f"but workload {workload.name} has T={T}")
+        raise SparsityError(
+            f"trace {meta.model}/{meta.dataset}: T={meta.num_tokens} "
+            f"but workload {workload.name} has T={T}"
+        )
     if meta.num_layers != L:
-        raise SparsityError(f"trace {meta.model}/{meta.dataset}: {meta.num_layers} layers "
-                            f"but workload {workload.name} has {L}")
+        raise SparsityError(
+            f"trace {meta.model}/{meta.dataset}: {meta.num_layers} layers "
+            f"but workload {workload.name} has {L}"
+        )
     for f in ("vector_size", "m_tile"):
         if getattr(meta.params, f) != getattr(params, f):
-            raise SparsityError(f"trace was made with {f}={getattr(meta.params, f)} "
-                                f"but params have {f}={getattr(params, f)}")
+            raise SparsityError(
+                f"trace was made with {f}={getattr(meta.params, f)} "
+                f"but params have {f}={getattr(params, f)}"
+            )
     missing = [s for s in SITES if s not in trace.sites]
     if missing:
         raise SparsityError(f"trace lacks site(s) {missing}")
@@ -296,27 +338,30 @@ def counts_from_trace(trace, workload: Workload, params: FocusParams) -> TileCou
         for name in ("zero", "similar"):
             shape = getattr(st, name).shape
             if shape != (L, 1, T, v):
-                raise SparsityError(f"trace site {site}.{name} has shape {shape}, "
-                                    f"expected {(L, 1, T, v)}")
+                raise SparsityError(
+                    f"trace site {site}.{name} has shape {shape}, expected {(L, 1, T, v)}"
+                )
         zero, sim = st.zero[:, 0], st.similar[:, 0]
-        alive = ~zero.all(axis=2)                                # (L, T)
+        alive = ~zero.all(axis=2)  # (L, T)
         uniq = ~zero & ~sim
         # Position of each survivor in its layer's survivor order -> tile.
         tile = (np.cumsum(alive, axis=1) - 1) // m
-        tile = np.where(alive, tile, nt)                         # pruned -> dump tile
+        tile = np.where(alive, tile, nt)  # pruned -> dump tile
         li = np.repeat(np.arange(L), T)
         flat = li * (nt + 1) + tile.ravel()
         nz = np.bincount(flat, minlength=L * (nt + 1)).reshape(L, nt + 1)[:, :nt]
         u = np.zeros((L * (nt + 1), v), np.int64)
         np.add.at(u, flat, uniq.reshape(L * T, v))
-        out[site] = SiteCounts(nz.astype(np.int64), nz.astype(np.int64),
-                               u.reshape(L, nt + 1, v)[:, :nt])
+        out[site] = SiteCounts(
+            nz.astype(np.int64), nz.astype(np.int64), u.reshape(L, nt + 1, v)[:, :nt]
+        )
     q = out["query"].nonzero
     out["scores"] = SiteCounts(q, q.copy(), q[:, :, None].copy())
     return TileCounts(out, vector=True, m_tile=m, vector_size=params.vector_size)
 
 
 # -- paper summary sparsities ---------------------------------------------------
+
 
 def baseline_sparsity(machine: str, model: str, dataset: str) -> dict[str, float]:
     """Per-site sparsity of a token-level baseline from the paper's tables:
@@ -328,8 +373,11 @@ def baseline_sparsity(machine: str, model: str, dataset: str) -> dict[str, float
         if r.empty:
             raise SparsityError(f"cmc_sparsity.csv has no row {model}/{dataset}")
         r = r.iloc[0]
-        return {"linear": float(r.linear_sparsity), "query": float(r.query_sparsity),
-                "scores": float(r.attn_score_sparsity)}
+        return {
+            "linear": float(r.linear_sparsity),
+            "query": float(r.query_sparsity),
+            "scores": float(r.attn_score_sparsity),
+        }
     if machine == "adaptiv":
         df = pd.read_csv(alg / "adaptiv_sparsity.csv")
         r = df[(df.Model == model) & (df.Dataset == dataset)]

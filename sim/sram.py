@@ -34,8 +34,12 @@ __all__ = ["Macro", "fit", "fit_errors", "macro", "buffer", "Buffer", "WORD_BITS
 #: Word width of the macros buffers are built from (the widest compiled
 #: macro family of the 1024-deep points).
 WORD_BITS = 128
-_QUANTITIES = {"area": "Area(mm2)", "read": "Readc(uA/MHz)",
-               "write": "Writec(uA/MHz)", "leak": "Leakage(uA)"}
+_QUANTITIES = {
+    "area": "Area(mm2)",
+    "read": "Readc(uA/MHz)",
+    "write": "Writec(uA/MHz)",
+    "leak": "Leakage(uA)",
+}
 
 
 def _points(path=None) -> pd.DataFrame:
@@ -49,8 +53,10 @@ def fit() -> dict[str, np.ndarray]:
     """Power-law coefficients (log c, a, b) per quantity, plus the voltage."""
     df = _points()
     A = np.column_stack([np.ones(len(df)), np.log(df.words), np.log(df.width)])
-    out = {q: np.linalg.lstsq(A, np.log(df[col].to_numpy(float)), rcond=None)[0]
-           for q, col in _QUANTITIES.items()}
+    out = {
+        q: np.linalg.lstsq(A, np.log(df[col].to_numpy(float)), rcond=None)[0]
+        for q, col in _QUANTITIES.items()
+    }
     volts = df["Voltage(V)"].unique()
     if len(volts) != 1:
         raise ValueError("buffer_model_spec.csv: macros at several voltages")
@@ -77,10 +83,14 @@ class Macro:
 
 def macro(words: int, width: int) -> Macro:
     v = fit()["volts"]
-    return Macro(words, width, float(_law("area", words, width)),
-                 float(_law("read", words, width) * v),
-                 float(_law("write", words, width) * v),
-                 float(_law("leak", words, width) * v))
+    return Macro(
+        words,
+        width,
+        float(_law("area", words, width)),
+        float(_law("read", words, width) * v),
+        float(_law("write", words, width) * v),
+        float(_law("leak", words, width) * v),
+    )
 
 
 def fit_errors() -> pd.DataFrame:

@@ -57,8 +57,11 @@ def _sim_csv(name):
 def _focus_counts() -> dict[str, float]:
     rtl = _sim_csv("focus_rtl.csv").set_index("Module")
     bd = _sim_csv("detailed_power_area_breakdown.csv").set_index("component")
-    return {m: round(float(bd.loc[m, "power"] / rtl.loc[m, "Power"]))
-            for m in rtl.index if m in bd.index}
+    return {
+        m: round(float(bd.loc[m, "power"] / rtl.loc[m, "Power"]))
+        for m in rtl.index
+        if m in bd.index
+    }
 
 
 @functools.cache
@@ -74,9 +77,10 @@ def _modules(machine: str) -> pd.DataFrame:
         if machine == "dense":
             return pd.concat([arr, sfu])
         units = focus[~focus.index.str.contains("SFU") & (focus.index != "Systolic Array")]
-        units = units.assign(count=[counts[m] for m in units.index],
-                             role=["scatter" if "Accumulator" in m else "unit"
-                                   for m in units.index])
+        units = units.assign(
+            count=[counts[m] for m in units.index],
+            role=["scatter" if "Accumulator" in m else "unit" for m in units.index],
+        )
         return pd.concat([arr, sfu, units])
     table = {"cmc": "cmc_rtl.csv", "adaptiv": "adaptiv_rtl.csv"}.get(machine)
     if table is None:
@@ -136,15 +140,21 @@ class YosysTech(PaperTech):
         design = report.get("design", report) if isinstance(report, dict) else None
         n = design.get("estimated_num_transistors") if isinstance(design, dict) else None
         if n is None:
-            raise TechError("Yosys report lacks design.estimated_num_transistors "
-                            "(run 'stat -json -tech cmos')")
+            raise TechError(
+                "Yosys report lacks design.estimated_num_transistors (run 'stat -json -tech cmos')"
+            )
         return int(n)
 
     def core_power_mw(self, machine, params):
         if machine not in self.transistors:
             return super().core_power_mw(machine, params)
-        return (self.transistors[machine] * self.node["nw_per_transistor_ghz"]
-                * params.clock_mhz / 1e3 * 1e-6)
+        return (
+            self.transistors[machine]
+            * self.node["nw_per_transistor_ghz"]
+            * params.clock_mhz
+            / 1e3
+            * 1e-6
+        )
 
     def logic_area_mm2(self, machine, params):
         if machine not in self.transistors:

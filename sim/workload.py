@@ -21,13 +21,24 @@ import pandas as pd
 
 from focus_algo.reference import REFERENCE_DIR  # the paper's numbers (re-exported)
 
-__all__ = ["Workload", "WorkloadError", "qwen2_7b", "paper_workloads",
-           "paper_workload", "from_config", "REFERENCE_DIR", "VIDEO_WORKLOADS"]
+__all__ = [
+    "Workload",
+    "WorkloadError",
+    "qwen2_7b",
+    "paper_workloads",
+    "paper_workload",
+    "from_config",
+    "REFERENCE_DIR",
+    "VIDEO_WORKLOADS",
+]
 
 
 #: The 9 video model/dataset pairs of the paper's main comparison.
-VIDEO_WORKLOADS = tuple((m, d) for m in ("llava_vid", "llava_onevision", "minicpm_v")
-                        for d in ("videomme", "mlvu", "mvbench"))
+VIDEO_WORKLOADS = tuple(
+    (m, d)
+    for m in ("llava_vid", "llava_onevision", "minicpm_v")
+    for d in ("videomme", "mlvu", "mvbench")
+)
 
 
 class WorkloadError(ValueError):
@@ -53,14 +64,25 @@ class Workload:
     dataset: str = ""
 
     def __post_init__(self):
-        for f in ("hidden", "heads", "kv_heads", "head_dim", "ffn", "layers", "frames",
-                  "height", "width", "tokens"):
+        for f in (
+            "hidden",
+            "heads",
+            "kv_heads",
+            "head_dim",
+            "ffn",
+            "layers",
+            "frames",
+            "height",
+            "width",
+            "tokens",
+        ):
             v = getattr(self, f)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise WorkloadError(f"Workload.{f}={v!r}: must be an integer >= 1")
         if self.heads % self.kv_heads:
-            raise WorkloadError(f"Workload: heads={self.heads} is not a multiple of "
-                                f"kv_heads={self.kv_heads}")
+            raise WorkloadError(
+                f"Workload: heads={self.heads} is not a multiple of kv_heads={self.kv_heads}"
+            )
 
     @property
     def gqa(self) -> int:
@@ -76,17 +98,26 @@ class Workload:
     def site_widths(self) -> dict[str, int]:
         """Feature width (GEMM K) of the input of each SIC site."""
         q = self.heads * self.head_dim
-        return {"q_proj": self.hidden, "query": q, "o_proj": q,
-                "gate_proj": self.hidden, "down_proj": self.ffn}
+        return {
+            "q_proj": self.hidden,
+            "query": q,
+            "o_proj": q,
+            "gate_proj": self.hidden,
+            "down_proj": self.ffn,
+        }
 
     def linears(self) -> list[tuple[str, str, int, int]]:
         """(gemm, input site, K, N) of the projection GEMMs of one layer."""
         q, kv = self.heads * self.head_dim, self.kv_heads * self.head_dim
-        return [("q", "q_proj", self.hidden, q), ("k", "q_proj", self.hidden, kv),
-                ("v", "q_proj", self.hidden, kv), ("o", "o_proj", q, self.hidden),
-                ("gate", "gate_proj", self.hidden, self.ffn),
-                ("up", "gate_proj", self.hidden, self.ffn),
-                ("down", "down_proj", self.ffn, self.hidden)]
+        return [
+            ("q", "q_proj", self.hidden, q),
+            ("k", "q_proj", self.hidden, kv),
+            ("v", "q_proj", self.hidden, kv),
+            ("o", "o_proj", q, self.hidden),
+            ("gate", "gate_proj", self.hidden, self.ffn),
+            ("up", "gate_proj", self.hidden, self.ffn),
+            ("down", "down_proj", self.ffn, self.hidden),
+        ]
 
     def weight_sizes(self) -> dict[str, int]:
         """Weight elements read per input site in one layer (the averaging
@@ -105,20 +136,37 @@ class Workload:
         att = 2 * self.heads * self.head_dim * ((t * t + 1) // 2)
         return self.layers * (lin + att)
 
-    def with_tokens(self, tokens: int, frames: int = 1, height: int = 1,
-                    width: int | None = None) -> "Workload":
-        return replace(self, tokens=tokens, frames=frames, height=height,
-                       width=tokens // (frames * height) if width is None else width)
+    def with_tokens(
+        self, tokens: int, frames: int = 1, height: int = 1, width: int | None = None
+    ) -> Workload:
+        return replace(
+            self,
+            tokens=tokens,
+            frames=frames,
+            height=height,
+            width=tokens // (frames * height) if width is None else width,
+        )
 
 
-def qwen2_7b(tokens: int, frames: int = 1, patches: int | None = None,
-             name: str = "qwen2_7b") -> Workload:
+def qwen2_7b(
+    tokens: int, frames: int = 1, patches: int | None = None, name: str = "qwen2_7b"
+) -> Workload:
     """The Qwen2-7B decoder (also the LM of LLaVA-Video/OneVision, MiniCPM-V 2.6
     and, shape-wise, Qwen2.5-VL-7B) on ``tokens`` visual tokens."""
     patches = tokens // frames if patches is None else patches
-    return Workload(name=name, hidden=3584, heads=28, kv_heads=4, head_dim=128,
-                    ffn=18944, layers=28, tokens=tokens, frames=frames, height=1,
-                    width=patches)
+    return Workload(
+        name=name,
+        hidden=3584,
+        heads=28,
+        kv_heads=4,
+        head_dim=128,
+        ffn=18944,
+        layers=28,
+        tokens=tokens,
+        frames=frames,
+        height=1,
+        width=patches,
+    )
 
 
 def paper_workloads(meta_csv: Path | None = None) -> list[Workload]:
@@ -145,8 +193,7 @@ def paper_workload(model: str, dataset: str) -> Workload:
     raise WorkloadError(f"no paper workload {model}/{dataset} in meta_data.csv")
 
 
-_CONFIG_KEYS = ("hidden_size", "num_attention_heads", "intermediate_size",
-                "num_hidden_layers")
+_CONFIG_KEYS = ("hidden_size", "num_attention_heads", "intermediate_size", "num_hidden_layers")
 
 
 def from_config(path, tokens: int, frames: int = 1, name: str | None = None) -> Workload:
@@ -173,10 +220,18 @@ def from_config(path, tokens: int, frames: int = 1, name: str | None = None) -> 
         hidden, heads = int(cfg["hidden_size"]), int(cfg["num_attention_heads"])
         kv = int(cfg.get("num_key_value_heads") or heads)
         head_dim = int(cfg.get("head_dim") or hidden // heads)
-        return Workload(name=name or path.parent.name or "config", hidden=hidden,
-                        heads=heads, kv_heads=kv, head_dim=head_dim,
-                        ffn=int(cfg["intermediate_size"]),
-                        layers=int(cfg["num_hidden_layers"]), tokens=tokens,
-                        frames=frames, height=1, width=max(1, tokens // frames))
+        return Workload(
+            name=name or path.parent.name or "config",
+            hidden=hidden,
+            heads=heads,
+            kv_heads=kv,
+            head_dim=head_dim,
+            ffn=int(cfg["intermediate_size"]),
+            layers=int(cfg["num_hidden_layers"]),
+            tokens=tokens,
+            frames=frames,
+            height=1,
+            width=max(1, tokens // frames),
+        )
     except (TypeError, ValueError) as e:
         raise WorkloadError(f"{path}: bad value in config: {e}") from e

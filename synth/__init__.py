@@ -6,6 +6,16 @@ from .dedup import dedup_rtlil
 from .report import AreaReport, area_report
 from .yosys import YosysError, run_yosys
 
-__all__ = ["FLOWS", "FlowResult", "ModuleArea", "synthesize", "ResultCache", "default_cache_dir",
-           "dedup_rtlil", "AreaReport", "area_report", "YosysError",
-           "run_yosys"]
+__all__ = [
+    "FLOWS",
+    "FlowResult",
+    "ModuleArea",
+    "synthesize",
+    "ResultCache",
+    "default_cache_dir",
+    "dedup_rtlil",
+    "AreaReport",
+    "area_report",
+    "YosysError",
+    "run_yosys",
+]

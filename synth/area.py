@@ -48,8 +48,8 @@ class ModuleArea:
     instances: int
     cells: int
     cells_by_type: dict[str, int]
-    transistors: int | None = None   # own CMOS estimate (generic flow only)
-    memory_bits: int = 0             # own storage bits (lib.memory), not in cells
+    transistors: int | None = None  # own CMOS estimate (generic flow only)
+    memory_bits: int = 0  # own storage bits (lib.memory), not in cells
 
 
 @dataclass
@@ -63,8 +63,8 @@ class FlowResult:
     cells_by_type: dict[str, int]
     total_cells: int
     total_transistors: int | None = None
-    transistors_complete: bool = True   # False when Yosys lacked a cell's cost
-    total_memory_bits: int = 0          # storage bits, every instance counted
+    transistors_complete: bool = True  # False when Yosys lacked a cell's cost
+    total_memory_bits: int = 0  # storage bits, every instance counted
     wall_s: float = 0.0
     extra: dict = field(default_factory=dict)
 
@@ -72,7 +72,7 @@ class FlowResult:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "FlowResult":
+    def from_dict(cls, data: dict) -> FlowResult:
         data = dict(data)
         data["modules"] = [ModuleArea(**m) for m in data["modules"]]
         return cls(**data)
@@ -90,19 +90,25 @@ def _transistors(entry: dict) -> tuple[int | None, bool]:
     return int(text.rstrip("+")), not text.endswith("+")
 
 
-def parse_stat(stat: dict, top: str, cmos: dict | None = None,
-               memory: dict | None = None) -> dict:
+def parse_stat(stat: dict, top: str, cmos: dict | None = None, memory: dict | None = None) -> dict:
     """Per-module own area and instance-weighted totals from ``stat -json``
     (and optionally ``stat -json -tech cmos`` output and the pre-synthesis
     ``stat -json`` that counts memory bits)."""
     raw = {_name(k): v for k, v in stat["modules"].items()}
     if top not in raw:
         raise ValueError(f"stat JSON: no module {top!r} (modules: {sorted(raw)[:5]})")
-    children = {m: {_name(t): n for t, n in e["num_cells_by_type"].items() if _name(t) in raw}
-                for m, e in raw.items()}
-    own = {m: {t: n for t, n in e["num_cells_by_type"].items()
-               if _name(t) not in raw and t not in _NOT_LOGIC}
-           for m, e in raw.items()}
+    children = {
+        m: {_name(t): n for t, n in e["num_cells_by_type"].items() if _name(t) in raw}
+        for m, e in raw.items()
+    }
+    own = {
+        m: {
+            t: n
+            for t, n in e["num_cells_by_type"].items()
+            if _name(t) not in raw and t not in _NOT_LOGIC
+        }
+        for m, e in raw.items()
+    }
     # propagate counts in topological order (parents before children)
     topo, state = [], {}
 
@@ -136,57 +142,86 @@ def parse_stat(stat: dict, top: str, cmos: dict | None = None,
         transistors = None
         if hier_t:
             transistors = hier_t[m] - sum(n * hier_t[c] for c, n in children[m].items())
-        modules.append(ModuleArea(module=m, label=module_label(m, top), instances=instances[m],
-                                  cells=sum(own[m].values()), cells_by_type=own[m],
-                                  transistors=transistors, memory_bits=mem_bits.get(m, 0)))
+        modules.append(
+            ModuleArea(
+                module=m,
+                label=module_label(m, top),
+                instances=instances[m],
+                cells=sum(own[m].values()),
+                cells_by_type=own[m],
+                transistors=transistors,
+                memory_bits=mem_bits.get(m, 0),
+            )
+        )
         for t, n in own[m].items():
             totals[t] = totals.get(t, 0) + instances[m] * n
-    return {"modules": modules, "cells_by_type": dict(sorted(totals.items())),
-            "total_cells": sum(totals.values()),
-            "total_transistors": hier_t[top] if hier_t else None,
-            "transistors_complete": complete,
-            "total_memory_bits": sum(instances[m] * mem_bits.get(m, 0) for m in topo)}
+    return {
+        "modules": modules,
+        "cells_by_type": dict(sorted(totals.items())),
+        "total_cells": sum(totals.values()),
+        "total_transistors": hier_t[top] if hier_t else None,
+        "transistors_complete": complete,
+        "total_memory_bits": sum(instances[m] * mem_bits.get(m, 0) for m in topo),
+    }
 
 
 def _script(flow: str, top: str, source: str, prelude=()) -> list[str]:
     read = f"read_rtlil {source}" if source.endswith(".il") else f"read_verilog -sv {source}"
-    cmds = [*prelude, read, f"hierarchy -check -top {top}",
-            "tee -q -o stat_memory.json stat -json"]
+    cmds = [*prelude, read, f"hierarchy -check -top {top}", "tee -q -o stat_memory.json stat -json"]
     if flow == "generic":
         # synth's script, without memory_map (memories stay $mem_v2 cells)
-        cmds += [f"synth -top {top} -flatten -run :fine",
-                 "opt -fast -full", "opt -full", "techmap", "opt -fast", "abc", "opt -fast",
-                 "hierarchy -check",
-                 "tee -q -o stat.json stat -json",
-                 "dfflegalize -cell $_DFF_P_ 01",
-                 "opt_clean",
-                 "delete t:$mem_v2",
-                 "tee -q -o stat_cmos.json stat -json -tech cmos"]
+        cmds += [
+            f"synth -top {top} -flatten -run :fine",
+            "opt -fast -full",
+            "opt -full",
+            "techmap",
+            "opt -fast",
+            "abc",
+            "opt -fast",
+            "hierarchy -check",
+            "tee -q -o stat.json stat -json",
+            "dfflegalize -cell $_DFF_P_ 01",
+            "opt_clean",
+            "delete t:$mem_v2",
+            "tee -q -o stat_cmos.json stat -json -tech cmos",
+        ]
     elif flow == "ecp5":
         # synth_ecp5 maps LUTs with ABC9, which trips an internal assertion
         # (ABC_OPS_REINTEGRATE, rtlil.cc count_id) on the array netlist in
         # Yosys 0.70: run its steps around the LUT mapping, mapped with ABC.
-        cmds += [f"synth_ecp5 -top {top} -run :map_luts",
-                 "abc -lut 4 -dress",
-                 "clean",
-                 f"synth_ecp5 -top {top} -run map_cells:",
-                 "tee -q -o stat.json stat -json"]
+        cmds += [
+            f"synth_ecp5 -top {top} -run :map_luts",
+            "abc -lut 4 -dress",
+            "clean",
+            f"synth_ecp5 -top {top} -run map_cells:",
+            "tee -q -o stat.json stat -json",
+        ]
     elif flow == "ice40":
-        cmds += [f"synth_ice40 -top {top}",
-                 "tee -q -o stat.json stat -json"]
+        cmds += [f"synth_ice40 -top {top}", "tee -q -o stat.json stat -json"]
     else:
         raise ValueError(f"unknown synthesis flow {flow!r}; expected one of {FLOWS}")
     return cmds
 
 
-def synthesize(source: str, top: str, workdir, *, flow: str = "generic", flat: bool = False,
-               timeout: float | None = None, prelude=()) -> FlowResult:
+def synthesize(
+    source: str,
+    top: str,
+    workdir,
+    *,
+    flow: str = "generic",
+    flat: bool = False,
+    timeout: float | None = None,
+    prelude=(),
+) -> FlowResult:
     """Synthesize ``workdir/source`` (a ``.il`` RTLIL or Verilog file name,
     relative to ``workdir``) and read the area. ``prelude``: Yosys commands
     run first (e.g. reading blackbox declarations)."""
     start = time.perf_counter()
-    run_yosys(_script(flow, top, source, prelude), workdir, log=f"yosys_{flow}.log", timeout=timeout)
+    run_yosys(
+        _script(flow, top, source, prelude), workdir, log=f"yosys_{flow}.log", timeout=timeout
+    )
     cmos = read_json(workdir / "stat_cmos.json") if flow == "generic" else None
-    parsed = parse_stat(read_json(workdir / "stat.json"), top, cmos,
-                        read_json(workdir / "stat_memory.json"))
+    parsed = parse_stat(
+        read_json(workdir / "stat.json"), top, cmos, read_json(workdir / "stat_memory.json")
+    )
     return FlowResult(flow=flow, flat=flat, top=top, wall_s=time.perf_counter() - start, **parsed)

@@ -54,8 +54,11 @@ class ResultCache:
 
     def put(self, key: dict, result: FlowResult) -> Path:
         payload = result.to_dict()
-        entry = {"key": key, "result": payload,
-                 "sha256": hashlib.sha256(_canon(payload).encode()).hexdigest()}
+        entry = {
+            "key": key,
+            "result": payload,
+            "sha256": hashlib.sha256(_canon(payload).encode()).hexdigest(),
+        }
         path = self.path(key)
         atomic_write_text(path, json.dumps(entry, indent=1, sort_keys=True))
         return path

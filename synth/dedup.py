@@ -22,8 +22,8 @@ _PORT_INDEX = re.compile(r"\b(input|output|inout) \d+ ")
 @dataclass
 class RtlilModule:
     name: str
-    head: list[str]   # attribute lines and the ``module`` line
-    body: list[str]   # lines between ``module`` and ``end``
+    head: list[str]  # attribute lines and the ``module`` line
+    body: list[str]  # lines between ``module`` and ``end``
 
 
 def parse_rtlil(text: str) -> dict[str, RtlilModule]:
@@ -69,7 +69,8 @@ def _canon_paragraph(lines: list[str]) -> str:
     """A cell's parameters/connections and module-level ``connect``s are
     unordered in RTLIL: sort them. Processes keep their order."""
     unordered = any(line.startswith("  cell ") for line in lines) or all(
-        line.lstrip().startswith("connect ") for line in lines)
+        line.lstrip().startswith("connect ") for line in lines
+    )
     return "\n".join(sorted(lines) if unordered else lines)
 
 
@@ -107,7 +108,7 @@ def dedup_rtlil(text: str, top: str, *, merge: bool = True) -> tuple[str, dict[s
 
     order, seen = [], set()
 
-    def visit(name: str):          # depth-first, children before parents
+    def visit(name: str):  # depth-first, children before parents
         if name in seen:
             return
         seen.add(name)
@@ -134,5 +135,5 @@ def module_label(name: str, top: str) -> str:
     instance indices (``focus_array.pe_3_4.mac`` -> ``pe.mac``)."""
     if name == top:
         return top
-    path = name[len(top) + 1:] if name.startswith(top + ".") else name
+    path = name[len(top) + 1 :] if name.startswith(top + ".") else name
     return ".".join(re.sub(r"(_\d+)+$", "", part) for part in path.split("."))

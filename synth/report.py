@@ -25,8 +25,10 @@ from .yosys import yosys_version
 __all__ = ["AreaReport", "area_report", "FPGA_CELLS"]
 
 #: Headline cell types of each FPGA flow.
-FPGA_CELLS = {"ecp5": ("LUT4", "TRELLIS_FF", "CCU2C", "MULT18X18D"),
-              "ice40": ("SB_LUT4", "SB_CARRY", "SB_DFF*", "SB_MAC16")}
+FPGA_CELLS = {
+    "ecp5": ("LUT4", "TRELLIS_FF", "CCU2C", "MULT18X18D"),
+    "ice40": ("SB_LUT4", "SB_CARRY", "SB_DFF*", "SB_MAC16"),
+}
 
 
 def _count(cells: dict[str, int], pattern: str) -> int:
@@ -51,8 +53,13 @@ class AreaReport:
 
     def summary(self) -> dict:
         """Headline numbers: generic cells / transistors and FPGA cells."""
-        out = {"unit": self.unit, "dtype": self.params["dtype"], "rows": self.params["rows"],
-               "cols": self.params["cols"], "flat": self.flat}
+        out = {
+            "unit": self.unit,
+            "dtype": self.params["dtype"],
+            "rows": self.params["rows"],
+            "cols": self.params["cols"],
+            "flat": self.flat,
+        }
         generic = self.flows.get("generic")
         if generic is not None:
             out["cells"] = generic.total_cells
@@ -69,27 +76,48 @@ class AreaReport:
         rows = []
         for flow, result in self.flows.items():
             for m in result.modules:
-                rows.append({"flow": flow, "module": m.module, "label": m.label,
-                             "instances": m.instances, "cells": m.cells,
-                             "total_cells": m.cells * m.instances,
-                             "transistors": m.transistors,
-                             "total_transistors": (None if m.transistors is None
-                                                   else m.transistors * m.instances),
-                             "memory_bits": m.memory_bits,
-                             "total_memory_bits": m.memory_bits * m.instances})
+                rows.append(
+                    {
+                        "flow": flow,
+                        "module": m.module,
+                        "label": m.label,
+                        "instances": m.instances,
+                        "cells": m.cells,
+                        "total_cells": m.cells * m.instances,
+                        "transistors": m.transistors,
+                        "total_transistors": (
+                            None if m.transistors is None else m.transistors * m.instances
+                        ),
+                        "memory_bits": m.memory_bits,
+                        "total_memory_bits": m.memory_bits * m.instances,
+                    }
+                )
         return rows
 
     def to_dict(self) -> dict:
-        return {"unit": self.unit, "top": self.top, "params": self.params, "digest": self.digest,
-                "flat": self.flat, "yosys_version": self.yosys_version, "cached": self.cached,
-                "wall_s": self.wall_s, "summary": self.summary(),
-                "flows": {k: v.to_dict() for k, v in self.flows.items()}}
+        return {
+            "unit": self.unit,
+            "top": self.top,
+            "params": self.params,
+            "digest": self.digest,
+            "flat": self.flat,
+            "yosys_version": self.yosys_version,
+            "cached": self.cached,
+            "wall_s": self.wall_s,
+            "summary": self.summary(),
+            "flows": {k: v.to_dict() for k, v in self.flows.items()},
+        }
 
     def save(self, out_dir) -> dict[str, Path]:
         """Write ``area.json``, ``area.csv`` and ``area.png`` to ``out_dir``."""
         import pandas as pd
+
         out_dir = Path(out_dir)
-        paths = {"json": out_dir / "area.json", "csv": out_dir / "area.csv", "png": out_dir / "area.png"}
+        paths = {
+            "json": out_dir / "area.json",
+            "csv": out_dir / "area.csv",
+            "png": out_dir / "area.png",
+        }
         atomic_write_text(paths["json"], json.dumps(self.to_dict(), indent=2, sort_keys=True))
         atomic_write_text(paths["csv"], pd.DataFrame(self.rows()).to_csv(index=False))
         atomic_write_bytes(paths["png"], self.plot())
@@ -98,6 +126,7 @@ class AreaReport:
     def plot(self) -> bytes:
         """PNG bar chart: area contribution of each module class per metric."""
         import matplotlib
+
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
@@ -106,10 +135,16 @@ class AreaReport:
             panels.append((f"{flow}: cells", result, "cells"))
             if result.total_transistors is not None:
                 panels.append((f"{flow}: CMOS transistors", result, "transistors"))
-        fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 0.5 * max(
-            len(r.modules) for _, r, _ in panels) + 1.8), squeeze=False)
+        fig, axes = plt.subplots(
+            1,
+            len(panels),
+            figsize=(5 * len(panels), 0.5 * max(len(r.modules) for _, r, _ in panels) + 1.8),
+            squeeze=False,
+        )
         for ax, (title, result, metric) in zip(axes[0], panels):
-            labels = [f"{m.module.removeprefix(self.top + '.')} x{m.instances}" for m in result.modules]
+            labels = [
+                f"{m.module.removeprefix(self.top + '.')} x{m.instances}" for m in result.modules
+            ]
             values = [(getattr(m, metric) or 0) * m.instances for m in result.modules]
             ax.barh(labels, values, color="tab:blue")
             ax.invert_yaxis()
@@ -121,18 +156,29 @@ class AreaReport:
         return figure_png(fig, dpi=110)
 
 
-def area_report(params, unit: str = "array", *, fpga: str = "none", flat: bool = False,
-                cache_dir=None, use_cache: bool = True, out_dir=None,
-                timeout: float | None = None) -> AreaReport:
+def area_report(
+    params,
+    unit: str = "array",
+    *,
+    fpga: str = "none",
+    flat: bool = False,
+    cache_dir=None,
+    use_cache: bool = True,
+    out_dir=None,
+    timeout: float | None = None,
+) -> AreaReport:
     """Synthesize ``unit`` for ``params`` and report its area.
 
     ``fpga`` adds an FPGA flow (``"ecp5"``, ``"ice40"`` or ``"none"``);
     ``flat`` flattens the whole design instead of synthesizing each distinct
     module once (the array: its shell and each PE class, see
     :func:`focus_hw.generate.unit_modules`). Results are cached
-    (see :mod:`synth.cache`); ``out_dir`` receives the Yosys logs and ``area.json``/``.csv``/``.png``."""
+    (see :mod:`synth.cache`); ``out_dir`` receives the Yosys logs and
+    ``area.json``/``.csv``/``.png``."""
     if fpga not in ("none",) + FLOWS[1:]:
-        raise ValueError(f"unknown FPGA flow {fpga!r}; expected one of none, {', '.join(FLOWS[1:])}")
+        raise ValueError(
+            f"unknown FPGA flow {fpga!r}; expected one of none, {', '.join(FLOWS[1:])}"
+        )
     start = time.perf_counter()
     params = as_params(params)
     top = top_name(unit)
@@ -144,21 +190,39 @@ def area_report(params, unit: str = "array", *, fpga: str = "none", flat: bool =
     flows, cached = {}, {}
     with tempfile.TemporaryDirectory(prefix="focus-synth-") as tmp:
         for flow in ["generic"] + ([fpga] if fpga != "none" else []):
-            key = {"unit": unit, "digest": params.digest(), "flow": flow, "flat": flat,
-                   "flow_version": FLOW_VERSION,
-                   "yosys": yosys_version(), "design_sha256": design_sha}
+            key = {
+                "unit": unit,
+                "digest": params.digest(),
+                "flow": flow,
+                "flat": flat,
+                "flow_version": FLOW_VERSION,
+                "yosys": yosys_version(),
+                "design_sha256": design_sha,
+            }
             result = cache.get(key) if use_cache else None
             cached[flow] = result is not None
             if result is None:
-                workdir = Path(out_dir) / "yosys" / flow if out_dir is not None else Path(tmp) / flow
+                workdir = (
+                    Path(out_dir) / "yosys" / flow if out_dir is not None else Path(tmp) / flow
+                )
                 workdir.mkdir(parents=True, exist_ok=True)
                 (workdir / "design.il").write_text(design)
-                result = synthesize("design.il", top, workdir, flow=flow, flat=flat, timeout=timeout)
+                result = synthesize(
+                    "design.il", top, workdir, flow=flow, flat=flat, timeout=timeout
+                )
                 cache.put(key, result)
             flows[flow] = result
-    report = AreaReport(unit=unit, top=top, params=params.to_dict(), digest=params.digest(),
-                        flat=flat, flows=flows, yosys_version=yosys_version(), cached=cached,
-                        wall_s=time.perf_counter() - start)
+    report = AreaReport(
+        unit=unit,
+        top=top,
+        params=params.to_dict(),
+        digest=params.digest(),
+        flat=flat,
+        flows=flows,
+        yosys_version=yosys_version(),
+        cached=cached,
+        wall_s=time.perf_counter() - start,
+    )
     if out_dir is not None:
         report.save(out_dir)
     return report

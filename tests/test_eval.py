@@ -11,8 +11,14 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from focus_algo.eval import (DatasetError, MediaError, load_dataset, load_media, sample_frames,
-                             summarize)
+from focus_algo.eval import (
+    DatasetError,
+    MediaError,
+    load_dataset,
+    load_media,
+    sample_frames,
+    summarize,
+)
 from focus_algo.eval.cli import eval_command
 from focus_hw import FocusParams
 
@@ -20,24 +26,32 @@ CHAT_TEMPLATE = (
     "{% for m in messages %}{% for c in m['content'] %}"
     "{% if c['type'] == 'image' %}<|vision_start|><|image_pad|><|vision_end|>"
     "{% elif c['type'] == 'video' %}<|vision_start|><|video_pad|><|vision_end|>"
-    "{% else %}{{ c['text'] }}{% endif %}{% endfor %}{% endfor %}")
-SPECIAL = {"<|image_pad|>": 100, "<|video_pad|>": 101, "<|vision_start|>": 102,
-           "<|vision_end|>": 103}
+    "{% else %}{{ c['text'] }}{% endif %}{% endfor %}{% endfor %}"
+)
+SPECIAL = {
+    "<|image_pad|>": 100,
+    "<|video_pad|>": 101,
+    "<|vision_start|>": 102,
+    "<|vision_end|>": 103,
+}
 
 
 def word_tokenizer(special: dict[str, int]):
     """A WordLevel tokenizer built offline: letters, punctuation, filler words
     up to TEXT_VOCAB, then the ``special`` tokens at their ids."""
-    from tiny_models import TEXT_VOCAB
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
+
+    from tiny_models import TEXT_VOCAB
+
     words = [chr(ord("A") + i) for i in range(26)] + ["[UNK]", ".", "?", "'", ","]
     vocab = {w: i for i, w in enumerate(words)}
     vocab.update({f"w{i}": i for i in range(len(vocab), TEXT_VOCAB)})
     vocab.update(special)
     tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
-    tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(),
-                                                 pre_tokenizers.Punctuation()])
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation()]
+    )
     tok.add_special_tokens(list(special))
     return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]")
 
@@ -45,21 +59,28 @@ def word_tokenizer(special: dict[str, int]):
 def build_checkpoint(folder: Path) -> Path:
     """A tiny random-weight Qwen2-VL saved with its processor: a WordLevel
     tokenizer built offline and default-built image (and video) processors."""
-    from tiny_models import tiny_qwen2vl
     from transformers import Qwen2VLImageProcessorPil
     from transformers.utils import is_torchvision_available
+
+    from tiny_models import tiny_qwen2vl
+
     model, _ = tiny_qwen2vl()
     model.save_pretrained(folder)
     tokenizer = word_tokenizer(SPECIAL)
-    sizes = dict(patch_size=2, merge_size=2, temporal_patch_size=2, min_pixels=8 * 8,
-                 max_pixels=16 * 16)
+    sizes = dict(
+        patch_size=2, merge_size=2, temporal_patch_size=2, min_pixels=8 * 8, max_pixels=16 * 16
+    )
     image = Qwen2VLImageProcessorPil(**sizes)
-    if is_torchvision_available():   # a full processor (video processors need torchvision)
+    if is_torchvision_available():  # a full processor (video processors need torchvision)
         from transformers import Qwen2VLProcessor, Qwen2VLVideoProcessor
-        Qwen2VLProcessor(image_processor=image, tokenizer=tokenizer,
-                         video_processor=Qwen2VLVideoProcessor(**sizes),
-                         chat_template=CHAT_TEMPLATE).save_pretrained(folder)
-    else:                            # its parts; the runner assembles them
+
+        Qwen2VLProcessor(
+            image_processor=image,
+            tokenizer=tokenizer,
+            video_processor=Qwen2VLVideoProcessor(**sizes),
+            chat_template=CHAT_TEMPLATE,
+        ).save_pretrained(folder)
+    else:  # its parts; the runner assembles them
         tokenizer.save_pretrained(folder)
         image.save_pretrained(folder)
         (folder / "chat_template.jinja").write_text(CHAT_TEMPLATE)
@@ -69,15 +90,18 @@ def build_checkpoint(folder: Path) -> Path:
 LLAVA_TEMPLATE = (
     "{% for m in messages %}{% for c in m['content'] %}"
     "{% if c['type'] == 'image' %}<image>{% elif c['type'] == 'video' %}<video>"
-    "{% else %}{{ c['text'] }}{% endif %}{% endfor %}{% endfor %}")
+    "{% else %}{{ c['text'] }}{% endif %}{% endfor %}{% endfor %}"
+)
 
 
 def build_llava_checkpoint(folder: Path) -> Path:
     """A tiny LLaVA-OneVision (16x16 images, 4x4 patches) saved with its
     processor parts, as :func:`build_checkpoint`."""
-    from tiny_models import tiny_llava_onevision
     from transformers import LlavaOnevisionImageProcessorPil
     from transformers.utils import is_torchvision_available
+
+    from tiny_models import tiny_llava_onevision
+
     model, _ = tiny_llava_onevision()
     model.save_pretrained(folder)
     tokenizer = word_tokenizer({"<image>": 100, "<video>": 101})
@@ -86,9 +110,14 @@ def build_llava_checkpoint(folder: Path) -> Path:
     extra = dict(num_image_tokens=16, vision_feature_select_strategy="full")
     if is_torchvision_available():
         from transformers import LlavaOnevisionProcessor, LlavaOnevisionVideoProcessor
-        LlavaOnevisionProcessor(image_processor=image, tokenizer=tokenizer,
-                                video_processor=LlavaOnevisionVideoProcessor(size=size),
-                                chat_template=LLAVA_TEMPLATE, **extra).save_pretrained(folder)
+
+        LlavaOnevisionProcessor(
+            image_processor=image,
+            tokenizer=tokenizer,
+            video_processor=LlavaOnevisionVideoProcessor(size=size),
+            chat_template=LLAVA_TEMPLATE,
+            **extra,
+        ).save_pretrained(folder)
     else:
         tokenizer.save_pretrained(folder)
         image.save_pretrained(folder)
@@ -114,8 +143,13 @@ def checkpoint(tmp_path_factory, one_thread):
 
 def _row(sid, media_key, media, answer="A", n=3):
     opts = [f"{chr(65 + i)}. option {i}" for i in range(n)]
-    return {"id": sid, media_key: media, "question": "Which one ?", "options": opts,
-            "answer": answer}
+    return {
+        "id": sid,
+        media_key: media,
+        "question": "Which one ?",
+        "options": opts,
+        "answer": answer,
+    }
 
 
 def write_dataset(folder: Path, rows) -> Path:
@@ -149,12 +183,26 @@ def invoke(*args):
 
 
 def base_args(checkpoint, dataset, out, params_file):
-    return ["--checkpoint", checkpoint, "--dataset", dataset, "--out", out,
-            "--params", params_file, "--cmc-threshold", 0.4, "--cmc-query-threshold", 0.8,
-            "--adaptiv-threshold", 0.5]
+    return [
+        "--checkpoint",
+        checkpoint,
+        "--dataset",
+        dataset,
+        "--out",
+        out,
+        "--params",
+        params_file,
+        "--cmc-threshold",
+        0.4,
+        "--cmc-query-threshold",
+        0.8,
+        "--adaptiv-threshold",
+        0.5,
+    ]
 
 
 # -- end to end --------------------------------------------------------------------
+
 
 def test_eval_end_to_end_and_resume(checkpoint, tmp_path, params_file):
     dataset = image_dataset(tmp_path)
@@ -162,8 +210,9 @@ def test_eval_end_to_end_and_resume(checkpoint, tmp_path, params_file):
     res = invoke(*base_args(checkpoint, dataset, out, params_file))
     assert res.exit_code == 0, res.output
     samples = pd.read_csv(out / "samples.csv", dtype={"id": str})
-    assert sorted(zip(samples["id"], samples["method"])) == \
-        sorted((f"s{i}", m) for i in range(4) for m in METHODS)
+    assert sorted(zip(samples["id"], samples["method"])) == sorted(
+        (f"s{i}", m) for i in range(4) for m in METHODS
+    )
     assert samples["error"].isna().all()
     assert set(samples["prediction"]) <= {"A", "B", "C"}
     assert (samples["correct"] == (samples["prediction"] == samples["answer"])).all()
@@ -191,10 +240,13 @@ def test_eval_end_to_end_and_resume(checkpoint, tmp_path, params_file):
     before = (out / "samples.csv").read_text()
     res = invoke(*base_args(checkpoint, dataset, out, params_file))
     assert res.exit_code == 0, res.output
-    assert (out / "samples.csv").read_text() == before      # nothing rerun, no duplicates
+    assert (out / "samples.csv").read_text() == before  # nothing rerun, no duplicates
     # resuming under other settings is refused, naming the method
-    res = CliRunner().invoke(eval_command, [str(a) for a in base_args(
-        checkpoint, dataset, out, params_file)] + ["--adaptiv-threshold", "0.7"])
+    res = CliRunner().invoke(
+        eval_command,
+        [str(a) for a in base_args(checkpoint, dataset, out, params_file)]
+        + ["--adaptiv-threshold", "0.7"],
+    )
     assert res.exit_code == 1 and "'adaptiv' results of other settings" in res.output
     assert (out / "samples.csv").read_text() == before
 
@@ -221,8 +273,12 @@ def test_eval_corrupt_rows_are_reported_and_skipped(checkpoint, tmp_path, params
     ok = samples[samples["method"] == "dense"]
     assert summary.loc["dense", "accuracy"] == pytest.approx(ok["correct"].mean())
     # error rows are retried (and still fail) on a rerun: replaced, not duplicated
-    assert invoke(*base_args(checkpoint, dataset, out, params_file),
-                  "--methods", "dense,focus").exit_code == 0
+    assert (
+        invoke(
+            *base_args(checkpoint, dataset, out, params_file), "--methods", "dense,focus"
+        ).exit_code
+        == 0
+    )
     again = pd.read_csv(out / "samples.csv", dtype={"id": str})
     assert len(again) == 8 and not again.duplicated(["id", "method"]).any()
 
@@ -230,32 +286,39 @@ def test_eval_corrupt_rows_are_reported_and_skipped(checkpoint, tmp_path, params
 def test_eval_limit_and_method_subset(checkpoint, tmp_path, params_file):
     dataset = image_dataset(tmp_path)
     out = tmp_path / "run"
-    res = invoke(*base_args(checkpoint, dataset, out, params_file),
-                 "--methods", "adaptiv", "--limit", 2)
+    res = invoke(
+        *base_args(checkpoint, dataset, out, params_file), "--methods", "adaptiv", "--limit", 2
+    )
     assert res.exit_code == 0, res.output
     samples = pd.read_csv(out / "samples.csv", dtype={"id": str})
     assert samples["id"].tolist() == ["s0", "s1"] and set(samples["method"]) == {"adaptiv"}
-    assert samples["kl_last"].isna().all()       # no dense reference in this run
+    assert samples["kl_last"].isna().all()  # no dense reference in this run
 
 
 # -- clear errors ------------------------------------------------------------------------
 
+
 def test_missing_checkpoint_and_config(tmp_path, params_file):
     dataset = image_dataset(tmp_path, n=1)
-    res = CliRunner().invoke(eval_command, [str(a) for a in base_args(
-        tmp_path / "nope", dataset, tmp_path / "o", params_file)])
+    res = CliRunner().invoke(
+        eval_command,
+        [str(a) for a in base_args(tmp_path / "nope", dataset, tmp_path / "o", params_file)],
+    )
     assert res.exit_code == 1 and "nope does not exist" in res.output
     (tmp_path / "empty").mkdir()
-    res = CliRunner().invoke(eval_command, [str(a) for a in base_args(
-        tmp_path / "empty", dataset, tmp_path / "o", params_file)])
+    res = CliRunner().invoke(
+        eval_command,
+        [str(a) for a in base_args(tmp_path / "empty", dataset, tmp_path / "o", params_file)],
+    )
     assert res.exit_code == 1 and "has no config.json" in res.output
 
 
 def test_malformed_row_is_named(checkpoint, tmp_path, params_file):
     rows = [_row("a", "image", "x.png"), _row("b", "image", "y.png", answer="Z")]
     dataset = write_dataset(tmp_path, rows)
-    res = CliRunner().invoke(eval_command, [str(a) for a in base_args(
-        checkpoint, dataset, tmp_path / "o", params_file)])
+    res = CliRunner().invoke(
+        eval_command, [str(a) for a in base_args(checkpoint, dataset, tmp_path / "o", params_file)]
+    )
     assert res.exit_code == 1
     assert "line 2: field 'answer'" in res.output and "'Z'" in res.output
 
@@ -267,8 +330,9 @@ def test_cli_usage_errors(checkpoint, tmp_path, params_file):
     assert res.exit_code == 2 and "--methods" in res.output
     empty = tmp_path / "no-configs"
     empty.mkdir()
-    res = CliRunner().invoke(eval_command, [str(a) for a in common + [
-        "--methods", "cmc", "--baseline-config", empty]])
+    res = CliRunner().invoke(
+        eval_command, [str(a) for a in common + ["--methods", "cmc", "--baseline-config", empty]]
+    )
     assert res.exit_code == 1 and "cmc_config.csv" in res.output
     # default FocusParams has SEC layers the 4-layer model lacks: named before any sample runs
     res = CliRunner().invoke(eval_command, [str(a) for a in common + ["--methods", "focus"]])
@@ -277,21 +341,48 @@ def test_cli_usage_errors(checkpoint, tmp_path, params_file):
 
 # -- dataset format ----------------------------------------------------------------------
 
-@pytest.mark.parametrize("row, field", [
-    ({"video": "v", "question": "q", "options": ["A. x", "B. y"], "answer": "A"}, "'id'"),
-    ({"id": "1", "question": "q", "options": ["A. x", "B. y"], "answer": "A"}, "'video' or 'image'"),
-    ({"id": "1", "video": "v", "image": "i", "question": "q", "options": ["A. x", "B. y"],
-      "answer": "A"}, "'video' or 'image'"),
-    ({"id": "1", "video": "v", "question": "", "options": ["A. x", "B. y"], "answer": "A"},
-     "'question'"),
-    ({"id": "1", "video": "v", "question": "q", "options": ["A. x"], "answer": "A"}, "'options'"),
-    ({"id": "1", "video": "v", "question": "q", "options": ["A. x", "y"], "answer": "A"},
-     "'options'"),
-    ({"id": "1", "video": "v", "question": "q", "options": ["A. x", "A. y"], "answer": "A"},
-     "not distinct"),
-    ({"id": "1", "video": "v", "question": "q", "options": ["A. x", "B. y"], "answer": "C"},
-     "'answer'"),
-])
+
+@pytest.mark.parametrize(
+    "row, field",
+    [
+        ({"video": "v", "question": "q", "options": ["A. x", "B. y"], "answer": "A"}, "'id'"),
+        (
+            {"id": "1", "question": "q", "options": ["A. x", "B. y"], "answer": "A"},
+            "'video' or 'image'",
+        ),
+        (
+            {
+                "id": "1",
+                "video": "v",
+                "image": "i",
+                "question": "q",
+                "options": ["A. x", "B. y"],
+                "answer": "A",
+            },
+            "'video' or 'image'",
+        ),
+        (
+            {"id": "1", "video": "v", "question": "", "options": ["A. x", "B. y"], "answer": "A"},
+            "'question'",
+        ),
+        (
+            {"id": "1", "video": "v", "question": "q", "options": ["A. x"], "answer": "A"},
+            "'options'",
+        ),
+        (
+            {"id": "1", "video": "v", "question": "q", "options": ["A. x", "y"], "answer": "A"},
+            "'options'",
+        ),
+        (
+            {"id": "1", "video": "v", "question": "q", "options": ["A. x", "A. y"], "answer": "A"},
+            "not distinct",
+        ),
+        (
+            {"id": "1", "video": "v", "question": "q", "options": ["A. x", "B. y"], "answer": "C"},
+            "'answer'",
+        ),
+    ],
+)
 def test_dataset_row_validation(tmp_path, row, field):
     good = _row("0", "video", "v")
     path = write_dataset(tmp_path, [good, row])
@@ -306,7 +397,9 @@ def test_dataset_file_errors(tmp_path):
     path.write_text(json.dumps(_row("a", "video", "v")) + "\n\n{oops\n")
     with pytest.raises(DatasetError, match="line 3: not valid JSON"):
         load_dataset(path)
-    path.write_text(json.dumps(_row("a", "video", "v")) + "\n" + json.dumps(_row("a", "image", "i")))
+    path.write_text(
+        json.dumps(_row("a", "video", "v")) + "\n" + json.dumps(_row("a", "image", "i"))
+    )
     with pytest.raises(DatasetError, match="line 2: field 'id' 'a' repeats line 1"):
         load_dataset(path)
     path.write_text("\n")
@@ -324,7 +417,7 @@ def test_video_media_npy_and_frames_folder(tmp_path):
     npy, folder = load_dataset(path)
     assert npy.media == (tmp_path / "clip.npy").resolve()
     assert np.array_equal(load_media(npy), video)
-    assert np.array_equal(load_media(folder, frames=3), video[[0, 2, 5]])   # round(0, 2.5, 5)
+    assert np.array_equal(load_media(folder, frames=3), video[[0, 2, 5]])  # round(0, 2.5, 5)
     assert np.array_equal(load_media(npy, frames=10), video)
     np.save(tmp_path / "clip.npy", video.astype(np.float32))
     with pytest.raises(MediaError, match=r"\(F, H, W, 3\) uint8"):
@@ -339,8 +432,15 @@ def test_sample_frames_uniform():
 
 
 def test_summarize_excludes_error_rows():
-    rows = pd.DataFrame({"id": ["a", "b", "c"], "method": ["dense"] * 3, "correct": [1, 0, None],
-                         "sparsity": [0.0, 0.0, None], "error": [None, None, "MediaError: x"]})
+    rows = pd.DataFrame(
+        {
+            "id": ["a", "b", "c"],
+            "method": ["dense"] * 3,
+            "correct": [1, 0, None],
+            "sparsity": [0.0, 0.0, None],
+            "error": [None, None, "MediaError: x"],
+        }
+    )
     for col in ("visual_tokens", "visual_kept", "wall_s", "kl_last", "top1_agree", "agree_dense"):
         rows[col] = 1.0
     s = summarize(rows, ["dense"]).iloc[0]
@@ -352,6 +452,7 @@ def test_runner_row_matches_independent_forward(checkpoint, tmp_path, params_fil
     option-letter logits; sparsity = weight-size-weighted report mean."""
     from focus_algo.eval import MethodSpec, build_prompt, load_checkpoint, run_eval
     from focus_algo.integration import enable_focus
+
     dataset = image_dataset(tmp_path, n=1)
     (sample,) = load_dataset(dataset)
     model, processor = load_checkpoint(checkpoint)
@@ -361,10 +462,12 @@ def test_runner_row_matches_independent_forward(checkpoint, tmp_path, params_fil
     row = pd.read_csv(tmp_path / "o" / "samples.csv").iloc[0]
 
     text = "<|vision_start|><|image_pad|><|vision_end|>" + build_prompt(sample)
-    inputs = processor(text=[text], images=[np.asarray(Image.open(sample.media))],
-                       return_tensors="pt")
-    handle = enable_focus(model, params, method="cmc", sec=False, threshold=0.4,
-                          query_threshold=0.8)
+    inputs = processor(
+        text=[text], images=[np.asarray(Image.open(sample.media))], return_tensors="pt"
+    )
+    handle = enable_focus(
+        model, params, method="cmc", sec=False, threshold=0.4, query_threshold=0.8
+    )
     try:
         with torch.no_grad():
             logits = model(**inputs).logits[0, -1]
@@ -374,8 +477,13 @@ def test_runner_row_matches_independent_forward(checkpoint, tmp_path, params_fil
     letters = [processor.tokenizer.convert_tokens_to_ids(c) for c in "ABC"]
     assert row["prediction"] == "ABC"[int(logits[letters].argmax())]
     t = int(report["tokens"].iloc[0])
-    weights = {"q_proj": 64 * (64 + 2 * 2 * 16), "o_proj": 64 * 64, "gate_proj": 2 * 64 * 128,
-               "down_proj": 64 * 128, "query": 64 * t}
+    weights = {
+        "q_proj": 64 * (64 + 2 * 2 * 16),
+        "o_proj": 64 * 64,
+        "gate_proj": 2 * 64 * 128,
+        "down_proj": 64 * 128,
+        "query": 64 * t,
+    }
     w = report["site"].map(weights)
     assert row["sparsity"] == pytest.approx(float((report["sparsity"] * w).sum() / w.sum()))
     assert row["visual_tokens"] == t == row["visual_kept"]
@@ -386,16 +494,34 @@ def test_config_csvs_select_params_and_thresholds(checkpoint, tmp_path):
     (tmp_path / "focus_config.csv").write_text(
         "model,dataset,selected_layers,alpha_list,similarity_threshold\n"
         'tiny,bench,"[1, 3]","[0.5, 0.25]",0.8\n'
-        'default,,"[2, 5, 8, 16, 25]","[0.4, 0.3, 0.2, 0.15, 0.1]",0.9\n')
+        'default,,"[2, 5, 8, 16, 25]","[0.4, 0.3, 0.2, 0.15, 0.1]",0.9\n'
+    )
     (tmp_path / "cmc_config.csv").write_text(
         "model,dataset,CMC_threshold,CMC_query_threshold,CMC_attn_threshold\n"
-        "default,,100.0,100.0,0.00005\n")            # residuals are always < 100: all reused
+        "default,,100.0,100.0,0.00005\n"
+    )  # residuals are always < 100: all reused
     (tmp_path / "adaptiv_config.csv").write_text(
-        "model,dataset,adaptiv_threshold\ntiny,bench,-1.0\ndefault,,1.0\n")
+        "model,dataset,adaptiv_threshold\ntiny,bench,-1.0\ndefault,,1.0\n"
+    )
     out = tmp_path / "o"
-    res = invoke("--checkpoint", checkpoint, "--dataset", dataset, "--out", out,
-                 "--methods", "focus,cmc,adaptiv", "--focus-config", tmp_path / "focus_config.csv",
-                 "--baseline-config", tmp_path, "--model-name", "tiny", "--dataset-name", "bench")
+    res = invoke(
+        "--checkpoint",
+        checkpoint,
+        "--dataset",
+        dataset,
+        "--out",
+        out,
+        "--methods",
+        "focus,cmc,adaptiv",
+        "--focus-config",
+        tmp_path / "focus_config.csv",
+        "--baseline-config",
+        tmp_path,
+        "--model-name",
+        "tiny",
+        "--dataset-name",
+        "bench",
+    )
     assert res.exit_code == 0, res.output
     rows = pd.read_csv(out / "samples.csv").set_index("method")
     assert rows["error"].isna().all()
@@ -404,7 +530,7 @@ def test_config_csvs_select_params_and_thresholds(checkpoint, tmp_path):
     # threshold -1 (the tiny row, not the default 1.0): every token but the
     # first has a neighbour with sign similarity > -1 and merges, at every site
     assert rows.loc["adaptiv", "sparsity"] == pytest.approx((t - 1) / t)
-    assert rows.loc["cmc", "sparsity"] == 0.0      # an image has one frame: nothing to reuse
+    assert rows.loc["cmc", "sparsity"] == 0.0  # an image has one frame: nothing to reuse
 
 
 @pytest.mark.slow
@@ -413,21 +539,40 @@ def test_two_processes_share_the_samples(checkpoint, tmp_path, params_file):
     import os
     import subprocess
     import sys
+
     dataset = image_dataset(tmp_path, n=5)
     script = tmp_path / "launch.py"
-    script.write_text("import torch\ntorch.set_num_threads(1)\n"
-                      "from focus_algo.eval.cli import eval_command\neval_command()\n")
+    script.write_text(
+        "import torch\ntorch.set_num_threads(1)\n"
+        "from focus_algo.eval.cli import eval_command\neval_command()\n"
+    )
     out = tmp_path / "run"
     args = [str(a) for a in base_args(checkpoint, dataset, out, params_file)]
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
-                           "--nproc_per_node", "2", str(script), *args, "--methods", "dense,cmc"],
-                          capture_output=True, text=True, env=env, timeout=600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            str(script),
+            *args,
+            "--methods",
+            "dense,cmc",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "eval [1]" in proc.stderr                      # the second worker ran a shard
+    assert "eval [1]" in proc.stderr  # the second worker ran a shard
     samples = pd.read_csv(out / "samples.csv", dtype={"id": str})
-    assert sorted(zip(samples["id"], samples["method"])) == \
-        sorted((f"s{i}", m) for i in range(5) for m in ("dense", "cmc"))
+    assert sorted(zip(samples["id"], samples["method"])) == sorted(
+        (f"s{i}", m) for i in range(5) for m in ("dense", "cmc")
+    )
     assert not list(out.glob("samples.part*.csv"))
 
 
@@ -440,8 +585,14 @@ def video_dataset(folder: Path) -> Path:
     for i, frame in enumerate(rng.integers(0, 256, (4, 12, 16, 3), dtype=np.uint8)):
         Image.fromarray(frame).save(folder / "b" / f"{i:03d}.png")
     np.save(folder / "c.npy", rng.integers(0, 256, (4, 13, 22, 3), dtype=np.uint8))
-    return write_dataset(folder, [_row("a", "video", "a.npy"), _row("b", "video", "b", "B"),
-                                  _row("c", "video", "c.npy", "C")])
+    return write_dataset(
+        folder,
+        [
+            _row("a", "video", "a.npy"),
+            _row("b", "video", "b", "B"),
+            _row("c", "video", "c.npy", "C"),
+        ],
+    )
 
 
 def run_video_eval(checkpoint, tmp_path, params_file):
@@ -462,13 +613,17 @@ def test_eval_video_samples_end_to_end(checkpoint, tmp_path, params_file):
     from focus_algo.eval import load_checkpoint
     from focus_algo.eval.runner import _encode
     from focus_algo.integration import enable_focus
+
     dataset, rows = run_video_eval(checkpoint, tmp_path, params_file)
     assert set(rows["prediction"]) <= {"A", "B", "C"}
     # Qwen2-VL grid (ceil(F/2), H/2, W/2) patches, 2x2 merge -> tokens
     tokens = {"a": 3 * 8 * 8 // 4, "b": 2 * 6 * 8 // 4, "c": 2 * 6 * 10 // 4}
     for sid, n in tokens.items():
-        assert rows.loc[(sid, "dense"), "visual_tokens"] == n == rows.loc[(sid, "focus"),
-                                                                          "visual_tokens"]
+        assert (
+            rows.loc[(sid, "dense"), "visual_tokens"]
+            == n
+            == rows.loc[(sid, "focus"), "visual_tokens"]
+        )
         assert rows.loc[(sid, "focus"), "sparsity"] > 0
         assert rows.loc[(sid, "focus"), "visual_kept"] == max(1, round(0.25 * n))
 
@@ -495,19 +650,21 @@ def test_frame_video_processor_qwen_matches_hand_construction(checkpoint):
     """pixel_values_videos / video_grid_thw / the video-token run against an
     independent layout: frames padded to pairs, (t, merge window, patch in
     window) rows of (channel, time, patch row, patch column)."""
-    from focus_algo.eval import load_checkpoint
-    from focus_algo.eval.video import FrameVideoProcessor
     from transformers import Qwen2VLImageProcessorPil
     from transformers.utils import is_torchvision_available
+
+    from focus_algo.eval import load_checkpoint
+    from focus_algo.eval.video import FrameVideoProcessor
+
     _, processor = load_checkpoint(checkpoint)
     ip = Qwen2VLImageProcessorPil(**processor.image_processor.to_dict())
     frames = FrameVideoProcessor(ip, "qwen2_vl")
     rng = np.random.default_rng(2)
-    video = rng.integers(0, 256, (5, 16, 16, 3), dtype=np.uint8)      # no resize: 16x16 fits
+    video = rng.integers(0, 256, (5, 16, 16, 3), dtype=np.uint8)  # no resize: 16x16 fits
     out = frames([video], return_tensors="pt")
     assert out["video_grid_thw"].tolist() == [[3, 8, 8]]
     x = _clip_normalized(np.concatenate([video, video[-1:]]), ip.image_mean, ip.image_std)
-    x = x.reshape(3, 2, 3, 4, 2, 2, 4, 2, 2)        # t, tp, C, h/m, m, p, w/m, m, p
+    x = x.reshape(3, 2, 3, 4, 2, 2, 4, 2, 2)  # t, tp, C, h/m, m, p, w/m, m, p
     x = x.transpose(0, 3, 6, 4, 7, 2, 1, 5, 8).reshape(3 * 64, 3 * 2 * 2 * 2)
     assert np.allclose(out["pixel_values_videos"].numpy(), x, atol=1e-5)
 
@@ -520,7 +677,7 @@ def test_frame_video_processor_qwen_matches_hand_construction(checkpoint):
     # with frame pairs interleaved into the time slot by hand
     ref = ip(list(video), return_tensors="np")
     per_frame = ref["pixel_values"].reshape(4, 60, 3, 2, 4)[:, :, :, 0]  # frame, patch, C, p*p
-    pairs = np.stack([per_frame[0::2], per_frame[1::2]], axis=3)          # t, patch, C, tp, p*p
+    pairs = np.stack([per_frame[0::2], per_frame[1::2]], axis=3)  # t, patch, C, tp, p*p
     assert np.array_equal(out["pixel_values_videos"], pairs.reshape(120, 24))
 
     text = "<|vision_start|><|video_pad|><|vision_end|>Which one ?"
@@ -549,23 +706,24 @@ def test_eval_llava_video_end_to_end(tmp_path, params_file):
 def test_frame_video_processor_llava_matches_hand_construction(tmp_path):
     """Each frame resized to 16x16 (PIL bicubic), rescaled, normalized:
     (1, F, C, 16, 16); the prompt holds F*2*2 + 1 video tokens."""
+    from transformers import LlavaOnevisionImageProcessorPil
+
     from focus_algo.eval import load_checkpoint
     from focus_algo.eval.video import FrameVideoProcessor
-    from transformers import LlavaOnevisionImageProcessorPil
+
     _, processor = load_checkpoint(build_llava_checkpoint(tmp_path))
     ip = LlavaOnevisionImageProcessorPil(**processor.image_processor.to_dict())
     frames = FrameVideoProcessor(ip, "llava_onevision")
     rng = np.random.default_rng(3)
     video = rng.integers(0, 256, (3, 16, 16, 3), dtype=np.uint8)
     out = frames([video], return_tensors="np")["pixel_values_videos"]
-    assert np.allclose(out, _clip_normalized(video, ip.image_mean, ip.image_std)[None],
-                       atol=1e-5)
+    assert np.allclose(out, _clip_normalized(video, ip.image_mean, ip.image_std)[None], atol=1e-5)
     video = rng.integers(0, 256, (3, 20, 28, 3), dtype=np.uint8)
-    resized = np.stack([np.asarray(Image.fromarray(f).resize((16, 16), Image.BICUBIC))
-                        for f in video])
+    resized = np.stack(
+        [np.asarray(Image.fromarray(f).resize((16, 16), Image.BICUBIC)) for f in video]
+    )
     out = frames([video], return_tensors="np")["pixel_values_videos"]
-    assert np.allclose(out, _clip_normalized(resized, ip.image_mean, ip.image_std)[None],
-                       atol=1e-5)
+    assert np.allclose(out, _clip_normalized(resized, ip.image_mean, ip.image_std)[None], atol=1e-5)
     enc = processor(text=["<video>Which one ?"], videos=[video], return_tensors="pt")
     assert int((enc["input_ids"] == 101).sum()) == 3 * 2 * 2 + 1
     assert tuple(enc["pixel_values_videos"].shape) == (1, 3, 3, 16, 16)

@@ -28,4 +28,4 @@ def test_failed_write_keeps_old_file(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="disk full"):
         atomic_write_bytes(path, b"new")
     assert path.read_bytes() == b"old"
-    assert [p.name for p in tmp_path.iterdir()] == ["a.bin"]   # temp file removed
+    assert [p.name for p in tmp_path.iterdir()] == ["a.bin"]  # temp file removed

@@ -83,6 +83,7 @@ def test_rejects_bad_mode(tmp_path):
 # (over tokens i < n). The select proof asserts it, the encoder proof assumes
 # it and asserts that the emitted indices are exactly the reference's top k.
 
+
 class KeyMemory(Elaboratable):
     """Free keys, ``n`` in ``[1, n_max]``, ``k`` in ``[1, n]``, read through
     synchronous ports (``attach``), and counts relative to a threshold."""
@@ -101,8 +102,9 @@ class KeyMemory(Elaboratable):
 
     def elaborate(self, platform):
         m = Module()
-        m.d.comb += Assume((self.n >= 1) & (self.n <= len(self.keys)) & (self.k >= 1)
-                           & (self.k <= self.n))
+        m.d.comb += Assume(
+            (self.n >= 1) & (self.n <= len(self.keys)) & (self.k >= 1) & (self.k <= self.n)
+        )
         for port in self.ports:
             with m.If(port.en):
                 m.d.sync += port.data.eq(Array(self.keys)[port.addr])
@@ -124,14 +126,13 @@ class SelectHarness(Elaboratable):
         cycle = Signal(range(256))
         m.d.sync += cycle.eq(cycle + (cycle != 255))
         m.d.comb += [sel.start.eq(cycle == 0), sel.n.eq(mem.n), sel.k.eq(mem.k)]
-        done_at = len(sel.slices) * (mem.n + 2 ** sel.digit_bits + 3) + 1
+        done_at = len(sel.slices) * (mem.n + 2**sel.digit_bits + 3) + 1
         m.d.comb += Assert(sel.done == (cycle == done_at), "done cycle")
         t = sel.threshold
         with m.If(sel.done):
             m.d.comb += [
                 Assert(mem.count(lambda key, i: key > t) + sel.ties == mem.k, "count"),
-                Assert((sel.ties >= 1) & (sel.ties <= mem.count(lambda key, i: key == t)),
-                       "ties"),
+                Assert((sel.ties >= 1) & (sel.ties <= mem.count(lambda key, i: key == t)), "ties"),
             ]
         return m
 
@@ -145,7 +146,7 @@ class EncoderHarness(Elaboratable):
 
     def __init__(self, n_max: int, key_bits: int, backpressure: bool, lower_wins: bool = True):
         self.n_max, self.key_bits, self.backpressure = n_max, key_bits, backpressure
-        self.lower_wins = lower_wins   # False: a wrong reference, which must be refuted
+        self.lower_wins = lower_wins  # False: a wrong reference, which must be refuted
 
     def elaborate(self, platform):
         m = Module()
@@ -155,17 +156,24 @@ class EncoderHarness(Elaboratable):
         mem.attach(enc.keys)
         n, k, keys = mem.n, mem.k, mem.keys
         t, ties = AnyConst(self.key_bits), AnyConst(range(n_max + 1))
-        m.d.comb += [Assume(mem.count(lambda key, i: key > t) + ties == k),
-                     Assume((ties >= 1) & (ties <= mem.count(lambda key, i: key == t)))]
+        m.d.comb += [
+            Assume(mem.count(lambda key, i: key > t) + ties == k),
+            Assume((ties >= 1) & (ties <= mem.count(lambda key, i: key == t))),
+        ]
         cycle = Signal(range(256))
         m.d.sync += cycle.eq(cycle + (cycle != 255))
-        m.d.comb += [enc.start.eq(cycle == 0), enc.n.eq(n), enc.k.eq(k),
-                     enc.threshold.eq(t), enc.ties.eq(ties),
-                     enc.kept.ready.eq(AnySeq(1) if self.backpressure else 1)]
+        m.d.comb += [
+            enc.start.eq(cycle == 0),
+            enc.n.eq(n),
+            enc.k.eq(k),
+            enc.threshold.eq(t),
+            enc.ties.eq(ties),
+            enc.kept.ready.eq(AnySeq(1) if self.backpressure else 1),
+        ]
         if not self.backpressure:
             m.d.comb += Assert(enc.done == (cycle == n + 2), "done cycle")
 
-        def beats(key, j, i):   # token j beats token i
+        def beats(key, j, i):  # token j beats token i
             earlier = (j < i) if self.lower_wins else (j > i)
             return (key > keys[i]) | ((key == keys[i]) & earlier)
 
@@ -176,33 +184,56 @@ class EncoderHarness(Elaboratable):
         emitted, prev = Signal(range(n_max + 1)), Signal(range(n_max))
         beat = enc.kept.payload
         with m.If(enc.kept.valid & enc.kept.ready):
-            m.d.comb += [Assert(Array(kept)[beat.index], "emitted a token not in the top k"),
-                         Assert((emitted == 0) | (beat.index > prev), "not ascending"),
-                         Assert(beat.last == (emitted == k - 1), "last flag")]
+            m.d.comb += [
+                Assert(Array(kept)[beat.index], "emitted a token not in the top k"),
+                Assert((emitted == 0) | (beat.index > prev), "not ascending"),
+                Assert(beat.last == (emitted == k - 1), "last flag"),
+            ]
             m.d.sync += [emitted.eq(emitted + 1), prev.eq(beat.index)]
         with m.If(enc.done):
             m.d.comb += Assert(emitted == k, "not k tokens")
         return m
 
 
-@pytest.mark.parametrize("n_max, key_bits, digit_bits", [
-    (6, 3, 2), (6, 3, 3), (5, 4, 2), (4, 3, 1),   # 2 passes, 1 pass, uneven digits, 3 passes
-])
+@pytest.mark.parametrize(
+    "n_max, key_bits, digit_bits",
+    [
+        (6, 3, 2),
+        (6, 3, 3),
+        (5, 4, 2),
+        (4, 3, 1),  # 2 passes, 1 pass, uneven digits, 3 passes
+    ],
+)
 def test_radix_select_proof(tmp_path, n_max, key_bits, digit_bits):
     passes = -(-key_bits // digit_bits)
-    depth = passes * (n_max + 2 ** digit_bits + 3) + 3
-    prove(SelectHarness(n_max, key_bits, digit_bits), depth=depth, workdir=tmp_path, mode="bmc",
-          timeout=120)
+    depth = passes * (n_max + 2**digit_bits + 3) + 3
+    prove(
+        SelectHarness(n_max, key_bits, digit_bits),
+        depth=depth,
+        workdir=tmp_path,
+        mode="bmc",
+        timeout=120,
+    )
 
 
 @pytest.mark.parametrize("n_max, key_bits, backpressure", [(6, 4, False), (4, 3, True)])
 def test_offset_encoder_proof(tmp_path, n_max, key_bits, backpressure):
     depth = 3 * n_max if backpressure else n_max + 4
-    prove(EncoderHarness(n_max, key_bits, backpressure), depth=depth, workdir=tmp_path,
-          mode="bmc", timeout=120)
+    prove(
+        EncoderHarness(n_max, key_bits, backpressure),
+        depth=depth,
+        workdir=tmp_path,
+        mode="bmc",
+        timeout=120,
+    )
 
 
 def test_offset_encoder_proof_refutes_higher_index_tie_rule(tmp_path):
     with pytest.raises(AssertionError, match="failed assertion"):
-        prove(EncoderHarness(4, 3, False, lower_wins=False), depth=8, workdir=tmp_path,
-              mode="bmc", timeout=120)
+        prove(
+            EncoderHarness(4, 3, False, lower_wins=False),
+            depth=8,
+            workdir=tmp_path,
+            mode="bmc",
+            timeout=120,
+        )

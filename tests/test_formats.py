@@ -80,7 +80,10 @@ def test_torch_dtypes():
     import torch
 
     assert (FP16.torch_dtype, BF16.torch_dtype, INT8.torch_dtype) == (
-        torch.float16, torch.bfloat16, torch.int8)
+        torch.float16,
+        torch.bfloat16,
+        torch.int8,
+    )
     for f in NUMBER_FORMATS.values():
         assert torch.zeros(1, dtype=f.torch_dtype).element_size() * 8 == f.bits
         assert f.torch_dtype.is_floating_point == f.is_float
@@ -103,10 +106,12 @@ def test_no_format_branches_outside_the_arithmetic():
     root = Path(__file__).resolve().parent.parent
     names = "|".join(NUMBER_FORMATS)
     branch = re.compile(rf"""(==|!=)\s*["']({names})["']|["']({names})["']\s*(==|!=)""")
-    found = [f"{path.relative_to(root)}:{i}: {line.strip()}"
-             for package in ("focus_hw", "focus_algo", "sim", "synth")
-             for path in sorted((root / package).rglob("*.py"))
-             if "arith" not in path.relative_to(root).parts
-             for i, line in enumerate(path.read_text().splitlines(), 1)
-             if branch.search(line)]
+    found = [
+        f"{path.relative_to(root)}:{i}: {line.strip()}"
+        for package in ("focus_hw", "focus_algo", "sim", "synth")
+        for path in sorted((root / package).rglob("*.py"))
+        if "arith" not in path.relative_to(root).parts
+        for i, line in enumerate(path.read_text().splitlines(), 1)
+        if branch.search(line)
+    ]
     assert not found, "\n".join(found)

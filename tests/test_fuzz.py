@@ -38,29 +38,43 @@ def examples(n: int) -> int:
 
 
 def fuzz(n: int):
-    return settings(max_examples=examples(n), deadline=None,
-                    suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                           HealthCheck.too_slow])
+    return settings(
+        max_examples=examples(n),
+        deadline=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
 
 
 FIELDS = [f.name for f in dataclasses.fields(FocusParams)]
 VALID = FocusParams(sec_layers=(1, 2), sec_keep=(0.5, 0.25), vector_size=8)
 
-leaves = (st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8)
-          | st.dates() | st.datetimes() | st.times())     # TOML also yields dates and times
+leaves = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()
+    | st.text(max_size=8)
+    | st.dates()
+    | st.datetimes()
+    | st.times()
+)  # TOML also yields dates and times
 json_leaves = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8)
 
 
 def nested(base):
-    return st.recursive(base, lambda c: st.lists(c, max_size=4)
-                        | st.dictionaries(st.text(max_size=6), c, max_size=4), max_leaves=10)
+    return st.recursive(
+        base,
+        lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=6), c, max_size=4),
+        max_leaves=10,
+    )
 
 
 def corrupted(data: bytes):
     """``data`` truncated, or with 1-4 bytes replaced."""
     truncated = st.integers(0, len(data) - 1).map(lambda n: data[:n])
-    flips = st.lists(st.tuples(st.integers(0, len(data) - 1), st.integers(1, 255)),
-                     min_size=1, max_size=4)
+    flips = st.lists(
+        st.tuples(st.integers(0, len(data) - 1), st.integers(1, 255)), min_size=1, max_size=4
+    )
 
     def flip(changes):
         b = bytearray(data)
@@ -84,9 +98,12 @@ def scratch(tmp_path_factory):
 
 # -- FocusParams ---------------------------------------------------------------------
 
+
 @fuzz(300)
-@given(data=nested(leaves) | st.dictionaries(st.sampled_from(FIELDS) | st.text(max_size=6),
-                                             nested(leaves), max_size=6))
+@given(
+    data=nested(leaves)
+    | st.dictionaries(st.sampled_from(FIELDS) | st.text(max_size=6), nested(leaves), max_size=6)
+)
 def test_params_from_dict_any_shape(data):
     try:
         p = FocusParams.from_dict(data)
@@ -111,11 +128,15 @@ def test_params_from_dict_one_bad_field_is_named(field, value):
 
 def params_files():
     valid_json, valid_toml = VALID.to_json().encode(), VALID.to_toml().encode()
-    text = (st.binary(max_size=200)
-            | nested(json_leaves).map(lambda v: json.dumps(v).encode())
-            | st.text(max_size=60).map(str.encode))
-    return st.one_of(st.tuples(st.just(".json"), text | corrupted(valid_json)),
-                     st.tuples(st.just(".toml"), text | corrupted(valid_toml)))
+    text = (
+        st.binary(max_size=200)
+        | nested(json_leaves).map(lambda v: json.dumps(v).encode())
+        | st.text(max_size=60).map(str.encode)
+    )
+    return st.one_of(
+        st.tuples(st.just(".json"), text | corrupted(valid_json)),
+        st.tuples(st.just(".toml"), text | corrupted(valid_toml)),
+    )
 
 
 @fuzz(300)
@@ -132,9 +153,13 @@ def test_params_load_corrupt_files(scratch, file):
     assert path.read_bytes() == data
 
 
-@pytest.mark.parametrize("suffix, deep, bad_utf8, at", [
-    (".json", b"[" * 100_000, b'{"rows": "\xff"}', 10),
-    (".toml", b"x = " + b"[" * 100_000, b'rows = "\xff"', 8)])
+@pytest.mark.parametrize(
+    "suffix, deep, bad_utf8, at",
+    [
+        (".json", b"[" * 100_000, b'{"rows": "\xff"}', 10),
+        (".toml", b"x = " + b"[" * 100_000, b'rows = "\xff"', 8),
+    ],
+)
 def test_params_load_named_errors(tmp_path, suffix, deep, bad_utf8, at):
     """Nesting past the parser's recursion limit, invalid UTF-8 (the byte
     offset named), a top level that is not a table."""
@@ -146,18 +171,29 @@ def test_params_load_named_errors(tmp_path, suffix, deep, bad_utf8, at):
     with pytest.raises(ValueError, match=rf"not UTF-8 text \(invalid start byte at byte {at}\)"):
         FocusParams.load(path)
     path.write_text("[1, 2]")
-    with pytest.raises(ValueError, match="FocusParams: (expected a table of fields, got list|"
-                                         "not valid TOML)"):
+    with pytest.raises(
+        ValueError, match="FocusParams: (expected a table of fields, got list|not valid TOML)"
+    ):
         FocusParams.load(path)
 
 
 # -- traces --------------------------------------------------------------------------
 
+
 def _trace() -> SparseTrace:
     """A valid 2-site, 2-layer trace of 6 tokens (2x1x3 grid)."""
     rng = np.random.default_rng(0)
-    meta = TraceMeta(model="m", dataset="d", num_tokens=6, frames=2, height=1, width=3,
-                     num_layers=2, params=VALID, extra={"k": [1, 2]})
+    meta = TraceMeta(
+        model="m",
+        dataset="d",
+        num_tokens=6,
+        frames=2,
+        height=1,
+        width=3,
+        num_layers=2,
+        params=VALID,
+        extra={"k": [1, 2]},
+    )
     results = {}
     for site, v in (("q_proj", 3), ("down_proj", 9)):
         layers = []
@@ -188,7 +224,7 @@ def test_trace_corrupt_bytes(scratch, data):
         trace, _ = load_trace(scratch, data)
     except TraceError as e:
         assert one_line(e).startswith(str(scratch / "t.safetensors"))
-    else:   # a flip in a free-text byte (model name, JSON spacing) may leave it valid
+    else:  # a flip in a free-text byte (model name, JSON spacing) may leave it valid
         trace.validate()
 
 
@@ -199,8 +235,17 @@ def test_trace_truncated_always_fails(scratch, n):
         load_trace(scratch, TRACE[:n])
 
 
-META_FIELDS = ["model", "dataset", "num_tokens", "frames", "height", "width", "num_layers",
-               "params", "extra"]
+META_FIELDS = [
+    "model",
+    "dataset",
+    "num_tokens",
+    "frames",
+    "height",
+    "width",
+    "num_layers",
+    "params",
+    "extra",
+]
 
 
 @fuzz(200)
@@ -216,19 +261,24 @@ def test_trace_metadata_fields(scratch, key, value):
         vectors = value
     else:
         meta[key] = value
-    header = {"format": "focus-trace", "version": "1", "meta": json.dumps(meta),
-              "vectors": json.dumps(vectors)}
+    header = {
+        "format": "focus-trace",
+        "version": "1",
+        "meta": json.dumps(meta),
+        "vectors": json.dumps(vectors),
+    }
     try:
         load_trace(scratch, safetensors.numpy.save(tensors, metadata=header))
     except TraceError as e:
         assert one_line(e).startswith(str(scratch / "t.safetensors"))
         count = isinstance(value, int) and not isinstance(value, bool) and value >= 0
-        if key in META_FIELDS[2:7] and not count:          # a count of the wrong type
+        if key in META_FIELDS[2:7] and not count:  # a count of the wrong type
             assert f"meta field {key!r} must be an integer >= 0" in str(e)
     else:
         original = TRACE_OBJECT.meta.to_dict().get(key)
         assert key in ("model", "dataset", "extra", "params") or (
-            value == original and type(value) is type(original))
+            value == original and type(value) is type(original)
+        )
 
 
 def test_trace_reference_round_trip(scratch):
@@ -271,9 +321,11 @@ def test_golden_round_trip(golden):
     index, sets = load_golden(golden[0])
     assert index["params"] == GOLDEN_PARAMS.to_dict()
     assert sorted(sets) == ["compressed_gemm", "gemm", "gemm_acc", "mac", "sic"]
-    for name, want in (("mac", mac_golden(GOLDEN_PARAMS, 8)),
-                       ("gemm", gemm_golden(GOLDEN_PARAMS, 2, 9, 3)),
-                       ("sic", sic_golden(GOLDEN_PARAMS, (2, 2, 2)))):
+    for name, want in (
+        ("mac", mac_golden(GOLDEN_PARAMS, 8)),
+        ("gemm", gemm_golden(GOLDEN_PARAMS, 2, 9, 3)),
+        ("sic", sic_golden(GOLDEN_PARAMS, (2, 2, 2))),
+    ):
         assert sets[name].keys() == want.keys()
         for k, v in want.items():
             assert sets[name][k].dtype == v.dtype
@@ -305,8 +357,10 @@ def test_golden_truncated_always_fails(golden, data):
 
 
 @fuzz(200)
-@given(key=st.sampled_from(["format", "version", "params", "dtype", "files", "seed"]),
-       value=nested(json_leaves))
+@given(
+    key=st.sampled_from(["format", "version", "params", "dtype", "files", "seed"]),
+    value=nested(json_leaves),
+)
 def test_golden_index_fields(golden, key, value):
     index = json.loads((golden[0] / "index.json").read_text())
     original, index[key] = index[key], value
@@ -314,25 +368,34 @@ def test_golden_index_fields(golden, key, value):
         load_corrupted_golden(golden, "index.json", json.dumps(index).encode())
     except GoldenError as e:
         assert one_line(e).startswith(str(golden[1]))
-    else:     # seed is the one field the loader does not check
+    else:  # seed is the one field the loader does not check
         assert key == "seed" or (value == original and type(value) is type(original))
 
 
 # -- JSONL datasets ------------------------------------------------------------------
 
 ROW_KEYS = ["id", "video", "image", "question", "options", "answer"]
-GOOD_ROW = {"id": "a", "video": "v.npy", "question": "Which?", "options": ["A. x", "B. y"],
-            "answer": "B"}
+GOOD_ROW = {
+    "id": "a",
+    "video": "v.npy",
+    "question": "Which?",
+    "options": ["A. x", "B. y"],
+    "answer": "B",
+}
 GOOD_JSONL = (json.dumps(GOOD_ROW) + "\n" + json.dumps({**GOOD_ROW, "id": 7}) + "\n").encode()
 
-rows = (nested(json_leaves)
-        | st.dictionaries(st.sampled_from(ROW_KEYS) | st.text(max_size=4), nested(json_leaves),
-                          max_size=7)
-        | st.builds(lambda k, v: {**GOOD_ROW, k: v}, st.sampled_from(ROW_KEYS),
-                    nested(json_leaves)))
-jsonl = (st.lists(rows, max_size=4).map(
-    lambda rs: "".join(json.dumps(r) + "\n" for r in rs).encode())
-    | corrupted(GOOD_JSONL) | st.binary(max_size=200))
+rows = (
+    nested(json_leaves)
+    | st.dictionaries(
+        st.sampled_from(ROW_KEYS) | st.text(max_size=4), nested(json_leaves), max_size=7
+    )
+    | st.builds(lambda k, v: {**GOOD_ROW, k: v}, st.sampled_from(ROW_KEYS), nested(json_leaves))
+)
+jsonl = (
+    st.lists(rows, max_size=4).map(lambda rs: "".join(json.dumps(r) + "\n" for r in rs).encode())
+    | corrupted(GOOD_JSONL)
+    | st.binary(max_size=200)
+)
 
 
 @fuzz(300)
@@ -352,11 +415,15 @@ def test_dataset_any_rows(scratch, data):
 
 def test_dataset_named_errors(tmp_path):
     path = tmp_path / "d.jsonl"
-    for data, msg in [(GOOD_JSONL + b'{"id": "\xff"}\n', "line 3: not UTF-8 text"),
-                      (GOOD_JSONL + b"[" * 100_000 + b"\n", "line 3: not valid JSON"),
-                      (GOOD_JSONL + b'{"id": ' + b"9" * 5000 + b"}\n", "line 3: not valid JSON"),
-                      (json.dumps({**GOOD_ROW, "video": "a\x00b"}).encode(),
-                       "line 1: field 'video' is not a usable path")]:
+    for data, msg in [
+        (GOOD_JSONL + b'{"id": "\xff"}\n', "line 3: not UTF-8 text"),
+        (GOOD_JSONL + b"[" * 100_000 + b"\n", "line 3: not valid JSON"),
+        (GOOD_JSONL + b'{"id": ' + b"9" * 5000 + b"}\n", "line 3: not valid JSON"),
+        (
+            json.dumps({**GOOD_ROW, "video": "a\x00b"}).encode(),
+            "line 1: field 'video' is not a usable path",
+        ),
+    ]:
         path.write_bytes(data)
         with pytest.raises(DatasetError, match=msg):
             load_dataset(path)
@@ -364,15 +431,19 @@ def test_dataset_named_errors(tmp_path):
 
 # -- --params of every CLI -----------------------------------------------------------
 
+
 def _clis():
     from focus_algo.cli import main as focus
     from focus_hw.cli import main as focus_hw
     from sim.cli import main as focus_sim
-    return {"focus run": (focus, ["run"], True),
-            "focus golden": (focus, ["golden"], True),
-            "focus eval": (focus, ["eval"], True),
-            "focus-hw generate": (focus_hw, ["generate"], True),
-            "focus-sim run": (focus_sim, ["run"], False)}
+
+    return {
+        "focus run": (focus, ["run"], True),
+        "focus golden": (focus, ["golden"], True),
+        "focus eval": (focus, ["eval"], True),
+        "focus-hw generate": (focus_hw, ["generate"], True),
+        "focus-sim run": (focus_sim, ["run"], False),
+    }
 
 
 CLIS = _clis()
@@ -389,7 +460,7 @@ def test_cli_params_file_exit_2(scratch, cli, file):
     path.write_bytes(data)
     try:
         FocusParams.load(path)
-        assume(False)                      # a valid file would run the command
+        assume(False)  # a valid file would run the command
     except ValueError as e:
         reason = str(e)
     group, args, has_out = CLIS[cli]

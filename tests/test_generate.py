@@ -27,7 +27,7 @@ def _signature_ports(params, unit):
     for path, member, value in dut.signature.flatten(dut):
         direction = "input" if member.flow.name == "In" else "output"
         ports["__".join(map(str, path))] = (direction, len(Value.cast(value)))
-    dut._MustUse__silence = True   # only its signature is read here
+    dut._MustUse__silence = True  # only its signature is read here
     return ports
 
 
@@ -37,8 +37,11 @@ _PORT = re.compile(r"^\s*(input|output)\s+(?:signed\s+)?(?:\[(\d+):(\d+)\]\s+)?\
 def _verilog_ports(text: str, top: str) -> dict:
     """name -> (direction, width) declared in module ``top`` of Verilog ``text``."""
     body = text.split(f"\nmodule {top}(", 1)[1].split("\nendmodule", 1)[0]
-    return {m[4]: (m[1], int(m[2]) - int(m[3]) + 1 if m[2] else 1)
-            for m in map(_PORT.match, body.splitlines()) if m}
+    return {
+        m[4]: (m[1], int(m[2]) - int(m[3]) + 1 if m[2] else 1)
+        for m in map(_PORT.match, body.splitlines())
+        if m
+    }
 
 
 @pytest.mark.parametrize("unit", ["mac", "pe", "array"])
@@ -67,9 +70,9 @@ def test_generate_writes_verilog_and_verifiable_manifest(tmp_path, unit):
 def test_array_ports_follow_params(tmp_path):
     params = FocusParams(rows=3, cols=2, dtype="int8")
     ports = {p["name"]: p["width"] for p in generate(params, tmp_path).ports}
-    assert ports["act__payload"] == 3 * 8 + 1           # rows lanes + swap flag
-    assert ports["weight__payload"] == 2 * 8            # cols operands
-    assert ports["out__payload"] == 2 * 32              # cols accumulators
+    assert ports["act__payload"] == 3 * 8 + 1  # rows lanes + swap flag
+    assert ports["weight__payload"] == 2 * 8  # cols operands
+    assert ports["out__payload"] == 2 * 32  # cols accumulators
 
 
 def test_manifest_detects_tampering(tmp_path):
@@ -111,22 +114,28 @@ def test_generate_is_deterministic(tmp_path):
 def test_generated_verilog_passes_yosys_hierarchy_check(tmp_path):
     """Every point of a small sweep reads back into Yosys with a complete hierarchy."""
     grid = {"rows": [1, 2], "cols": [2, 3], "mac_pipeline": [0, 1]}
-    result = sweep(INT8, grid, tmp_path, unit="array", executor=cf.ThreadPoolExecutor(1), progress=False)
+    result = sweep(
+        INT8, grid, tmp_path, unit="array", executor=cf.ThreadPoolExecutor(1), progress=False
+    )
     assert result.count("ok") == 8
     cmds = []
     for point in result.points:
-        cmds += [f"read_verilog -sv {point.folder}/focus_array.v",
-                 "hierarchy -check -top focus_array",
-                 f"tee -q -o {point.folder}/hier.txt ls",
-                 "design -reset"]
+        cmds += [
+            f"read_verilog -sv {point.folder}/focus_array.v",
+            "hierarchy -check -top focus_array",
+            f"tee -q -o {point.folder}/hier.txt ls",
+            "design -reset",
+        ]
     run_yosys(cmds, tmp_path, timeout=300)
     for point in result.points:
         # one module per PE class (+ its MAC), each listed in the manifest
         listing = (tmp_path / point.folder / "hier.txt").read_text()
         modules = {line.strip() for line in listing.splitlines() if "focus_array" in line}
         manifest = Manifest.load(tmp_path / point.folder)
-        assert modules == {manifest.top} | {f"{m}{s}" for m in manifest.modules[1:] for s in ("", ".mac")}
-        classes = 1 + (point.point["rows"] > 1)     # (first row or not) x (last column or not)
+        assert modules == {manifest.top} | {
+            f"{m}{s}" for m in manifest.modules[1:] for s in ("", ".mac")
+        }
+        classes = 1 + (point.point["rows"] > 1)  # (first row or not) x (last column or not)
         assert len(manifest.modules) == 1 + classes * 2, listing
 
 
@@ -143,7 +152,9 @@ def test_grid_points_is_the_cartesian_product():
 
 def test_sweep_records_invalid_points_and_resumes(tmp_path):
     grid = {"dtype": ["int8", "fp64"], "mac_pipeline": [0, 1, -1]}
-    first = sweep(INT8, grid, tmp_path, unit="mac", executor=cf.ThreadPoolExecutor(2), progress=False)
+    first = sweep(
+        INT8, grid, tmp_path, unit="mac", executor=cf.ThreadPoolExecutor(2), progress=False
+    )
     assert (first.count("ok"), first.count("invalid"), first.count("failed")) == (2, 4, 0)
     assert not first.ok
     invalid = [p for p in first.points if p.status == "invalid"]
@@ -155,13 +166,17 @@ def test_sweep_records_invalid_points_and_resumes(tmp_path):
         assert folder.startswith("dtype=int8_mac_pipeline=")
         Manifest.load(tmp_path / folder).verify(tmp_path / folder)
 
-    second = sweep(INT8, grid, tmp_path, unit="mac", executor=cf.ThreadPoolExecutor(2), progress=False)
+    second = sweep(
+        INT8, grid, tmp_path, unit="mac", executor=cf.ThreadPoolExecutor(2), progress=False
+    )
     assert (second.count("skipped"), second.count("ok")) == (2, 0)
 
     # a damaged point is regenerated, the intact one skipped
     damaged = tmp_path / folders[0] / "focus_mac.v"
     damaged.write_text("garbage")
-    third = sweep(INT8, grid, tmp_path, unit="mac", executor=cf.ThreadPoolExecutor(2), progress=False)
+    third = sweep(
+        INT8, grid, tmp_path, unit="mac", executor=cf.ThreadPoolExecutor(2), progress=False
+    )
     assert (third.count("ok"), third.count("skipped")) == (1, 1)
     Manifest.load(tmp_path / folders[0]).verify(tmp_path / folders[0])
 
@@ -173,8 +188,14 @@ def test_sweep_failed_point_does_not_stop_the_others(tmp_path, monkeypatch):
         return gen.UNITS["mac"](p)
 
     monkeypatch.setitem(gen.UNITS, "flaky", flaky)
-    result = sweep(INT8, {"rows": [1, 3, 5]}, tmp_path, unit="flaky",
-                   executor=cf.ThreadPoolExecutor(2), progress=False)
+    result = sweep(
+        INT8,
+        {"rows": [1, 3, 5]},
+        tmp_path,
+        unit="flaky",
+        executor=cf.ThreadPoolExecutor(2),
+        progress=False,
+    )
     status = {p.point["rows"]: p.status for p in result.points}
     assert status == {1: "ok", 3: "failed", 5: "ok"}
     failed = next(p for p in result.points if p.status == "failed")
@@ -187,6 +208,7 @@ def test_sweep_default_process_pool(tmp_path):
 
 
 # -- CLI ---------------------------------------------------------------------------
+
 
 def test_cli_help():
     runner = CliRunner()
@@ -203,21 +225,39 @@ def test_cli_generate(tmp_path):
     params_file = tmp_path / "p.toml"
     FocusParams(rows=2, cols=2, dtype="int8", sec_layers=(1,), sec_keep=(0.5,)).save(params_file)
     out = tmp_path / "out"
-    res = runner.invoke(main, ["generate", "--params", str(params_file), "--cols", "3", "--unit", "array",
-                               "--block-wrap", "false", "--out", str(out)])
+    res = runner.invoke(
+        main,
+        [
+            "generate",
+            "--params",
+            str(params_file),
+            "--cols",
+            "3",
+            "--unit",
+            "array",
+            "--block-wrap",
+            "false",
+            "--out",
+            str(out),
+        ],
+    )
     assert res.exit_code == 0, res.output
     manifest = Manifest.load(out)
     manifest.verify(out)
-    assert manifest.focus_params == FocusParams(rows=2, cols=3, dtype="int8", block_wrap=False,
-                                                sec_layers=(1,), sec_keep=(0.5,))
+    assert manifest.focus_params == FocusParams(
+        rows=2, cols=3, dtype="int8", block_wrap=False, sec_layers=(1,), sec_keep=(0.5,)
+    )
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--rows", "0"], "rows"),
-    (["--rows", "four"], "--rows"),
-    (["--dtype", "fp8"], "dtype"),
-    (["--sec-keep", "0.5,0.9"], "sec_keep"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--rows", "0"], "rows"),
+        (["--rows", "four"], "--rows"),
+        (["--dtype", "fp8"], "dtype"),
+        (["--sec-keep", "0.5,0.9"], "sec_keep"),
+    ],
+)
 def test_cli_generate_errors(tmp_path, args, message):
     out = tmp_path / "out"
     res = CliRunner().invoke(main, ["generate", "--unit", "mac", "--out", str(out)] + args)
@@ -228,14 +268,46 @@ def test_cli_generate_errors(tmp_path, args, message):
 
 def test_cli_sweep_exit_codes(tmp_path):
     runner = CliRunner()
-    res = runner.invoke(main, ["sweep", "--unit", "mac", "--dtype", "int8", "--mac-pipeline", "0,1",
-                               "--jobs", "1", "--no-progress", "--out", str(tmp_path / "ok")])
+    res = runner.invoke(
+        main,
+        [
+            "sweep",
+            "--unit",
+            "mac",
+            "--dtype",
+            "int8",
+            "--mac-pipeline",
+            "0,1",
+            "--jobs",
+            "1",
+            "--no-progress",
+            "--out",
+            str(tmp_path / "ok"),
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "2 ok" in res.output
-    res = runner.invoke(main, ["sweep", "--unit", "mac", "--dtype", "int8", "--mac-pipeline", "0,-1",
-                               "--jobs", "1", "--no-progress", "--out", str(tmp_path / "bad")])
+    res = runner.invoke(
+        main,
+        [
+            "sweep",
+            "--unit",
+            "mac",
+            "--dtype",
+            "int8",
+            "--mac-pipeline",
+            "0,-1",
+            "--jobs",
+            "1",
+            "--no-progress",
+            "--out",
+            str(tmp_path / "bad"),
+        ],
+    )
     assert res.exit_code == 1
     assert "1 ok" in res.output and "1 invalid" in res.output
     assert len(list((tmp_path / "bad").glob("*/manifest.json"))) == 1
-    res = runner.invoke(main, ["sweep", "--unit", "mac", "--rows", "x", "--out", str(tmp_path / "x")])
+    res = runner.invoke(
+        main, ["sweep", "--unit", "mac", "--rows", "x", "--out", str(tmp_path / "x")]
+    )
     assert res.exit_code == 2

@@ -6,10 +6,19 @@ import ml_dtypes
 import numpy as np
 import pytest
 
+from focus_algo.golden import (
+    CASES,
+    compressed_gemm_golden,
+    decode,
+    encode,
+    f32_bits,
+    gemm_golden,
+    gemm_reference,
+    mac_golden,
+    sic_golden,
+    write_golden,
+)
 from focus_hw.params import FocusParams
-from focus_algo.golden import (CASES, compressed_gemm_golden, decode, encode,
-                               f32_bits, gemm_golden, gemm_reference, mac_golden,
-                               sic_golden, write_golden)
 
 F32 = np.float32
 
@@ -92,8 +101,9 @@ def test_int8_accumulator_wraps():
 def test_mac_golden(dtype):
     g = mac_golden(FocusParams(dtype=dtype), 200, seed=9)
     for i in range(200):
-        one = scalar_gemm(g["a"][i:i + 1, None], g["b"][None, i:i + 1], dtype,
-                          g["acc"][i:i + 1, None])
+        one = scalar_gemm(
+            g["a"][i : i + 1, None], g["b"][None, i : i + 1], dtype, g["acc"][i : i + 1, None]
+        )
         assert g["out"][i] == one[0, 0]
     if dtype == "fp16":  # special operands are present
         a = g["a"]
@@ -124,6 +134,7 @@ def test_encode_decode():
 def torch_bf16_bits(vals):
     """Independent bf16 rounding of fp32-exact values via torch."""
     import torch
+
     t = torch.tensor(vals.astype(np.float32)).to(torch.bfloat16)
     return t.view(torch.int16).numpy().view(np.uint16)
 
@@ -163,12 +174,15 @@ def test_sic_golden_planted_cases():
         sl = slice(j * vs, min(80, (j + 1) * vs))
         for r in np.unique(root[~zero[:, j], j]):
             members = np.flatnonzero((root[:, j] == r) & ~zero[:, j])
-            mean = (x32[members, sl].sum(axis=0, dtype=np.float32) / F32(len(members)))
+            mean = x32[members, sl].sum(axis=0, dtype=np.float32) / F32(len(members))
             if len(members) == 1:
                 mean = x32[r, sl]
             np.testing.assert_array_equal(
-                tokens[members, sl], np.broadcast_to(mean.astype(np.float16).astype(F32),
-                                                     (len(members), sl.stop - sl.start)))
+                tokens[members, sl],
+                np.broadcast_to(
+                    mean.astype(np.float16).astype(F32), (len(members), sl.stop - sl.start)
+                ),
+            )
 
 
 def test_sic_golden_rejects_int8():
@@ -221,12 +235,18 @@ def test_compressed_gemm_golden(dtype):
 
 def test_write_golden(tmp_path):
     p = FocusParams(vector_size=16)
-    index = write_golden(tmp_path / "g", p, seed=3, gemm_shape=(2, 20, 3), grid=(2, 2, 3), n=4,
-                         mac_count=10)
+    index = write_golden(
+        tmp_path / "g", p, seed=3, gemm_shape=(2, 20, 3), grid=(2, 2, 3), n=4, mac_count=10
+    )
     on_disk = json.loads((tmp_path / "g" / "index.json").read_text())
     assert on_disk == index
-    assert set(on_disk["files"]) == {"mac.npz", "gemm.npz", "gemm_acc.npz", "sic.npz",
-                                     "compressed_gemm.npz"}
+    assert set(on_disk["files"]) == {
+        "mac.npz",
+        "gemm.npz",
+        "gemm_acc.npz",
+        "sic.npz",
+        "compressed_gemm.npz",
+    }
     assert FocusParams.from_dict(on_disk["params"]) == p
     with np.load(tmp_path / "g" / "compressed_gemm.npz") as f:
         direct = compressed_gemm_golden(p, (2, 2, 3), 4, 3)

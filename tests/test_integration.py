@@ -5,14 +5,19 @@ import math
 import pytest
 import torch
 
-from focus_algo.integration import compare, enable_focus, find_layout, fidelity, language_model
+from focus_algo.integration import compare, enable_focus, fidelity, find_layout, language_model
 from focus_algo.sic import similarity_concentrate
 from focus_hw.params import FocusParams
 from tiny_models import tiny_llava_onevision, tiny_qwen2_5_vl, tiny_qwen2vl
 
 BUILDERS = {"qwen2vl": tiny_qwen2vl, "qwen2_5_vl": tiny_qwen2_5_vl, "llava": tiny_llava_onevision}
-CASES = [("qwen2vl", "image"), ("qwen2vl", "video"), ("qwen2_5_vl", "video"),
-         ("llava", "image"), ("llava", "video")]
+CASES = [
+    ("qwen2vl", "image"),
+    ("qwen2vl", "video"),
+    ("qwen2_5_vl", "video"),
+    ("llava", "image"),
+    ("llava", "video"),
+]
 NO_SEC = dict(sec_layers=(), sec_keep=())
 _MODELS = {}
 
@@ -59,14 +64,15 @@ def test_disabled_sic_is_exact_and_remove_restores(name, kind):
 def _dense_importance(model, inputs, layer):
     """SEC importance (docs/method.rst, "SEC") from the eager dense model's output_attentions."""
     layout = find_layout(model, inputs)
-    probs = model(**inputs, output_attentions=True).attentions[layer][0]   # (heads, S, S)
+    probs = model(**inputs, output_attentions=True).attentions[layer][0]  # (heads, S, S)
     vis = layout.positions()
-    return probs[:, layout.text_start:][:, :, vis].amax(dim=(0, 1)), layout
+    return probs[:, layout.text_start :][:, :, vis].amax(dim=(0, 1)), layout
 
 
-@pytest.mark.parametrize("name,kind,layer,ratio", [("qwen2vl", "video", 1, 0.3),
-                                                  ("llava", "video", 2, 0.5),
-                                                  ("llava", "image", 0, 0.25)])
+@pytest.mark.parametrize(
+    "name,kind,layer,ratio",
+    [("qwen2vl", "video", 1, 0.3), ("llava", "video", 2, 0.5), ("llava", "image", 0, 0.25)],
+)
 def test_sec_keeps_topk_of_dense_attention(name, kind, layer, ratio):
     model, make = tiny(name, "eager")
     inputs = make(kind, seed=3)
@@ -91,7 +97,7 @@ def test_sec_keeps_topk_of_dense_attention(name, kind, layer, ratio):
     kept = report.groupby("layer")["kept_after"].first()
     assert list(kept) == [n] * layer + [k] * (len(kept) - layer)
     mlp = report[(report.layer == layer) & (report.site == "down_proj")]
-    assert int(mlp["present"].iloc[0]) == k       # the SEC layer's MLP already sees k tokens
+    assert int(mlp["present"].iloc[0]) == k  # the SEC layer's MLP already sees k tokens
     S = inputs["input_ids"].shape[1]
     assert out.logits.shape[1] == S - (n - k)
     assert out.hidden_states[-1].shape[1] == S - (n - k)
@@ -105,8 +111,10 @@ def test_sec_keeps_topk_of_dense_attention(name, kind, layer, ratio):
         mask[..., pruned] = torch.finfo(mask.dtype).min
         return args, {**kwargs, "attention_mask": mask}
 
-    hooks = [lay.register_forward_pre_hook(mask_pruned, with_kwargs=True)
-             for lay in language_model(model).layers[layer + 1:]]
+    hooks = [
+        lay.register_forward_pre_hook(mask_pruned, with_kwargs=True)
+        for lay in language_model(model).layers[layer + 1 :]
+    ]
     try:
         ref = logits(model, inputs)
     finally:
@@ -128,11 +136,12 @@ def test_sec_two_layers_counts_and_text_kept():
     assert [state.kept[i] for i in range(4)] == [round(0.6 * n)] * 2 + [round(0.25 * n)] * 2
     text = torch.arange(state.layout.seq_len)
     text = text[~torch.isin(text, state.visual)]
-    assert torch.isin(text, state.present).all()      # text tokens always survive
+    assert torch.isin(text, state.present).all()  # text tokens always survive
 
 
 def test_trace_matches_independent_sic():
     from transformers.models.qwen2_vl.modeling_qwen2_vl import apply_rotary_pos_emb
+
     model, make = tiny("qwen2vl")
     lm = language_model(model)
     inputs = make("video", frames=2, seed=1)
@@ -140,19 +149,35 @@ def test_trace_matches_independent_sic():
     params = FocusParams(threshold=0.6, vector_size=16, sec_layers=(1,), sec_keep=(0.5,))
     captured, hooks = {}, []
     for i, layer in enumerate(lm.layers):
-        for site, mod in (("q_proj", layer.self_attn.q_proj), ("o_proj", layer.self_attn.o_proj),
-                          ("gate_proj", layer.mlp.gate_proj), ("down_proj", layer.mlp.down_proj)):
-            hooks.append(mod.register_forward_pre_hook(
-                lambda m, a, i=i, s=site: captured.__setitem__((i, s), a[0][0].clone())))
-        hooks.append(layer.self_attn.q_proj.register_forward_hook(
-            lambda m, a, o, i=i: captured.__setitem__((i, "q_out"), o.clone())))
+        for site, mod in (
+            ("q_proj", layer.self_attn.q_proj),
+            ("o_proj", layer.self_attn.o_proj),
+            ("gate_proj", layer.mlp.gate_proj),
+            ("down_proj", layer.mlp.down_proj),
+        ):
+            hooks.append(
+                mod.register_forward_pre_hook(
+                    lambda m, a, i=i, s=site: captured.__setitem__((i, s), a[0][0].clone())
+                )
+            )
+        hooks.append(
+            layer.self_attn.q_proj.register_forward_hook(
+                lambda m, a, o, i=i: captured.__setitem__((i, "q_out"), o.clone())
+            )
+        )
     handle = enable_focus(model, params)
-    for i, layer in enumerate(lm.layers):   # after Focus: sees the sliced per-layer tensors
-        hooks.append(layer.register_forward_pre_hook(
-            lambda m, a, kw, i=i: captured.__setitem__((i, "rope"), kw["position_embeddings"]),
-            with_kwargs=True))
-        hooks.append(layer.self_attn.k_proj.register_forward_pre_hook(
-            lambda m, a, i=i: captured.__setitem__((i, "k_in"), a[0][0].clone())))
+    for i, layer in enumerate(lm.layers):  # after Focus: sees the sliced per-layer tensors
+        hooks.append(
+            layer.register_forward_pre_hook(
+                lambda m, a, kw, i=i: captured.__setitem__((i, "rope"), kw["position_embeddings"]),
+                with_kwargs=True,
+            )
+        )
+        hooks.append(
+            layer.self_attn.k_proj.register_forward_pre_hook(
+                lambda m, a, i=i: captured.__setitem__((i, "k_in"), a[0][0].clone())
+            )
+        )
     try:
         logits(model, inputs)
         trace = handle.trace(dataset="tiny")
@@ -173,11 +198,13 @@ def test_trace_matches_independent_sic():
         q = captured[(i, "q_out")]
         q = q.view(1, q.shape[1], heads, -1).transpose(1, 2)
         query, _ = apply_rotary_pos_emb(q, q, cos, sin)
-        inputs_by_site = {"q_proj": (captured[(i, "q_proj")], alive_before),
-                          "query": (query[0], alive_before),
-                          "o_proj": (captured[(i, "o_proj")], alive_before),
-                          "gate_proj": (captured[(i, "gate_proj")], after),
-                          "down_proj": (captured[(i, "down_proj")], after)}
+        inputs_by_site = {
+            "q_proj": (captured[(i, "q_proj")], alive_before),
+            "query": (query[0], alive_before),
+            "o_proj": (captured[(i, "o_proj")], alive_before),
+            "gate_proj": (captured[(i, "gate_proj")], after),
+            "down_proj": (captured[(i, "down_proj")], after),
+        }
         for site, (x, alive) in inputs_by_site.items():
             rows = torch.searchsorted(present, state.visual[alive])
             vis = x[..., rows, :]
@@ -188,7 +215,7 @@ def test_trace_matches_independent_sic():
             assert (got.zero[i, 0] == ref.zero.numpy()).all(), (i, site)
             assert (got.similar[i, 0] == ref.similar.numpy()).all(), (i, site)
             assert (got.root[i, 0] == ref.root.numpy()).all(), (i, site)
-            if site == "q_proj":   # k/v see exactly q_proj's concentrated input
+            if site == "q_proj":  # k/v see exactly q_proj's concentrated input
                 assert torch.equal(captured[(i, "k_in")][rows], ref.tokens[alive])
         alive_before = after
     assert trace.sparsity() > 0
@@ -208,7 +235,7 @@ def test_decode_steps_pass_through(attn):
 
     handle = enable_focus(model, FocusParams(threshold=0.8, sec_layers=(1,), sec_keep=(0.5,)))
     try:
-        out = model.generate(**inputs, **gen)   # no grid_thw here: grid from the 3D rope ids
+        out = model.generate(**inputs, **gen)  # no grid_thw here: grid from the 3D rope ids
         assert handle.prefill.layout == find_layout(model, inputs)
         with torch.no_grad():
             prefill = model(**inputs, use_cache=True)
@@ -216,16 +243,23 @@ def test_decode_steps_pass_through(attn):
 
         def refuse(x, grid):
             raise AssertionError("concentrator called in a decode step")
+
         handle._fn = handle._query_fn = refuse
         seen = []
-        hook = language_model(model).layers[3].register_forward_pre_hook(
-            lambda m, a: seen.append(a[0].shape[1]))
+        hook = (
+            language_model(model)
+            .layers[3]
+            .register_forward_pre_hook(lambda m, a: seen.append(a[0].shape[1]))
+        )
         S = state.layout.seq_len
         with torch.no_grad():
-            step = model(input_ids=prefill.logits[:, -1:].argmax(-1),
-                         past_key_values=prefill.past_key_values, use_cache=True)
+            step = model(
+                input_ids=prefill.logits[:, -1:].argmax(-1),
+                past_key_values=prefill.past_key_values,
+                use_cache=True,
+            )
         hook.remove()
-        assert handle.report().equals(report)      # the decode step recorded nothing
+        assert handle.report().equals(report)  # the decode step recorded nothing
     finally:
         handle.remove()
     assert out.shape[1] == inputs["input_ids"].shape[1] + 4
@@ -253,8 +287,10 @@ def test_decode_after_sec_matches_masked_dense():
         mask[..., pruned] = torch.finfo(mask.dtype).min
         return args, {**kwargs, "attention_mask": mask}
 
-    hooks = [lay.register_forward_pre_hook(mask_pruned, with_kwargs=True)
-             for lay in language_model(model).layers[2:]]
+    hooks = [
+        lay.register_forward_pre_hook(mask_pruned, with_kwargs=True)
+        for lay in language_model(model).layers[2:]
+    ]
     try:
         with torch.no_grad():
             ref = model(**inputs, use_cache=True)
@@ -274,7 +310,7 @@ def test_llava_generate(kind):
     gen = dict(max_new_tokens=3, do_sample=False)
     dense = model.generate(**inputs, **gen)
     handle = enable_focus(model, FocusParams(threshold=math.inf, **NO_SEC))
-    try:   # generate() passes precomputed features without image_sizes
+    try:  # generate() passes precomputed features without image_sizes
         assert torch.equal(model.generate(**inputs, **gen), dense)
         assert handle.prefill.layout == find_layout(model, inputs)
     finally:
@@ -292,8 +328,10 @@ def test_rejects_bad_input():
         with pytest.raises(ValueError, match="already enabled"):
             enable_focus(model, FocusParams(**NO_SEC))
         inputs = make("image")
-        batch = {k: torch.cat([v, v]) if k in ("input_ids", "attention_mask", "mm_token_type_ids")
-                 else v for k, v in inputs.items()}
+        batch = {
+            k: torch.cat([v, v]) if k in ("input_ids", "attention_mask", "mm_token_type_ids") else v
+            for k, v in inputs.items()
+        }
         with pytest.raises(ValueError, match="batch size 1"):
             logits(model, batch)
     finally:
@@ -314,8 +352,8 @@ def test_find_layout_grids():
     inputs = make("video", frames=5)
     layout = find_layout(model, inputs)
     placeholders = (inputs["input_ids"][0] == model.config.video_token_id).nonzero().flatten()
-    assert [s.grid for s in layout.segments] == [(5, 2, 2)]      # 4x4 patches pooled 2x2
-    assert torch.equal(layout.positions(), placeholders[:-1])    # trailing newline is not visual
+    assert [s.grid for s in layout.segments] == [(5, 2, 2)]  # 4x4 patches pooled 2x2
+    assert torch.equal(layout.positions(), placeholders[:-1])  # trailing newline is not visual
 
 
 def test_llava_anyres_layout_matches_model_features():
@@ -359,6 +397,7 @@ def test_compare_dense_vs_focus():
 @pytest.mark.parametrize("method", ["cmc", "adaptiv"])
 def test_baseline_methods(method):
     from focus_algo.baselines import BASELINES
+
     model, make = tiny("qwen2vl")
     inputs = make("video", frames=2)
     layout = find_layout(model, inputs)

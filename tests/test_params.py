@@ -1,5 +1,6 @@
 """FocusParams: validation names the field, serialisation round-trips."""
 
+import dataclasses
 import json
 import math
 
@@ -18,15 +19,32 @@ def test_paper_defaults():
     assert p.dram_bytes_per_cycle == pytest.approx(64e9 / 500e6)
 
 
-@pytest.mark.parametrize("field, value", [
-    ("rows", 0), ("cols", -1), ("rows", 2.0), ("m_tile", 0), ("num_scatter", 0),
-    ("block_frames", 0), ("mac_pipeline", -1), ("dtype", "fp8"),
-    ("vector_size", 0), ("vector_size", 24), ("vector_size", True),
-    ("threshold", -1.0), ("threshold", 1.5), ("threshold", math.nan),
-    ("sec_layers", (5, 3)), ("sec_layers", (1, 1)), ("sec_keep", (0.5,)),
-    ("clock_mhz", 0), ("dram_bandwidth_gbs", math.inf), ("dram_pj_per_byte", -1),
-    ("block_wrap", 1),
-])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("rows", 0),
+        ("cols", -1),
+        ("rows", 2.0),
+        ("m_tile", 0),
+        ("num_scatter", 0),
+        ("block_frames", 0),
+        ("mac_pipeline", -1),
+        ("dtype", "fp8"),
+        ("vector_size", 0),
+        ("vector_size", 24),
+        ("vector_size", True),
+        ("threshold", -1.0),
+        ("threshold", 1.5),
+        ("threshold", math.nan),
+        ("sec_layers", (5, 3)),
+        ("sec_layers", (1, 1)),
+        ("sec_keep", (0.5,)),
+        ("clock_mhz", 0),
+        ("dram_bandwidth_gbs", math.inf),
+        ("dram_pj_per_byte", -1),
+        ("block_wrap", 1),
+    ],
+)
 def test_impossible_value_names_field(field, value):
     with pytest.raises(ValueError, match=rf"FocusParams\.{field}="):
         FocusParams(**{field: value})
@@ -34,7 +52,7 @@ def test_impossible_value_names_field(field, value):
 
 def test_sec_schedule_rules():
     with pytest.raises(ValueError, match="sec_keep"):
-        FocusParams(sec_layers=(1, 2), sec_keep=(0.2, 0.4))   # would un-prune
+        FocusParams(sec_layers=(1, 2), sec_keep=(0.2, 0.4))  # would un-prune
     with pytest.raises(ValueError, match="sec_keep"):
         FocusParams(sec_layers=(1,), sec_keep=(0.0,))
     assert FocusParams(sec_layers=(), sec_keep=()).sec_layers == ()
@@ -47,19 +65,26 @@ def test_threshold_edges():
 
 
 def test_frozen():
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         FocusParams().rows = 4
 
 
 @pytest.mark.parametrize("suffix", [".json", ".toml"])
 def test_round_trip(tmp_path, suffix):
-    p = FocusParams(rows=8, cols=16, dtype="int8", threshold=0.85,
-                    sec_layers=(3, 9), sec_keep=(0.5, 0.25), block_wrap=False)
+    p = FocusParams(
+        rows=8,
+        cols=16,
+        dtype="int8",
+        threshold=0.85,
+        sec_layers=(3, 9),
+        sec_keep=(0.5, 0.25),
+        block_wrap=False,
+    )
     path = tmp_path / f"p{suffix}"
     p.save(path)
     q = FocusParams.load(path)
     assert q == p and q.digest() == p.digest()
-    assert not list(tmp_path.glob(".*"))        # no temp file left behind
+    assert not list(tmp_path.glob(".*"))  # no temp file left behind
 
 
 def test_from_dict_rejects_unknown_and_invalid():

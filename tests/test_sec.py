@@ -37,33 +37,38 @@ def test_importance_ignores_visual_query_rows():
     assert importance(attn, slice(1, 3), slice(3, 5)).tolist() == pytest.approx([0.2, 0.3])
 
 
-@pytest.mark.parametrize("attn, visual, text, match", [
-    (torch.zeros(2, 1, 4, 4), slice(0, 2), slice(2, 4), "batch"),
-    (torch.zeros(4, 4), slice(0, 2), slice(2, 4), "heads"),
-    (torch.zeros(1, 4, 4), slice(0, 2), slice(4, 4), "text"),
-    (torch.zeros(1, 4, 4), slice(5, 6), slice(2, 4), "visual"),
-])
+@pytest.mark.parametrize(
+    "attn, visual, text, match",
+    [
+        (torch.zeros(2, 1, 4, 4), slice(0, 2), slice(2, 4), "batch"),
+        (torch.zeros(4, 4), slice(0, 2), slice(2, 4), "heads"),
+        (torch.zeros(1, 4, 4), slice(0, 2), slice(4, 4), "text"),
+        (torch.zeros(1, 4, 4), slice(5, 6), slice(2, 4), "visual"),
+    ],
+)
 def test_importance_rejects_bad_input(attn, visual, text, match):
     with pytest.raises(ValueError, match=match):
         importance(attn, visual, text)
 
 
-@pytest.mark.parametrize("ratio, n_original, n_current, expected", [
-    (0.4, 100, 100, 40),
-    (0.1, 100, 40, 10),
-    (0.5, 100, 30, 30),      # never more than currently kept
-    (0.001, 100, 100, 1),    # at least one
-    (0.25, 10, 10, 2),       # round(2.5) -> 2 (half to even)
-    (0.35, 10, 10, 4),       # round(3.5) -> 4
-    (1.0, 7, 7, 7),
-    (0.15, 11648, 2330, 1747),
-])
+@pytest.mark.parametrize(
+    "ratio, n_original, n_current, expected",
+    [
+        (0.4, 100, 100, 40),
+        (0.1, 100, 40, 10),
+        (0.5, 100, 30, 30),  # never more than currently kept
+        (0.001, 100, 100, 1),  # at least one
+        (0.25, 10, 10, 2),  # round(2.5) -> 2 (half to even)
+        (0.35, 10, 10, 4),  # round(3.5) -> 4
+        (1.0, 7, 7, 7),
+        (0.15, 11648, 2330, 1747),
+    ],
+)
 def test_keep_count(ratio, n_original, n_current, expected):
     assert keep_count(ratio, n_original, n_current) == expected
 
 
-@pytest.mark.parametrize("args", [(0.0, 10, 10), (1.5, 10, 10), (0.5, 10, 11),
-                                  (0.5, 10, 0)])
+@pytest.mark.parametrize("args", [(0.0, 10, 10), (1.5, 10, 10), (0.5, 10, 11), (0.5, 10, 0)])
 def test_keep_count_rejects_bad_input(args):
     with pytest.raises(ValueError):
         keep_count(*args)
@@ -113,13 +118,17 @@ def test_select_tokens_rejects_nan():
 
 # -- focus_config.csv --------------------------------------------------------
 
-@pytest.mark.parametrize("model, dataset, layers, keep, threshold", [
-    ("llava_vid", "videomme", (3, 6, 9, 18, 26), (0.4, 0.3, 0.2, 0.15, 0.1), 0.9),
-    ("llava_onevision", "mvbench", (2, 5, 8, 16, 25), (0.4, 0.3, 0.25, 0.2, 0.1), 0.9),
-    ("minicpm_v", "mlvu", (2, 5, 8, 16, 25), (0.4, 0.3, 0.2, 0.15, 0.1), 0.95),
-    ("qwen2_5_vl", "mme", (10, 15, 20), (0.3, 0.2, 0.1), 0.9),
-    ("unknown_model", "videomme", (2, 5, 8, 16, 25), (0.4, 0.3, 0.2, 0.15, 0.1), 0.9),
-])
+
+@pytest.mark.parametrize(
+    "model, dataset, layers, keep, threshold",
+    [
+        ("llava_vid", "videomme", (3, 6, 9, 18, 26), (0.4, 0.3, 0.2, 0.15, 0.1), 0.9),
+        ("llava_onevision", "mvbench", (2, 5, 8, 16, 25), (0.4, 0.3, 0.25, 0.2, 0.1), 0.9),
+        ("minicpm_v", "mlvu", (2, 5, 8, 16, 25), (0.4, 0.3, 0.2, 0.15, 0.1), 0.95),
+        ("qwen2_5_vl", "mme", (10, 15, 20), (0.3, 0.2, 0.1), 0.9),
+        ("unknown_model", "videomme", (2, 5, 8, 16, 25), (0.4, 0.3, 0.2, 0.15, 0.1), 0.9),
+    ],
+)
 def test_reference_focus_config(model, dataset, layers, keep, threshold):
     p = params_from_focus_config(REFERENCE_CONFIG, model, dataset)
     assert (p.sec_layers, p.sec_keep, p.threshold) == (layers, keep, threshold)
@@ -132,8 +141,7 @@ def write(tmp_path, body, name="focus_config.csv"):
 
 
 def test_config_row_and_base_fields(tmp_path):
-    path = write(tmp_path, 'm,d,"[1, 4]","[0.5, 0.25]",0.8\n'
-                           'default,,"[2]","[0.3]",0.7\n')
+    path = write(tmp_path, 'm,d,"[1, 4]","[0.5, 0.25]",0.8\ndefault,,"[2]","[0.3]",0.7\n')
     base = FocusParams(vector_size=16, m_tile=512)
     p = params_from_focus_config(path, "m", "d", base)
     assert p == base.replace(sec_layers=(1, 4), sec_keep=(0.5, 0.25), threshold=0.8)
@@ -158,18 +166,21 @@ def test_config_no_row_and_no_default(tmp_path):
         params_from_focus_config(path, "x", "d")
 
 
-@pytest.mark.parametrize("body, match", [
-    ('m,d,"[1, 2]","[0.5]",0.8\n', r"focus_config.csv:2: .*sec_keep"),
-    ('m,d,"1, 2","[0.5, 0.4]",0.8\n', r"focus_config.csv:2: column 'selected_layers'"),
-    ('m,d,"[1.5]","[0.5]",0.8\n', r":2: column 'selected_layers' must hold integers"),
-    ('m,d,"[1]","[\'a\']",0.8\n', r":2: column 'alpha_list'"),
-    ('m,d,"[1]","[0.5]",high\n', r":2: column 'similarity_threshold'"),
-    ('m,d,"[1]","[0.5]",1.5\n', r":2: .*threshold"),
-    ('m,d,"[1]","[0.5]"\n', r":2: expected 5 fields"),
-    ('m,d,"[1]","[0.5]",0.8,extra\n', r":2: expected 5 fields"),
-    ('m,d,"[1]","[0.5]",0.8\nm,d,"[2]","[0.5]",0.8\n', r":3: duplicate row"),
-    ('m,d,"[4, 2]","[0.5, 0.4]",0.8\n', r":2: .*sec_layers"),
-])
+@pytest.mark.parametrize(
+    "body, match",
+    [
+        ('m,d,"[1, 2]","[0.5]",0.8\n', r"focus_config.csv:2: .*sec_keep"),
+        ('m,d,"1, 2","[0.5, 0.4]",0.8\n', r"focus_config.csv:2: column 'selected_layers'"),
+        ('m,d,"[1.5]","[0.5]",0.8\n', r":2: column 'selected_layers' must hold integers"),
+        ('m,d,"[1]","[\'a\']",0.8\n', r":2: column 'alpha_list'"),
+        ('m,d,"[1]","[0.5]",high\n', r":2: column 'similarity_threshold'"),
+        ('m,d,"[1]","[0.5]",1.5\n', r":2: .*threshold"),
+        ('m,d,"[1]","[0.5]"\n', r":2: expected 5 fields"),
+        ('m,d,"[1]","[0.5]",0.8,extra\n', r":2: expected 5 fields"),
+        ('m,d,"[1]","[0.5]",0.8\nm,d,"[2]","[0.5]",0.8\n', r":3: duplicate row"),
+        ('m,d,"[4, 2]","[0.5, 0.4]",0.8\n', r":2: .*sec_layers"),
+    ],
+)
 def test_config_malformed_rows(tmp_path, body, match):
     path = write(tmp_path, body)
     with pytest.raises(ValueError, match=match):

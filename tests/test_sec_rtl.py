@@ -44,9 +44,16 @@ def check(attn, visual, text, k, p) -> SECRun:
 
 
 @pytest.mark.parametrize("dtype", ["fp16", "bf16"])
-@pytest.mark.parametrize("heads, n_vis, n_text, k", [
-    (1, 1, 1, 1), (2, 5, 2, 2), (3, 16, 2, 7), (1, 16, 1, 16), (2, 40, 3, 16),
-])
+@pytest.mark.parametrize(
+    "heads, n_vis, n_text, k",
+    [
+        (1, 1, 1, 1),
+        (2, 5, 2, 2),
+        (3, 16, 2, 7),
+        (1, 16, 1, 16),
+        (2, 40, 3, 16),
+    ],
+)
 def test_matches_reference_random(dtype, heads, n_vis, n_text, k):
     rng = np.random.default_rng([heads, n_vis, n_text, k])
     attn = attention(rng, heads, 2, n_vis, n_text).to(DTYPES[dtype])
@@ -60,8 +67,9 @@ def test_matches_reference_tie_heavy(dtype, seed):
     n_vis = int(rng.integers(8, 33))
     attn = attention(rng, 2, 1, n_vis, 2, levels=4).to(DTYPES[dtype])
     if seed % 2:  # both zeros: -0 and +0 tie
-        attn = torch.where(torch.rand(attn.shape, generator=torch.Generator().manual_seed(seed))
-                           < 0.5, attn, -attn)
+        attn = torch.where(
+            torch.rand(attn.shape, generator=torch.Generator().manual_seed(seed)) < 0.5, attn, -attn
+        )
     k = int(rng.integers(1, n_vis + 1))
     check(attn, slice(1, 1 + n_vis), slice(1 + n_vis, None), k, small(dtype))
 
@@ -103,7 +111,7 @@ def test_analyzer_buffer_equals_torch_amax(dtype):
     sim.add_testbench(bench)
     sim.run()
     got_values = torch.tensor(got, dtype=torch.int32).to(torch.int16).view(DTYPES[dtype])
-    assert torch.equal(got_values, expected)        # == : -0 equals +0
+    assert torch.equal(got_values, expected)  # == : -0 equals +0
     assert not torch.signbit(got_values[got_values == 0]).any()
 
 
@@ -112,17 +120,28 @@ def test_backpressure_on_kept(dtype):
     rng = np.random.default_rng(11)
     attn = attention(rng, 2, 1, 20, 2, levels=5).to(DTYPES[dtype])
     refused = np.random.default_rng(12).random(4000) < 0.6
-    run = simulate_sec(attn, slice(1, 21), slice(21, None), 8, small(dtype),
-                       kept_ready=lambda cycle: not refused[cycle])
+    run = simulate_sec(
+        attn,
+        slice(1, 21),
+        slice(21, None),
+        8,
+        small(dtype),
+        kept_ready=lambda cycle: not refused[cycle],
+    )
     expected = select_tokens(importance(attn, slice(1, 21), slice(21, None)), 8)
     assert run.kept.tolist() == expected.tolist()
-    assert run.cycles > sec_cycles(4, 20, small(dtype))   # refusals stall the encoder
+    assert run.cycles > sec_cycles(4, 20, small(dtype))  # refusals stall the encoder
 
 
 def test_all_equal_keeps_the_first_k():
     attn = torch.full((1, 2, 3, 12), 0.125, dtype=torch.float16)
     assert simulate_sec(attn, slice(0, 12), slice(0, 3), 5, small("fp16")).kept.tolist() == [
-        0, 1, 2, 3, 4]
+        0,
+        1,
+        2,
+        3,
+        4,
+    ]
 
 
 def test_full_size_buffer():
@@ -143,20 +162,23 @@ def test_nan_is_flagged_as_the_reference_rejects_it():
     assert simulate_sec(attn, slice(0, 6), slice(0, 2), 2, small("fp16")).kept.tolist() == [0, 1]
 
 
-@pytest.mark.parametrize("args, match", [
-    ((torch.zeros(2, 1, 4, 4).half(), slice(0, 2), slice(2, 4), 1), "attn must be"),
-    ((torch.zeros(4, 4).half(), slice(0, 2), slice(2, 4), 1), "attn must be"),
-    ((np.zeros((1, 4, 4), np.float16), slice(0, 2), slice(2, 4), 1), "torch.Tensor"),
-    ((torch.zeros(1, 4, 4), slice(0, 2), slice(2, 4), 1), "dtype"),
-    ((torch.zeros(1, 4, 4).bfloat16(), slice(0, 2), slice(2, 4), 1), "dtype"),
-    ((torch.zeros(1, 4, 4).half(), slice(0, 2), slice(4, 4), 1), "text slice"),
-    ((torch.zeros(1, 4, 4).half(), slice(5, 6), slice(2, 4), 1), "visual slice"),
-    ((torch.zeros(1, 4, 4).half(), [0, 1], slice(2, 4), 1), "slices"),
-    ((torch.zeros(1, 4, 4).half(), slice(0, 2), slice(2, 4), 0), "k must"),
-    ((torch.zeros(1, 4, 4).half(), slice(0, 2), slice(2, 4), 3), "k must"),
-    ((torch.zeros(1, 4, 4).half(), slice(0, 2), slice(2, 4), 1.5), "k must be an integer"),
-    ((torch.zeros(1, 2, 70).half(), slice(0, 68), slice(0, 2), 3), "max_tokens"),
-])
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        ((torch.zeros(2, 1, 4, 4).half(), slice(0, 2), slice(2, 4), 1), "attn must be"),
+        ((torch.zeros(4, 4).half(), slice(0, 2), slice(2, 4), 1), "attn must be"),
+        ((np.zeros((1, 4, 4), np.float16), slice(0, 2), slice(2, 4), 1), "torch.Tensor"),
+        ((torch.zeros(1, 4, 4), slice(0, 2), slice(2, 4), 1), "dtype"),
+        ((torch.zeros(1, 4, 4).bfloat16(), slice(0, 2), slice(2, 4), 1), "dtype"),
+        ((torch.zeros(1, 4, 4).half(), slice(0, 2), slice(4, 4), 1), "text slice"),
+        ((torch.zeros(1, 4, 4).half(), slice(5, 6), slice(2, 4), 1), "visual slice"),
+        ((torch.zeros(1, 4, 4).half(), [0, 1], slice(2, 4), 1), "slices"),
+        ((torch.zeros(1, 4, 4).half(), slice(0, 2), slice(2, 4), 0), "k must"),
+        ((torch.zeros(1, 4, 4).half(), slice(0, 2), slice(2, 4), 3), "k must"),
+        ((torch.zeros(1, 4, 4).half(), slice(0, 2), slice(2, 4), 1.5), "k must be an integer"),
+        ((torch.zeros(1, 2, 70).half(), slice(0, 68), slice(0, 2), 3), "max_tokens"),
+    ],
+)
 def test_bad_input(args, match):
     with pytest.raises(SECInputError, match=match):
         simulate_sec(*args, small("fp16"))
@@ -164,8 +186,9 @@ def test_bad_input(args, match):
 
 def test_int8_params_rejected():
     with pytest.raises(SECInputError, match="float format"):
-        simulate_sec(torch.zeros(1, 4, 4).half(), slice(0, 2), slice(2, 4), 1,
-                     FocusParams(dtype="int8"))
+        simulate_sec(
+            torch.zeros(1, 4, 4).half(), slice(0, 2), slice(2, 4), 1, FocusParams(dtype="int8")
+        )
     with pytest.raises(ValueError, match="float format"):
         convert_rtlil(FocusParams(dtype="int8"), "sec")
 
@@ -181,14 +204,14 @@ def test_order_key_sorts_like_floats(fmt, np_dtype):
     bits, values = bits[ok], values[ok]
     keys = np.array([key_of_bits(fmt, int(b)) for b in bits])
     order = np.argsort(values, kind="stable")
-    assert np.all(np.diff(keys[order]) >= 0)                            # monotone
+    assert np.all(np.diff(keys[order]) >= 0)  # monotone
     assert np.array_equal(np.diff(keys[order]) == 0, np.diff(values[order]) == 0)
 
     m = Module()
     raw, key = Signal(16), Signal(16)
     m.d.comb += key.eq(order_key(fmt, raw))
     sample = np.random.default_rng(0).choice(len(bits), 600, replace=False)
-    sample = np.concatenate([sample, np.flatnonzero(values == 0)])   # both zeros
+    sample = np.concatenate([sample, np.flatnonzero(values == 0)])  # both zeros
     got = []
 
     async def bench(ctx):

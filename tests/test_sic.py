@@ -32,6 +32,7 @@ def col(mask):
 
 # -- independent reference: plain loops over t, j and candidates ---------------
 
+
 def reference_sic(x, grid, p):
     """SIC by the letter of docs/method.rst, "SIC". ``x`` is a (T, D) float32 numpy array holding
     the input values; returns (zero, similar, root, group means in fp32)."""
@@ -105,11 +106,11 @@ def planted(grid, d, vs, seed, noise=0.05):
             k = rng.random()
             s = shifts[rng.integers(len(shifts))]
             if k < 0.5 and t - s >= 0:
-                x[t, f0:f0 + vs] = x[t - s, f0:f0 + vs]
+                x[t, f0 : f0 + vs] = x[t - s, f0 : f0 + vs]
                 if k < 0.25:
-                    x[t, f0:f0 + vs] += noise * rng.standard_normal(len(x[t, f0:f0 + vs]))
+                    x[t, f0 : f0 + vs] += noise * rng.standard_normal(len(x[t, f0 : f0 + vs]))
             elif k < 0.6:
-                x[t, f0:f0 + vs] = 0
+                x[t, f0 : f0 + vs] = 0
         if rng.random() < 0.1:
             x[t] = 0
     return x
@@ -143,8 +144,14 @@ def test_matches_loop_reference(dtype, wrap, seed):
 @pytest.mark.parametrize("wrap", [True, False])
 def test_matches_loop_reference_other_blocks(block, wrap):
     grid, d = (4, 3, 2), 16
-    p = FocusParams(vector_size=8, block_frames=block[0], block_height=block[1],
-                    block_width=block[2], threshold=0.8, block_wrap=wrap)
+    p = FocusParams(
+        vector_size=8,
+        block_frames=block[0],
+        block_height=block[1],
+        block_width=block[2],
+        threshold=0.8,
+        block_wrap=wrap,
+    )
     check_against_reference(torch.from_numpy(planted(grid, d, 8, 7)), grid, p)
 
 
@@ -158,6 +165,7 @@ def test_chunking_over_vector_slots(monkeypatch, slots_per_chunk):
 
 
 # -- hand-computed cases ------------------------------------------------------
+
 
 def test_equal_to_left_neighbour():
     r = run([[1, 0], [1, 0], [0, 1], [5, 5]], (1, 2, 2), vector_size=2)
@@ -174,8 +182,16 @@ def test_equal_to_token_above_and_group_means():
 
 
 def test_equal_to_previous_frame():
-    rows = [[1, 0], [0, 1], [1, 1], [1, -1],   # frame 0
-            [1, -1], [0, 1], [-1, 1], [1, 0]]  # frame 1
+    rows = [
+        [1, 0],
+        [0, 1],
+        [1, 1],
+        [1, -1],  # frame 0
+        [1, -1],
+        [0, 1],
+        [-1, 1],
+        [1, 0],
+    ]  # frame 1
     r = run(rows, (2, 2, 2), vector_size=2, block_height=1, block_width=1)
     assert col(r.similar) == [False] * 4 + [False, True, False, False]
     assert col(r.root) == [0, 1, 2, 3, 4, 1, 6, 7]
@@ -326,8 +342,9 @@ def test_input_is_not_modified():
     x = torch.from_numpy(planted((2, 2, 2), 8, 4, 1))
     before = x.clone()
     similarity_concentrate(x, (2, 2, 2), FocusParams(vector_size=4))
-    similarity_concentrate(x.view(8, 2, 4).permute(1, 0, 2)[:1], (2, 2, 2),
-                           FocusParams(vector_size=4))
+    similarity_concentrate(
+        x.view(8, 2, 4).permute(1, 0, 2)[:1], (2, 2, 2), FocusParams(vector_size=4)
+    )
     assert torch.equal(x, before)
 
 
@@ -340,15 +357,18 @@ def test_non_contiguous_input():
     assert r.similar.any()
 
 
-@pytest.mark.parametrize("x, grid, match", [
-    (torch.zeros(6, 4), (1, 2, 2), "grid"),
-    (torch.zeros(6, 4), (1, 2), "grid"),
-    (torch.zeros(6, 4), (0, 2, 3), "grid"),
-    (torch.zeros(6), (1, 2, 3), "ndim"),
-    (torch.zeros(1, 2, 6, 4), (1, 2, 3), "ndim"),
-    (torch.zeros(6, 4, dtype=torch.int32), (1, 2, 3), "floating"),
-    (torch.zeros(6, 0), (1, 2, 3), "features"),
-])
+@pytest.mark.parametrize(
+    "x, grid, match",
+    [
+        (torch.zeros(6, 4), (1, 2, 2), "grid"),
+        (torch.zeros(6, 4), (1, 2), "grid"),
+        (torch.zeros(6, 4), (0, 2, 3), "grid"),
+        (torch.zeros(6), (1, 2, 3), "ndim"),
+        (torch.zeros(1, 2, 6, 4), (1, 2, 3), "ndim"),
+        (torch.zeros(6, 4, dtype=torch.int32), (1, 2, 3), "floating"),
+        (torch.zeros(6, 0), (1, 2, 3), "features"),
+    ],
+)
 def test_bad_input_is_rejected(x, grid, match):
     with pytest.raises(ValueError, match=match):
         similarity_concentrate(x, grid)
@@ -356,21 +376,26 @@ def test_bad_input_is_rejected(x, grid, match):
 
 # -- properties ---------------------------------------------------------------
 
+
 @st.composite
 def cases(draw):
     grid = tuple(draw(st.integers(1, 3)) for _ in range(3))
     n = math.prod(grid)
     d = draw(st.integers(1, 9))
-    values = draw(st.lists(st.sampled_from([-1.0, 0.0, 0.0, 1.0, 2.0, 0.5]),
-                           min_size=n * d, max_size=n * d))
+    values = draw(
+        st.lists(st.sampled_from([-1.0, 0.0, 0.0, 1.0, 2.0, 0.5]), min_size=n * d, max_size=n * d)
+    )
     params = FocusParams(
         vector_size=draw(st.sampled_from([1, 2, 4])),
-        block_frames=draw(st.integers(1, 3)), block_height=draw(st.integers(1, 3)),
-        block_width=draw(st.integers(1, 3)), m_tile=draw(st.integers(1, 6)),
+        block_frames=draw(st.integers(1, 3)),
+        block_height=draw(st.integers(1, 3)),
+        block_width=draw(st.integers(1, 3)),
+        m_tile=draw(st.integers(1, 6)),
         # no pair of small-integer vectors has an fp32 cosine within
         # rounding of these thresholds (so the loop reference agrees exactly)
         threshold=draw(st.sampled_from([0.77, 0.93, 0.99, 1.0])),
-        block_wrap=draw(st.booleans()))
+        block_wrap=draw(st.booleans()),
+    )
     dtype = draw(st.sampled_from(DTYPES))
     return torch.tensor(values, dtype=dtype).view(n, d), grid, params
 
@@ -385,22 +410,23 @@ def test_properties(case):
     j = torch.arange(nv)[None, :].expand(n, nv)
     assert r.tokens.shape == x.shape and r.tokens.dtype == x.dtype
     assert (r.root <= t).all()
-    assert torch.equal(r.similar, r.root < t)          # similar <=> points back
+    assert torch.equal(r.similar, r.root < t)  # similar <=> points back
     assert not (r.zero & r.similar).any()
     roots = r.root[r.similar], j[r.similar]
     assert not r.similar[roots].any() and not r.zero[roots].any()
-    assert torch.equal(r.root[r.root, j], r.root)        # roots are fixed points
+    assert torch.equal(r.root[r.root, j], r.root)  # roots are fixed points
     assert r.sparsity == (r.zero.sum() + r.similar.sum()).item() / (n * nv)
     vs = p.vector_size
     pad = torch.zeros(n, nv * vs, dtype=x.dtype)
-    pad[:, :x.shape[1]] = r.tokens
+    pad[:, : x.shape[1]] = r.tokens
     vec = pad.view(n, nv, vs)
-    assert torch.equal(vec, vec[r.root, j])              # one vector per group
+    assert torch.equal(vec, vec[r.root, j])  # one vector per group
     size = torch.zeros(n, nv, dtype=torch.long).index_put_(
-        (r.root, j), torch.ones(n, nv, dtype=torch.long), accumulate=True)
+        (r.root, j), torch.ones(n, nv, dtype=torch.long), accumulate=True
+    )
     alone = size[r.root, j] == 1
     orig = torch.zeros(n, nv * vs, dtype=x.dtype)
-    orig[:, :x.shape[1]] = x
+    orig[:, : x.shape[1]] = x
     assert torch.equal(bits(vec[alone]), bits(orig.view(n, nv, vs)[alone]))
 
 

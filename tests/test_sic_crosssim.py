@@ -5,13 +5,13 @@ and input bubbles), and its result equals the numpy model."""
 import numpy as np
 from amaranth.hdl import Value
 from amaranth.sim import Simulator
-from test_crosssim import _ports, _run_iverilog, _trace_tb
 
 from focus_algo.golden import sic_golden
 from focus_hw import FocusParams
 from focus_hw.generate import build_unit, generate
 from focus_hw.sic.model import sic_model
 from focus_hw.sic.simulate import decode_outputs, sic_beats
+from test_crosssim import _ports, _run_iverilog, _trace_tb
 from tools import require
 
 P = FocusParams(vector_size=4, sic_lanes=2, m_tile=16, max_frame_tokens=16, max_tokens=64)
@@ -21,8 +21,10 @@ def _record(params, unit, manifest, beats, grid):
     """Reactive stream bench in Amaranth: returns the inputs applied and the
     outputs seen in every cycle, and the output beats taken."""
     dut = build_unit(params, unit)
-    ports = {"__".join(map(str, path)): Value.cast(value)
-             for path, _, value in dut.signature.flatten(dut)}
+    ports = {
+        "__".join(map(str, path)): Value.cast(value)
+        for path, _, value in dut.signature.flatten(dut)
+    }
     ins, outs = _ports(manifest)
     rng = np.random.default_rng(7)
     applied, seen, taken = [], [], []
@@ -77,8 +79,10 @@ def test_sic_verilog_equals_amaranth_on_golden_vectors(tmp_path):
     (tmp_path / "in.hex").write_text("\n".join(words) + "\n")
     design = str(tmp_path / "v" / f"{manifest.top}.v")
     _run_iverilog(tmp_path, _trace_tb(manifest, len(applied)), design)
-    icarus = [[int(v, 16) for v in line.split()] for line in
-              (tmp_path / "out.txt").read_text().splitlines()]
+    icarus = [
+        [int(v, 16) for v in line.split()]
+        for line in (tmp_path / "out.txt").read_text().splitlines()
+    ]
     assert icarus == seen
 
     # ... and what came out is the numpy model's SIC of the golden tile.

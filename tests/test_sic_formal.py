@@ -16,14 +16,22 @@ is spared the fp32 multipliers. Proven for every trace within the depth:
 
 from amaranth.asserts import AnyConst, AnySeq
 from amaranth.hdl import Assert, Assume, Elaboratable, Module, Signal
-from formal import TOOLS, prove
 
 from focus_hw import FocusParams
 from focus_hw.sic import SIC
+from formal import TOOLS, prove
 from tools import require
 
-P = FocusParams(vector_size=1, sic_lanes=1, m_tile=2, max_frame_tokens=2, max_tokens=4,
-                block_frames=1, block_height=1, block_width=2)
+P = FocusParams(
+    vector_size=1,
+    sic_lanes=1,
+    m_tile=2,
+    max_frame_tokens=2,
+    max_tokens=4,
+    block_frames=1,
+    block_height=1,
+    block_width=2,
+)
 #: Proof depth (cycles): two passes of one vector and one of two.
 DEPTH = 40
 
@@ -38,26 +46,38 @@ class SICStreams(Elaboratable):
         inp, out = dut.inp, dut.out
         in_valid, in_first, in_last, out_ready = AnySeq(1), AnySeq(1), AnySeq(1), AnySeq(1)
         in_pos = AnySeq(len(inp.payload.pos))
-        m.d.comb += [inp.valid.eq(in_valid), inp.payload.first.eq(in_first),
-                     inp.payload.last.eq(in_last), inp.payload.pos.eq(in_pos),
-                     inp.payload.data.eq(0), dut.width.eq(1), dut.frame_tokens.eq(2),
-                     out.ready.eq(out_ready)]
+        m.d.comb += [
+            inp.valid.eq(in_valid),
+            inp.payload.first.eq(in_first),
+            inp.payload.last.eq(in_last),
+            inp.payload.pos.eq(in_pos),
+            inp.payload.data.eq(0),
+            dut.width.eq(1),
+            dut.frame_tokens.eq(2),
+            out.ready.eq(out_ready),
+        ]
 
         # The producer keeps its beat until taken.
         held, held_pos, held_first, held_last = Signal(), Signal(len(in_pos)), Signal(), Signal()
-        m.d.sync += [held.eq(in_valid & ~inp.ready), held_pos.eq(in_pos),
-                     held_first.eq(in_first), held_last.eq(in_last)]
+        m.d.sync += [
+            held.eq(in_valid & ~inp.ready),
+            held_pos.eq(in_pos),
+            held_first.eq(in_first),
+            held_last.eq(in_last),
+        ]
         with m.If(held):
-            m.d.comb += Assume(in_valid & (in_pos == held_pos) & (in_first == held_first)
-                               & (in_last == held_last))
+            m.d.comb += Assume(
+                in_valid & (in_pos == held_pos) & (in_first == held_first) & (in_last == held_last)
+            )
 
         # out holds valid and payload until ready.
         waiting, payload = Signal(), Signal.like(out.payload)
         m.d.sync += [waiting.eq(out.valid & ~out.ready), payload.eq(out.payload)]
         with m.If(waiting):
             m.d.comb += Assert(out.valid, "out.valid dropped before ready")
-            m.d.comb += Assert(out.payload.as_value() == payload.as_value(),
-                               "out.payload changed before ready")
+            m.d.comb += Assert(
+                out.payload.as_value() == payload.as_value(), "out.payload changed before ready"
+            )
 
         # Order: the k-th beat out is the k-th beat in.
         k = AnyConst(3)
@@ -76,8 +96,10 @@ class SICStreams(Elaboratable):
             with m.If(n_out == k):
                 m.d.comb += Assert(seen & (out.payload.pos == pos_k), "beat k reordered")
         m.d.comb += Assert(n_out <= n_in, "more beats out than in")
-        m.d.comb += Assert(~(inp.ready & (lasts_in != lasts_out)),
-                           "input accepted while a finished pass is pending")
+        m.d.comb += Assert(
+            ~(inp.ready & (lasts_in != lasts_out)),
+            "input accepted while a finished pass is pending",
+        )
         # Bound the counters within the proof depth.
         m.d.comb += Assume(n_in < 15)
         return m

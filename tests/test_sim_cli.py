@@ -34,7 +34,8 @@ def test_reproduce_writes_36_rows(tmp_path):
     # the Focus sparsity is labelled as taken from the paper's op counts, everywhere
     sources = df.groupby("accelerator").sparsity_source.unique()
     assert sources["focus"].tolist() == [
-        "paper op counts: 1 - num_ops main_focus.csv / main_focus_SEC_only.csv"]
+        "paper op counts: 1 - num_ops main_focus.csv / main_focus_SEC_only.csv"
+    ]
     assert sources["cmc"].tolist() == ["paper table cmc_sparsity.csv"]
     assert sources["dense"].tolist() == ["none"]
     assert "derived from the paper's own operation counts" in res.output
@@ -43,8 +44,9 @@ def test_reproduce_writes_36_rows(tmp_path):
 
 def test_run_prints_summary(tmp_path):
     out = tmp_path / "g.csv"
-    res = CliRunner().invoke(main, ["run", "--workload", "minicpm_v/mvbench",
-                                    "--machine", "cmc", "--csv", str(out)])
+    res = CliRunner().invoke(
+        main, ["run", "--workload", "minicpm_v/mvbench", "--machine", "cmc", "--csv", str(out)]
+    )
     assert res.exit_code == 0, res.output
     assert "minicpm_v/mvbench on cmc" in res.output and "speedup over dense" in res.output
     assert len(pd.read_csv(out)) == 28 * 9
@@ -59,14 +61,20 @@ def test_run_bad_inputs(tmp_path):
     assert r.exit_code == 2
     bad = tmp_path / "config.json"
     bad.write_text("[]")
-    r = CliRunner().invoke(main, ["run", "--config", str(bad), "--tokens", "10",
-                                  "--machine", "dense"])
+    r = CliRunner().invoke(
+        main, ["run", "--config", str(bad), "--tokens", "10", "--machine", "dense"]
+    )
     assert r.exit_code != 0 and "JSON object" in r.output
 
 
 def test_sweep_small_grid_has_pareto_front(tmp_path):
-    grid = {"m_tile": (512, 1024), "vector_size": (32,), "block": ((2, 2, 2),),
-            "num_scatter": (1, 2), "array": ((32, 32), (64, 64))}
+    grid = {
+        "m_tile": (512, 1024),
+        "vector_size": (32,),
+        "block": ((2, 2, 2),),
+        "num_scatter": (1, 2),
+        "array": ((32, 32), (64, 64)),
+    }
     w = qwen2_7b(2048, frames=8)
     base = FocusParams()
     df = dse.sweep(w, base, 0.5, grid)

@@ -37,19 +37,19 @@ def test_input_buffer_matches_paper_breakdown():
 def test_paper_tech_core_power():
     t, p = PaperTech(), FocusParams()
     bd = pd.read_csv(SIM / "detailed_power_area_breakdown.csv").set_index("component")
-    logic = bd.drop(index=[c for c in bd.index if c in p.buffer_bytes or c in
-                           ("wgt", "dram")])
+    logic = bd.drop(index=[c for c in bd.index if c in p.buffer_bytes or c in ("wgt", "dram")])
     assert t.core_power_mw("focus", p) == pytest.approx(logic.power.sum(), rel=1e-6)
     main = pd.read_csv(SIM / "main_dense.csv")
     assert t.core_power_mw("dense", p) == pytest.approx(
-        (main.core_energy / main.execution_time).median(), rel=1e-3)
+        (main.core_energy / main.execution_time).median(), rel=1e-3
+    )
     # the array scales with rows x cols, the SIC accumulators with num_scatter
     big = p.replace(rows=64, cols=64)
     assert t.core_power_mw("dense", big) - t.core_power_mw("dense", p) == pytest.approx(
-        3 * 324.3681)
+        3 * 324.3681
+    )
     more = p.replace(num_scatter=4)
-    assert t.core_power_mw("focus", more) - t.core_power_mw("focus", p) == pytest.approx(
-        2 * 0.7739)
+    assert t.core_power_mw("focus", more) - t.core_power_mw("focus", p) == pytest.approx(2 * 0.7739)
 
 
 def test_yosys_tech(tmp_path):
@@ -71,7 +71,8 @@ def test_dse_factors_and_area():
     assert remaining_factor(p) == 1.0
     a = pd.read_csv(SIM / "dse_a_m_tile_size.csv").set_index("m_tile_size")
     assert remaining_factor(p.replace(m_tile=2048)) == pytest.approx(
-        a.num_ops[2048] / a.num_ops[1024])
+        a.num_ops[2048] / a.num_ops[1024]
+    )
     assert area_mm2(p.replace(m_tile=2048)) > area_mm2(p)
 
 
@@ -79,8 +80,9 @@ def test_dse_factors_and_area():
 def test_scalesim_folds_differ_by_the_weight_preload(rows, cols):
     from sim.scalesim_check import compare
 
-    df = compare(FocusParams(rows=rows, cols=cols),
-                 shapes=((40, rows, cols), (100, 3 * rows, 2 * cols + 1)))
+    df = compare(
+        FocusParams(rows=rows, cols=cols), shapes=((40, rows, cols), (100, 3 * rows, 2 * cols + 1))
+    )
     # SCALE-Sim loads each fold's weights before streaming (rows - 1 more cycles)
     assert (df.per_fold_diff == -(rows - 1)).all()
 
@@ -90,13 +92,20 @@ def test_ratio_table_energy_columns_by_hand():
 
     # one workload, hand-made times/energies: best baseline = the lower of cmc, adaptiv
     acc = ["dense", "adaptiv", "cmc", "focus"]
-    df = pd.DataFrame({"model": "m", "dataset": "d", "accelerator": acc,
-                       "time_s": [10.0, 5.0, 4.0, 2.0], "paper_time_s": [10.0, 4.0, 5.0, 2.5],
-                       "energy_mj": [100.0, 60.0, 50.0, 20.0],
-                       "paper_energy_mj": [90.0, 40.0, 45.0, 15.0]})
+    df = pd.DataFrame(
+        {
+            "model": "m",
+            "dataset": "d",
+            "accelerator": acc,
+            "time_s": [10.0, 5.0, 4.0, 2.0],
+            "paper_time_s": [10.0, 4.0, 5.0, 2.5],
+            "energy_mj": [100.0, 60.0, 50.0, 20.0],
+            "paper_energy_mj": [90.0, 40.0, 45.0, 15.0],
+        }
+    )
     r = speedup_table(df).iloc[0]
     assert r.energy_vs_dense_ours == pytest.approx(5.0)
-    assert r.energy_vs_best_ours == pytest.approx(2.5)      # cmc 50 / 20
+    assert r.energy_vs_best_ours == pytest.approx(2.5)  # cmc 50 / 20
     assert r.energy_vs_dense_paper == pytest.approx(6.0)
     assert r.energy_vs_best_paper == pytest.approx(40 / 15)  # adaptiv
     assert r.err_energy_vs_best == pytest.approx(2.5 / (40 / 15) - 1)

@@ -8,14 +8,38 @@ import pytest
 
 from focus_hw import FocusParams
 from sim.model import simulate
-from sim.sparsity import (SparsityError, counts_from_trace, focus_target, sec_survivors,
-                          synthetic_counts, synthetic_trace, token_counts)
-from sim.workload import (REFERENCE_DIR, Workload, WorkloadError, from_config,
-                          paper_workloads, qwen2_7b)
+from sim.sparsity import (
+    SparsityError,
+    counts_from_trace,
+    focus_target,
+    sec_survivors,
+    synthetic_counts,
+    synthetic_trace,
+    token_counts,
+)
+from sim.workload import (
+    REFERENCE_DIR,
+    Workload,
+    WorkloadError,
+    from_config,
+    paper_workloads,
+    qwen2_7b,
+)
 
 P = FocusParams(m_tile=64, sec_layers=(1,), sec_keep=(0.5,))
-TINY = Workload(name="tiny", hidden=64, heads=2, kv_heads=1, head_dim=32, ffn=96,
-                layers=3, tokens=150, frames=6, height=5, width=5)
+TINY = Workload(
+    name="tiny",
+    hidden=64,
+    heads=2,
+    kv_heads=1,
+    head_dim=32,
+    ffn=96,
+    layers=3,
+    tokens=150,
+    frames=6,
+    height=5,
+    width=5,
+)
 
 
 def test_paper_workloads_match_meta_and_dense_ops():
@@ -36,19 +60,36 @@ def test_paper_workloads_match_meta_and_dense_ops():
 
 
 def test_config_json_plain_and_nested(tmp_path):
-    llm = {"hidden_size": 3584, "num_attention_heads": 28, "num_key_value_heads": 4,
-           "intermediate_size": 18944, "num_hidden_layers": 28}
+    llm = {
+        "hidden_size": 3584,
+        "num_attention_heads": 28,
+        "num_key_value_heads": 4,
+        "intermediate_size": 18944,
+        "num_hidden_layers": 28,
+    }
     (tmp_path / "a").mkdir()
     (tmp_path / "a" / "config.json").write_text(json.dumps(llm))
     (tmp_path / "b").mkdir()
-    (tmp_path / "b" / "config.json").write_text(json.dumps(
-        {"model_type": "llava_onevision", "vision_config": {"hidden_size": 1152},
-         "text_config": llm}))
+    (tmp_path / "b" / "config.json").write_text(
+        json.dumps(
+            {
+                "model_type": "llava_onevision",
+                "vision_config": {"hidden_size": 1152},
+                "text_config": llm,
+            }
+        )
+    )
     ref = qwen2_7b(1000)
     for d in ("a", "b"):
         w = from_config(tmp_path / d / "config.json", 1000)
-        assert (w.hidden, w.heads, w.kv_heads, w.head_dim, w.ffn, w.layers) == \
-            (ref.hidden, ref.heads, ref.kv_heads, ref.head_dim, ref.ffn, ref.layers)
+        assert (w.hidden, w.heads, w.kv_heads, w.head_dim, w.ffn, w.layers) == (
+            ref.hidden,
+            ref.heads,
+            ref.kv_heads,
+            ref.head_dim,
+            ref.ffn,
+            ref.layers,
+        )
 
 
 def test_malformed_config_json(tmp_path):
@@ -59,9 +100,17 @@ def test_malformed_config_json(tmp_path):
     bad.write_text(json.dumps({"hidden_size": 64}))
     with pytest.raises(WorkloadError, match="num_attention_heads"):
         from_config(bad, 10)
-    bad.write_text(json.dumps({"hidden_size": 64, "num_attention_heads": 3,
-                               "num_key_value_heads": 2, "intermediate_size": 8,
-                               "num_hidden_layers": 1}))
+    bad.write_text(
+        json.dumps(
+            {
+                "hidden_size": 64,
+                "num_attention_heads": 3,
+                "num_key_value_heads": 2,
+                "intermediate_size": 8,
+                "num_hidden_layers": 1,
+            }
+        )
+    )
     with pytest.raises(WorkloadError, match="multiple"):
         from_config(bad, 10)
 
@@ -76,7 +125,7 @@ def test_sec_survivors_follow_keep_schedule():
 def test_token_counts_round_up_per_tile():
     c = token_counts(TINY, P.replace(sec_layers=(), sec_keep=()), {"linear": 0.3, "query": 0.5})
     assert c.sites["q_proj"].nonzero[0].tolist() == [64, 64, 22]
-    assert c.sites["q_proj"].rows[0].tolist() == [45, 45, 16]   # ceil(0.7 x tile)
+    assert c.sites["q_proj"].rows[0].tolist() == [45, 45, 16]  # ceil(0.7 x tile)
     assert c.sites["query"].rows[0].tolist() == [32, 32, 11]
     assert c.sites["scores"].rows[0].tolist() == [64, 64, 22]
 
@@ -89,7 +138,7 @@ def test_synthetic_counts_hit_target(target):
         sc = c.sites[site]
         assert sc.sparsity == pytest.approx(target, abs=0.01)
         per_layer = 1 - sc.unique.sum((1, 2)) / (sc.nonzero.sum(1) * sc.unique.shape[2])
-        assert per_layer.std() > 0.02            # spread over layers, not uniform
+        assert per_layer.std() > 0.02  # spread over layers, not uniform
         assert (sc.unique[:, :, :] <= sc.nonzero[:, :, None]).all()
 
 
@@ -132,7 +181,6 @@ def test_focus_target_from_paper_tables():
     sec = pd.read_csv(REFERENCE_DIR / "simulator" / "main_focus_SEC_only.csv")
     f, s = focus.iloc[0], sec.iloc[0]
     assert focus_target(f.model, f.dataset) == pytest.approx(1 - f.num_ops / s.num_ops)
-    assert focus_target("llava_vid", "videomme", "compression") == pytest.approx(
-        1 - 1 / 1.8875)
+    assert focus_target("llava_vid", "videomme", "compression") == pytest.approx(1 - 1 / 1.8875)
     with pytest.raises(SparsityError):
         focus_target("nope", "videomme")

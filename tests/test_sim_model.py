@@ -3,19 +3,22 @@ sparsity, monotonicity (hypothesis)."""
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from focus_hw import FocusParams, sic_cycles
 from sim.model import MachineError, simulate
 from sim.sparsity import SiteCounts, SparsityError, TileCounts, dense_counts
 from sim.workload import Workload, paper_workload
 
-TINY = Workload(name="tiny", hidden=64, heads=2, kv_heads=1, head_dim=32, ffn=96,
-                layers=2, tokens=300)
-P = FocusParams(rows=32, cols=32, m_tile=128, vector_size=32, num_scatter=2,
-                sec_layers=(), sec_keep=())
-RELOAD = (32 - 1) * 1 + 32 + 1   # rows-1 PE hops + cols + 1 (timing.py derivation)
-LAT = 32 + 32 - 1                # fill + drain of one tile
+TINY = Workload(
+    name="tiny", hidden=64, heads=2, kv_heads=1, head_dim=32, ffn=96, layers=2, tokens=300
+)
+P = FocusParams(
+    rows=32, cols=32, m_tile=128, vector_size=32, num_scatter=2, sec_layers=(), sec_keep=()
+)
+RELOAD = (32 - 1) * 1 + 32 + 1  # rows-1 PE hops + cols + 1 (timing.py derivation)
+LAT = 32 + 32 - 1  # fill + drain of one tile
 
 
 def tc(m):  # tile_cycles by hand
@@ -56,7 +59,7 @@ def test_dense_attention_by_hand():
     r = simulate(TINY, P, "dense")
     qk, sv = row(r, "qk"), row(r, "sv")
     keys = np.array([128, 256, 300])
-    ntile = -(-keys // 32)             # key columns per query tile
+    ntile = -(-keys // 32)  # key columns per query tile
     rows = np.array([128, 128, 44])
     # QK^T: 2 heads x 1 chunk (head_dim 32) per tile, ntile weight tiles each
     issue = sum(2 * n * max(m, RELOAD) for n, m in zip(ntile, rows))
@@ -74,15 +77,15 @@ def test_dense_attention_by_hand():
     assert sv.dram_weight == qk.dram_weight
 
 
-
 def test_refetch_per_output_column_tile():
     """The output buffer holds one m_tile x cols accumulator tile, so every
     input is fetched from DRAM once per column tile of its GEMM's N."""
-    w = Workload(name="hd64", hidden=128, heads=2, kv_heads=1, head_dim=64, ffn=96,
-                 layers=1, tokens=200)
+    w = Workload(
+        name="hd64", hidden=128, heads=2, kv_heads=1, head_dim=64, ffn=96, layers=1, tokens=200
+    )
     r = simulate(w, P, "dense")
     q, qk, sv = row(r, "q"), row(r, "qk"), row(r, "sv")
-    assert q.dram_in == 4 * 200 * 128 * 2            # N=128: 4 tiles of 32
+    assert q.dram_in == 4 * 200 * 128 * 2  # N=128: 4 tiles of 32
     keys, rows = np.array([128, 200]), np.array([128, 72])
     # QK^T: each head's 64-dim query fetched per 32-key tile; K per query head
     assert qk.dram_in == sum(-(-k // 32) * m * 2 * 64 * 2 for k, m in zip(keys, rows))
@@ -93,6 +96,7 @@ def test_refetch_per_output_column_tile():
     wide = simulate(w, P.replace(cols=64), "dense")
     assert row(wide, "q").dram_in == 2 * 200 * 128 * 2
     assert row(wide, "q").macs == q.macs
+
 
 def test_focus_q_gemm_by_hand():
     u = np.array([[100, 70], [128, 10], [44, 0]])
@@ -124,12 +128,12 @@ def test_focus_q_gemm_by_hand():
 
 
 def test_baselines_q_gemm_by_hand():
-    rows = [64, 64, 22]                # ceil(half of each tile)
+    rows = [64, 64, 22]  # ceil(half of each tile)
     issue = 8 * 64 + 3 * RELOAD
     for machine, extra in (("cmc", 2 * 300 * 64 * 2), ("adaptiv", 0)):
         q = row(simulate(TINY, P, machine, {"linear": 0.5}), "q")
         assert q.compute_cycles == issue + tc(22)
-        assert q.dram_in == 2 * sum(rows) * 64 * 2     # 2 column tiles
+        assert q.dram_in == 2 * sum(rows) * 64 * 2  # 2 column tiles
         assert q.dram_out == sum(rows) * 64 * 2 + extra
         assert q.macs == sum(rows) * 64 * 64
 
@@ -163,13 +167,18 @@ def test_dense_equals_focus_at_zero_sparsity(workload):
     np.testing.assert_array_equal(d.macs, f.macs)
 
 
-SMALL = Workload(name="small", hidden=256, heads=4, kv_heads=2, head_dim=64, ffn=512,
-                 layers=3, tokens=700)
+SMALL = Workload(
+    name="small", hidden=256, heads=4, kv_heads=2, head_dim=64, ffn=512, layers=3, tokens=700
+)
 
 
 @settings(max_examples=30, deadline=None)
-@given(a=st.floats(0.0, 0.95), b=st.floats(0.0, 0.95), machine=st.sampled_from(
-    ["focus", "cmc", "adaptiv"]), ns=st.integers(1, 4))
+@given(
+    a=st.floats(0.0, 0.95),
+    b=st.floats(0.0, 0.95),
+    machine=st.sampled_from(["focus", "cmc", "adaptiv"]),
+    ns=st.integers(1, 4),
+)
 def test_more_sparsity_never_slower(a, b, machine, ns):
     lo, hi = sorted((a, b))
     p = P.replace(num_scatter=ns)

@@ -33,6 +33,7 @@ def cache(tmp_path_factory):
 
 # -- stat JSON parsing ----------------------------------------------------------------
 
+
 def _entry(cells: dict, transistors=None):
     e = {"num_cells": sum(n for t, n in cells.items()), "num_cells_by_type": cells}
     if transistors is not None:
@@ -41,16 +42,20 @@ def _entry(cells: dict, transistors=None):
 
 
 def test_parse_stat_weights_modules_by_instances():
-    stat = {"modules": {
-        "\\top": _entry({"$_DFF_P_": 10, "\\row": 3, "\\pe": 1}),
-        "\\row": _entry({"$_AND_": 2, "\\pe": 4}),
-        "\\pe": _entry({"$_XOR_": 5, "$_AND_": 1}),
-    }}
-    cmos = {"modules": {            # Yosys' cmos numbers are hierarchical
-        "\\top": _entry({}, str(100 + 3 * (20 + 4 * 30) + 30)),
-        "\\row": _entry({}, str(20 + 4 * 30)),
-        "\\pe": _entry({}, "30+"),
-    }}
+    stat = {
+        "modules": {
+            "\\top": _entry({"$_DFF_P_": 10, "\\row": 3, "\\pe": 1}),
+            "\\row": _entry({"$_AND_": 2, "\\pe": 4}),
+            "\\pe": _entry({"$_XOR_": 5, "$_AND_": 1}),
+        }
+    }
+    cmos = {
+        "modules": {  # Yosys' cmos numbers are hierarchical
+            "\\top": _entry({}, str(100 + 3 * (20 + 4 * 30) + 30)),
+            "\\row": _entry({}, str(20 + 4 * 30)),
+            "\\pe": _entry({}, "30+"),
+        }
+    }
     parsed = parse_stat(stat, "top", cmos)
     mods = {m.module: m for m in parsed["modules"]}
     assert {m: mods[m].instances for m in mods} == {"top": 1, "row": 3, "pe": 13}
@@ -59,12 +64,13 @@ def test_parse_stat_weights_modules_by_instances():
     assert parsed["cells_by_type"] == {"$_AND_": 3 * 2 + 13 * 1, "$_DFF_P_": 10, "$_XOR_": 13 * 5}
     assert parsed["total_cells"] == 10 + 3 * 2 + 13 * 6
     assert parsed["total_transistors"] == 100 + 3 * 20 + 13 * 30
-    assert parsed["transistors_complete"] is False      # "30+": a cell without a cost
+    assert parsed["transistors_complete"] is False  # "30+": a cell without a cost
     with pytest.raises(ValueError, match="no module"):
         parse_stat(stat, "nope")
 
 
 # -- deduplication --------------------------------------------------------------------
+
 
 class _Leaf(wiring.Component):
     a: In(8)
@@ -87,7 +93,7 @@ class _Toy(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         prev = self.a
-        for i, k in enumerate([1, 1, 2, 1]):         # three identical leaves, one different
+        for i, k in enumerate([1, 1, 2, 1]):  # three identical leaves, one different
             m.submodules[f"leaf_{i}"] = leaf = _Leaf(k)
             m.d.comb += leaf.a.eq(prev)
             prev = leaf.y
@@ -99,11 +105,18 @@ def test_dedup_merges_identical_modules_only():
     text = rtlil.convert(_Toy(), name="toy", emit_src=False)
     assert set(parse_rtlil(text)) == {"toy"} | {f"toy.leaf_{i}" for i in range(4)}
     merged, mapping = dedup_rtlil(text, "toy")
-    assert mapping == {"toy": "toy", "toy.leaf_0": "toy.leaf_0", "toy.leaf_1": "toy.leaf_0",
-                       "toy.leaf_2": "toy.leaf_2", "toy.leaf_3": "toy.leaf_0"}
+    assert mapping == {
+        "toy": "toy",
+        "toy.leaf_0": "toy.leaf_0",
+        "toy.leaf_1": "toy.leaf_0",
+        "toy.leaf_2": "toy.leaf_2",
+        "toy.leaf_3": "toy.leaf_0",
+    }
     modules = parse_rtlil(merged)
     assert set(modules) == {"toy", "toy.leaf_0", "toy.leaf_2"}
-    cells = [line.split()[1] for line in modules["toy"].body if line.strip().startswith("cell \\toy.")]
+    cells = [
+        line.split()[1] for line in modules["toy"].body if line.strip().startswith("cell \\toy.")
+    ]
     assert sorted(cells) == ["\\toy.leaf_0"] * 3 + ["\\toy.leaf_2"]
     assert any("keep_hierarchy" in line for line in modules["toy.leaf_0"].head)
     _, unmerged = dedup_rtlil(text, "toy", merge=False)
@@ -116,6 +129,7 @@ def test_module_label():
 
 
 # -- synthesis ------------------------------------------------------------------------
+
 
 def test_toy_synthesis_counts_each_instance(tmp_path):
     """4 leaves of 8 flip-flops each: the composed netlist counts 32 DFFs."""
@@ -141,8 +155,10 @@ def test_area_report_numbers_come_from_stat_json(tmp_path, cache):
     assert s["cells"] == stat["modules"]["\\focus_mac"]["num_cells"]
     assert str(s["transistors"]) == str(cmos["modules"]["\\focus_mac"]["estimated_num_transistors"])
     ecp5_cells = ecp5["modules"]["\\focus_mac"]["num_cells_by_type"]
-    assert s["MULT18X18D"] == ecp5_cells.get("MULT18X18D", 0) == 1      # one 8x8 multiply -> one DSP
-    assert s["TRELLIS_FF"] == ecp5_cells["TRELLIS_FF"] == 16 + 32       # product + acc pipeline registers
+    assert s["MULT18X18D"] == ecp5_cells.get("MULT18X18D", 0) == 1  # one 8x8 multiply -> one DSP
+    assert (
+        s["TRELLIS_FF"] == ecp5_cells["TRELLIS_FF"] == 16 + 32
+    )  # product + acc pipeline registers
     assert report.flows["generic"].transistors_complete
     # saved report files agree with the object
     saved = json.loads((out / "area.json").read_text())
@@ -188,8 +204,9 @@ def test_composed_array_equals_direct_synthesis(tmp_path, cache, flow):
     assert [row[0] // 2 for row in pe_classes(params)] == [0, 1, 2, 3, 4, 4, 4, 5]
     composed = area_report(params, "array", fpga=flow if flow != "generic" else "none").flows[flow]
     pes = {m.module: m.instances for m in composed.modules if m.label == "pe"}
-    assert pes == {f"focus_array.pe_{i}": (1 if i % 2 else 4) * (3 if i // 2 == 4 else 1)
-                   for i in range(12)}
+    assert pes == {
+        f"focus_array.pe_{i}": (1 if i % 2 else 4) * (3 if i // 2 == 4 else 1) for i in range(12)
+    }
     direct_text, _ = dedup_rtlil(_flat_rtlil(params), "focus_array")
     (tmp_path / "d.il").write_text(direct_text)
     direct = synthesize("d.il", "focus_array", tmp_path, flow=flow)
@@ -217,19 +234,26 @@ def test_composed_vs_flat_int8(cache):
     (with uniform int32 partial sums it was ~33% above)."""
     composed, flat = _composed_vs_flat(INT8_4x4)
     for key in ("cells", "transistors"):
-        assert abs(composed[key] - flat[key]) <= COMPOSED_VS_FLAT * flat[key], \
-            (key, composed[key], flat[key])
+        assert abs(composed[key] - flat[key]) <= COMPOSED_VS_FLAT * flat[key], (
+            key,
+            composed[key],
+            flat[key],
+        )
 
 
 def test_composed_vs_flat_fp16(cache):
     """fp16: no such cross-PE structure; composed within 1% of flat."""
     composed, flat = _composed_vs_flat(FocusParams(rows=4, cols=4, dtype="fp16"))
     for key in ("cells", "transistors"):
-        assert abs(composed[key] - flat[key]) <= COMPOSED_VS_FLAT * flat[key], \
-            (key, composed[key], flat[key])
+        assert abs(composed[key] - flat[key]) <= COMPOSED_VS_FLAT * flat[key], (
+            key,
+            composed[key],
+            flat[key],
+        )
 
 
 # -- cache ----------------------------------------------------------------------------
+
 
 def test_cache_hit_and_corruption(tmp_path):
     params, cache = FocusParams(dtype="int8"), tmp_path / "c"
@@ -267,12 +291,13 @@ def test_bad_flow_is_rejected():
 
 # -- CLI ------------------------------------------------------------------------------
 
+
 def test_cli_synth(tmp_path, cache):
     runner = CliRunner()
     out = tmp_path / "rep"
     res = runner.invoke(main, ["synth", "--unit", "pe", "--dtype", "int8", "--out", str(out)])
     assert res.exit_code == 0, res.output
-    summary = json.loads(res.output[:res.output.rindex("}") + 1])
+    summary = json.loads(res.output[: res.output.rindex("}") + 1])
     saved = json.loads((out / "area.json").read_text())
     assert summary == saved["summary"] and summary["cells"] > 0
     res = runner.invoke(main, ["synth", "--unit", "pe", "--fpga", "vivado"])

@@ -52,8 +52,10 @@ def assert_same_bits(got: np.ndarray, want: np.ndarray):
         np.testing.assert_array_equal(got, want)
         return
     same = (got.view(np.uint32) == want.view(np.uint32)) | (np.isnan(got) & np.isnan(want))
-    assert same.all(), (f"mismatch at {np.argwhere(~same)[:5].tolist()}: "
-                        f"got {got[~same][:5]}, want {want[~same][:5]}")
+    assert same.all(), (
+        f"mismatch at {np.argwhere(~same)[:5].tolist()}: "
+        f"got {got[~same][:5]}, want {want[~same][:5]}"
+    )
 
 
 # -- random operands with special values ---------------------------------------
@@ -63,8 +65,18 @@ def specials(dtype) -> list:
         return [0, 1, -1, 127, -128]
     info = ml_dtypes.finfo(NP_DTYPE[dtype])
     tiny = info.smallest_subnormal
-    return [0.0, -0.0, tiny, -tiny, info.smallest_normal - tiny, 3 * tiny,
-            info.max, -info.max, np.inf, -np.inf]
+    return [
+        0.0,
+        -0.0,
+        tiny,
+        -tiny,
+        info.smallest_normal - tiny,
+        3 * tiny,
+        info.max,
+        -info.max,
+        np.inf,
+        -np.inf,
+    ]
 
 
 def random_operands(rng, shape, dtype, special_rate=0.15) -> np.ndarray:
@@ -94,13 +106,13 @@ def test_pe_double_buffer_and_stall(pipe):
     weight; en=0 freezes the whole pipeline."""
     dut = PE("int8", pipe)
     steps = [  # (a, psum_in, swap, w_we, w_data, en) -> expected result
-        (dict(a=0, psum=0, we=1, w=3), 0),       # shadow = 3, active = 0
-        (dict(a=5, psum=7), 7),                  # active weight 0
-        (dict(a=5, psum=7, swap=1), 22),         # swap: 7 + 5*3
-        (dict(a=2, psum=1, we=1, w=-4), 7),      # active 3, shadow -> -4
-        (dict(a=9, psum=9, en=0), None),         # stalled
-        (dict(a=-2, psum=100), 94),              # 100 + (-2)*3
-        (dict(a=4, psum=-10, swap=1), -26),      # swap to -4: -10 - 16
+        (dict(a=0, psum=0, we=1, w=3), 0),  # shadow = 3, active = 0
+        (dict(a=5, psum=7), 7),  # active weight 0
+        (dict(a=5, psum=7, swap=1), 22),  # swap: 7 + 5*3
+        (dict(a=2, psum=1, we=1, w=-4), 7),  # active 3, shadow -> -4
+        (dict(a=9, psum=9, en=0), None),  # stalled
+        (dict(a=-2, psum=100), 94),  # 100 + (-2)*3
+        (dict(a=4, psum=-10, swap=1), -26),  # swap to -4: -10 - 16
     ] + [(dict(a=0, psum=0), 0)] * (pipe + 1)
     expected, results, enabled = [], [], 0
     for _, r in steps:
@@ -133,10 +145,10 @@ def test_pe_double_buffer_and_stall(pipe):
 # -- one weight tile ----------------------------------------------------------
 SHAPES = [  # rows, cols, pipe, M, K, N
     (2, 2, 0, 1, 2, 2),
-    (2, 2, 0, 7, 2, 2),      # M > rows
-    (4, 4, 0, 9, 3, 4),      # K < rows
-    (4, 3, 1, 6, 4, 2),      # N < cols
-    (3, 4, 2, 5, 1, 3),      # K = 1
+    (2, 2, 0, 7, 2, 2),  # M > rows
+    (4, 4, 0, 9, 3, 4),  # K < rows
+    (4, 3, 1, 6, 4, 2),  # N < cols
+    (3, 4, 2, 5, 1, 3),  # K = 1
     (1, 1, 0, 4, 1, 1),
 ]
 
@@ -157,10 +169,23 @@ def test_int8_extreme_operands(rows, pipe):
     reach rows * 16384 (a power of two: one bit less in the last row would
     wrap) and -128 x 127 reach rows * -16256."""
     rng = np.random.default_rng(rows)
-    a = np.stack([np.full(rows, -128), np.full(rows, 127), np.tile([-128, 127], rows // 2),
-                  rng.integers(-128, 128, rows)]).astype(np.int8)
-    w = np.stack([np.full(rows, -128), np.full(rows, 127), np.full(rows, -128),
-                  np.tile([127, -128], rows // 2)], axis=1).astype(np.int8)
+    a = np.stack(
+        [
+            np.full(rows, -128),
+            np.full(rows, 127),
+            np.tile([-128, 127], rows // 2),
+            rng.integers(-128, 128, rows),
+        ]
+    ).astype(np.int8)
+    w = np.stack(
+        [
+            np.full(rows, -128),
+            np.full(rows, 127),
+            np.full(rows, -128),
+            np.tile([127, -128], rows // 2),
+        ],
+        axis=1,
+    ).astype(np.int8)
     run = simulate_gemm(a, w, params_for("int8", rows, 4, pipe))
     want = a.astype(np.int64) @ w.astype(np.int64)
     assert want[0, 0] == rows * 16384 and want[0, 1] == want[1, 0] == rows * -16256
@@ -182,14 +207,18 @@ def test_int8_psum_widths():
     want = [_min_signed_bits((k + 1) * -128 * 127, (k + 1) * 128 * 128) for k in range(8)]
     assert want == [16, 17, 17, 18, 18, 18, 18, 19]
     assert [psum_bits(p, k) for k in range(8)] == want
-    for t in (2**15, 2**16 - 1, 2**16, 2**17, 10**6):     # 2**16 products need all 32 bits
+    for t in (2**15, 2**16 - 1, 2**16, 2**17, 10**6):  # 2**16 products need all 32 bits
         assert int_sum_bits(t) == min(32, _min_signed_bits(t * -128 * 127, t * 128 * 128))
-    assert _min_signed_bits(2**17 * -128 * 127, 2**17 * 128 * 128) == 33 and int_sum_bits(2**16) == 32
+    assert (
+        _min_signed_bits(2**17 * -128 * 127, 2**17 * 128 * 128) == 33 and int_sum_bits(2**16) == 32
+    )
     assert psum_bits(params_for("fp16", 8, 2), 0) == 32
-    text = rtlil.convert(SystolicArray(p), name="focus_array", emit_src=False)   # flat
+    text = rtlil.convert(SystolicArray(p), name="focus_array", emit_src=False)  # flat
     for k in range(8):
         for c in range(2):
-            body = text.split(f"module \\focus_array.pe_{k}_{c}\n", 1)[1].split("\nend\n", 1)[0] + "\n"
+            body = (
+                text.split(f"module \\focus_array.pe_{k}_{c}\n", 1)[1].split("\nend\n", 1)[0] + "\n"
+            )
             assert re.search(rf"wire width {want[k]} output \d+ +\\psum_out\n", body)
             if k:
                 assert re.search(rf"wire width {want[k - 1]} (input \d+ +)?\\psum_in\n", body)
@@ -215,8 +244,7 @@ def test_float_signed_zeros_and_subnormals(dtype):
     subnormal operands are not flushed, inf propagates, inf - inf is NaN."""
     t = NP_DTYPE[dtype]
     tiny = float(ml_dtypes.finfo(t).smallest_subnormal)
-    a = np.array([[-0.0, -0.0], [tiny, tiny], [np.inf, 1.0], [np.inf, -np.inf],
-                  [-1.0, 0.0]], t)
+    a = np.array([[-0.0, -0.0], [tiny, tiny], [np.inf, 1.0], [np.inf, -np.inf], [-1.0, 0.0]], t)
     w = np.array([[1.0, -1.0], [2.0, 1.0]], t)
     run = simulate_gemm(a, w, params_for(dtype, 2, 2))
     want = ref_gemm(a, w)
@@ -263,7 +291,7 @@ def stalled_cycles(m: int, p: FocusParams, ready, offered=lambda c: True) -> int
     advancing cycles later. Cycles from the first row taken to the last
     output row taken, both counted."""
     lat = p.rows * (p.mac_pipeline + 1) + p.cols - 1
-    pipe = [False] * lat            # pipe[-1]: a row is at the output
+    pipe = [False] * lat  # pipe[-1]: a row is at the output
     taken = done = c = 0
     first = None
     while True:
@@ -286,8 +314,10 @@ def _flags(pattern):
     return lambda c: pattern is None or c >= len(pattern) or bool(pattern[c])
 
 
-@pytest.mark.parametrize("dtype,rows,cols,pipe,m", [
-    ("int8", 2, 3, 0, 8), ("int8", 3, 2, 1, 6), ("int8", 4, 4, 0, 10), ("fp16", 3, 3, 1, 5)])
+@pytest.mark.parametrize(
+    "dtype,rows,cols,pipe,m",
+    [("int8", 2, 3, 0, 8), ("int8", 3, 2, 1, 6), ("int8", 4, 4, 0, 10), ("fp16", 3, 3, 1, 5)],
+)
 def test_backpressure_loses_nothing(dtype, rows, cols, pipe, m):
     rng = np.random.default_rng(m + rows)
     p = params_for(dtype, rows, cols, pipe)
@@ -316,32 +346,38 @@ def test_output_never_ready_raises(monkeypatch):
     monkeypatch.setattr(simulate_mod, "MAX_REFUSED", 50)
     a = np.ones((3, 2), np.int8)
     with pytest.raises(RuntimeError, match="stayed low for more than 50 cycles"):
-        simulate_gemm(a, np.ones((2, 2), np.int8), params_for("int8", 2, 2),
-                      out_ready=lambda c: False)
+        simulate_gemm(
+            a, np.ones((2, 2), np.int8), params_for("int8", 2, 2), out_ready=lambda c: False
+        )
 
 
 def test_input_never_valid_raises(monkeypatch):
     monkeypatch.setattr(simulate_mod, "MAX_REFUSED", 50)
     a = np.ones((3, 2), np.int8)
     with pytest.raises(RuntimeError, match="act_valid stayed low for more than 50 cycles"):
-        simulate_gemm(a, np.ones((2, 2), np.int8), params_for("int8", 2, 2),
-                      act_valid=lambda c: c < 4)
+        simulate_gemm(
+            a, np.ones((2, 2), np.int8), params_for("int8", 2, 2), act_valid=lambda c: c < 4
+        )
 
 
 # -- weight double buffering --------------------------------------------------
-@pytest.mark.parametrize("dtype,rows,cols,pipe,ms", [
-    ("int8", 3, 2, 0, (8, 5, 2)),   # second tile's weights load while the first streams
-    ("int8", 2, 4, 1, (1, 1)),      # tiles shorter than the reload time
-    ("bf16", 2, 2, 0, (4, 3)),
-])
+@pytest.mark.parametrize(
+    "dtype,rows,cols,pipe,ms",
+    [
+        ("int8", 3, 2, 0, (8, 5, 2)),  # second tile's weights load while the first streams
+        ("int8", 2, 4, 1, (1, 1)),  # tiles shorter than the reload time
+        ("bf16", 2, 2, 0, (4, 3)),
+    ],
+)
 def test_double_buffered_tiles(dtype, rows, cols, pipe, ms):
     rng = np.random.default_rng(sum(ms))
     p = params_for(dtype, rows, cols, pipe)
     tiles = []
     for i, m in enumerate(ms):
-        k, n = rows - i % 2, cols - (i + 1) % 2   # mix full and partial tiles
-        tiles.append((random_operands(rng, (m, k), dtype, 0.05),
-                      random_operands(rng, (k, n), dtype, 0.05)))
+        k, n = rows - i % 2, cols - (i + 1) % 2  # mix full and partial tiles
+        tiles.append(
+            (random_operands(rng, (m, k), dtype, 0.05), random_operands(rng, (k, n), dtype, 0.05))
+        )
     run = simulate_tiles(tiles, p)
     assert len(run.outs) == len(tiles)
     for (a, w), out in zip(tiles, run.outs):
@@ -368,10 +404,17 @@ RANDOM_TILE_EXAMPLES = 300 if settings.get_current_profile_name() == "slow" else
 
 
 @settings(max_examples=RANDOM_TILE_EXAMPLES)
-@given(dtype=st.sampled_from(["int8", "fp16", "bf16"]), rows=st.integers(1, 5),
-       cols=st.integers(1, 5), pipe=st.integers(0, 3), m=st.integers(1, 12),
-       seed=st.integers(0, 2**32 - 1), backpressure=st.booleans(), bubbles=st.booleans(),
-       data=st.data())
+@given(
+    dtype=st.sampled_from(["int8", "fp16", "bf16"]),
+    rows=st.integers(1, 5),
+    cols=st.integers(1, 5),
+    pipe=st.integers(0, 3),
+    m=st.integers(1, 12),
+    seed=st.integers(0, 2**32 - 1),
+    backpressure=st.booleans(),
+    bubbles=st.booleans(),
+    data=st.data(),
+)
 def test_random_tiles(dtype, rows, cols, pipe, m, seed, backpressure, bubbles, data):
     """Random shapes, pipelines, formats, output backpressure and input
     bubbles (act.valid low mid-tile) against the numpy loop and the
@@ -392,8 +435,10 @@ def test_double_buffered_tiles_under_backpressure():
     with it, so no PE sees the next tile's weights early."""
     rng = np.random.default_rng(3)
     p = params_for("int8", 3, 2, 1)
-    tiles = [(random_operands(rng, (m, 3), "int8"), random_operands(rng, (3, 2), "int8"))
-             for m in (6, 2, 5, 1)]
+    tiles = [
+        (random_operands(rng, (m, 3), "int8"), random_operands(rng, (3, 2), "int8"))
+        for m in (6, 2, 5, 1)
+    ]
     pattern = (rng.random(120) < 0.4).tolist()
     run = simulate_tiles(tiles, p, out_ready=pattern)
     for (a, w), out in zip(tiles, run.outs):
@@ -406,21 +451,35 @@ def test_double_buffered_tiles_under_backpressure():
 def no_simulation(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("simulation started despite bad input")
+
     monkeypatch.setattr(simulate_mod, "Simulator", refuse)
 
 
-@pytest.mark.parametrize("a,w,dtype,match", [
-    (np.zeros((2, 3), np.int8), np.zeros((3, 2), np.int8), "int8", r"K=3 must lie in 1\.\.params\.rows=2"),
-    (np.zeros((2, 2), np.int8), np.zeros((2, 3), np.int8), "int8", r"N=3"),
-    (np.zeros((0, 2), np.int8), np.zeros((2, 2), np.int8), "int8", r"M=0"),
-    (np.zeros((2, 2), np.int8), np.zeros((1, 2), np.int8), "int8", "inner dimensions"),
-    (np.zeros(2, np.int8), np.zeros((2, 2), np.int8), "int8", "2-D"),
-    (np.zeros((2, 2), np.int16), np.zeros((2, 2), np.int8), "int8", r"a\.dtype=int16"),
-    (np.zeros((2, 2), np.float16), np.zeros((2, 2), np.float32), "fp16", r"w\.dtype=float32"),
-    (np.zeros((2, 2), np.float16), np.zeros((2, 2), np.float16), "bf16", r"a\.dtype=float16"),
-    (np.full((2, 2), 1.1, np.float32), np.zeros((2, 2), np.float32), "bf16", "not all representable"),
-    ([[1, 2]], np.zeros((2, 2), np.int8), "int8", "2-D numpy array"),
-])
+@pytest.mark.parametrize(
+    "a,w,dtype,match",
+    [
+        (
+            np.zeros((2, 3), np.int8),
+            np.zeros((3, 2), np.int8),
+            "int8",
+            r"K=3 must lie in 1\.\.params\.rows=2",
+        ),
+        (np.zeros((2, 2), np.int8), np.zeros((2, 3), np.int8), "int8", r"N=3"),
+        (np.zeros((0, 2), np.int8), np.zeros((2, 2), np.int8), "int8", r"M=0"),
+        (np.zeros((2, 2), np.int8), np.zeros((1, 2), np.int8), "int8", "inner dimensions"),
+        (np.zeros(2, np.int8), np.zeros((2, 2), np.int8), "int8", "2-D"),
+        (np.zeros((2, 2), np.int16), np.zeros((2, 2), np.int8), "int8", r"a\.dtype=int16"),
+        (np.zeros((2, 2), np.float16), np.zeros((2, 2), np.float32), "fp16", r"w\.dtype=float32"),
+        (np.zeros((2, 2), np.float16), np.zeros((2, 2), np.float16), "bf16", r"a\.dtype=float16"),
+        (
+            np.full((2, 2), 1.1, np.float32),
+            np.zeros((2, 2), np.float32),
+            "bf16",
+            "not all representable",
+        ),
+        ([[1, 2]], np.zeros((2, 2), np.int8), "int8", "2-D numpy array"),
+    ],
+)
 def test_bad_input_rejected_before_simulation(no_simulation, a, w, dtype, match):
     with pytest.raises(ValueError, match=match):
         simulate_gemm(a, w, params_for(dtype, 2, 2))

@@ -40,8 +40,9 @@ def test_hand_values():
     assert gemm_cycles(1024, 4096, 4096, d) == (128 * 128 - 1) * 1024 + 1024 + 63
 
 
-@pytest.mark.parametrize("fn", [lambda m: tile_cycles(m, P(2, 2)),
-                                lambda m: gemm_cycles(m, 2, 2, P(2, 2))])
+@pytest.mark.parametrize(
+    "fn", [lambda m: tile_cycles(m, P(2, 2)), lambda m: gemm_cycles(m, 2, 2, P(2, 2))]
+)
 @pytest.mark.parametrize("m", [0, -1, 1.5, True])
 def test_bad_m(fn, m):
     with pytest.raises(ValueError, match="m="):
@@ -62,15 +63,18 @@ def test_bad_k_n():
 
 
 # -- the RTL takes exactly these cycles -------------------------------------------
-@pytest.mark.parametrize("m,rows,cols,pipe,dtype", [
-    (1, 1, 1, 0, "int8"),
-    (1, 2, 3, 0, "int8"),
-    (6, 3, 2, 0, "int8"),
-    (4, 2, 2, 3, "int8"),
-    (10, 4, 4, 1, "int8"),
-    (3, 2, 3, 0, "fp16"),
-    (5, 3, 2, 2, "bf16"),
-])
+@pytest.mark.parametrize(
+    "m,rows,cols,pipe,dtype",
+    [
+        (1, 1, 1, 0, "int8"),
+        (1, 2, 3, 0, "int8"),
+        (6, 3, 2, 0, "int8"),
+        (4, 2, 2, 3, "int8"),
+        (10, 4, 4, 1, "int8"),
+        (3, 2, 3, 0, "fp16"),
+        (5, 3, 2, 2, "bf16"),
+    ],
+)
 def test_tile_cycles_match_rtl(m, rows, cols, pipe, dtype):
     rng = np.random.default_rng(m)
     p = P(rows, cols, pipe, dtype)
@@ -78,18 +82,23 @@ def test_tile_cycles_match_rtl(m, rows, cols, pipe, dtype):
     assert run.cycles == tile_cycles(m, p)
 
 
-@pytest.mark.parametrize("m,rows,cols,pipe,kt,nt", [
-    (2, 2, 2, 0, 1, 2),     # m < reload: the swap wave bounds the tile rate
-    (7, 2, 2, 0, 2, 1),     # m > reload: tiles back to back
-    (3, 3, 2, 1, 2, 2),
-    (1, 1, 1, 0, 3, 1),
-    (8, 2, 3, 2, 1, 2),
-])
+@pytest.mark.parametrize(
+    "m,rows,cols,pipe,kt,nt",
+    [
+        (2, 2, 2, 0, 1, 2),  # m < reload: the swap wave bounds the tile rate
+        (7, 2, 2, 0, 2, 1),  # m > reload: tiles back to back
+        (3, 3, 2, 1, 2, 2),
+        (1, 1, 1, 0, 3, 1),
+        (8, 2, 3, 2, 1, 2),
+    ],
+)
 def test_gemm_cycles_match_rtl(m, rows, cols, pipe, kt, nt):
     rng = np.random.default_rng(m + kt)
     p = P(rows, cols, pipe)
-    tiles = [(operands(rng, (m, rows), "int8"), operands(rng, (rows, cols), "int8"))
-             for _ in range(kt * nt)]
+    tiles = [
+        (operands(rng, (m, rows), "int8"), operands(rng, (rows, cols), "int8"))
+        for _ in range(kt * nt)
+    ]
     run = simulate_tiles(tiles, p)
     assert run.cycles == gemm_cycles(m, kt * rows, nt * cols, p)
     # a partial last tile costs the same
@@ -106,9 +115,12 @@ def test_cycles_sweep_slow(dtype):
             for pipe in (0, 1, 3):
                 p = P(rows, cols, pipe, dtype)
                 for m in (1, 4, 13):
-                    run = simulate_gemm(operands(rng, (m, rows), dtype),
-                                        operands(rng, (rows, cols), dtype), p)
+                    run = simulate_gemm(
+                        operands(rng, (m, rows), dtype), operands(rng, (rows, cols), dtype), p
+                    )
                     assert run.cycles == tile_cycles(m, p)
-                tiles = [(operands(rng, (5, rows), dtype), operands(rng, (rows, cols), dtype))
-                         for _ in range(3)]
+                tiles = [
+                    (operands(rng, (5, rows), dtype), operands(rng, (rows, cols), dtype))
+                    for _ in range(3)
+                ]
                 assert simulate_tiles(tiles, p).cycles == gemm_cycles(5, 3 * rows, cols, p)

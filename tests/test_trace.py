@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 import safetensors.numpy
 
+from focus_algo.trace import FORMAT_VERSION, SITES, SiteTrace, SparseTrace, TraceError, TraceMeta
 from focus_hw.params import FocusParams
-from focus_algo.trace import (FORMAT_VERSION, SITES, SiteTrace, SparseTrace,
-                              TraceError, TraceMeta)
 
 GRID = (3, 2, 3)  # frames, height, width -> T = 18
 T = 18
@@ -20,27 +19,35 @@ def random_site(rng, layers, v):
     """Valid random masks: zero, similar (pointing back to a root) or unique."""
     zero = np.zeros((layers, 1, T, v), bool)
     similar = np.zeros_like(zero)
-    root = np.broadcast_to(np.arange(T, dtype=np.int32)[None, None, :, None],
-                           zero.shape).copy()
-    for l in range(layers):
+    root = np.broadcast_to(np.arange(T, dtype=np.int32)[None, None, :, None], zero.shape).copy()
+    for layer in range(layers):
         for j in range(v):
             for t in range(T):
-                roots = [u for u in range(t) if not zero[l, 0, u, j] and not similar[l, 0, u, j]]
+                roots = [
+                    u for u in range(t) if not zero[layer, 0, u, j] and not similar[layer, 0, u, j]
+                ]
                 kind = rng.integers(3)
                 if kind == 0:
-                    zero[l, 0, t, j] = True
+                    zero[layer, 0, t, j] = True
                 elif kind == 1 and roots:
-                    similar[l, 0, t, j] = True
-                    root[l, 0, t, j] = rng.choice(roots)
+                    similar[layer, 0, t, j] = True
+                    root[layer, 0, t, j] = rng.choice(roots)
     return SiteTrace(zero=zero, similar=similar, root=root)
 
 
 def make_trace(layers=2, sites=SITES, seed=0):
     rng = np.random.default_rng(seed)
-    meta = TraceMeta(model="m", dataset="d", num_tokens=T, frames=GRID[0],
-                     height=GRID[1], width=GRID[2], num_layers=layers,
-                     params=FocusParams(threshold=0.8, vector_size=16),
-                     extra={"note": "test", "n": [1, 2]})
+    meta = TraceMeta(
+        model="m",
+        dataset="d",
+        num_tokens=T,
+        frames=GRID[0],
+        height=GRID[1],
+        width=GRID[2],
+        num_layers=layers,
+        params=FocusParams(threshold=0.8, vector_size=16),
+        extra={"note": "test", "n": [1, 2]},
+    )
     vectors = {"q_proj": 3, "query": 3, "o_proj": 3, "gate_proj": 3, "down_proj": 11}
     return SparseTrace(meta, {s: random_site(rng, layers, vectors[s]) for s in sites})
 
@@ -92,9 +99,10 @@ def test_sparsity_and_summary():
     assert row.vectors == T * 11
     # weighted average: hand computation over the two sites with weights 1 and 3
     sub = SparseTrace(tr.meta, {k: tr.sites[k] for k in ("query", "o_proj")})
-    s = [sub.sparsity(k, l) for k in ("query", "o_proj") for l in range(2)]
+    s = [sub.sparsity(k, layer) for k in ("query", "o_proj") for layer in range(2)]
     assert sub.weighted_sparsity({"query": 1, "o_proj": 3}) == pytest.approx(
-        (s[0] + s[1] + 3 * s[2] + 3 * s[3]) / 8)
+        (s[0] + s[1] + 3 * s[2] + 3 * s[3]) / 8
+    )
     with pytest.raises(KeyError, match="nope"):
         tr.sparsity("nope")
     with pytest.raises(IndexError):
@@ -103,12 +111,19 @@ def test_sparsity_and_summary():
 
 def test_from_results_accepts_torch_masks():
     import torch
+
     tr = make_trace(sites=("o_proj",), layers=2)
     st = tr.sites["o_proj"]
-    results = {"o_proj": [SimpleNamespace(zero=torch.from_numpy(st.zero[l, 0]),
-                                          similar=torch.from_numpy(st.similar[l, 0]),
-                                          root=torch.from_numpy(st.root[l, 0]).long())
-                          for l in range(2)]}
+    results = {
+        "o_proj": [
+            SimpleNamespace(
+                zero=torch.from_numpy(st.zero[layer, 0]),
+                similar=torch.from_numpy(st.similar[layer, 0]),
+                root=torch.from_numpy(st.root[layer, 0]).long(),
+            )
+            for layer in range(2)
+        ]
+    }
     assert_same(tr, SparseTrace.from_results(tr.meta, results))
     with pytest.raises(TraceError, match="1 results but meta.num_layers=2"):
         SparseTrace.from_results(tr.meta, {"o_proj": results["o_proj"][:1]})
@@ -119,8 +134,8 @@ def test_from_real_sic_results():
     sic = pytest.importorskip("focus_algo.sic")
     g = torch.Generator().manual_seed(0)
     x = torch.randn(T, 40, generator=g)
-    x[6:12] = x[0:6]          # frame 1 repeats frame 0
-    x[13] = 0                 # a zero token
+    x[6:12] = x[0:6]  # frame 1 repeats frame 0
+    x[13] = 0  # a zero token
     params = FocusParams(vector_size=16)
     res = sic.similarity_concentrate(x, GRID, params)
     meta = TraceMeta("m", "d", T, *GRID, num_layers=1, params=params)
@@ -132,12 +147,13 @@ def test_from_real_sic_results():
 
 # -- bad files ------------------------------------------------------------------
 
+
 def _rewrite(tr, tensors=None, metadata=None):
     """Bytes of a trace file with some tensors/metadata entries changed."""
     data = tr.to_bytes()
     raw = dict(safetensors.numpy.load(data))
     n = struct.unpack("<Q", data[:8])[0]
-    meta = json.loads(data[8:8 + n])["__metadata__"]
+    meta = json.loads(data[8 : 8 + n])["__metadata__"]
     raw.update(tensors or {})
     raw = {k: v for k, v in raw.items() if v is not None}
     meta.update(metadata or {})
@@ -212,9 +228,9 @@ def test_root_out_of_range(tmp_path):
 def test_root_not_own_index_where_not_similar(tmp_path):
     tr = make_trace()
     st = tr.sites["q_proj"]
-    l, _, t, j = np.argwhere(~st.similar & (np.arange(T)[:, None] > 0))[0]
+    layer, _, t, j = np.argwhere(~st.similar & (np.arange(T)[:, None] > 0))[0]
     root = st.root.copy()
-    root[l, 0, t, j] = 0
+    root[layer, 0, t, j] = 0
     path = tmp_path / "o.safetensors"
     path.write_bytes(_rewrite(tr, tensors={"q_proj.root": root}))
     with pytest.raises(TraceError, match="differs from the own token index"):
@@ -243,10 +259,17 @@ def test_unknown_site(tmp_path):
     q = tr.sites["query"]
     path = tmp_path / "u.safetensors"
     vectors = json.dumps({"query": 3, "k_proj": 3})
-    path.write_bytes(_rewrite(tr, metadata={"vectors": vectors}, tensors={
-        "k_proj.zero": np.packbits(q.zero, axis=-1, bitorder="little"),
-        "k_proj.similar": np.packbits(q.similar, axis=-1, bitorder="little"),
-        "k_proj.root": q.root}))
+    path.write_bytes(
+        _rewrite(
+            tr,
+            metadata={"vectors": vectors},
+            tensors={
+                "k_proj.zero": np.packbits(q.zero, axis=-1, bitorder="little"),
+                "k_proj.similar": np.packbits(q.similar, axis=-1, bitorder="little"),
+                "k_proj.root": q.root,
+            },
+        )
+    )
     with pytest.raises(TraceError, match="unknown site.*k_proj"):
         SparseTrace.load(path)
     tr.sites["k_proj"] = q
@@ -275,6 +298,7 @@ def test_failed_write_keeps_previous_file(tmp_path, monkeypatch):
 
     def broken_fsync(fd):
         raise OSError("disk full")
+
     monkeypatch.setattr(fileio.os, "fsync", broken_fsync)
     with pytest.raises(OSError, match="disk full"):
         make_trace(seed=2).save(path)

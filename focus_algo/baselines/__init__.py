@@ -7,12 +7,20 @@ Published knobs live in ``cmc_config.csv`` / ``adaptiv_config.csv`` (see
 """
 
 from .adaptiv import adaptiv_concentrate, adaptiv_threshold, sign_similarity
-from .cmc import (CMCThresholds, cmc_attn_sparsity, cmc_concentrate, cmc_sparsity,
-                  cmc_thresholds)
+from .cmc import CMCThresholds, cmc_attn_sparsity, cmc_concentrate, cmc_sparsity, cmc_thresholds
 
-__all__ = ["cmc_concentrate", "adaptiv_concentrate", "baseline_threshold", "CMCThresholds",
-           "cmc_thresholds", "adaptiv_threshold", "cmc_attn_sparsity", "cmc_sparsity",
-           "sign_similarity", "BASELINES"]
+__all__ = [
+    "cmc_concentrate",
+    "adaptiv_concentrate",
+    "baseline_threshold",
+    "CMCThresholds",
+    "cmc_thresholds",
+    "adaptiv_threshold",
+    "cmc_attn_sparsity",
+    "cmc_sparsity",
+    "sign_similarity",
+    "BASELINES",
+]
 
 #: method name -> concentrator ``f(x, grid, threshold, *, params=None)``.
 BASELINES = {"cmc": cmc_concentrate, "adaptiv": adaptiv_concentrate}

@@ -42,8 +42,9 @@ def sign_similarity(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (d - 2 * differ).to(torch.float64) / d
 
 
-def adaptiv_concentrate(x: torch.Tensor, grid, threshold: float, *,
-                        params: FocusParams | None = None) -> SICResult:
+def adaptiv_concentrate(
+    x: torch.Tensor, grid, threshold: float, *, params: FocusParams | None = None
+) -> SICResult:
     """Sign-similarity merging of whole tokens (see module docstring).
 
     ``x``: (T, D) or (heads, T, d) visual tokens, frame-major raster order;
@@ -78,5 +79,7 @@ def adaptiv_threshold(model: str, dataset: str, *, csv_dir=None) -> float:
     try:
         return float(row["adaptiv_threshold"])
     except (KeyError, TypeError, ValueError):
-        raise ValueError(f"{path}: column 'adaptiv_threshold' missing or not a "
-                         f"number in the row of model={row['model']!r}") from None
+        raise ValueError(
+            f"{path}: column 'adaptiv_threshold' missing or not a "
+            f"number in the row of model={row['model']!r}"
+        ) from None

@@ -23,9 +23,9 @@ Reuse groups (reference + its reusers) become their fp32 mean, like SIC.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import torch
 
@@ -35,12 +35,18 @@ from ..reference import REFERENCE_DIR
 from ..sic import SICResult
 from .common import as_tokens, check_threshold, read_config_row, token_result
 
-__all__ = ["cmc_concentrate", "CMCThresholds", "cmc_thresholds", "cmc_attn_sparsity",
-           "cmc_sparsity"]
+__all__ = [
+    "cmc_concentrate",
+    "CMCThresholds",
+    "cmc_thresholds",
+    "cmc_attn_sparsity",
+    "cmc_sparsity",
+]
 
 
-def cmc_concentrate(x: torch.Tensor, grid, threshold: float, *,
-                    params: FocusParams | None = None) -> SICResult:
+def cmc_concentrate(
+    x: torch.Tensor, grid, threshold: float, *, params: FocusParams | None = None
+) -> SICResult:
     """Codec-style inter-frame reuse of whole tokens (see module docstring).
 
     ``x``: (T, D) or (heads, T, d) visual tokens, frame-major raster order;
@@ -72,9 +78,10 @@ def cmc_concentrate(x: torch.Tensor, grid, threshold: float, *,
 @dataclass(frozen=True)
 class CMCThresholds:
     """The three CMC knobs of ``cmc_config.csv``."""
+
     linear: float  #: CMC_threshold: relative SAD for linear-layer inputs
-    query: float   #: CMC_query_threshold: relative SAD for the attention query
-    attn: float    #: CMC_attn_threshold: attention probabilities below it are skipped
+    query: float  #: CMC_query_threshold: relative SAD for the attention query
+    attn: float  #: CMC_attn_threshold: attention probabilities below it are skipped
 
 
 def cmc_thresholds(model: str, dataset: str, *, csv_dir=None) -> CMCThresholds:
@@ -83,13 +90,18 @@ def cmc_thresholds(model: str, dataset: str, *, csv_dir=None) -> CMCThresholds:
     path = Path(csv_dir or REFERENCE_DIR / "algorithm") / "cmc_config.csv"
     row = read_config_row(path, model, dataset)
     out = {}
-    for field, column in (("linear", "CMC_threshold"), ("query", "CMC_query_threshold"),
-                          ("attn", "CMC_attn_threshold")):
+    for field, column in (
+        ("linear", "CMC_threshold"),
+        ("query", "CMC_query_threshold"),
+        ("attn", "CMC_attn_threshold"),
+    ):
         try:
             out[field] = float(row[column])
         except (KeyError, TypeError, ValueError):
-            raise ValueError(f"{path}: column {column!r} missing or not a number "
-                             f"in the row of model={row['model']!r}") from None
+            raise ValueError(
+                f"{path}: column {column!r} missing or not a number "
+                f"in the row of model={row['model']!r}"
+            ) from None
     return CMCThresholds(**out)
 
 
@@ -102,15 +114,22 @@ def cmc_attn_sparsity(attn: torch.Tensor, threshold: float) -> float:
     return float((attn < threshold).float().mean())
 
 
-def cmc_sparsity(linear: Sequence[torch.Tensor], query: Sequence[torch.Tensor],
-                 attn: Sequence[torch.Tensor], grid, thresholds: CMCThresholds, *,
-                 params: FocusParams | None = None) -> dict[str, float]:
+def cmc_sparsity(
+    linear: Sequence[torch.Tensor],
+    query: Sequence[torch.Tensor],
+    attn: Sequence[torch.Tensor],
+    grid,
+    thresholds: CMCThresholds,
+    *,
+    params: FocusParams | None = None,
+) -> dict[str, float]:
     """Per-category CMC sparsities, the columns of ``cmc_sparsity.csv``.
 
     ``linear``: visual-token inputs of the linear layers (each (T, D));
     ``query``: attention queries ((heads, T, d) or (T, D));
     ``attn``: attention probabilities (any shape; pass the visual part).
     Each category is the unweighted mean over the tensors given."""
+
     def mean(values, what):
         values = list(values)
         if not values:
@@ -118,10 +137,15 @@ def cmc_sparsity(linear: Sequence[torch.Tensor], query: Sequence[torch.Tensor],
         return sum(values) / len(values)
 
     return {
-        "linear_sparsity": mean((cmc_concentrate(x, grid, thresholds.linear, params=params).sparsity
-                                 for x in linear), "linear"),
-        "query_sparsity": mean((cmc_concentrate(q, grid, thresholds.query, params=params).sparsity
-                                for q in query), "query"),
-        "attn_score_sparsity": mean((cmc_attn_sparsity(a, thresholds.attn) for a in attn),
-                                    "attention"),
+        "linear_sparsity": mean(
+            (cmc_concentrate(x, grid, thresholds.linear, params=params).sparsity for x in linear),
+            "linear",
+        ),
+        "query_sparsity": mean(
+            (cmc_concentrate(q, grid, thresholds.query, params=params).sparsity for q in query),
+            "query",
+        ),
+        "attn_score_sparsity": mean(
+            (cmc_attn_sparsity(a, thresholds.attn) for a in attn), "attention"
+        ),
     }

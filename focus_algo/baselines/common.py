@@ -27,8 +27,10 @@ def as_tokens(x: torch.Tensor, grid) -> tuple[torch.Tensor, tuple[int, int, int]
     ``x`` is (T, D), or (heads, T, d) whose heads are concatenated along the
     features (as SIC does for the attention query)."""
     if not isinstance(x, torch.Tensor) or x.dim() not in (2, 3):
-        raise ValueError(f"x must be a (T, D) or (heads, T, d) tensor, got "
-                         f"{getattr(x, 'shape', type(x).__name__)}")
+        raise ValueError(
+            f"x must be a (T, D) or (heads, T, d) tensor, got "
+            f"{getattr(x, 'shape', type(x).__name__)}"
+        )
     if not x.is_floating_point():
         raise ValueError(f"x must be a floating-point tensor, got {x.dtype}")
     try:
@@ -39,14 +41,18 @@ def as_tokens(x: torch.Tensor, grid) -> tuple[torch.Tensor, tuple[int, int, int]
         raise ValueError(f"grid {grid!r}: every extent must be >= 1")
     x2 = x if x.dim() == 2 else x.transpose(0, 1).reshape(x.shape[1], -1)
     if frames * height * width != x2.shape[0]:
-        raise ValueError(f"grid {grid!r} holds {frames * height * width} tokens "
-                         f"but x has T={x2.shape[0]}")
+        raise ValueError(
+            f"grid {grid!r} holds {frames * height * width} tokens but x has T={x2.shape[0]}"
+        )
     return x2, (frames, height, width)
 
 
 def check_threshold(threshold, name: str) -> float:
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) \
-            or math.isnan(threshold):
+    if (
+        isinstance(threshold, bool)
+        or not isinstance(threshold, (int, float))
+        or math.isnan(threshold)
+    ):
         raise ValueError(f"{name} threshold must be a real number, got {threshold!r}")
     return float(threshold)
 
@@ -62,8 +68,13 @@ def resolve_roots(pointer: torch.Tensor) -> torch.Tensor:
         root = nxt
 
 
-def token_result(x: torch.Tensor, x2: torch.Tensor, zero: torch.Tensor,
-                 root: torch.Tensor, params: FocusParams | None) -> SICResult:
+def token_result(
+    x: torch.Tensor,
+    x2: torch.Tensor,
+    zero: torch.Tensor,
+    root: torch.Tensor,
+    params: FocusParams | None,
+) -> SICResult:
     """Build the SICResult of token-level decisions.
 
     ``x`` is the caller's tensor, ``x2`` its (T, D) view, ``zero`` (T,) bool
@@ -92,8 +103,13 @@ def token_result(x: torch.Tensor, x2: torch.Tensor, zero: torch.Tensor,
         tokens = tokens2
     expand = lambda m: m.unsqueeze(1).expand(t, v).contiguous()  # noqa: E731
     sparsity = float((zero | similar).sum()) / t if t else 0.0
-    return SICResult(tokens=tokens, zero=expand(zero), similar=expand(similar),
-                     root=expand(root.to(torch.int64)), sparsity=sparsity)
+    return SICResult(
+        tokens=tokens,
+        zero=expand(zero),
+        similar=expand(similar),
+        root=expand(root.to(torch.int64)),
+        sparsity=sparsity,
+    )
 
 
 def read_config_row(csv_path: Path, model: str, dataset: str) -> dict[str, str]:
@@ -113,5 +129,6 @@ def read_config_row(csv_path: Path, model: str, dataset: str) -> dict[str, str]:
     for row in rows:
         if row["model"] == "default":
             return row
-    raise ValueError(f"{csv_path}: no row for model={model!r} dataset={dataset!r} "
-                     f"and no 'default' row")
+    raise ValueError(
+        f"{csv_path}: no row for model={model!r} dataset={dataset!r} and no 'default' row"
+    )

@@ -39,8 +39,9 @@ def _methods(text: str) -> list[str]:
     names = [m.strip() for m in text.split(",") if m.strip()]
     bad = [m for m in names if m not in METHODS]
     if bad or not names:
-        raise click.BadParameter(f"{text!r}: choose from {', '.join(METHODS)} (comma-separated)",
-                                 param_hint="--methods")
+        raise click.BadParameter(
+            f"{text!r}: choose from {', '.join(METHODS)} (comma-separated)", param_hint="--methods"
+        )
     if len(set(names)) != len(names):
         raise click.BadParameter(f"{text!r} repeats a method", param_hint="--methods")
     return names
@@ -52,8 +53,9 @@ def _focus_params(base, focus_config, model_name, dataset_name) -> FocusParams:
     if base:
         return base
     try:
-        return params_from_focus_config(focus_config or _PAPER / "focus_config.csv",
-                                        model_name, dataset_name)
+        return params_from_focus_config(
+            focus_config or _PAPER / "focus_config.csv", model_name, dataset_name
+        )
     except (OSError, ValueError, TypeError) as e:
         raise click.ClickException(f"Focus parameters: {e}") from None
 
@@ -62,6 +64,7 @@ def _baseline_thresholds(method, config_dir, model_name, dataset_name, explicit)
     """(threshold, query threshold) of a baseline: explicit options win over
     ``--baseline-config``."""
     from focus_algo.baselines import adaptiv_threshold, cmc_thresholds
+
     linear, query = explicit
     if linear is None or (method == "cmc" and query is None):
         try:
@@ -77,37 +80,90 @@ def _baseline_thresholds(method, config_dir, model_name, dataset_name, explicit)
 
 
 @click.command("eval")
-@click.option("--checkpoint", required=True, type=click.Path(path_type=Path),
-              help="Local model folder (config.json, weights, processor files).")
-@click.option("--dataset", required=True, type=click.Path(path_type=Path),
-              help="JSONL dataset (see focus_algo.eval.dataset).")
-@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Output folder (samples.csv, summary.csv/.json/.png); reruns resume.")
-@click.option("--methods", default=",".join(METHODS), show_default=True,
-              help="Comma-separated methods to run.")
+@click.option(
+    "--checkpoint",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Local model folder (config.json, weights, processor files).",
+)
+@click.option(
+    "--dataset",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="JSONL dataset (see focus_algo.eval.dataset).",
+)
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Output folder (samples.csv, summary.csv/.json/.png); reruns resume.",
+)
+@click.option(
+    "--methods",
+    default=",".join(METHODS),
+    show_default=True,
+    help="Comma-separated methods to run.",
+)
 @click.option("--limit", type=click.IntRange(min=1), help="Only the first N samples.")
-@click.option("--frames", type=click.IntRange(min=1),
-              help="Video frames sampled uniformly per clip (default: all).")
-@click.option("--params", "base", type=PARAMS_FILE,
-              help="FocusParams file (.json/.toml) for focus (and the baselines' vector size).")
-@click.option("--focus-config", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="focus_config.csv: SEC layers/ratios and threshold for --model-name/"
-                   "--dataset-name "
-                   "(default: the paper's, shipped in focus_algo/reference).")
-@click.option("--baseline-config", type=click.Path(exists=True, file_okay=False, path_type=Path),
-              default=_PAPER, show_default=True,
-              help="Folder with cmc_config.csv and adaptiv_config.csv.")
-@click.option("--model-name", default="default", show_default=True,
-              help="Row key of the config CSVs (e.g. llava_onevision).")
+@click.option(
+    "--frames",
+    type=click.IntRange(min=1),
+    help="Video frames sampled uniformly per clip (default: all).",
+)
+@click.option(
+    "--params",
+    "base",
+    type=PARAMS_FILE,
+    help="FocusParams file (.json/.toml) for focus (and the baselines' vector size).",
+)
+@click.option(
+    "--focus-config",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="focus_config.csv: SEC layers/ratios and threshold for --model-name/"
+    "--dataset-name "
+    "(default: the paper's, shipped in focus_algo/reference).",
+)
+@click.option(
+    "--baseline-config",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=_PAPER,
+    show_default=True,
+    help="Folder with cmc_config.csv and adaptiv_config.csv.",
+)
+@click.option(
+    "--model-name",
+    default="default",
+    show_default=True,
+    help="Row key of the config CSVs (e.g. llava_onevision).",
+)
 @click.option("--dataset-name", default="", help="Row key of the config CSVs (e.g. mvbench).")
 @click.option("--cmc-threshold", type=float, help="CMC relative-SAD threshold (linear inputs).")
 @click.option("--cmc-query-threshold", type=float, help="CMC threshold of the attention query.")
 @click.option("--adaptiv-threshold", type=float, help="AdapTiV sign-similarity threshold.")
-@click.option("--dtype", type=click.Choice(["auto", *_DTYPES]), default="auto", show_default=True,
-              help="Model dtype (auto: bfloat16 on GPU, float32 on CPU).")
-def eval_command(checkpoint, dataset, out, methods, limit, frames, base, focus_config,
-                 baseline_config, model_name, dataset_name, cmc_threshold, cmc_query_threshold,
-                 adaptiv_threshold, dtype):
+@click.option(
+    "--dtype",
+    type=click.Choice(["auto", *_DTYPES]),
+    default="auto",
+    show_default=True,
+    help="Model dtype (auto: bfloat16 on GPU, float32 on CPU).",
+)
+def eval_command(
+    checkpoint,
+    dataset,
+    out,
+    methods,
+    limit,
+    frames,
+    base,
+    focus_config,
+    baseline_config,
+    model_name,
+    dataset_name,
+    cmc_threshold,
+    cmc_query_threshold,
+    adaptiv_threshold,
+    dtype,
+):
     """Score multiple-choice samples with each method (next-token logits of the
     option letters after the prompt) and write per-sample and summary results."""
     names = _methods(methods)
@@ -120,8 +176,9 @@ def eval_command(checkpoint, dataset, out, methods, limit, frames, base, focus_c
         elif name == "focus":
             specs.append(MethodSpec("focus", params, sec=True))
         else:
-            th, qth = _baseline_thresholds(name, baseline_config, model_name, dataset_name,
-                                           explicit[name])
+            th, qth = _baseline_thresholds(
+                name, baseline_config, model_name, dataset_name, explicit[name]
+            )
             specs.append(MethodSpec(name, params, sec=False, threshold=th, query_threshold=qth))
     try:
         samples = load_dataset(dataset)
@@ -136,5 +193,6 @@ def eval_command(checkpoint, dataset, out, methods, limit, frames, base, focus_c
     except (CheckpointError, ValueError) as e:
         raise click.ClickException(str(e)) from None
     from accelerate import PartialState
+
     if PartialState().is_main_process:
         click.echo(summary.to_string(index=False))

@@ -35,8 +35,15 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Sample", "DatasetError", "MediaError", "load_dataset", "load_media",
-           "sample_frames", "IMAGE_SUFFIXES"]
+__all__ = [
+    "Sample",
+    "DatasetError",
+    "MediaError",
+    "load_dataset",
+    "load_media",
+    "sample_frames",
+    "IMAGE_SUFFIXES",
+]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 _OPTION = re.compile(r"^([A-Z])\.\s")
@@ -53,12 +60,12 @@ class MediaError(ValueError):
 @dataclass(frozen=True)
 class Sample:
     id: str
-    kind: str              #: "video" or "image"
-    media: Path            #: absolute media path
+    kind: str  #: "video" or "image"
+    media: Path  #: absolute media path
     question: str
     options: tuple[str, ...]
-    answer: str            #: option letter
-    line: int              #: 1-based line in the JSONL file
+    answer: str  #: option letter
+    line: int  #: 1-based line in the JSONL file
 
     @property
     def letters(self) -> tuple[str, ...]:
@@ -76,8 +83,10 @@ def _parse_row(row, line: int, where: str, base: Path) -> Sample:
         fail("id", "must be a non-empty string or an integer")
     kinds = [k for k in ("video", "image") if k in row]
     if len(kinds) != 1:
-        raise DatasetError(f"{where} line {line}: needs exactly one of the fields 'video' "
-                           f"or 'image' (found {kinds or 'neither'})")
+        raise DatasetError(
+            f"{where} line {line}: needs exactly one of the fields 'video' "
+            f"or 'image' (found {kinds or 'neither'})"
+        )
     kind = kinds[0]
     media = row[kind]
     if not isinstance(media, str) or not media.strip():
@@ -86,15 +95,19 @@ def _parse_row(row, line: int, where: str, base: Path) -> Sample:
     if not isinstance(question, str) or not question.strip():
         fail("question", "must be a non-empty string")
     options = row.get("options")
-    if not isinstance(options, list) or len(options) < 2 or \
-            not all(isinstance(o, str) for o in options):
+    if (
+        not isinstance(options, list)
+        or len(options) < 2
+        or not all(isinstance(o, str) for o in options)
+    ):
         fail("options", "must be a list of at least two strings")
     letters = []
     for o in options:
         m = _OPTION.match(o)
         if not m:
-            fail("options",
-                 f"entry {o!r} must start with a capital letter and '. ' (e.g. 'A. ...')")
+            fail(
+                "options", f"entry {o!r} must start with a capital letter and '. ' (e.g. 'A. ...')"
+            )
         letters.append(m.group(1))
     if len(set(letters)) != len(letters):
         fail("options", f"letters {letters} are not distinct")
@@ -103,10 +116,17 @@ def _parse_row(row, line: int, where: str, base: Path) -> Sample:
         fail("answer", f"must be one of the option letters {letters}, got {answer!r}")
     try:
         path = (base / media).resolve()
-    except ValueError as e:          # NUL character, unencodable surrogate
+    except ValueError as e:  # NUL character, unencodable surrogate
         fail(kind, f"is not a usable path ({e})")
-    return Sample(id=str(sid), kind=kind, media=path, question=question,
-                  options=tuple(options), answer=answer, line=line)
+    return Sample(
+        id=str(sid),
+        kind=kind,
+        media=path,
+        question=question,
+        options=tuple(options),
+        answer=answer,
+        line=line,
+    )
 
 
 def load_dataset(path) -> list[Sample]:
@@ -120,20 +140,22 @@ def load_dataset(path) -> list[Sample]:
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError as e:
-                raise DatasetError(f"{path} line {line}: not UTF-8 text ({e.reason} at byte "
-                                   f"{e.start})") from None
+                raise DatasetError(
+                    f"{path} line {line}: not UTF-8 text ({e.reason} at byte {e.start})"
+                ) from None
             if not text.strip():
                 continue
             try:
                 row = json.loads(text)
             except json.JSONDecodeError as e:
                 raise DatasetError(f"{path} line {line}: not valid JSON ({e.msg})") from None
-            except (ValueError, RecursionError) as e:    # e.g. an integer of 5000 digits
+            except (ValueError, RecursionError) as e:  # e.g. an integer of 5000 digits
                 raise DatasetError(f"{path} line {line}: not valid JSON ({e})") from None
             sample = _parse_row(row, line, str(path), path.parent)
             if sample.id in seen:
-                raise DatasetError(f"{path} line {line}: field 'id' {sample.id!r} repeats "
-                                   f"line {seen[sample.id]}")
+                raise DatasetError(
+                    f"{path} line {line}: field 'id' {sample.id!r} repeats line {seen[sample.id]}"
+                )
             seen[sample.id] = line
             samples.append(sample)
     if not samples:
@@ -154,6 +176,7 @@ def sample_frames(frames: np.ndarray, count: int | None) -> np.ndarray:
 
 def _read_image(path: Path) -> np.ndarray:
     from PIL import Image
+
     try:
         with Image.open(path) as im:
             return np.asarray(im.convert("RGB"))
@@ -185,6 +208,7 @@ def load_media(sample: Sample, frames: int | None = None) -> np.ndarray:
     except (OSError, ValueError) as e:
         raise MediaError(f"{path}: cannot read .npy ({e})") from None
     if video.dtype != np.uint8 or video.ndim != 4 or video.shape[-1] != 3 or len(video) == 0:
-        raise MediaError(f"{path}: must hold a (F, H, W, 3) uint8 array, got "
-                         f"{video.dtype} {video.shape}")
+        raise MediaError(
+            f"{path}: must hold a (F, H, W, 3) uint8 array, got {video.dtype} {video.shape}"
+        )
     return sample_frames(video, frames)

@@ -56,18 +56,40 @@ from focus_hw.params import FocusParams
 from .dataset import Sample, load_media
 from .video import FrameVideoProcessor, video_settings
 
-__all__ = ["CheckpointError", "MethodSpec", "METHODS", "COLUMNS", "load_checkpoint",
-           "build_prompt", "run_eval", "summarize"]
+__all__ = [
+    "CheckpointError",
+    "MethodSpec",
+    "METHODS",
+    "COLUMNS",
+    "load_checkpoint",
+    "build_prompt",
+    "run_eval",
+    "summarize",
+]
 
 METHODS = ("dense", "focus", "cmc", "adaptiv")
-COLUMNS = ["id", "method", "prediction", "answer", "correct", "sparsity", "visual_tokens",
-           "visual_kept", "wall_s", "kl_last", "top1_agree", "agree_dense",
-           "option_logprobs", "error"]
+COLUMNS = [
+    "id",
+    "method",
+    "prediction",
+    "answer",
+    "correct",
+    "sparsity",
+    "visual_tokens",
+    "visual_kept",
+    "wall_s",
+    "kl_last",
+    "top1_agree",
+    "agree_dense",
+    "option_logprobs",
+    "error",
+]
 
-_MODEL_CLASSES = {"qwen2_vl": ("Qwen2VLForConditionalGeneration", "Qwen2VLProcessor"),
-                  "qwen2_5_vl": ("Qwen2_5_VLForConditionalGeneration", "Qwen2_5_VLProcessor"),
-                  "llava_onevision": ("LlavaOnevisionForConditionalGeneration",
-                                      "LlavaOnevisionProcessor")}
+_MODEL_CLASSES = {
+    "qwen2_vl": ("Qwen2VLForConditionalGeneration", "Qwen2VLProcessor"),
+    "qwen2_5_vl": ("Qwen2_5_VLForConditionalGeneration", "Qwen2_5_VLProcessor"),
+    "llava_onevision": ("LlavaOnevisionForConditionalGeneration", "LlavaOnevisionProcessor"),
+}
 
 
 class CheckpointError(ValueError):
@@ -78,6 +100,7 @@ class CheckpointError(ValueError):
 class MethodSpec:
     """One evaluated method: ``name`` in :data:`METHODS`; for the others the
     arguments of ``enable_focus``."""
+
     name: str
     params: FocusParams | None = None
     sec: bool = False
@@ -86,15 +109,24 @@ class MethodSpec:
 
     def enable(self, model):
         from focus_algo.integration import enable_focus
-        return enable_focus(model, self.params, method=self.name, sec=self.sec,
-                            threshold=self.threshold, query_threshold=self.query_threshold)
+
+        return enable_focus(
+            model,
+            self.params,
+            method=self.name,
+            sec=self.sec,
+            threshold=self.threshold,
+            query_threshold=self.query_threshold,
+        )
 
 
 # -- checkpoint -------------------------------------------------------------------
 
+
 def load_checkpoint(path, *, dtype: torch.dtype | None = None):
     """(model, processor) of a local checkpoint folder; never touches the hub."""
     import transformers
+
     path = Path(path)
     if not path.is_dir():
         raise CheckpointError(f"checkpoint {path} does not exist or is not a folder")
@@ -102,8 +134,10 @@ def load_checkpoint(path, *, dtype: torch.dtype | None = None):
         raise CheckpointError(f"checkpoint {path} has no config.json")
     config = transformers.AutoConfig.from_pretrained(path, local_files_only=True)
     if config.model_type not in _MODEL_CLASSES:
-        raise CheckpointError(f"checkpoint {path}: model_type {config.model_type!r} is not "
-                              f"supported (expected one of {sorted(_MODEL_CLASSES)})")
+        raise CheckpointError(
+            f"checkpoint {path}: model_type {config.model_type!r} is not "
+            f"supported (expected one of {sorted(_MODEL_CLASSES)})"
+        )
     model_cls, processor_cls = (getattr(transformers, n) for n in _MODEL_CLASSES[config.model_type])
     try:
         model = model_cls.from_pretrained(path, local_files_only=True, dtype=dtype)
@@ -124,6 +158,7 @@ def _load_processor(path: Path, processor_cls, model_type: str):
     from transformers import AutoImageProcessor, AutoProcessor, AutoTokenizer
     from transformers.processing_utils import ProcessorMixin
     from transformers.utils import is_torchvision_available
+
     try:
         return AutoProcessor.from_pretrained(path, local_files_only=True)
     except Exception as e:  # noqa: BLE001 -- re-raised below unless torchvision is the cause
@@ -148,21 +183,36 @@ def _load_processor(path: Path, processor_cls, model_type: str):
         return None if frames else check(self, name, arg)
 
     with mock.patch.object(ProcessorMixin, "check_argument_for_proper_class", allow_frame_video):
-        return processor_cls(image_processor=image_processor, tokenizer=tokenizer,
-                             video_processor=video_processor, chat_template=chat_template, **extra)
+        return processor_cls(
+            image_processor=image_processor,
+            tokenizer=tokenizer,
+            video_processor=video_processor,
+            chat_template=chat_template,
+            **extra,
+        )
 
 
 # -- one sample ---------------------------------------------------------------------
 
+
 def build_prompt(sample: Sample) -> str:
     """The user text of a sample (the media goes before it)."""
-    return "\n".join([sample.question, *sample.options,
-                      "Answer with the option's letter from the given choices directly."])
+    return "\n".join(
+        [
+            sample.question,
+            *sample.options,
+            "Answer with the option's letter from the given choices directly.",
+        ]
+    )
 
 
 def _encode(processor, sample: Sample, media: np.ndarray) -> dict:
-    messages = [{"role": "user", "content": [{"type": sample.kind},
-                                             {"type": "text", "text": build_prompt(sample)}]}]
+    messages = [
+        {
+            "role": "user",
+            "content": [{"type": sample.kind}, {"type": "text", "text": build_prompt(sample)}],
+        }
+    ]
     text = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
     if sample.kind == "video":
         return processor(text=[text], videos=[media], return_tensors="pt")
@@ -190,8 +240,13 @@ def _site_weights(config, visual: int) -> dict[str, int]:
     d, f = config.hidden_size, config.intermediate_size
     head_dim = getattr(config, "head_dim", None) or d // config.num_attention_heads
     kv = config.num_key_value_heads * head_dim
-    return {"q_proj": d * (d + 2 * kv), "query": d * visual, "o_proj": d * d,
-            "gate_proj": 2 * d * f, "down_proj": d * f}
+    return {
+        "q_proj": d * (d + 2 * kv),
+        "query": d * visual,
+        "o_proj": d * d,
+        "gate_proj": 2 * d * f,
+        "down_proj": d * f,
+    }
 
 
 @torch.inference_mode()
@@ -230,6 +285,7 @@ def _row(sample, method, **values) -> dict:
 
 def _run_sample(model, processor, sample, specs, pending, frames, device) -> list[dict]:
     from focus_algo.integration import find_layout
+
     try:
         media = load_media(sample, frames)
         inputs = _encode(processor, sample, media).to(device)
@@ -254,16 +310,25 @@ def _run_sample(model, processor, sample, specs, pending, frames, device) -> lis
             dense = logits
         logp = torch.log_softmax(logits[letter_ids], dim=0)
         pred = sample.letters[int(logp.argmax())]
-        values = dict(prediction=pred, correct=int(pred == sample.answer), sparsity=sparsity,
-                      visual_tokens=visual, visual_kept=visual if kept is None else kept,
-                      wall_s=wall, option_logprobs=json.dumps(
-                          dict(zip(sample.letters, [round(float(v), 6) for v in logp]))))
+        values = dict(
+            prediction=pred,
+            correct=int(pred == sample.answer),
+            sparsity=sparsity,
+            visual_tokens=visual,
+            visual_kept=visual if kept is None else kept,
+            wall_s=wall,
+            option_logprobs=json.dumps(
+                dict(zip(sample.letters, [round(float(v), 6) for v in logp]))
+            ),
+        )
         if dense is not None:
             p, q = torch.log_softmax(dense, 0), torch.log_softmax(logits, 0)
             dense_pred = sample.letters[int(dense[letter_ids].argmax())]
-            values.update(kl_last=float(torch.sum(p.exp() * (p - q))),
-                          top1_agree=int(dense.argmax() == logits.argmax()),
-                          agree_dense=int(pred == dense_pred))
+            values.update(
+                kl_last=float(torch.sum(p.exp() * (p - q))),
+                top1_agree=int(dense.argmax() == logits.argmax()),
+                agree_dense=int(pred == dense_pred),
+            )
         if spec in pending:
             rows.append(_row(sample, spec.name, **values))
     return rows
@@ -286,18 +351,17 @@ def _read_rows(path: Path) -> pd.DataFrame:
     if not path.is_file():
         return pd.DataFrame(columns=COLUMNS)
     text = path.read_text()
-    if text and not text.endswith("\n"):      # torn last row: drop it, it reruns
-        text = text[:text.rfind("\n") + 1]
+    if text and not text.endswith("\n"):  # torn last row: drop it, it reruns
+        text = text[: text.rfind("\n") + 1]
     if not text:
         return pd.DataFrame(columns=COLUMNS)
-    strings = {c: str for c in ("id", "method", "prediction", "answer", "option_logprobs",
-                                "error")}
+    strings = {c: str for c in ("id", "method", "prediction", "answer", "option_logprobs", "error")}
     try:
-        frame = pd.read_csv(io.StringIO(text), dtype=strings, keep_default_na=False,
-                            na_values=[""])
-    except ValueError as e:   # pandas' ParserError / EmptyDataError are ValueErrors
-        raise ValueError(f"{path}: not a readable samples file ({' '.join(str(e).split())})") \
-            from None
+        frame = pd.read_csv(io.StringIO(text), dtype=strings, keep_default_na=False, na_values=[""])
+    except ValueError as e:  # pandas' ParserError / EmptyDataError are ValueErrors
+        raise ValueError(
+            f"{path}: not a readable samples file ({' '.join(str(e).split())})"
+        ) from None
     missing = set(COLUMNS) - set(frame.columns)
     if missing:
         raise ValueError(f"{path}: not a samples file of this runner (missing {sorted(missing)})")
@@ -328,19 +392,34 @@ def summarize(samples: pd.DataFrame, methods) -> pd.DataFrame:
     for m in methods:
         part = samples[samples["method"] == m]
         ok = part[_scored(part)]
-        mean = lambda c: float(pd.to_numeric(ok[c]).mean()) if len(ok) else math.nan  # noqa: E731
-        rows.append(dict(method=m, samples=len(ok), errors=len(part) - len(ok),
-                         accuracy=mean("correct"), sparsity=mean("sparsity"),
-                         visual_tokens=mean("visual_tokens"), visual_kept=mean("visual_kept"),
-                         wall_s=mean("wall_s"), kl_last=mean("kl_last"),
-                         top1_agree=mean("top1_agree"), agree_dense=mean("agree_dense")))
+
+        def mean(c, ok=ok):
+            return float(pd.to_numeric(ok[c]).mean()) if len(ok) else math.nan
+
+        rows.append(
+            dict(
+                method=m,
+                samples=len(ok),
+                errors=len(part) - len(ok),
+                accuracy=mean("correct"),
+                sparsity=mean("sparsity"),
+                visual_tokens=mean("visual_tokens"),
+                visual_kept=mean("visual_kept"),
+                wall_s=mean("wall_s"),
+                kl_last=mean("kl_last"),
+                top1_agree=mean("top1_agree"),
+                agree_dense=mean("agree_dense"),
+            )
+        )
     return pd.DataFrame(rows)
 
 
 def _plot(summary: pd.DataFrame, path: Path) -> None:
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     fig, axes = plt.subplots(1, 2, figsize=(8, 3))
     for ax, col in zip(axes, ("accuracy", "sparsity")):
         ax.bar(summary["method"], summary[col].fillna(0.0))
@@ -352,18 +431,29 @@ def _plot(summary: pd.DataFrame, path: Path) -> None:
 
 # -- the run ------------------------------------------------------------------------------
 
+
 def _check_settings(path: Path, specs, frames, write: bool) -> None:
     """Refuse to resume ``out`` under other settings: ``settings.json`` keeps
     each method's settings (params, SEC, thresholds, frames)."""
     old = json.loads(path.read_text()) if path.is_file() else {}
     new = {}
     for spec in specs:
-        new[spec.name] = json.loads(json.dumps(dict(  # as read back from the file
-            params=spec.params.to_dict() if spec.params else None, sec=spec.sec,
-            threshold=spec.threshold, query_threshold=spec.query_threshold, frames=frames)))
+        new[spec.name] = json.loads(
+            json.dumps(
+                dict(  # as read back from the file
+                    params=spec.params.to_dict() if spec.params else None,
+                    sec=spec.sec,
+                    threshold=spec.threshold,
+                    query_threshold=spec.query_threshold,
+                    frames=frames,
+                )
+            )
+        )
         if spec.name in old and old[spec.name] != new[spec.name]:
-            raise ValueError(f"{path.parent} holds {spec.name!r} results of other settings "
-                             f"({old[spec.name]} vs now {new[spec.name]}); use another --out")
+            raise ValueError(
+                f"{path.parent} holds {spec.name!r} results of other settings "
+                f"({old[spec.name]} vs now {new[spec.name]}); use another --out"
+            )
     if write:
         atomic_write_text(path, json.dumps({**old, **new}, indent=2))
 
@@ -383,11 +473,21 @@ class _Store:
         return _merge([_read_rows(self.out / "samples.csv"), *map(_read_rows, parts)])
 
 
-def run_eval(model, processor, samples: list[Sample], specs: list[MethodSpec], out, *,
-             frames: int | None = None, progress: bool = True, accelerator=None) -> pd.DataFrame:
+def run_eval(
+    model,
+    processor,
+    samples: list[Sample],
+    specs: list[MethodSpec],
+    out,
+    *,
+    frames: int | None = None,
+    progress: bool = True,
+    accelerator=None,
+) -> pd.DataFrame:
     """Evaluate ``specs`` on ``samples`` into folder ``out``; returns the summary
     (on every process). ``accelerator`` defaults to a new ``Accelerator``."""
     from accelerate import Accelerator
+
     # cpu=True on a CPU-only machine also lets torchrun/accelerate start gloo workers
     accelerator = accelerator or Accelerator(cpu=not torch.cuda.is_available())
     out = Path(out)
@@ -401,7 +501,7 @@ def run_eval(model, processor, samples: list[Sample], specs: list[MethodSpec], o
             spec.enable(model).remove()
     if accelerator.is_main_process:
         _remove_temps(out)
-    accelerator.wait_for_everyone()      # before any process writes a new temp file
+    accelerator.wait_for_everyone()  # before any process writes a new temp file
     _check_settings(out / "settings.json", specs, frames, accelerator.is_main_process)
     model.to(accelerator.device)
     store = _Store(out, accelerator.process_index, accelerator.num_processes)
@@ -410,14 +510,14 @@ def run_eval(model, processor, samples: list[Sample], specs: list[MethodSpec], o
     done = set(zip(finished["id"], finished["method"]))
     own = _read_rows(store.path) if store.world > 1 else existing
     with accelerator.split_between_processes(samples) as shard:
-        bar = tqdm(shard, desc=f"eval [{accelerator.process_index}]", unit="sample",
-                   disable=not progress)
+        bar = tqdm(
+            shard, desc=f"eval [{accelerator.process_index}]", unit="sample", disable=not progress
+        )
         for sample in bar:
             pending = [s for s in specs if (sample.id, s.name) not in done]
             if not pending:
                 continue
-            rows = _run_sample(model, processor, sample, specs, pending, frames,
-                               accelerator.device)
+            rows = _run_sample(model, processor, sample, specs, pending, frames, accelerator.device)
             own = _merge([own, pd.DataFrame(rows, columns=COLUMNS)])
             _write_rows(store.path, own)
     accelerator.wait_for_everyone()
@@ -428,8 +528,10 @@ def run_eval(model, processor, samples: list[Sample], specs: list[MethodSpec], o
             part.unlink()
         summary = summarize(merged, names)
         atomic_write_text(out / "summary.csv", summary.to_csv(index=False))
-        atomic_write_text(out / "summary.json",
-                          json.dumps(json.loads(summary.to_json(orient="records")), indent=2))
+        atomic_write_text(
+            out / "summary.json",
+            json.dumps(json.loads(summary.to_json(orient="records")), indent=2),
+        )
         _plot(summary, out / "summary.png")
     accelerator.wait_for_everyone()
     return summarize(_read_rows(out / "samples.csv"), names)

@@ -34,9 +34,22 @@ __all__ = ["FrameVideoProcessor", "video_settings"]
 
 _QWEN = ("qwen2_vl", "qwen2_5_vl")
 _LLAVA = ("llava_onevision",)
-_KEYS = ("do_resize", "size", "resample", "do_center_crop", "crop_size", "do_rescale",
-         "rescale_factor", "do_normalize", "image_mean", "image_std", "do_convert_rgb",
-         "patch_size", "temporal_patch_size", "merge_size")
+_KEYS = (
+    "do_resize",
+    "size",
+    "resample",
+    "do_center_crop",
+    "crop_size",
+    "do_rescale",
+    "rescale_factor",
+    "do_normalize",
+    "image_mean",
+    "image_std",
+    "do_convert_rgb",
+    "patch_size",
+    "temporal_patch_size",
+    "merge_size",
+)
 
 
 def video_settings(path) -> dict:
@@ -44,14 +57,16 @@ def video_settings(path) -> dict:
     ``_KEYS`` and ``cap_pixels_per_frame``; ``min_pixels`` / ``max_pixels``
     folded into ``size`` as transformers does)."""
     from transformers.video_processing_utils import BaseVideoProcessor
+
     config, _ = BaseVideoProcessor.get_video_processor_dict(str(path), local_files_only=True)
     size = dict(config.get("size") or {})
     if config.get("min_pixels") is not None:
         size["shortest_edge"] = config["min_pixels"]
     if config.get("max_pixels") is not None:
         size["longest_edge"] = config["max_pixels"]
-    settings = {k: config[k] for k in _KEYS + ("cap_pixels_per_frame",)
-                if config.get(k) is not None}
+    settings = {
+        k: config[k] for k in _KEYS + ("cap_pixels_per_frame",) if config.get(k) is not None
+    }
     if size:
         settings["size"] = size
     return settings
@@ -70,8 +85,10 @@ class FrameVideoProcessor:
         if model_type not in _QWEN + _LLAVA:
             raise ValueError(f"no frame-wise video preprocessing for model_type {model_type!r}")
         if getattr(image_processor, "backend", None) != "pil":
-            raise ValueError(f"FrameVideoProcessor needs a PIL image processor, got "
-                             f"{type(image_processor).__name__}")
+            raise ValueError(
+                f"FrameVideoProcessor needs a PIL image processor, got "
+                f"{type(image_processor).__name__}"
+            )
         self.image_processor = image_processor
         self.model_type = model_type
         base = image_processor.to_dict()
@@ -84,17 +101,22 @@ class FrameVideoProcessor:
     def __call__(self, videos, return_tensors=None, **kwargs):
         from transformers import BatchFeature
         from transformers.video_utils import make_batched_metadata
+
         if self.settings.get("cap_pixels_per_frame"):
-            raise ValueError("the checkpoint's video processor caps pixels per frame "
-                             "(cap_pixels_per_frame), which needs torchvision")
+            raise ValueError(
+                "the checkpoint's video processor caps pixels per frame "
+                "(cap_pixels_per_frame), which needs torchvision"
+            )
         videos = [np.asarray(v) for v in videos]
         for v in videos:
             if v.ndim != 4 or v.shape[-1] != 3 or len(v) == 0:
                 raise ValueError(f"a video must be a (F, H, W, 3) array, got shape {v.shape}")
         if self.model_type in _QWEN:
             parts = [self._qwen(v) for v in videos]
-            data = {"pixel_values_videos": np.concatenate([p for p, _ in parts]),
-                    "video_grid_thw": np.array([g for _, g in parts], dtype=np.int64)}
+            data = {
+                "pixel_values_videos": np.concatenate([p for p, _ in parts]),
+                "video_grid_thw": np.array([g for _, g in parts], dtype=np.int64),
+            }
         else:
             data = {"pixel_values_videos": np.stack([self._llava(v) for v in videos])}
         out = BatchFeature(data, tensor_type=return_tensors)
@@ -108,22 +130,38 @@ class FrameVideoProcessor:
         pad = -len(video) % tp
         if pad:
             video = np.concatenate([video, np.repeat(video[-1:], pad, axis=0)])
-        keys = ("size", "resample", "do_resize", "do_rescale", "rescale_factor", "do_normalize",
-                "image_mean", "image_std", "do_convert_rgb", "patch_size", "merge_size")
-        frames = self.image_processor(list(video), temporal_patch_size=1, return_tensors="np",
-                                      **{k: self.settings[k] for k in keys if k in self.settings})
-        (_, gh, gw), = np.unique(frames["image_grid_thw"], axis=0)
+        keys = (
+            "size",
+            "resample",
+            "do_resize",
+            "do_rescale",
+            "rescale_factor",
+            "do_normalize",
+            "image_mean",
+            "image_std",
+            "do_convert_rgb",
+            "patch_size",
+            "merge_size",
+        )
+        frames = self.image_processor(
+            list(video),
+            temporal_patch_size=1,
+            return_tensors="np",
+            **{k: self.settings[k] for k in keys if k in self.settings},
+        )
+        ((_, gh, gw),) = np.unique(frames["image_grid_thw"], axis=0)
         t, n = len(video) // tp, gh * gw
-        x = frames["pixel_values"].reshape(t, tp, n, 3, -1)        # (T, tp, patch, C, p*p)
-        x = x.transpose(0, 2, 3, 1, 4).reshape(t * n, -1)          # (T*patch, C*tp*p*p)
+        x = frames["pixel_values"].reshape(t, tp, n, 3, -1)  # (T, tp, patch, C, p*p)
+        x = x.transpose(0, 2, 3, 1, 4).reshape(t * n, -1)  # (T*patch, C*tp*p*p)
         return x, [t, int(gh), int(gw)]
 
     def _llava(self, video: np.ndarray) -> np.ndarray:
         from transformers.image_utils import SizeDict
+
         ip, s = self.image_processor, self.settings
         out = []
         for frame in video:
-            x = ip.process_image(frame, do_convert_rgb=s.get("do_convert_rgb"))   # (C, H, W)
+            x = ip.process_image(frame, do_convert_rgb=s.get("do_convert_rgb"))  # (C, H, W)
             if s.get("do_resize"):
                 x = ip.resize(x, SizeDict(**s["size"]), resample=s.get("resample"))
             if s.get("do_center_crop"):

@@ -10,5 +10,14 @@ from .fidelity import compare, fidelity
 from .handle import METHODS, FocusHandle, enable_focus, language_model
 from .spans import Segment, VisualLayout, find_layout
 
-__all__ = ["enable_focus", "FocusHandle", "METHODS", "compare", "fidelity", "find_layout",
-           "Segment", "VisualLayout", "language_model"]
+__all__ = [
+    "enable_focus",
+    "FocusHandle",
+    "METHODS",
+    "compare",
+    "fidelity",
+    "find_layout",
+    "Segment",
+    "VisualLayout",
+    "language_model",
+]

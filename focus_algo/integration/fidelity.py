@@ -28,9 +28,12 @@ def fidelity(dense_hidden, focus_hidden, kept, dense_logits, focus_logits) -> di
     p = torch.log_softmax(dense_logits.float(), dim=-1)
     q = torch.log_softmax(focus_logits.float(), dim=-1)
     kl = torch.sum(p.exp() * (p - q))
-    return {"hidden_cosine": float(cos.mean()), "hidden_cosine_last": float(cos[-1]),
-            "kl_last": float(kl),
-            "top1_agree": float(dense_logits.argmax() == focus_logits.argmax())}
+    return {
+        "hidden_cosine": float(cos.mean()),
+        "hidden_cosine_last": float(cos[-1]),
+        "kl_last": float(kl),
+        "top1_agree": float(dense_logits.argmax() == focus_logits.argmax()),
+    }
 
 
 @torch.no_grad()
@@ -49,8 +52,15 @@ def _run(model, inputs):
     return captured["hidden"][0], logits[0, -1]
 
 
-def compare(model, inputs: dict, params, *, method: str = "focus", sec: bool = True,
-            threshold: float | None = None) -> dict:
+def compare(
+    model,
+    inputs: dict,
+    params,
+    *,
+    method: str = "focus",
+    sec: bool = True,
+    threshold: float | None = None,
+) -> dict:
     """Run ``model`` dense and with :func:`enable_focus` on ``inputs``; return the
     fidelity metrics plus the Focus run's mean sparsity and kept visual tokens."""
     dense_hidden, dense_logits = _run(model, inputs)

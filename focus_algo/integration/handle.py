@@ -41,14 +41,13 @@ import torch
 from focus_hw.params import FocusParams
 
 from .hooks import ATTENTION_CALLBACKS, concentrate_visual, use_focus_attention
-from .pruning import (TokenState, decode_mask, slice_layer_kwargs,
-                      text_attention_probs)
+from .pruning import TokenState, decode_mask, slice_layer_kwargs, text_attention_probs
 from .spans import find_layout, model_family
 
 __all__ = ["FocusHandle", "enable_focus", "METHODS", "language_model"]
 
 METHODS = ("focus", "cmc", "adaptiv")
-_FORWARD_ARGS = ("input_ids",)      # the only positional argument all supported models share
+_FORWARD_ARGS = ("input_ids",)  # the only positional argument all supported models share
 
 
 def language_model(model):
@@ -63,10 +62,12 @@ def language_model(model):
 def _concentrator(method, params, threshold):
     if method == "focus":
         from focus_algo.sic import similarity_concentrate
+
         p = params if threshold is None else params.replace(threshold=threshold)
         return functools.partial(_call_focus, similarity_concentrate, p)
     if method in ("cmc", "adaptiv"):
         from focus_algo.baselines import BASELINES
+
         t = params.threshold if threshold is None else threshold
         return functools.partial(_call_baseline, BASELINES[method], t, params)
     raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -82,24 +83,37 @@ def _call_baseline(kernel, threshold, params, x, grid):
 
 def _masks_only(result):
     """The result without its (large) tokens, masks on the CPU, roots as int32."""
-    return dataclasses.replace(result, tokens=None, zero=result.zero.cpu(),
-                               similar=result.similar.cpu(),
-                               root=result.root.to(torch.int32).cpu())
+    return dataclasses.replace(
+        result,
+        tokens=None,
+        zero=result.zero.cpu(),
+        similar=result.similar.cpu(),
+        root=result.root.to(torch.int32).cpu(),
+    )
 
 
 class FocusHandle:
     """Hooks of one :func:`enable_focus` call and the records of the last prefill."""
 
-    def __init__(self, model, params: FocusParams, method: str, sec: bool,
-                 threshold: float | None, query_threshold: float | None):
+    def __init__(
+        self,
+        model,
+        params: FocusParams,
+        method: str,
+        sec: bool,
+        threshold: float | None,
+        query_threshold: float | None,
+    ):
         self.model, self.params, self.method = model, params, method
         self.lm = language_model(model)
         self.num_layers = len(self.lm.layers)
         self.sec = dict(zip(params.sec_layers, params.sec_keep)) if sec else {}
         bad = [i for i in self.sec if i >= self.num_layers]
         if bad:
-            raise ValueError(f"FocusParams.sec_layers={params.sec_layers!r}: layers {bad} do "
-                             f"not exist (the model has {self.num_layers} decoder layers)")
+            raise ValueError(
+                f"FocusParams.sec_layers={params.sec_layers!r}: layers {bad} do "
+                f"not exist (the model has {self.num_layers} decoder layers)"
+            )
         self._fn = _concentrator(method, params, threshold)
         qt = threshold if query_threshold is None else query_threshold
         self._query_fn = _concentrator(method, params, qt)
@@ -128,17 +142,24 @@ class FocusHandle:
         add(self.model.register_forward_hook(self._on_model_done))
         for i, layer in enumerate(self.lm.layers):
             attn, mlp = layer.self_attn, layer.mlp
-            add(layer.register_forward_pre_hook(functools.partial(self._on_layer, i),
-                                                with_kwargs=True))
+            add(
+                layer.register_forward_pre_hook(
+                    functools.partial(self._on_layer, i), with_kwargs=True
+                )
+            )
             add(layer.register_forward_hook(functools.partial(self._on_layer_done, i)))
-            for site, module, shares in (("q_proj", attn.q_proj, "attn"),
-                                         ("o_proj", attn.o_proj, None),
-                                         ("gate_proj", mlp.gate_proj, "mlp"),
-                                         ("down_proj", mlp.down_proj, None)):
-                add(module.register_forward_pre_hook(
-                    functools.partial(self._on_gemm, i, site, shares)))
-            for module, key in ((attn.k_proj, "attn"), (attn.v_proj, "attn"),
-                                (mlp.up_proj, "mlp")):
+            for site, module, shares in (
+                ("q_proj", attn.q_proj, "attn"),
+                ("o_proj", attn.o_proj, None),
+                ("gate_proj", mlp.gate_proj, "mlp"),
+                ("down_proj", mlp.down_proj, None),
+            ):
+                add(
+                    module.register_forward_pre_hook(
+                        functools.partial(self._on_gemm, i, site, shares)
+                    )
+                )
+            for module, key in ((attn.k_proj, "attn"), (attn.v_proj, "attn"), (mlp.up_proj, "mlp")):
                 add(module.register_forward_pre_hook(functools.partial(self._on_shared, i, key)))
             add(attn.register_forward_hook(functools.partial(self._on_attention_done, i)))
             ATTENTION_CALLBACKS[attn] = functools.partial(self._on_attention, i)
@@ -174,7 +195,7 @@ class FocusHandle:
         self.state = None
         cached = cache is not None and cache.get_seq_length() > 0
         if cached or (ids is not None and ids.shape[-1] < 2):
-            return      # decode step: untouched
+            return  # decode step: untouched
         layout = find_layout(self.model, inputs)
         if layout is not None:
             self.state = self.prefill = TokenState(layout)
@@ -245,6 +266,7 @@ class FocusHandle:
 
     def _run_sec(self, i, module, query, key, mask):
         from focus_algo.sec import importance, keep_count, select_tokens
+
         state = self.state
         text = state.text_rows()
         if len(text) == 0:
@@ -275,37 +297,67 @@ class FocusHandle:
             total = sum(r.zero.numel() for r in results)
             zero = sum(int(r.zero.sum()) for r in results)
             similar = sum(int(r.similar.sum()) for r in results)
-            rows.append(dict(layer=i, site=site, tokens=self.prefill.num_visual,
-                             present=self.present[(i, site)],
-                             zero=zero / total, similar=similar / total,
-                             sparsity=(zero + similar) / total, kept_after=kept.get(i)))
+            rows.append(
+                dict(
+                    layer=i,
+                    site=site,
+                    tokens=self.prefill.num_visual,
+                    present=self.present[(i, site)],
+                    zero=zero / total,
+                    similar=similar / total,
+                    sparsity=(zero + similar) / total,
+                    kept_after=kept.get(i),
+                )
+            )
         return pd.DataFrame(rows)
 
     def trace(self, *, model_name: str | None = None, dataset: str = ""):
         """:class:`~focus_algo.trace.SparseTrace` of the last prefill (one visual segment)."""
         from focus_algo.trace import SITES, SparseTrace, TraceMeta
+
         if self.prefill is None:
             raise ValueError("no prefill forward with visual tokens has run since enable_focus")
         segments = self.prefill.layout.segments
         if len(segments) != 1:
-            raise ValueError(f"trace() needs a single visual segment; the last prefill had "
-                             f"{len(segments)} ({[s.grid for s in segments]})")
+            raise ValueError(
+                f"trace() needs a single visual segment; the last prefill had "
+                f"{len(segments)} ({[s.grid for s in segments]})"
+            )
         frames, height, width = segments[0].grid
-        name = model_name or getattr(self.model.config, "_name_or_path", "") or \
-            self.model.config.model_type
-        meta = TraceMeta(model=name, dataset=dataset, num_tokens=segments[0].length,
-                         frames=frames, height=height, width=width, num_layers=self.num_layers,
-                         params=self.params,
-                         extra={"method": self.method,
-                                "kept": {str(k): v for k, v in self.prefill.kept.items()}})
-        results = {site: [self.results[(i, site)][0] for i in range(self.num_layers)]
-                   for site in SITES}
+        name = (
+            model_name
+            or getattr(self.model.config, "_name_or_path", "")
+            or self.model.config.model_type
+        )
+        meta = TraceMeta(
+            model=name,
+            dataset=dataset,
+            num_tokens=segments[0].length,
+            frames=frames,
+            height=height,
+            width=width,
+            num_layers=self.num_layers,
+            params=self.params,
+            extra={
+                "method": self.method,
+                "kept": {str(k): v for k, v in self.prefill.kept.items()},
+            },
+        )
+        results = {
+            site: [self.results[(i, site)][0] for i in range(self.num_layers)] for site in SITES
+        }
         return SparseTrace.from_results(meta, results)
 
 
-def enable_focus(model, params: FocusParams, *, method: str = "focus", sec: bool = True,
-                 threshold: float | None = None,
-                 query_threshold: float | None = None) -> FocusHandle:
+def enable_focus(
+    model,
+    params: FocusParams,
+    *,
+    method: str = "focus",
+    sec: bool = True,
+    threshold: float | None = None,
+    query_threshold: float | None = None,
+) -> FocusHandle:
     """Apply ``method``'s concentrator to every decoder GEMM input of ``model``
     (and SEC at ``params.sec_layers`` when ``sec``). ``threshold`` overrides
     ``params.threshold`` (the baselines' published thresholds differ);

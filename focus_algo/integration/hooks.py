@@ -25,7 +25,7 @@ __all__ = ["concentrate_visual", "use_focus_attention", "ATTENTION_CALLBACKS", "
 
 FOCUS_PREFIX = "focus+"
 #: attention module -> callback(module, query, key, mask) -> (query, mask)
-ATTENTION_CALLBACKS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+ATTENTION_CALLBACKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def concentrate_visual(x, state, fn):
@@ -56,6 +56,7 @@ def _wrap(base):
         if callback is not None:
             query, attention_mask = callback(module, query, key, attention_mask)
         return base(module, query, key, value, attention_mask, *args, **kwargs)
+
     return focus_attention
 
 
@@ -64,8 +65,10 @@ def use_focus_attention(config) -> str:
     implementation; returns the previous implementation name."""
     base = config._attn_implementation
     if base is None or base.startswith(FOCUS_PREFIX):
-        raise ValueError(f"cannot enable Focus on attention implementation {base!r} "
-                         "(already enabled on this model?)")
+        raise ValueError(
+            f"cannot enable Focus on attention implementation {base!r} "
+            "(already enabled on this model?)"
+        )
     fn = eager_attention_forward if base == "eager" else ALL_ATTENTION_FUNCTIONS[base]
     name = FOCUS_PREFIX + base
     AttentionInterface.register(name, _wrap(fn))

@@ -97,14 +97,16 @@ def slice_layer_kwargs(kwargs: dict, rows: torch.Tensor, seq_len: int) -> dict:
     mask = kwargs.get("attention_mask")
     if mask is not None:
         if not isinstance(mask, torch.Tensor) or mask.ndim != 4:
-            raise ValueError(f"SEC needs a 4-D tensor attention mask or None, "
-                             f"got {type(mask).__name__}")
+            raise ValueError(
+                f"SEC needs a 4-D tensor attention mask or None, got {type(mask).__name__}"
+            )
         r = rows.to(mask.device)
         out["attention_mask"] = mask.index_select(2, r).index_select(3, r)
     pos_emb = kwargs.get("position_embeddings")
     if pos_emb is not None:
         out["position_embeddings"] = tuple(
-            t.index_select(-2, rows.to(t.device)) if t.shape[-2] == seq_len else t for t in pos_emb)
+            t.index_select(-2, rows.to(t.device)) if t.shape[-2] == seq_len else t for t in pos_emb
+        )
     pos = kwargs.get("position_ids")
     if isinstance(pos, torch.Tensor) and pos.shape[-1] == seq_len:
         out["position_ids"] = pos.index_select(-1, rows.to(pos.device))

@@ -64,8 +64,10 @@ def model_family(model) -> str:
         return "qwen"
     if kind == "llava_onevision":
         return "llava"
-    raise ValueError(f"Focus integration supports qwen2_vl, qwen2_5_vl and llava_onevision "
-                     f"models; got model_type={kind!r}")
+    raise ValueError(
+        f"Focus integration supports qwen2_vl, qwen2_5_vl and llava_onevision "
+        f"models; got model_type={kind!r}"
+    )
 
 
 def _runs(ids: torch.Tensor, token: int) -> list[tuple[int, int]]:
@@ -81,14 +83,18 @@ def llava_image_layout(config, image_size, vision_aspect_ratio=None):
     """Grids of one anyres LLaVA-OneVision image of ``image_size`` (height, width):
     ``(base (1, P, P), high-res (1, rows, cols + 1))`` as packed by the model."""
     from transformers.models.llava_onevision.modeling_llava_onevision import (
-        get_anyres_image_grid_shape, unpad_image)
+        get_anyres_image_grid_shape,
+        unpad_image,
+    )
+
     side = config.vision_config.image_size // config.vision_config.patch_size
     tiles_h, tiles_w = get_anyres_image_grid_shape(
-        [int(v) for v in image_size], config.image_grid_pinpoints, config.vision_config.image_size)
+        [int(v) for v in image_size], config.image_grid_pinpoints, config.vision_config.image_size
+    )
     canvas = unpad_image(torch.zeros(1, tiles_h * side, tiles_w * side), image_size)
     rows, cols = canvas.shape[1:]
     aspect = vision_aspect_ratio or config.vision_aspect_ratio
-    ratio = math.sqrt(rows * cols / (int(aspect.strip("anyres_max_")) * side ** 2))
+    ratio = math.sqrt(rows * cols / (int(aspect.removeprefix("anyres_max_")) * side**2))
     if ratio > 1.1:
         rows, cols = int(rows // ratio), int(cols // ratio)
     return (1, side, side), (1, rows, cols + 1)
@@ -100,12 +106,14 @@ def find_layout(model, inputs: dict) -> VisualLayout | None:
     ids = inputs.get("input_ids")
     if ids is None:
         if inputs.get("inputs_embeds") is not None and any(
-                inputs.get(k) is not None for k in ("pixel_values", "pixel_values_videos")):
+            inputs.get(k) is not None for k in ("pixel_values", "pixel_values_videos")
+        ):
             raise ValueError("Focus needs input_ids to find the visual tokens; got inputs_embeds")
         return None
     if ids.ndim != 2 or ids.shape[0] != 1:
-        raise ValueError(f"Focus integration supports batch size 1; input_ids has shape "
-                         f"{tuple(ids.shape)}")
+        raise ValueError(
+            f"Focus integration supports batch size 1; input_ids has shape {tuple(ids.shape)}"
+        )
     ids = ids[0].cpu()
     config = model.config
     family = model_family(model)
@@ -129,20 +137,26 @@ def _qwen_segments(model, inputs, kind, runs):
     merge = config.vision_config.spatial_merge_size
     if grid_thw is not None:
         if len(grid_thw) != len(runs):
-            raise ValueError(f"{kind}_grid_thw has {len(grid_thw)} rows but the input holds "
-                             f"{len(runs)} {kind} placeholder runs")
+            raise ValueError(
+                f"{kind}_grid_thw has {len(grid_thw)} rows but the input holds "
+                f"{len(runs)} {kind} placeholder runs"
+            )
         grids = [(int(t), int(h) // merge, int(w) // merge) for t, h, w in grid_thw.tolist()]
-    else:   # generate() passes precomputed features and the 3D rope positions instead
+    else:  # generate() passes precomputed features and the 3D rope positions instead
         pos = inputs.get("position_ids")
         if pos is None or pos.ndim != 3:
             raise ValueError(f"need {kind}_grid_thw (or 3D position_ids) to find the {kind} grid")
-        grids = [tuple(int(pos[axis, 0, s:s + n].unique().numel()) for axis in (-3, -2, -1))
-                 for s, n in runs]
+        grids = [
+            tuple(int(pos[axis, 0, s : s + n].unique().numel()) for axis in (-3, -2, -1))
+            for s, n in runs
+        ]
     segments = []
     for (start, length), grid in zip(runs, grids):
         if math.prod(grid) != length:
-            raise ValueError(f"{kind} run at position {start} has {length} tokens but its "
-                             f"grid is {grid} (merge {merge})")
+            raise ValueError(
+                f"{kind} run at position {start} has {length} tokens but its "
+                f"grid is {grid} (merge {merge})"
+            )
         segments.append(Segment(start, grid))
     return segments
 
@@ -156,8 +170,10 @@ def _llava_segments(model, inputs, kind, runs):
         for start, length in runs:
             frames, extra = divmod(length - 1, pooled * pooled)
             if extra or frames < 1:
-                raise ValueError(f"video run at position {start} has {length} tokens, not "
-                                 f"frames*{pooled}*{pooled}+1")
+                raise ValueError(
+                    f"video run at position {start} has {length} tokens, not "
+                    f"frames*{pooled}*{pooled}+1"
+                )
             segments.append(Segment(start, (frames, pooled, pooled)))
         return segments
     sizes = inputs.get("image_sizes")
@@ -165,20 +181,24 @@ def _llava_segments(model, inputs, kind, runs):
     segments = []
     for i, (start, length) in enumerate(runs):
         base = (1, side, side)
-        if length == side * side + 1:      # single tile: base grid + newline
+        if length == side * side + 1:  # single tile: base grid + newline
             segments.append(Segment(start, base))
             continue
         if sizes is not None and i < len(sizes):
-            _, hires = llava_image_layout(config, sizes[i].tolist(),
-                                          inputs.get("vision_aspect_ratio"))
+            _, hires = llava_image_layout(
+                config, sizes[i].tolist(), inputs.get("vision_aspect_ratio")
+            )
         elif features is not None:
-            hires = _hires_from_newlines(features.pooler_output[i][side * side:],
-                                         model.model.image_newline)
+            hires = _hires_from_newlines(
+                features.pooler_output[i][side * side :], model.model.image_newline
+            )
         else:
             raise ValueError(f"image run {i} at position {start} needs image_sizes[{i}]")
         if math.prod(base) + math.prod(hires) != length:
-            raise ValueError(f"image run at position {start} has {length} tokens, expected "
-                             f"{math.prod(base)} + {math.prod(hires)}")
+            raise ValueError(
+                f"image run at position {start} has {length} tokens, expected "
+                f"{math.prod(base)} + {math.prod(hires)}"
+            )
         segments += [Segment(start, base), Segment(start + math.prod(base), hires)]
     return segments
 

@@ -13,5 +13,18 @@ from .fmul import FMul
 from .formats import BF16, FORMATS, FP16, FP32, FloatFormat, float_format
 from .mac import MAC
 
-__all__ = ["MAC", "FAdd", "FMul", "Widen", "Narrow", "FCompare", "FMax",
-           "FloatFormat", "FP16", "BF16", "FP32", "FORMATS", "float_format"]
+__all__ = [
+    "MAC",
+    "FAdd",
+    "FMul",
+    "Widen",
+    "Narrow",
+    "FCompare",
+    "FMax",
+    "FloatFormat",
+    "FP16",
+    "BF16",
+    "FP32",
+    "FORMATS",
+    "float_format",
+]

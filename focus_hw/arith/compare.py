@@ -35,15 +35,25 @@ class FCompare(wiring.Component):
         self.fmt = float_format(fmt)
         self.pipeline = self.latency = check_pipeline(pipeline)
         w = self.fmt.width
-        super().__init__({"a": In(w), "b": In(w), "en": In(1, init=1),
-                          "lt": Out(1), "eq": Out(1), "gt": Out(1), "unordered": Out(1)})
+        super().__init__(
+            {
+                "a": In(w),
+                "b": In(w),
+                "en": In(1, init=1),
+                "lt": Out(1),
+                "eq": Out(1),
+                "gt": Out(1),
+                "unordered": Out(1),
+            }
+        )
 
     def elaborate(self, platform):
         m = Module()
         pipe = Pipeline(m, self.pipeline, 1, self.en)
         flags = pipe.cut(*compare(m, self.fmt, self.a, self.b))
-        m.d.comb += [port.eq(flag) for port, flag in
-                     zip((self.lt, self.eq, self.gt, self.unordered), flags)]
+        m.d.comb += [
+            port.eq(flag) for port, flag in zip((self.lt, self.eq, self.gt, self.unordered), flags)
+        ]
         return m
 
 

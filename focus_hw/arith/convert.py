@@ -47,7 +47,8 @@ def narrow(m, fmt, pipe, bits) -> Value:
         nan_bits = Cat(payload, Const(fmt.exp_max, fmt.exp_bits), sign)
     infinity = Cat(Const(fmt.exp_max << fmt.man_bits, fmt.width - 1), sign)
     exp, sig, nan, nan_bits, inf, infinity, sign = pipe.cut(
-        x.exp, x.sig, x.nan, nan_bits, x.inf, infinity, sign)
+        x.exp, x.sig, x.nan, nan_bits, x.inf, infinity, sign
+    )
     finite = round_pack(m, fmt, sign, exp + (fmt.bias - FP32.bias), sig)
     return Mux(nan, nan_bits, Mux(inf, infinity, finite))
 

@@ -33,7 +33,9 @@ def add_core(m, fmt, pipe, x, y, nan_candidates):
     for _, flag in nan_candidates:
         nan = nan | flag
     nan = wire(m, nan)
-    nan_bits = nan_result(m, fmt, [*nan_candidates, (y.bits, y.nan), (x.bits, x.nan), (None, invalid)])
+    nan_bits = nan_result(
+        m, fmt, [*nan_candidates, (y.bits, y.nan), (x.bits, x.nan), (None, invalid)]
+    )
     inf = x.inf | y.inf
     inf_sign = Mux(x.inf, x.sign, y.sign)
     zero_sign = x.sign & y.sign
@@ -48,7 +50,9 @@ def add_core(m, fmt, pipe, x, y, nan_candidates):
     distance = (big_exp - Mux(swap, x.exp, y.exp)).as_unsigned()
     aligned, sticky = shift_right_sticky(m, Cat(Const(0, 2), small_sig), distance)
     aligned = Cat(sticky, aligned)
-    live = pipe.cut(big_exp, big_sig, aligned, sign, subtract, nan, nan_bits, inf, inf_sign, zero_sign)
+    live = pipe.cut(
+        big_exp, big_sig, aligned, sign, subtract, nan, nan_bits, inf, inf_sign, zero_sign
+    )
     big_exp, big_sig, aligned, sign, subtract, nan, nan_bits, inf, inf_sign, zero_sign = live
     wide = Cat(Const(0, 3), big_sig)
     # One adder for both: wide - aligned == wide + ~aligned + 1 (carry-out dropped).

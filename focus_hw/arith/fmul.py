@@ -25,15 +25,19 @@ def mul_core(m, fmt, out_fmt, pipe, x, y, carry=()):
     """
     invalid = wire(m, (x.inf & y.zero) | (x.zero & y.inf))
     nan = wire(m, x.nan | y.nan | invalid)
-    nan_bits = nan_result(m, out_fmt, [(widen_bits(fmt, out_fmt, y.bits), y.nan),
-                                    (widen_bits(fmt, out_fmt, x.bits), x.nan)])
+    nan_bits = nan_result(
+        m,
+        out_fmt,
+        [(widen_bits(fmt, out_fmt, y.bits), y.nan), (widen_bits(fmt, out_fmt, x.bits), x.nan)],
+    )
     inf = x.inf | y.inf
     sign = x.sign ^ y.sign
     product = wire(m, x.sig * y.sig)
     # product / 2**(2p-1) * 2**(ex + ey - 2 bias + 1): rebias into out_fmt.
     exp = x.exp + y.exp + (out_fmt.bias - 2 * fmt.bias + 1)
     product, exp, sign, nan, nan_bits, inf, *carry = pipe.cut(
-        product, exp, sign, nan, nan_bits, inf, *carry)
+        product, exp, sign, nan, nan_bits, inf, *carry
+    )
     finite = round_pack(m, out_fmt, sign, exp, product)
     infinity = Cat(Const(out_fmt.exp_max << out_fmt.man_bits, out_fmt.width - 1), sign)
     return Mux(nan, nan_bits, Mux(inf, infinity, finite)), nan, carry

@@ -20,5 +20,6 @@ def float_format(fmt: str | FloatFormat) -> FloatFormat:
     try:
         return FORMATS[fmt]
     except (KeyError, TypeError):
-        raise ValueError(f"unknown float format {fmt!r}; "
-                         f"expected one of {sorted(FORMATS)}") from None
+        raise ValueError(
+            f"unknown float format {fmt!r}; expected one of {sorted(FORMATS)}"
+        ) from None

@@ -24,9 +24,12 @@ FLOAT_MAC_CUTS = 1 + ADD_CUTS
 def product_is_exact(fmt) -> bool:
     """Whether every product of two finite ``fmt`` values is a normal fp32 number."""
     smallest = 2 * (1 - fmt.bias - fmt.man_bits)  # log2 of min subnormal squared
-    largest = 2 * (fmt.exp_max - fmt.bias)          # log2 bound of max finite squared
-    return (2 * fmt.precision <= FP32.precision and smallest >= 1 - FP32.bias
-            and largest <= FP32.exp_max - 1 - FP32.bias)
+    largest = 2 * (fmt.exp_max - fmt.bias)  # log2 bound of max finite squared
+    return (
+        2 * fmt.precision <= FP32.precision
+        and smallest >= 1 - FP32.bias
+        and largest <= FP32.exp_max - 1 - FP32.bias
+    )
 
 
 def exact_product(m, fmt, pipe, x, y, carry=()):
@@ -40,8 +43,11 @@ def exact_product(m, fmt, pipe, x, y, carry=()):
     ``carry`` values ride through the same pipeline registers.
     """
     invalid = wire(m, (x.inf & y.zero) | (x.zero & y.inf))
-    candidates = [(widen_bits(fmt, FP32, y.bits), y.nan), (widen_bits(fmt, FP32, x.bits), x.nan),
-                  (None, invalid)]
+    candidates = [
+        (widen_bits(fmt, FP32, y.bits), y.nan),
+        (widen_bits(fmt, FP32, x.bits), x.nan),
+        (None, invalid),
+    ]
     sig = wire(m, x.sig * y.sig)
     # sig / 2**21 * 2**(ex + ey - 2 bias + 1), rebiased to fp32.
     exp = x.exp + y.exp + (FP32.bias - 2 * fmt.bias + 1)
@@ -55,8 +61,14 @@ def exact_product(m, fmt, pipe, x, y, carry=()):
         nan=Const(0, 1),
         bits=Const(0, FP32.width),
     )
-    live = pipe.cut(product.sign, product.exp, product.sig, product.inf,
-                    *[v for c in candidates for v in c if v is not None], *carry)
+    live = pipe.cut(
+        product.sign,
+        product.exp,
+        product.sig,
+        product.inf,
+        *[v for c in candidates for v in c if v is not None],
+        *carry,
+    )
     product.sign, product.exp, product.sig, product.inf = live[:4]
     b_bits, b_nan, a_bits, a_nan, invalid, *carry = live[4:]
     return product, [(b_bits, b_nan), (a_bits, a_nan), (None, invalid)], carry
@@ -69,11 +81,15 @@ def check_acc_bits(dtype: str, acc_bits: int | None) -> int:
     if acc_bits is None:
         return full
     if fmt.is_float:
-        raise ValueError(f"acc_bits={acc_bits!r}: only the int8 accumulator width can be changed, "
-                         f"{dtype} accumulates in {full}-bit {fmt.acc.name}")
+        raise ValueError(
+            f"acc_bits={acc_bits!r}: only the int8 accumulator width can be changed, "
+            f"{dtype} accumulates in {full}-bit {fmt.acc.name}"
+        )
     if isinstance(acc_bits, bool) or not isinstance(acc_bits, int) or not 16 <= acc_bits <= full:
-        raise ValueError(f"acc_bits={acc_bits!r} must be an integer in 16..{full} "
-                         "(one int8 x int8 product needs 16 bits)")
+        raise ValueError(
+            f"acc_bits={acc_bits!r} must be an integer in 16..{full} "
+            "(one int8 x int8 product needs 16 bits)"
+        )
     return acc_bits
 
 
@@ -99,19 +115,22 @@ class MAC(wiring.Component):
 
     def __init__(self, dtype: str, pipeline: int = 0, acc_bits: int | None = None):
         if not isinstance(dtype, str) or dtype not in OPERAND_FORMATS:
-            raise ValueError(f"unknown MAC dtype {dtype!r}; "
-                             f"expected one of {sorted(OPERAND_FORMATS)}")
+            raise ValueError(
+                f"unknown MAC dtype {dtype!r}; expected one of {sorted(OPERAND_FORMATS)}"
+            )
         operand_bits = OPERAND_FORMATS[dtype].bits
         self.dtype = dtype
         self.pipeline = self.latency = check_pipeline(pipeline)
         acc_bits = check_acc_bits(dtype, acc_bits)
-        super().__init__({
-            "a": In(operand_bits),
-            "b": In(operand_bits),
-            "acc": In(acc_bits),
-            "en": In(1, init=1),
-            "out": Out(acc_bits),
-        })
+        super().__init__(
+            {
+                "a": In(operand_bits),
+                "b": In(operand_bits),
+                "acc": In(acc_bits),
+                "en": In(1, init=1),
+                "out": Out(acc_bits),
+            }
+        )
 
     def elaborate(self, platform):
         m = Module()

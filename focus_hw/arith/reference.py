@@ -62,6 +62,8 @@ def mac(dtype: str, a, b, acc) -> np.ndarray:
             return (acc32 + a32 * b32).view(np.uint32).astype(np.uint64)
     f32 = np.float32
     with np.errstate(all="ignore"):
-        out = [f32(c) + f32(x) * f32(y) for x, y, c in
-               zip(_scalars(dtype, a), _scalars(dtype, b), _scalars("fp32", acc))]
+        out = [
+            f32(c) + f32(x) * f32(y)
+            for x, y, c in zip(_scalars(dtype, a), _scalars(dtype, b), _scalars("fp32", acc))
+        ]
     return to_bits("fp32", out)

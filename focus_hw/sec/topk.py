@@ -95,12 +95,18 @@ class RadixSelect(wiring.Component):
         self.slices = digit_slices(key_bits, self.digit_bits)
         count = range(max_tokens + 1)
         addr_width = max(1, (max_tokens - 1).bit_length())
-        super().__init__({
-            "start": In(1), "n": In(count), "k": In(count),
-            "keys": In(memory.ReadPort.Signature(addr_width=addr_width, shape=key_bits)),
-            "threshold": Out(key_bits), "ties": Out(count),
-            "done": Out(1), "busy": Out(1),
-        })
+        super().__init__(
+            {
+                "start": In(1),
+                "n": In(count),
+                "k": In(count),
+                "keys": In(memory.ReadPort.Signature(addr_width=addr_width, shape=key_bits)),
+                "threshold": Out(key_bits),
+                "ties": Out(count),
+                "done": Out(1),
+                "busy": Out(1),
+            }
+        )
 
     @property
     def passes(self) -> int:
@@ -115,7 +121,7 @@ class RadixSelect(wiring.Component):
         rd = hist.read_port(transparent_for=(wr,))
 
         index = Signal(range(self.max_tokens))
-        rem = Signal(count)            # tokens still to choose among the prefix matches
+        rem = Signal(count)  # tokens still to choose among the prefix matches
         pass_ = Signal(range(self.passes))
         prefix = Signal(self.key_bits)  # threshold digits chosen so far (top bits)
 
@@ -124,8 +130,9 @@ class RadixSelect(wiring.Component):
         b_digit = Signal(self.digit_bits)
         key = self.keys.data
         digits = Array(key[lo:hi] for lo, hi in self.slices)
-        matches = Array((key[hi:] == prefix[hi:]) if hi < self.key_bits else Const(1)
-                        for _, hi in self.slices)
+        matches = Array(
+            (key[hi:] == prefix[hi:]) if hi < self.key_bits else Const(1) for _, hi in self.slices
+        )
         count_in = Signal()
         m.d.comb += count_in.eq(a_valid & matches[pass_])
         m.d.sync += [b_valid.eq(count_in), b_digit.eq(digits[pass_])]

@@ -13,7 +13,7 @@ from ..params import FocusParams
 from .dot import delayed
 from .model import threshold_square
 
-__all__ = ["ArgMax", "index_shape", "position_shape"]
+__all__ = ["ArgMax", "index_shape", "position_shape", "shares_multiplier"]
 
 
 def position_shape(params: FocusParams):
@@ -44,8 +44,8 @@ def decision_layout(params: FocusParams) -> data.StructLayout:
 
 
 class ArgMax(wiring.Component):
-    """Best candidate of a vector and its threshold compare, one candidate
-    every ``P + 1`` cycles (``P = sic_pipeline``).
+    """Best candidate of a vector and its threshold compare, keeping up with
+    the dot-product unit (one candidate per ``S*(P+1)`` cycles).
 
     ``cand`` takes the candidates of one vector in tie-break order, the last
     one flagged; after it, ``decision`` (always ready) gives for one cycle
@@ -54,22 +54,25 @@ class ArgMax(wiring.Component):
     ``sign(d)`` first, then ``d_b^2 * n2_a`` against ``d_a^2 * n2_b`` (fp32),
     strictly, so ties keep the earlier candidate. The threshold test is
     :func:`focus_hw.sic.model.passes` (``d^2`` against ``T2 * n2_x * n2``).
-    No divider and no square root; three fp32 multipliers, each a plain
-    pipeline of ``P`` stages:
+    No divider and no square root. fp32 multipliers are plain pipelines of
+    ``P`` stages (``P = sic_pipeline``), one product per ``P + 1`` cycles:
 
-    * square stage, ``P + 1`` cycles from the accept: ``q = d*d``;
-    * cross stage, the next ``P + 1`` cycles: ``q * n2_a`` and ``d_a^2 * n2_b``
-      side by side, compared and the best updated in its last cycle, while
-      the square stage already works on the next candidate;
-    * after the last candidate: ``T2 * n2_x`` on the square multiplier during
-      its cross stage, then ``fp32(T2 * n2_x) * n2_best`` (``P + 1`` cycles).
+    * ``S >= 3`` (:func:`shares_multiplier`): one multiplier makes, in turn,
+      ``q = d*d``, ``q * n2_a`` and ``d_a^2 * n2_b``, compared (and the best
+      updated) in the third product's last cycle; after the last candidate
+      ``T2 * n2_x`` and ``v = fp32(T2 * n2_x) * n2_best``. ``cand`` is ready
+      ``3P + 3`` cycles after a take; the decision comes ``5P + 5`` cycles
+      after the last candidate's.
+    * ``S < 3``: three multipliers. Square stage (``P + 1`` cycles), then
+      both cross products side by side while the square multiplier works on
+      the next candidate (one candidate per ``P + 1`` cycles); after the last
+      one the square multiplier makes ``T2 * n2_x`` during its cross stage,
+      then a cross multiplier ``v``: the decision ``3P + 3`` cycles after
+      the last candidate's take.
 
-    Timing (:func:`focus_hw.timing.sic_argmax_cycles`): a candidate accepted
-    in cycle ``c`` is compared in cycle ``c + 2P + 2``; the decision of a last
-    candidate accepted in cycle ``c`` is valid in cycle ``c + 3P + 3``.
-    ``cand`` is ready when no candidate came in the last ``P`` cycles, and a
-    vector's first candidate must come at least ``2P + 2`` cycles after the
-    previous vector's last one.
+    Timing: :func:`focus_hw.timing.sic_argmax_cycles`. A vector's first
+    candidate must come at least ``5P + 5`` cycles after the previous
+    vector's last one.
     """
 
     def __init__(self, params: FocusParams):
@@ -83,41 +86,84 @@ class ArgMax(wiring.Component):
         m = Module()
         p = self.params
         pipe = p.sic_pipeline
-        t2 = threshold_square(p)
+        t2 = _const(threshold_square(p))
+        shared = shares_multiplier(p)
+        beat = pipe + 1                           # one product
 
         take = Signal()
         m.d.comb += take.eq(self.cand.valid & self.cand.ready)
-        events = delayed(m, take, 2 * pipe + 2)  # bit j: accepted j + 1 cycles ago
-        if pipe:
-            m.d.comb += self.cand.ready.eq(~events[:pipe].any())
-        else:
-            m.d.comb += self.cand.ready.eq(1)
-        to_cross, compare_now = events[pipe], events[2 * pipe + 1]
+        # bit j: a candidate was accepted j + 1 cycles ago
+        events = delayed(m, take, (5 if shared else 2) * beat)
+        gap = 3 * beat - 1 if shared else pipe    # cycles after a take without another
+        m.d.comb += self.cand.ready.eq(~events[:gap].any() if gap else 1)
 
-        c1 = Signal(candidate_layout(p))          # in the square stage
-        c2 = Signal(candidate_layout(p))          # in the cross stage
+        c1 = Signal(candidate_layout(p))          # accepted; in the square product
+        c2 = Signal(candidate_layout(p))          # in the cross products
         q = Signal(32)                            # d^2 of c2
         tx = Signal(32)                           # T2 * n2_x
         has = Signal()                            # a best candidate exists
         best_d, best_d2, best_n2 = Signal(32), Signal(32), Signal(32)
         best_root_pos = Signal(position_shape(p))
         best_root_idx = Signal(index_shape(p))
-        scale = Signal()                          # the square multiplier makes T2 * n2_x
-        final = Signal()                          # cross_b makes fp32(T2 * n2_x) * n2_best
-        decide = delayed(m, compare_now & c2.last, pipe + 1)[-1]
+        final = Signal()                          # the last candidate was compared
 
-        sq = m.submodules.square = FMul("fp32", pipe)
-        mb = m.submodules.cross_b = FMul("fp32", pipe)
-        ma = m.submodules.cross_a = FMul("fp32", pipe)
-        m.d.comb += [sq.a.eq(Mux(scale, _const(t2), c1.d)), sq.b.eq(Mux(scale, c1.n2_x, c1.d)),
-                     mb.a.eq(Mux(final, tx, q)), mb.b.eq(best_n2),
-                     ma.a.eq(best_d2), ma.b.eq(c2.n2)]
+        if shared:
+            # One multiplier, one product per P + 1 cycles: d^2, d^2 * n2_a,
+            # d_a^2 * n2_b (compare), then for the last T2 * n2_x and v.
+            def ends(k):
+                return events[(k + 1) * beat - 1]
+
+            def busy(k):
+                return events[k * beat:(k + 1) * beat].any()
+
+            pb = Signal(32)                       # d_b^2 * n2_a
+            mul = m.submodules.mul = FMul("fp32", pipe)
+            with m.If(busy(0)):
+                m.d.comb += [mul.a.eq(c1.d), mul.b.eq(c1.d)]
+            with m.Elif(busy(1)):
+                m.d.comb += [mul.a.eq(q), mul.b.eq(best_n2)]
+            with m.Elif(busy(2)):
+                m.d.comb += [mul.a.eq(best_d2), mul.b.eq(c1.n2)]
+            with m.Elif(final & busy(3)):
+                m.d.comb += [mul.a.eq(t2), mul.b.eq(c1.n2_x)]
+            with m.Elif(final):
+                m.d.comb += [mul.a.eq(tx), mul.b.eq(best_n2)]
+            m.d.comb += c2.eq(c1)
+            with m.If(ends(0)):
+                m.d.sync += q.eq(mul.out)
+            with m.If(ends(1)):
+                m.d.sync += pb.eq(mul.out)
+            with m.If(final & ends(3)):
+                m.d.sync += tx.eq(mul.out)
+            compare_now, decide = ends(2), final & ends(4)
+            cross_b, cross_a, v = pb, mul.out, mul.out
+        else:
+            # Square, then both cross products side by side while the square
+            # multiplier works on the next candidate (or, after the last, on
+            # T2 * n2_x); then v on cross_b.
+            to_cross, compare_now = events[pipe], events[2 * pipe + 1]
+            scale = Signal()                      # the square multiplier makes T2 * n2_x
+            decide = delayed(m, compare_now & c2.last, beat)[-1]
+            sq = m.submodules.square = FMul("fp32", pipe)
+            mb = m.submodules.cross_b = FMul("fp32", pipe)
+            ma = m.submodules.cross_a = FMul("fp32", pipe)
+            m.d.comb += [sq.a.eq(Mux(scale, t2, c1.d)), sq.b.eq(Mux(scale, c1.n2_x, c1.d)),
+                         mb.a.eq(Mux(final, tx, q)), mb.b.eq(best_n2),
+                         ma.a.eq(best_d2), ma.b.eq(c2.n2)]
+            with m.If(compare_now):
+                m.d.sync += scale.eq(0)
+                with m.If(scale):
+                    m.d.sync += tx.eq(sq.out)
+            # The next candidate may move to the cross stage as this one is compared.
+            with m.If(to_cross):
+                m.d.sync += [c2.eq(c1), q.eq(sq.out), scale.eq(c1.last)]
+            cross_b, cross_a, v = mb.out, ma.out, mb.out
 
         zero = Const(0, 32)
         d_lt, _, d_gt, d_nan = compare(m, FP32, c2.d, zero)
         a_lt, _, a_gt, _ = compare(m, FP32, best_d, zero)
-        cross_lt, _, cross_gt, _ = compare(m, FP32, mb.out, ma.out)
-        d2_lt, _, d2_gt, _ = compare(m, FP32, best_d2, mb.out)
+        cross_lt, _, cross_gt, _ = compare(m, FP32, cross_b, cross_a)
+        d2_lt, _, d2_gt, _ = compare(m, FP32, best_d2, v)
 
         s_b, s_a = Signal(range(-1, 2)), Signal(range(-1, 2))
         m.d.comb += [s_b.eq(Mux(d_gt, 1, Mux(d_lt, -1, 0))),
@@ -128,17 +174,12 @@ class ArgMax(wiring.Component):
         with m.If(take):
             m.d.sync += c1.eq(self.cand.payload)
         with m.If(compare_now):
-            m.d.sync += [scale.eq(0), final.eq(c2.last)]
-            with m.If(scale):
-                m.d.sync += tx.eq(sq.out)
+            m.d.sync += final.eq(c2.last)
             with m.If(wins):
                 m.d.sync += [has.eq(1), best_d.eq(c2.d), best_d2.eq(q), best_n2.eq(c2.n2),
                              best_root_pos.eq(c2.root_pos), best_root_idx.eq(c2.root_idx)]
-        # The next candidate may move to the cross stage as this one is compared.
-        with m.If(to_cross):
-            m.d.sync += [c2.eq(c1), q.eq(sq.out), scale.eq(c1.last)]
 
-        if t2 is None:
+        if threshold_square(p) is None:
             similar = 0
         elif p.threshold >= 0:
             similar = has & a_gt & d2_gt
@@ -151,6 +192,13 @@ class ArgMax(wiring.Component):
         with m.If(decide):
             m.d.sync += [has.eq(0), final.eq(0)]
         return m
+
+
+def shares_multiplier(params: FocusParams) -> bool:
+    """Whether the arg-max unit uses one fp32 multiplier for all products:
+    when the dot-product unit needs ``S*(P+1) >= 3*(P+1)`` cycles per
+    candidate, three products in turn keep up with it."""
+    return params.sic_steps >= 3
 
 
 def _const(value) -> int:

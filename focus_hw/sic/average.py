@@ -50,11 +50,12 @@ class AverageUpdate(wiring.Component):
     Timing: an update accepted in cycle ``u`` reads its group in ``u``,
     steps in ``u+2 .. u+1+S*(P+1)`` and writes the sum in the last of them;
     the unit takes the next update or query from cycle ``u + S*(P+1) + 2``.
-    Means are a pipeline (fetch, ``S`` steps, output register): a query
-    accepted in cycle ``q`` with the steps free gives ``mean.valid`` from
-    cycle ``q + S*(P+1) + 2`` (:func:`focus_hw.timing.sic_mean_latency`), and
-    one query per ``S*(P+1)`` cycles is taken while ``mean`` is read.
-    ``mean`` holds its payload until taken; it stalls the steps, not the data.
+    Means are a pipeline (fetch, ``S`` steps): a query accepted in cycle
+    ``q`` with the steps free gives ``mean.valid`` from cycle ``q + S*(P+1)
+    + 1`` (:func:`focus_hw.timing.sic_mean_latency`), the last step's
+    cycle, and one query per ``S*(P+1)`` cycles is taken while ``mean`` is
+    read. Until ``mean`` is taken the last step holds (its products with
+    it), and so does the payload.
     """
 
     def __init__(self, params: FocusParams):
@@ -91,8 +92,6 @@ class AverageUpdate(wiring.Component):
         count = Signal(count_shape(p))
         fetched = Signal()            # a query's sum and count are on the read ports
         fetch_idx = Signal(index_shape(p))
-        mean = Signal(vs * op)        # the finished mean, until taken
-        full = Signal()
         step = Signal(range(steps))
         wait = Signal(range(pipe + 1))
 
@@ -111,11 +110,6 @@ class AverageUpdate(wiring.Component):
 
         last = Signal()               # the last step ends this cycle (unless stalled)
         m.d.comb += last.eq((wait == pipe) & (step == steps - 1))
-        send = Signal()               # the mean register is free this cycle
-        m.d.comb += [send.eq(~full | self.mean.ready),
-                     self.mean.valid.eq(full), self.mean.payload.eq(mean)]
-        with m.If(self.mean.valid & self.mean.ready):
-            m.d.sync += full.eq(0)
 
         def advance(target, results):
             """Every ``P + 1`` cycles take one step's lane ``results`` into the
@@ -165,14 +159,17 @@ class AverageUpdate(wiring.Component):
                     m.d.comb += [sum_w.en.eq(1), cnt_w.en.eq(1)]
                     m.next = "IDLE"
             with m.State("MEAN"):
-                done = last & send
-                m.d.comb += [self.query.ready.eq(~fetched | done), start_mean.eq(done & fetched)]
-                with m.If(~last | send):
+                # The last step's products hold while their inputs do: the
+                # mean is offered in the step's last cycle until taken.
+                done = last & self.mean.ready
+                m.d.comb += [self.mean.valid.eq(last),
+                             self.mean.payload.eq(Cat(x[op * lanes:], *narrows)),
+                             self.query.ready.eq(~fetched | done),
+                             start_mean.eq(done & fetched)]
+                with m.If(~last | self.mean.ready):
                     advance(x, narrows)
-                with m.If(done):
-                    m.d.sync += [full.eq(1), mean.eq(Cat(x[op * lanes:], *narrows))]
-                    with m.If(~fetched):
-                        m.next = "IDLE"
+                with m.If(done & ~fetched):
+                    m.next = "IDLE"
         with m.If(start_mean):  # after the steps' assignments: this one wins
             m.d.sync += [acc.eq(sum_r.data), count.eq(cnt_r.data), step.eq(0), wait.eq(0)]
         return m
