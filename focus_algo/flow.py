@@ -15,7 +15,7 @@ workload options, the sources of the package that computes it, its
 upstream outputs' sha256 and the values of the FocusParams fields it read
 (recorded while it ran; the model and FPGA steps depend on every field).
 A rerun with one changed knob therefore redoes only what reads it. The
-area steps run in a child process while the SIC passes run here. The
+area steps run in child processes while the SIC passes run here. The
 folder then gets ``report.md``, a self-contained ``report.html`` (plots as
 base64 PNG) and ``params.toml``.
 """
@@ -340,14 +340,14 @@ def run_flow(params: FocusParams, out_dir, options: dict | None = None, *,
             area_report, params, unit, cache_dir=cache_dir, out_dir=folder).result(),
             [folder / "area.json"], reads=())
 
-    # Area reports run one at a time in a child process (waited on by a
-    # thread), overlapping the SIC passes and the Verilog of the other units
-    # here; the SIC's, the longest, starts first.
+    # Area reports run in two child processes (each waited on by a thread),
+    # overlapping the SIC passes and the Verilog of the other units here; the
+    # SIC's, the longest, starts first.
     order = sorted(units, key=lambda u: u != "sic")
     algo = {"workload": options, "code": _source_digest("focus_algo")}
     trace_path, base_path = out / "trace.safetensors", out / "baselines.json"
-    with (ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as synth,
-          ThreadPoolExecutor(1) as waiter):
+    with (ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as synth,
+          ThreadPoolExecutor(2) as waiter):
         verilog(order[0])
         pending = [waiter.submit(area, order[0], synth)]
         step("trace", algo,
@@ -451,7 +451,8 @@ def _tables(r: FlowResult) -> list[tuple[str, pd.DataFrame, str]]:
         "cells", "transistors", "memory_bits")}} for u, rep in r.areas.items()])
     model = r.model.assign(sparsity=[SPARSITY_SOURCES[m] for m in r.model.index])
     shape = r.workload.shape
-    out = [("Steps", steps, f"flow wall time {r.wall_s:.1f} s"),
+    out = [("Steps", steps, f"flow wall time {r.wall_s:.1f} s; a cached step shows the wall "
+                            "time of the run that made it"),
            ("SIC sparsity per site (mean over layers)", sparsity.reset_index(),
             f"{shape.tokens} tokens {shape.grid}, {shape.layers} layers, threshold "
             f"{r.params.threshold}, vector {r.params.vector_size}; weighted = weighted by "

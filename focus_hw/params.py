@@ -88,8 +88,10 @@ class FocusParams:
     #: token (flattened-sequence semantics, as the paper's artifact does).
     block_wrap: bool = True
     #: Multiply lanes of the SIC's dot-product and average units (a power of
-    #: two; at most ``vector_size`` are used, see :attr:`sic_width`).
-    sic_lanes: int = 4
+    #: two; at most ``vector_size`` are used, see :attr:`sic_width`). 8 keeps
+    #: the SIC's stall under 2% on the paper's video workloads
+    #: (``benchmarks/bench_sic_stall.py``).
+    sic_lanes: int = 8
     #: Pipeline registers inside each SIC arithmetic unit (0 = single cycle).
     sic_pipeline: int = 0
     #: Largest visual-token count (token positions) the SIC and SEC address.

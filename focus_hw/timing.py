@@ -121,10 +121,10 @@ def sic_dot_latency(params: FocusParams) -> int:
 
 def sic_argmax_cycles(params: FocusParams) -> int:
     """Cycles from the last candidate accepted by the arg-max unit to its
-    decision. With one shared multiplier (``S >= 3``,
+    decision. With one shared multiplier (``S >= 3`` or ``K <= 1``,
     :func:`focus_hw.sic.argmax.shares_multiplier`): square, two cross
     products with the compare, ``T2 * n2_x``, the threshold product, ``P+1``
-    each: ``5*P + 5``. With three (``S < 3``): the square, the cross products
+    each: ``5*P + 5``. With three (otherwise): the square, the cross products
     side by side with the compare, then the threshold product: ``3*P + 3``.
     Either keeps up with one candidate per ``S*(P+1)`` cycles."""
     from .sic.argmax import shares_multiplier

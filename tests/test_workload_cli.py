@@ -241,10 +241,11 @@ def test_run_writes_consistent_outputs(tmp_path):
         height=3,
         width=4,
     )
-    speedup = sim.simulate(shape, trace.meta.params, "focus", trace).totals.speedup
-    assert speedup > 1
+    totals = sim.simulate(shape, trace.meta.params, "focus", trace).totals
     focus_row = next(line for line in res.output.splitlines() if line.startswith("focus "))
-    assert float(focus_row.split()[4]) == pytest.approx(speedup, rel=1e-3)
+    assert float(focus_row.split()[4]) == pytest.approx(totals.speedup, rel=1e-3)
+    # GEMMs this small (K = 64) leave the SIC about one cycle per vector: it stalls.
+    assert totals.sic_stall_cycles > 0
     # the same run again gives the same trace (deterministic workload)
     res2 = CliRunner().invoke(
         main,

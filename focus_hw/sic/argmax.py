@@ -57,13 +57,14 @@ class ArgMax(wiring.Component):
     No divider and no square root. fp32 multipliers are plain pipelines of
     ``P`` stages (``P = sic_pipeline``), one product per ``P + 1`` cycles:
 
-    * ``S >= 3`` (:func:`shares_multiplier`): one multiplier makes, in turn,
-      ``q = d*d``, ``q * n2_a`` and ``d_a^2 * n2_b``, compared (and the best
-      updated) in the third product's last cycle; after the last candidate
+    * ``S >= 3`` or ``K <= 1`` (:func:`shares_multiplier`): one multiplier
+      makes, in turn, ``q = d*d``, ``q * n2_a`` and ``d_a^2 * n2_b``,
+      compared (and the best updated) in the third product's last cycle;
+      after the last candidate
       ``T2 * n2_x`` and ``v = fp32(T2 * n2_x) * n2_best``. ``cand`` is ready
       ``3P + 3`` cycles after a take; the decision comes ``5P + 5`` cycles
       after the last candidate's.
-    * ``S < 3``: three multipliers. Square stage (``P + 1`` cycles), then
+    * otherwise three multipliers. Square stage (``P + 1`` cycles), then
       both cross products side by side while the square multiplier works on
       the next candidate (one candidate per ``P + 1`` cycles); after the last
       one the square multiplier makes ``T2 * n2_x`` during its cross stage,
@@ -197,8 +198,9 @@ class ArgMax(wiring.Component):
 def shares_multiplier(params: FocusParams) -> bool:
     """Whether the arg-max unit uses one fp32 multiplier for all products:
     when the dot-product unit needs ``S*(P+1) >= 3*(P+1)`` cycles per
-    candidate, three products in turn keep up with it."""
-    return params.sic_steps >= 3
+    candidate, three products in turn keep up with it; so they do with one
+    candidate per vector (a 1x1x2-like block)."""
+    return params.sic_steps >= 3 or len(params.block_offsets) <= 1
 
 
 def _const(value) -> int:
