@@ -24,9 +24,14 @@ def stall_table(lanes) -> pd.DataFrame:
         sp = focus_target(model, dataset)
         for n in lanes:
             t = simulate(w, base.replace(sic_lanes=n), "focus", sp, compare=False).totals
-            rows.append({"workload": f"{model}/{dataset}", "sic_lanes": n,
-                         "sic_stall_share": t.sic_stall_cycles / t.cycles,
-                         "sic_busy_share": t.sic_cycles / t.cycles})
+            rows.append(
+                {
+                    "workload": f"{model}/{dataset}",
+                    "sic_lanes": n,
+                    "sic_stall_share": t.sic_stall_cycles / t.cycles,
+                    "sic_busy_share": t.sic_cycles / t.cycles,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -40,8 +45,10 @@ def main():
     print("SIC stall share of Focus cycles (paper configuration, by sic_lanes):")
     print((share * 100).round(2).astype(str).add(" %").to_string())
     ok = [n for n in lanes if (share[n] < 0.01).all()]
-    print(f"\nfewest sic_lanes with < 1% SIC stall on every workload: "
-          f"{min(ok) if ok else 'none of ' + args.lanes}")
+    print(
+        f"\nfewest sic_lanes with < 1% SIC stall on every workload: "
+        f"{min(ok) if ok else 'none of ' + args.lanes}"
+    )
 
 
 if __name__ == "__main__":

@@ -43,20 +43,26 @@ def _load_params(params: FocusParams | None, overrides: dict) -> FocusParams:
 
 
 _params_option = click.option(
-    "--params", "base", type=PARAMS_FILE,
-    help="FocusParams file (.json or .toml); the options below override it.")
+    "--params",
+    "base",
+    type=PARAMS_FILE,
+    help="FocusParams file (.json or .toml); the options below override it.",
+)
 
 
 _WORKLOAD_OPTIONS = (
     click.option("--frames", default=16, show_default=True, help="Video frames."),
     click.option("--height", default=13, show_default=True, help="Patch rows per frame."),
     click.option("--width", default=14, show_default=True, help="Patch columns per frame."),
-    click.option("--hidden", default=896, show_default=True,
-                 help="Hidden width (Qwen2-7B: 3584)."),
+    click.option("--hidden", default=896, show_default=True, help="Hidden width (Qwen2-7B: 3584)."),
     click.option("--ffn", default=4864, show_default=True, help="MLP width (Qwen2-7B: 18944)."),
     click.option("--heads", default=14, show_default=True, help="Attention heads."),
-    click.option("--kv-groups", default=7, show_default=True,
-                 help="Query heads per KV head (GQA); must divide --heads."),
+    click.option(
+        "--kv-groups",
+        default=7,
+        show_default=True,
+        help="Query heads per KV head (GQA); must divide --heads.",
+    ),
     click.option("--layers", default=4, show_default=True, help="Decoder layers."),
     click.option("--clip-len", default=4, show_default=True, help="Frames per scene."),
     click.option("--seed", default=0, show_default=True, help="Workload seed."),
@@ -72,8 +78,9 @@ def _workload_options(fn):
 
 def _workload_error(e: ValueError) -> click.UsageError:
     """A workload error naming the option instead of the field."""
-    return click.UsageError(re.sub(r"(?:Video)?Workload\.(\w+)",
-                                   lambda m: "--" + m[1].replace("_", "-"), str(e)))
+    return click.UsageError(
+        re.sub(r"(?:Video)?Workload\.(\w+)", lambda m: "--" + m[1].replace("_", "-"), str(e))
+    )
 
 
 @main.command()
@@ -86,13 +93,39 @@ def _workload_error(e: ValueError) -> click.UsageError:
 @click.option("--block-width", type=int, help="Comparison window: patch columns.")
 @_workload_options
 @click.option("--model", default="synthetic", show_default=True, help="Model name for the trace.")
-@click.option("--dataset", default="skimage-video", show_default=True,
-              help="Dataset name for the trace.")
-@click.option("--out", "out_dir", default="out/focus-run", show_default=True,
-              type=click.Path(file_okay=False, path_type=Path), help="Output folder.")
-def run(base, threshold, vector_size, m_tile, block_frames, block_height, block_width,
-        frames, height, width, hidden, ffn, heads, kv_groups, layers, clip_len, seed, model,
-        dataset, out_dir):
+@click.option(
+    "--dataset", default="skimage-video", show_default=True, help="Dataset name for the trace."
+)
+@click.option(
+    "--out",
+    "out_dir",
+    default="out/focus-run",
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Output folder.",
+)
+def run(
+    base,
+    threshold,
+    vector_size,
+    m_tile,
+    block_frames,
+    block_height,
+    block_width,
+    frames,
+    height,
+    width,
+    hidden,
+    ffn,
+    heads,
+    kv_groups,
+    layers,
+    clip_len,
+    seed,
+    model,
+    dataset,
+    out_dir,
+):
     """Apply SIC to the built-in video workload and write its sparse trace."""
     import pandas as pd
 
@@ -100,13 +133,29 @@ def run(base, threshold, vector_size, m_tile, block_frames, block_height, block_
 
     from .flow import sic_trace, sparsity_plot
 
-    params = _load_params(base, {
-        "threshold": threshold, "vector_size": vector_size, "m_tile": m_tile,
-        "block_frames": block_frames, "block_height": block_height,
-        "block_width": block_width})
-    options = {"frames": frames, "height": height, "width": width, "hidden": hidden,
-               "ffn": ffn, "heads": heads, "kv_groups": kv_groups, "layers": layers,
-               "clip_len": clip_len, "seed": seed}
+    params = _load_params(
+        base,
+        {
+            "threshold": threshold,
+            "vector_size": vector_size,
+            "m_tile": m_tile,
+            "block_frames": block_frames,
+            "block_height": block_height,
+            "block_width": block_width,
+        },
+    )
+    options = {
+        "frames": frames,
+        "height": height,
+        "width": width,
+        "hidden": hidden,
+        "ffn": ffn,
+        "heads": heads,
+        "kv_groups": kv_groups,
+        "layers": layers,
+        "clip_len": clip_len,
+        "seed": seed,
+    }
     try:
         trace, workload = sic_trace(params, options, model=model, dataset=dataset)
     except WorkloadError as e:
@@ -120,18 +169,22 @@ def run(base, threshold, vector_size, m_tile, block_frames, block_height, block_
     per_site.insert(0, "weight", pd.Series(weights))
     table = per_site.to_string(float_format=lambda v: f"{v:.3f}")
     # Everything is rendered before the first file is written.
-    blobs = {"trace.safetensors": trace.to_bytes(),
-             "summary.csv": summary.to_csv(index=False).encode(),
-             "params.json": params.to_json().encode(),
-             "sparsity.png": sparsity_plot(summary, weights, params)}
+    blobs = {
+        "trace.safetensors": trace.to_bytes(),
+        "summary.csv": summary.to_csv(index=False).encode(),
+        "params.json": params.to_json().encode(),
+        "sparsity.png": sparsity_plot(summary, weights, params),
+    }
     for name, data in blobs.items():
         try:
             atomic_write_bytes(out_dir / name, data)
         except OSError as e:
             raise click.ClickException(f"cannot write {out_dir / name}: {e}") from None
 
-    click.echo(f"SIC sparsity, {workload.shape.tokens} tokens {workload.shape.grid}, "
-               f"{layers} layers, threshold {params.threshold}, vector {params.vector_size}:")
+    click.echo(
+        f"SIC sparsity, {workload.shape.tokens} tokens {workload.shape.grid}, "
+        f"{layers} layers, threshold {params.threshold}, vector {params.vector_size}:"
+    )
     click.echo(table)
     click.echo(f"weighted average (weights = GEMM weight sizes): {weighted:.3f}")
     click.echo(f"wrote {', '.join(blobs)} to {out_dir}")
@@ -148,9 +201,13 @@ def _predict(trace, workload, params: FocusParams):
     rows = {}
     for machine, sparsity in (("dense", None), ("focus", trace)):
         t = sim.simulate(workload.shape, params, machine, sparsity).totals
-        rows[machine] = {"time_ms": t.time_s * 1e3, "energy_mj": t.energy_mj,
-                         "dram_mb": t.dram_bytes / 1e6, "speedup": t.speedup,
-                         "energy_reduction": t.energy_reduction}
+        rows[machine] = {
+            "time_ms": t.time_s * 1e3,
+            "energy_mj": t.energy_mj,
+            "dram_mb": t.dram_bytes / 1e6,
+            "speedup": t.speedup,
+            "energy_reduction": t.energy_reduction,
+        }
     return pd.DataFrame(rows).T
 
 
@@ -161,21 +218,61 @@ class _BadInput(click.ClickException):
 
 
 @main.command()
-@click.option("--params", "base", type=PARAMS_FILE,
-              help="FocusParams file (.json or .toml); the options below override it.")
+@click.option(
+    "--params",
+    "base",
+    type=PARAMS_FILE,
+    help="FocusParams file (.json or .toml); the options below override it.",
+)
 @_workload_options
-@click.option("--units", default=",".join(FLOW_UNITS), show_default=True,
-              help="Hardware units to generate and synthesize (comma-separated).")
-@click.option("--fpga", "board", default=None, metavar="BOARD",
-              help="Also place and route the array on this board (focus-hw fpga).")
-@click.option("--out", "out_dir", default="out/flow", show_default=True,
-              type=click.Path(file_okay=False, path_type=Path), help="Output folder.")
-@click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
-              help="Yosys result cache (default $FOCUS_HW_CACHE or ~/.cache/focus-hw).")
+@click.option(
+    "--units",
+    default=",".join(FLOW_UNITS),
+    show_default=True,
+    help="Hardware units to generate and synthesize (comma-separated).",
+)
+@click.option(
+    "--fpga",
+    "board",
+    default=None,
+    metavar="BOARD",
+    help="Also place and route the array on this board (focus-hw fpga).",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    default="out/flow",
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Output folder.",
+)
+@click.option(
+    "--cache-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Yosys result cache (default $FOCUS_HW_CACHE or ~/.cache/focus-hw).",
+)
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @_hw_field_options(multi=False)
-def flow(base, frames, height, width, hidden, ffn, heads, kv_groups, layers, clip_len, seed,
-         units, board, out_dir, cache_dir, progress, **values):
+def flow(
+    base,
+    frames,
+    height,
+    width,
+    hidden,
+    ffn,
+    heads,
+    kv_groups,
+    layers,
+    clip_len,
+    seed,
+    units,
+    board,
+    out_dir,
+    cache_dir,
+    progress,
+    **values,
+):
     """The whole flow into one folder: SIC trace, Verilog, Yosys area, model.
 
     On the built-in video: the SIC/SEC sparsity trace (and CMC's and
@@ -190,15 +287,31 @@ def flow(base, frames, height, width, hidden, ffn, heads, kv_groups, layers, cli
     from .flow import run_flow
 
     params = _point_params(base, values)
-    options = {"frames": frames, "height": height, "width": width, "hidden": hidden,
-               "ffn": ffn, "heads": heads, "kv_groups": kv_groups, "layers": layers,
-               "clip_len": clip_len, "seed": seed}
+    options = {
+        "frames": frames,
+        "height": height,
+        "width": width,
+        "hidden": hidden,
+        "ffn": ffn,
+        "heads": heads,
+        "kv_groups": kv_groups,
+        "layers": layers,
+        "clip_len": clip_len,
+        "seed": seed,
+    }
     units = [u.strip() for u in units.split(",") if u.strip()]
     if not units or set(units) - set(FLOW_UNITS):
         raise _BadInput(f"--units {','.join(units)}: choose from {', '.join(FLOW_UNITS)}")
     try:
-        result = run_flow(params, out_dir, options, units=units, fpga=board,
-                          cache_dir=cache_dir, progress=progress)
+        result = run_flow(
+            params,
+            out_dir,
+            options,
+            units=units,
+            fpga=board,
+            cache_dir=cache_dir,
+            progress=progress,
+        )
     except UnknownBoardError as e:
         raise _BadInput(str(e)) from None
     except WorkloadError as e:
@@ -207,16 +320,24 @@ def flow(base, frames, height, width, hidden, ffn, heads, kv_groups, layers, cli
         raise click.ClickException(f"flow failed: {e}") from None
     ran = [name for name, step in result.steps.items() if step["status"] == "ran"]
     click.echo(result.model.to_string(float_format=lambda v: f"{v:.4g}"))
-    click.echo(f"ran {', '.join(ran) or 'nothing'} ({len(result.steps) - len(ran)} steps "
-               f"cached) in {result.wall_s:.1f} s; report: {out_dir / 'report.md'}, "
-               f"{out_dir / 'report.html'}")
+    click.echo(
+        f"ran {', '.join(ran) or 'nothing'} ({len(result.steps) - len(ran)} steps "
+        f"cached) in {result.wall_s:.1f} s; report: {out_dir / 'report.md'}, "
+        f"{out_dir / 'report.html'}"
+    )
 
 
 @main.command()
 @_params_option
 @click.option("--seed", default=0, show_default=True, help="Random seed.")
-@click.option("--out", "out_dir", default="out/golden", show_default=True,
-              type=click.Path(file_okay=False, path_type=Path), help="Output folder.")
+@click.option(
+    "--out",
+    "out_dir",
+    default="out/golden",
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Output folder.",
+)
 def golden(base, seed, out_dir):
     """Write golden test vectors (.npz + index.json) for the RTL."""
     from .golden import write_golden
@@ -228,6 +349,7 @@ def golden(base, seed, out_dir):
 
 def _register_eval():
     from .eval.cli import eval_command
+
     main.add_command(eval_command, name="eval")
 
 

@@ -39,8 +39,15 @@ import pandas as pd
 from focus_hw.fileio import atomic_write_text, figure_png
 from focus_hw.params import FocusParams
 
-__all__ = ["UNITS", "MACHINES", "FlowResult", "run_flow", "sic_trace", "sparsity_plot",
-           "baseline_sparsity"]
+__all__ = [
+    "UNITS",
+    "MACHINES",
+    "FlowResult",
+    "run_flow",
+    "sic_trace",
+    "sparsity_plot",
+    "baseline_sparsity",
+]
 
 #: Hardware units of the flow (names of :data:`focus_hw.generate.UNITS`).
 UNITS = ("array", "sic", "sec")
@@ -72,7 +79,7 @@ class _Recording(FocusParams):
                 reads.add(name)
         return object.__getattribute__(self, name)
 
-    def to_dict(self) -> dict:   # reads every field, so it is not a dependency
+    def to_dict(self) -> dict:  # reads every field, so it is not a dependency
         reads = self.__dict__.pop("_reads", None)
         try:
             return super().to_dict()
@@ -123,8 +130,9 @@ class _StepCache:
     @staticmethod
     def _key(inputs: dict, params: FocusParams, reads) -> str:
         values = params.to_dict()
-        return _sha(_canon({"inputs": inputs, "params": {f: values[f] for f in sorted(reads)}})
-                    .encode())
+        return _sha(
+            _canon({"inputs": inputs, "params": {f: values[f] for f in sorted(reads)}}).encode()
+        )
 
     def fresh(self, name: str, inputs: dict, params: FocusParams) -> bool:
         """Whether ``name``'s recorded outputs are those of these inputs."""
@@ -142,9 +150,14 @@ class _StepCache:
     def record(self, name, inputs, params, reads, outputs, wall_s) -> None:
         reads = sorted(reads)
         self.state[name] = self.log[name] = {
-            "key": self._key(inputs, params, reads), "reads": reads, "status": "ran",
-            "wall_s": wall_s, "outputs": {str(Path(p).relative_to(self.out_dir)):
-                                          _file_sha(Path(p)) for p in outputs}}
+            "key": self._key(inputs, params, reads),
+            "reads": reads,
+            "status": "ran",
+            "wall_s": wall_s,
+            "outputs": {
+                str(Path(p).relative_to(self.out_dir)): _file_sha(Path(p)) for p in outputs
+            },
+        }
         self.save()
 
     def save(self) -> None:
@@ -153,14 +166,22 @@ class _StepCache:
 
 # -- steps ----------------------------------------------------------------------
 
+
 def _workload(options: dict, params: FocusParams):
     from .workload import video_workload
+
     # SIC needs float tokens: int8 designs run it on fp16 tokens.
     return video_workload(**options, dtype=params.dtype if params.is_float else "fp16")
 
 
-def sic_trace(params: FocusParams, options: dict, *, model: str = "synthetic",
-              dataset: str = "skimage-video", progress: bool = True):
+def sic_trace(
+    params: FocusParams,
+    options: dict,
+    *,
+    model: str = "synthetic",
+    dataset: str = "skimage-video",
+    progress: bool = True,
+):
     """SIC on every GEMM input of the built-in video workload of ``options``
     (keyword arguments of :func:`~focus_algo.workload.video_workload`):
     returns the :class:`~focus_algo.trace.SparseTrace` and the workload."""
@@ -173,23 +194,49 @@ def sic_trace(params: FocusParams, options: dict, *, model: str = "synthetic",
     workload = _workload(options, params)
     shape = workload.shape
     results = {site: [] for site in SITES}
-    with torch.inference_mode(), tqdm(total=shape.layers * len(SITES), desc="SIC", unit="gemm",
-                                      disable=not progress, leave=False) as bar:
+    with (
+        torch.inference_mode(),
+        tqdm(
+            total=shape.layers * len(SITES),
+            desc="SIC",
+            unit="gemm",
+            disable=not progress,
+            leave=False,
+        ) as bar,
+    ):
         for _, inputs in workload:
             for site in SITES:
                 r = similarity_concentrate(inputs[site], shape.grid, params)
-                results[site].append(SimpleNamespace(
-                    zero=r.zero.numpy(), similar=r.similar.numpy(),
-                    root=r.root.to(torch.int32).numpy()))
+                results[site].append(
+                    SimpleNamespace(
+                        zero=r.zero.numpy(),
+                        similar=r.similar.numpy(),
+                        root=r.root.to(torch.int32).numpy(),
+                    )
+                )
                 bar.update()
-    extra = {k: options[k] for k in ("seed", "hidden", "ffn", "heads", "kv_groups", "clip_len")
-             if k in options}
-    meta = TraceMeta(model=model, dataset=dataset, num_tokens=shape.tokens, frames=shape.frames,
-                     height=shape.height, width=shape.width, num_layers=shape.layers,
-                     params=FocusParams.from_dict(params.to_dict()), extra={
-                         "workload": "focus_algo.workload", **extra,
-                         "widths": shape.site_widths, "weight_sizes": shape.weight_sizes(),
-                         "clips": [vars(c) for c in workload.clips]})
+    extra = {
+        k: options[k]
+        for k in ("seed", "hidden", "ffn", "heads", "kv_groups", "clip_len")
+        if k in options
+    }
+    meta = TraceMeta(
+        model=model,
+        dataset=dataset,
+        num_tokens=shape.tokens,
+        frames=shape.frames,
+        height=shape.height,
+        width=shape.width,
+        num_layers=shape.layers,
+        params=FocusParams.from_dict(params.to_dict()),
+        extra={
+            "workload": "focus_algo.workload",
+            **extra,
+            "widths": shape.site_widths,
+            "weight_sizes": shape.weight_sizes(),
+            "clips": [vars(c) for c in workload.clips],
+        },
+    )
     return SparseTrace.from_results(meta, results), workload
 
 
@@ -209,8 +256,16 @@ def baseline_sparsity(params: FocusParams, options: dict, progress: bool = True)
     grid, layers = workload.shape.grid, workload.shape.layers
     cmc_t, ada_t = cmc_thresholds("default", ""), adaptiv_threshold("default", "")
     sums = {"cmc": dict.fromkeys(SITES, 0.0), "adaptiv": dict.fromkeys(SITES, 0.0)}
-    with torch.inference_mode(), tqdm(total=layers * len(SITES), desc="baselines", unit="gemm",
-                                      disable=not progress, leave=False) as bar:
+    with (
+        torch.inference_mode(),
+        tqdm(
+            total=layers * len(SITES),
+            desc="baselines",
+            unit="gemm",
+            disable=not progress,
+            leave=False,
+        ) as bar,
+    ):
         for _, inputs in workload:
             for site in SITES:
                 x = inputs[site]
@@ -230,9 +285,13 @@ def _model(params, workload, trace, baselines) -> pd.DataFrame:
     rows = {}
     for machine in MACHINES:
         t = sim.simulate(workload, params, machine, inputs[machine]).totals
-        rows[machine] = {"time_ms": t.time_s * 1e3, "energy_mj": t.energy_mj,
-                         "dram_mb": t.dram_bytes / 1e6, "speedup": t.speedup,
-                         "energy_reduction": t.energy_reduction}
+        rows[machine] = {
+            "time_ms": t.time_s * 1e3,
+            "energy_mj": t.energy_mj,
+            "dram_mb": t.dram_bytes / 1e6,
+            "speedup": t.speedup,
+            "energy_reduction": t.energy_reduction,
+        }
     df = pd.DataFrame(rows).T
     df.index.name = "machine"
     return df
@@ -243,13 +302,21 @@ def _load_area(path: Path):
     from synth import FlowResult as SynthFlow
 
     d = json.loads(path.read_text())
-    return AreaReport(unit=d["unit"], top=d["top"], params=d["params"], digest=d["digest"],
-                      flat=d["flat"], yosys_version=d["yosys_version"], cached=d["cached"],
-                      wall_s=d["wall_s"],
-                      flows={k: SynthFlow.from_dict(v) for k, v in d["flows"].items()})
+    return AreaReport(
+        unit=d["unit"],
+        top=d["top"],
+        params=d["params"],
+        digest=d["digest"],
+        flat=d["flat"],
+        yosys_version=d["yosys_version"],
+        cached=d["cached"],
+        wall_s=d["wall_s"],
+        flows={k: SynthFlow.from_dict(v) for k, v in d["flows"].items()},
+    )
 
 
 # -- the flow ------------------------------------------------------------------
+
 
 @dataclass
 class FlowResult:
@@ -267,9 +334,16 @@ class FlowResult:
     wall_s: float = 0.0
 
 
-def run_flow(params: FocusParams, out_dir, options: dict | None = None, *,
-             units=UNITS, fpga: str | None = None, cache_dir=None,
-             progress: bool = True) -> FlowResult:
+def run_flow(
+    params: FocusParams,
+    out_dir,
+    options: dict | None = None,
+    *,
+    units=UNITS,
+    fpga: str | None = None,
+    cache_dir=None,
+    progress: bool = True,
+) -> FlowResult:
     """Run (or reuse) every step for ``params`` on the built-in video of
     ``options`` (:func:`~focus_algo.workload.video_workload` keywords) into
     ``out_dir``; ``units``: the hardware units to generate and synthesize;
@@ -293,11 +367,17 @@ def run_flow(params: FocusParams, out_dir, options: dict | None = None, *,
     out = Path(out_dir)
     if fpga is not None:
         from focus_hw.fpga.boards import board
-        board(fpga)                       # an unknown board fails before any work
+
+        board(fpga)  # an unknown board fails before any work
     workload = _workload(options, params)  # bad options fail before any work
     cache = _StepCache(out)
-    names = (["trace", "baselines"] + [f"verilog:{u}" for u in units]
-             + [f"area:{u}" for u in units] + ["model"] + (["fpga"] if fpga else []))
+    names = (
+        ["trace", "baselines"]
+        + [f"verilog:{u}" for u in units]
+        + [f"area:{u}" for u in units]
+        + ["model"]
+        + (["fpga"] if fpga else [])
+    )
     bar = tqdm(total=len(names), desc="focus flow", unit="step", disable=not progress)
 
     lock = threading.Lock()
@@ -315,9 +395,14 @@ def run_flow(params: FocusParams, out_dir, options: dict | None = None, *,
             rec = _recording(params) if reads is None else params
             compute(rec)
             with lock:
-                cache.record(name, inputs, params,
-                             rec.__dict__["_reads"] if reads is None else reads, outputs,
-                             time.perf_counter() - t0)
+                cache.record(
+                    name,
+                    inputs,
+                    params,
+                    rec.__dict__["_reads"] if reads is None else reads,
+                    outputs,
+                    time.perf_counter() - t0,
+                )
         with lock:
             bar.update()
 
@@ -326,19 +411,32 @@ def run_flow(params: FocusParams, out_dir, options: dict | None = None, *,
 
     def verilog(unit):
         folder = out / "verilog" / unit
-        step(f"verilog:{unit}", {"unit": unit, "code": hw_code},
-             lambda p: generate(p, folder, unit),
-             [folder / f"focus_{unit}.v", folder / "manifest.json"])
+        step(
+            f"verilog:{unit}",
+            {"unit": unit, "code": hw_code},
+            lambda p: generate(p, folder, unit),
+            [folder / f"focus_{unit}.v", folder / "manifest.json"],
+        )
 
     def area(unit, synth):
         folder = out / "area" / unit
         with lock:
             verilog = cache.state[f"verilog:{unit}"]["outputs"][f"verilog/{unit}/focus_{unit}.v"]
-        inputs = {"verilog": verilog, "code": synth_code, "flow_version": FLOW_VERSION,
-                  "yosys": yosys_version()}
-        step(f"area:{unit}", inputs, lambda p: synth.submit(
-            area_report, params, unit, cache_dir=cache_dir, out_dir=folder).result(),
-            [folder / "area.json"], reads=())
+        inputs = {
+            "verilog": verilog,
+            "code": synth_code,
+            "flow_version": FLOW_VERSION,
+            "yosys": yosys_version(),
+        }
+        step(
+            f"area:{unit}",
+            inputs,
+            lambda p: synth.submit(
+                area_report, params, unit, cache_dir=cache_dir, out_dir=folder
+            ).result(),
+            [folder / "area.json"],
+            reads=(),
+        )
 
     # Area reports run in two child processes (each waited on by a thread),
     # overlapping the SIC passes and the Verilog of the other units here; the
@@ -346,16 +444,26 @@ def run_flow(params: FocusParams, out_dir, options: dict | None = None, *,
     order = sorted(units, key=lambda u: u != "sic")
     algo = {"workload": options, "code": _source_digest("focus_algo")}
     trace_path, base_path = out / "trace.safetensors", out / "baselines.json"
-    with (ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as synth,
-          ThreadPoolExecutor(2) as waiter):
+    with (
+        ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as synth,
+        ThreadPoolExecutor(2) as waiter,
+    ):
         verilog(order[0])
         pending = [waiter.submit(area, order[0], synth)]
-        step("trace", algo,
-             lambda p: sic_trace(p, options, progress=progress)[0].save(trace_path),
-             [trace_path])
-        step("baselines", algo, lambda p: atomic_write_text(
-            base_path, json.dumps(baseline_sparsity(p, options, progress), indent=1)),
-            [base_path])
+        step(
+            "trace",
+            algo,
+            lambda p: sic_trace(p, options, progress=progress)[0].save(trace_path),
+            [trace_path],
+        )
+        step(
+            "baselines",
+            algo,
+            lambda p: atomic_write_text(
+                base_path, json.dumps(baseline_sparsity(p, options, progress), indent=1)
+            ),
+            [base_path],
+        )
         for unit in order[1:]:
             verilog(unit)
             pending.append(waiter.submit(area, unit, synth))
@@ -365,27 +473,48 @@ def run_flow(params: FocusParams, out_dir, options: dict | None = None, *,
     trace = SparseTrace.load(trace_path)
     baselines = json.loads(base_path.read_text())
     model_path = out / "model.csv"
-    model_in = {"trace": _file_sha(trace_path), "baselines": _file_sha(base_path),
-                "workload": options, "code": _source_digest("sim")}
-    step("model", model_in, lambda p: atomic_write_text(
-        model_path, _model(params, workload.shape, trace, baselines).to_csv()),
-        [model_path], reads=_FIELDS)
+    model_in = {
+        "trace": _file_sha(trace_path),
+        "baselines": _file_sha(base_path),
+        "workload": options,
+        "code": _source_digest("sim"),
+    }
+    step(
+        "model",
+        model_in,
+        lambda p: atomic_write_text(
+            model_path, _model(params, workload.shape, trace, baselines).to_csv()
+        ),
+        [model_path],
+        reads=_FIELDS,
+    )
     fpga_report = None
     if fpga:
         from focus_hw.fpga import fpga_build
+
         fpga_dir = out / "fpga"
-        step("fpga", {"board": fpga, "code": hw_code},
-             lambda p: fpga_build(params, fpga, fpga_dir, progress=False),
-             [fpga_dir / "fpga.json"], reads=_FIELDS)
+        step(
+            "fpga",
+            {"board": fpga, "code": hw_code},
+            lambda p: fpga_build(params, fpga, fpga_dir, progress=False),
+            [fpga_dir / "fpga.json"],
+            reads=_FIELDS,
+        )
         fpga_report = json.loads((fpga_dir / "fpga.json").read_text())
     bar.close()
     cache.save()
 
     result = FlowResult(
-        params=params, out_dir=out, workload=workload, trace=trace, baselines=baselines,
+        params=params,
+        out_dir=out,
+        workload=workload,
+        trace=trace,
+        baselines=baselines,
         areas={u: _load_area(out / "area" / u / "area.json") for u in units},
-        model=pd.read_csv(model_path, index_col="machine"), fpga=fpga_report,
-        steps={name: cache.log[name] for name in names})
+        model=pd.read_csv(model_path, index_col="machine"),
+        fpga=fpga_report,
+        steps={name: cache.log[name] for name in names},
+    )
     params.save(out / "params.toml")
     result.wall_s = time.perf_counter() - start
     _write_reports(result)
@@ -394,9 +523,11 @@ def run_flow(params: FocusParams, out_dir, options: dict | None = None, *,
 
 # -- reports ---------------------------------------------------------------------
 
+
 def sparsity_plot(summary: pd.DataFrame, weights: dict, params: FocusParams) -> bytes:
     """PNG of per-site sparsity per layer plus the weighted average."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -405,11 +536,16 @@ def sparsity_plot(summary: pd.DataFrame, weights: dict, params: FocusParams) -> 
         ax.plot(rows["layer"], rows["sparsity"], marker="o", label=site)
     w = summary["site"].map(weights)
     avg = (summary["sparsity"] * w).groupby(summary["layer"]).sum() / w.groupby(
-        summary["layer"]).sum()
+        summary["layer"]
+    ).sum()
     ax.plot(avg.index, avg.values, "k--", label="weighted avg")
-    ax.set(xlabel="layer", ylabel="sparsity (zero + similar vectors)", ylim=(0, 1.02),
-           title=f"SIC sparsity (threshold {params.threshold}, vector {params.vector_size}, "
-                 f"block {'x'.join(map(str, params.block))})")
+    ax.set(
+        xlabel="layer",
+        ylabel="sparsity (zero + similar vectors)",
+        ylim=(0, 1.02),
+        title=f"SIC sparsity (threshold {params.threshold}, vector {params.vector_size}, "
+        f"block {'x'.join(map(str, params.block))})",
+    )
     ax.xaxis.get_major_locator().set_params(integer=True)
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small")
@@ -418,6 +554,7 @@ def sparsity_plot(summary: pd.DataFrame, weights: dict, params: FocusParams) -> 
 
 def _model_plot(model: pd.DataFrame) -> bytes:
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -433,39 +570,87 @@ def _model_plot(model: pd.DataFrame) -> bytes:
 
 def _tables(r: FlowResult) -> list[tuple[str, pd.DataFrame, str]]:
     """(title, table, note) of every section of the report."""
-    steps = pd.DataFrame([{"step": k, "status": v["status"], "wall_s": v["wall_s"],
-                           "key": v["key"][:12]} for k, v in r.steps.items()])
+    steps = pd.DataFrame(
+        [
+            {"step": k, "status": v["status"], "wall_s": v["wall_s"], "key": v["key"][:12]}
+            for k, v in r.steps.items()
+        ]
+    )
     summary = r.trace.summary()
     weights = r.workload.shape.weight_sizes()
     sparsity = summary.groupby("site", sort=False)[["zero", "similar", "sparsity"]].mean()
     sparsity.insert(0, "weight", pd.Series(weights))
-    sparsity.loc["weighted"] = [float("nan"), float("nan"), float("nan"),
-                                r.trace.weighted_sparsity(weights)]
+    sparsity.loc["weighted"] = [
+        float("nan"),
+        float("nan"),
+        float("nan"),
+        r.trace.weighted_sparsity(weights),
+    ]
     sparsity["weight"] = sparsity["weight"].astype("Int64")
     base = pd.DataFrame(r.baselines)
     base.index.name = "site"
-    area = pd.DataFrame([{"unit": u, **{k: row[k] for k in (
-        "module", "instances", "cells", "total_cells", "transistors", "total_transistors",
-        "total_memory_bits")}} for u, rep in r.areas.items() for row in rep.rows()])
-    totals = pd.DataFrame([{"unit": u, **{k: rep.summary()[k] for k in (
-        "cells", "transistors", "memory_bits")}} for u, rep in r.areas.items()])
+    area = pd.DataFrame(
+        [
+            {
+                "unit": u,
+                **{
+                    k: row[k]
+                    for k in (
+                        "module",
+                        "instances",
+                        "cells",
+                        "total_cells",
+                        "transistors",
+                        "total_transistors",
+                        "total_memory_bits",
+                    )
+                },
+            }
+            for u, rep in r.areas.items()
+            for row in rep.rows()
+        ]
+    )
+    totals = pd.DataFrame(
+        [
+            {"unit": u, **{k: rep.summary()[k] for k in ("cells", "transistors", "memory_bits")}}
+            for u, rep in r.areas.items()
+        ]
+    )
     model = r.model.assign(sparsity=[SPARSITY_SOURCES[m] for m in r.model.index])
     shape = r.workload.shape
-    out = [("Steps", steps, f"flow wall time {r.wall_s:.1f} s; a cached step shows the wall "
-                            "time of the run that made it"),
-           ("SIC sparsity per site (mean over layers)", sparsity.reset_index(),
+    out = [
+        (
+            "Steps",
+            steps,
+            f"flow wall time {r.wall_s:.1f} s; a cached step shows the wall "
+            "time of the run that made it",
+        ),
+        (
+            "SIC sparsity per site (mean over layers)",
+            sparsity.reset_index(),
             f"{shape.tokens} tokens {shape.grid}, {shape.layers} layers, threshold "
             f"{r.params.threshold}, vector {r.params.vector_size}; weighted = weighted by "
-            "GEMM weight size"),
-           ("Baseline token-level sparsity", base.reset_index(),
+            "GEMM weight size",
+        ),
+        (
+            "Baseline token-level sparsity",
+            base.reset_index(),
             "thresholds: the default rows of cmc_config.csv / adaptiv_config.csv; scores: "
-            "CMC from the paper's cmc_sparsity.csv (llava_vid/videomme), AdapTiV its query's"),
-           ("Area by module (generic Yosys cells)", area,
-            "memories (lib.memory) count as memory bits, not cells"),
-           ("Area by unit", totals, ""),
-           ("Performance model", model.reset_index(),
+            "CMC from the paper's cmc_sparsity.csv (llava_vid/videomme), AdapTiV its query's",
+        ),
+        (
+            "Area by module (generic Yosys cells)",
+            area,
+            "memories (lib.memory) count as memory bits, not cells",
+        ),
+        ("Area by unit", totals, ""),
+        (
+            "Performance model",
+            model.reset_index(),
             "time and energy on the built-in video (sim.simulate); speedup and energy "
-            "reduction over dense")]
+            "reduction over dense",
+        ),
+    ]
     if r.fpga is not None:
         keys = ("board", "device", "luts", "ffs", "brams", "dsps", "fmax_mhz", "target_mhz")
         out.append(("FPGA", pd.DataFrame([{k: r.fpga[k] for k in keys}]), ""))
@@ -481,18 +666,15 @@ def _cell(v) -> str:
 
 
 def _markdown(df: pd.DataFrame) -> str:
-    lines = ["| " + " | ".join(map(str, df.columns)) + " |",
-             "|" + "---|" * len(df.columns)]
-    lines += ["| " + " | ".join(_cell(v) for v in row) + " |"
-              for row in df.itertuples(index=False)]
+    lines = ["| " + " | ".join(map(str, df.columns)) + " |", "|" + "---|" * len(df.columns)]
+    lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
     return "\n".join(lines)
 
 
 def _write_reports(r: FlowResult) -> None:
     """report.md and report.html (tables, plus plots as base64 PNG)."""
     weights = r.workload.shape.weight_sizes()
-    plots = {"SIC sparsity per layer and site":
-             sparsity_plot(r.trace.summary(), weights, r.params)}
+    plots = {"SIC sparsity per layer and site": sparsity_plot(r.trace.summary(), weights, r.params)}
     plots.update({f"Area by module: {u}": rep.plot() for u, rep in r.areas.items()})
     plots["Time and energy against the alternatives"] = _model_plot(r.model)
     title = f"Focus flow: params {r.params.digest()}"
@@ -501,13 +683,22 @@ def _write_reports(r: FlowResult) -> None:
         md += [f"## {name}", "", _markdown(df), ""] + ([note, ""] if note else [])
         html += [f"<h2>{name}</h2>", df.to_html(index=False, na_rep="", float_format=_cell)]
         html += [f"<p>{note}</p>"] if note else []
-    md += ["Files: params.toml, trace.safetensors, baselines.json, verilog/<unit>/, "
-           "area/<unit>/, model.csv, flow.json, report.html", ""]
+    md += [
+        "Files: params.toml, trace.safetensors, baselines.json, verilog/<unit>/, "
+        "area/<unit>/, model.csv, flow.json, report.html",
+        "",
+    ]
     for name, png in plots.items():
-        html += [f"<h2>{name}</h2>",
-                 f'<img alt="{name}" src="data:image/png;base64,'
-                 f'{base64.b64encode(png).decode()}">']
+        html += [
+            f"<h2>{name}</h2>",
+            f'<img alt="{name}" src="data:image/png;base64,{base64.b64encode(png).decode()}">',
+        ]
     atomic_write_text(r.out_dir / "report.md", "\n".join(md))
-    atomic_write_text(r.out_dir / "report.html",
-                      "<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>" + title
-                      + "</title></head><body>\n" + "\n".join(html) + "\n</body></html>\n")
+    atomic_write_text(
+        r.out_dir / "report.html",
+        "<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>"
+        + title
+        + "</title></head><body>\n"
+        + "\n".join(html)
+        + "\n</body></html>\n",
+    )

@@ -39,9 +39,19 @@ import numbers
 
 from .params import FocusParams
 
-__all__ = ["array_latency", "tile_cycles", "reload_cycles", "gemm_cycles", "sic_dot_latency",
-           "sic_argmax_cycles", "sic_mean_latency", "sic_write_cycle", "sic_vector_cycles",
-           "sic_cycles", "sec_cycles"]
+__all__ = [
+    "array_latency",
+    "tile_cycles",
+    "reload_cycles",
+    "gemm_cycles",
+    "sic_dot_latency",
+    "sic_argmax_cycles",
+    "sic_mean_latency",
+    "sic_write_cycle",
+    "sic_vector_cycles",
+    "sic_cycles",
+    "sec_cycles",
+]
 
 
 def _count(fn: str, name: str, value) -> int:

@@ -78,9 +78,10 @@ def dedup_rtlil(text: str, top: str, *, merge: bool = True) -> tuple[str, dict[s
     """Return (deduplicated RTLIL, module name -> representative name).
 
     Every module reachable from ``top`` appears in the mapping; the text
-    holds only the representatives. The direct children of ``top`` carry
+    holds only the representatives. The direct children of ``top``, and every
+    class instanced more than once (the lanes of a unit), carry
     ``keep_hierarchy``, so ``synth -flatten`` keeps them as modules (each
-    synthesized once, with its own submodules flattened into it) and
+    synthesized once, with its other submodules flattened into it) and
     flattens everything else. ``merge=False`` keeps every module (each
     instance its own class) and only adds the marks."""
     modules = parse_rtlil(text)
@@ -122,11 +123,21 @@ def dedup_rtlil(text: str, top: str, *, merge: bool = True) -> tuple[str, dict[s
     representative, mapping = {}, {}
     for name in order:
         mapping[name] = representative.setdefault(key(name), name) if merge else name
-    children = {_cell_type(line) for line in modules[top].body} & set(modules)
+    # Kept as modules: the top's children, and every class instanced twice or
+    # more anywhere (e.g. the lanes of a unit), so each is synthesized once.
+    keep = {_cell_type(line) for line in modules[top].body} & set(modules)
+    uses: dict[str, int] = {}
+    for name in order:
+        if mapping[name] == name:
+            for line in modules[name].body:
+                kind = _cell_type(line)
+                if kind in modules:
+                    uses[mapping[kind]] = uses.get(mapping[kind], 0) + 1
+    keep |= {name for name, n in uses.items() if n >= 2}
     lines = []
     for name in order:
         if mapping[name] == name:
-            lines += _render(modules[name], mapping, keep=name in children)
+            lines += _render(modules[name], mapping, keep=name in keep)
     return "\n".join(lines), mapping
 
 

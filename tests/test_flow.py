@@ -19,10 +19,21 @@ from focus_hw import FocusParams
 from focus_hw.generate import Manifest
 from synth import area_report
 
-TINY = FocusParams(rows=2, cols=2, vector_size=4, sic_lanes=2, m_tile=16, max_frame_tokens=64,
-                   max_tokens=256)
-WORKLOAD = {"frames": 4, "height": 4, "width": 4, "hidden": 32, "heads": 2, "kv_groups": 1,
-            "ffn": 64, "layers": 2, "clip_len": 2, "seed": 0}
+TINY = FocusParams(
+    rows=2, cols=2, vector_size=4, sic_lanes=2, m_tile=16, max_frame_tokens=64, max_tokens=256
+)
+WORKLOAD = {
+    "frames": 4,
+    "height": 4,
+    "width": 4,
+    "hidden": 32,
+    "heads": 2,
+    "kv_groups": 1,
+    "ffn": 64,
+    "layers": 2,
+    "clip_len": 2,
+    "seed": 0,
+}
 #: The SIC's Yosys run alone exceeds the CI budget: the fast test leaves it to
 #: test_flow_all_units (slow).
 FAST_UNITS = ("array", "sec")
@@ -30,8 +41,20 @@ FAST_UNITS = ("array", "sec")
 
 def _args(params_file, out, cache, units=FAST_UNITS, *extra):
     opts = [f"--{k.replace('_', '-')}={v}" for k, v in WORKLOAD.items()]
-    return ["flow", "--params", str(params_file), *opts, "--units", ",".join(units),
-            "--out", str(out), "--cache-dir", str(cache), "--no-progress", *extra]
+    return [
+        "flow",
+        "--params",
+        str(params_file),
+        *opts,
+        "--units",
+        ",".join(units),
+        "--out",
+        str(out),
+        "--cache-dir",
+        str(cache),
+        "--no-progress",
+        *extra,
+    ]
 
 
 def _invoke(*args):
@@ -84,8 +107,15 @@ def test_every_file_present_and_parseable(flow_run):
         assert json.loads((out / "area" / unit / "area.json").read_text())["unit"] == unit
     assert not (out / "verilog" / "sic").exists()
     steps = json.loads((out / "flow.json").read_text())["steps"]
-    assert set(steps) == {"trace", "baselines", "model", "verilog:array", "verilog:sec",
-                          "area:array", "area:sec"}
+    assert set(steps) == {
+        "trace",
+        "baselines",
+        "model",
+        "verilog:array",
+        "verilog:sec",
+        "area:array",
+        "area:sec",
+    }
 
     class Parser(HTMLParser):
         images, tables = [], 0
@@ -97,7 +127,7 @@ def test_every_file_present_and_parseable(flow_run):
 
     html = Parser()
     html.feed((out / "report.html").read_text())
-    assert html.tables == 6     # steps, sparsity, baselines, area x2, model
+    assert html.tables == 6  # steps, sparsity, baselines, area x2, model
     assert len(html.images) == 2 + len(FAST_UNITS)
     for src in html.images:
         head, data = src.split(",", 1)
@@ -122,7 +152,9 @@ def test_report_numbers_agree_with_the_apis(flow_run):
         row = model[machine]
         np.testing.assert_allclose(
             [float(row[k]) for k in ("time_ms", "energy_mj", "dram_mb", "speedup")],
-            [t.time_s * 1e3, t.energy_mj, t.dram_bytes / 1e6, t.speedup], rtol=1e-5)
+            [t.time_s * 1e3, t.energy_mj, t.dram_bytes / 1e6, t.speedup],
+            rtol=1e-5,
+        )
     assert float(model["dense"]["speedup"]) == 1.0
 
     # Area: every module row and unit total against area_report (cached now).
@@ -137,10 +169,13 @@ def test_report_numbers_agree_with_the_apis(flow_run):
             for k in ("instances", "cells", "total_cells", "transistors", "total_memory_bits"):
                 assert int(md[k]) == api[k], (unit, md["module"], k)
         s = report.summary()
-        assert [int(totals[unit][k]) for k in ("cells", "transistors", "memory_bits")] == \
-            [s["cells"], s["transistors"], s["memory_bits"]]
+        assert [int(totals[unit][k]) for k in ("cells", "transistors", "memory_bits")] == [
+            s["cells"],
+            s["transistors"],
+            s["memory_bits"],
+        ]
         assert sum(int(r["total_cells"]) for r in mine) == s["cells"]
-    assert int(totals["array"]["cells"]) > 4 * 1000      # 4 fp16 PEs, ~2000 cells each
+    assert int(totals["array"]["cells"]) > 4 * 1000  # 4 fp16 PEs, ~2000 cells each
 
     # SIC sparsity: the trace's per-site means (zero + similar of each vector).
     sparsity = {r["site"]: r for r in tables["SIC sparsity per site (mean over layers)"]}
@@ -149,7 +184,8 @@ def test_report_numbers_agree_with_the_apis(flow_run):
         assert float(sparsity[site]["sparsity"]) == pytest.approx(expect, rel=1e-5)
     weights = workload.weight_sizes()
     assert float(sparsity["weighted"]["sparsity"]) == pytest.approx(
-        trace.weighted_sparsity(weights), rel=1e-5)
+        trace.weighted_sparsity(weights), rel=1e-5
+    )
     assert {int(sparsity[s]["weight"]) for s in weights} == set(weights.values())
 
 
@@ -163,17 +199,29 @@ def test_recorded_dependencies(flow_run):
 
 def test_rerun_bandwidth_only_model(flow_run, tmp_path):
     out, status = _rerun(flow_run, tmp_path, "--dram-bandwidth-gbs", "16")
-    assert status == {"trace": "cached", "baselines": "cached", "verilog:array": "cached",
-                      "verilog:sec": "cached", "area:array": "cached", "area:sec": "cached",
-                      "model": "ran"}
+    assert status == {
+        "trace": "cached",
+        "baselines": "cached",
+        "verilog:array": "cached",
+        "verilog:sec": "cached",
+        "area:array": "cached",
+        "area:sec": "cached",
+        "model": "ran",
+    }
     assert FocusParams.load(out / "params.toml").dram_bandwidth_gbs == 16
 
 
 def test_rerun_threshold_trace_and_model(flow_run, tmp_path):
     out, status = _rerun(flow_run, tmp_path, "--threshold", "0.5")
-    assert status == {"trace": "ran", "baselines": "cached", "verilog:array": "cached",
-                      "verilog:sec": "cached", "area:array": "cached", "area:sec": "cached",
-                      "model": "ran"}
+    assert status == {
+        "trace": "ran",
+        "baselines": "cached",
+        "verilog:array": "cached",
+        "verilog:sec": "cached",
+        "area:array": "cached",
+        "area:sec": "cached",
+        "model": "ran",
+    }
     before = SparseTrace.load(flow_run / "out" / "trace.safetensors").sparsity()
     assert SparseTrace.load(out / "trace.safetensors").sparsity() > before
 
@@ -214,6 +262,7 @@ def test_flow_all_units(flow_run, tmp_path):
     Manifest.load(out / "verilog" / "sic").verify(out / "verilog" / "sic")
     report = area_report(TINY, "sic", cache_dir=flow_run / "cache")
     sic = [r for r in tables["Area by module (generic Yosys cells)"] if r["unit"] == "sic"]
-    assert [(r["module"], int(r["total_cells"]), int(r["total_memory_bits"])) for r in sic] == \
-        [(r["module"], r["total_cells"], r["total_memory_bits"]) for r in report.rows()]
+    assert [(r["module"], int(r["total_cells"]), int(r["total_memory_bits"])) for r in sic] == [
+        (r["module"], r["total_cells"], r["total_memory_bits"]) for r in report.rows()
+    ]
     assert re.search(r"\| sic \| \d+ \| \d+ \| \d+ \|", (out / "report.md").read_text())

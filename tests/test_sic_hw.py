@@ -32,8 +32,9 @@ def both(x, grid, p, **kw):
 
 
 def reference(x, grid, p):
-    t = torch.from_numpy(x.astype(np.float32)).to(getattr(torch, "float16" if x.dtype ==
-                                                                 np.float16 else "bfloat16"))
+    t = torch.from_numpy(x.astype(np.float32)).to(
+        getattr(torch, "float16" if x.dtype == np.float16 else "bfloat16")
+    )
     return similarity_concentrate(t, grid, p)
 
 
@@ -43,14 +44,15 @@ def rng_tokens(rng, n, d, dtype=np.float16):
 
 # -- hand cases: model and RTL against hand-worked expectations -------------------
 
+
 def test_copies_of_left_upper_and_previous_frame():
     p = params()
     rng = np.random.default_rng(1)
-    grid = (2, 2, 3)                      # frames, rows, cols: token = f*6 + r*3 + c
+    grid = (2, 2, 3)  # frames, rows, cols: token = f*6 + r*3 + c
     x = rng_tokens(rng, 12, 4)
-    x[1] = x[0]                           # left neighbour of token 1
-    x[5] = x[2]                           # token 5 = (0,1,2): upper neighbour is token 2
-    x[10] = x[4]                          # token 10 = (1,1,1): same place one frame back
+    x[1] = x[0]  # left neighbour of token 1
+    x[5] = x[2]  # token 5 = (0,1,2): upper neighbour is token 2
+    x[10] = x[4]  # token 10 = (1,1,1): same place one frame back
     model, _ = both(x, grid, p)
     want = {1: 0, 5: 2, 10: 4}
     for t in range(12):
@@ -63,8 +65,9 @@ def test_copies_of_left_upper_and_previous_frame():
 def test_chain_of_similar_vectors_takes_the_first_root_and_the_mean():
     p = params(threshold=0.9)
     grid = (1, 1, 4)
-    x = np.array([[1, 1, 1, 1], [1, 1, 1, 1.25], [1, 1, 1.25, 1.25], [1, 1.25, 1.25, 1.25]],
-                 np.float16)
+    x = np.array(
+        [[1, 1, 1, 1], [1, 1, 1, 1.25], [1, 1, 1.25, 1.25], [1, 1.25, 1.25, 1.25]], np.float16
+    )
     model, _ = both(x, grid, p)
     assert model.similar[:, 0].tolist() == [False, True, True, True]
     assert model.root[:, 0].tolist() == [0, 0, 0, 0]
@@ -88,10 +91,10 @@ def test_zero_vectors_and_whole_zero_tokens():
     grid = (1, 1, 5)
     x = np.zeros((5, 8), np.float16)
     x[0] = 1
-    x[1, :4] = -0.0                        # a zero vector in a live token
-    x[1, 4:] = 1                           # ... whose second slot copies token 0
-    x[2] = 0                               # a pruned token: not fed, not counted
-    x[3] = 1                               # tile 1: m_tile counts live tokens only
+    x[1, :4] = -0.0  # a zero vector in a live token
+    x[1, 4:] = 1  # ... whose second slot copies token 0
+    x[2] = 0  # a pruned token: not fed, not counted
+    x[3] = 1  # tile 1: m_tile counts live tokens only
     x[4] = 1
     model, _ = both(x, grid, p)
     # One row of 5 patches: the only candidate in reach is the left neighbour.
@@ -116,8 +119,8 @@ def test_score_exactly_at_the_threshold_is_not_similar(threshold, similar):
 def test_features_not_a_multiple_of_the_vector_size():
     p = params()
     rng = np.random.default_rng(2)
-    x = rng_tokens(rng, 6, 6)              # slot 1 holds 2 features + 2 zero pads
-    x[3, 4:] = x[0, 4:] * 3                # parallel: cosine 1
+    x = rng_tokens(rng, 6, 6)  # slot 1 holds 2 features + 2 zero pads
+    x[3, 4:] = x[0, 4:] * 3  # parallel: cosine 1
     model, _ = both(x, (1, 2, 3), p)
     assert model.similar[3].tolist() == [False, True] and model.root[3, 1] == 0
     assert model.tokens.shape == (6, 6)
@@ -129,13 +132,14 @@ def test_block_wrap_modes(wrap):
     grid = (1, 2, 3)
     rng = np.random.default_rng(3)
     x = rng_tokens(rng, 6, 4)
-    x[3] = x[2]                            # token 3 = (row 1, col 0); token 2 ends row 0
+    x[3] = x[2]  # token 3 = (row 1, col 0); token 2 ends row 0
     model, _ = both(x, grid, p)
     assert model.similar[3, 0] == wrap
     assert model.root[3, 0] == (2 if wrap else 3)
 
 
 # -- numpy model against the fp32 reference ----------------------------------------
+
 
 @pytest.mark.parametrize("dtype", ["fp16", "bf16"])
 @pytest.mark.parametrize("wrap", [True, False])
@@ -172,10 +176,9 @@ def test_model_decisions_follow_the_reference_away_from_the_bound():
     xf = x.astype(np.float32).reshape(48, 2, 8)
     norm = np.linalg.norm(xf, axis=2)
     scores = []
-    for (df, dh, dw), s in [((o[0], o[1], o[2]), o[0] * 16 + o[1] * 4 + o[2])
-                            for o in p.block_offsets]:
+    for s in [df * 16 + dh * 4 + dw for df, dh, dw in p.block_offsets]:
         cos = np.full((48, 2), -np.inf)
-        cos[s:] = (xf[s:] * xf[:48 - s]).sum(2) / (norm[s:] * norm[:48 - s])
+        cos[s:] = (xf[s:] * xf[: 48 - s]).sum(2) / (norm[s:] * norm[: 48 - s])
         scores.append(cos)
     scores = np.sort(np.stack(scores), axis=0)
     best, runner = scores[-1], scores[-2]
@@ -186,6 +189,7 @@ def test_model_decisions_follow_the_reference_away_from_the_bound():
 
 
 # -- RTL against the numpy model ----------------------------------------------------
+
 
 @pytest.mark.parametrize("dtype", ["fp16", "bf16"])
 def test_rtl_equals_model_with_backpressure_and_bubbles(dtype):
@@ -218,16 +222,24 @@ def test_threshold_infinity_never_merges():
 
 # -- bad input ------------------------------------------------------------------------
 
-@pytest.mark.parametrize("x, grid, p, match", [
-    (np.ones((6, 4), np.float16), (1, 2, 2), params(), "grid"),
-    (np.ones((32, 4), np.float16), (1, 4, 8), params(), "max_frame_tokens"),
-    (np.ones((6, 4), np.float32), (1, 2, 3), params(), "dtype"),
-    (np.ones((6, 0), np.float16), (1, 2, 3), params(), "D=0"),
-    (np.ones((6, 4), np.int8), (1, 2, 3), params(dtype="int8"), "float operand"),
-    (np.ones((6, 4), np.float16), (1, 2), params(), "three integers"),
-    (np.ones((16, 16), np.float16), (1, 1, 16), params(max_frame_tokens=16, block_height=2),
-     "similarity table"),
-])
+
+@pytest.mark.parametrize(
+    "x, grid, p, match",
+    [
+        (np.ones((6, 4), np.float16), (1, 2, 2), params(), "grid"),
+        (np.ones((32, 4), np.float16), (1, 4, 8), params(), "max_frame_tokens"),
+        (np.ones((6, 4), np.float32), (1, 2, 3), params(), "dtype"),
+        (np.ones((6, 0), np.float16), (1, 2, 3), params(), "D=0"),
+        (np.ones((6, 4), np.int8), (1, 2, 3), params(dtype="int8"), "float operand"),
+        (np.ones((6, 4), np.float16), (1, 2), params(), "three integers"),
+        (
+            np.ones((16, 16), np.float16),
+            (1, 1, 16),
+            params(max_frame_tokens=16, block_height=2),
+            "similarity table",
+        ),
+    ],
+)
 def test_bad_input_is_named(x, grid, p, match):
     with pytest.raises(ValueError, match=match):
         simulate_sic(x, grid, p)

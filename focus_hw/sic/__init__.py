@@ -14,8 +14,26 @@ from .simulate import simulate_sic
 from .table import SimilarityMap, SimilarityTable, StreamMemory
 
 #: Generator units (``focus-hw generate/synth --unit NAME``): the SIC and each part.
-SIC_UNITS = {"sic": SIC, "sic_dot": DotProduct, "sic_argmax": ArgMax,
-             "sic_table": SimilarityTable, "sic_map": SimilarityMap, "sic_average": AverageUpdate}
+SIC_UNITS = {
+    "sic": SIC,
+    "sic_dot": DotProduct,
+    "sic_argmax": ArgMax,
+    "sic_table": SimilarityTable,
+    "sic_map": SimilarityMap,
+    "sic_average": AverageUpdate,
+}
 
-__all__ = ["SIC_UNITS", "SIC", "DotProduct", "ArgMax", "SimilarityTable", "SimilarityMap", "StreamMemory",
-           "AverageUpdate", "SICRun", "DECISION_BOUND", "sic_model", "simulate_sic"]
+__all__ = [
+    "SIC_UNITS",
+    "SIC",
+    "DotProduct",
+    "ArgMax",
+    "SimilarityTable",
+    "SimilarityMap",
+    "StreamMemory",
+    "AverageUpdate",
+    "SICRun",
+    "DECISION_BOUND",
+    "sic_model",
+    "simulate_sic",
+]

@@ -27,20 +27,23 @@ def index_shape(params: FocusParams):
 
 
 def candidate_layout(params: FocusParams) -> data.StructLayout:
-    return data.StructLayout({
-        "d": 32,            # fp32 dot product with the current vector
-        "n2": 32,           # the candidate's fp32 squared magnitude
-        "n2_x": 32,         # the current vector's squared magnitude
-        "eligible": 1,      # a non-zero candidate of the window and M tile
-        "root_pos": position_shape(params),
-        "root_idx": index_shape(params),
-        "last": 1,          # last candidate of this vector: decide
-    })
+    return data.StructLayout(
+        {
+            "d": 32,  # fp32 dot product with the current vector
+            "n2": 32,  # the candidate's fp32 squared magnitude
+            "n2_x": 32,  # the current vector's squared magnitude
+            "eligible": 1,  # a non-zero candidate of the window and M tile
+            "root_pos": position_shape(params),
+            "root_idx": index_shape(params),
+            "last": 1,  # last candidate of this vector: decide
+        }
+    )
 
 
 def decision_layout(params: FocusParams) -> data.StructLayout:
-    return data.StructLayout({"similar": 1, "root_pos": position_shape(params),
-                              "root_idx": index_shape(params)})
+    return data.StructLayout(
+        {"similar": 1, "root_pos": position_shape(params), "root_idx": index_shape(params)}
+    )
 
 
 class ArgMax(wiring.Component):
@@ -78,10 +81,12 @@ class ArgMax(wiring.Component):
 
     def __init__(self, params: FocusParams):
         self.params = params
-        super().__init__({
-            "cand": In(stream.Signature(candidate_layout(params))),
-            "decision": Out(stream.Signature(decision_layout(params), always_ready=True)),
-        })
+        super().__init__(
+            {
+                "cand": In(stream.Signature(candidate_layout(params))),
+                "decision": Out(stream.Signature(decision_layout(params), always_ready=True)),
+            }
+        )
 
     def elaborate(self, platform):
         m = Module()
@@ -89,24 +94,24 @@ class ArgMax(wiring.Component):
         pipe = p.sic_pipeline
         t2 = _const(threshold_square(p))
         shared = shares_multiplier(p)
-        beat = pipe + 1                           # one product
+        beat = pipe + 1  # one product
 
         take = Signal()
         m.d.comb += take.eq(self.cand.valid & self.cand.ready)
         # bit j: a candidate was accepted j + 1 cycles ago
         events = delayed(m, take, (5 if shared else 2) * beat)
-        gap = 3 * beat - 1 if shared else pipe    # cycles after a take without another
+        gap = 3 * beat - 1 if shared else pipe  # cycles after a take without another
         m.d.comb += self.cand.ready.eq(~events[:gap].any() if gap else 1)
 
-        c1 = Signal(candidate_layout(p))          # accepted; in the square product
-        c2 = Signal(candidate_layout(p))          # in the cross products
-        q = Signal(32)                            # d^2 of c2
-        tx = Signal(32)                           # T2 * n2_x
-        has = Signal()                            # a best candidate exists
+        c1 = Signal(candidate_layout(p))  # accepted; in the square product
+        c2 = Signal(candidate_layout(p))  # in the cross products
+        q = Signal(32)  # d^2 of c2
+        tx = Signal(32)  # T2 * n2_x
+        has = Signal()  # a best candidate exists
         best_d, best_d2, best_n2 = Signal(32), Signal(32), Signal(32)
         best_root_pos = Signal(position_shape(p))
         best_root_idx = Signal(index_shape(p))
-        final = Signal()                          # the last candidate was compared
+        final = Signal()  # the last candidate was compared
 
         if shared:
             # One multiplier, one product per P + 1 cycles: d^2, d^2 * n2_a,
@@ -115,9 +120,9 @@ class ArgMax(wiring.Component):
                 return events[(k + 1) * beat - 1]
 
             def busy(k):
-                return events[k * beat:(k + 1) * beat].any()
+                return events[k * beat : (k + 1) * beat].any()
 
-            pb = Signal(32)                       # d_b^2 * n2_a
+            pb = Signal(32)  # d_b^2 * n2_a
             mul = m.submodules.mul = FMul("fp32", pipe)
             with m.If(busy(0)):
                 m.d.comb += [mul.a.eq(c1.d), mul.b.eq(c1.d)]
@@ -143,14 +148,19 @@ class ArgMax(wiring.Component):
             # multiplier works on the next candidate (or, after the last, on
             # T2 * n2_x); then v on cross_b.
             to_cross, compare_now = events[pipe], events[2 * pipe + 1]
-            scale = Signal()                      # the square multiplier makes T2 * n2_x
+            scale = Signal()  # the square multiplier makes T2 * n2_x
             decide = delayed(m, compare_now & c2.last, beat)[-1]
             sq = m.submodules.square = FMul("fp32", pipe)
             mb = m.submodules.cross_b = FMul("fp32", pipe)
             ma = m.submodules.cross_a = FMul("fp32", pipe)
-            m.d.comb += [sq.a.eq(Mux(scale, t2, c1.d)), sq.b.eq(Mux(scale, c1.n2_x, c1.d)),
-                         mb.a.eq(Mux(final, tx, q)), mb.b.eq(best_n2),
-                         ma.a.eq(best_d2), ma.b.eq(c2.n2)]
+            m.d.comb += [
+                sq.a.eq(Mux(scale, t2, c1.d)),
+                sq.b.eq(Mux(scale, c1.n2_x, c1.d)),
+                mb.a.eq(Mux(final, tx, q)),
+                mb.b.eq(best_n2),
+                ma.a.eq(best_d2),
+                ma.b.eq(c2.n2),
+            ]
             with m.If(compare_now):
                 m.d.sync += scale.eq(0)
                 with m.If(scale):
@@ -167,8 +177,7 @@ class ArgMax(wiring.Component):
         d2_lt, _, d2_gt, _ = compare(m, FP32, best_d2, v)
 
         s_b, s_a = Signal(range(-1, 2)), Signal(range(-1, 2))
-        m.d.comb += [s_b.eq(Mux(d_gt, 1, Mux(d_lt, -1, 0))),
-                     s_a.eq(Mux(a_gt, 1, Mux(a_lt, -1, 0)))]
+        m.d.comb += [s_b.eq(Mux(d_gt, 1, Mux(d_lt, -1, 0))), s_a.eq(Mux(a_gt, 1, Mux(a_lt, -1, 0)))]
         beats = Mux(s_b != s_a, s_b > s_a, (s_b != 0) & Mux(s_b > 0, cross_gt, cross_lt))
         wins = c2.eligible & ~d_nan & (~has | beats)
 
@@ -177,8 +186,14 @@ class ArgMax(wiring.Component):
         with m.If(compare_now):
             m.d.sync += final.eq(c2.last)
             with m.If(wins):
-                m.d.sync += [has.eq(1), best_d.eq(c2.d), best_d2.eq(q), best_n2.eq(c2.n2),
-                             best_root_pos.eq(c2.root_pos), best_root_idx.eq(c2.root_idx)]
+                m.d.sync += [
+                    has.eq(1),
+                    best_d.eq(c2.d),
+                    best_d2.eq(q),
+                    best_n2.eq(c2.n2),
+                    best_root_pos.eq(c2.root_pos),
+                    best_root_idx.eq(c2.root_idx),
+                ]
 
         if threshold_square(p) is None:
             similar = 0
@@ -186,10 +201,12 @@ class ArgMax(wiring.Component):
             similar = has & a_gt & d2_gt
         else:
             similar = has & (~a_lt | d2_lt)
-        m.d.comb += [self.decision.valid.eq(decide),
-                     self.decision.payload.similar.eq(similar),
-                     self.decision.payload.root_pos.eq(best_root_pos),
-                     self.decision.payload.root_idx.eq(best_root_idx)]
+        m.d.comb += [
+            self.decision.valid.eq(decide),
+            self.decision.payload.similar.eq(similar),
+            self.decision.payload.root_pos.eq(best_root_pos),
+            self.decision.payload.root_idx.eq(best_root_idx),
+        ]
         with m.If(decide):
             m.d.sync += [has.eq(0), final.eq(0)]
         return m

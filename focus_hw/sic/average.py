@@ -61,12 +61,17 @@ class AverageUpdate(wiring.Component):
     def __init__(self, params: FocusParams):
         self.params = params
         idx = index_shape(params)
-        super().__init__({
-            "update": In(stream.Signature(data.StructLayout(
-                {"idx": idx, "own": 1, "data": vector_shape(params)}))),
-            "query": In(stream.Signature(idx)),
-            "mean": Out(stream.Signature(vector_shape(params))),
-        })
+        super().__init__(
+            {
+                "update": In(
+                    stream.Signature(
+                        data.StructLayout({"idx": idx, "own": 1, "data": vector_shape(params)})
+                    )
+                ),
+                "query": In(stream.Signature(idx)),
+                "mean": Out(stream.Signature(vector_shape(params))),
+            }
+        )
 
     def elaborate(self, platform):
         m = Module()
@@ -75,22 +80,21 @@ class AverageUpdate(wiring.Component):
         steps = p.sic_steps
         fmt = float_format(p.dtype)
 
-        m.submodules.sums = sums = memory.Memory(shape=unsigned(32 * vs), depth=p.m_tile,
-                                                 init=[])
-        m.submodules.counts = counts = memory.Memory(shape=count_shape(p), depth=p.m_tile,
-                                                     init=[])
-        m.submodules.recip = recip = memory.Memory(shape=32, depth=p.m_tile + 1,
-                                                   init=reciprocals(p))
+        m.submodules.sums = sums = memory.Memory(shape=unsigned(32 * vs), depth=p.m_tile, init=[])
+        m.submodules.counts = counts = memory.Memory(shape=count_shape(p), depth=p.m_tile, init=[])
+        m.submodules.recip = recip = memory.Memory(
+            shape=32, depth=p.m_tile + 1, init=reciprocals(p)
+        )
         sum_r, sum_w = sums.read_port(), sums.write_port()
         cnt_r, cnt_w = counts.read_port(), counts.write_port()
         rec_r = recip.read_port()
 
         idx = Signal(index_shape(p))
         own = Signal()
-        x = Signal(vs * op)           # the vector being added, or the mean being made
-        acc = Signal(32 * vs)         # the group's sum (rotated per step)
+        x = Signal(vs * op)  # the vector being added, or the mean being made
+        acc = Signal(32 * vs)  # the group's sum (rotated per step)
         count = Signal(count_shape(p))
-        fetched = Signal()            # a query's sum and count are on the read ports
+        fetched = Signal()  # a query's sum and count are on the read ports
         fetch_idx = Signal(index_shape(p))
         step = Signal(range(steps))
         wait = Signal(range(pipe + 1))
@@ -100,15 +104,19 @@ class AverageUpdate(wiring.Component):
             wid = m.submodules[f"widen{lane}"] = Widen(fmt)
             add = m.submodules[f"add{lane}"] = FAdd(FP32, pipe)
             mul = m.submodules[f"mul{lane}"] = FMul(FP32, pipe)
-            lane_sum = acc[lane * 32:(lane + 1) * 32]
-            m.d.comb += [wid.a.eq(x[lane * op:(lane + 1) * op]),
-                         add.a.eq(Mux(own, NEG_ZERO, lane_sum)), add.b.eq(wid.out),
-                         mul.a.eq(lane_sum), mul.b.eq(rec_r.data)]
+            lane_sum = acc[lane * 32 : (lane + 1) * 32]
+            m.d.comb += [
+                wid.a.eq(x[lane * op : (lane + 1) * op]),
+                add.a.eq(Mux(own, NEG_ZERO, lane_sum)),
+                add.b.eq(wid.out),
+                mul.a.eq(lane_sum),
+                mul.b.eq(rec_r.data),
+            ]
             adds.append(add.out)
             value = Mux(count > 1, mul.out, lane_sum)
             narrows.append(narrow(m, fmt, Pipeline(m, 0, 1, Const(1)), value))
 
-        last = Signal()               # the last step ends this cycle (unless stalled)
+        last = Signal()  # the last step ends this cycle (unless stalled)
         m.d.comb += last.eq((wait == pipe) & (step == steps - 1))
 
         def advance(target, results):
@@ -116,9 +124,13 @@ class AverageUpdate(wiring.Component):
             top of ``target`` and bring the next ``L`` elements to the lanes."""
             with m.If(wait == pipe):
                 chunk = len(target) // steps
-                m.d.sync += [wait.eq(0), step.eq(step + 1), x.eq(x >> (op * lanes)),
-                             acc.eq(acc >> (32 * lanes)),
-                             target.eq(Cat(target[chunk:], *results))]
+                m.d.sync += [
+                    wait.eq(0),
+                    step.eq(step + 1),
+                    x.eq(x >> (op * lanes)),
+                    acc.eq(acc >> (32 * lanes)),
+                    target.eq(Cat(target[chunk:], *results)),
+                ]
                 with m.If(step == steps - 1):
                     m.d.sync += step.eq(0)
             with m.Else():
@@ -126,13 +138,22 @@ class AverageUpdate(wiring.Component):
 
         take_update = self.update.valid & self.update.ready
         take_query = self.query.valid & self.query.ready
-        start_mean = Signal()         # the fetched sum moves to the lanes
-        m.d.comb += [sum_r.addr.eq(Mux(take_update, self.update.payload.idx,
-                                       Mux(take_query, self.query.payload, fetch_idx))),
-                     cnt_r.addr.eq(sum_r.addr),
-                     rec_r.addr.eq(Mux(start_mean, cnt_r.data, count)),
-                     sum_w.addr.eq(idx), cnt_w.addr.eq(idx),
-                     sum_w.data.eq(Cat(acc[32 * lanes:], *adds)), cnt_w.data.eq(count + 1)]
+        start_mean = Signal()  # the fetched sum moves to the lanes
+        m.d.comb += [
+            sum_r.addr.eq(
+                Mux(
+                    take_update,
+                    self.update.payload.idx,
+                    Mux(take_query, self.query.payload, fetch_idx),
+                )
+            ),
+            cnt_r.addr.eq(sum_r.addr),
+            rec_r.addr.eq(Mux(start_mean, cnt_r.data, count)),
+            sum_w.addr.eq(idx),
+            cnt_w.addr.eq(idx),
+            sum_w.data.eq(Cat(acc[32 * lanes :], *adds)),
+            cnt_w.data.eq(count + 1),
+        ]
         with m.If(take_query):
             m.d.sync += [fetched.eq(1), fetch_idx.eq(self.query.payload)]
         with m.Elif(start_mean):
@@ -140,18 +161,27 @@ class AverageUpdate(wiring.Component):
 
         with m.FSM():
             with m.State("IDLE"):
-                m.d.comb += [self.update.ready.eq(~fetched),
-                             self.query.ready.eq(~self.update.valid),
-                             start_mean.eq(fetched)]
+                m.d.comb += [
+                    self.update.ready.eq(~fetched),
+                    self.query.ready.eq(~self.update.valid),
+                    start_mean.eq(fetched),
+                ]
                 with m.If(take_update):
-                    m.d.sync += [idx.eq(self.update.payload.idx), own.eq(self.update.payload.own),
-                                 x.eq(self.update.payload.data)]
+                    m.d.sync += [
+                        idx.eq(self.update.payload.idx),
+                        own.eq(self.update.payload.own),
+                        x.eq(self.update.payload.data),
+                    ]
                     m.next = "ADD_READ"
                 with m.Elif(fetched):
                     m.next = "MEAN"
             with m.State("ADD_READ"):
-                m.d.sync += [acc.eq(sum_r.data), count.eq(Mux(own, 0, cnt_r.data)),
-                             step.eq(0), wait.eq(0)]
+                m.d.sync += [
+                    acc.eq(sum_r.data),
+                    count.eq(Mux(own, 0, cnt_r.data)),
+                    step.eq(0),
+                    wait.eq(0),
+                ]
                 m.next = "ADD"
             with m.State("ADD"):
                 advance(acc, adds)
@@ -162,10 +192,12 @@ class AverageUpdate(wiring.Component):
                 # The last step's products hold while their inputs do: the
                 # mean is offered in the step's last cycle until taken.
                 done = last & self.mean.ready
-                m.d.comb += [self.mean.valid.eq(last),
-                             self.mean.payload.eq(Cat(x[op * lanes:], *narrows)),
-                             self.query.ready.eq(~fetched | done),
-                             start_mean.eq(done & fetched)]
+                m.d.comb += [
+                    self.mean.valid.eq(last),
+                    self.mean.payload.eq(Cat(x[op * lanes :], *narrows)),
+                    self.query.ready.eq(~fetched | done),
+                    start_mean.eq(done & fetched),
+                ]
                 with m.If(~last | self.mean.ready):
                     advance(x, narrows)
                 with m.If(done & ~fetched):

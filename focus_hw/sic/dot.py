@@ -45,10 +45,12 @@ class DotProduct(wiring.Component):
     def __init__(self, params: FocusParams):
         self.params = params
         vec = vector_shape(params)
-        super().__init__({
-            "inp": In(stream.Signature(data.StructLayout({"a": vec, "b": vec}))),
-            "out": Out(stream.Signature(32, always_ready=True)),
-        })
+        super().__init__(
+            {
+                "inp": In(stream.Signature(data.StructLayout({"a": vec, "b": vec}))),
+                "out": Out(stream.Signature(32, always_ready=True)),
+            }
+        )
 
     def elaborate(self, platform):
         m = Module()
@@ -63,7 +65,7 @@ class DotProduct(wiring.Component):
         busy = Signal()
         step = Signal(range(steps))
         wait = Signal(range(pipe + 1))
-        done = Signal()                       # the last step ends this cycle
+        done = Signal()  # the last step ends this cycle
 
         m.d.comb += done.eq(busy & (wait == pipe) & (step == steps - 1))
         macs = []
@@ -71,9 +73,11 @@ class DotProduct(wiring.Component):
             mac = MAC(p.dtype, pipe)
             m.submodules[f"mac{lane}"] = mac
             # The MAC is a plain pipeline: only each step's first cycle counts.
-            m.d.comb += [mac.a.eq(a[lane * op:(lane + 1) * op]),
-                         mac.b.eq(b[lane * op:(lane + 1) * op]),
-                         mac.acc.eq(Mux(step == 0, 0, acc[lane]))]
+            m.d.comb += [
+                mac.a.eq(a[lane * op : (lane + 1) * op]),
+                mac.b.eq(b[lane * op : (lane + 1) * op]),
+                mac.acc.eq(Mux(step == 0, 0, acc[lane])),
+            ]
             macs.append(mac)
         level = list(acc)
         for lvl in range(depth):
@@ -88,19 +92,31 @@ class DotProduct(wiring.Component):
         # acc holds the lane sums from the cycle after the last step for at
         # least P + 1 cycles; the tree sees them in that first cycle.
         ready = delayed(m, done, 1 + depth * pipe)
-        m.d.comb += [self.out.valid.eq(ready[-1]), self.out.payload.eq(level[0]),
-                     self.inp.ready.eq(~busy | done)]
+        m.d.comb += [
+            self.out.valid.eq(ready[-1]),
+            self.out.payload.eq(level[0]),
+            self.inp.ready.eq(~busy | done),
+        ]
 
         with m.If(busy):
             with m.If(wait == pipe):
                 m.d.sync += [r.eq(mac.out) for r, mac in zip(acc, macs)]
-                m.d.sync += [a.eq(a >> (lanes * op)), b.eq(b >> (lanes * op)),
-                             wait.eq(0), step.eq(step + 1)]
+                m.d.sync += [
+                    a.eq(a >> (lanes * op)),
+                    b.eq(b >> (lanes * op)),
+                    wait.eq(0),
+                    step.eq(step + 1),
+                ]
                 with m.If(step == steps - 1):
                     m.d.sync += [busy.eq(0), step.eq(0)]
             with m.Else():
                 m.d.sync += wait.eq(wait + 1)
         with m.If(self.inp.valid & self.inp.ready):
-            m.d.sync += [a.eq(self.inp.payload.a), b.eq(self.inp.payload.b),
-                         busy.eq(1), step.eq(0), wait.eq(0)]
+            m.d.sync += [
+                a.eq(self.inp.payload.a),
+                b.eq(self.inp.payload.b),
+                busy.eq(1),
+                step.eq(0),
+                wait.eq(0),
+            ]
         return m

@@ -4,8 +4,9 @@
 produces (:func:`focus_hw.simulate_sic` is tested to equal it). It follows
 the method of :func:`focus_algo.similarity_concentrate` but fixes every
 rounding step the way the hardware takes it. With ``x`` the operand vectors
-(fp16 or bf16) widened exactly to fp32, ``L = sic_width`` (``sic_lanes``, at most ``vector_size``) and every
-operation below one IEEE fp32 operation rounded to nearest even:
+(fp16 or bf16) widened exactly to fp32, ``L = sic_width`` (``sic_lanes``, at
+most ``vector_size``) and every operation below one IEEE fp32 operation
+rounded to nearest even:
 
 Zero test
     A vector is zero when every element's magnitude bits are 0 (``-0.0``
@@ -66,15 +67,24 @@ most one spacing of the operand format (one ulp) from the fp32 mean.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..params import FocusParams
 
-__all__ = ["SICRun", "DECISION_BOUND", "check_input", "dot", "better", "passes", "sic_model",
-           "candidate_shifts", "vector_bits", "magnitude_mask"]
+__all__ = [
+    "SICRun",
+    "DECISION_BOUND",
+    "check_input",
+    "dot",
+    "better",
+    "passes",
+    "sic_model",
+    "candidate_shifts",
+    "vector_bits",
+    "magnitude_mask",
+]
 
 #: Score distance (cosine units) from the threshold and from the runner-up
 #: beyond which the hardware's decision equals the fp32 reference's.
@@ -120,8 +130,9 @@ class SICRun:
 def candidate_shifts(grid, params: FocusParams) -> list[tuple[tuple[int, int, int], int]]:
     """``((df, dh, dw), shift)`` of every block-window offset in tie-break order."""
     _, height, width = grid
-    return [((df, dh, dw), df * height * width + dh * width + dw)
-            for df, dh, dw in params.block_offsets]
+    return [
+        ((df, dh, dw), df * height * width + dh * width + dw) for df, dh, dw in params.block_offsets
+    ]
 
 
 def check_input(x, grid, params: FocusParams) -> tuple[int, int, int]:
@@ -129,15 +140,18 @@ def check_input(x, grid, params: FocusParams) -> tuple[int, int, int]:
     if not isinstance(params, FocusParams):
         raise ValueError(f"params must be FocusParams, not {type(params).__name__}")
     if not params.format.is_float:
-        raise ValueError(f"SIC hardware needs a float operand format, params.dtype="
-                         f"{params.dtype!r}")
+        raise ValueError(
+            f"SIC hardware needs a float operand format, params.dtype={params.dtype!r}"
+        )
     want = np.dtype(params.format.np_type)
     if not isinstance(x, np.ndarray) or x.ndim != 2:
-        raise ValueError(f"x must be a 2-D numpy array (T, D), got "
-                         f"{getattr(x, 'shape', type(x).__name__)}")
+        raise ValueError(
+            f"x must be a 2-D numpy array (T, D), got {getattr(x, 'shape', type(x).__name__)}"
+        )
     if x.dtype != want:
-        raise ValueError(f"x.dtype={x.dtype} does not match params.dtype={params.dtype!r} "
-                         f"(expected {want})")
+        raise ValueError(
+            f"x.dtype={x.dtype} does not match params.dtype={params.dtype!r} (expected {want})"
+        )
     if x.shape[1] < 1:
         raise ValueError(f"x has D={x.shape[1]} features; need D >= 1")
     try:
@@ -148,18 +162,23 @@ def check_input(x, grid, params: FocusParams) -> tuple[int, int, int]:
         raise ValueError(f"grid must be three integers >= 1 (frames, height, width), got {grid}")
     frames, height, width = grid
     if frames * height * width != x.shape[0]:
-        raise ValueError(f"grid {grid} has {frames * height * width} tokens but x has "
-                         f"T={x.shape[0]}")
+        raise ValueError(
+            f"grid {grid} has {frames * height * width} tokens but x has T={x.shape[0]}"
+        )
     if height * width > params.max_frame_tokens:
-        raise ValueError(f"a frame of {height}x{width}={height * width} patches exceeds "
-                         f"params.max_frame_tokens={params.max_frame_tokens}")
+        raise ValueError(
+            f"a frame of {height}x{width}={height * width} patches exceeds "
+            f"params.max_frame_tokens={params.max_frame_tokens}"
+        )
     if x.shape[0] > params.max_tokens:
         raise ValueError(f"T={x.shape[0]} tokens exceed params.max_tokens={params.max_tokens}")
     reach = max((s for _, s in candidate_shifts(grid, params)), default=0)
     if reach >= params.sic_table_depth:
-        raise ValueError(f"grid {grid}: the block window reaches back {reach} tokens but the "
-                         f"similarity table holds {params.sic_table_depth} "
-                         f"(rows wider than isqrt(max_frame_tokens)?)")
+        raise ValueError(
+            f"grid {grid}: the block window reaches back {reach} tokens but the "
+            f"similarity table holds {params.sic_table_depth} "
+            f"(rows wider than isqrt(max_frame_tokens)?)"
+        )
     return grid
 
 
@@ -169,7 +188,7 @@ def dot(a: np.ndarray, b: np.ndarray, lanes: int) -> np.ndarray:
     with np.errstate(all="ignore"):
         acc = np.zeros(a.shape[:-1] + (lanes,), np.float32)
         for c in range(0, a.shape[-1], lanes):
-            acc = acc + a[..., c:c + lanes] * b[..., c:c + lanes]
+            acc = acc + a[..., c : c + lanes] * b[..., c : c + lanes]
         while acc.shape[-1] > 1:
             acc = acc[..., 0::2] + acc[..., 1::2]
     return acc[..., 0]
@@ -224,7 +243,7 @@ def sic_model(x: np.ndarray, grid, params: FocusParams) -> SICRun:
     xw = vec_bits.view(x.dtype).astype(np.float32)
 
     zero = ~(vec_bits & magnitude_mask(params)).any(axis=2)
-    alive = ~zero.all(axis=1)                  # surviving (fed) tokens
+    alive = ~zero.all(axis=1)  # surviving (fed) tokens
     tile = (np.cumsum(alive) - 1) // params.m_tile
     t_idx = np.arange(n)
     col, row, frame = t_idx % width, (t_idx // width) % height, t_idx // (height * width)
@@ -237,12 +256,12 @@ def sic_model(x: np.ndarray, grid, params: FocusParams) -> SICRun:
     for (df, dh, dw), s in candidate_shifts(grid, params):
         if s == 0 or s >= n:
             continue
-        ok = alive[s:] & alive[:n - s] & (tile[s:] == tile[:n - s])
+        ok = alive[s:] & alive[: n - s] & (tile[s:] == tile[: n - s])
         if not params.block_wrap:
             ok &= (col[s:] >= dw) & (row[s:] >= dh) & (frame[s:] >= df)
-        d_c = dot(xw[s:], xw[:n - s], lanes)
-        n2_c = n2[:n - s]
-        ok = ok[:, None] & ~zero[s:] & ~zero[:n - s] & ~np.isnan(d_c)
+        d_c = dot(xw[s:], xw[: n - s], lanes)
+        n2_c = n2[: n - s]
+        ok = ok[:, None] & ~zero[s:] & ~zero[: n - s] & ~np.isnan(d_c)
         win = ok & (~has[s:] | better(d_c, n2_c, best_d[s:], best_n2[s:]))
         best_d[s:] = np.where(win, d_c, best_d[s:])
         best_n2[s:] = np.where(win, n2_c, best_n2[s:])

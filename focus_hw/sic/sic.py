@@ -25,27 +25,31 @@ def _frame_shape(params: FocusParams):
 
 def input_layout(params: FocusParams) -> data.StructLayout:
     """One vector of the output tile, as the layouter streams it."""
-    return data.StructLayout({
-        "data": vector_shape(params),
-        "pos": position_shape(params),    # token position in the sequence
-        "col": _frame_shape(params),      # its column, row and frame in the grid
-        "row": _frame_shape(params),
-        "frame": position_shape(params),
-        "first": 1,                       # first vector of a pass (an M tile's slot)
-        "last": 1,                        # last vector of the pass
-    })
+    return data.StructLayout(
+        {
+            "data": vector_shape(params),
+            "pos": position_shape(params),  # token position in the sequence
+            "col": _frame_shape(params),  # its column, row and frame in the grid
+            "row": _frame_shape(params),
+            "frame": position_shape(params),
+            "first": 1,  # first vector of a pass (an M tile's slot)
+            "last": 1,  # last vector of the pass
+        }
+    )
 
 
 def output_layout(params: FocusParams) -> data.StructLayout:
     """One concentrated vector with its decision."""
-    return data.StructLayout({
-        "data": vector_shape(params),
-        "pos": position_shape(params),
-        "root": position_shape(params),   # token position of its group's root
-        "zero": 1,
-        "similar": 1,
-        "last": 1,
-    })
+    return data.StructLayout(
+        {
+            "data": vector_shape(params),
+            "pos": position_shape(params),
+            "root": position_shape(params),  # token position of its group's root
+            "zero": 1,
+            "similar": 1,
+            "last": 1,
+        }
+    )
 
 
 class SIC(wiring.Component):
@@ -81,12 +85,14 @@ class SIC(wiring.Component):
 
     def __init__(self, params: FocusParams):
         self.params = params
-        super().__init__({
-            "width": In(_frame_shape(params)),
-            "frame_tokens": In(_frame_shape(params)),
-            "inp": In(stream.Signature(input_layout(params))),
-            "out": Out(stream.Signature(output_layout(params))),
-        })
+        super().__init__(
+            {
+                "width": In(_frame_shape(params)),
+                "frame_tokens": In(_frame_shape(params)),
+                "inp": In(stream.Signature(input_layout(params))),
+                "out": Out(stream.Signature(output_layout(params))),
+            }
+        )
 
     def elaborate(self, platform):
         m = Module()
@@ -97,13 +103,14 @@ class SIC(wiring.Component):
         m.submodules.map = smap = SimilarityMap(p)
         m.submodules.average = avg = AverageUpdate(p)
         m.submodules.records = records = fifo.SyncFIFO(
-            width=map_entry(p).size, depth=RECORDS_IN_FLIGHT)
+            width=map_entry(p).size, depth=RECORDS_IN_FLIGHT
+        )
 
         offsets = p.block_offsets
         n_cand = len(offsets)
         op, vs = p.operand_bits, p.vector_size
         table_bits = (p.sic_table_depth - 1).bit_length()
-        step = p.sic_steps * (p.sic_pipeline + 1)        # T: one dot product
+        step = p.sic_steps * (p.sic_pipeline + 1)  # T: one dot product
         dot_lat = sic_dot_latency(p)
         write_at = sic_write_cycle(p)
         period = sic_vector_cycles(p)
@@ -117,23 +124,26 @@ class SIC(wiring.Component):
             return hist[offset - 1]
 
         beat = Signal(input_layout(p))
-        idx = Signal(index_shape(p))            # beat's index in the pass
-        next_idx = Signal(index_shape(p))       # the next beat's (0 after a last)
+        idx = Signal(index_shape(p))  # beat's index in the pass
+        next_idx = Signal(index_shape(p))  # the next beat's (0 after a last)
         tile_start = Signal(position_shape(p))
         x_zero = Signal()
         m.d.comb += x_zero.eq(~_any_magnitude(beat.data, vs, op))
         n2_x = Signal(32)
-        draining = Signal()                     # the pass is complete: send it
+        draining = Signal()  # the pass is complete: send it
         # A pass ends with its last vector, or after m_tile vectors whatever
         # the flags say (a first flag only sets the M tile's start).
         ends = Signal()
         beat_ends = Signal()
         m.d.comb += ends.eq(self.inp.payload.last | (next_idx == p.m_tile - 1))
-        m.d.comb += self.inp.ready.eq(~draining & ~hist[:period - 1].any())
+        m.d.comb += self.inp.ready.eq(~draining & ~hist[: period - 1].any())
         with m.If(take_in):
             m.d.sync += beat.eq(self.inp.payload)
-            m.d.sync += [idx.eq(next_idx), next_idx.eq(Mux(ends, 0, next_idx + 1)),
-                         beat_ends.eq(ends)]
+            m.d.sync += [
+                idx.eq(next_idx),
+                next_idx.eq(Mux(ends, 0, next_idx + 1)),
+                beat_ends.eq(ends),
+            ]
             with m.If(self.inp.payload.first):
                 m.d.sync += tile_start.eq(self.inp.payload.pos)
             with m.If(ends):
@@ -141,8 +151,11 @@ class SIC(wiring.Component):
 
         # Squared magnitude: the first dot product.
         with m.If(event(1)):
-            m.d.comb += [dot.inp.valid.eq(1), dot.inp.payload.a.eq(beat.data),
-                         dot.inp.payload.b.eq(beat.data)]
+            m.d.comb += [
+                dot.inp.valid.eq(1),
+                dot.inp.payload.a.eq(beat.data),
+                dot.inp.payload.b.eq(beat.data),
+            ]
         with m.If(event(1 + dot_lat)):
             m.d.sync += n2_x.eq(dot.out.payload)
 
@@ -150,7 +163,7 @@ class SIC(wiring.Component):
         # the arg-max from (k+1)T + 1 + dot latency.
         cand_pos = Signal(position_shape(p))
         cand_ok = Signal()
-        rd_pos = Signal(position_shape(p))      # the read candidate, a cycle later
+        rd_pos = Signal(position_shape(p))  # the read candidate, a cycle later
         rd_ok = Signal()
         entry = table.data.payload
         meta = [Signal(candidate_layout(p), name=f"meta{k}") for k in range(n_cand)]
@@ -160,57 +173,109 @@ class SIC(wiring.Component):
             if not p.block_wrap:
                 ok = ok & (beat.col >= dw) & (beat.row >= dh) & (beat.frame >= df)
             with m.If(event((k + 1) * step)):
-                m.d.comb += [cand_pos.eq(beat.pos - shift), cand_ok.eq(ok),
-                             table.read.valid.eq(1), table.read.payload.eq(cand_pos[:table_bits])]
+                m.d.comb += [
+                    cand_pos.eq(beat.pos - shift),
+                    cand_ok.eq(ok),
+                    table.read.valid.eq(1),
+                    table.read.payload.eq(cand_pos[:table_bits]),
+                ]
                 m.d.sync += [rd_pos.eq(cand_pos), rd_ok.eq(cand_ok)]
             with m.If(event((k + 1) * step + 1)):
-                m.d.comb += [dot.inp.valid.eq(1), dot.inp.payload.a.eq(beat.data),
-                             dot.inp.payload.b.eq(entry.data), table.data.ready.eq(1)]
-                m.d.sync += [meta[k].n2.eq(entry.n2), meta[k].root_pos.eq(entry.root_pos),
-                             meta[k].root_idx.eq(entry.root_idx),
-                             meta[k].eligible.eq(rd_ok & (rd_pos >= tile_start)
-                                                 & (entry.pos == rd_pos) & ~entry.zero
-                                                 & ~x_zero)]
+                m.d.comb += [
+                    dot.inp.valid.eq(1),
+                    dot.inp.payload.a.eq(beat.data),
+                    dot.inp.payload.b.eq(entry.data),
+                    table.data.ready.eq(1),
+                ]
+                m.d.sync += [
+                    meta[k].n2.eq(entry.n2),
+                    meta[k].root_pos.eq(entry.root_pos),
+                    meta[k].root_idx.eq(entry.root_idx),
+                    meta[k].eligible.eq(
+                        rd_ok
+                        & (rd_pos >= tile_start)
+                        & (entry.pos == rd_pos)
+                        & ~entry.zero
+                        & ~x_zero
+                    ),
+                ]
             with m.If(event((k + 1) * step + 1 + dot_lat)):
                 c = am.cand.payload
-                m.d.comb += [am.cand.valid.eq(1), c.d.eq(dot.out.payload), c.n2.eq(meta[k].n2),
-                             c.n2_x.eq(n2_x), c.eligible.eq(meta[k].eligible),
-                             c.root_pos.eq(meta[k].root_pos), c.root_idx.eq(meta[k].root_idx),
-                             c.last.eq(k == n_cand - 1)]
+                m.d.comb += [
+                    am.cand.valid.eq(1),
+                    c.d.eq(dot.out.payload),
+                    c.n2.eq(meta[k].n2),
+                    c.n2_x.eq(n2_x),
+                    c.eligible.eq(meta[k].eligible),
+                    c.root_pos.eq(meta[k].root_pos),
+                    c.root_idx.eq(meta[k].root_idx),
+                    c.last.eq(k == n_cand - 1),
+                ]
 
         # The vector retires (table, map and group sum) once decided; by then
         # the next vector may be in: keep what the writes need.
-        ret = Signal(data.StructLayout({"data": vector_shape(p), "pos": position_shape(p),
-                                        "zero": 1, "idx": index_shape(p), "last": 1,
-                                        "ends": 1}))
+        ret = Signal(
+            data.StructLayout(
+                {
+                    "data": vector_shape(p),
+                    "pos": position_shape(p),
+                    "zero": 1,
+                    "idx": index_shape(p),
+                    "last": 1,
+                    "ends": 1,
+                }
+            )
+        )
         with m.If(event(1 + n_cand * step)):
-            m.d.sync += [ret.data.eq(beat.data), ret.pos.eq(beat.pos), ret.zero.eq(x_zero),
-                         ret.idx.eq(idx), ret.last.eq(beat.last), ret.ends.eq(beat_ends)]
+            m.d.sync += [
+                ret.data.eq(beat.data),
+                ret.pos.eq(beat.pos),
+                ret.zero.eq(x_zero),
+                ret.idx.eq(idx),
+                ret.last.eq(beat.last),
+                ret.ends.eq(beat_ends),
+            ]
         similar = Signal()
         root_pos = Signal(position_shape(p))
         root_idx = Signal(index_shape(p))
         if n_cand:
             dec = am.decision.payload
-            m.d.comb += [similar.eq(dec.similar),
-                         root_pos.eq(Mux(dec.similar, dec.root_pos, ret.pos)),
-                         root_idx.eq(Mux(dec.similar, dec.root_idx, ret.idx))]
+            m.d.comb += [
+                similar.eq(dec.similar),
+                root_pos.eq(Mux(dec.similar, dec.root_pos, ret.pos)),
+                root_idx.eq(Mux(dec.similar, dec.root_idx, ret.idx)),
+            ]
         else:
             m.d.comb += [root_pos.eq(ret.pos), root_idx.eq(ret.idx)]
         retire = event(write_at)
         u = avg.update.payload
-        m.d.comb += [avg.update.valid.eq(retire), u.idx.eq(root_idx), u.own.eq(~similar),
-                     u.data.eq(ret.data)]
+        m.d.comb += [
+            avg.update.valid.eq(retire),
+            u.idx.eq(root_idx),
+            u.own.eq(~similar),
+            u.data.eq(ret.data),
+        ]
         t = table.write.payload
-        m.d.comb += [table.write.valid.eq(retire),
-                     t.addr.eq(ret.pos[:table_bits]), t.entry.pos.eq(ret.pos),
-                     t.entry.data.eq(ret.data), t.entry.n2.eq(n2_x),
-                     t.entry.zero.eq(ret.zero), t.entry.root_pos.eq(root_pos),
-                     t.entry.root_idx.eq(root_idx)]
+        m.d.comb += [
+            table.write.valid.eq(retire),
+            t.addr.eq(ret.pos[:table_bits]),
+            t.entry.pos.eq(ret.pos),
+            t.entry.data.eq(ret.data),
+            t.entry.n2.eq(n2_x),
+            t.entry.zero.eq(ret.zero),
+            t.entry.root_pos.eq(root_pos),
+            t.entry.root_idx.eq(root_idx),
+        ]
         s = smap.write.payload
-        m.d.comb += [smap.write.valid.eq(retire), s.addr.eq(ret.idx),
-                     s.entry.pos.eq(ret.pos), s.entry.zero.eq(ret.zero),
-                     s.entry.similar.eq(similar), s.entry.root_pos.eq(root_pos),
-                     s.entry.root_idx.eq(root_idx)]
+        m.d.comb += [
+            smap.write.valid.eq(retire),
+            s.addr.eq(ret.idx),
+            s.entry.pos.eq(ret.pos),
+            s.entry.zero.eq(ret.zero),
+            s.entry.similar.eq(similar),
+            s.entry.root_pos.eq(root_pos),
+            s.entry.root_idx.eq(root_idx),
+        ]
 
         # Output phase: map reads run ahead, their records wait in a FIFO
         # beside the mean pipeline.
@@ -218,27 +283,34 @@ class SIC(wiring.Component):
         reading = Signal()
         read_idx = Signal(index_shape(p))
         out_idx = Signal(index_shape(p))
-        flagged = Signal()                      # the pass's end was flagged last
+        flagged = Signal()  # the pass's end was flagged last
         with m.If(retire & ret.ends):
-            m.d.sync += [last_idx.eq(ret.idx), flagged.eq(ret.last), reading.eq(1),
-                         read_idx.eq(0)]
+            m.d.sync += [last_idx.eq(ret.idx), flagged.eq(ret.last), reading.eq(1), read_idx.eq(0)]
         m.d.comb += [smap.read.valid.eq(reading), smap.read.payload.eq(read_idx)]
         with m.If(smap.read.valid & smap.read.ready):
             m.d.sync += read_idx.eq(read_idx + 1)
             with m.If(read_idx == last_idx):
                 m.d.sync += reading.eq(0)
-        m.d.comb += [avg.query.valid.eq(smap.data.valid & records.w_rdy),
-                     avg.query.payload.eq(smap.data.payload.root_idx),
-                     smap.data.ready.eq(avg.query.ready & records.w_rdy),
-                     records.w_en.eq(smap.data.valid & smap.data.ready),
-                     records.w_data.eq(smap.data.payload)]
+        m.d.comb += [
+            avg.query.valid.eq(smap.data.valid & records.w_rdy),
+            avg.query.payload.eq(smap.data.payload.root_idx),
+            smap.data.ready.eq(avg.query.ready & records.w_rdy),
+            records.w_en.eq(smap.data.valid & smap.data.ready),
+            records.w_data.eq(smap.data.payload),
+        ]
         record = data.View(map_entry(p), records.r_data)
         o = self.out.payload
-        m.d.comb += [self.out.valid.eq(avg.mean.valid), avg.mean.ready.eq(self.out.ready),
-                     records.r_en.eq(self.out.valid & self.out.ready),
-                     o.data.eq(avg.mean.payload), o.pos.eq(record.pos),
-                     o.root.eq(record.root_pos), o.zero.eq(record.zero),
-                     o.similar.eq(record.similar), o.last.eq(flagged & (out_idx == last_idx))]
+        m.d.comb += [
+            self.out.valid.eq(avg.mean.valid),
+            avg.mean.ready.eq(self.out.ready),
+            records.r_en.eq(self.out.valid & self.out.ready),
+            o.data.eq(avg.mean.payload),
+            o.pos.eq(record.pos),
+            o.root.eq(record.root_pos),
+            o.zero.eq(record.zero),
+            o.similar.eq(record.similar),
+            o.last.eq(flagged & (out_idx == last_idx)),
+        ]
         with m.If(self.out.valid & self.out.ready):
             m.d.sync += out_idx.eq(out_idx + 1)
             with m.If(out_idx == last_idx):
@@ -248,4 +320,4 @@ class SIC(wiring.Component):
 
 def _any_magnitude(bits, count: int, width: int):
     """Whether any of ``count`` ``width``-bit floats has non-zero magnitude bits."""
-    return Cat(*[bits[i * width:(i + 1) * width - 1].any() for i in range(count)]).any()
+    return Cat(*[bits[i * width : (i + 1) * width - 1].any() for i in range(count)]).any()

@@ -23,7 +23,7 @@ def sic_passes(x: np.ndarray, params: FocusParams):
     alive = np.flatnonzero((x.view(params.format.bits_type) & magnitude_mask(params)).any(axis=1))
     nv = -(-x.shape[1] // params.vector_size)
     for start in range(0, len(alive), params.m_tile):
-        tile = alive[start:start + params.m_tile]
+        tile = alive[start : start + params.m_tile]
         for j in range(nv):
             yield tile, j
 
@@ -61,14 +61,24 @@ def sic_beats(x: np.ndarray, grid, params: FocusParams) -> list[Beat]:
             f, rem = divmod(int(t), height * width)
             r, c = divmod(rem, width)
             data = sum(int(v) << (e * op) for e, v in enumerate(vectors[t, j]))
-            word = layout.const({"data": data, "pos": int(t), "col": c, "row": r, "frame": f,
-                                 "first": int(i == 0), "last": int(i == len(tile) - 1)})
+            word = layout.const(
+                {
+                    "data": data,
+                    "pos": int(t),
+                    "col": c,
+                    "row": r,
+                    "frame": f,
+                    "first": int(i == 0),
+                    "last": int(i == len(tile) - 1),
+                }
+            )
             beats.append(Beat(int(t), j, word.as_bits()))
     return beats
 
 
-def decode_outputs(words, beats: list[Beat], x: np.ndarray, params: FocusParams,
-                   cycles: int = 0) -> SICRun:
+def decode_outputs(
+    words, beats: list[Beat], x: np.ndarray, params: FocusParams, cycles: int = 0
+) -> SICRun:
     """The :class:`SICRun` from the ``out`` payloads taken, one per beat in
     order (tokens never fed keep their zero vectors and are their own roots)."""
     n, dim = x.shape
@@ -92,8 +102,16 @@ def decode_outputs(words, beats: list[Beat], x: np.ndarray, params: FocusParams,
     return SICRun(zero=zero, similar=similar, root=root, tokens=tokens, cycles=cycles)
 
 
-def simulate_sic(x: np.ndarray, grid, params: FocusParams, *, out_ready=None,
-                 in_valid=None, seed: int = 0, vcd=None) -> SICRun:
+def simulate_sic(
+    x: np.ndarray,
+    grid,
+    params: FocusParams,
+    *,
+    out_ready=None,
+    in_valid=None,
+    seed: int = 0,
+    vcd=None,
+) -> SICRun:
     """SIC of ``x`` (T, D) with ``grid = (frames, height, width)`` on the
     generated :class:`~focus_hw.sic.SIC`.
 
@@ -132,7 +150,8 @@ def simulate_sic(x: np.ndarray, grid, params: FocusParams, *, out_ready=None,
                 ctx.set(dut.inp.payload.as_value(), beats[sent].word)
             ctx.set(dut.out.ready, ready)
             _, _, in_ready, o_valid, o_word = await ctx.tick().sample(
-                dut.inp.ready, dut.out.valid, dut.out.payload.as_value())
+                dut.inp.ready, dut.out.valid, dut.out.payload.as_value()
+            )
             progress = False
             if offer and in_ready:
                 first = cycle if first is None else first
@@ -145,8 +164,10 @@ def simulate_sic(x: np.ndarray, grid, params: FocusParams, *, out_ready=None,
                     span.extend([first, cycle])
             idle = 0 if progress else idle + 1
             if idle > STALL_LIMIT:
-                raise RuntimeError(f"SIC made no progress for {STALL_LIMIT} cycles "
-                                   f"({sent} of {len(beats)} vectors in, {len(received)} out)")
+                raise RuntimeError(
+                    f"SIC made no progress for {STALL_LIMIT} cycles "
+                    f"({sent} of {len(beats)} vectors in, {len(received)} out)"
+                )
             cycle += 1
 
     sim.add_testbench(bench)

@@ -16,25 +16,29 @@ __all__ = ["StreamMemory", "SimilarityTable", "SimilarityMap", "table_entry", "m
 
 def table_entry(params: FocusParams) -> data.StructLayout:
     """What the similarity table keeps of a vector of the current pass."""
-    return data.StructLayout({
-        "pos": position_shape(params),       # tag: which token this entry holds
-        "data": vector_shape(params),
-        "n2": 32,                            # fp32 squared magnitude
-        "zero": 1,
-        "root_pos": position_shape(params),
-        "root_idx": index_shape(params),
-    })
+    return data.StructLayout(
+        {
+            "pos": position_shape(params),  # tag: which token this entry holds
+            "data": vector_shape(params),
+            "n2": 32,  # fp32 squared magnitude
+            "zero": 1,
+            "root_pos": position_shape(params),
+            "root_idx": index_shape(params),
+        }
+    )
 
 
 def map_entry(params: FocusParams) -> data.StructLayout:
     """The similarity map's record of a token of the current pass."""
-    return data.StructLayout({
-        "pos": position_shape(params),
-        "zero": 1,
-        "similar": 1,
-        "root_pos": position_shape(params),
-        "root_idx": index_shape(params),
-    })
+    return data.StructLayout(
+        {
+            "pos": position_shape(params),
+            "zero": 1,
+            "similar": 1,
+            "root_pos": position_shape(params),
+            "root_idx": index_shape(params),
+        }
+    )
 
 
 class StreamMemory(wiring.Component):
@@ -49,27 +53,38 @@ class StreamMemory(wiring.Component):
     def __init__(self, shape, depth: int):
         self.shape, self.depth = shape, depth
         addr = unsigned(max(1, (depth - 1).bit_length()))
-        super().__init__({
-            "write": In(stream.Signature(data.StructLayout({"addr": addr, "entry": shape}),
-                                         always_ready=True)),
-            "read": In(stream.Signature(addr)),
-            "data": Out(stream.Signature(shape)),
-            "reads": Out(32),
-            "writes": Out(32),
-        })
+        super().__init__(
+            {
+                "write": In(
+                    stream.Signature(
+                        data.StructLayout({"addr": addr, "entry": shape}), always_ready=True
+                    )
+                ),
+                "read": In(stream.Signature(addr)),
+                "data": Out(stream.Signature(shape)),
+                "reads": Out(32),
+                "writes": Out(32),
+            }
+        )
 
     def elaborate(self, platform):
         m = Module()
         m.submodules.mem = mem = memory.Memory(shape=self.shape, depth=self.depth, init=[])
         wp = mem.write_port()
         rp = mem.read_port()
-        m.d.comb += [wp.addr.eq(self.write.payload.addr), wp.data.eq(self.write.payload.entry),
-                     wp.en.eq(self.write.valid)]
+        m.d.comb += [
+            wp.addr.eq(self.write.payload.addr),
+            wp.data.eq(self.write.payload.entry),
+            wp.en.eq(self.write.valid),
+        ]
         full = Signal()
-        m.d.comb += [self.read.ready.eq(~full | self.data.ready),
-                     rp.addr.eq(self.read.payload),
-                     rp.en.eq(self.read.valid & self.read.ready),
-                     self.data.valid.eq(full), self.data.payload.eq(rp.data)]
+        m.d.comb += [
+            self.read.ready.eq(~full | self.data.ready),
+            rp.addr.eq(self.read.payload),
+            rp.en.eq(self.read.valid & self.read.ready),
+            self.data.valid.eq(full),
+            self.data.payload.eq(rp.data),
+        ]
         with m.If(self.read.valid & self.read.ready):
             m.d.sync += [full.eq(1), self.reads.eq(self.reads + 1)]
         with m.Elif(self.data.ready):
