@@ -79,7 +79,7 @@ def dedup_rtlil(text: str, top: str, *, merge: bool = True) -> tuple[str, dict[s
 
     Every module reachable from ``top`` appears in the mapping; the text
     holds only the representatives. The direct children of ``top``, and every
-    class instanced more than once (the lanes of a unit), carry
+    class that one module instances more than once (the lanes of a unit), carry
     ``keep_hierarchy``, so ``synth -flatten`` keeps them as modules (each
     synthesized once, with its other submodules flattened into it) and
     flattens everything else. ``merge=False`` keeps every module (each
@@ -123,17 +123,15 @@ def dedup_rtlil(text: str, top: str, *, merge: bool = True) -> tuple[str, dict[s
     representative, mapping = {}, {}
     for name in order:
         mapping[name] = representative.setdefault(key(name), name) if merge else name
-    # Kept as modules: the top's children, and every class instanced twice or
-    # more anywhere (e.g. the lanes of a unit), so each is synthesized once.
+    # Kept as modules: the top's children, and every class that one module
+    # instances twice or more (the lanes of a unit), so each is synthesized
+    # once. A class used once per parent stays flattened into it, where
+    # constants at its ports (e.g. the first PE row's zero partial sum) fold.
     keep = {_cell_type(line) for line in modules[top].body} & set(modules)
-    uses: dict[str, int] = {}
     for name in order:
         if mapping[name] == name:
-            for line in modules[name].body:
-                kind = _cell_type(line)
-                if kind in modules:
-                    uses[mapping[kind]] = uses.get(mapping[kind], 0) + 1
-    keep |= {name for name, n in uses.items() if n >= 2}
+            kinds = [mapping[k] for k in map(_cell_type, modules[name].body) if k in modules]
+            keep |= {k for k in kinds if kinds.count(k) >= 2}
     lines = []
     for name in order:
         if mapping[name] == name:
