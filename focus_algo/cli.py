@@ -54,9 +54,10 @@ _WORKLOAD_OPTIONS = (
     click.option("--frames", default=16, show_default=True, help="Video frames."),
     click.option("--height", default=13, show_default=True, help="Patch rows per frame."),
     click.option("--width", default=14, show_default=True, help="Patch columns per frame."),
-    click.option("--hidden", default=896, show_default=True, help="Hidden width (Qwen2-7B: 3584)."),
-    click.option("--ffn", default=4864, show_default=True, help="MLP width (Qwen2-7B: 18944)."),
-    click.option("--heads", default=14, show_default=True, help="Attention heads."),
+    # Qwen2-7B widths, the language model of the paper's VLMs (0.5B: 896 / 4864 / 14).
+    click.option("--hidden", default=3584, show_default=True, help="Hidden width."),
+    click.option("--ffn", default=18944, show_default=True, help="MLP width."),
+    click.option("--heads", default=28, show_default=True, help="Attention heads."),
     click.option(
         "--kv-groups",
         default=7,
