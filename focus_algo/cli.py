@@ -12,6 +12,7 @@ other subcommands are added with ``main.add_command``.
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 
@@ -71,10 +72,17 @@ _WORKLOAD_OPTIONS = (
 
 
 def _workload_options(fn):
-    """Add the built-in video workload's options (see :func:`video_workload`)."""
+    """Add the built-in video workload's options (see :func:`video_workload`);
+    the command receives them as one dict, ``video_options``."""
+    names = [option(lambda: None).__click_params__[0].name for option in _WORKLOAD_OPTIONS]
+
+    @functools.wraps(fn)
+    def command(*args, **kwargs):
+        return fn(*args, video_options={name: kwargs.pop(name) for name in names}, **kwargs)
+
     for option in reversed(_WORKLOAD_OPTIONS):
-        fn = option(fn)
-    return fn
+        command = option(command)
+    return command
 
 
 def _workload_error(e: ValueError) -> click.UsageError:
@@ -113,16 +121,7 @@ def run(
     block_frames,
     block_height,
     block_width,
-    frames,
-    height,
-    width,
-    hidden,
-    ffn,
-    heads,
-    kv_groups,
-    layers,
-    clip_len,
-    seed,
+    video_options,
     model,
     dataset,
     out_dir,
@@ -145,20 +144,8 @@ def run(
             "block_width": block_width,
         },
     )
-    options = {
-        "frames": frames,
-        "height": height,
-        "width": width,
-        "hidden": hidden,
-        "ffn": ffn,
-        "heads": heads,
-        "kv_groups": kv_groups,
-        "layers": layers,
-        "clip_len": clip_len,
-        "seed": seed,
-    }
     try:
-        trace, workload = sic_trace(params, options, model=model, dataset=dataset)
+        trace, workload = sic_trace(params, video_options, model=model, dataset=dataset)
     except WorkloadError as e:
         raise _workload_error(e) from None
 
@@ -184,7 +171,8 @@ def run(
 
     click.echo(
         f"SIC sparsity, {workload.shape.tokens} tokens {workload.shape.grid}, "
-        f"{layers} layers, threshold {params.threshold}, vector {params.vector_size}:"
+        f"{workload.shape.layers} layers, threshold {params.threshold}, "
+        f"vector {params.vector_size}:"
     )
     click.echo(table)
     click.echo(f"weighted average (weights = GEMM weight sizes): {weighted:.3f}")
@@ -257,16 +245,7 @@ class _BadInput(click.ClickException):
 @_hw_field_options(multi=False)
 def flow(
     base,
-    frames,
-    height,
-    width,
-    hidden,
-    ffn,
-    heads,
-    kv_groups,
-    layers,
-    clip_len,
-    seed,
+    video_options,
     units,
     board,
     out_dir,
@@ -288,18 +267,6 @@ def flow(
     from .flow import run_flow
 
     params = _point_params(base, values)
-    options = {
-        "frames": frames,
-        "height": height,
-        "width": width,
-        "hidden": hidden,
-        "ffn": ffn,
-        "heads": heads,
-        "kv_groups": kv_groups,
-        "layers": layers,
-        "clip_len": clip_len,
-        "seed": seed,
-    }
     units = [u.strip() for u in units.split(",") if u.strip()]
     if not units or set(units) - set(FLOW_UNITS):
         raise _BadInput(f"--units {','.join(units)}: choose from {', '.join(FLOW_UNITS)}")
@@ -307,7 +274,7 @@ def flow(
         result = run_flow(
             params,
             out_dir,
-            options,
+            video_options,
             units=units,
             fpga=board,
             cache_dir=cache_dir,
