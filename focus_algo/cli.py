@@ -183,21 +183,9 @@ def run(
 
 def _predict(trace, workload, params: FocusParams):
     """Time and energy of dense vs Focus (this trace) on the modelled machine."""
-    import pandas as pd
+    from .flow import model_table
 
-    import sim
-
-    rows = {}
-    for machine, sparsity in (("dense", None), ("focus", trace)):
-        t = sim.simulate(workload.shape, params, machine, sparsity).totals
-        rows[machine] = {
-            "time_ms": t.time_s * 1e3,
-            "energy_mj": t.energy_mj,
-            "dram_mb": t.dram_bytes / 1e6,
-            "speedup": t.speedup,
-            "energy_reduction": t.energy_reduction,
-        }
-    return pd.DataFrame(rows).T
+    return model_table(params, workload.shape, {"dense": None, "focus": trace})
 
 
 class _BadInput(click.ClickException):

@@ -7,7 +7,7 @@ Steps, on the built-in video workload (:mod:`focus_algo.workload`):
 2. ``verilog:<unit>``: Verilog + manifest of each unit of :data:`UNITS`
    (:func:`focus_hw.generate.generate`);
 3. ``area:<unit>``: Yosys area by module (:func:`synth.area_report`);
-4. ``model``: time and energy of :data:`MACHINES` (:func:`sim.simulate`);
+4. ``model``: time and energy of :data:`sim.tech.MACHINES` (:func:`sim.simulate`);
 5. ``fpga`` (optional): place and route on a board (:func:`focus_hw.fpga.fpga_build`).
 
 Every step is cached by the digest of its inputs (``flow.json``): the
@@ -38,11 +38,12 @@ import pandas as pd
 
 from focus_hw.fileio import atomic_write_text, figure_png
 from focus_hw.params import FocusParams
+from sim.tech import MACHINES
 
 __all__ = [
     "UNITS",
-    "MACHINES",
     "FlowResult",
+    "model_table",
     "run_flow",
     "sic_trace",
     "sparsity_plot",
@@ -51,8 +52,6 @@ __all__ = [
 
 #: Hardware units of the flow (names of :data:`focus_hw.generate.UNITS`).
 UNITS = ("array", "sic", "sec")
-#: Machines of the performance model, in report order.
-MACHINES = ("dense", "focus", "focus_sec", "cmc", "adaptiv")
 #: Where each machine's sparsity comes from (report column ``sparsity``).
 SPARSITY_SOURCES = {
     "dense": "none",
@@ -278,13 +277,15 @@ def baseline_sparsity(params: FocusParams, options: dict, progress: bool = True)
     return sums
 
 
-def _model(params, workload, trace, baselines) -> pd.DataFrame:
+def model_table(params, workload, inputs: dict) -> pd.DataFrame:
+    """Modelled time, energy, DRAM traffic, speedup and energy reduction (over
+    dense) per machine, for ``inputs``: machine -> sparsity input of
+    :func:`sim.simulate`."""
     import sim
 
-    inputs = {"dense": None, "focus": trace, "focus_sec": None, **baselines}
     rows = {}
-    for machine in MACHINES:
-        t = sim.simulate(workload, params, machine, inputs[machine]).totals
+    for machine, sparsity in inputs.items():
+        t = sim.simulate(workload, params, machine, sparsity).totals
         rows[machine] = {
             "time_ms": t.time_s * 1e3,
             "energy_mj": t.energy_mj,
@@ -483,7 +484,12 @@ def run_flow(
         "model",
         model_in,
         lambda p: atomic_write_text(
-            model_path, _model(params, workload.shape, trace, baselines).to_csv()
+            model_path,
+            model_table(
+                params,
+                workload.shape,
+                {m: {"focus": trace, **baselines}.get(m) for m in MACHINES},
+            ).to_csv(),
         ),
         [model_path],
         reads=_FIELDS,
