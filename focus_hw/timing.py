@@ -51,6 +51,7 @@ __all__ = [
     "sic_vector_cycles",
     "sic_cycles",
     "sec_cycles",
+    "focus_schedule",
 ]
 
 
@@ -217,3 +218,83 @@ def sec_cycles(rows: int, n: int, params: FocusParams) -> int:
     digit = min(DIGIT_BITS, params.operand_bits)
     passes = math.ceil(params.operand_bits / digit)
     return rows * n + passes * (n + 2**digit + 3) + n + 4
+
+
+# -- the integrated accelerator ------------------------------------------------
+#
+# :class:`focus_hw.accelerator.FocusAccelerator` runs five engines that hand
+# buffer halves on (load -> feed -> array -> write -> scatter -> drain -> SIC).
+# Cycle 0 is the cycle ``start`` is taken; every memory stream is valid and
+# ``out`` ready from cycle 1. Per chunk ``g`` (all output tiles' chunks in
+# order, ``u`` unique vectors, ``b = max(u, 1)`` vector beats) and output
+# tile ``i`` (``m`` tokens), with ``R`` = rows, ``V`` =
+# :func:`sic_vector_cycles`:
+#
+# * load: beats in ``L_g .. L_g+b-1``, ``L_g = max(L_{g-1}+b_{g-1}, Fl_{g-2}+1)``
+#   (the half is free once the feeder issued its last row, ``Fl``);
+# * feed: claims the chunk in ``Fs_g = max(L_g+b, Fl_{g-1}+1, Se_{g-2}+1)``
+#   (loaded; feeder idle; the scatter ``Se`` has freed the concentrate-out
+#   half). An empty chunk ends there (``Fl_g = Fs_g``, partial sums "written"
+#   at ``Fs_g+1``). Otherwise row 0 is read in ``I_g = max(Fs_g+1, a)``
+#   (``a``: the previous row's accept) and the array takes it, swapping
+#   weights, in ``A_g = max(I_g+1, W_g)``; rows follow one per cycle.
+#   ``W_g = A_prev + reload_cycles`` (the first tile: ``R+1``). ``Fl_g =
+#   I_g`` (one row) or ``A_g+u-2``; the last partial sum is written in
+#   ``A_g+u-1+array_latency``;
+# * scatter: ``ceil(m/num_scatter)`` map beats from ``S_g = max(Se_{g-1}+1,
+#   written+1, [first chunk of a tile:] Dl_{i-2}+1)`` to ``Se_g``; the tile's
+#   output rows are complete (drainable) from ``Se+3``;
+# * drain: starts in ``Ds_i = max(Se+3, Dl_{i-1}+1)``; the SIC takes row 0 in
+#   ``s_i = max(Ds_i+2, s_{i-1}+sic_cycles(m_{i-1}))``, row ``k`` in
+#   ``s_i+k*V``; the drain's last read ``Dl_i`` is in ``s_i+(m-2)*V`` (``m >=
+#   2``) or ``Ds_i+1``.
+#
+# The run ends with the last pass's last output: ``s_last +
+# sic_cycles(m_last)`` cycles, cycle 0 included. The feeder stalls (a loaded
+# chunk waits for the scatter) ``max(0, Se_{g-2}+1 - max(L_g+b, Fl_{g-1}+1))``
+# cycles per chunk.
+
+
+def focus_schedule(tiles, params: FocusParams) -> dict[str, int]:
+    """Cycles and feeder stall of a :class:`~focus_hw.FocusAccelerator` run
+    without backpressure. ``tiles`` lists the output tiles in run order as
+    ``(m, unique)``: the tile's tokens and its chunks' unique-vector counts
+    (the derivation is the comment above this function)."""
+    tiles = [(_count("focus_schedule", "m", m), [int(u) for u in us]) for m, us in tiles]
+    reload, latency = reload_cycles(params), array_latency(params)
+    v = sic_vector_cycles(params)
+    inf = -(10**18)
+    load_end, fl, se, written = [inf, inf], [inf, inf], [inf, inf], inf
+    feed_last = accept = inf
+    weights_at = params.rows + 1  # the first tile's weights are in
+    last_read, sic_free, stall = [inf, inf], 0, 0
+    next_load = 1
+    for i, (m, uniques) in enumerate(tiles):
+        beats = -(-m // params.num_scatter)
+        for j, u in enumerate(uniques):
+            b = max(u, 1)
+            load = max(next_load, fl[0] + 1)  # fl[0]: chunk g-2
+            next_load = load + b
+            free = max(load + b, feed_last + 1)
+            fs = max(free, se[0] + 1)
+            stall += max(0, se[0] + 1 - free)
+            if u == 0:
+                fl_g, written = fs, fs + 1
+            else:
+                issue = max(fs + 1, accept)
+                first = max(issue + 1, weights_at)
+                weights_at = first + reload
+                fl_g = issue if u == 1 else first + u - 2
+                accept = first + u - 1
+                written = accept + latency + 1
+            feed_last = fl_g
+            fl = [fl[1], fl_g]
+            start = max(se[1] + 1, written)
+            if j == 0:
+                start = max(start, last_read[0] + 1)
+            se = [se[1], start + beats - 1]
+        drain = max(se[1] + 3, last_read[1] + 1)
+        s = max(drain + 2, sic_free)
+        sic_free = s + sic_cycles(m, params)
+        last_read = [last_read[1], s + (m - 2) * v if m >= 2 else drain + 1]
+    return {"cycles": sic_free, "stall_cycles": stall}

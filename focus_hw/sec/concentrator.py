@@ -11,7 +11,7 @@ from .analyzer import ImportanceAnalyzer, attn_layout
 from .encoder import OffsetEncoder, kept_layout
 from .topk import DIGIT_BITS, RadixSelect, order_key
 
-__all__ = ["SEC", "SEC_UNITS", "sec_format"]
+__all__ = ["SEC", "SEC_UNITS", "sec_format", "sec_signature"]
 
 
 def sec_format(params: FocusParams) -> str:
@@ -22,6 +22,21 @@ def sec_format(params: FocusParams) -> str:
             f"need a float format (fp16 or bf16)"
         )
     return params.dtype
+
+
+def sec_signature(params: FocusParams) -> wiring.Signature:
+    """The ports of :class:`SEC` (for a top level that exposes them)."""
+    count = range(params.max_tokens + 1)
+    return wiring.Signature(
+        {
+            "n": In(count),
+            "k": In(count),
+            "attn": In(stream.Signature(attn_layout(sec_format(params)))),
+            "kept": Out(stream.Signature(kept_layout(params.max_tokens))),
+            "done": Out(1),
+            "nan": Out(1),
+        }
+    )
 
 
 class SEC(wiring.Component):
@@ -47,17 +62,7 @@ class SEC(wiring.Component):
     def __init__(self, params: FocusParams):
         self.params = params
         self.fmt = sec_format(params)
-        count = range(params.max_tokens + 1)
-        super().__init__(
-            {
-                "n": In(count),
-                "k": In(count),
-                "attn": In(stream.Signature(attn_layout(self.fmt))),
-                "kept": Out(stream.Signature(kept_layout(params.max_tokens))),
-                "done": Out(1),
-                "nan": Out(1),
-            }
-        )
+        super().__init__(sec_signature(params))
 
     def elaborate(self, platform):
         m = Module()

@@ -79,7 +79,8 @@ class SIC(wiring.Component):
     the flags say (``out.last`` then stays low); ``first`` only marks the M
     tile's start position. No vector is taken while a pass is sent.
     ``width`` and ``frame_tokens`` (patches per row and per frame) configure
-    the grid and must stay constant during a pass. Numerics:
+    the grid and must stay constant during a pass. The ``table_*`` and
+    ``map_*`` counters count the similarity table's and map's accesses. Numerics:
     :mod:`focus_hw.sic.model`; timing: :func:`focus_hw.timing.sic_cycles`.
     """
 
@@ -91,6 +92,11 @@ class SIC(wiring.Component):
                 "frame_tokens": In(_frame_shape(params)),
                 "inp": In(stream.Signature(input_layout(params))),
                 "out": Out(stream.Signature(output_layout(params))),
+                # accesses of the similarity table and map since reset
+                "table_reads": Out(32),
+                "table_writes": Out(32),
+                "map_reads": Out(32),
+                "map_writes": Out(32),
             }
         )
 
@@ -101,6 +107,12 @@ class SIC(wiring.Component):
         m.submodules.argmax = am = ArgMax(p)
         m.submodules.table = table = SimilarityTable(p)
         m.submodules.map = smap = SimilarityMap(p)
+        m.d.comb += [
+            self.table_reads.eq(table.reads),
+            self.table_writes.eq(table.writes),
+            self.map_reads.eq(smap.reads),
+            self.map_writes.eq(smap.writes),
+        ]
         m.submodules.average = avg = AverageUpdate(p)
         m.submodules.records = records = fifo.SyncFIFO(
             width=map_entry(p).size, depth=RECORDS_IN_FLIGHT

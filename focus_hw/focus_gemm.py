@@ -1,0 +1,315 @@
+"""Run a GEMM on compressed activations through the generated
+:class:`~focus_hw.accelerator.FocusAccelerator` in Amaranth's simulator.
+
+:func:`compress` lays out what the previous layer's SIC left in memory (per
+M tile and K chunk: the unique vectors and the similarity map);
+:func:`simulate_focus_gemm` streams it and the weights through the RTL and
+returns the fp32 output, its SIC, the cycles and the counters.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from amaranth.sim import Simulator
+
+from .accelerator import (
+    STAT_NAMES,
+    FocusAccelerator,
+    check_accelerator,
+    map_layout,
+    position_layout,
+    vector_layout,
+)
+from .params import FocusParams
+from .sic.model import SICRun, check_input, magnitude_mask, sic_model, vector_bits
+from .sic.simulate import Beat, decode_outputs
+
+__all__ = ["Compressed", "FocusRun", "compress", "dram_bytes", "simulate_focus_gemm"]
+
+#: Longest run of cycles without any handshake before the simulation gives up.
+STALL_LIMIT = 20_000
+
+
+@dataclass(frozen=True)
+class Compressed:
+    """A SIC-compressed activation matrix as the accelerator reads it.
+
+    ``tiles[i]`` lists M tile ``i``'s surviving token indices;
+    ``unique[i][j]`` the tokens whose vector ``j`` is its group's unique
+    vector (slot order = token order); ``slot[i][j]`` per token of the tile
+    its group's slot, -1 for a zero vector. ``vectors`` (T, D) are the
+    concentrated tokens (operand type)."""
+
+    tiles: list[np.ndarray]
+    unique: list[list[np.ndarray]]
+    slot: list[list[np.ndarray]]
+    vectors: np.ndarray
+    sic: SICRun
+
+    @property
+    def chunks(self) -> int:
+        return self.sic.zero.shape[1]
+
+
+def compress(x: np.ndarray, grid, params: FocusParams) -> Compressed:
+    """The SIC of ``x`` (:func:`~focus_hw.sic.model.sic_model`, bit-exact to
+    the RTL) laid out per M tile and K chunk. M tiles hold ``m_tile``
+    surviving tokens (all-zero tokens, pruned by SEC, are skipped)."""
+    run = sic_model(x, grid, params)
+    bits = vector_bits(x, params)
+    alive = np.flatnonzero((bits & magnitude_mask(params)).any(axis=(1, 2)))
+    tiles, unique, slot = [], [], []
+    for start in range(0, len(alive), params.m_tile):
+        tile = alive[start : start + params.m_tile]
+        tiles.append(tile)
+        u_tile, s_tile = [], []
+        for j in range(run.zero.shape[1]):
+            zero, root = run.zero[tile, j], run.root[tile, j]
+            uniq = tile[~zero & (root == tile)]
+            where = np.searchsorted(uniq, root)
+            where = np.minimum(where, max(len(uniq) - 1, 0))
+            if np.any(~zero & (uniq[where] != root) if len(uniq) else ~zero):
+                raise RuntimeError(f"a chunk-{j} root lies outside its M tile")
+            u_tile.append(uniq)
+            s_tile.append(np.where(zero, -1, where))
+        unique.append(u_tile)
+        slot.append(s_tile)
+    return Compressed(tiles, unique, slot, run.tokens, run)
+
+
+def dram_bytes(params: FocusParams) -> dict[str, int]:
+    """Bytes one item of each stream costs in memory: a weight row, a unique
+    vector, a map entry (one token of one chunk), a position (one token of an
+    output tile); written back per output token a map record, plus a vector
+    for each unique one."""
+    entry = map_layout(params).elem_shape.size
+    record = 2 * (params.max_tokens - 1).bit_length() + 2  # pos, root, zero, similar
+    return {
+        "weight_row": params.cols * params.operand_bytes,
+        "vector": params.rows * params.operand_bytes,
+        "map_entry": -(-entry // 8),
+        "position": -(-position_layout(params).size // 8),
+        "out_record": -(-record // 8),
+        "out_vector": params.vector_size * params.operand_bytes,
+    }
+
+
+@dataclass(frozen=True)
+class FocusRun:
+    """Result of :func:`simulate_focus_gemm`."""
+
+    #: (T, N) float32 output (pruned tokens: +0.0).
+    out: np.ndarray
+    #: The SIC of the output (as the accelerator wrote it back).
+    compressed: SICRun
+    #: Cycles from the run's start to the last ``out`` beat taken, both counted.
+    cycles: int
+    #: The accelerator's counters (:data:`~focus_hw.accelerator.STAT_NAMES`)
+    #: and ``dram_read_bytes`` / ``dram_write_bytes``.
+    stats: dict = field(default_factory=dict)
+
+
+def _check(x, w, grid, params: FocusParams):
+    check_accelerator(params)
+    grid = check_input(x, grid, params)
+    if not isinstance(w, np.ndarray) or w.ndim != 2:
+        raise ValueError(f"w must be a 2-D numpy array (K, N), got {getattr(w, 'shape', w)}")
+    if w.dtype != x.dtype:
+        raise ValueError(f"w.dtype={w.dtype} does not match x.dtype={x.dtype}")
+    if w.shape[0] != x.shape[1]:
+        raise ValueError(f"w has K={w.shape[0]} rows but x has K={x.shape[1]} features")
+    if w.shape[1] < 1:
+        raise ValueError("w has N=0 columns")
+    if x.shape[0] > params.max_tokens:
+        raise ValueError(f"x has T={x.shape[0]} tokens, more than max_tokens={params.max_tokens}")
+    return grid
+
+
+def _words(values: np.ndarray, width: int) -> int:
+    """Elements (raw bits) packed into one integer, element 0 lowest."""
+    return sum(int(v) << (i * width) for i, v in enumerate(values))
+
+
+def _streams(comp: Compressed, w: np.ndarray, grid, params: FocusParams):
+    """The payloads of the input streams, in the order the engines take them."""
+    p, op = params, params.operand_bits
+    _, height, width = grid
+    nk, nt = comp.chunks, -(-w.shape[1] // p.cols)
+    fmt = p.format
+    vec = vector_bits(comp.vectors, p)  # (T, nk, vs)
+    wb = np.zeros((nk * p.rows, nt * p.cols), np.int64)
+    wb[: w.shape[0], : w.shape[1]] = fmt.to_bits(w)
+    vl, ml, pl = vector_layout(p), map_layout(p), position_layout(p)
+    streams = {"map": [], "vectors": [], "weights": [], "positions": []}
+    for i, tile in enumerate(comp.tiles):
+        for n in range(nt):
+            for j in range(nk):
+                slots = comp.slot[i][j]
+                for b in range(0, len(tile), p.num_scatter):
+                    lanes = slots[b : b + p.num_scatter]
+                    beat = [{"zero": int(s < 0), "slot": max(int(s), 0)} for s in lanes]
+                    beat += [{"zero": 1, "slot": 0}] * (p.num_scatter - len(beat))
+                    streams["map"].append(ml.const(beat).as_bits())
+                uniq = comp.unique[i][j]
+                if len(uniq) == 0:
+                    streams["vectors"].append(vl.const({"empty": 1, "last": 1}).as_bits())
+                    continue
+                for k, t in enumerate(uniq):
+                    data = _words(vec[t, j], op)
+                    word = vl.const({"last": int(k == len(uniq) - 1)}).as_bits()
+                    streams["vectors"].append(word | data)
+                tile_w = wb[j * p.rows : (j + 1) * p.rows, n * p.cols : (n + 1) * p.cols]
+                streams["weights"] += [_words(row, op) for row in tile_w]
+            for t in tile:
+                f, rem = divmod(int(t), height * width)
+                r, c = divmod(rem, width)
+                pos = pl.const({"pos": int(t), "col": c, "row": r, "frame": f})
+                streams["positions"].append(pos.as_bits())
+    return streams
+
+
+def _pattern(spec, seed: int):
+    """Per-cycle enable: None (always), a probability, or a callable."""
+    if spec is None:
+        return lambda cycle: True
+    if callable(spec):
+        return spec
+    rng = np.random.default_rng(seed)
+    return lambda cycle: bool(rng.random() < spec)
+
+
+def simulate_focus_gemm(
+    x: np.ndarray,
+    w: np.ndarray,
+    grid,
+    params: FocusParams,
+    *,
+    in_valid=None,
+    out_ready=None,
+    seed: int = 0,
+    vcd=None,
+) -> FocusRun:
+    """``x @ w`` on the generated accelerator, with ``x`` (T, K) compressed
+    first by the SIC (as the previous layer's hardware left it) and
+    ``grid = (frames, height, width)`` its token grid.
+
+    ``x`` and ``w`` are in the operand type of ``params.dtype``; all-zero
+    rows of ``x`` are pruned tokens (not computed, output +0.0).
+    ``in_valid`` / ``out_ready`` (a probability per cycle, random with
+    ``seed``, or a callable ``cycle -> bool``) throttle every memory stream.
+    ``.out`` equals the compressed-GEMM semantics of
+    :mod:`focus_algo.golden` on the SIC of ``x``; ``.compressed`` is the SIC
+    of ``.out`` cast to the operand type. Bad input raises ValueError before
+    simulating.
+    """
+    grid = _check(x, w, grid, params)
+    comp = compress(x, grid, params)
+    streams = _streams(comp, w, grid, params)
+    p = params
+    nt = -(-w.shape[1] // p.cols)
+    total = sum(len(t) for t in comp.tiles) * nt
+
+    dut = FocusAccelerator(p)
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    got, rows, span, taken = [], [], [], {name: 0 for name in streams}
+    finished = []
+
+    def driver(name, port, k):
+        valid_at = _pattern(in_valid, seed + 1 + k)
+
+        async def drive(ctx):
+            beats, cycle = streams[name], 0
+            while taken[name] < len(beats):
+                offer = valid_at(cycle)
+                ctx.set(port.valid, offer)
+                if offer:
+                    ctx.set(port.payload.as_value(), beats[taken[name]])
+                *_, ready = await ctx.tick().sample(port.ready)
+                taken[name] += offer and ready
+                cycle += 1
+            ctx.set(port.valid, 0)
+
+        return drive
+
+    for k, name in enumerate(streams):
+        sim.add_testbench(driver(name, getattr(dut, name), k))
+
+    async def control(ctx):
+        ready_at = _pattern(out_ready, seed)
+        ctx.set(dut.tokens, total // nt)
+        ctx.set(dut.chunks, comp.chunks)
+        ctx.set(dut.ntiles, nt)
+        ctx.set(dut.width, grid[2])
+        ctx.set(dut.frame_tokens, grid[1] * grid[2])
+        ctx.set(dut.start, 1)
+        await ctx.tick()
+        ctx.set(dut.start, 0)
+        cycle = idle = 0
+        before = dict(taken)
+        while len(got) < total:
+            ready = ready_at(cycle)
+            ctx.set(dut.out.ready, ready)
+            _, _, valid, word, r_valid, r_word = await ctx.tick().sample(
+                dut.out.valid,
+                dut.out.payload.as_value(),
+                dut.result.valid,
+                dut.result.payload.as_value(),
+            )
+            if r_valid:
+                rows.append(r_word)
+            progress = r_valid or (valid and ready) or taken != before
+            before = dict(taken)
+            if valid and ready:
+                got.append(word)
+            idle = 0 if progress else idle + 1
+            if idle > STALL_LIMIT:
+                raise RuntimeError(
+                    f"the accelerator made no progress for {STALL_LIMIT} cycles "
+                    f"({len(got)} of {total} outputs; stream beats taken {taken})"
+                )
+            cycle += 1
+        span.append(cycle + 1)
+        ctx.set(dut.out.ready, 0)
+        await ctx.tick().until(~dut.busy)
+        finished.append({name: ctx.get(getattr(dut, name)) for name in STAT_NAMES})
+
+    sim.add_testbench(control)
+    if vcd is None:
+        sim.run()
+    else:
+        with sim.write_vcd(str(vcd)):
+            sim.run()
+    return _result(comp, w, grid, p, got, rows, span[0], finished[0], taken)
+
+
+def _result(comp, w, grid, p, words, rows, cycles, counters, taken) -> FocusRun:
+    """Assemble the outputs in token order and the statistics."""
+    n_tok, n = comp.vectors.shape[0], w.shape[1]
+    nt = -(-n // p.cols)
+    out = np.zeros((n_tok, nt * p.cols), np.uint32)
+    beats, k = [], 0
+    for tile in comp.tiles:
+        for j in range(nt):
+            for t in tile:
+                out[t, j * p.cols : (j + 1) * p.cols] = [
+                    (rows[k] >> (32 * e)) & 0xFFFFFFFF for e in range(p.cols)
+                ]
+                beats.append(Beat(int(t), j, 0))
+                k += 1
+    out = out[:, :n].view(np.float32)
+    cast = out.astype(p.format.np_type)
+    compressed = decode_outputs(words, beats, cast, p)
+    size = dram_bytes(p)
+    unique_out = int((~compressed.zero & ~compressed.similar)[np.concatenate(comp.tiles)].sum())
+    stats = dict(counters)
+    stats["dram_read_bytes"] = (
+        taken["weights"] * size["weight_row"]
+        + sum(len(u) for tile in comp.unique for u in tile) * size["vector"]
+        + sum(len(t) for t in comp.tiles) * nt * comp.chunks * size["map_entry"]
+        + taken["positions"] * size["position"]
+    )
+    stats["dram_write_bytes"] = len(words) * size["out_record"] + unique_out * size["out_vector"]
+    return FocusRun(out=out, compressed=compressed, cycles=cycles, stats=stats)
