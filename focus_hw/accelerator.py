@@ -25,7 +25,7 @@ from .sec.concentrator import sec_signature
 from .sic import SIC
 from .sic.argmax import index_shape, position_shape
 from .sic.sic import input_layout, output_layout
-from .systolic import SystolicArray
+from .systolic import SystolicArray, pe_class_modules
 
 __all__ = [
     "FocusAccelerator",
@@ -233,7 +233,7 @@ class FocusAccelerator(wiring.Component):
     def instanced_modules(self) -> dict:
         """Verilog module name -> component of each PE class the array
         instantiates (see :class:`~focus_hw.SystolicArray`)."""
-        return SystolicArray(self.params, pe_modules=self.pe_modules).instanced_modules()
+        return pe_class_modules(self.params, self.pe_modules)
 
     def elaborate(self, platform):
         p = self.params

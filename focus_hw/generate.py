@@ -1,8 +1,9 @@
 """Verilog generation: one design point (FocusParams + unit) -> files + manifest.
 
 A *unit* names the component to emit (:data:`UNITS`): ``"mac"`` (one
-multiply-accumulate unit), ``"pe"`` (one processing element) or ``"array"``
-(the systolic array). A unit's component may instantiate Verilog modules by
+multiply-accumulate unit), ``"pe"`` (one processing element), ``"array"``
+(the systolic array), ``"focus"`` (the integrated accelerator) and the SIC's
+and SEC's units. A unit's component may instantiate Verilog modules by
 name (``Instance``) and list their components in ``instanced_modules()``: the
 array is a shell around one module per distinct PE class
 (:func:`focus_hw.systolic.pe_classes`), so each class is elaborated once.
@@ -68,8 +69,19 @@ def _array(p: FocusParams):
     return SystolicArray(p, pe_modules=f"{top_name('array')}.pe")
 
 
+def _focus(p: FocusParams):
+    from .accelerator import FocusAccelerator
+
+    return FocusAccelerator(p, pe_modules=f"{top_name('focus')}.pe")
+
+
 #: Unit name -> constructor of the Amaranth component from a FocusParams.
-UNITS: dict[str, Callable[[FocusParams], object]] = {"mac": _mac, "pe": _pe, "array": _array}
+UNITS: dict[str, Callable[[FocusParams], object]] = {
+    "mac": _mac,
+    "pe": _pe,
+    "array": _array,
+    "focus": _focus,  # the integrated accelerator
+}
 UNITS.update(SEC_UNITS)  # "sec" and its parts: analyzer, select, encoder
 UNITS.update(SIC_UNITS)  # "sic" and its parts: dot, argmax, table, map, average
 

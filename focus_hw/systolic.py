@@ -8,7 +8,14 @@ from .arith.int8 import int_sum_bits
 from .params import FocusParams
 from .pe import PE, pe_signature
 
-__all__ = ["SystolicArray", "psum_bits", "pe_psum_widths", "pe_config", "pe_classes"]
+__all__ = [
+    "SystolicArray",
+    "psum_bits",
+    "pe_psum_widths",
+    "pe_config",
+    "pe_classes",
+    "pe_class_modules",
+]
 
 
 def psum_bits(params: FocusParams, k: int) -> int:
@@ -57,6 +64,20 @@ def pe_classes(params: FocusParams) -> list[list[int]]:
         ]
         for k in range(params.rows)
     ]
+
+
+def pe_class_modules(params: FocusParams, prefix: str | None) -> dict:
+    """Verilog module name -> fresh :class:`PE` of each PE class an array
+    shell with module name ``prefix`` instantiates (``None``: none)."""
+    if prefix is None:
+        return {}
+    modules = {}
+    for k, row in enumerate(pe_classes(params)):
+        for c, i in enumerate(row):
+            name = f"{prefix}_{i}"
+            if name not in modules:
+                modules[name] = PE(params.dtype, params.mac_pipeline, **pe_config(params, k, c))
+    return modules
 
 
 def _delay(m, value, depth: int, en, name: str) -> list:
@@ -158,15 +179,7 @@ class SystolicArray(wiring.Component):
     def instanced_modules(self) -> dict:
         """Verilog module name -> fresh :class:`PE` of each class the shell
         instantiates (empty for the flat design)."""
-        if self.pe_modules is None:
-            return {}
-        p, modules = self.params, {}
-        for k, row in enumerate(pe_classes(p)):
-            for c, i in enumerate(row):
-                name = f"{self.pe_modules}_{i}"
-                if name not in modules:
-                    modules[name] = PE(p.dtype, p.mac_pipeline, **pe_config(p, k, c))
-        return modules
+        return pe_class_modules(self.params, self.pe_modules)
 
     def _pe(self, m, k: int, c: int, index: int):
         """PE(k, c) added to ``m``: a submodule, or an Instance of its class's
