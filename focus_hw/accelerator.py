@@ -33,6 +33,7 @@ __all__ = [
     "vector_layout",
     "map_layout",
     "position_layout",
+    "dram_bytes",
     "COUNT_BITS",
     "STAT_NAMES",
 ]
@@ -107,6 +108,18 @@ def position_layout(params: FocusParams) -> data.StructLayout:
 
 
 _POSITION = ("pos", "col", "row", "frame")
+
+
+def dram_bytes(params: FocusParams) -> dict[str, int]:
+    """Bytes one item of each stream costs in memory: a weight row, a unique
+    vector, a map entry (one token of one chunk, read and written back in the
+    same format), a position (one token of an output tile)."""
+    return {
+        "weight_row": params.cols * params.operand_bytes,
+        "vector": params.rows * params.operand_bytes,
+        "map_entry": -(-map_layout(params).elem_shape.size // 8),
+        "position": -(-position_layout(params).size // 8),
+    }
 
 
 class _Walker:
@@ -281,7 +294,8 @@ class FocusAccelerator(wiring.Component):
         in_w, in_r = inbuf.write_port(), inbuf.read_port()
         load = _Walker(m, p, run, "load")
         in_full = Signal(2)
-        in_set, in_clr = Signal(2), Signal(2)
+        in_set = Signal(2)
+        in_clr = Signal(2)
         in_len = [Signal(range(mt + 1), name=f"in_len{h}") for h in range(2)]
         lcount = Signal(range(mt + 1))
         m.d.sync += in_full.eq(Mux(go, 0, (in_full | in_set) & ~in_clr))
@@ -307,11 +321,14 @@ class FocusAccelerator(wiring.Component):
 
         # -- feed: input buffer -> array -------------------------------------
         feed = _Walker(m, p, run, "feed")
-        co_ready, co_busy = Signal(2), Signal(2)  # partial sums written / half claimed
-        co_ready_set, co_free = Signal(2), Signal(2)
+        co_ready = Signal(2)  # a half's partial sums are all written
+        co_busy = Signal(2)  # a half is claimed by a chunk
+        co_empty = Signal(2)  # "written" by the feeder: an empty chunk
+        co_written = Signal(2)  # written by the writer: its last row
+        co_free = Signal(2)
         co_claim = Signal(2)
         m.d.sync += [
-            co_ready.eq(Mux(go, 0, (co_ready | co_ready_set) & ~co_free)),
+            co_ready.eq(Mux(go, 0, (co_ready | co_empty | co_written) & ~co_free)),
             co_busy.eq(Mux(go, 0, (co_busy | co_claim) & ~co_free)),
         ]
         lens = fifo.SyncFIFO(width=1 + len(in_len[0]), depth=2)
@@ -320,17 +337,18 @@ class FocusAccelerator(wiring.Component):
         fidx = Signal(range(mt))
         flen = Signal(range(mt + 1))
         hf = feed.half
-        act_valid, act_swap = Signal(), Signal()
+        act_valid = Signal()
+        act_swap = Signal()
         move = Signal()  # the read stage may take the next row
         m.d.comb += [
             move.eq(~act_valid | array.act.ready),
             in_r.addr.eq(_half_addr(hf, fidx, mt)),
-            in_r.en.eq(move),
+            in_r.en.eq(feeding & move),
             array.act.valid.eq(act_valid),
             array.act.payload.data.eq(in_r.data),
             array.act.payload.swap.eq(act_swap),
             incr["compute_cycles"].eq(array.act.valid & array.act.ready),
-            incr["input_reads"].eq(feeding & move),
+            incr["input_reads"].eq(in_r.en),
         ]
         with m.If(move):
             m.d.sync += [act_valid.eq(feeding), act_swap.eq(feeding & (fidx == 0))]
@@ -340,7 +358,7 @@ class FocusAccelerator(wiring.Component):
         with m.If(~feed.done & ~feeding & loaded & ~claimed & ~go):
             m.d.comb += co_claim.eq(1 << hf)
             with m.If(cur_len == 0):  # an empty chunk: nothing for the array
-                m.d.comb += [co_ready_set.eq(1 << hf), in_clr.eq(1 << hf), feed.advance.eq(1)]
+                m.d.comb += [co_empty.eq(1 << hf), in_clr.eq(1 << hf), feed.advance.eq(1)]
             with m.Else():
                 m.d.comb += [lens.w_en.eq(1), lens.w_data.eq(Cat(cur_len, hf))]
                 m.d.sync += [feeding.eq(1), fidx.eq(0), flen.eq(cur_len)]
@@ -374,11 +392,13 @@ class FocusAccelerator(wiring.Component):
             m.d.sync += wcount.eq(wcount + 1)
             with m.If(wcount == w_len - 1):
                 m.d.sync += wcount.eq(0)
-                m.d.comb += [lens.r_en.eq(1), co_ready_set.eq(1 << w_half)]
+                m.d.comb += [lens.r_en.eq(1), co_written.eq(1 << w_half)]
 
         # -- scatter: map beats -> scatter lanes -> output buffer ---------------
         sc = _Walker(m, p, run, "scat")
-        out_full, out_set, out_clr = Signal(2), Signal(2), Signal(2)
+        out_full = Signal(2)  # a half holds a finished output tile
+        out_set = Signal(2)
+        out_clr = Signal(2)
         m.d.sync += out_full.eq(Mux(go, 0, (out_full | out_set) & ~out_clr))
         ho = Signal()  # output half of the scatter's tile
         stoken = Signal(range(mt + ns))
@@ -417,7 +437,7 @@ class FocusAccelerator(wiring.Component):
             m.d.comb += [
                 read.eq(take_map & live & ~entry.zero),
                 rp.addr.eq(_half_addr(sc.half, entry.slot, mt)),
-                rp.en.eq(take_map),
+                rp.en.eq(read),
             ]
             reads.append(read)
             lives.append(live)
@@ -452,7 +472,8 @@ class FocusAccelerator(wiring.Component):
         drain = _Walker(m, p, run, "drain", per_chunk=False)
         reading = Signal()
         didx = Signal(range(mt))
-        row_first, row_last = Signal(), Signal()
+        row_first = Signal()
+        row_last = Signal()
         with m.If(~drain.done & ~reading & out_full.bit_select(drain.half, 1) & ~go):
             m.d.sync += [reading.eq(1), didx.eq(0)]
         m.d.comb += [

@@ -18,6 +18,7 @@ from .accelerator import (
     STAT_NAMES,
     FocusAccelerator,
     check_accelerator,
+    dram_bytes,
     map_layout,
     position_layout,
     vector_layout,
@@ -26,7 +27,7 @@ from .params import FocusParams
 from .sic.model import SICRun, check_input, magnitude_mask, sic_model, vector_bits
 from .sic.simulate import Beat, decode_outputs
 
-__all__ = ["Compressed", "FocusRun", "compress", "dram_bytes", "simulate_focus_gemm"]
+__all__ = ["Compressed", "FocusRun", "compress", "simulate_focus_gemm"]
 
 #: Longest run of cycles without any handshake before the simulation gives up.
 STALL_LIMIT = 20_000
@@ -79,23 +80,6 @@ def compress(x: np.ndarray, grid, params: FocusParams) -> Compressed:
     return Compressed(tiles, unique, slot, run.tokens, run)
 
 
-def dram_bytes(params: FocusParams) -> dict[str, int]:
-    """Bytes one item of each stream costs in memory: a weight row, a unique
-    vector, a map entry (one token of one chunk), a position (one token of an
-    output tile); written back per output token a map record, plus a vector
-    for each unique one."""
-    entry = map_layout(params).elem_shape.size
-    record = 2 * (params.max_tokens - 1).bit_length() + 2  # pos, root, zero, similar
-    return {
-        "weight_row": params.cols * params.operand_bytes,
-        "vector": params.rows * params.operand_bytes,
-        "map_entry": -(-entry // 8),
-        "position": -(-position_layout(params).size // 8),
-        "out_record": -(-record // 8),
-        "out_vector": params.vector_size * params.operand_bytes,
-    }
-
-
 @dataclass(frozen=True)
 class FocusRun:
     """Result of :func:`simulate_focus_gemm`."""
@@ -133,7 +117,8 @@ def _words(values: np.ndarray, width: int) -> int:
 
 
 def _streams(comp: Compressed, w: np.ndarray, grid, params: FocusParams):
-    """The payloads of the input streams, in the order the engines take them."""
+    """The payloads of the input streams, in the order the engines take them,
+    and per beat the memory items it carries (:func:`dram_bytes`)."""
     p, op = params, params.operand_bits
     _, height, width = grid
     nk, nt = comp.chunks, -(-w.shape[1] // p.cols)
@@ -143,6 +128,7 @@ def _streams(comp: Compressed, w: np.ndarray, grid, params: FocusParams):
     wb[: w.shape[0], : w.shape[1]] = fmt.to_bits(w)
     vl, ml, pl = vector_layout(p), map_layout(p), position_layout(p)
     streams = {"map": [], "vectors": [], "weights": [], "positions": []}
+    items = {name: [] for name in streams}
     for i, tile in enumerate(comp.tiles):
         for n in range(nt):
             for j in range(nk):
@@ -152,22 +138,27 @@ def _streams(comp: Compressed, w: np.ndarray, grid, params: FocusParams):
                     beat = [{"zero": int(s < 0), "slot": max(int(s), 0)} for s in lanes]
                     beat += [{"zero": 1, "slot": 0}] * (p.num_scatter - len(beat))
                     streams["map"].append(ml.const(beat).as_bits())
+                    items["map"].append(len(lanes))
                 uniq = comp.unique[i][j]
                 if len(uniq) == 0:
                     streams["vectors"].append(vl.const({"empty": 1, "last": 1}).as_bits())
+                    items["vectors"].append(0)
                     continue
                 for k, t in enumerate(uniq):
                     data = _words(vec[t, j], op)
                     word = vl.const({"last": int(k == len(uniq) - 1)}).as_bits()
                     streams["vectors"].append(word | data)
+                    items["vectors"].append(1)
                 tile_w = wb[j * p.rows : (j + 1) * p.rows, n * p.cols : (n + 1) * p.cols]
                 streams["weights"] += [_words(row, op) for row in tile_w]
+                items["weights"] += [1] * p.rows
             for t in tile:
                 f, rem = divmod(int(t), height * width)
                 r, c = divmod(rem, width)
                 pos = pl.const({"pos": int(t), "col": c, "row": r, "frame": f})
                 streams["positions"].append(pos.as_bits())
-    return streams
+                items["positions"].append(1)
+    return streams, items
 
 
 def _pattern(spec, seed: int):
@@ -206,7 +197,7 @@ def simulate_focus_gemm(
     """
     grid = _check(x, w, grid, params)
     comp = compress(x, grid, params)
-    streams = _streams(comp, w, grid, params)
+    streams, items = _streams(comp, w, grid, params)
     p = params
     nt = -(-w.shape[1] // p.cols)
     total = sum(len(t) for t in comp.tiles) * nt
@@ -282,10 +273,14 @@ def simulate_focus_gemm(
     else:
         with sim.write_vcd(str(vcd)):
             sim.run()
-    return _result(comp, w, grid, p, got, rows, span[0], finished[0], taken)
+    size = dram_bytes(p)
+    per_item = {"map": "map_entry", "vectors": "vector", "weights": "weight_row"}
+    per_item["positions"] = "position"
+    read = sum(sum(items[s][: taken[s]]) * size[per_item[s]] for s in streams)
+    return _result(comp, w, p, got, rows, span[0], dict(finished[0], dram_read_bytes=read))
 
 
-def _result(comp, w, grid, p, words, rows, cycles, counters, taken) -> FocusRun:
+def _result(comp, w, p, words, rows, cycles, stats) -> FocusRun:
     """Assemble the outputs in token order and the statistics."""
     n_tok, n = comp.vectors.shape[0], w.shape[1]
     nt = -(-n // p.cols)
@@ -303,13 +298,6 @@ def _result(comp, w, grid, p, words, rows, cycles, counters, taken) -> FocusRun:
     cast = out.astype(p.format.np_type)
     compressed = decode_outputs(words, beats, cast, p)
     size = dram_bytes(p)
-    unique_out = int((~compressed.zero & ~compressed.similar)[np.concatenate(comp.tiles)].sum())
-    stats = dict(counters)
-    stats["dram_read_bytes"] = (
-        taken["weights"] * size["weight_row"]
-        + sum(len(u) for tile in comp.unique for u in tile) * size["vector"]
-        + sum(len(t) for t in comp.tiles) * nt * comp.chunks * size["map_entry"]
-        + taken["positions"] * size["position"]
-    )
-    stats["dram_write_bytes"] = len(words) * size["out_record"] + unique_out * size["out_vector"]
+    written = (~compressed.zero & ~compressed.similar)[np.concatenate(comp.tiles)].sum()
+    stats["dram_write_bytes"] = len(words) * size["map_entry"] + int(written) * size["vector"]
     return FocusRun(out=out, compressed=compressed, cycles=cycles, stats=stats)

@@ -1,0 +1,113 @@
+"""Exact model of one GEMM on the integrated accelerator.
+
+:func:`focus_gemm` predicts, from counts alone, every figure that
+:func:`focus_hw.simulate_focus_gemm` measures on the RTL without
+backpressure: the cycles and the feeder stall (from
+:func:`focus_hw.timing.focus_schedule`), the compute, scatter and SIC
+cycles, each buffer's reads and writes, and the DRAM bytes read and written
+(item sizes from :func:`focus_hw.accelerator.dram_bytes`). The tests assert
+equality on random and planted inputs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from focus_hw import FocusParams
+from focus_hw.accelerator import check_accelerator, dram_bytes
+from focus_hw.timing import focus_schedule, sic_cycles
+
+__all__ = ["GemmCounts", "focus_gemm"]
+
+
+@dataclass(frozen=True)
+class GemmCounts:
+    """What a GEMM's cost depends on: per M tile (rows) and K chunk
+    (columns) the ``unique`` vectors and the ``nonzero`` tokens (vector not
+    all zero) among the tile's ``tokens``; ``n_tiles`` output column tiles;
+    ``out_unique`` unique vectors the output's SIC writes back."""
+
+    tokens: tuple[int, ...]
+    unique: np.ndarray
+    nonzero: np.ndarray
+    n_tiles: int
+    out_unique: int
+
+    def __post_init__(self):
+        shape = (len(self.tokens), self.unique.shape[1] if self.unique.ndim == 2 else -1)
+        if self.unique.ndim != 2 or self.nonzero.shape != self.unique.shape or shape[1] < 1:
+            raise ValueError("GemmCounts: unique and nonzero must be (M tiles, K chunks) arrays")
+        if self.unique.shape[0] != len(self.tokens) or min(self.tokens, default=0) < 1:
+            raise ValueError("GemmCounts: one token count >= 1 per M tile")
+        m = np.array(self.tokens)[:, None]
+        if np.any(self.unique < 0) or np.any(self.unique > self.nonzero) or np.any(self.nonzero > m):
+            raise ValueError("GemmCounts: need 0 <= unique <= nonzero <= tokens")
+        if self.n_tiles < 1 or self.out_unique < 0:
+            raise ValueError("GemmCounts: n_tiles >= 1 and out_unique >= 0")
+
+    @classmethod
+    def from_sic(cls, zero, root, n: int, out_unique: int, params: FocusParams) -> GemmCounts:
+        """Counts of an input whose SIC gave ``zero`` / ``root`` (T, chunks),
+        for ``N = n`` output columns; M tiles hold ``m_tile`` surviving
+        (not all-zero) tokens."""
+        zero, root = np.asarray(zero, bool), np.asarray(root)
+        alive = np.flatnonzero(~zero.all(axis=1))
+        tokens, unique, nonzero = [], [], []
+        for start in range(0, len(alive), params.m_tile):
+            tile = alive[start : start + params.m_tile]
+            live = ~zero[tile]
+            tokens.append(len(tile))
+            unique.append((live & (root[tile] == tile[:, None])).sum(axis=0))
+            nonzero.append(live.sum(axis=0))
+        return cls(
+            tuple(tokens),
+            np.array(unique, np.int64),
+            np.array(nonzero, np.int64),
+            -(-n // params.cols),
+            int(out_unique),
+        )
+
+
+def focus_gemm(counts: GemmCounts, params: FocusParams) -> dict[str, int]:
+    """Cycles (``cycles``) and the counters of
+    :data:`focus_hw.accelerator.STAT_NAMES` plus ``dram_read_bytes`` /
+    ``dram_write_bytes`` of one run, without backpressure."""
+    p = check_accelerator(params)
+    m = np.array(counts.tokens, np.int64)
+    u, nz, nt = counts.unique, counts.nonzero, counts.n_tiles
+    chunks = u.shape[1]
+    tiles = [(int(mi), list(ui)) for mi, ui in zip(m, u) for _ in range(nt)]
+    schedule = focus_schedule(tiles, p)
+    size = dram_bytes(p)
+    rows = int(u.sum()) * nt  # rows through the array = unique vectors read
+    later = int(nz[:, 1:].sum())  # updates that read the row they add to
+    passes = int(m.sum()) * nt  # vectors through the output SIC
+    busy_chunks = int((u > 0).sum()) * nt
+    stats = {
+        "cycles": schedule["cycles"],
+        "compute_cycles": rows,
+        "scatter_cycles": int((-(-m // p.num_scatter)).sum()) * chunks * nt,
+        "stall_cycles": schedule["stall_cycles"],
+        "sic_cycles": sum(sic_cycles(int(mi), p) for mi in m) * nt,
+        "input_reads": rows,
+        "input_writes": rows,
+        "weight_writes": busy_chunks * p.rows,
+        "concentrate_out_reads": int(nz.sum()) * nt,
+        "concentrate_out_writes": rows,
+        "output_reads": (later + int(m.sum())) * nt,
+        "output_writes": (int(m.sum()) + later) * nt,
+        "similarity_table_reads": passes * len(p.block_offsets),
+        "similarity_table_writes": passes,
+        "similarity_map_reads": passes,
+        "similarity_map_writes": passes,
+    }
+    stats["dram_read_bytes"] = (
+        busy_chunks * p.rows * size["weight_row"]
+        + rows * size["vector"]
+        + passes * chunks * size["map_entry"]
+        + passes * size["position"]
+    )
+    stats["dram_write_bytes"] = passes * size["map_entry"] + counts.out_unique * size["vector"]
+    return stats

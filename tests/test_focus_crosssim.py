@@ -1,0 +1,198 @@
+"""The integrated accelerator's emitted Verilog (`generate(..., unit="focus")`),
+simulated by Icarus Verilog, equals the Amaranth simulation cycle by cycle on
+one small compressed GEMM (random input bubbles with garbage payloads, random
+output backpressure, SEC ports held at 0), and what it streamed out decodes
+to :func:`focus_hw.simulate_focus_gemm`'s result."""
+
+import numpy as np
+from amaranth.hdl import Value
+from amaranth.sim import Simulator
+
+from focus_hw import FocusParams
+from focus_hw.accelerator import STAT_NAMES, FocusAccelerator
+from focus_hw.focus_gemm import _streams, compress, simulate_focus_gemm
+from focus_hw.generate import generate
+from focus_hw.sic.simulate import Beat, decode_outputs
+from test_crosssim import _hex, _ports, _run_iverilog, _trace_tb
+from tools import require
+
+P = FocusParams(
+    rows=2,
+    cols=2,
+    vector_size=2,
+    m_tile=4,
+    num_scatter=2,
+    max_tokens=32,
+    max_frame_tokens=8,
+    sic_lanes=2,
+    threshold=0.5,
+)
+GRID = (2, 2, 2)  # frames, height, width
+#: Cycles simulated after ``busy`` drops (outputs must stay put in both).
+TAIL = 4
+MAX_CYCLES = 5000
+
+
+def _case():
+    """x (8, 4): duplicates (1 = 0 beside it, 4 = 0 a frame later, 7 = 5
+    below it) that the SIC merges, token 3 all zero (pruned), token 2's
+    second chunk zero and M tile 1's second chunk empty; w (4, 3): 2 K
+    chunks, 2 N tiles (the second zero-padded)."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((8, 4)).astype(P.format.np_type)
+    x[1] = x[4] = x[0]
+    x[7] = x[5]
+    x[3] = 0
+    x[2, 2:] = 0
+    x[5:, 2:] = 0
+    w = rng.standard_normal((4, 3)).astype(P.format.np_type)
+    return x, w
+
+
+def _record(manifest, streams, sizes):
+    """Reactive bench on the Amaranth design (PEs as submodules, not the
+    Verilog's instances): returns the inputs applied and the outputs seen in
+    every cycle, the ``out`` words taken, the ``result`` rows and the stream
+    beats taken."""
+    dut = FocusAccelerator(P)
+    ports = {
+        "__".join(map(str, path)): Value.cast(value)
+        for path, _, value in dut.signature.flatten(dut)
+    }
+    ins, outs = _ports(manifest)
+    names = [p["name"] for p in outs]
+    rng = np.random.default_rng(11)
+    applied, seen, words, rows = [], [], [], []
+    taken = {name: 0 for name in streams}
+
+    async def bench(ctx):
+        cycle, idle_since = 0, None
+        while idle_since is None or cycle < idle_since + TAIL:
+            assert cycle < MAX_CYCLES, f"no end after {cycle} cycles; beats taken {taken}"
+            vec = {p["name"]: 0 for p in ins}  # sec__*: held at 0
+            vec.update(sizes)
+            vec["start"] = int(cycle == 2)  # streams are offered before the start too
+            for name, beats in streams.items():
+                offer = taken[name] < len(beats) and rng.random() < 0.7
+                vec[f"{name}__valid"] = int(offer)
+                width = len(ports[f"{name}__payload"])  # garbage unless valid
+                payload = beats[taken[name]] if offer else int(rng.integers(0, 1 << width))
+                vec[f"{name}__payload"] = payload
+            vec["out__ready"] = int(rng.random() < 0.6)
+            for p in ins:
+                ctx.set(ports[p["name"]], vec[p["name"]])
+            _, _, *values = await ctx.tick().sample(*[ports[n] for n in names])
+            values = dict(zip(names, map(int, values)))
+            applied.append(vec)
+            seen.append([values[n] for n in names])
+            for name in streams:
+                taken[name] += vec[f"{name}__valid"] & values[f"{name}__ready"]
+            if values["out__valid"] and vec["out__ready"]:
+                words.append(values["out__payload"])
+            if values["result__valid"]:
+                rows.append(values["result__payload"])
+            if idle_since is None and cycle > 2 and not values["busy"]:
+                idle_since = cycle
+            cycle += 1
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    return applied, seen, words, rows, taken
+
+
+def _dont_care(name: str, values: dict) -> bool:
+    """An output stream's payload while its ``valid`` is low: Icarus may show
+    X there (a memory read register without an initial value in the Verilog,
+    0 in Amaranth)."""
+    stream, _, member = name.rpartition("__")
+    return member == "payload" and values.get(f"{stream}__valid") == 0
+
+
+def _decode(comp, rows, n: int):
+    """The (T, n) fp32 output from the ``result`` rows (M tile by M tile, N
+    tile by N tile, token order; pruned tokens +0.0) and the SIC beat of each
+    ``out`` word (token, its N tile as the vector slot)."""
+    nt = -(-n // P.cols)
+    out = np.zeros((comp.vectors.shape[0], nt * P.cols), np.uint32)
+    beats, k = [], 0
+    for tile in comp.tiles:
+        for j in range(nt):
+            for t in tile:
+                out[t, j * P.cols : (j + 1) * P.cols] = [
+                    (rows[k] >> (32 * e)) & 0xFFFFFFFF for e in range(P.cols)
+                ]
+                beats.append(Beat(int(t), j, 0))
+                k += 1
+    return out[:, :n].view(np.float32), beats
+
+
+def test_focus_verilog_equals_amaranth(tmp_path):
+    require("iverilog", "vvp")
+    x, w = _case()
+    comp = compress(x, GRID, P)
+    streams, _ = _streams(comp, w, GRID, P)
+    nt = -(-w.shape[1] // P.cols)
+    sizes = {
+        "tokens": sum(len(t) for t in comp.tiles),
+        "chunks": comp.chunks,
+        "ntiles": nt,
+        "width": GRID[2],
+        "frame_tokens": GRID[1] * GRID[2],
+    }
+    manifest = generate(P, tmp_path / "v", unit="focus")
+    ins, outs = _ports(manifest)
+    names = [p["name"] for p in outs]
+    assert {p["name"] for p in ins} >= {f"{s}__payload" for s in streams} | set(sizes)
+    applied, seen, words, rows, taken = _record(manifest, streams, sizes)
+
+    # The run ended: every beat taken, busy dropped and stayed down.
+    assert taken == {name: len(beats) for name, beats in streams.items()}
+    busy = [row[names.index("busy")] for row in seen]
+    assert busy[3] == 1 and busy[-TAIL:] == [0] * TAIL
+
+    # Icarus replays the same inputs: every output in every cycle agrees.
+    width = sum(p["width"] for p in ins)
+    lines = []
+    for vec in applied:
+        word = 0
+        for p in ins:
+            word = (word << p["width"]) | vec[p["name"]]
+        lines.append(_hex(word, width))
+    (tmp_path / "in.hex").write_text("\n".join(lines) + "\n")
+    design = str(tmp_path / "v" / manifest.verilog)
+    _run_iverilog(tmp_path, _trace_tb(manifest, len(applied)), design)
+    icarus = [  # None: X or Z bits
+        [None if set(v) & set("xXzZ") else int(v, 16) for v in line.split()]
+        for line in (tmp_path / "out.txt").read_text().splitlines()
+    ]
+    assert len(icarus) == len(seen)
+    for cycle, (got, want) in enumerate(zip(icarus, seen, strict=True)):
+        values = dict(zip(names, want, strict=True))
+        diff = [
+            name
+            for name, g, e in zip(names, got, want, strict=True)
+            if g != e and not (g is None and _dont_care(name, values))
+        ]
+        assert not diff, f"cycle {cycle}: Verilog differs from Amaranth on {diff}"
+
+    # What came out is simulate_focus_gemm's result (no bubbles there).
+    ref = simulate_focus_gemm(x, w, GRID, P)
+    out, beats = _decode(comp, rows, w.shape[1])
+    np.testing.assert_array_equal(out.view(np.uint32), ref.out.view(np.uint32))
+    sic = decode_outputs(words, beats, out.astype(P.format.np_type), P)
+    for name in ("zero", "similar", "root"):
+        np.testing.assert_array_equal(getattr(sic, name), getattr(ref.compressed, name))
+    np.testing.assert_array_equal(sic.tokens.view(np.uint16), ref.compressed.tokens.view(np.uint16))
+    counters = dict(zip(names, seen[-1], strict=True))
+    # Counters that do not depend on the stream timing agree too.
+    timed = {"stall_cycles", "sic_cycles"}
+    for name in set(STAT_NAMES) - timed:
+        assert counters[name] == ref.stats[name], name
+
+    # Not vacuous: token 3 was pruned, the input and the output were merged.
+    assert 3 not in np.concatenate(comp.tiles)
+    assert sum(len(u) for tile in comp.unique for u in tile) < sizes["tokens"] * comp.chunks
+    assert sic.similar.any()
+    assert len(rows) == sizes["tokens"] * nt == len(words)

@@ -1,0 +1,192 @@
+"""The integrated accelerator: ``simulate_focus_gemm`` against an independent
+numpy loop and the golden vectors, the dense GEMM with the SIC off, the SIC
+of its output, random memory-port backpressure, bad inputs, and the exact
+model (``sim.focus_gemm``) against the RTL's cycles and counters."""
+
+import math
+
+import numpy as np
+import pytest
+
+from focus_algo.golden import compressed_gemm_golden
+from focus_hw import FocusParams
+from focus_hw.focus_gemm import simulate_focus_gemm
+from focus_hw.sic.model import sic_model
+from sim.focus_gemm import GemmCounts, focus_gemm
+
+SMALL = dict(max_tokens=64, max_frame_tokens=16, sic_lanes=2)
+
+
+def _params(n=2, **kw):
+    return FocusParams(**{"rows": n, "cols": n, "vector_size": n, "m_tile": 8, **SMALL, **kw})
+
+
+def _reference(x, w, zero, root, tokens, vs):
+    """fp32 loop: per K chunk of ``vs`` features, each token adds its root's
+    partial sum (the root's concentrated vector times w, accumulated from
+    +0.0 in k order)."""
+    xc, wf = tokens.astype(np.float32), w.astype(np.float32)
+    out = np.zeros((x.shape[0], w.shape[1]), np.float32)
+    for j in range(zero.shape[1]):
+        for t in range(x.shape[0]):
+            if zero[t, j]:
+                continue
+            acc = np.zeros(w.shape[1], np.float32)
+            for k in range(j * vs, min(x.shape[1], (j + 1) * vs)):
+                acc = acc + xc[root[t, j], k] * wf[k]
+            out[t] = out[t] + acc
+    return out
+
+
+def _tokens(rng, grid, k, dtype, *, copies=0.5, noise=0.01, pruned=0):
+    """Random tokens with near-copies (merged by the SIC) and pruned rows."""
+    t = math.prod(grid)
+    x = rng.standard_normal((t, k)).astype(np.float32)
+    for _ in range(int(copies * t)):
+        a, b = rng.integers(0, t, 2)
+        x[b] = x[a] + noise * rng.standard_normal(k)
+    x[rng.choice(t, pruned, replace=False)] = 0
+    return x.astype(dtype)
+
+
+def _bits(a):
+    return np.ascontiguousarray(a).view(np.uint32 if a.dtype == np.float32 else np.uint16)
+
+
+def _check_run(run, x, w, grid, p):
+    """out equals the numpy loop on the SIC's decisions; compressed equals
+    the SIC of out; returns the reference SIC of x."""
+    sic = sic_model(x, grid, p)
+    ref = _reference(x, w, sic.zero, sic.root, sic.tokens, p.vector_size)
+    np.testing.assert_array_equal(_bits(run.out), _bits(ref))
+    out_sic = sic_model(ref.astype(x.dtype), grid, p)
+    for name in ("zero", "similar", "root"):
+        np.testing.assert_array_equal(getattr(run.compressed, name), getattr(out_sic, name))
+    np.testing.assert_array_equal(_bits(run.compressed.tokens), _bits(out_sic.tokens))
+    return sic, out_sic
+
+
+@pytest.mark.parametrize("dtype", ["fp16", "bf16"])
+@pytest.mark.parametrize("n", [2, 4])
+def test_equals_numpy_loop_with_backpressure(dtype, n):
+    p = _params(n, dtype=dtype, num_scatter=3, m_tile=6, threshold=0.8)
+    rng = np.random.default_rng(n)
+    grid = (2, 2, 3)
+    x = _tokens(rng, grid, 2 * n + 1, p.format.np_type, pruned=1)
+    w = rng.standard_normal((x.shape[1], n + 1)).astype(x.dtype)
+    run = simulate_focus_gemm(x, w, grid, p, in_valid=0.7, out_ready=0.6, seed=n)
+    sic, _ = _check_run(run, x, w, grid, p)
+    assert sic.similar.any(), "the case must merge some vectors"
+    steady = simulate_focus_gemm(x, w, grid, p)
+    np.testing.assert_array_equal(_bits(steady.out), _bits(run.out))
+    assert steady.cycles < run.cycles
+    timed = {"cycles", "stall_cycles", "sic_cycles"}
+    assert {k: v for k, v in run.stats.items() if k not in timed} == {
+        k: v for k, v in steady.stats.items() if k not in timed
+    }
+
+
+def test_equals_golden_on_planted_tiles():
+    p = _params(4, threshold=0.9, m_tile=16, block_wrap=True)
+    g = compressed_gemm_golden(p, grid=(2, 2, 3), n=6, seed=1, dim=8)
+    x, w = g["x"].view(np.float16), g["w"].view(np.float16)
+    run = simulate_focus_gemm(x, w, (2, 2, 3), p)
+    np.testing.assert_array_equal(_bits(run.out), g["out"])
+    assert g["similar"].any()
+
+
+def test_dense_when_sic_is_off():
+    """threshold=inf: every vector is unique, and the output is the dense
+    GEMM as the array accumulates it (per K chunk from +0.0, then chunk sums
+    in order)."""
+    p = _params(2, threshold=math.inf, num_scatter=2)
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((6, 5)).astype(np.float16)
+    x[2] = x[1]  # an exact copy stays a separate vector
+    w = rng.standard_normal((5, 3)).astype(np.float16)
+    run = simulate_focus_gemm(x, w, (1, 2, 3), p, in_valid=0.8, seed=2)
+    xf, wf = x.astype(np.float32), w.astype(np.float32)
+    dense = np.zeros((6, 3), np.float32)
+    for j in range(0, 5, 2):
+        part = np.zeros((6, 3), np.float32)
+        for k in range(j, min(5, j + 2)):
+            part = part + xf[:, k, None] * wf[None, k]
+        dense = dense + part
+    np.testing.assert_array_equal(_bits(run.out), _bits(dense))
+    assert run.stats["compute_cycles"] == 6 * 3 * 2  # every token, every chunk, per N tile
+
+
+CASES = [
+    # (n, num_scatter, threshold, block, pruned, mac_pipeline, sic_pipeline)
+    (2, 1, 0.9, (2, 2, 2), 0, 0, 0),
+    (2, 2, 0.5, (2, 2, 2), 2, 1, 0),
+    (2, 3, math.inf, (1, 2, 3), 0, 0, 1),
+    (4, 4, 0.8, (1, 2, 3), 1, 0, 0),
+    (4, 2, 0.5, (2, 2, 2), 3, 1, 1),
+]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_model_equals_rtl(case):
+    n, ns, thr, block, pruned, mp, sp = case
+    p = _params(
+        n,
+        num_scatter=ns,
+        threshold=thr,
+        block_frames=block[0],
+        block_height=block[1],
+        block_width=block[2],
+        m_tile=5,
+        mac_pipeline=mp,
+        sic_pipeline=sp,
+    )
+    rng = np.random.default_rng(ns)
+    grid = (2, 2, 3)
+    x = _tokens(rng, grid, 3 * n - 1, np.float16, pruned=pruned)
+    x[: len(x) // 2, :n] = 0  # zero vectors, and with pruning possibly an empty chunk
+    w = rng.standard_normal((x.shape[1], 2 * n - 1)).astype(np.float16)
+    run = simulate_focus_gemm(x, w, grid, p)
+    sic, out_sic = _check_run(run, x, w, grid, p)
+    alive = ~sic.zero.all(axis=1)
+    out_unique = int((~out_sic.zero & ~out_sic.similar)[alive].sum())
+    counts = GemmCounts.from_sic(sic.zero, sic.root, w.shape[1], out_unique, p)
+    model = focus_gemm(counts, p)
+    assert model == dict(run.stats, cycles=run.cycles)
+
+
+def test_model_counts_an_empty_chunk():
+    """A chunk without unique vectors streams no weights and no rows."""
+    p = _params(2, m_tile=4)
+    x = np.zeros((4, 4), np.float16)
+    x[:, 2:] = np.arange(1, 9, dtype=np.float16).reshape(4, 2)
+    w = np.ones((4, 2), np.float16)
+    run = simulate_focus_gemm(x, w, (1, 2, 2), p)
+    sic = sic_model(x, (1, 2, 2), p)
+    counts = GemmCounts.from_sic(sic.zero, sic.root, 2, 4, p)
+    assert counts.unique[0, 0] == 0
+    assert run.stats["weight_writes"] == p.rows  # one weight tile: chunk 1's
+    assert focus_gemm(counts, p)["cycles"] == run.cycles
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        (lambda x, w, g, p: (x[0], w, g, p), "2-D"),
+        (lambda x, w, g, p: (x, w[:-1], g, p), "K="),
+        (lambda x, w, g, p: (x, w.astype(np.float32), g, p), "w.dtype"),
+        (lambda x, w, g, p: (x, w, (1, 2, 2), p), "grid"),
+        (lambda x, w, g, p: (x, w, g, p.replace(cols=4)), "must be equal"),
+        (lambda x, w, g, p: (x, w, g, p.replace(dtype="int8")), "float"),
+    ],
+)
+def test_bad_inputs_raise_before_simulating(change, match):
+    p = _params(2)
+    x = np.ones((6, 4), np.float16)
+    w = np.ones((4, 2), np.float16)
+    with pytest.raises(ValueError, match=match):
+        simulate_focus_gemm(*change(x, w, (1, 2, 3), p))
+
+
+def test_gemm_counts_reject_inconsistent_counts():
+    with pytest.raises(ValueError, match="unique <= nonzero"):
+        GemmCounts((2,), np.array([[3]]), np.array([[2]]), 1, 0)
