@@ -255,46 +255,113 @@ def sec_cycles(rows: int, n: int, params: FocusParams) -> int:
 # cycles per chunk.
 
 
-def focus_schedule(tiles, params: FocusParams) -> dict[str, int]:
-    """Cycles and feeder stall of a :class:`~focus_hw.FocusAccelerator` run
-    without backpressure. ``tiles`` lists the output tiles in run order as
-    ``(m, unique)``: the tile's tokens and its chunks' unique-vector counts
-    (the derivation is the comment above this function)."""
-    tiles = [(_count("focus_schedule", "m", m), [int(u) for u in us]) for m, us in tiles]
-    reload, latency = reload_cycles(params), array_latency(params)
-    v = sic_vector_cycles(params)
-    inf = -(10**18)
-    load_end, fl, se, written = [inf, inf], [inf, inf], [inf, inf], inf
-    feed_last = accept = inf
-    weights_at = params.rows + 1  # the first tile's weights are in
-    last_read, sic_free, stall = [inf, inf], 0, 0
-    next_load = 1
-    for i, (m, uniques) in enumerate(tiles):
-        beats = -(-m // params.num_scatter)
+def focus_schedule(m_tiles, n_tiles: int, params: FocusParams) -> dict:
+    """Cycles (``cycles``) and feeder stall (``stall_cycles``) of a
+    :class:`~focus_hw.FocusAccelerator` run without backpressure, and the
+    cycles each M tile adds to the run's end (``tile_cycles``). ``m_tiles``
+    lists the M tiles as ``(m, unique)``: the tile's tokens and its K chunks'
+    unique-vector counts; each runs ``n_tiles`` output tiles (the derivation
+    is the comment above).
+
+    The schedule is a max-plus recurrence: shifting every ready time by ``d``
+    shifts the next tile's by ``d``. So once an output tile leaves every
+    ready time exactly ``d`` later than the previous (identical) tile did,
+    each further identical tile adds ``d`` cycles and the same stall, and
+    the rest of the M tile is added in one step: exact, and fast for GEMMs
+    with hundreds of N tiles."""
+    n_tiles = _count("focus_schedule", "n_tiles", n_tiles)
+    state, ends = _ScheduleState(params), [0]
+    for m, uniques in m_tiles:
+        m, uniques = _count("focus_schedule", "m", m), [int(u) for u in uniques]
+        before, shift, done = None, None, 0
+        while done < n_tiles:
+            stall = state.tile(m, uniques)
+            done += 1
+            now = state.times()
+            if before is not None:
+                step = {b - a for a, b in zip(before, now, strict=True)}
+                if len(step) == 1 and shift == (stall, *step):
+                    rest = n_tiles - done
+                    state.advance(next(iter(step)) * rest, stall * rest)
+                    done = n_tiles
+                shift = (stall, *step) if len(step) == 1 else None
+            before = now
+        ends.append(state.sic_free)
+    return {
+        "cycles": state.sic_free,
+        "stall_cycles": state.stall,
+        "tile_cycles": [b - a for a, b in zip(ends, ends[1:])],
+    }
+
+
+class _ScheduleState:
+    """The ready times the engines hand on (see :func:`focus_schedule`)."""
+
+    def __init__(self, params: FocusParams):
+        self.p = params
+        self.reload, self.latency = reload_cycles(params), array_latency(params)
+        self.v = sic_vector_cycles(params)
+        never = -(10**18)  # before cycle 0: no constraint
+        self.fl, self.se, self.last_read = [never, never], [never, never], [never, never]
+        self.feed_last = self.accept = self.written = never
+        self.weights_at = params.rows + 1  # the first tile's weights are in
+        self.next_load, self.sic_free, self.stall = 1, 0, 0
+
+    def times(self) -> tuple[int, ...]:
+        return (
+            *self.fl,
+            *self.se,
+            *self.last_read,
+            self.feed_last,
+            self.accept,
+            self.written,
+            self.weights_at,
+            self.next_load,
+            self.sic_free,
+        )
+
+    def advance(self, cycles: int, stall: int):
+        """Shift every ready time by ``cycles`` (identical tiles skipped)."""
+        self.fl = [t + cycles for t in self.fl]
+        self.se = [t + cycles for t in self.se]
+        self.last_read = [t + cycles for t in self.last_read]
+        self.feed_last += cycles
+        self.accept += cycles
+        self.written += cycles
+        self.weights_at += cycles
+        self.next_load += cycles
+        self.sic_free += cycles
+        self.stall += stall
+
+    def tile(self, m: int, uniques: list[int]) -> int:
+        """One output tile of ``m`` tokens; returns the feeder's stall in it."""
+        p, stall = self.p, 0
+        beats = -(-m // p.num_scatter)
         for j, u in enumerate(uniques):
             b = max(u, 1)
-            load = max(next_load, fl[0] + 1)  # fl[0]: chunk g-2
-            next_load = load + b
-            free = max(load + b, feed_last + 1)
-            fs = max(free, se[0] + 1)
-            stall += max(0, se[0] + 1 - free)
+            load = max(self.next_load, self.fl[0] + 1)
+            self.next_load = load + b
+            free = max(load + b, self.feed_last + 1)
+            fs = max(free, self.se[0] + 1)
+            stall += max(0, self.se[0] + 1 - free)
             if u == 0:
-                fl_g, written = fs, fs + 1
+                fl, self.written = fs, fs + 1
             else:
-                issue = max(fs + 1, accept)
-                first = max(issue + 1, weights_at)
-                weights_at = first + reload
-                fl_g = issue if u == 1 else first + u - 2
-                accept = first + u - 1
-                written = accept + latency + 1
-            feed_last = fl_g
-            fl = [fl[1], fl_g]
-            start = max(se[1] + 1, written)
+                issue = max(fs + 1, self.accept)
+                first = max(issue + 1, self.weights_at)
+                self.weights_at = first + self.reload
+                fl = issue if u == 1 else first + u - 2
+                self.accept = first + u - 1
+                self.written = self.accept + self.latency + 1
+            self.feed_last = fl
+            self.fl = [self.fl[1], fl]
+            start = max(self.se[1] + 1, self.written)
             if j == 0:
-                start = max(start, last_read[0] + 1)
-            se = [se[1], start + beats - 1]
-        drain = max(se[1] + 3, last_read[1] + 1)
-        s = max(drain + 2, sic_free)
-        sic_free = s + sic_cycles(m, params)
-        last_read = [last_read[1], s + (m - 2) * v if m >= 2 else drain + 1]
-    return {"cycles": sic_free, "stall_cycles": stall}
+                start = max(start, self.last_read[0] + 1)
+            self.se = [self.se[1], start + beats - 1]
+        drain = max(self.se[1] + 3, self.last_read[1] + 1)
+        s = max(drain + 2, self.sic_free)
+        self.sic_free = s + sic_cycles(m, p)
+        self.last_read = [self.last_read[1], s + (m - 2) * self.v if m >= 2 else drain + 1]
+        self.stall += stall
+        return stall

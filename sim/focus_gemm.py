@@ -78,15 +78,14 @@ def focus_gemm(counts: GemmCounts, params: FocusParams) -> dict[str, int]:
     m = np.array(counts.tokens, np.int64)
     u, nz, nt = counts.unique, counts.nonzero, counts.n_tiles
     chunks = u.shape[1]
-    tiles = [(int(mi), list(ui)) for mi, ui in zip(m, u) for _ in range(nt)]
-    schedule = focus_schedule(tiles, p)
+    schedule = focus_schedule([(int(mi), list(ui)) for mi, ui in zip(m, u)], nt, p)
     size = dram_bytes(p)
     rows = int(u.sum()) * nt  # rows through the array = unique vectors read
     later = int(nz[:, 1:].sum())  # updates that read the row they add to
     passes = int(m.sum()) * nt  # vectors through the output SIC
     busy_chunks = int((u > 0).sum()) * nt
     stats = {
-        "cycles": schedule["cycles"],
+        "cycles": int(schedule["cycles"]),
         "compute_cycles": rows,
         "scatter_cycles": int((-(-m // p.num_scatter)).sum()) * chunks * nt,
         "stall_cycles": schedule["stall_cycles"],

@@ -18,9 +18,14 @@ Per layer and GEMM (q, k, v, QK^T, SV, o, gate, up, down), per M tile of
   per tile.
 * **SIC** (Focus): the produced output tile is concentrated, one pass of
   ``focus_hw.timing.sic_cycles(nonzero)`` per vector slot of its ``N``
-  features. Scatter and SIC of an M tile overlap the array's work on it:
-  **stall** = max(0, max(scatter, SIC) - compute) per M tile;
-  ``sic_stall_cycles`` is the part the SIC adds beyond the scatter's.
+  features. Scatter and SIC of an M tile overlap the array's work on it.
+  For the projection GEMMs (q, k, v, o, gate, up, down) Focus's time is the
+  integrated accelerator's cycle-exact schedule
+  (:func:`focus_hw.timing.focus_schedule`, equal to the RTL) on the tile's
+  counts: **stall** = that time - compute, per M tile. For the attention
+  GEMMs, **stall** = max(0, max(scatter, SIC) - compute) per M tile;
+  ``sic_stall_cycles`` is the part of the stall beyond the scatter's own
+  excess over compute.
 * **DRAM**: compressed input activations (+ similarity-map indices), fetched
   once per output tile: the output buffer holds ``m_tile`` rows of
   accumulators for :func:`_out_cols` (= ``cols``) columns, so an M tile
@@ -58,7 +63,7 @@ import numpy as np
 import pandas as pd
 
 from focus_hw import FocusParams
-from focus_hw.timing import reload_cycles, sic_cycles, tile_cycles
+from focus_hw.timing import focus_schedule, reload_cycles, sic_cycles, tile_cycles
 
 from . import sram
 from .sparsity import (
@@ -282,11 +287,13 @@ def _run(workload, params, machine, counts, tech, tile_mode) -> Result:
         out_elems,
         out_frac,
         sic_out,
+        exact=None,
     ):
         """One GEMM from (L, NT) arrays; m_last (L,): rows of each layer's
         last weight tile (it drains: tile_cycles instead of its issue slot);
         scat_ops: partial sums to scatter (None: token-level); acc_bytes:
-        array output bytes."""
+        array output bytes; exact: (L, NT) cycles of each tile on the
+        integrated accelerator (replaces compute + stall)."""
         busy = compute > 0
         last = busy & (np.cumsum(busy[:, ::-1], axis=1)[:, ::-1] == 1)
         compute = compute + last * (lut_last[m_last] - lut[m_last])[:, None]
@@ -296,6 +303,8 @@ def _run(workload, params, machine, counts, tech, tile_mode) -> Result:
             sic = _ceil_div(out_elems // np.maximum(nz, 1), vs) * _sic_lut(p)[nz]
         scatter_stall = np.maximum(0, scatter - compute)
         stall = np.maximum(0, np.maximum(scatter, sic) - compute)
+        if exact is not None:
+            stall = exact - compute
         d_out = np.ceil(out_elems * ob * out_frac)
         if cmc:  # off-chip merging: dense write + read back before the merged write
             d_out = d_out + 2 * out_elems * ob
@@ -399,6 +408,7 @@ def _run(workload, params, machine, counts, tech, tile_mode) -> Result:
             nz * N,
             out_frac,
             gemm not in ("k", "v"),
+            _exact(u, nz, ntile, p) if vector else None,
         )
         if gemm != "v":
             continue
@@ -457,6 +467,18 @@ def _run(workload, params, machine, counts, tech, tile_mode) -> Result:
         )
     gemms = {k: np.concatenate([f[k] for f in frames]) for k in frames[0]}
     return _finish(w, p, machine, gemms, tech)
+
+
+def _exact(u, nz, ntile: int, params: FocusParams) -> np.ndarray:
+    """(L, NT) cycles each M tile adds on the integrated accelerator
+    (:func:`focus_hw.timing.focus_schedule`), one run per layer."""
+    out = np.zeros(nz.shape, np.int64)
+    for layer in range(nz.shape[0]):
+        live = np.flatnonzero(nz[layer] > 0)
+        if len(live):
+            tiles = [(int(nz[layer, t]), u[layer, t].tolist()) for t in live]
+            out[layer, live] = focus_schedule(tiles, ntile, params)["tile_cycles"]
+    return out
 
 
 def _buffers(machine: str, params: FocusParams) -> dict[str, int]:
