@@ -1,5 +1,7 @@
 """Focus hardware generator: Amaranth RTL elaborated from :class:`FocusParams`."""
 
+from .accelerator import FocusAccelerator
+from .focus_gemm import FocusRun, simulate_focus_gemm
 from .params import DTYPES, FocusParams
 from .pe import PE
 from .sec import SEC, SECRun, simulate_sec
@@ -29,4 +31,7 @@ __all__ = [
     "SECRun",
     "simulate_sec",
     "sec_cycles",
+    "FocusAccelerator",
+    "FocusRun",
+    "simulate_focus_gemm",
 ]

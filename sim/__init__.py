@@ -3,8 +3,11 @@
 ``sim.simulate(workload, params, machine, sparsity)`` runs the decoder GEMMs
 of a :class:`Workload` on "dense", "focus", "focus_sec", "cmc" or "adaptiv",
 with every hardware figure read from :class:`focus_hw.FocusParams`.
+``sim.focus_gemm(counts, params)`` is the exact model of one GEMM on the
+integrated accelerator (equal to its RTL).
 """
 
+from .focus_gemm import GemmCounts, focus_gemm
 from .model import MACHINES, MachineError, Result, simulate, stream_cycles
 from .sparsity import (
     SITES,
@@ -22,6 +25,8 @@ __all__ = [
     "Result",
     "simulate",
     "stream_cycles",
+    "GemmCounts",
+    "focus_gemm",
     "SITES",
     "SparsityError",
     "TileCounts",
