@@ -11,7 +11,7 @@ schedule is :func:`focus_hw.timing.focus_schedule`.
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
+from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import data, fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -23,7 +23,7 @@ from .scatter import ScatterAccumulator, request_layout
 from .sec import SEC
 from .sec.concentrator import sec_signature
 from .sic import SIC
-from .sic.argmax import index_shape, position_shape
+from .sic.argmax import index_shape
 from .sic.sic import input_layout, output_layout
 from .systolic import SystolicArray, pe_class_modules
 
@@ -227,7 +227,7 @@ class FocusAccelerator(wiring.Component):
         members = {
             "start": In(1),
             "busy": Out(1),
-            "tokens": In(COUNT_BITS),
+            "tokens": In(range(p.max_tokens + 1)),
             "chunks": In(COUNT_BITS),
             "ntiles": In(COUNT_BITS),
             "width": In(sic_in["col"].shape),

@@ -42,7 +42,8 @@ class GemmCounts:
         if self.unique.shape[0] != len(self.tokens) or min(self.tokens, default=0) < 1:
             raise ValueError("GemmCounts: one token count >= 1 per M tile")
         m = np.array(self.tokens)[:, None]
-        if np.any(self.unique < 0) or np.any(self.unique > self.nonzero) or np.any(self.nonzero > m):
+        u, nz = self.unique, self.nonzero
+        if np.any(u < 0) or np.any(u > nz) or np.any(nz > m):
             raise ValueError("GemmCounts: need 0 <= unique <= nonzero <= tokens")
         if self.n_tiles < 1 or self.out_unique < 0:
             raise ValueError("GemmCounts: n_tiles >= 1 and out_unique >= 0")
