@@ -4,6 +4,7 @@ from .accelerator import FocusAccelerator
 from .focus_gemm import FocusRun, simulate_focus_gemm
 from .params import DTYPES, FocusParams
 from .pe import PE
+from .scatter import ScatterAccumulator
 from .sec import SEC, SECRun, simulate_sec
 from .sic import SIC, SICRun, simulate_sic
 from .simulate import GemmRun, TilesRun, simulate_gemm, simulate_tiles
@@ -32,6 +33,7 @@ __all__ = [
     "simulate_sec",
     "sec_cycles",
     "FocusAccelerator",
+    "ScatterAccumulator",
     "FocusRun",
     "simulate_focus_gemm",
 ]

@@ -1,0 +1,255 @@
+"""The scatter accumulator against a numpy model of its requests, bit for bit:
+same-row conflicts across lanes, back-to-back updates, init/skip, NaN/inf."""
+
+import numpy as np
+import pytest
+from amaranth.sim import Simulator
+
+from focus_hw import FocusParams
+from focus_hw.scatter import ScatterAccumulator
+
+F32 = np.float32
+NAN_PAYLOAD = 0x7FA00001  # a signalling NaN with a payload (quieted by an add)
+
+
+def params(lanes: int) -> FocusParams:
+    return FocusParams(rows=2, cols=2, vector_size=2, m_tile=4, num_scatter=lanes)
+
+
+def req(row, value=(0.0, 0.0), init=0, skip=0):
+    """A request; ``value`` holds floats or (as ints) raw fp32 bit patterns."""
+    bits = [int(v) if isinstance(v, int) else int(F32(v).view(np.uint32)) for v in value]
+    return {"row": row, "value": bits, "init": init, "skip": skip}
+
+
+def run(p, streams, *, drain_stall=0.0, seed=0):
+    """Drive ``streams`` (one list per lane; ``None`` is an idle cycle, a
+    request is offered until taken), then drain every row (``data.ready``
+    low with probability ``drain_stall``). Returns the accepted requests as
+    (cycle, lane, request) in accept order, the rows (uint32), the counters,
+    ``busy`` per cycle and how often a lane's request waited."""
+    dut = ScatterAccumulator(p)
+    rng = np.random.default_rng(seed)
+    depth = 2 * p.m_tile
+    out = {"taken": [], "busy": [], "stalls": 0, "rows": np.zeros((depth, p.cols), np.uint32)}
+
+    async def bench(ctx):
+        queues = [list(s) for s in streams]
+        cycle = 0
+        while any(queues):
+            out["busy"].append(ctx.get(dut.busy))
+            offered = []
+            for lane, q in zip(dut.lanes, queues):
+                head = q[0] if q else None
+                ctx.set(lane.valid, head is not None)
+                if head is not None:
+                    ctx.set(lane.payload, head)
+                offered.append(head)
+            ready = [ctx.get(lane.ready) for lane in dut.lanes]
+            for i, (q, head) in enumerate(zip(queues, offered)):
+                if head is None:
+                    if q:
+                        q.pop(0)  # an idle cycle
+                elif ready[i]:
+                    out["taken"].append((cycle, i, q.pop(0)))
+                else:
+                    out["stalls"] += 1
+            await ctx.tick()
+            cycle += 1
+        for lane in dut.lanes:
+            ctx.set(lane.valid, 0)
+        out["busy"].append(ctx.get(dut.busy))
+        await ctx.tick()
+        out["busy"].append(ctx.get(dut.busy))
+        # Drain: addresses in order, data taken when ready.
+        sent = got = 0
+        while got < depth:
+            ctx.set(dut.read.payload, sent)
+            ctx.set(dut.read.valid, sent < depth)
+            take_data = rng.random() >= drain_stall
+            ctx.set(dut.data.ready, take_data)
+            if ctx.get(dut.data.valid) and take_data:
+                word = ctx.get(dut.data.payload.as_value())
+                out["rows"][got] = [(word >> (32 * c)) & 0xFFFFFFFF for c in range(p.cols)]
+                got += 1
+            if sent < depth and ctx.get(dut.read.ready):
+                sent += 1
+            await ctx.tick()
+        out["reads"], out["writes"] = ctx.get(dut.reads), ctx.get(dut.writes)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    return out
+
+
+def model(p, taken):
+    """numpy: the requests applied in accept order; rows, reads, writes."""
+    rows = np.zeros((2 * p.m_tile, p.cols), np.uint32)
+    reads = writes = 0
+    for _, _, r in taken:
+        if r["skip"] and not r["init"]:
+            continue
+        old = np.zeros(p.cols, F32) if r["init"] else rows[r["row"]].view(F32)
+        reads += not r["init"]
+        writes += 1
+        value = np.zeros(p.cols, F32) if r["skip"] else np.array(r["value"], np.uint32).view(F32)
+        # numpy scalars: for two NaNs array loops pick either operand (SIMD
+        # chunks vs tails), scalar adds always the second (the adders' rule).
+        with np.errstate(all="ignore"):
+            rows[r["row"]] = np.array([a + b for a, b in zip(old, value)], F32).view(np.uint32)
+    return rows, reads, writes
+
+
+def check(p, streams, **kw):
+    """Simulate, then compare rows and counters with :func:`model`; check
+    that same-cycle takes target distinct rows and ``busy``."""
+    out = run(p, streams, **kw)
+    want, reads, writes = model(p, out["taken"])
+    np.testing.assert_array_equal(out["rows"], want)
+    assert out["reads"] == reads + 2 * p.m_tile  # + the drain
+    assert out["writes"] == writes
+    assert sorted(i for _, i, _ in out["taken"]) == sorted(
+        i for i, s in enumerate(streams) for r in s if r is not None
+    )
+    by_cycle = {}
+    for c, _, r in out["taken"]:
+        by_cycle.setdefault(c, []).append(r["row"])
+    for rows in by_cycle.values():
+        assert len(rows) == len(set(rows)), "two lanes took the same row in one cycle"
+    writing = {c for c, _, r in out["taken"] if r["init"] or not r["skip"]}
+    assert out["busy"] == [int(c - 1 in writing) for c in range(len(out["busy"]))]
+    return out
+
+
+def cycles(out):
+    return [(c, i) for c, i, _ in out["taken"]]
+
+
+# -- hand cases ---------------------------------------------------------------
+
+
+def test_three_lanes_on_one_row_are_serialized():
+    p = params(3)
+    streams = [
+        [req(3, (1.0, 2.0), init=1)],
+        [req(3, (10.0, 20.0))],
+        [req(3, (100.0, 200.0))],
+    ]
+    out = check(p, streams)
+    assert cycles(out) == [(0, 0), (1, 1), (2, 2)]
+    np.testing.assert_array_equal(out["rows"][3].view(F32), [111.0, 222.0])
+
+
+def test_distinct_rows_go_together_and_lower_lane_wins():
+    p = params(3)
+    streams = [
+        [req(1, (1.0, 1.0), init=1), req(2, (5.0, 5.0))],
+        [req(2, (2.0, 2.0), init=1), req(1, (0.5, 0.5))],
+        [req(2, (3.0, 3.0))],
+    ]
+    out = check(p, streams)
+    # Cycle 0: lanes 0 and 1 (rows 1, 2); lane 2 waits for lane 1 (row 2).
+    # Cycle 1: lane 0 on row 2 blocks lane 2; lane 1 goes on row 1.
+    assert cycles(out) == [(0, 0), (0, 1), (1, 0), (1, 1), (2, 2)]
+    np.testing.assert_array_equal(out["rows"][1].view(F32), [1.5, 1.5])
+    np.testing.assert_array_equal(out["rows"][2].view(F32), [10.0, 10.0])
+
+
+def test_back_to_back_updates_of_one_row_chain():
+    p = params(2)
+    values = [(0.1, -3.0), (0.2, 1e30), (0.3, -1e30), (1e-45, 7.0)]
+    streams = [[req(5, values[0], init=1), *[req(5, v) for v in values[1:]]], []]
+    out = check(p, streams)
+    assert cycles(out) == [(0, 0), (1, 0), (2, 0), (3, 0)]
+    want = np.zeros(2, F32)
+    for v in values:
+        want = want + np.array(v, F32)
+    np.testing.assert_array_equal(out["rows"][5].view(np.uint32), want.view(np.uint32))
+
+
+def test_alternating_lanes_on_one_row_every_cycle():
+    # Lane 0 and lane 1 take turns on row 0 in consecutive cycles: each
+    # read must see the previous cycle's write from the other lane.
+    p = params(2)
+    streams = [
+        [req(0, (1.0, 1.0), init=1), None, req(0, (4.0, 4.0)), None],
+        [None, req(0, (2.0, 2.0)), None, req(0, (8.0, 8.0))],
+    ]
+    out = check(p, streams)
+    assert cycles(out) == [(0, 0), (1, 1), (2, 0), (3, 1)]
+    np.testing.assert_array_equal(out["rows"][0].view(F32), [15.0, 15.0])
+
+
+def test_init_and_skip():
+    p = params(2)
+    streams = [
+        [
+            req(0, (-1.5, 2.0), init=1),
+            req(1, (9.0, 9.0), init=1),
+            req(1, init=1, skip=1),  # row 1 back to +0.0
+            req(0, (1e9, 1e9), skip=1),  # nothing: row 0 keeps -1.5, 2.0
+            req(2, (-0.0, -0.0), init=1),  # +0.0 + -0.0 = +0.0
+            req(3, (7.0, 7.0), init=1),
+            req(3, (1.0, 1.0), init=1),  # init again: the old 7.0 is not read
+        ],
+        [None, None, None, None, None, None, None, req(4, skip=1)],
+    ]
+    out = check(p, streams)
+    rows = out["rows"].view(F32)
+    np.testing.assert_array_equal(rows[0], [-1.5, 2.0])
+    np.testing.assert_array_equal(out["rows"][1:3], 0)  # +0.0 bit patterns
+    np.testing.assert_array_equal(rows[3], [1.0, 1.0])
+    assert out["writes"] == 6  # the two skips without init write nothing
+    assert out["reads"] == 2 * p.m_tile  # only the drain reads: all others init or skip
+
+
+def test_specials_bit_exact():
+    p = params(3)
+    inf, nan = float("inf"), float("nan")
+    streams = [
+        [req(0, (inf, NAN_PAYLOAD), init=1), req(0, (-inf, 1.0)), req(1, (-0.0, 3.0))],
+        [req(1, (-1.0, 1e-40), init=1), req(2, (nan, -inf), init=1), req(0, (1.0, 0xFFC00123))],
+        [req(1, (1.0, -1e-40)), req(6, (3.4e38, -3.4e38), init=1), req(6, (3.4e38, -3.4e38))],
+    ]
+    out = check(p, streams)
+    rows = out["rows"]
+    assert np.isnan(rows[0].view(F32)).all()  # inf + -inf; a NaN operand
+    np.testing.assert_array_equal(rows[6].view(F32), [inf, -inf])
+
+
+# -- random streams -------------------------------------------------------------
+
+
+def random_value(rng, specials):
+    if specials and rng.random() < 0.15:
+        return int(
+            rng.choice(
+                [0x7F800000, 0xFF800000, 0x80000000, 0x7FC00000, 0xFFC12345, 0x7F812345, 0x1]
+            )
+        )
+    return float(rng.choice([1.0, 1e-3, 1e20, 1e-39]) * rng.standard_normal())
+
+
+@pytest.mark.parametrize(
+    "lanes, seed, specials", [(2, 1, False), (3, 2, False), (3, 3, True), (2, 4, True)]
+)
+def test_random_streams(lanes, seed, specials):
+    p = params(lanes)
+    rng = np.random.default_rng(seed)
+    rows = 2 * p.m_tile
+    hot = rng.choice(rows, 3, replace=False)  # most requests hit a few rows
+    streams = []
+    for _ in range(lanes):
+        s = []
+        for _ in range(40):
+            if rng.random() < 0.3:
+                s.append(None)
+                continue
+            row = int(rng.choice(hot) if rng.random() < 0.7 else rng.integers(rows))
+            value = (random_value(rng, specials), random_value(rng, specials))
+            s.append(req(row, value, init=int(rng.random() < 0.1), skip=int(rng.random() < 0.1)))
+        streams.append(s)
+    out = check(p, streams, drain_stall=0.3, seed=seed)
+    assert out["stalls"] > 0  # same-row conflicts were exercised
