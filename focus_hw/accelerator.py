@@ -170,6 +170,12 @@ class _Walker:
                         m.d.sync += self.done.eq(1)
 
 
+def _depth(params: FocusParams, name: str, row) -> int:
+    """Rows of ``row`` (a layout) in buffer ``name`` of
+    :attr:`FocusParams.buffer_bytes` (two halves of ``m_tile`` rows)."""
+    return params.buffer_bytes[name] * 8 // row.size
+
+
 def _half_addr(half, index, m_tile: int):
     """Row ``index`` of buffer half ``half`` (halves of ``m_tile`` rows)."""
     return Mux(half, index + m_tile, index)
@@ -288,8 +294,9 @@ class FocusAccelerator(wiring.Component):
                 m.d.sync += count.eq(count + incr[name])
 
         # -- load: vectors -> input buffer ----------------------------------
+        row = data.ArrayLayout(p.operand_bits, p.rows)
         m.submodules.inbuf = inbuf = memory.Memory(
-            shape=data.ArrayLayout(p.operand_bits, p.rows), depth=2 * mt, init=[]
+            shape=row, depth=_depth(p, "input", row), init=[]
         )
         in_w, in_r = inbuf.write_port(), inbuf.read_port()
         load = _Walker(m, p, run, "load")
@@ -370,8 +377,9 @@ class FocusAccelerator(wiring.Component):
                 m.d.comb += [in_clr.eq(1 << hf), feed.advance.eq(1)]
 
         # -- write: array outputs -> concentrate-out buffer --------------------
+        sums = data.ArrayLayout(32, p.cols)
         m.submodules.co = co = memory.Memory(
-            shape=data.ArrayLayout(32, p.cols), depth=2 * mt, init=[]
+            shape=sums, depth=_depth(p, "concentrate_out", sums), init=[]
         )
         co_w = co.write_port()
         co_rps = [co.read_port() for _ in range(ns)]

@@ -266,8 +266,12 @@ class FocusParams:
 
         * input: one M tile x K tile of operands, double-buffered;
         * weight: one K x N weight tile, double-buffered;
-        * concentrate_out: partial sums of up to m_tile unique vectors x N;
-        * output: the m_tile x N output tile in accumulator precision;
+        * concentrate_out: partial sums of up to m_tile unique vectors x cols,
+          double-buffered (the array fills one half while the scatter reads
+          the other);
+        * output: the m_tile x cols output tile in accumulator precision,
+          double-buffered (the SIC drains one tile while the next one
+          accumulates);
         * similarity_table: the vectors a block window reaches back over
           ((block_frames - 1) frames + (block_height - 1) rows + block_width
           tokens of the largest frame), one vector each, operand precision;
@@ -285,8 +289,8 @@ class FocusParams:
         return {
             "input": 2 * self.m_tile * self.rows * b,
             "weight": 2 * self.rows * self.cols * b,
-            "concentrate_out": self.m_tile * self.cols * acc,
-            "output": self.m_tile * self.cols * acc,
+            "concentrate_out": 2 * self.m_tile * self.cols * acc,
+            "output": 2 * self.m_tile * self.cols * acc,
             "similarity_table": reach * self.vector_size * b,
             "similarity_map": self.m_tile * index_bytes,
             "layouter": self.m_tile * self.cols * b,

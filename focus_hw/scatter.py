@@ -10,12 +10,18 @@ from amaranth.lib.wiring import In, Out
 from .arith import FP32, FAdd
 from .params import FocusParams
 
-__all__ = ["ScatterAccumulator", "request_layout", "row_layout", "row_shape"]
+__all__ = ["ScatterAccumulator", "request_layout", "row_layout", "row_shape", "output_depth"]
 
 
 def row_shape(params: FocusParams):
     """A row address of the (double-buffered) output buffer: ``half * m_tile + token``."""
-    return unsigned((2 * params.m_tile - 1).bit_length())
+    return unsigned((output_depth(params) - 1).bit_length())
+
+
+def output_depth(params: FocusParams) -> int:
+    """Rows of the output buffer (:attr:`FocusParams.buffer_bytes`: two
+    halves of ``m_tile`` rows)."""
+    return params.buffer_bytes["output"] * 8 // row_layout(params).size
 
 
 def row_layout(params: FocusParams) -> data.ArrayLayout:
@@ -81,7 +87,7 @@ class ScatterAccumulator(wiring.Component):
     def __init__(self, params: FocusParams):
         self.params = params
         row = row_layout(params)
-        self.memory = mem = memory.Memory(shape=row, depth=2 * params.m_tile, init=[])
+        self.memory = mem = memory.Memory(shape=row, depth=output_depth(params), init=[])
         writes = [mem.write_port() for _ in range(params.num_scatter)]
         self._lane_reads = [
             mem.read_port(transparent_for=writes) for _ in range(params.num_scatter)

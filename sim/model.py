@@ -206,10 +206,11 @@ def _ceil_div(a, b):
 
 
 def _out_cols(params: FocusParams) -> int:
-    """Output columns one M tile accumulates on chip: the output buffer holds
-    ``m_tile`` rows of accumulators, so a GEMM's N is produced in tiles of
-    this many columns and its input is fetched from DRAM once per tile."""
-    return params.buffer_bytes["output"] // (params.m_tile * params.acc_bytes)
+    """Output columns one M tile accumulates on chip: each half of the
+    (double-buffered) output buffer holds ``m_tile`` rows of accumulators, so
+    a GEMM's N is produced in tiles of this many columns and its input is
+    fetched from DRAM once per tile."""
+    return params.buffer_bytes["output"] // (2 * params.m_tile * params.acc_bytes)
 
 
 def simulate(
