@@ -74,16 +74,22 @@ def _canon_paragraph(lines: list[str]) -> str:
     return "\n".join(sorted(lines) if unordered else lines)
 
 
-def dedup_rtlil(text: str, top: str, *, merge: bool = True) -> tuple[str, dict[str, str]]:
+def dedup_rtlil(
+    text: str, top: str, *, merge: bool = True, keep_depth: int = 1
+) -> tuple[str, dict[str, str]]:
     """Return (deduplicated RTLIL, module name -> representative name).
 
     Every module reachable from ``top`` appears in the mapping; the text
-    holds only the representatives. The direct children of ``top``, and every
-    class that one module instances more than once (the lanes of a unit), carry
-    ``keep_hierarchy``, so ``synth -flatten`` keeps them as modules (each
-    synthesized once, with its other submodules flattened into it) and
-    flattens everything else. ``merge=False`` keeps every module (each
-    instance its own class) and only adds the marks."""
+    holds only the representatives. The modules down to ``keep_depth`` levels
+    below ``top`` (1: its direct children), and every class that one module
+    instances more than once (the lanes of a unit), carry ``keep_hierarchy``,
+    so ``synth -flatten`` keeps them as modules (each synthesized once, with
+    its other submodules flattened into it) and flattens everything else.
+    Modules merge only below the same module at level ``keep_depth - 1``, so
+    with ``keep_depth=2`` each child of the top is synthesized as it would be
+    as a top of its own (the SIC's MAC lanes do not merge with the PEs').
+    ``merge=False`` keeps every module (each instance its own class) and only
+    adds the marks."""
     modules = parse_rtlil(text)
     if top not in modules:
         raise ValueError(f"RTLIL: no top module {top!r}")
@@ -107,27 +113,32 @@ def dedup_rtlil(text: str, top: str, *, merge: bool = True) -> tuple[str, dict[s
             key_of[name] = hashlib.sha256(canon.encode()).hexdigest()
         return key_of[name]
 
-    order, seen = [], set()
+    order, owner = [], {}
 
-    def visit(name: str):  # depth-first, children before parents
-        if name in seen:
+    def visit(name: str, depth: int, above: str):  # depth-first, children before parents
+        if name in owner:
             return
-        seen.add(name)
+        owner[name] = above = name if depth < keep_depth else above
         for line in modules[name].body:
             kind = _cell_type(line)
             if kind in modules:
-                visit(kind)
+                visit(kind, depth + 1, above)
         order.append(name)
 
-    visit(top)
+    visit(top, 0, top)
     representative, mapping = {}, {}
     for name in order:
-        mapping[name] = representative.setdefault(key(name), name) if merge else name
-    # Kept as modules: the top's children, and every class that one module
-    # instances twice or more (the lanes of a unit), so each is synthesized
-    # once. A class used once per parent stays flattened into it, where
-    # constants at its ports (e.g. the first PE row's zero partial sum) fold.
-    keep = {_cell_type(line) for line in modules[top].body} & set(modules)
+        cls = (owner[name], key(name))
+        mapping[name] = representative.setdefault(cls, name) if merge else name
+    # Kept as modules: the top's descendants down to keep_depth, and every
+    # class that one module instances twice or more (the lanes of a unit), so
+    # each is synthesized once. A class used once per parent stays flattened
+    # into it, where constants at its ports (e.g. the first PE row's zero
+    # partial sum) fold.
+    keep, level = set(), {top}
+    for _ in range(keep_depth):
+        level = {k for name in level for k in map(_cell_type, modules[name].body) if k in modules}
+        keep |= {mapping[k] for k in level}
     for name in order:
         if mapping[name] == name:
             kinds = [mapping[k] for k in map(_cell_type, modules[name].body) if k in modules]

@@ -2,7 +2,8 @@
 
 :func:`area_report` elaborates the unit to RTLIL, merges identical module
 instances (unless ``flat``), runs the generic flow (cells + CMOS transistor
-estimate) and optionally an FPGA flow, and returns an :class:`AreaReport`.
+estimate) and optionally an FPGA flow, and returns an :class:`AreaReport`
+with the generic flow's area by unit and memory (:mod:`synth.breakdown`).
 """
 
 from __future__ import annotations
@@ -18,17 +19,24 @@ from focus_hw.fileio import atomic_write_bytes, atomic_write_text, figure_png
 from focus_hw.generate import as_params, convert_rtlil, top_name
 
 from .area import FLOW_VERSION, FLOWS, FlowResult, synthesize
+from .breakdown import cell_breakdown, memory_breakdown
 from .cache import ResultCache
 from .dedup import dedup_rtlil
 from .yosys import yosys_version
 
-__all__ = ["AreaReport", "area_report", "FPGA_CELLS"]
+__all__ = ["AreaReport", "area_report", "FPGA_CELLS", "KEEP_DEPTH"]
 
 #: Headline cell types of each FPGA flow.
 FPGA_CELLS = {
     "ecp5": ("LUT4", "TRELLIS_FF", "CCU2C", "MULT18X18D"),
     "ice40": ("SB_LUT4", "SB_CARRY", "SB_DFF*", "SB_MAC16"),
 }
+
+#: Levels below the top kept as modules (:func:`synth.dedup.dedup_rtlil`)
+#: and reported as rows of the breakdown; 1 unless listed. The integrated
+#: accelerator keeps its units' parts (the PE classes, the SIC's dot
+#: product, arg-max...), each then synthesized as in its own unit.
+KEEP_DEPTH = {"focus": 2}
 
 
 def _count(cells: dict[str, int], pattern: str) -> int:
@@ -50,6 +58,10 @@ class AreaReport:
     yosys_version: str
     cached: dict[str, bool] = field(default_factory=dict)
     wall_s: float = 0.0
+    #: Generic flow by instance path: ``cells`` rows (unit, instances, cells,
+    #: transistors) summing to its total, ``memory`` rows (unit, memory,
+    #: width, depth, instances, bits) summing to its memory bits.
+    breakdown: dict[str, list[dict]] = field(default_factory=dict)
 
     def summary(self) -> dict:
         """Headline numbers: generic cells / transistors and FPGA cells."""
@@ -106,20 +118,28 @@ class AreaReport:
             "wall_s": self.wall_s,
             "summary": self.summary(),
             "flows": {k: v.to_dict() for k, v in self.flows.items()},
+            "breakdown": self.breakdown,
         }
 
     def save(self, out_dir) -> dict[str, Path]:
-        """Write ``area.json``, ``area.csv`` and ``area.png`` to ``out_dir``."""
+        """Write ``area.json``, ``area.csv`` (per module class),
+        ``breakdown.csv`` (per unit, then per memory) and ``area.png`` to
+        ``out_dir``."""
         import pandas as pd
 
         out_dir = Path(out_dir)
         paths = {
             "json": out_dir / "area.json",
             "csv": out_dir / "area.csv",
+            "breakdown": out_dir / "breakdown.csv",
             "png": out_dir / "area.png",
         }
         atomic_write_text(paths["json"], json.dumps(self.to_dict(), indent=2, sort_keys=True))
         atomic_write_text(paths["csv"], pd.DataFrame(self.rows()).to_csv(index=False))
+        table = pd.concat(
+            [pd.DataFrame(self.breakdown.get(kind, [])) for kind in ("cells", "memory")]
+        )
+        atomic_write_text(paths["breakdown"], table.to_csv(index=False))
         atomic_write_bytes(paths["png"], self.plot())
         return paths
 
@@ -184,7 +204,7 @@ def area_report(
     top = top_name(unit)
     design = convert_rtlil(params, unit)
     if not flat:
-        design, _ = dedup_rtlil(design, top)
+        design, _ = dedup_rtlil(design, top, keep_depth=KEEP_DEPTH.get(unit, 1))
     design_sha = hashlib.sha256(design.encode()).hexdigest()
     cache = ResultCache(cache_dir)
     flows, cached = {}, {}
@@ -222,6 +242,10 @@ def area_report(
         yosys_version=yosys_version(),
         cached=cached,
         wall_s=time.perf_counter() - start,
+        breakdown={
+            "cells": cell_breakdown(design, top, flows["generic"], KEEP_DEPTH.get(unit, 1)),
+            "memory": memory_breakdown(design, top),
+        },
     )
     if out_dir is not None:
         report.save(out_dir)

@@ -304,3 +304,49 @@ def test_cli_synth(tmp_path, cache):
     assert res.exit_code == 2 and "vivado" in res.output
     res = runner.invoke(main, ["synth", "--unit", "pe", "--rows", "-3"])
     assert res.exit_code == 2 and "rows" in res.output
+
+
+# -- the integrated accelerator, by unit -------------------------------------------------
+
+#: A small accelerator: 2x2 array (rows = cols = vector_size), 2 scatter lanes.
+FOCUS_SMALL = FocusParams(
+    rows=2, cols=2, vector_size=2, sic_lanes=1, m_tile=4, max_frame_tokens=16, max_tokens=32
+)
+
+
+def test_focus_breakdown_by_unit(cache):
+    """``focus-hw synth --unit focus``'s breakdown: one row per unit of the
+    accelerator summing to the synthesized total; the array's PEs exactly as
+    in the standalone ``array`` unit; every buffer's bits as FocusParams
+    sizes it, summing to the storage Yosys counts."""
+    p = FOCUS_SMALL
+    report = area_report(p, "focus")
+    generic = report.flows["generic"]
+    cells = {row["unit"]: row for row in report.breakdown["cells"]}
+    sic = {"sic." + u for u in ("dot", "argmax", "table", "map", "average", "records")}
+    sec = {"sec." + u for u in ("analyzer", "select", "encoder")}
+    units = {"", "array", "array.pe", "scatter", "scatter.add", "lens", "sic", "sec"}
+    assert set(cells) == units | sic | sec
+    assert cells["array.pe"]["instances"] == p.rows * p.cols
+    assert cells["scatter.add"]["instances"] == p.num_scatter * p.cols  # one fp32 adder a column
+    assert all(row["cells"] > 0 for row in cells.values())
+    assert sum(row["cells"] for row in cells.values()) == generic.total_cells
+    assert sum(row["transistors"] for row in cells.values()) == generic.total_transistors
+
+    # the array: its PE classes synthesized as in the standalone unit; its
+    # shell differs only by the integrator's tie-offs (out.ready = 1)
+    alone = {row["unit"]: row["cells"] for row in area_report(p, "array").breakdown["cells"]}
+    assert cells["array.pe"]["cells"] == alone["pe"]
+    in_focus = cells["array"]["cells"] + cells["array.pe"]["cells"]
+    assert abs(in_focus - sum(alone.values())) <= 0.01 * sum(alone.values())
+
+    bits = {(row["unit"], row["memory"]): row["bits"] for row in report.breakdown["memory"]}
+    halves = 2 * p.m_tile  # every tile buffer is double-buffered
+    assert bits["", "inbuf"] == halves * p.rows * p.operand_bits  # input vectors
+    assert bits["", "co"] == halves * p.cols * p.acc_bits  # concentrate-out partial sums
+    assert bits["scatter", "memory"] == halves * p.cols * p.acc_bits  # output buffer
+    assert bits["sic.average", "sums"] == p.m_tile * p.vector_size * p.acc_bits
+    assert bits["sec", "buffer"] == p.max_tokens * p.operand_bits  # importance vector
+    table = next(r for r in report.breakdown["memory"] if r["unit"] == "sic.table")
+    assert table["depth"] == p.sic_table_depth
+    assert sum(bits.values()) == generic.total_memory_bits  # Yosys' own count
