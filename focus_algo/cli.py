@@ -24,6 +24,7 @@ from focus_hw.cli_types import PARAMS_FILE
 from focus_hw.fileio import atomic_write_bytes
 from focus_hw.params import FocusParams
 
+from .flow import DEFAULT_UNITS
 from .flow import UNITS as FLOW_UNITS
 
 __all__ = ["main", "run", "flow", "golden"]
@@ -204,9 +205,9 @@ class _BadInput(click.ClickException):
 @_workload_options
 @click.option(
     "--units",
-    default=",".join(FLOW_UNITS),
+    default=",".join(DEFAULT_UNITS),
     show_default=True,
-    help="Hardware units to generate and synthesize (comma-separated).",
+    help=f"Hardware units to generate and synthesize (comma-separated): {', '.join(FLOW_UNITS)}.",
 )
 @click.option(
     "--fpga",
@@ -258,6 +259,13 @@ def flow(
     units = [u.strip() for u in units.split(",") if u.strip()]
     if not units or set(units) - set(FLOW_UNITS):
         raise _BadInput(f"--units {','.join(units)}: choose from {', '.join(FLOW_UNITS)}")
+    if "focus" in units:
+        from focus_hw.accelerator import check_accelerator
+
+        try:
+            check_accelerator(params)
+        except ValueError as e:
+            raise _BadInput(f"{e} (or choose --units from {', '.join(FLOW_UNITS[1:])})") from None
     try:
         result = run_flow(
             params,

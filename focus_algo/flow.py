@@ -4,9 +4,11 @@ Steps, on the built-in video workload (:mod:`focus_algo.workload`):
 
 1. ``trace``: SIC on every GEMM input of every layer (as ``focus run``);
    ``baselines``: CMC's and AdapTiV's token-level sparsity on the same inputs;
-2. ``verilog:<unit>``: Verilog + manifest of each unit of :data:`UNITS`
+2. ``verilog:<unit>``: Verilog + manifest of each chosen unit of
+   :data:`UNITS` (default: ``focus``, the whole accelerator)
    (:func:`focus_hw.generate.generate`);
-3. ``area:<unit>``: Yosys area by module (:func:`synth.area_report`);
+3. ``area:<unit>``: Yosys area by module, and by part of the accelerator
+   (:func:`synth.area_report`);
 4. ``model``: time and energy of :data:`sim.tech.MACHINES` (:func:`sim.simulate`);
 5. ``fpga`` (optional): place and route on a board (:func:`focus_hw.fpga.fpga_build`).
 
@@ -42,6 +44,7 @@ from sim.tech import MACHINES
 
 __all__ = [
     "UNITS",
+    "DEFAULT_UNITS",
     "FlowResult",
     "model_table",
     "run_flow",
@@ -50,8 +53,11 @@ __all__ = [
     "baseline_sparsity",
 ]
 
-#: Hardware units of the flow (names of :data:`focus_hw.generate.UNITS`).
-UNITS = ("array", "sic", "sec")
+#: Hardware units of the flow (names of :data:`focus_hw.generate.UNITS`):
+#: the integrated accelerator, or its parts on their own.
+UNITS = ("focus", "array", "sic", "sec")
+#: What ``focus flow`` builds unless told otherwise: the whole accelerator.
+DEFAULT_UNITS = ("focus",)
 #: Where each machine's sparsity comes from (report column ``sparsity``).
 SPARSITY_SOURCES = {
     "dense": "none",
@@ -313,6 +319,7 @@ def _load_area(path: Path):
         cached=d["cached"],
         wall_s=d["wall_s"],
         flows={k: SynthFlow.from_dict(v) for k, v in d["flows"].items()},
+        breakdown=d.get("breakdown", {}),
     )
 
 
@@ -340,7 +347,7 @@ def run_flow(
     out_dir,
     options: dict | None = None,
     *,
-    units=UNITS,
+    units=DEFAULT_UNITS,
     fpga: str | None = None,
     cache_dir=None,
     progress: bool = True,
@@ -365,6 +372,10 @@ def run_flow(
     unknown = sorted(set(units) - set(UNITS))
     if unknown or not units:
         raise ValueError(f"units {', '.join(units) or '(none)'}: choose from {', '.join(UNITS)}")
+    if "focus" in units:
+        from focus_hw.accelerator import check_accelerator
+
+        check_accelerator(params)  # the whole accelerator's constraints, before any work
     out = Path(out_dir)
     if fpga is not None:
         from focus_hw.fpga.boards import board
@@ -650,6 +661,17 @@ def _tables(r: FlowResult) -> list[tuple[str, pd.DataFrame, str]]:
             "memories (lib.memory) count as memory bits, not cells",
         ),
         ("Area by unit", totals, ""),
+        *[
+            (
+                f"{u}: area by part (instance path; generic Yosys cells)",
+                pd.DataFrame(rep.breakdown["cells"]).replace({"unit": {"": "(top: control)"}})[
+                    ["unit", "instances", "cells", "transistors"]
+                ],
+                "memories by part: area/<unit>/breakdown.csv",
+            )
+            for u, rep in r.areas.items()
+            if u == "focus"
+        ],
         (
             "Performance model",
             model.reset_index(),
