@@ -246,6 +246,9 @@ def test_bad_input_exit_2(tmp_path):
     _one_error_line(res, "--units")
     res = CliRunner().invoke(main, ["flow", "--heads", "3", "--out", str(out)])
     _one_error_line(res, "--heads")
+    # the default unit is the whole accelerator: rows == cols == vector_size
+    res = CliRunner().invoke(main, ["flow", "--rows", "16", "--out", str(out)])
+    _one_error_line(res, "must be equal")
     assert not out.exists()
 
 
