@@ -70,8 +70,9 @@ def _array(p: FocusParams):
 
 
 def _focus(p: FocusParams):
-    from .accelerator import FocusAccelerator
+    from .accelerator import FocusAccelerator, check_accelerator
 
+    check_accelerator(p)  # before the component exists: no unused-elaboratable warning
     return FocusAccelerator(p, pe_modules=f"{top_name('focus')}.pe")
 
 
