@@ -1,0 +1,339 @@
+"""Bounded proofs (SymbiYosys BMC) that the FocusAccelerator's controller
+never deadlocks under arbitrary memory-port backpressure.
+
+Harness (:class:`Env`): the run's sizes (``tokens``, ``chunks``,
+``ntiles``) are constants, fixed or free within a range, started by a pulse
+in cycle 0. A free "memory image" (per M tile and K chunk its unique-vector
+count ``u``, any value in ``0..tile tokens``) defines well-formed streams,
+which the harness emits in the order the engines take them (as
+``focus_gemm._streams`` does): per (M tile, N tile, chunk) ``ceil(m /
+num_scatter)`` map beats, ``u`` vectors (the last flagged) or one ``empty``
+beat, ``rows`` weight rows if ``u > 0``; per (M tile, N tile) each token's
+grid position. Each input's ``valid`` is free (bubbles anywhere) but held
+until taken, as the stream rules require; ``out.ready`` is free.
+
+Data: operand payloads and map entries are free, and every float unit
+(:data:`FP_UNITS`: MACs, adders, multipliers, widen/narrow) is replaced by
+a free output in every cycle. This over-approximates the datapath (the
+real values are among the free ones; the units have no handshake), so what
+holds here holds for every data value, and the solver is spared the fp
+logic (with the real units the BMC is 3-10x slower per step).
+
+Proven for every trace within the depth:
+
+* no deadlock: in no window of :data:`WINDOW` consecutive cycles in which
+  the environment cooperates (each stream with beats left offers one,
+  ``out`` is ready) while ``busy`` is there no handshake. (In a cooperative
+  run of the largest size the longest handshake-free stretch is 13 cycles,
+  the SIC computing a pass: this harness with a window of 14 passes, 13
+  fails.)
+* when ``busy`` drops, every stream has been consumed exactly and ``out``
+  gave one beat per (token, N tile); never more ``out`` beats than that;
+* with a cooperative environment, ``busy`` is low from the cycle after
+  :func:`focus_hw.timing.focus_schedule`'s ``cycles`` (its maximum over
+  every image) on: the run ends; for one size some image keeps ``busy``
+  high in that very cycle, so the bound is exact.
+
+Configurations: :data:`P` (one scatter lane) and :data:`P2` (two).
+Not vacuous: withholding the weights or the positions forever (the rest
+cooperating) is flagged as a deadlock, and a cover shows a run ending
+despite backpressure.
+
+Scope: BMC, so under backpressure only the first :data:`DEPTH` cycles of a
+run of the largest size (3 tokens in two M tiles, 2 K chunks, 2 N tiles; a
+cooperative run takes 97 cycles), and only the smallest run (1, 1, 1) ends
+within them; the solver's time per step grows steeply past about 40 cycles
+(depth 40: ~25 s, 44: ~80 s, 46: ~115 s). The ``slow`` variants go deeper.
+"""
+
+from itertools import product
+
+import pytest
+from amaranth.asserts import AnyConst, AnySeq
+from amaranth.hdl import Array, Assert, Assume, Const, Cover, Elaboratable, Module, Mux, Signal
+
+from focus_hw import FocusParams
+from focus_hw.accelerator import FocusAccelerator
+from focus_hw.arith import MAC, FAdd, FMax, FMul, Narrow, Widen
+from focus_hw.timing import focus_schedule
+from formal import TOOLS, prove
+from tools import require
+
+P = FocusParams(
+    rows=1,
+    cols=1,
+    vector_size=1,
+    m_tile=2,
+    num_scatter=1,
+    sic_lanes=1,
+    max_tokens=8,
+    max_frame_tokens=4,
+    block_frames=1,
+    block_height=1,
+    block_width=2,
+)
+#: ... and with two scatter lanes (one map beat per M tile of two tokens).
+P2 = P.replace(num_scatter=2)
+#: The positions' grid: rows of WIDTH patches, FRAME patches per frame.
+WIDTH, FRAME = 2, P.max_frame_tokens
+#: Cycles of backpressure after which the cover wants a run to end.
+PRESSURE = 8
+#: The largest run: two M tiles (2 + 1 tokens), 2 K chunks, 2 N tiles.
+LARGEST = {"tokens": (3, 3), "chunks": (2, 2), "ntiles": (2, 2)}
+#: Every size up to the largest (inclusive ranges).
+SIZES = {"tokens": (1, 3), "chunks": (1, 2), "ntiles": (1, 2)}
+#: Longest handshake-free stretch the deadlock check allows.
+WINDOW = 24
+#: BMC depth of the deadlock check (cycles), and of its ``slow`` variant.
+DEPTH, DEPTH_SLOW = 40, 46
+STREAMS = ("map", "vectors", "weights", "positions")
+#: The float units, replaced by free outputs (see the module docstring).
+FP_UNITS = (MAC, FAdd, FMul, FMax, Widen, Narrow)
+
+
+def fixed(tokens, chunks, ntiles) -> dict:
+    return {"tokens": (tokens, tokens), "chunks": (chunks, chunks), "ntiles": (ntiles, ntiles)}
+
+
+def schedule_bound(sizes, params=P) -> int:
+    """Most cycles of a run without backpressure, over every size and image."""
+    worst = 0
+    for t, c, n in product(*(range(lo, hi + 1) for lo, hi in sizes.values())):
+        ms = [min(params.m_tile, t - b) for b in range(0, t, params.m_tile)]
+        for us in product(*(range(m + 1) for m in ms for _ in range(c))):
+            tiles = [(m, us[i * c : (i + 1) * c]) for i, m in enumerate(ms)]
+            worst = max(worst, focus_schedule(tiles, n, params)["cycles"])
+    return worst
+
+
+def _free_output(self, platform):
+    m = Module()
+    m.d.comb += self.out.eq(AnySeq(len(self.out)))
+    return m
+
+
+@pytest.fixture
+def free_fp(monkeypatch):
+    """Every float unit's ``out`` free in every cycle."""
+    for unit in FP_UNITS:
+        monkeypatch.setattr(unit, "elaborate", _free_output)
+
+
+class _Nest:
+    """A stream's place in a loop nest: ``levels`` (name, count) from outer
+    to inner, ``count`` a function of the indices; ``step`` moves to the
+    next beat, ``done`` is set after the last."""
+
+    def __init__(self, m, name, levels):
+        self.idx = {lv: Signal(4, name=f"{name}_{lv}") for lv, _ in levels}
+        self.done = Signal(name=f"{name}_done")
+        self.step = Signal(name=f"{name}_step")
+        carry = self.step
+        for lv, count in reversed(levels):
+            i, n = self.idx[lv], count(self.idx)
+            with m.If(carry):
+                m.d.sync += i.eq(Mux(i == n - 1, 0, i + 1))
+            carry = carry & (i == n - 1)
+        with m.If(carry):
+            m.d.sync += self.done.eq(1)
+
+
+class Env(Elaboratable):
+    """The accelerator in the free, well-formed environment above, with the
+    ``checks`` asserted: ``"deadlock"`` and ``"complete"`` (the first two
+    bullets of the module docstring); ``bound``: ``busy`` low from that
+    cycle on; ``"cover"``: a run that ends after :data:`PRESSURE` cycles
+    of backpressure (a ready input with beats left not offered, or a valid
+    ``out`` not taken). ``cooperative``: every stream offers whenever it has beats
+    left, ``out`` is always ready. ``withhold``: a stream that never offers
+    (and counts as cooperating)."""
+
+    def __init__(self, sizes, *, params=P, checks=(), cooperative=False, withhold=None, bound=None):
+        self.params, self.dut = params, FocusAccelerator(params)
+        self.sizes, self.checks, self.bound = sizes, checks, bound
+        self.cooperative, self.withhold = cooperative, withhold
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.dut = dut = self.dut
+        mt, ns = self.params.m_tile, self.params.num_scatter
+
+        size = {}
+        for name, (lo, hi) in self.sizes.items():
+            if lo == hi:
+                size[name] = Const(lo, range(hi + 1))
+            else:
+                size[name] = AnyConst(range(hi + 1))
+                m.d.comb += Assume((size[name] >= lo) & (size[name] <= hi))
+        tokens, chunks, ntiles = size["tokens"], size["chunks"], size["ntiles"]
+        n_m, n_k = -(-self.sizes["tokens"][1] // mt), self.sizes["chunks"][1]
+        n_mt = (tokens + mt - 1) // mt  # M tiles of this run
+        tile_tokens = Array(Mux(tokens > (i + 1) * mt, mt, tokens - i * mt) for i in range(n_m))
+        uniq = Array(Array(AnyConst(range(mt + 1)) for _ in range(n_k)) for _ in range(n_m))
+        for i, j in product(range(n_m), range(n_k)):
+            m.d.comb += Assume(uniq[i][j] <= Mux(i < n_mt, tile_tokens[i], 0))
+
+        start = Signal(init=1)
+        m.d.sync += start.eq(0)
+        m.d.comb += [
+            dut.start.eq(start),
+            dut.tokens.eq(tokens),
+            dut.chunks.eq(chunks),
+            dut.ntiles.eq(ntiles),
+            dut.width.eq(WIDTH),
+            dut.frame_tokens.eq(FRAME),
+        ]
+
+        # -- the streams, in the engines' order -------------------------------------
+        outer = [("mt", lambda ix: n_mt), ("nt", lambda ix: ntiles)]
+
+        def vector_beats(ix):
+            u = uniq[ix["mt"]][ix["k"]]
+            return Mux(u == 0, 1, u)
+
+        vec = _Nest(m, "vec", [*outer, ("k", lambda ix: chunks), ("b", vector_beats)])
+        pos = _Nest(m, "pos", [*outer, ("b", lambda ix: tile_tokens[ix["mt"]])])
+        done = {"vectors": vec.done, "positions": pos.done}
+        steps = {"vectors": vec.step, "positions": pos.step}
+        u = uniq[vec.idx["mt"]][vec.idx["k"]]
+        t = pos.idx["mt"] * mt + pos.idx["b"]
+        vp, pp = dut.vectors.payload, dut.positions.payload
+        m.d.comb += [
+            vp.empty.eq(u == 0),
+            vp.last.eq((u == 0) | (vec.idx["b"] == u - 1)),
+            vp.data.eq(AnySeq(len(vp.data.as_value()))),
+            dut.weights.payload.eq(AnySeq(len(dut.weights.payload.as_value()))),
+            dut.map.payload.eq(AnySeq(len(dut.map.payload.as_value()))),
+            pp.pos.eq(t),
+            pp.col.eq(t % WIDTH),
+            pp.row.eq((t % FRAME) // WIDTH),
+            pp.frame.eq(t // FRAME),
+        ]
+        # map and weights: flat counts
+        map_beats = sum(Mux(i < n_mt, (tile_tokens[i] + ns - 1) // ns, 0) for i in range(n_m))
+        full_chunks = sum(
+            (i < n_mt) & (j < chunks) & (uniq[i][j] != 0)
+            for i, j in product(range(n_m), range(n_k))
+        )
+        totals = {
+            "map": map_beats * chunks * ntiles,
+            "weights": full_chunks * ntiles * self.params.rows,
+        }
+        for name, total in totals.items():
+            count = Signal(8, name=f"{name}_count")
+            done[name], steps[name] = count == total, Signal(name=f"{name}_step")
+            with m.If(steps[name]):
+                m.d.sync += count.eq(count + 1)
+
+        offered, refused = [], []
+        for name in STREAMS:
+            port = getattr(dut, name)
+            held = Signal(name=f"{name}_held")
+            if name == self.withhold:
+                want = 0
+            else:
+                want = 1 if self.cooperative else AnySeq(1)
+            m.d.comb += [
+                port.valid.eq(~done[name] & (want | held)),
+                steps[name].eq(port.valid & port.ready),
+            ]
+            m.d.sync += held.eq(port.valid & ~port.ready)
+            offered.append(port.valid | done[name] | (name == self.withhold))
+            refused.append(port.ready & ~port.valid & ~done[name])
+        m.d.comb += dut.out.ready.eq(1 if self.cooperative else AnySeq(1))
+        out_take = dut.out.valid & dut.out.ready
+
+        # -- properties -------------------------------------------------------------
+        n_out = Signal(8)
+        expected = tokens * ntiles
+        with m.If(out_take):
+            m.d.sync += n_out.eq(n_out + 1)
+        started = Signal()
+        m.d.sync += started.eq(1)
+        if "complete" in self.checks:
+            with m.If(out_take):
+                m.d.comb += Assert(n_out < expected, "more out beats than tokens x N tiles")
+            with m.If(started & ~dut.busy):
+                m.d.comb += Assert(sum(done.values()) == len(done), "busy low with beats left")
+                m.d.comb += Assert(n_out == expected, "busy low before every out beat")
+        coop = dut.out.ready & (sum(offered) == len(offered))
+        if "cover" in self.checks:
+            pressed = Signal(range(PRESSURE + 1))
+            refusing = (dut.out.valid & ~dut.out.ready) | (sum(refused) != 0)
+            with m.If(dut.busy & refusing & (pressed != PRESSURE)):
+                m.d.sync += pressed.eq(pressed + 1)
+            m.d.comb += Cover(started & ~dut.busy & (pressed == PRESSURE))
+        if "deadlock" in self.checks:
+            handshake = out_take | (sum(steps.values()) != 0)
+            stalled = dut.busy & coop & ~handshake
+            stuck = Signal(range(WINDOW))
+            m.d.sync += stuck.eq(Mux(stalled, stuck + 1, 0))
+            m.d.comb += Assert(~(stalled & (stuck == WINDOW - 1)), "deadlock")
+        if self.bound is not None:
+            cycle = Signal(range(self.bound + 1))
+            with m.If(cycle != self.bound):
+                m.d.sync += cycle.eq(cycle + 1)
+            with m.Else():
+                m.d.comb += Assert(~dut.busy, "run not finished within the schedule")
+        return m
+
+
+@pytest.mark.parametrize("params", [P, P2], ids=["1lane", "2lanes"])
+def test_no_deadlock_under_backpressure(free_fp, tmp_path, params):
+    require(*TOOLS)
+    env = Env(LARGEST, params=params, checks=("deadlock",))
+    prove(env, depth=DEPTH, workdir=tmp_path, mode="bmc")
+
+
+@pytest.mark.parametrize("mode", ["bmc", "cover"])
+def test_streams_consumed_when_busy_drops(free_fp, tmp_path, mode):
+    """With backpressure only the smallest run ends within the depth (the
+    cover shows one that does)."""
+    require(*TOOLS)
+    check = "complete" if mode == "bmc" else "cover"
+    prove(Env(fixed(1, 1, 1), checks=(check,)), depth=DEPTH, workdir=tmp_path, mode=mode)
+
+
+@pytest.mark.parametrize(
+    "params, sizes",
+    [(P, (1, 2, 2)), (P, (2, 2, 2)), (P2, (3, 1, 1))],
+    ids=["1lane-1x2x2", "1lane-2x2x2", "2lanes-3x1x1"],
+)
+def test_cooperative_run_ends_within_schedule(free_fp, tmp_path, params, sizes):
+    require(*TOOLS)
+    bound = schedule_bound(fixed(*sizes), params) + 1
+    env = Env(fixed(*sizes), params=params, checks=("complete",), cooperative=True, bound=bound)
+    prove(env, depth=bound + 2, workdir=tmp_path, mode="bmc")
+
+
+def test_schedule_bound_is_tight(free_fp, tmp_path):
+    """Some image keeps ``busy`` high in the schedule's last cycle."""
+    require(*TOOLS)
+    bound = schedule_bound(fixed(1, 2, 2))
+    env = Env(fixed(1, 2, 2), cooperative=True, bound=bound)
+    with pytest.raises(AssertionError, match="BMC failed"):
+        prove(env, depth=bound + 2, workdir=tmp_path, mode="bmc")
+
+
+@pytest.mark.parametrize("stream", ["weights", "positions"])
+def test_withheld_stream_is_a_deadlock(free_fp, tmp_path, stream):
+    require(*TOOLS)
+    env = Env(LARGEST, checks=("deadlock",), cooperative=True, withhold=stream)
+    with pytest.raises(AssertionError, match="BMC failed"):  # the one Assert: "deadlock"
+        prove(env, depth=DEPTH, workdir=tmp_path, mode="bmc")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("params", [P, P2], ids=["1lane", "2lanes"])
+def test_no_deadlock_deeper(free_fp, tmp_path, params):
+    require(*TOOLS)
+    env = Env(LARGEST, params=params, checks=("deadlock",))
+    prove(env, depth=DEPTH_SLOW, workdir=tmp_path, mode="bmc", timeout=3600)
+
+
+@pytest.mark.slow
+def test_cooperative_largest_run_ends_within_schedule(free_fp, tmp_path):
+    require(*TOOLS)
+    bound = schedule_bound(LARGEST) + 1
+    env = Env(LARGEST, checks=("complete",), cooperative=True, bound=bound)
+    prove(env, depth=bound + 2, workdir=tmp_path, mode="bmc", timeout=3600)
