@@ -17,6 +17,9 @@ Two technology sources:
   (``estimated_num_transistors``, from ``stat -tech cmos``) times a
   per-transistor area and switching power of a named node (:data:`NODES`);
   machines without a report fall back to :class:`PaperTech`.
+  :meth:`YosysTech.from_breakdown` prices dense, Focus and SEC-only from one
+  area report of the integrated accelerator (``focus-hw synth --unit
+  focus``): each machine is the sum of its parts.
 """
 
 from __future__ import annotations
@@ -129,6 +132,41 @@ class YosysTech(PaperTech):
             raise TechError(f"unknown node {node!r}; know {sorted(NODES)}")
         self.node, self.name = NODES[node], f"yosys-{node}"
         self.transistors = {m: self._transistors(r) for m, r in reports.items()}
+
+    #: Parts (instance paths of the ``focus`` unit's breakdown) each machine
+    #: leaves out: dense has the array only, SEC-only no SIC or scatter.
+    OMIT = {
+        "dense": ("sic", "scatter", "sec", ""),
+        "focus_sec": ("sic", "scatter"),
+        "focus": (),
+    }
+
+    @classmethod
+    def from_breakdown(cls, rows, node: str = "28nm") -> YosysTech:
+        """Dense, Focus and SEC-only from the ``cells`` rows of a ``focus``
+        unit's :attr:`synth.AreaReport.breakdown` (``unit``: instance path,
+        ``""`` the top's own control; ``transistors``); CMC and AdapTiV keep
+        the paper table (their units are not generated)."""
+        rows = list(rows)
+        if not rows or any("unit" not in r or "transistors" not in r for r in rows):
+            raise TechError("breakdown rows need 'unit' and 'transistors' (a focus area report)")
+
+        def part(unit: str) -> str:
+            return unit.split(".")[0]
+
+        return cls(
+            {
+                machine: {
+                    "design": {
+                        "estimated_num_transistors": sum(
+                            r["transistors"] for r in rows if part(r["unit"]) not in omit
+                        )
+                    }
+                }
+                for machine, omit in cls.OMIT.items()
+            },
+            node,
+        )
 
     @staticmethod
     def _transistors(report) -> int:

@@ -66,6 +66,23 @@ def test_yosys_tech(tmp_path):
         YosysTech({}, node="3nm")
 
 
+def test_yosys_tech_from_breakdown():
+    rows = [
+        {"unit": "", "instances": 1, "cells": 5, "transistors": 100},
+        {"unit": "array", "instances": 1, "cells": 5, "transistors": 1_000},
+        {"unit": "array.pe", "instances": 4, "cells": 50, "transistors": 40_000},
+        {"unit": "sic.dot", "instances": 1, "cells": 9, "transistors": 3_000},
+        {"unit": "scatter.add", "instances": 8, "cells": 9, "transistors": 2_000},
+        {"unit": "sec", "instances": 1, "cells": 1, "transistors": 70},
+    ]
+    t = YosysTech.from_breakdown(rows)
+    assert t.transistors == {"dense": 41_000, "focus_sec": 41_170, "focus": 46_170}
+    p = FocusParams()
+    assert t.core_power_mw("cmc", p) == PaperTech().core_power_mw("cmc", p)
+    with pytest.raises(TechError, match="breakdown rows"):
+        YosysTech.from_breakdown([{"unit": "sic"}])
+
+
 def test_dse_factors_and_area():
     p = FocusParams()
     assert remaining_factor(p) == 1.0
