@@ -111,14 +111,15 @@ _POSITION = ("pos", "col", "row", "frame")
 
 
 def dram_bytes(params: FocusParams) -> dict[str, int]:
-    """Bytes one item of each stream costs in memory: a weight row, a unique
-    vector, a map entry (one token of one chunk, read and written back in the
-    same format), a position (one token of an output tile)."""
+    """Bytes one item of each memory stream costs, by stream name:
+    ``weights`` a weight row, ``vectors`` a unique vector, ``map`` one
+    token's entry of one chunk (written back in the same format),
+    ``positions`` one token of an output tile."""
     return {
-        "weight_row": params.cols * params.operand_bytes,
-        "vector": params.rows * params.operand_bytes,
-        "map_entry": -(-map_layout(params).elem_shape.size // 8),
-        "position": -(-position_layout(params).size // 8),
+        "weights": params.cols * params.operand_bytes,
+        "vectors": params.rows * params.operand_bytes,
+        "map": -(-map_layout(params).elem_shape.size // 8),
+        "positions": -(-position_layout(params).size // 8),
     }
 
 

@@ -69,9 +69,9 @@ def compress(x: np.ndarray, grid, params: FocusParams) -> Compressed:
         for j in range(run.zero.shape[1]):
             zero, root = run.zero[tile, j], run.root[tile, j]
             uniq = tile[~zero & (root == tile)]
-            where = np.searchsorted(uniq, root)
-            where = np.minimum(where, max(len(uniq) - 1, 0))
-            if np.any(~zero & (uniq[where] != root) if len(uniq) else ~zero):
+            where = np.minimum(np.searchsorted(uniq, root), max(len(uniq) - 1, 0))
+            found = uniq[where] == root if len(uniq) else np.zeros(len(tile), bool)
+            if np.any(~zero & ~found):
                 raise RuntimeError(f"a chunk-{j} root lies outside its M tile")
             u_tile.append(uniq)
             s_tile.append(np.where(zero, -1, where))
@@ -274,9 +274,7 @@ def simulate_focus_gemm(
         with sim.write_vcd(str(vcd)):
             sim.run()
     size = dram_bytes(p)
-    per_item = {"map": "map_entry", "vectors": "vector", "weights": "weight_row"}
-    per_item["positions"] = "position"
-    read = sum(sum(items[s][: taken[s]]) * size[per_item[s]] for s in streams)
+    read = sum(sum(items[s][: taken[s]]) * size[s] for s in streams)
     return _result(comp, w, p, got, rows, span[0], dict(finished[0], dram_read_bytes=read))
 
 
@@ -299,5 +297,5 @@ def _result(comp, w, p, words, rows, cycles, stats) -> FocusRun:
     compressed = decode_outputs(words, beats, cast, p)
     size = dram_bytes(p)
     written = (~compressed.zero & ~compressed.similar)[np.concatenate(comp.tiles)].sum()
-    stats["dram_write_bytes"] = len(words) * size["map_entry"] + int(written) * size["vector"]
+    stats["dram_write_bytes"] = len(words) * size["map"] + int(written) * size["vectors"]
     return FocusRun(out=out, compressed=compressed, cycles=cycles, stats=stats)

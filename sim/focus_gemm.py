@@ -104,10 +104,10 @@ def focus_gemm(counts: GemmCounts, params: FocusParams) -> dict[str, int]:
         "similarity_map_writes": passes,
     }
     stats["dram_read_bytes"] = (
-        busy_chunks * p.rows * size["weight_row"]
-        + rows * size["vector"]
-        + passes * chunks * size["map_entry"]
-        + passes * size["position"]
+        busy_chunks * p.rows * size["weights"]
+        + rows * size["vectors"]
+        + passes * chunks * size["map"]
+        + passes * size["positions"]
     )
-    stats["dram_write_bytes"] = passes * size["map_entry"] + counts.out_unique * size["vector"]
+    stats["dram_write_bytes"] = passes * size["map"] + counts.out_unique * size["vectors"]
     return stats
