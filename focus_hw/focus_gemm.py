@@ -25,9 +25,10 @@ from .accelerator import (
 )
 from .params import FocusParams
 from .sic.model import SICRun, check_input, magnitude_mask, sic_model, vector_bits
-from .sic.simulate import Beat, decode_outputs
+from .sic.simulate import Beat, decode_outputs, enable_pattern, grid_position
+from .simulate import pack_row
 
-__all__ = ["Compressed", "FocusRun", "compress", "simulate_focus_gemm"]
+__all__ = ["Compressed", "FocusRun", "compress", "decode_rows", "simulate_focus_gemm"]
 
 #: Longest run of cycles without any handshake before the simulation gives up.
 STALL_LIMIT = 20_000
@@ -111,11 +112,6 @@ def _check(x, w, grid, params: FocusParams):
     return grid
 
 
-def _words(values: np.ndarray, width: int) -> int:
-    """Elements (raw bits) packed into one integer, element 0 lowest."""
-    return sum(int(v) << (i * width) for i, v in enumerate(values))
-
-
 def _streams(comp: Compressed, w: np.ndarray, grid, params: FocusParams):
     """The payloads of the input streams, in the order the engines take them,
     and per beat the memory items it carries (:func:`dram_bytes`)."""
@@ -145,30 +141,19 @@ def _streams(comp: Compressed, w: np.ndarray, grid, params: FocusParams):
                     items["vectors"].append(0)
                     continue
                 for k, t in enumerate(uniq):
-                    data = _words(vec[t, j], op)
+                    data = pack_row(vec[t, j], op)
                     word = vl.const({"last": int(k == len(uniq) - 1)}).as_bits()
                     streams["vectors"].append(word | data)
                     items["vectors"].append(1)
                 tile_w = wb[j * p.rows : (j + 1) * p.rows, n * p.cols : (n + 1) * p.cols]
-                streams["weights"] += [_words(row, op) for row in tile_w]
+                streams["weights"] += [pack_row(row, op) for row in tile_w]
                 items["weights"] += [1] * p.rows
             for t in tile:
-                f, rem = divmod(int(t), height * width)
-                r, c = divmod(rem, width)
+                f, r, c = grid_position(t, height, width)
                 pos = pl.const({"pos": int(t), "col": c, "row": r, "frame": f})
                 streams["positions"].append(pos.as_bits())
                 items["positions"].append(1)
     return streams, items
-
-
-def _pattern(spec, seed: int):
-    """Per-cycle enable: None (always), a probability, or a callable."""
-    if spec is None:
-        return lambda cycle: True
-    if callable(spec):
-        return spec
-    rng = np.random.default_rng(seed)
-    return lambda cycle: bool(rng.random() < spec)
 
 
 def simulate_focus_gemm(
@@ -209,7 +194,7 @@ def simulate_focus_gemm(
     finished = []
 
     def driver(name, port, k):
-        valid_at = _pattern(in_valid, seed + 1 + k)
+        valid_at = enable_pattern(in_valid, seed + 1 + k)
 
         async def drive(ctx):
             beats, cycle = streams[name], 0
@@ -229,7 +214,7 @@ def simulate_focus_gemm(
         sim.add_testbench(driver(name, getattr(dut, name), k))
 
     async def control(ctx):
-        ready_at = _pattern(out_ready, seed)
+        ready_at = enable_pattern(out_ready, seed)
         ctx.set(dut.tokens, total // nt)
         ctx.set(dut.chunks, comp.chunks)
         ctx.set(dut.ntiles, nt)
@@ -278,21 +263,29 @@ def simulate_focus_gemm(
     return _result(comp, w, p, got, rows, span[0], dict(finished[0], dram_read_bytes=read))
 
 
-def _result(comp, w, p, words, rows, cycles, stats) -> FocusRun:
-    """Assemble the outputs in token order and the statistics."""
-    n_tok, n = comp.vectors.shape[0], w.shape[1]
-    nt = -(-n // p.cols)
-    out = np.zeros((n_tok, nt * p.cols), np.uint32)
+def decode_rows(comp: Compressed, rows, n: int, params: FocusParams):
+    """The (T, n) float32 output from the ``result`` rows (M tile by M tile,
+    N tile by N tile, token order; pruned tokens +0.0), and the SIC
+    :class:`~focus_hw.sic.simulate.Beat` of each ``out`` word (the token,
+    its N tile as the vector slot)."""
+    cols = params.cols
+    nt = -(-n // cols)
+    out = np.zeros((comp.vectors.shape[0], nt * cols), np.uint32)
     beats, k = [], 0
     for tile in comp.tiles:
         for j in range(nt):
             for t in tile:
-                out[t, j * p.cols : (j + 1) * p.cols] = [
-                    (rows[k] >> (32 * e)) & 0xFFFFFFFF for e in range(p.cols)
+                out[t, j * cols : (j + 1) * cols] = [
+                    (rows[k] >> (32 * e)) & 0xFFFFFFFF for e in range(cols)
                 ]
                 beats.append(Beat(int(t), j, 0))
                 k += 1
-    out = out[:, :n].view(np.float32)
+    return out[:, :n].view(np.float32), beats
+
+
+def _result(comp, w, p, words, rows, cycles, stats) -> FocusRun:
+    """Assemble the outputs in token order and the statistics."""
+    out, beats = decode_rows(comp, rows, w.shape[1], p)
     cast = out.astype(p.format.np_type)
     compressed = decode_outputs(words, beats, cast, p)
     size = dram_bytes(p)

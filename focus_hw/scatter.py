@@ -9,6 +9,7 @@ from amaranth.lib.wiring import In, Out
 
 from .arith import FP32, FAdd
 from .params import FocusParams
+from .sic.table import serve_reads
 
 __all__ = ["ScatterAccumulator", "request_layout", "row_layout", "row_shape", "output_depth"]
 
@@ -140,20 +141,8 @@ class ScatterAccumulator(wiring.Component):
                 ]
             writes.append(write)
 
-        drain = self._drain
-        full = Signal()
-        m.d.comb += [
-            self.read.ready.eq(~full | self.data.ready),
-            drain.addr.eq(self.read.payload),
-            drain.en.eq(self.read.valid & self.read.ready),
-            self.data.valid.eq(full),
-            self.data.payload.eq(drain.data),
-        ]
-        with m.If(drain.en):
-            m.d.sync += full.eq(1)
-        with m.Elif(self.data.ready):
-            m.d.sync += full.eq(0)
-        reads.append(drain.en)
+        serve_reads(m, self._drain, self.read, self.data)
+        reads.append(self._drain.en)
 
         m.d.comb += self.busy.eq(Cat(*writes).any())
         m.d.sync += [

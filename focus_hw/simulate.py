@@ -22,7 +22,7 @@ from .fileio import atomic_write_text
 from .params import FocusParams
 from .systolic import SystolicArray
 
-__all__ = ["GemmRun", "TilesRun", "simulate_gemm", "simulate_tiles"]
+__all__ = ["GemmRun", "TilesRun", "simulate_gemm", "simulate_tiles", "pack_row"]
 
 #: Longest run of cycles with ``out.ready`` (or ``act.valid``) low that a
 #: backpressure (or input bubble) pattern may ask for.
@@ -101,10 +101,11 @@ def _per_cycle(pattern) -> Callable[[int], bool]:
     return lambda cycle: bits[cycle] if cycle < len(bits) else True
 
 
-def _pack(values, width: int) -> int:
+def pack_row(values, width: int) -> int:
+    """Lane ``i`` of ``values`` (raw bits) in bits ``i * width ...`` of one word."""
     word = 0
     for i, v in enumerate(values):
-        word |= int(v) << (i * width)
+        word |= (int(v) & ((1 << width) - 1)) << (i * width)
     return word
 
 
@@ -141,11 +142,11 @@ def simulate_tiles(
         shapes.append((m, n))
         w_pad = np.zeros((rows, cols), np.int64)
         w_pad[:k, :n] = w_bits
-        w_beats += [_pack(row, op) for row in w_pad]
+        w_beats += [pack_row(row, op) for row in w_pad]
         for r in range(m):
             lanes = np.zeros(rows, np.int64)
             lanes[:k] = a_bits[r]
-            a_beats.append(_pack(lanes, op) | (int(r == 0) << (rows * op)))
+            a_beats.append(pack_row(lanes, op) | (int(r == 0) << (rows * op)))
     ready_at, offer_at = _per_cycle(out_ready), _per_cycle(act_valid)
 
     dut = SystolicArray(params)

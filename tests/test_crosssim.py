@@ -58,6 +58,21 @@ def _hex(value: int, width: int) -> str:
     return format(value, f"0{(width + 3) // 4}x")
 
 
+def _write_inputs(workdir, manifest, vectors: list[dict]) -> None:
+    """in.hex for :func:`_trace_tb`: line i holds the inputs of cycle i
+    (``vectors[i]``: port name -> value), concatenated, the first port most
+    significant."""
+    ins, _ = _ports(manifest)
+    width = sum(p["width"] for p in ins)
+    lines = []
+    for vec in vectors:
+        word = 0
+        for p in ins:
+            word = (word << p["width"]) | vec[p["name"]]
+        lines.append(_hex(word, width))
+    (workdir / "in.hex").write_text("\n".join(lines) + "\n")
+
+
 def _trace_tb(manifest, n: int) -> str:
     """Bench: cycle i applies line i of in.hex (inputs concatenated, first
     port most significant), then writes all outputs (hex) to out.txt."""
@@ -126,14 +141,7 @@ def _amaranth_trace(params, unit: str, manifest, vectors: list[dict]) -> list[li
 
 def _verilog_trace(tmp_path, params, unit: str, vectors: list[dict]):
     manifest = generate(params, tmp_path, unit=unit)
-    ins, outs = _ports(manifest)
-    lines = []
-    for vec in vectors:
-        word = 0
-        for p in ins:
-            word = (word << p["width"]) | vec[p["name"]]
-        lines.append(_hex(word, sum(p["width"] for p in ins)))
-    (tmp_path / "in.hex").write_text("\n".join(lines) + "\n")
+    _write_inputs(tmp_path, manifest, vectors)
     _run_iverilog(tmp_path, _trace_tb(manifest, len(vectors)), manifest.verilog)
     got = [
         [int(x, 16) for x in line.split()]

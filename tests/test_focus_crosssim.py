@@ -10,10 +10,10 @@ from amaranth.sim import Simulator
 
 from focus_hw import FocusParams
 from focus_hw.accelerator import STAT_NAMES, FocusAccelerator
-from focus_hw.focus_gemm import _streams, compress, simulate_focus_gemm
+from focus_hw.focus_gemm import _streams, compress, decode_rows, simulate_focus_gemm
 from focus_hw.generate import generate
-from focus_hw.sic.simulate import Beat, decode_outputs
-from test_crosssim import _hex, _ports, _run_iverilog, _trace_tb
+from focus_hw.sic.simulate import decode_outputs
+from test_crosssim import _ports, _run_iverilog, _trace_tb, _write_inputs
 from tools import require
 
 P = FocusParams(
@@ -110,24 +110,6 @@ def _dont_care(name: str, values: dict) -> bool:
     return member == "payload" and values.get(f"{stream}__valid") == 0
 
 
-def _decode(comp, rows, n: int):
-    """The (T, n) fp32 output from the ``result`` rows (M tile by M tile, N
-    tile by N tile, token order; pruned tokens +0.0) and the SIC beat of each
-    ``out`` word (token, its N tile as the vector slot)."""
-    nt = -(-n // P.cols)
-    out = np.zeros((comp.vectors.shape[0], nt * P.cols), np.uint32)
-    beats, k = [], 0
-    for tile in comp.tiles:
-        for j in range(nt):
-            for t in tile:
-                out[t, j * P.cols : (j + 1) * P.cols] = [
-                    (rows[k] >> (32 * e)) & 0xFFFFFFFF for e in range(P.cols)
-                ]
-                beats.append(Beat(int(t), j, 0))
-                k += 1
-    return out[:, :n].view(np.float32), beats
-
-
 def test_focus_verilog_equals_amaranth(tmp_path):
     require("iverilog", "vvp")
     x, w = _case()
@@ -153,14 +135,7 @@ def test_focus_verilog_equals_amaranth(tmp_path):
     assert busy[3] == 1 and busy[-TAIL:] == [0] * TAIL
 
     # Icarus replays the same inputs: every output in every cycle agrees.
-    width = sum(p["width"] for p in ins)
-    lines = []
-    for vec in applied:
-        word = 0
-        for p in ins:
-            word = (word << p["width"]) | vec[p["name"]]
-        lines.append(_hex(word, width))
-    (tmp_path / "in.hex").write_text("\n".join(lines) + "\n")
+    _write_inputs(tmp_path, manifest, applied)
     design = str(tmp_path / "v" / manifest.verilog)
     _run_iverilog(tmp_path, _trace_tb(manifest, len(applied)), design)
     icarus = [  # None: X or Z bits
@@ -179,7 +154,7 @@ def test_focus_verilog_equals_amaranth(tmp_path):
 
     # What came out is simulate_focus_gemm's result (no bubbles there).
     ref = simulate_focus_gemm(x, w, GRID, P)
-    out, beats = _decode(comp, rows, w.shape[1])
+    out, beats = decode_rows(comp, rows, w.shape[1], P)
     np.testing.assert_array_equal(out.view(np.uint32), ref.out.view(np.uint32))
     sic = decode_outputs(words, beats, out.astype(P.format.np_type), P)
     for name in ("zero", "similar", "root"):

@@ -11,7 +11,7 @@ from focus_hw import FocusParams
 from focus_hw.generate import build_unit, generate
 from focus_hw.sic.model import sic_model
 from focus_hw.sic.simulate import decode_outputs, sic_beats
-from test_crosssim import _ports, _run_iverilog, _trace_tb
+from test_crosssim import _ports, _run_iverilog, _trace_tb, _write_inputs
 from tools import require
 
 P = FocusParams(vector_size=4, sic_lanes=2, m_tile=16, max_frame_tokens=16, max_tokens=64)
@@ -67,16 +67,7 @@ def test_sic_verilog_equals_amaranth_on_golden_vectors(tmp_path):
     beats = sic_beats(x, grid, P)
     applied, seen, taken = _record(P, "sic", manifest, [b.word for b in beats], grid)
 
-    ins, outs = _ports(manifest)
-    # One line per cycle: the inputs concatenated, the first port most significant.
-    width = sum(p["width"] for p in ins)
-    words = []
-    for vec in applied:
-        word = 0
-        for p in ins:
-            word = (word << p["width"]) | vec[p["name"]]
-        words.append(format(word, f"0{(width + 3) // 4}x"))
-    (tmp_path / "in.hex").write_text("\n".join(words) + "\n")
+    _write_inputs(tmp_path, manifest, applied)
     design = str(tmp_path / "v" / f"{manifest.top}.v")
     _run_iverilog(tmp_path, _trace_tb(manifest, len(applied)), design)
     icarus = [

@@ -17,6 +17,7 @@ from amaranth.lib import fifo, memory, stream, wiring
 from amaranth.lib.wiring import Out
 
 from ..params import FocusParams
+from ..simulate import pack_row
 from ..systolic import SystolicArray
 
 __all__ = ["Harness", "check_tiles", "harness_tiles", "pack_row", "rotl_checksum"]
@@ -44,14 +45,6 @@ def harness_tiles(
     return [
         (draw((rows_per_tile, params.rows)), draw((params.rows, params.cols))) for _ in range(tiles)
     ]
-
-
-def pack_row(values, width: int) -> int:
-    """Lane ``i`` of ``values`` (raw bits) in bits ``i * width ...`` of one word."""
-    word = 0
-    for i, v in enumerate(values):
-        word |= (int(v) & ((1 << width) - 1)) << (i * width)
-    return word
 
 
 def rotl_checksum(words, width: int) -> int:

@@ -8,10 +8,19 @@ import numpy as np
 from amaranth.sim import Simulator
 
 from ..params import FocusParams
+from ..simulate import pack_row
 from .model import SICRun, check_input, magnitude_mask, vector_bits
 from .sic import SIC, input_layout, output_layout
 
-__all__ = ["simulate_sic", "sic_passes", "sic_beats", "decode_outputs", "Beat"]
+__all__ = [
+    "simulate_sic",
+    "sic_passes",
+    "sic_beats",
+    "decode_outputs",
+    "Beat",
+    "enable_pattern",
+    "grid_position",
+]
 
 #: Longest run of cycles without progress before the simulation gives up.
 STALL_LIMIT = 100_000
@@ -28,7 +37,7 @@ def sic_passes(x: np.ndarray, params: FocusParams):
             yield tile, j
 
 
-def _pattern(spec, seed: int):
+def enable_pattern(spec, seed: int):
     """Per-cycle enable: None (always), a float probability, or a callable."""
     if spec is None:
         return lambda cycle: True
@@ -36,6 +45,13 @@ def _pattern(spec, seed: int):
         return spec
     rng = np.random.default_rng(seed)
     return lambda cycle: bool(rng.random() < spec)
+
+
+def grid_position(token: int, height: int, width: int) -> tuple[int, int, int]:
+    """(frame, row, column) of token position ``token`` in frames of
+    ``height`` x ``width`` patches."""
+    frame, rest = divmod(int(token), height * width)
+    return (frame, *divmod(rest, width))
 
 
 @dataclass(frozen=True)
@@ -58,12 +74,10 @@ def sic_beats(x: np.ndarray, grid, params: FocusParams) -> list[Beat]:
     beats = []
     for tile, j in sic_passes(x, params):
         for i, t in enumerate(tile):
-            f, rem = divmod(int(t), height * width)
-            r, c = divmod(rem, width)
-            data = sum(int(v) << (e * op) for e, v in enumerate(vectors[t, j]))
+            f, r, c = grid_position(t, height, width)
             word = layout.const(
                 {
-                    "data": data,
+                    "data": pack_row(vectors[t, j], op),
                     "pos": int(t),
                     "col": c,
                     "row": r,
@@ -132,8 +146,8 @@ def simulate_sic(
     dut = SIC(params)
     sim = Simulator(dut)
     sim.add_clock(1e-8)
-    ready_at = _pattern(out_ready, seed)
-    valid_at = _pattern(in_valid, seed + 1)
+    ready_at = enable_pattern(out_ready, seed)
+    valid_at = enable_pattern(in_valid, seed + 1)
     received = []
     span = []
 

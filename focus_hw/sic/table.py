@@ -11,7 +11,14 @@ from ..params import FocusParams
 from .argmax import index_shape, position_shape
 from .dot import vector_shape
 
-__all__ = ["StreamMemory", "SimilarityTable", "SimilarityMap", "table_entry", "map_entry"]
+__all__ = [
+    "StreamMemory",
+    "SimilarityTable",
+    "SimilarityMap",
+    "table_entry",
+    "map_entry",
+    "serve_reads",
+]
 
 
 def table_entry(params: FocusParams) -> data.StructLayout:
@@ -39,6 +46,25 @@ def map_entry(params: FocusParams) -> data.StructLayout:
             "root_idx": index_shape(params),
         }
     )
+
+
+def serve_reads(m, port, read, data) -> None:
+    """Serve a ``read`` (address) / ``data`` stream pair from the synchronous
+    ``lib.memory`` read ``port``: ``data`` comes one cycle after its address
+    is taken and holds until taken (a write in between is not seen);
+    ``port.en`` is high in the cycles an address is taken."""
+    full = Signal()
+    m.d.comb += [
+        read.ready.eq(~full | data.ready),
+        port.addr.eq(read.payload),
+        port.en.eq(read.valid & read.ready),
+        data.valid.eq(full),
+        data.payload.eq(port.data),
+    ]
+    with m.If(port.en):
+        m.d.sync += full.eq(1)
+    with m.Elif(data.ready):
+        m.d.sync += full.eq(0)
 
 
 class StreamMemory(wiring.Component):
@@ -77,18 +103,9 @@ class StreamMemory(wiring.Component):
             wp.data.eq(self.write.payload.entry),
             wp.en.eq(self.write.valid),
         ]
-        full = Signal()
-        m.d.comb += [
-            self.read.ready.eq(~full | self.data.ready),
-            rp.addr.eq(self.read.payload),
-            rp.en.eq(self.read.valid & self.read.ready),
-            self.data.valid.eq(full),
-            self.data.payload.eq(rp.data),
-        ]
-        with m.If(self.read.valid & self.read.ready):
-            m.d.sync += [full.eq(1), self.reads.eq(self.reads + 1)]
-        with m.Elif(self.data.ready):
-            m.d.sync += full.eq(0)
+        serve_reads(m, rp, self.read, self.data)
+        with m.If(rp.en):
+            m.d.sync += self.reads.eq(self.reads + 1)
         with m.If(self.write.valid):
             m.d.sync += self.writes.eq(self.writes + 1)
         return m
