@@ -41,13 +41,12 @@ class Compressed:
     ``tiles[i]`` lists M tile ``i``'s surviving token indices;
     ``unique[i][j]`` the tokens whose vector ``j`` is its group's unique
     vector (slot order = token order); ``slot[i][j]`` per token of the tile
-    its group's slot, -1 for a zero vector. ``vectors`` (T, D) are the
-    concentrated tokens (operand type)."""
+    its group's slot, -1 for a zero vector. ``sic`` is the SIC run itself;
+    its ``tokens`` (T, D) are the concentrated vectors (operand type)."""
 
     tiles: list[np.ndarray]
     unique: list[list[np.ndarray]]
     slot: list[list[np.ndarray]]
-    vectors: np.ndarray
     sic: SICRun
 
     @property
@@ -78,7 +77,7 @@ def compress(x: np.ndarray, grid, params: FocusParams) -> Compressed:
             s_tile.append(np.where(zero, -1, where))
         unique.append(u_tile)
         slot.append(s_tile)
-    return Compressed(tiles, unique, slot, run.tokens, run)
+    return Compressed(tiles, unique, slot, run)
 
 
 @dataclass(frozen=True)
@@ -119,7 +118,7 @@ def _streams(comp: Compressed, w: np.ndarray, grid, params: FocusParams):
     _, height, width = grid
     nk, nt = comp.chunks, -(-w.shape[1] // p.cols)
     fmt = p.format
-    vec = vector_bits(comp.vectors, p)  # (T, nk, vs)
+    vec = vector_bits(comp.sic.tokens, p)  # (T, nk, vs)
     wb = np.zeros((nk * p.rows, nt * p.cols), np.int64)
     wb[: w.shape[0], : w.shape[1]] = fmt.to_bits(w)
     vl, ml, pl = vector_layout(p), map_layout(p), position_layout(p)
@@ -270,7 +269,7 @@ def decode_rows(comp: Compressed, rows, n: int, params: FocusParams):
     its N tile as the vector slot)."""
     cols = params.cols
     nt = -(-n // cols)
-    out = np.zeros((comp.vectors.shape[0], nt * cols), np.uint32)
+    out = np.zeros((comp.sic.tokens.shape[0], nt * cols), np.uint32)
     beats, k = [], 0
     for tile in comp.tiles:
         for j in range(nt):
