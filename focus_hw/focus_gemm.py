@@ -125,7 +125,8 @@ def _streams(comp: Compressed, w: np.ndarray, grid, params: FocusParams):
     streams = {"map": [], "vectors": [], "weights": [], "positions": []}
     items = {name: [] for name in streams}
     for i, tile in enumerate(comp.tiles):
-        for n in range(nt):
+        for group in range(0, nt, p.out_vectors):
+            subs = range(group, min(nt, group + p.out_vectors))
             for j in range(nk):
                 slots = comp.slot[i][j]
                 for b in range(0, len(tile), p.num_scatter):
@@ -144,14 +145,16 @@ def _streams(comp: Compressed, w: np.ndarray, grid, params: FocusParams):
                     word = vl.const({"last": int(k == len(uniq) - 1)}).as_bits()
                     streams["vectors"].append(word | data)
                     items["vectors"].append(1)
-                tile_w = wb[j * p.rows : (j + 1) * p.rows, n * p.cols : (n + 1) * p.cols]
-                streams["weights"] += [pack_row(row, op) for row in tile_w]
-                items["weights"] += [1] * p.rows
-            for t in tile:
-                f, r, c = grid_position(t, height, width)
-                pos = pl.const({"pos": int(t), "col": c, "row": r, "frame": f})
-                streams["positions"].append(pos.as_bits())
-                items["positions"].append(1)
+                for n in subs:
+                    tile_w = wb[j * p.rows : (j + 1) * p.rows, n * p.cols : (n + 1) * p.cols]
+                    streams["weights"] += [pack_row(row, op) for row in tile_w]
+                    items["weights"] += [1] * p.rows
+            for _ in subs:
+                for t in tile:
+                    f, r, c = grid_position(t, height, width)
+                    pos = pl.const({"pos": int(t), "col": c, "row": r, "frame": f})
+                    streams["positions"].append(pos.as_bits())
+                    items["positions"].append(1)
     return streams, items
 
 

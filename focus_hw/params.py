@@ -45,8 +45,9 @@ class FocusParams:
     Validated on construction: an impossible value raises :class:`ValueError`
     naming the field. Rules:
 
-    * ``rows``, ``cols``, ``m_tile``, ``num_scatter``, ``block_*``,
-      ``max_frame_tokens``, ``max_tokens`` are integers >= 1 with
+    * ``rows``, ``cols``, ``m_tile``, ``num_scatter``, ``out_vectors``,
+      ``block_*``, ``max_frame_tokens``, ``max_tokens`` are integers >= 1
+      and ``ring_blocks`` an integer >= 2, with
       ``max_frame_tokens <= max_tokens``; ``mac_pipeline``, ``sic_pipeline`` >= 0.
     * ``sic_lanes`` is a positive power of two.
     * ``dtype`` is one of :data:`DTYPES` (the registry's operand formats).
@@ -82,6 +83,14 @@ class FocusParams:
     m_tile: int = 1024
     #: Scatter accumulators that add unique partial sums into token rows.
     num_scatter: int = 2
+    #: Output tile width in SIC vectors: an M tile's output is produced in
+    #: N groups of ``out_vectors`` sub-tiles of ``cols`` columns, each K
+    #: chunk loaded once per group (the output buffer holds a group).
+    out_vectors: int = 3
+    #: Blocks of ``m_tile`` partial-sum rows in the concentrate-out ring: the
+    #: array fills one per (chunk, sub-tile) while the scatter empties older
+    #: ones, in order.
+    ring_blocks: int = 4
     #: Largest frame (patches) the layouter and similarity table hold.
     max_frame_tokens: int = 256
     #: Whether a column-0 token's left neighbour is the previous row's last
@@ -127,6 +136,7 @@ class FocusParams:
             "cols",
             "m_tile",
             "num_scatter",
+            "out_vectors",
             "block_frames",
             "block_height",
             "block_width",
@@ -137,6 +147,8 @@ class FocusParams:
             value = getattr(self, name)
             if not _is_int(value) or value < 1:
                 fail(name, "must be an integer >= 1")
+        if not _is_int(self.ring_blocks) or self.ring_blocks < 2:
+            fail("ring_blocks", "must be an integer >= 2")
         if not _is_int(self.mac_pipeline) or self.mac_pipeline < 0:
             fail("mac_pipeline", "must be an integer >= 0")
         if not _is_int(self.sic_pipeline) or self.sic_pipeline < 0:
@@ -253,6 +265,11 @@ class FocusParams:
         return 1 << self.sic_window.bit_length()
 
     @property
+    def index_bits(self) -> int:
+        """Bits of a token's index within its M tile (0 .. m_tile - 1)."""
+        return max(1, (self.m_tile - 1).bit_length())
+
+    @property
     def clock_hz(self) -> float:
         return self.clock_mhz * 1e6
 
@@ -266,18 +283,22 @@ class FocusParams:
 
         * input: one M tile x K tile of operands, double-buffered;
         * weight: one K x N weight tile, double-buffered;
-        * concentrate_out: partial sums of up to m_tile unique vectors x cols,
-          double-buffered (the array fills one half while the scatter reads
-          the other);
-        * output: the m_tile x cols output tile in accumulator precision,
-          double-buffered (the SIC drains one tile while the next one
-          accumulates);
+        * concentrate_out: a ring of ``ring_blocks`` blocks, each the partial
+          sums of up to m_tile unique vectors x cols (the array fills one
+          while the scatter reads older ones);
+        * output: the m_tile x (out_vectors x cols) output group in
+          accumulator precision, double-buffered (the SIC drains one group
+          while the next one accumulates);
         * similarity_table: the vectors a block window reaches back over
           ((block_frames - 1) frames + (block_height - 1) rows + block_width
           tokens of the largest frame), one vector each, operand precision;
         * similarity_map: one group index per vector of the M tile;
         * layouter: one output tile row block re-laid out (m_tile x cols);
-        * importance: one importance score per token of the M tile (SEC).
+        * importance: one importance score per token of the M tile (SEC);
+        * scatter_map (only with ``out_vectors > 1``): one chunk's similarity
+          map as the scatter reads it (``ceil(m_tile / num_scatter)`` beats
+          of ``num_scatter`` entries: a zero flag and a slot index), kept for
+          the group's later sub-tiles.
         """
         b, acc = self.operand_bytes, self.acc_bytes
         reach = (
@@ -286,16 +307,20 @@ class FocusParams:
             + self.block_width
         )
         index_bytes = max(1, math.ceil(math.log2(self.m_tile + 1) / 8))
-        return {
+        sizes = {
             "input": 2 * self.m_tile * self.rows * b,
             "weight": 2 * self.rows * self.cols * b,
-            "concentrate_out": 2 * self.m_tile * self.cols * acc,
-            "output": 2 * self.m_tile * self.cols * acc,
+            "concentrate_out": self.ring_blocks * self.m_tile * self.cols * acc,
+            "output": 2 * self.out_vectors * self.m_tile * self.cols * acc,
             "similarity_table": reach * self.vector_size * b,
             "similarity_map": self.m_tile * index_bytes,
             "layouter": self.m_tile * self.cols * b,
             "importance": self.m_tile * b,
         }
+        if self.out_vectors > 1:
+            beats = -(-self.m_tile // self.num_scatter)
+            sizes["scatter_map"] = beats * -(-self.num_scatter * (1 + self.index_bits) // 8)
+        return sizes
 
     # -- serialisation ----------------------------------------------------------
     def replace(self, **changes) -> FocusParams:

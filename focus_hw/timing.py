@@ -223,69 +223,78 @@ def sec_cycles(rows: int, n: int, params: FocusParams) -> int:
 # -- the integrated accelerator ------------------------------------------------
 #
 # :class:`focus_hw.accelerator.FocusAccelerator` runs five engines that hand
-# buffer halves on (load -> feed -> array -> write -> scatter -> drain -> SIC).
-# Cycle 0 is the cycle ``start`` is taken; every memory stream is valid and
-# ``out`` ready from cycle 1. Per chunk ``g`` (all output tiles' chunks in
-# order, ``u`` unique vectors, ``b = max(u, 1)`` vector beats) and output
-# tile ``i`` (``m`` tokens), with ``R`` = rows, ``V`` =
-# :func:`sic_vector_cycles`:
+# buffer halves and ring blocks on (load -> feed -> array -> write ->
+# dispatch -> scatter -> drain -> SIC). Cycle 0 is the cycle ``start`` is
+# taken; every memory stream is valid and ``out`` ready from cycle 1. Steps,
+# in the order the hardware takes them: per N group (``out_vectors``
+# sub-tiles, fewer in the last) its K chunks ``g`` (``u`` unique vectors,
+# ``b = max(u, 1)`` vector beats), per chunk its sub-tiles; each (chunk,
+# sub-tile) is a *block* ``k``, the ``k mod ring_blocks``-th of the ring.
+# With ``R`` = rows, ``V`` = :func:`sic_vector_cycles`, ``D`` = ring_blocks:
 #
-# * load: beats in ``L_g .. L_g+b-1``, ``L_g = max(L_{g-1}+b_{g-1}, Fl_{g-2}+1)``
-#   (the half is free once the feeder issued its last row, ``Fl``);
-# * feed: claims the chunk in ``Fs_g = max(L_g+b, Fl_{g-1}+1, Se_{g-2}+1)``
-#   (loaded; feeder idle; the scatter ``Se`` has freed the concentrate-out
-#   half). An empty chunk ends there (``Fl_g = Fs_g``, partial sums "written"
-#   at ``Fs_g+1``). Otherwise row 0 is read in ``I_g = max(Fs_g+1, a)``
-#   (``a``: the previous row's accept) and the array takes it, swapping
-#   weights, in ``A_g = max(I_g+1, W_g)``; rows follow one per cycle.
-#   ``W_g = A_prev + reload_cycles`` (the first tile: ``R+1``). ``Fl_g =
-#   I_g`` (one row) or ``A_g+u-2``; the last partial sum is written in
-#   ``A_g+u-1+array_latency``;
-# * scatter: ``ceil(m/num_scatter)`` map beats from ``S_g = max(Se_{g-1}+1,
-#   written+1, [first chunk of a tile:] Dl_{i-2}+1)`` to ``Se_g``; the tile's
-#   output rows are complete (drainable) from ``Se+3``;
-# * drain: starts in ``Ds_i = max(Se+3, Dl_{i-1}+1)``; the SIC takes row 0 in
-#   ``s_i = max(Ds_i+2, s_{i-1}+sic_cycles(m_{i-1}))``, row ``k`` in
-#   ``s_i+k*V``; the drain's last read ``Dl_i`` is in ``s_i+(m-2)*V`` (``m >=
-#   2``) or ``Ds_i+1``.
+# * load (per chunk): beats in ``L_g .. L_g+b-1``, ``L_g = max(L_{g-1}+b_{g-1},
+#   Fl_{g-2}+1)`` (the input half is free once the feeder issued the last
+#   row of its last sub-tile, ``Fl``);
+# * feed (per block): claims it in ``Fs_k = max(ready, Fl_{k-1}+1,
+#   Se_{k-D}+1)``: the chunk loaded (``L_g+b``; later sub-tiles: at once),
+#   the feeder idle, the ring block freed by the scatter (``Se``). An empty
+#   chunk ends there (``Fl_k = Fs_k``, partial sums "written" at
+#   ``Fs_k+1``). Otherwise row 0 is read in ``I_k = max(Fs_k+1, a)`` (``a``:
+#   the previous row's accept) and the array takes it, swapping weights, in
+#   ``A_k = max(I_k+1, W_k)``; rows follow one per cycle. ``W_k = A_prev +
+#   reload_cycles`` (the first tile: ``R+1``). ``Fl_k = I_k`` (one row) or
+#   ``A_k+u-2``; the last partial sum is written in ``A_k+u-1+array_latency``;
+# * scatter (per block): ``ceil(m/num_scatter)`` map beats from ``S_k =
+#   max(Se_{k-1}+1, written+1, [chunk 0:] Dl'+1)`` to ``Se_k`` (``Dl'``: the
+#   last drain read of the group before last); the group's output rows
+#   are complete (drainable) from ``Se+3`` of its last block;
+# * drain (per sub-tile ``i``): starts in ``Ds_i = max(Se+3, Dl_{i-1}+1)``;
+#   the SIC takes row 0 in ``s_i = max(Ds_i+2, s_{i-1}+sic_cycles(m_{i-1}))``,
+#   row ``j`` in ``s_i+j*V``; the drain's last read ``Dl_i`` is in
+#   ``s_i+(m-2)*V`` (``m >= 2``) or ``Ds_i+1``.
 #
 # The run ends with the last pass's last output: ``s_last +
 # sic_cycles(m_last)`` cycles, cycle 0 included. The feeder stalls (a loaded
-# chunk waits for the scatter) ``max(0, Se_{g-2}+1 - max(L_g+b, Fl_{g-1}+1))``
-# cycles per chunk.
+# chunk waits for a free ring block) ``max(0, Se_{k-D}+1 - max(ready,
+# Fl_{k-1}+1))`` cycles per block.
 
 
-def focus_schedule(m_tiles, n_tiles: int, params: FocusParams) -> dict:
+def focus_schedule(m_tiles, n_tiles: int, params: FocusParams, *, jump: bool = True) -> dict:
     """Cycles (``cycles``) and feeder stall (``stall_cycles``) of a
     :class:`~focus_hw.FocusAccelerator` run without backpressure, and the
     cycles each M tile adds to the run's end (``tile_cycles``). ``m_tiles``
     lists the M tiles as ``(m, unique)``: the tile's tokens and its K chunks'
-    unique-vector counts; each runs ``n_tiles`` output tiles (the derivation
-    is the comment above).
+    unique-vector counts; each runs ``n_tiles`` output sub-tiles, in groups
+    of ``out_vectors`` (the derivation is the comment above).
 
     The schedule is a max-plus recurrence: shifting every ready time by ``d``
-    shifts the next tile's by ``d``. So once an output tile leaves every
-    ready time exactly ``d`` later than the previous (identical) tile did,
-    each further identical tile adds ``d`` cycles and the same stall, and
-    the rest of the M tile is added in one step: exact, and fast for GEMMs
-    with hundreds of N tiles."""
+    shifts the next group's by ``d``. So once a full N group leaves every
+    ready time exactly ``d`` later than the previous group did, each
+    further full group adds ``d`` cycles and the same stall, and they are
+    added in one step: exact, and fast for GEMMs with hundreds of N tiles.
+    A last group of fewer sub-tiles follows on its own. ``jump=False``
+    steps through every group (the reference the shortcut is tested
+    against)."""
     n_tiles = _count("focus_schedule", "n_tiles", n_tiles)
+    full, rest = divmod(n_tiles, params.out_vectors)
     state, ends = _ScheduleState(params), [0]
     for m, uniques in m_tiles:
         m, uniques = _count("focus_schedule", "m", m), [int(u) for u in uniques]
         before, shift, done = None, None, 0
-        while done < n_tiles:
-            stall = state.tile(m, uniques)
+        while done < full:
+            stall = state.group(m, uniques, params.out_vectors)
             done += 1
             now = state.times()
             if before is not None:
                 step = {b - a for a, b in zip(before, now, strict=True)}
-                if len(step) == 1 and shift == (stall, *step):
-                    rest = n_tiles - done
-                    state.advance(next(iter(step)) * rest, stall * rest)
-                    done = n_tiles
+                if jump and len(step) == 1 and shift == (stall, *step):
+                    left = full - done
+                    state.advance(next(iter(step)) * left, stall * left)
+                    done = full
                 shift = (stall, *step) if len(step) == 1 else None
             before = now
+        if rest:
+            state.group(m, uniques, rest)
         ends.append(state.sic_free)
     return {
         "cycles": state.sic_free,
@@ -302,8 +311,10 @@ class _ScheduleState:
         self.reload, self.latency = reload_cycles(params), array_latency(params)
         self.v = sic_vector_cycles(params)
         never = -(10**18)  # before cycle 0: no constraint
-        self.fl, self.se, self.last_read = [never, never], [never, never], [never, never]
-        self.feed_last = self.accept = self.written = never
+        self.fl = [never, never]  # input halves: the feeder's last issue
+        self.se = [never] * params.ring_blocks  # ring blocks: the scatter's end
+        self.last_read = [never, never]  # output halves: the drain's last read
+        self.feed_last = self.accept = self.written = self.drained = never
         self.weights_at = params.rows + 1  # the first tile's weights are in
         self.next_load, self.sic_free, self.stall = 1, 0, 0
 
@@ -315,53 +326,74 @@ class _ScheduleState:
             self.feed_last,
             self.accept,
             self.written,
+            self.drained,
             self.weights_at,
             self.next_load,
             self.sic_free,
         )
 
     def advance(self, cycles: int, stall: int):
-        """Shift every ready time by ``cycles`` (identical tiles skipped)."""
+        """Shift every ready time by ``cycles`` (identical groups skipped)."""
         self.fl = [t + cycles for t in self.fl]
         self.se = [t + cycles for t in self.se]
         self.last_read = [t + cycles for t in self.last_read]
         self.feed_last += cycles
         self.accept += cycles
         self.written += cycles
+        self.drained += cycles
         self.weights_at += cycles
         self.next_load += cycles
         self.sic_free += cycles
         self.stall += stall
 
-    def tile(self, m: int, uniques: list[int]) -> int:
-        """One output tile of ``m`` tokens; returns the feeder's stall in it."""
+    def group(self, m: int, uniques: list[int], subs: int) -> int:
+        """One N group of ``subs`` sub-tiles of ``m`` tokens; returns the
+        feeder's stall in it. (Hot: the ready times are locals, and ``a if
+        a > b else b`` stands for ``max``.)"""
         p, stall = self.p, 0
         beats = -(-m // p.num_scatter)
+        reload, latency = self.reload, self.latency
+        se, fl_prev = self.se, self.fl
+        feed_last, accept, written = self.feed_last, self.accept, self.written
+        weights_at, next_load = self.weights_at, self.next_load
+        out_free = self.last_read[0] + 1
         for j, u in enumerate(uniques):
-            b = max(u, 1)
-            load = max(self.next_load, self.fl[0] + 1)
-            self.next_load = load + b
-            free = max(load + b, self.feed_last + 1)
-            fs = max(free, self.se[0] + 1)
-            stall += max(0, self.se[0] + 1 - free)
-            if u == 0:
-                fl, self.written = fs, fs + 1
-            else:
-                issue = max(fs + 1, self.accept)
-                first = max(issue + 1, self.weights_at)
-                self.weights_at = first + self.reload
-                fl = issue if u == 1 else first + u - 2
-                self.accept = first + u - 1
-                self.written = self.accept + self.latency + 1
-            self.feed_last = fl
-            self.fl = [self.fl[1], fl]
-            start = max(self.se[1] + 1, self.written)
-            if j == 0:
-                start = max(start, self.last_read[0] + 1)
-            self.se = [self.se[1], start + beats - 1]
-        drain = max(self.se[1] + 3, self.last_read[1] + 1)
-        s = max(drain + 2, self.sic_free)
-        self.sic_free = s + sic_cycles(m, p)
-        self.last_read = [self.last_read[1], s + (m - 2) * self.v if m >= 2 else drain + 1]
+            load = fl_prev[0] + 1
+            load = next_load if next_load > load else load
+            loaded = next_load = load + (u if u > 1 else 1)
+            for _ in range(subs):
+                free = feed_last + 1
+                free = loaded if loaded > free else free
+                ring = se[0] + 1  # the oldest block's scatter end: its turn again
+                if ring > free:
+                    stall += ring - free
+                    free = ring
+                if u == 0:
+                    feed_last, written = free, free + 1
+                else:
+                    issue = free + 1
+                    issue = accept if accept > issue else issue
+                    first = issue + 1
+                    first = weights_at if weights_at > first else first
+                    weights_at = first + reload
+                    feed_last = issue if u == 1 else first + u - 2
+                    accept = first + u - 1
+                    written = accept + latency + 1
+                start = se[-1] + 1
+                start = written if written > start else start
+                if j == 0 and out_free > start:
+                    start = out_free
+                se = [*se[1:], start + beats - 1]
+            fl_prev = [fl_prev[1], feed_last]
+        self.se, self.fl = se, fl_prev
+        self.feed_last, self.accept, self.written = feed_last, accept, written
+        self.weights_at, self.next_load = weights_at, next_load
+        ready, pass_cycles = se[-1] + 3, sic_cycles(m, p)
+        for _ in range(subs):
+            drain = max(ready, self.drained + 1)
+            s = max(drain + 2, self.sic_free)
+            self.sic_free = s + pass_cycles
+            self.drained = s + (m - 2) * self.v if m >= 2 else drain + 1
+        self.last_read = [self.last_read[1], self.drained]
         self.stall += stall
         return stall

@@ -79,20 +79,24 @@ def focus_gemm(counts: GemmCounts, params: FocusParams) -> dict[str, int]:
     m = np.array(counts.tokens, np.int64)
     u, nz, nt = counts.unique, counts.nonzero, counts.n_tiles
     chunks = u.shape[1]
+    groups = -(-nt // p.out_vectors)
     schedule = focus_schedule([(int(mi), list(ui)) for mi, ui in zip(m, u)], nt, p)
     size = dram_bytes(p)
-    rows = int(u.sum()) * nt  # rows through the array = unique vectors read
+    rows = int(u.sum()) * nt  # rows through the array: every sub-tile's
+    loaded = int(u.sum()) * groups  # unique vectors read: once per group
     later = int(nz[:, 1:].sum())  # updates that read the row they add to
     passes = int(m.sum()) * nt  # vectors through the output SIC
     busy_chunks = int((u > 0).sum()) * nt
+    beats = int((-(-m // p.num_scatter)).sum()) * chunks  # map beats per sub-tile
+    kept = beats * groups if p.out_vectors > 1 else 0
     stats = {
         "cycles": int(schedule["cycles"]),
         "compute_cycles": rows,
-        "scatter_cycles": int((-(-m // p.num_scatter)).sum()) * chunks * nt,
+        "scatter_cycles": beats * nt,
         "stall_cycles": schedule["stall_cycles"],
         "sic_cycles": sum(sic_cycles(int(mi), p) for mi in m) * nt,
         "input_reads": rows,
-        "input_writes": rows,
+        "input_writes": loaded,
         "weight_writes": busy_chunks * p.rows,
         "concentrate_out_reads": int(nz.sum()) * nt,
         "concentrate_out_writes": rows,
@@ -102,11 +106,13 @@ def focus_gemm(counts: GemmCounts, params: FocusParams) -> dict[str, int]:
         "similarity_table_writes": passes,
         "similarity_map_reads": passes,
         "similarity_map_writes": passes,
+        "scatter_map_reads": beats * nt - kept if kept else 0,
+        "scatter_map_writes": kept,
     }
     stats["dram_read_bytes"] = (
         busy_chunks * p.rows * size["weights"]
-        + rows * size["vectors"]
-        + passes * chunks * size["map"]
+        + loaded * size["vectors"]
+        + int(m.sum()) * groups * chunks * size["map"]
         + passes * size["positions"]
     )
     stats["dram_write_bytes"] = passes * size["map"] + counts.out_unique * size["vectors"]

@@ -26,6 +26,8 @@ P = FocusParams(
     max_frame_tokens=8,
     sic_lanes=2,
     threshold=0.5,
+    out_vectors=2,
+    ring_blocks=3,
 )
 GRID = (2, 2, 2)  # frames, height, width
 #: Cycles simulated after ``busy`` drops (outputs must stay put in both).
@@ -36,8 +38,8 @@ MAX_CYCLES = 5000
 def _case():
     """x (8, 4): duplicates (1 = 0 beside it, 4 = 0 a frame later, 7 = 5
     below it) that the SIC merges, token 3 all zero (pruned), token 2's
-    second chunk zero and M tile 1's second chunk empty; w (4, 3): 2 K
-    chunks, 2 N tiles (the second zero-padded)."""
+    second chunk zero and M tile 1's second chunk empty; w (4, 5): 2 K
+    chunks, 3 N tiles (the third zero-padded) in N groups of 2 + 1."""
     rng = np.random.default_rng(5)
     x = rng.standard_normal((8, 4)).astype(P.format.np_type)
     x[1] = x[4] = x[0]
@@ -45,7 +47,7 @@ def _case():
     x[3] = 0
     x[2, 2:] = 0
     x[5:, 2:] = 0
-    w = rng.standard_normal((4, 3)).astype(P.format.np_type)
+    w = rng.standard_normal((4, 5)).astype(P.format.np_type)
     return x, w
 
 

@@ -6,11 +6,12 @@ Harness (:class:`Env`): the run's sizes (``tokens``, ``chunks``,
 in cycle 0. A free "memory image" (per M tile and K chunk its unique-vector
 count ``u``, any value in ``0..tile tokens``) defines well-formed streams,
 which the harness emits in the order the engines take them (as
-``focus_gemm._streams`` does): per (M tile, N tile, chunk) ``ceil(m /
-num_scatter)`` map beats, ``u`` vectors (the last flagged) or one ``empty``
-beat, ``rows`` weight rows if ``u > 0``; per (M tile, N tile) each token's
-grid position. Each input's ``valid`` is free (bubbles anywhere) but held
-until taken, as the stream rules require; ``out.ready`` is free.
+``focus_gemm._streams`` does): per (M tile, N group, chunk) ``ceil(m /
+num_scatter)`` map beats and ``u`` vectors (the last flagged) or one
+``empty`` beat; per (M tile, N group, chunk, sub-tile) ``rows`` weight rows
+if ``u > 0``; per (M tile, N tile) each token's grid position. Each
+input's ``valid`` is free (bubbles anywhere) but held until taken, as the
+stream rules require; ``out.ready`` is free.
 
 Data: operand payloads and map entries are free, and every float unit
 (:data:`FP_UNITS`: MACs, adders, multipliers, widen/narrow) is replaced by
@@ -34,7 +35,9 @@ Proven for every trace within the depth:
   every image) on: the run ends; for one size some image keeps ``busy``
   high in that very cycle, so the bound is exact.
 
-Configurations: :data:`P` (one scatter lane) and :data:`P2` (two).
+Configurations: :data:`P` (one scatter lane, N groups of two sub-tiles, a
+ring of two blocks) and :data:`P2` (two lanes, one-vector groups, a ring
+of three).
 Not vacuous: withholding the weights or the positions forever (the rest
 cooperating) is flagged as a deadlock, and a cover shows a run ending
 despite backpressure.
@@ -71,9 +74,11 @@ P = FocusParams(
     block_frames=1,
     block_height=1,
     block_width=2,
+    out_vectors=2,
+    ring_blocks=2,
 )
 #: ... and with two scatter lanes (one map beat per M tile of two tokens).
-P2 = P.replace(num_scatter=2)
+P2 = P.replace(num_scatter=2, out_vectors=1, ring_blocks=3)
 #: The positions' grid: rows of WIDTH patches, FRAME patches per frame.
 WIDTH, FRAME = 2, P.max_frame_tokens
 #: Cycles of backpressure after which the cover wants a run to end.
@@ -185,14 +190,24 @@ class Env(Elaboratable):
         ]
 
         # -- the streams, in the engines' order -------------------------------------
-        outer = [("mt", lambda ix: n_mt), ("nt", lambda ix: ntiles)]
+        vs = self.params.out_vectors
+        groups = (ntiles + vs - 1) // vs
+        outer = [("mt", lambda ix: n_mt), ("group", lambda ix: groups)]
 
         def vector_beats(ix):
             u = uniq[ix["mt"]][ix["k"]]
             return Mux(u == 0, 1, u)
 
         vec = _Nest(m, "vec", [*outer, ("k", lambda ix: chunks), ("b", vector_beats)])
-        pos = _Nest(m, "pos", [*outer, ("b", lambda ix: tile_tokens[ix["mt"]])])
+        pos = _Nest(
+            m,
+            "pos",
+            [
+                ("mt", lambda ix: n_mt),
+                ("nt", lambda ix: ntiles),
+                ("b", lambda ix: tile_tokens[ix["mt"]]),
+            ],
+        )
         done = {"vectors": vec.done, "positions": pos.done}
         steps = {"vectors": vec.step, "positions": pos.step}
         u = uniq[vec.idx["mt"]][vec.idx["k"]]
@@ -216,7 +231,7 @@ class Env(Elaboratable):
             for i, j in product(range(n_m), range(n_k))
         )
         totals = {
-            "map": map_beats * chunks * ntiles,
+            "map": map_beats * chunks * groups,
             "weights": full_chunks * ntiles * self.params.rows,
         }
         for name, total in totals.items():

@@ -7,11 +7,14 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from focus_algo.golden import compressed_gemm_golden
 from focus_hw import FocusParams
 from focus_hw.focus_gemm import simulate_focus_gemm
 from focus_hw.sic.model import sic_model
+from focus_hw.timing import focus_schedule
 from sim.focus_gemm import GemmCounts, focus_gemm
 
 SMALL = dict(max_tokens=64, max_frame_tokens=16, sic_lanes=2)
@@ -67,13 +70,14 @@ def _check_run(run, x, w, grid, p):
 
 
 @pytest.mark.parametrize("dtype", ["fp16", "bf16"])
-@pytest.mark.parametrize("n", [2, 4])
-def test_equals_numpy_loop_with_backpressure(dtype, n):
-    p = _params(n, dtype=dtype, num_scatter=3, m_tile=6, threshold=0.8)
+@pytest.mark.parametrize("n, vectors", [(2, 3), (4, 2)])
+def test_equals_numpy_loop_with_backpressure(dtype, n, vectors):
+    """Groups of ``vectors`` sub-tiles, the last one ragged (n=2: 3 + 1)."""
+    p = _params(n, dtype=dtype, num_scatter=3, m_tile=6, threshold=0.8, out_vectors=vectors)
     rng = np.random.default_rng(n)
     grid = (2, 2, 3)
     x = _tokens(rng, grid, 2 * n + 1, p.format.np_type, pruned=1)
-    w = rng.standard_normal((x.shape[1], n + 1)).astype(x.dtype)
+    w = rng.standard_normal((x.shape[1], 3 * n + 1)).astype(x.dtype)
     run = simulate_focus_gemm(x, w, grid, p, in_valid=0.7, out_ready=0.6, seed=n)
     sic, _ = _check_run(run, x, w, grid, p)
     assert sic.similar.any(), "the case must merge some vectors"
@@ -125,9 +129,15 @@ CASES = [
     (4, 2, 0.5, (2, 2, 2), 3, 1, 1),
 ]
 
+#: Cycles and stall of CASES on the accelerator before wide output tiles
+#: (one 32-column tile per group, two concentrate-out halves), measured with
+#: simulate_focus_gemm at d7084d1: out_vectors=1, ring_blocks=2 must keep them.
+BEFORE_RING = [(403, 99), (338, 0), (611, 140), (485, 90), (861, 0)]
 
-@pytest.mark.parametrize("case", CASES)
-def test_model_equals_rtl(case):
+
+def _model_case(case, n_cols=None, **kw):
+    """The case's params, input and weights (``n_cols`` output columns,
+    default ``2n - 1``)."""
     n, ns, thr, block, pruned, mp, sp = case
     p = _params(
         n,
@@ -139,19 +149,49 @@ def test_model_equals_rtl(case):
         m_tile=5,
         mac_pipeline=mp,
         sic_pipeline=sp,
+        **kw,
     )
     rng = np.random.default_rng(ns)
     grid = (2, 2, 3)
     x = _tokens(rng, grid, 3 * n - 1, np.float16, pruned=pruned)
     x[: len(x) // 2, :n] = 0  # zero vectors, and with pruning possibly an empty chunk
-    w = rng.standard_normal((x.shape[1], 2 * n - 1)).astype(np.float16)
-    run = simulate_focus_gemm(x, w, grid, p)
+    w = rng.standard_normal((x.shape[1], n_cols or 2 * n - 1)).astype(np.float16)
+    return p, x, w, grid
+
+
+def _model(run, x, w, grid, p):
     sic, out_sic = _check_run(run, x, w, grid, p)
     alive = ~sic.zero.all(axis=1)
     out_unique = int((~out_sic.zero & ~out_sic.similar)[alive].sum())
     counts = GemmCounts.from_sic(sic.zero, sic.root, w.shape[1], out_unique, p)
-    model = focus_gemm(counts, p)
-    assert model == dict(run.stats, cycles=run.cycles)
+    return focus_gemm(counts, p)
+
+
+@pytest.mark.parametrize("case, before", list(zip(CASES, BEFORE_RING)))
+def test_one_vector_tiles_and_two_blocks_keep_the_cycles(case, before):
+    p, x, w, grid = _model_case(case, out_vectors=1, ring_blocks=2)
+    run = simulate_focus_gemm(x, w, grid, p)
+    assert (run.cycles, run.stats["stall_cycles"]) == before
+    assert _model(run, x, w, grid, p) == dict(run.stats, cycles=run.cycles)
+
+
+# (case, output columns, out_vectors, ring_blocks): 3+ N groups with a ragged
+# last one, a ring of 2 (full whenever the scatter lags) up to 5 blocks.
+RING_CASES = [
+    (CASES[0], 9, 2, 2),  # 5 sub-tiles: groups 2 + 2 + 1
+    (CASES[1], 14, 3, 3),  # 7 sub-tiles: groups 3 + 3 + 1
+    (CASES[2], 12, 1, 4),  # 6 single-vector groups
+    (CASES[3], 20, 2, 5),  # 5 sub-tiles of 4 columns: groups 2 + 2 + 1
+    (CASES[4], 24, 3, 2),  # 6 sub-tiles: groups 3 + 3
+    (CASES[0], 24, 3, 4),  # 12 sub-tiles: 4 identical groups
+]
+
+
+@pytest.mark.parametrize("case, cols, vectors, blocks", RING_CASES)
+def test_model_equals_rtl(case, cols, vectors, blocks):
+    p, x, w, grid = _model_case(case, cols, out_vectors=vectors, ring_blocks=blocks)
+    run = simulate_focus_gemm(x, w, grid, p)
+    assert _model(run, x, w, grid, p) == dict(run.stats, cycles=run.cycles)
 
 
 def test_model_counts_an_empty_chunk():
@@ -190,3 +230,35 @@ def test_bad_inputs_raise_before_simulating(change, match):
 def test_gemm_counts_reject_inconsistent_counts():
     with pytest.raises(ValueError, match="unique <= nonzero"):
         GemmCounts((2,), np.array([[3]]), np.array([[2]]), 1, 0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    m_tiles=st.lists(
+        st.integers(1, 40).flatmap(
+            lambda m: st.tuples(st.just(m), st.lists(st.integers(0, m), min_size=1, max_size=4))
+        ),
+        min_size=1,
+        max_size=3,
+    ),
+    n_tiles=st.integers(1, 14),
+    vectors=st.integers(1, 4),
+    blocks=st.integers(2, 5),
+    scatter=st.integers(1, 3),
+)
+def test_schedule_jump_equals_stepping(m_tiles, n_tiles, vectors, blocks, scatter):
+    """The periodic shortcut over identical N groups is exact."""
+    chunks = len(m_tiles[0][1])
+    m_tiles = [(m, (u * chunks)[:chunks]) for m, u in m_tiles]
+    p = _params(4, out_vectors=vectors, ring_blocks=blocks, num_scatter=scatter, m_tile=40)
+    assert focus_schedule(m_tiles, n_tiles, p) == focus_schedule(m_tiles, n_tiles, p, jump=False)
+
+
+def test_schedule_jump_at_paper_scale():
+    """A paper-size projection (N = 3584 = 37 groups of 96 columns + 32)."""
+    p = FocusParams()
+    rng = np.random.default_rng(0)
+    m_tiles = [(1024, rng.integers(300, 1024, 112).tolist()), (700, [350] * 112)]
+    fast = focus_schedule(m_tiles, 3584 // p.cols, p)
+    assert fast == focus_schedule(m_tiles, 3584 // p.cols, p, jump=False)
+    assert len(fast["tile_cycles"]) == 2

@@ -23,7 +23,7 @@ def position_shape(params: FocusParams):
 
 def index_shape(params: FocusParams):
     """A token's index within its M tile (0 .. m_tile - 1)."""
-    return unsigned(max(1, (params.m_tile - 1).bit_length()))
+    return unsigned(params.index_bits)
 
 
 def candidate_layout(params: FocusParams) -> data.StructLayout:

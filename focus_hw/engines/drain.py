@@ -1,0 +1,106 @@
+"""The drain engine: finished output rows, with their positions, into the SIC."""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..arith.convert import narrow
+from ..arith.formats import float_format
+from ..arith.pipeline import Pipeline
+from ..params import FocusParams
+from ..scatter import row_layout, row_shape
+from ..sic.sic import input_layout
+from .walker import Walker, block_addr, run_layout
+
+__all__ = ["DrainEngine", "position_layout", "POSITION"]
+
+#: The grid fields of a token that the SIC compares.
+POSITION = ("pos", "col", "row", "frame")
+
+
+def position_layout(params: FocusParams) -> data.StructLayout:
+    """A beat of the ``positions`` stream: a surviving token's position in
+    the sequence and its column, row and frame (what the SIC compares)."""
+    return data.StructLayout(
+        {name: field.shape for name, field in input_layout(params) if name in POSITION}
+    )
+
+
+class DrainEngine(wiring.Component):
+    """Once the scatter has ``finished`` a group's output half, reads it
+    sub-tile by sub-tile, token by token, from the output buffer (``read``
+    / ``data``), narrows each row to the operand format (RNE), joins it with
+    the token's ``positions`` beat and hands it to the SIC (``sic``): one
+    SIC pass per sub-tile. After the group's last row the half is free
+    again (``out_full`` low). ``result`` shows each row in the cycle the SIC
+    takes it."""
+
+    def __init__(self, params: FocusParams):
+        self.params = params
+        row = row_layout(params)
+        super().__init__(
+            {
+                "start": In(1),
+                "run": In(run_layout(params)),
+                "finished": In(2),
+                "out_full": Out(2),
+                "read": Out(stream.Signature(row_shape(params))),
+                "data": In(stream.Signature(row)),
+                "positions": In(stream.Signature(position_layout(params))),
+                "sic": Out(stream.Signature(input_layout(params))),
+                "result": Out(stream.Signature(row, always_ready=True)),
+            }
+        )
+
+    def elaborate(self, platform):
+        m = Module()
+        p = self.params
+        mt = p.m_tile
+        walk = Walker(m, p, self.run, self.start, "drain", chunks=False)
+        half = Signal()
+        clear = Signal(2)
+        m.d.sync += self.out_full.eq(Mux(self.start, 0, (self.out_full | self.finished) & ~clear))
+        reading = Signal()
+        index = Signal(range(mt))
+        row_first = Signal()
+        row_last = Signal()
+        with m.If(~walk.done & ~reading & self.out_full.bit_select(half, 1) & ~self.start):
+            m.d.sync += [reading.eq(1), index.eq(0)]
+        m.d.comb += [
+            self.read.valid.eq(reading),
+            self.read.payload.eq(block_addr(half * p.out_vectors + walk.sub, index, mt)),
+        ]
+        with m.If(self.read.valid & self.read.ready):
+            m.d.sync += [
+                index.eq(index + 1),
+                row_first.eq(index == 0),
+                row_last.eq(index == walk.tokens - 1),
+            ]
+            with m.If(index == walk.tokens - 1):
+                m.d.sync += reading.eq(0)
+                m.d.comb += walk.advance.eq(1)
+                with m.If(walk.last_sub):
+                    m.d.comb += clear.eq(1 << half)
+                    m.d.sync += half.eq(~half)
+        with m.If(self.start):
+            m.d.sync += half.eq(0)
+
+        fmt = float_format(p.dtype)
+        narrowed = Cat(narrow(m, fmt, Pipeline(m, 0, 1, 1), e) for e in self.data.payload)
+        inp, pos = self.sic.payload, self.positions.payload
+        joined = self.data.valid & self.positions.valid
+        m.d.comb += [
+            self.sic.valid.eq(joined),
+            inp.data.eq(narrowed),
+            inp.first.eq(row_first),
+            inp.last.eq(row_last),
+            self.data.ready.eq(joined & self.sic.ready),
+            self.positions.ready.eq(joined & self.sic.ready),
+            self.result.valid.eq(self.sic.valid & self.sic.ready),
+            self.result.payload.eq(self.data.payload),
+        ]
+        for name in POSITION:
+            m.d.comb += getattr(inp, name).eq(getattr(pos, name))
+        return m
