@@ -81,8 +81,11 @@ class FocusParams:
     threshold: float = 0.9
     #: Surviving tokens per GEMM M tile (one tile is held on chip).
     m_tile: int = 1024
-    #: Scatter accumulators that add unique partial sums into token rows.
-    num_scatter: int = 2
+    #: Scatter lanes that add unique partial sums into token rows (a lane is
+    #: ``cols`` adders). 3 lanes and a ring of 4 blocks are the smallest that
+    #: keep the array's stall near 1% on the paper's video workloads
+    #: (``benchmarks/bench_focus_stall.py``); the paper's design point has 2.
+    num_scatter: int = 3
     #: Output tile width in SIC vectors: an M tile's output is produced in
     #: N groups of ``out_vectors`` sub-tiles of ``cols`` columns, each K
     #: chunk loaded once per group (the output buffer holds a group).

@@ -35,7 +35,12 @@ from focus_hw import FocusParams
 
 from .workload import REFERENCE_DIR
 
-__all__ = ["PaperTech", "YosysTech", "NODES", "MACHINES", "TechError"]
+__all__ = ["PaperTech", "YosysTech", "NODES", "MACHINES", "PAPER_TABLE_PARAMS", "TechError"]
+
+#: The design point the paper's module tables describe: its accumulator
+#: rows (``detailed_power_area_breakdown.csv``) are for 2 scatter lanes.
+#: :class:`PaperTech` scales them from here to the params it prices.
+PAPER_TABLE_PARAMS = FocusParams(num_scatter=2)
 
 #: Per-transistor figures of a node: placed-cell area (um^2, NAND2 ~0.5 um^2
 #: / 4 transistors at 28 nm over ~70% row utilisation) and switching power
@@ -106,7 +111,7 @@ class PaperTech:
 
     def _scaled(self, machine: str, params: FocusParams) -> pd.DataFrame:
         df = _modules(machine).copy()
-        ref = FocusParams()
+        ref = PAPER_TABLE_PARAMS
         scale = np.ones(len(df))
         scale[(df.role == "array").to_numpy()] = params.rows * params.cols / (ref.rows * ref.cols)
         scale[(df.role == "scatter").to_numpy()] = params.num_scatter / ref.num_scatter

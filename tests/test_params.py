@@ -13,7 +13,11 @@ def test_paper_defaults():
     p = FocusParams()
     assert (p.rows, p.cols, p.dtype, p.vector_size) == (32, 32, "fp16", 32)
     assert p.block == (2, 2, 2) and p.threshold == 0.9 and p.m_tile == 1024
-    assert p.num_scatter == 2 and p.clock_mhz == 500.0
+    assert p.clock_mhz == 500.0
+    # Wide output tiles (3 x 32 columns), 3 scatter lanes, a ring of 4 blocks.
+    assert (p.out_vectors, p.num_scatter, p.ring_blocks) == (3, 3, 4)
+    assert p.buffer_bytes["output"] == 2 * 1024 * 96 * 4
+    assert p.buffer_bytes["concentrate_out"] == 4 * 1024 * 32 * 4
     # Input buffer: 1024 tokens x 32 elements x 2 B, double-buffered = 128 KiB.
     assert p.buffer_bytes["input"] == 2 * 1024 * 32 * 2
     assert p.dram_bytes_per_cycle == pytest.approx(64e9 / 500e6)

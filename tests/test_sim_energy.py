@@ -8,7 +8,7 @@ import pytest
 from focus_hw import FocusParams
 from sim import sram
 from sim.dse import area_mm2, remaining_factor
-from sim.tech import PaperTech, TechError, YosysTech
+from sim.tech import PAPER_TABLE_PARAMS, PaperTech, TechError, YosysTech
 from sim.workload import REFERENCE_DIR
 
 SIM = REFERENCE_DIR / "simulator"
@@ -35,7 +35,7 @@ def test_input_buffer_matches_paper_breakdown():
 
 
 def test_paper_tech_core_power():
-    t, p = PaperTech(), FocusParams()
+    t, p = PaperTech(), PAPER_TABLE_PARAMS
     bd = pd.read_csv(SIM / "detailed_power_area_breakdown.csv").set_index("component")
     logic = bd.drop(index=[c for c in bd.index if c in p.buffer_bytes or c in ("wgt", "dram")])
     assert t.core_power_mw("focus", p) == pytest.approx(logic.power.sum(), rel=1e-6)

@@ -15,8 +15,17 @@ from sim.workload import Workload, paper_workload
 TINY = Workload(
     name="tiny", hidden=64, heads=2, kv_heads=1, head_dim=32, ffn=96, layers=2, tokens=300
 )
+#: Output tiles of one SIC vector (32 columns), as the hand counts below assume.
 P = FocusParams(
-    rows=32, cols=32, m_tile=128, vector_size=32, num_scatter=2, sec_layers=(), sec_keep=()
+    rows=32,
+    cols=32,
+    m_tile=128,
+    vector_size=32,
+    num_scatter=2,
+    out_vectors=1,
+    ring_blocks=2,
+    sec_layers=(),
+    sec_keep=(),
 )
 RELOAD = (32 - 1) * 1 + 32 + 1  # rows-1 PE hops + cols + 1 (timing.py derivation)
 LAT = 32 + 32 - 1  # fill + drain of one tile
@@ -97,6 +106,12 @@ def test_refetch_per_output_column_tile():
     wide = simulate(w, P.replace(cols=64), "dense")
     assert row(wide, "q").dram_in == 2 * 200 * 128 * 2
     assert row(wide, "q").macs == q.macs
+    # output tiles of 3 SIC vectors (96 columns): N=128 in 2 groups (96 + 32)
+    grouped = simulate(w, P.replace(out_vectors=3), "dense")
+    assert row(grouped, "q").dram_in == 2 * 200 * 128 * 2
+    assert row(grouped, "qk").dram_in == sum(
+        -(-k // 96) * m * 2 * 64 * 2 for k, m in zip(keys, rows)
+    )
 
 
 def test_focus_q_gemm_by_hand():
