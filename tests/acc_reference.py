@@ -66,18 +66,19 @@ def mac_chain(a, w, fmt: FloatFormat, acc: float = 0.0) -> float:
 def gemm(a: np.ndarray, w: np.ndarray, fmt: FloatFormat, chunk: int | None = None) -> np.ndarray:
     """(M, K) x (K, N) values (float64 results). Without ``chunk``: the
     array's :func:`mac_chain` from +0.0 per output. With it: the Focus
-    order, a chain from +0.0 per K chunk of ``chunk``, the partial sums
-    added to the output by :func:`scatter` in K order."""
+    order, a chain from +0.0 per K chunk of ``chunk`` whose activations are
+    not all zero, the partial sums added to the output by :func:`scatter` in
+    K order."""
     (m, k), n = a.shape, w.shape[1]
     out = np.zeros((m, n))
     for i in range(m):
         for j in range(n):
             if chunk is None:
                 out[i, j] = mac_chain(a[i], w[:, j], fmt)
-            else:
-                starts = range(0, k, chunk)
-                parts = [mac_chain(a[i, s : s + chunk], w[s : s + chunk, j], fmt) for s in starts]
-                out[i, j] = scatter(parts, fmt)
+                continue
+            live = [s for s in range(0, k, chunk) if np.any(a[i, s : s + chunk] != 0)]
+            parts = [mac_chain(a[i, s : s + chunk], w[s : s + chunk, j], fmt) for s in live]
+            out[i, j] = scatter(parts, fmt)
     return out
 
 
