@@ -46,7 +46,7 @@ UNITS = {
     "array": "array shell (skew, weight load, handshakes)",
     "array.pe": "PEs",
     "scatter": "scatter control, output-buffer ports",
-    "scatter.add": "scatter fp32 adders",
+    "scatter.add": "scatter adders (accumulator format)",
     "sic": "SIC control",
     "sic.dot": "SIC dot products (MAC lanes, adder tree)",
     "sic.argmax": "SIC arg-max and threshold",

@@ -1,16 +1,20 @@
 """Golden test vectors for the RTL, in the hardware's number format.
 
 Every array is a raw bit pattern: fp16/bf16 operands as ``uint16``, int8
-operands as ``int8``, fp32 results as ``uint32`` bits, int32 results as
-``int32``, masks as ``uint8`` (0/1), token indices as ``int32``. All vectors
-are deterministic functions of (params, shape, seed).
+operands as ``int8``, accumulator results as their bits (fp32 as ``uint32``,
+fp16/bf16 as ``uint16``; int32 as ``int32``), masks as ``uint8`` (0/1),
+token indices as ``int32``. All vectors are deterministic functions of
+(params, shape, seed).
 
-Arithmetic (the MAC contract, :ref:`hardware-mac`). For float formats one step is::
+Arithmetic (the MAC contract, :ref:`hardware-mac`), in the accumulator format
+``A = params.acc`` (``params.acc_format``). For float formats one step is::
 
-    acc = float32(acc + float32(float32(a) * float32(w)))
+    acc = A(acc + A(A(a) * A(w)))
 
-(numpy float32 operations, round to nearest even; the product of two fp16
-or bf16 values is exact in fp32 except for under/overflow). For int8 it is
+numpy operations in ``A``'s type, each rounded to nearest even: float32 for
+``acc_format="wide"`` (the product of two fp16 or bf16 values is exact in
+fp32 except for under/overflow), the operand type for ``"operand"`` (the
+product rounded to it, then the sum). For int8 it is
 ``acc = wrap32(acc + int32(a) * int32(w))`` with two's-complement
 wrap-around.
 
@@ -25,8 +29,10 @@ wrap-around.
   pass through the array; the partial sum of unique vector ``u`` is
   ``p[u, n]`` = steps over ``k`` in the chunk starting from ``+0.0``; then
   every token ``t`` whose vector ``j`` is not zero adds it:
-  ``out[t, n] = float32(out[t, n] + p[root[t, j], n])`` with ``out`` starting
+  ``out[t, n] = A(out[t, n] + p[root[t, j], n])`` with ``out`` starting
   at ``+0.0``. Zero vectors contribute nothing.
+* :func:`focus_gemm_reference` -- the same order for any ``a @ w`` with
+  every non-zero vector its own root (no SIC).
 
 :func:`write_golden` writes all of them as ``.npz`` files plus an
 ``index.json`` describing each array; :func:`load_golden` reads them back,
@@ -44,7 +50,7 @@ from pathlib import Path
 import numpy as np
 
 from focus_hw.fileio import atomic_write_bytes, atomic_write_text
-from focus_hw.formats import operand_format
+from focus_hw.formats import accumulator_format, operand_format
 from focus_hw.params import FocusParams
 
 __all__ = [
@@ -53,6 +59,7 @@ __all__ = [
     "f32_bits",
     "mac_reference",
     "gemm_reference",
+    "focus_gemm_reference",
     "mac_golden",
     "gemm_golden",
     "sic_golden",
@@ -82,10 +89,10 @@ def encode(values, dtype: str) -> np.ndarray:
     return bits if fmt.is_float else bits.view(fmt.np_type)
 
 
-def decode(bits, dtype: str) -> np.ndarray:
-    """Operand bits -> accumulator-type values (float32; int32 for int8)."""
-    fmt = operand_format(dtype)
-    return fmt.decode(bits).astype(fmt.acc.np_type)
+def decode(bits, dtype: str, acc_format: str = "wide") -> np.ndarray:
+    """Operand bits -> values of the accumulator's type (float32 or int32
+    for ``acc_format="wide"``, the operand type for ``"operand"``)."""
+    return operand_format(dtype).decode(bits).astype(accumulator_format(dtype, acc_format).np_type)
 
 
 def f32_bits(x) -> np.ndarray:
@@ -97,37 +104,35 @@ def _wrap32(x: np.ndarray) -> np.ndarray:
     return ((x.astype(np.int64) + 2**31) % 2**32 - 2**31).astype(np.int32)
 
 
-def mac_reference(a_bits, b_bits, acc, dtype: str) -> np.ndarray:
-    """One MAC step elementwise; ``acc``/result are uint32 fp32 bits (int32 for int8)."""
-    a, b = decode(a_bits, dtype), decode(b_bits, dtype)
-    if not operand_format(dtype).is_float:
+def mac_reference(a_bits, b_bits, acc, dtype: str, acc_format: str = "wide") -> np.ndarray:
+    """One MAC step elementwise; ``acc``/result are accumulator bits (int32 for int8)."""
+    a, b = decode(a_bits, dtype, acc_format), decode(b_bits, dtype, acc_format)
+    fmt = accumulator_format(dtype, acc_format)
+    if not fmt.is_float:
         return _wrap32(np.asarray(acc, np.int64) + a.astype(np.int64) * b)
     with np.errstate(over="ignore", under="ignore", invalid="ignore"):
-        out = np.asarray(acc, np.uint32).view(np.float32) + a * b
-    return f32_bits(out)
+        out = fmt.decode(acc) + a * b
+    return fmt.to_bits(out)
 
 
-def gemm_reference(a_bits, w_bits, dtype: str, acc=None) -> np.ndarray:
-    """(M, K) x (K, N) with the documented order; result bits (uint32 / int32).
+def gemm_reference(a_bits, w_bits, dtype: str, acc=None, acc_format: str = "wide") -> np.ndarray:
+    """(M, K) x (K, N) with the documented order; result bits (accumulator / int32).
 
     ``acc`` is the initial accumulator (same format as the result), default 0.
     """
-    a, w = decode(a_bits, dtype), decode(w_bits, dtype)
+    a, w = decode(a_bits, dtype, acc_format), decode(w_bits, dtype, acc_format)
     if a.ndim != 2 or w.ndim != 2 or a.shape[1] != w.shape[0]:
         raise ValueError(f"shapes {a.shape} x {w.shape} do not form a GEMM")
     m, n = a.shape[0], w.shape[1]
-    if not operand_format(dtype).is_float:
+    fmt = accumulator_format(dtype, acc_format)
+    if not fmt.is_float:
         out = np.zeros((m, n), np.int64) if acc is None else np.asarray(acc, np.int64)
         return _wrap32(out + a.astype(np.int64) @ w.astype(np.int64))
-    out = (
-        np.zeros((m, n), np.float32)
-        if acc is None
-        else np.asarray(acc, np.uint32).view(np.float32).copy()
-    )
+    out = np.zeros((m, n), fmt.np_type) if acc is None else fmt.decode(acc).copy()
     with np.errstate(over="ignore", under="ignore", invalid="ignore"):
         for k in range(a.shape[1]):
-            out = out + a[:, k, None] * w[None, k, :]  # float32 ops, RNE each
-    return f32_bits(out)
+            out = out + a[:, k, None] * w[None, k, :]  # ops in the accumulator type, RNE each
+    return fmt.to_bits(out)
 
 
 # -- random operands ------------------------------------------------------------
@@ -157,19 +162,20 @@ def _operands(rng, shape, dtype: str, special: bool = True) -> np.ndarray:
     return encode(v, dtype)
 
 
-def _fp32_acc(rng, shape) -> np.ndarray:
+def _float_acc(rng, shape, params: FocusParams) -> np.ndarray:
+    """Random accumulator bits (``params.acc``, a float format)."""
     v = rng.standard_normal(shape) * np.exp2(rng.integers(-8, 9, size=shape))
     v[rng.random(shape) < 0.05] = 0.0
-    return f32_bits(v)
+    return params.acc.encode(v)
 
 
-def _acc_init(rng, shape, dtype):
-    acc = operand_format(dtype).acc
+def _acc_init(rng, shape, params: FocusParams):
+    acc = params.acc
     if not acc.is_float:  # near the int32 limits, so that the sum wraps around
         info = np.iinfo(acc.np_type)
         edge = rng.choice([info.min, info.max], size=shape)
         return _wrap32(edge - np.sign(edge) * rng.integers(0, 2**17, size=shape))
-    return _fp32_acc(rng, shape)
+    return _float_acc(rng, shape, params)
 
 
 def mac_golden(params: FocusParams, count: int, seed: int = 0) -> dict:
@@ -177,13 +183,14 @@ def mac_golden(params: FocusParams, count: int, seed: int = 0) -> dict:
     rng = np.random.default_rng([seed, 1])
     a = _operands(rng, (count,), params.dtype)
     b = _operands(rng, (count,), params.dtype)
-    acc_fmt = params.format.acc
+    acc_fmt = params.acc
     if not acc_fmt.is_float:
         info = np.iinfo(acc_fmt.np_type)
         acc = rng.integers(info.min, info.max + 1, size=count).astype(acc_fmt.np_type)
     else:
-        acc = _fp32_acc(rng, (count,))
-    return {"a": a, "b": b, "acc": acc, "out": mac_reference(a, b, acc, params.dtype)}
+        acc = _float_acc(rng, (count,), params)
+    out = mac_reference(a, b, acc, params.dtype, params.acc_format)
+    return {"a": a, "b": b, "acc": acc, "out": out}
 
 
 def gemm_golden(
@@ -201,10 +208,10 @@ def gemm_golden(
     a = _operands(rng, (m, k), params.dtype)
     w = _operands(rng, (k, n), params.dtype)
     out = {"a": a, "w": w}
-    acc = _acc_init(rng, (m, n), params.dtype) if with_acc else None
+    acc = _acc_init(rng, (m, n), params) if with_acc else None
     if acc is not None:
         out["acc"] = acc
-    out["out"] = gemm_reference(a, w, params.dtype, acc)
+    out["out"] = gemm_reference(a, w, params.dtype, acc, params.acc_format)
     return out
 
 
@@ -316,6 +323,45 @@ def sic_golden(
     }
 
 
+def _scatter_gemm(x, w, zero, root, vector_size: int):
+    """The Focus array's and scatter's GEMM (module docstring) on values of
+    the accumulator's numpy type: ``(out, [per chunk: unique token indices,
+    partial sums])``."""
+    num_tokens, dim = x.shape
+    out = np.zeros((num_tokens, w.shape[1]), x.dtype)
+    chunks = []
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        for j in range(zero.shape[1]):
+            unique = np.flatnonzero(~zero[:, j] & (root[:, j] == np.arange(num_tokens)))
+            p = np.zeros((len(unique), w.shape[1]), x.dtype)
+            for k in range(j * vector_size, min(dim, (j + 1) * vector_size)):
+                p = p + x[unique, k, None] * w[None, k, :]
+            members = np.flatnonzero(~zero[:, j])
+            slot = np.minimum(np.searchsorted(unique, root[members, j]), len(unique) - 1)
+            if not np.array_equal(unique[slot], root[members, j]):
+                raise RuntimeError(f"SIC root of a chunk-{j} vector is not a unique vector")
+            out[members] = out[members] + p[slot]
+            chunks.append((unique, p))
+    return out, chunks
+
+
+def focus_gemm_reference(a_bits, w_bits, params: FocusParams) -> np.ndarray:
+    """``a @ w`` (operand bits, any K) in the order of
+    :func:`compressed_gemm_golden` with every non-zero vector its own root:
+    per K chunk of ``vector_size`` a partial sum from +0.0, added to the
+    output row (from +0.0) in K order, all in ``params.acc``. Result bits."""
+    x = decode(a_bits, params.dtype, params.acc_format)
+    w = decode(w_bits, params.dtype, params.acc_format)
+    if x.ndim != 2 or w.ndim != 2 or x.shape[1] != w.shape[0]:
+        raise ValueError(f"shapes {x.shape} x {w.shape} do not form a GEMM")
+    (t, k), vs = x.shape, params.vector_size
+    chunks = np.zeros((t, -(-k // vs) * vs), x.dtype)
+    chunks[:, :k] = x
+    zero = ~chunks.reshape(t, -1, vs).any(axis=2)
+    root = np.broadcast_to(np.arange(t)[:, None], zero.shape)
+    return params.acc.to_bits(_scatter_gemm(x, w, zero, root, vs)[0])
+
+
 def compressed_gemm_golden(
     params: FocusParams, grid=(2, 3, 4), n: int = 8, seed: int = 0, *, dim: int | None = None
 ) -> dict:
@@ -323,42 +369,26 @@ def compressed_gemm_golden(
 
     Adds to the SIC keys: w (operand bits), unique_count (V,) int32 unique
     vectors per chunk, unique_index (sum, ) int32 their token indices
-    (ascending within a chunk, chunks in order), partial (sum, n) uint32 fp32
-    partial sums of the unique vectors, out (T, n) uint32 (module docstring).
+    (ascending within a chunk, chunks in order), partial (sum, n) accumulator
+    bits of the unique vectors' partial sums, out (T, n) accumulator bits
+    (module docstring).
     """
     if not isinstance(n, int) or n < 1:
         raise ValueError(f"compressed_gemm_golden: n={n!r} must be an integer >= 1")
     g = sic_golden(params, grid, seed, dim=dim)
     rng = np.random.default_rng([seed, 4])
-    dim = g["x"].shape[1]
-    w_bits = _operands(rng, (dim, n), params.dtype)
-    x, w = decode(g["tokens"], params.dtype), decode(w_bits, params.dtype)
-    vs, num_tokens = params.vector_size, x.shape[0]
+    w_bits = _operands(rng, (g["x"].shape[1], n), params.dtype)
+    x = decode(g["tokens"], params.dtype, params.acc_format)
+    w = decode(w_bits, params.dtype, params.acc_format)
     zero, root = g["zero"].astype(bool), g["root"]
-    out = np.zeros((num_tokens, n), np.float32)
-    counts, uniques, partials = [], [], []
-    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
-        for j in range(zero.shape[1]):
-            ks = range(j * vs, min(dim, (j + 1) * vs))
-            unique = np.flatnonzero(~zero[:, j] & (root[:, j] == np.arange(num_tokens)))
-            p = np.zeros((len(unique), n), np.float32)
-            for k in ks:
-                p = p + x[unique, k, None] * w[None, k, :]
-            members = np.flatnonzero(~zero[:, j])
-            slot = np.minimum(np.searchsorted(unique, root[members, j]), len(unique) - 1)
-            if not np.array_equal(unique[slot], root[members, j]):
-                raise RuntimeError(f"SIC root of a chunk-{j} vector is not a unique vector")
-            out[members] = out[members] + p[slot]
-            counts.append(len(unique))
-            uniques.append(unique)
-            partials.append(p)
+    out, chunks = _scatter_gemm(x, w, zero, root, params.vector_size)
     g.update(
         {
             "w": w_bits,
-            "unique_count": np.array(counts, np.int32),
-            "unique_index": np.concatenate(uniques).astype(np.int32),
-            "partial": f32_bits(np.concatenate(partials)),
-            "out": f32_bits(out),
+            "unique_count": np.array([len(u) for u, _ in chunks], np.int32),
+            "unique_index": np.concatenate([u for u, _ in chunks]).astype(np.int32),
+            "partial": params.acc.to_bits(np.concatenate([p for _, p in chunks])),
+            "out": params.acc.to_bits(out),
         }
     )
     return g

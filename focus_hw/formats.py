@@ -5,6 +5,8 @@ numpy scalar type, torch dtype name, IEEE layout (:class:`FloatFormat`, or
 ``None`` for integers), value <-> raw-bit conversion and, for operand formats
 (:data:`OPERAND_FORMATS`), the accumulator format the MAC sums into. Adding an
 operand format is one entry here plus its arithmetic in :mod:`focus_hw.arith`.
+:func:`accumulator_format` picks the format partial sums are held in
+(:data:`ACC_FORMATS`: that accumulator, or the operand format itself).
 
 This module needs only numpy and ``ml_dtypes``; torch is imported when
 :attr:`NumberFormat.torch_dtype` is first read.
@@ -25,8 +27,10 @@ __all__ = [
     "NumberFormat",
     "NUMBER_FORMATS",
     "OPERAND_FORMATS",
+    "ACC_FORMATS",
     "number_format",
     "operand_format",
+    "accumulator_format",
 ]
 
 
@@ -206,3 +210,23 @@ def operand_format(name: str | NumberFormat) -> NumberFormat:
             f"unknown operand format {name!r}; expected one of {sorted(OPERAND_FORMATS)}"
         )
     return fmt
+
+
+#: Where partial sums are held (``FocusParams.acc_format``): ``"wide"`` in the
+#: operand format's accumulator (fp32, int32), ``"operand"`` in the operand
+#: format itself (floats only).
+ACC_FORMATS = ("wide", "operand")
+
+
+def accumulator_format(operand: str | NumberFormat, acc_format: str = "wide") -> NumberFormat:
+    """The format partial sums of ``operand`` are held in under ``acc_format``
+    (:data:`ACC_FORMATS`); ValueError for an unknown one or ``"operand"`` with
+    an integer format."""
+    fmt = operand_format(operand)
+    if acc_format == "wide":
+        return fmt.acc
+    if acc_format == "operand":
+        if not fmt.is_float:
+            raise ValueError(f"acc_format='operand' needs a float operand format, not {fmt.name!r}")
+        return fmt
+    raise ValueError(f"unknown acc_format {acc_format!r}; expected one of {list(ACC_FORMATS)}")

@@ -54,13 +54,13 @@ MANIFEST_VERSION = 2
 def _mac(p: FocusParams):
     from .arith import MAC
 
-    return MAC(p.dtype, p.mac_pipeline)
+    return MAC(p.dtype, p.mac_pipeline, acc_format=p.acc_format)
 
 
 def _pe(p: FocusParams):
     from .pe import PE
 
-    return PE(p.dtype, p.mac_pipeline)
+    return PE(p.dtype, p.mac_pipeline, acc_format=p.acc_format)
 
 
 def _array(p: FocusParams):

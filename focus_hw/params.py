@@ -21,7 +21,7 @@ from pathlib import Path
 import tomli_w
 
 from .fileio import atomic_write_text
-from .formats import OPERAND_FORMATS, NumberFormat
+from .formats import ACC_FORMATS, OPERAND_FORMATS, NumberFormat, accumulator_format
 
 __all__ = ["FocusParams", "DTYPES"]
 
@@ -51,6 +51,8 @@ class FocusParams:
       ``max_frame_tokens <= max_tokens``; ``mac_pipeline``, ``sic_pipeline`` >= 0.
     * ``sic_lanes`` is a positive power of two.
     * ``dtype`` is one of :data:`DTYPES` (the registry's operand formats).
+    * ``acc_format`` is one of :data:`focus_hw.formats.ACC_FORMATS`;
+      ``"operand"`` needs a float ``dtype``.
     * ``vector_size`` is a positive power of two.
     * ``threshold`` lies in (-1, 1], or is ``math.inf`` (SIC never merges).
     * ``sec_layers`` are distinct, increasing, non-negative layer indices;
@@ -69,6 +71,10 @@ class FocusParams:
     dtype: str = "fp16"
     #: Pipeline registers inside each MAC (0 = single-cycle MAC).
     mac_pipeline: int = 0
+    #: Where partial sums are held (PE and scatter): 'wide' in the operand
+    #: format's accumulator (fp32 / int32), 'operand' in the operand format
+    #: itself (fp16 / bf16 only; every step rounded to it), see :attr:`acc`.
+    acc_format: str = "wide"
 
     # -- similarity concentrator (SIC) ------------------------------------------
     #: Elements per compared vector (the array's K rows in the paper).
@@ -158,6 +164,10 @@ class FocusParams:
             fail("sic_pipeline", "must be an integer >= 0")
         if not isinstance(self.dtype, str) or self.dtype not in DTYPES:
             fail("dtype", f"must be one of {sorted(DTYPES)}")
+        if not isinstance(self.acc_format, str) or self.acc_format not in ACC_FORMATS:
+            fail("acc_format", f"must be one of {list(ACC_FORMATS)}")
+        if self.acc_format == "operand" and not self.is_float:
+            fail("acc_format", f"'operand' needs a float dtype, not {self.dtype!r}")
         v = self.vector_size
         if not _is_int(v) or v < 1 or v & (v - 1):
             fail("vector_size", "must be a positive power of two")
@@ -204,9 +214,15 @@ class FocusParams:
         return self.format.bits
 
     @property
+    def acc(self) -> NumberFormat:
+        """The accumulator's registry entry: the operand format's accumulator
+        (fp32, int32) for ``acc_format='wide'``, the operand format for 'operand'."""
+        return accumulator_format(self.format, self.acc_format)
+
+    @property
     def acc_bits(self) -> int:
-        """Width of the accumulator (fp32 or int32)."""
-        return self.format.acc.bits
+        """Width of the accumulator (:attr:`acc`)."""
+        return self.acc.bits
 
     @property
     def operand_bytes(self) -> int:

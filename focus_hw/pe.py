@@ -5,7 +5,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from .arith import MAC
-from .arith.mac import check_acc_bits
+from .arith.mac import accumulator_bits
 from .formats import OPERAND_FORMATS
 
 __all__ = ["PE", "pe_signature"]
@@ -14,6 +14,7 @@ __all__ = ["PE", "pe_signature"]
 def pe_signature(
     dtype: str,
     *,
+    acc_format: str = "wide",
     psum_bits: int | None = None,
     psum_in_bits: int | None = None,
     first_row: bool = False,
@@ -22,8 +23,8 @@ def pe_signature(
     """Ports of :class:`PE` (validated); the arguments are the PE's own."""
     if not isinstance(dtype, str) or dtype not in OPERAND_FORMATS:
         raise ValueError(f"PE: dtype={dtype!r} must be one of {sorted(OPERAND_FORMATS)}")
-    bits = check_acc_bits(dtype, psum_bits)
-    in_bits = bits if psum_in_bits is None else check_acc_bits(dtype, psum_in_bits)
+    bits = accumulator_bits(dtype, psum_bits, acc_format)
+    in_bits = bits if psum_in_bits is None else accumulator_bits(dtype, psum_in_bits, acc_format)
     if in_bits > bits:
         raise ValueError(f"PE: psum_in_bits={in_bits} must not exceed psum_bits={bits}")
     operand_bits = OPERAND_FORMATS[dtype].bits
@@ -60,6 +61,9 @@ class PE(wiring.Component):
         Operand format, one of :data:`focus_hw.formats.OPERAND_FORMATS`.
     mac_pipeline : int
         Pipeline stages inside the :class:`~focus_hw.arith.MAC`.
+    acc_format : str
+        The MAC's accumulator (``FocusParams.acc_format``): ``"wide"`` (fp32,
+        int32) or ``"operand"`` (partial sums in the operand format; floats).
     psum_bits, psum_in_bits : int or None
         int8 only: widths of ``psum_out`` (the MAC's accumulator) and of
         ``psum_in`` (sign-extended into it; at most ``psum_bits``). Default:
@@ -91,6 +95,7 @@ class PE(wiring.Component):
         dtype: str,
         mac_pipeline: int = 0,
         *,
+        acc_format: str = "wide",
         psum_bits: int | None = None,
         psum_in_bits: int | None = None,
         first_row: bool = False,
@@ -99,6 +104,7 @@ class PE(wiring.Component):
         super().__init__(
             pe_signature(
                 dtype,
+                acc_format=acc_format,
                 psum_bits=psum_bits,
                 psum_in_bits=psum_in_bits,
                 first_row=first_row,
@@ -106,6 +112,7 @@ class PE(wiring.Component):
             )
         )
         self.dtype = dtype
+        self.acc_format = acc_format
         self.mac_pipeline = mac_pipeline
         self.psum_bits = len(self.psum_out)
         self.first_row, self.last_col = first_row, last_col
@@ -113,7 +120,9 @@ class PE(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         acc_bits = None if OPERAND_FORMATS[self.dtype].is_float else self.psum_bits
-        m.submodules.mac = mac = MAC(self.dtype, self.mac_pipeline, acc_bits)
+        m.submodules.mac = mac = MAC(
+            self.dtype, self.mac_pipeline, acc_bits, acc_format=self.acc_format
+        )
         active = Signal.like(self.w_data)
         shadow = Signal.like(self.w_data)
         m.d.comb += [

@@ -1,5 +1,5 @@
-"""The scatter accumulator: the output buffer and the fp32 adders that add
-partial-sum rows into it."""
+"""The scatter accumulator: the output buffer and the adders (in the
+accumulator format, :attr:`FocusParams.acc`) that add partial-sum rows into it."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .arith import FP32, FAdd
+from .arith import FAdd
 from .params import FocusParams
 from .sic.table import serve_reads
 
@@ -26,8 +26,8 @@ def output_depth(params: FocusParams) -> int:
 
 
 def row_layout(params: FocusParams) -> data.ArrayLayout:
-    """One output row: ``cols`` fp32 bit patterns."""
-    return data.ArrayLayout(32, params.cols)
+    """One output row: ``cols`` accumulator bit patterns (``params.acc_bits`` each)."""
+    return data.ArrayLayout(params.acc_bits, params.cols)
 
 
 def request_layout(params: FocusParams) -> data.StructLayout:
@@ -43,11 +43,13 @@ def request_layout(params: FocusParams) -> data.StructLayout:
 
 
 class ScatterAccumulator(wiring.Component):
-    """The accelerator's output buffer with ``num_scatter`` lanes of fp32
-    adders: ``row <- fp32(row + value)`` element by element.
+    """The accelerator's output buffer with ``num_scatter`` lanes of adders in
+    the accumulator format ``A = params.acc`` (fp32, or the operand format for
+    ``acc_format="operand"``): ``row <- A(row + value)`` element by element,
+    rounded to nearest even (:class:`~focus_hw.arith.FAdd`).
 
     The buffer is a ``lib.memory.Memory`` of ``2 * m_tile`` rows of ``cols``
-    fp32 values (two halves of ``m_tile`` rows; the caller computes ``row =
+    ``A`` values (two halves of ``m_tile`` rows; the caller computes ``row =
     half * m_tile + token``), initially +0.0.
 
     Timing: a request accepted on lane ``i`` in cycle ``c`` reads the row in
@@ -86,6 +88,8 @@ class ScatterAccumulator(wiring.Component):
     """
 
     def __init__(self, params: FocusParams):
+        if not params.acc.is_float:
+            raise ValueError(f"ScatterAccumulator: dtype={params.dtype!r}: the scatter adds floats")
         self.params = params
         row = row_layout(params)
         self.memory = mem = memory.Memory(shape=row, depth=output_depth(params), init=[])
@@ -133,7 +137,7 @@ class ScatterAccumulator(wiring.Component):
                 wp.en.eq(write),
             ]
             for col in range(p.cols):
-                add = m.submodules[f"add{i}_{col}"] = FAdd(FP32)
+                add = m.submodules[f"add{i}_{col}"] = FAdd(p.acc.layout)
                 m.d.comb += [
                     add.a.eq(self.old[i][col]),
                     add.b.eq(Mux(stage.skip, 0, stage.value[col])),

@@ -2,10 +2,10 @@
 
 Accumulation order (fixed by the array, reproduced by a numpy loop bit for
 bit): for every output element ``acc = +0.0`` (``0`` for int8), then for
-``k = 0..K-1``: ``acc = fp32(acc + fp32(a[m, k] * w[k, n]))`` with the
-operands widened to fp32 and both roundings to nearest even
-(``np.float32(acc) + np.float32(a) * np.float32(w)``); for int8 the int32 sum
-wraps around.
+``k = 0..K-1``: ``acc = R(acc + R(a[m, k] * w[k, n]))`` where ``R`` rounds to
+nearest even in the accumulator format ``params.acc``: fp32 for
+``acc_format="wide"`` (``np.float32(acc) + np.float32(a) * np.float32(w)``),
+the operand format for ``"operand"``; for int8 the int32 sum wraps around.
 """
 
 from __future__ import annotations
@@ -33,7 +33,9 @@ MAX_REFUSED = 10_000
 class GemmRun:
     """Result of :func:`simulate_gemm`."""
 
-    #: (M, N) outputs: float32 (fp16/bf16 operands) or int32 (int8 operands).
+    #: (M, N) outputs in the accumulator's numpy type (``params.acc``): float32
+    #: (fp16/bf16 operands, ``acc_format="wide"``), the operand type
+    #: (``"operand"``) or int32 (int8 operands).
     out: np.ndarray
     #: Cycles from the first activation row accepted to the last output row
     #: accepted, both counted (without backpressure: the last row's first
@@ -211,9 +213,9 @@ def simulate_tiles(
     mask = (1 << acc) - 1
     flat = np.array(
         [[(word >> (c * acc)) & mask for c in range(cols)] for word in words],
-        dtype=params.format.acc.bits_type,
+        dtype=params.acc.bits_type,
     )
-    flat = flat.view(params.format.acc.np_type)
+    flat = flat.view(params.acc.np_type)
     outs, start = [], 0
     for m, n in shapes:
         outs.append(flat[start : start + m, :n].copy())
@@ -244,8 +246,9 @@ def simulate_gemm(
     ``act_valid`` likewise gives input bubbles: in a cycle where it is low the
     activation stream withholds its next row (``act.valid`` low mid-tile).
     ``vcd``: write a
-    waveform to this path. Returns :class:`GemmRun` with ``out`` (M, N)
-    float32 (int32 for int8) computed in the order documented in this module.
+    waveform to this path. Returns :class:`GemmRun` with ``out`` (M, N) in
+    the accumulator format (:attr:`GemmRun.out`) computed in the order
+    documented in this module.
     """
     run = simulate_tiles([(a, w)], params, vcd=vcd, out_ready=out_ready, act_valid=act_valid)
     return GemmRun(out=run.outs[0], cycles=run.cycles)

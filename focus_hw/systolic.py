@@ -27,7 +27,8 @@ def psum_bits(params: FocusParams, k: int) -> int:
     :func:`~focus_hw.arith.int8.int_sum_bits` bits hold it exactly, capped at
     32 (row 0: 16 bits, rows 1-2: 17, rows 3-6: 18, ... + 1 bit per doubling).
     No partial sum can overflow, so the narrow rows are bit-exact, and the
-    int32 output is the bottom row sign-extended. Floats: the fp32 width.
+    int32 output is the bottom row sign-extended. Floats: the accumulator's
+    width (:attr:`FocusParams.acc_bits`: fp32, or the operand format's).
     """
     if params.is_float:
         return params.acc_bits
@@ -44,8 +45,9 @@ def pe_psum_widths(params: FocusParams) -> list[tuple[int, int] | None]:
 
 def pe_config(params: FocusParams, k: int, c: int) -> dict:
     """Keyword arguments of ``PE(params.dtype, params.mac_pipeline, **kw)`` at
-    row ``k``, column ``c``: partial-sum widths and edge position."""
-    kw = {"first_row": k == 0, "last_col": c == params.cols - 1}
+    row ``k``, column ``c``: accumulator format, partial-sum widths and edge
+    position."""
+    kw = {"acc_format": params.acc_format, "first_row": k == 0, "last_col": c == params.cols - 1}
     widths = pe_psum_widths(params)[k]
     if widths is not None:
         kw.update(psum_in_bits=widths[0], psum_bits=widths[1])
@@ -99,7 +101,8 @@ class SystolicArray(wiring.Component):
     row ``k`` and moves right, partial sums start at ``0`` (+0.0 for floats)
     above row 0 and move down, so column ``c`` of an output row is, in this
     order, ``acc = 0; for k in 0..rows-1: acc = acc + a[k] * W[k, c]`` with the
-    :class:`~focus_hw.arith.MAC`'s rounding. Operands and accumulators travel
+    :class:`~focus_hw.arith.MAC`'s rounding, in the accumulator format
+    :attr:`FocusParams.acc` (``acc_format``). Operands and accumulators travel
     as raw bit patterns (fp16/bf16/fp32, or int8/int32 two's complement).
     int8 partial sums are only :func:`psum_bits` wide in row ``k`` (exact:
     they cannot overflow) and sign-extended to int32 at the output.
@@ -107,7 +110,7 @@ class SystolicArray(wiring.Component):
     Parameters
     ----------
     params : FocusParams
-        ``rows``, ``cols``, ``dtype`` and ``mac_pipeline`` are used.
+        ``rows``, ``cols``, ``dtype``, ``acc_format`` and ``mac_pipeline`` are used.
     pe_modules : str or None
         ``None``: every PE is an Amaranth submodule (one flat design, which
         Amaranth elaborates PE by PE). A name prefix: the array is a *shell*

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import acc_reference as exact
 from focus_hw.arith import FORMATS, MAC
 from focus_hw.arith import reference as ref
 from focus_hw.arith.compare import FCompare, FMax
@@ -170,9 +171,16 @@ def test_mac_acc_bits_rejected():
         for bad in (15, 33, 2.0, True):
             with pytest.raises(ValueError, match="acc_bits.*16\\.\\.32"):
                 MAC("int8", acc_bits=bad)
-        with pytest.raises(ValueError, match="only the int8 accumulator"):
+        with pytest.raises(ValueError, match="acc_format chooses a float accumulator"):
             MAC("fp16", acc_bits=24)
+        with pytest.raises(ValueError, match="acc_format chooses a float accumulator"):
+            MAC("fp16", acc_bits=32, acc_format="operand")
         assert len(MAC("bf16", acc_bits=None).out) == 32
+        assert len(MAC("bf16", acc_bits=16, acc_format="operand").out) == 16
+        with pytest.raises(ValueError, match="acc_format='operand' needs a float"):
+            MAC("int8", acc_format="operand")
+        with pytest.raises(ValueError, match="unknown acc_format 'fp8'"):
+            MAC("fp16", acc_format="fp8")
 
 
 @settings(max_examples=5, deadline=None)
@@ -200,6 +208,124 @@ def test_mac_interface():
             MAC("fp8")
         with pytest.raises(ValueError, match="pipeline must be an integer >= 0"):
             MAC("int8", pipeline=1.5)
+        del mac
+
+
+# -- accumulator in the operand format (acc_format="operand") ------------------------
+
+
+def check_operand_mac(dtype, a, b, acc):
+    """``MAC(dtype, acc_format="operand")`` against numpy scalars of the operand
+    type bit for bit (NaN payloads included) and against the exact model
+    (:mod:`acc_reference`: one rounding of the exact product, then of the
+    exact sum). Returns the outputs."""
+    got = evaluate(MAC(dtype, acc_format="operand"), a=a, b=b, acc=acc)["out"]
+    assert_bits_equal(got, ref.mac(dtype, a, b, acc, "operand"), a, b, acc)
+    fmt = FORMATS[dtype]
+    values = (map(float, ref.to_float(dtype, v)) for v in (a, b, acc))
+    want = [exact.add(c, exact.mul(x, y, fmt), fmt) for x, y, c in zip(*values)]
+    exact.assert_matches(got, want, dtype)
+    return got
+
+
+def tiny_operands(rng, dtype, n):
+    """Operand pairs whose exact products lie in the operand format's
+    subnormal range, just above it or below it (underflowing to zero)."""
+    f = FORMATS[dtype]
+    a = random_bits(rng, dtype, n, (1, f.bias))
+    ea = ((a >> np.uint64(f.man_bits)) & np.uint64(f.exp_max)).astype(np.int64)
+    eb = np.clip(f.bias - ea + rng.integers(-f.man_bits - 3, 2, n), 1, f.exp_max - 1)
+    b = random_bits(rng, dtype, n, (0, 0)) | (eb.astype(np.uint64) << np.uint64(f.man_bits))
+    return a, b
+
+
+@pytest.mark.parametrize("dtype", ["fp16", "bf16"])
+def test_mac_operand_special_operands(dtype):
+    """All pairs of special a, b against a cycle of special accumulators."""
+    a, b = pairs(specials(dtype))
+    acc = specials(dtype)[np.arange(a.size) % specials(dtype).size]
+    check_operand_mac(dtype, a, b, acc)
+
+
+@pytest.mark.parametrize("dtype", ["fp16", "bf16"])
+def test_mac_operand_subnormals(dtype):
+    """Products and sums in the operand format's subnormal range: rounded
+    (one rounding each), never flushed."""
+    rng = np.random.default_rng(40)
+    f = FORMATS[dtype]
+    a, b = tiny_operands(rng, dtype, 800)
+    acc = np.where(
+        rng.random(a.size) < 0.5,
+        random_bits(rng, dtype, a.size, (0, 0)),  # subnormal accumulators
+        random_bits(rng, dtype, a.size, (1, 2)),
+    )
+    got = check_operand_mac(dtype, a, b, acc)
+    magnitude = np.uint64((1 << (f.width - 1)) - 1)
+    smallest_normal = np.uint64(1 << f.man_bits)
+    product = ref.binary(operator.mul, dtype, a, b) & magnitude
+    assert (((got & magnitude) < smallest_normal) & ((got & magnitude) != 0)).sum() > 100
+    assert ((product < smallest_normal) & (product != 0)).sum() > 100  # subnormal products
+    assert (product == 0).sum() > 20  # products underflowing to zero
+
+
+@pytest.mark.parametrize("dtype", ["fp16", "bf16"])
+def test_mac_operand_overflow_and_inf_minus_inf(dtype):
+    """Products and sums past the largest finite value become infinities;
+    an infinite accumulator meeting the opposite infinite product is NaN."""
+    rng = np.random.default_rng(41)
+    f = FORMATS[dtype]
+    n = 600
+    half = (f.exp_max - 1 + f.bias) // 2  # exponent of about sqrt(max)
+    a = random_bits(rng, dtype, n, (half - 1, half + 1))
+    b = random_bits(rng, dtype, n, (half - 1, half + 1))
+    big = random_bits(rng, dtype, n, (f.exp_max - 2, f.exp_max - 1))
+    inf = np.uint64(f.exp_max << f.man_bits) | (
+        rng.integers(0, 2, n, dtype=np.uint64) << np.uint64(f.width - 1)
+    )
+    acc = np.where(rng.random(n) < 0.6, big, inf)
+    got = check_operand_mac(dtype, a, b, acc)
+    mag = got & np.uint64((1 << (f.width - 1)) - 1)
+    is_inf = mag == np.uint64(f.exp_max << f.man_bits)
+    is_nan = mag > np.uint64(f.exp_max << f.man_bits)
+    product = ref.binary(operator.mul, dtype, a, b)
+    product_inf = (product & np.uint64((1 << (f.width - 1)) - 1)) == np.uint64(
+        f.exp_max << f.man_bits
+    )
+    assert (is_inf & (acc != inf)).sum() > 50  # finite accumulators overflowing
+    assert (product_inf & (acc != inf)).sum() > 20  # products overflowing
+    assert is_nan.sum() > 10  # inf - inf
+
+
+@pytest.mark.parametrize("dtype", ["fp16", "bf16"])
+def test_mac_operand_ties(dtype):
+    """Sums exactly half-way between two operand-format neighbours round to
+    even; products of short significands are exact."""
+    rng = np.random.default_rng(42)
+    f = FORMATS[dtype]
+    short = ~np.uint64((1 << (f.man_bits - 2)) - 1)
+    a = random_bits(rng, dtype, 4000, (f.bias - 4, f.bias + 4)) & short
+    b = random_bits(rng, dtype, 4000, (f.bias - 4, f.bias + 4)) & short
+    acc = random_bits(rng, dtype, 4000, (f.bias - 2, f.bias + 8))
+    product = ref.to_float(dtype, a).astype(np.float64) * ref.to_float(dtype, b)
+    ties = is_tie(dtype, ref.to_float(dtype, acc).astype(np.float64) + product)
+    assert ties.sum() >= 50
+    check_operand_mac(dtype, a[ties], b[ties], acc[ties])
+
+
+@pytest.mark.parametrize("dtype", ["fp16", "bf16"])
+@settings(max_examples=5, deadline=None)
+@given(data=st.data())
+def test_mac_operand_random_bit_patterns(dtype, data):
+    raw = st.lists(st.integers(0, 2**16 - 1), min_size=300, max_size=300)
+    a, b, acc = (np.array(data.draw(raw), dtype=np.uint64) for _ in range(3))
+    check_operand_mac(dtype, a, b, acc)
+
+
+def test_mac_operand_interface():
+    with unused_elaboratables_ok():
+        mac = MAC("bf16", pipeline=1, acc_format="operand")
+        assert (len(mac.a), len(mac.b), len(mac.acc), len(mac.out)) == (16, 16, 16, 16)
+        assert mac.latency == 1 and mac.acc_format == "operand"
         del mac
 
 
@@ -234,6 +360,16 @@ def check_pipelined(make, pipeline, inputs, reference):
         assert sample == want, f"step {i} (en={enables[i]}): got {sample}, want {want}"
         checked += 1
     assert checked >= count - pipeline - 2 and 0 in enables
+
+
+@pytest.mark.parametrize("pipeline", [1, 3])
+@pytest.mark.parametrize("dtype", ["fp16", "bf16"])
+def test_mac_operand_pipelined(dtype, pipeline):
+    rng = np.random.default_rng(50 + pipeline)
+    a, b, acc = (rng.integers(0, 1 << 16, 120, dtype=np.uint64) for _ in range(3))
+    want = [{"out": int(v)} for v in ref.mac(dtype, a, b, acc, "operand")]
+    make = lambda p: MAC(dtype, p, acc_format="operand")  # noqa: E731
+    check_pipelined(make, pipeline, {"a": a, "b": b, "acc": acc}, want)
 
 
 @pytest.mark.parametrize("pipeline", [1, 2])

@@ -6,7 +6,14 @@ import pytest
 
 from focus_hw import DTYPES, FocusParams
 from focus_hw.arith import FORMATS as FLOAT_LAYOUTS
-from focus_hw.formats import NUMBER_FORMATS, OPERAND_FORMATS, number_format, operand_format
+from focus_hw.formats import (
+    ACC_FORMATS,
+    NUMBER_FORMATS,
+    OPERAND_FORMATS,
+    accumulator_format,
+    number_format,
+    operand_format,
+)
 
 FP16, BF16, INT8 = (OPERAND_FORMATS[n] for n in ("fp16", "bf16", "int8"))
 
@@ -95,6 +102,29 @@ def test_params_read_the_registry():
     assert (p.operand_bits, p.acc_bits, p.operand_bytes, p.is_float) == (8, 32, 1, False)
     q = FocusParams(dtype="bf16")
     assert (q.operand_bits, q.acc_bits, q.is_float) == (16, 32, True)
+    assert p.acc is INT8.acc and q.acc is BF16.acc
+
+
+@pytest.mark.parametrize("dtype", ["fp16", "bf16"])
+def test_operand_accumulator(dtype):
+    """acc_format="operand": the accumulator is the operand format; widths,
+    bytes and the accumulator-sized buffers follow."""
+    wide = FocusParams(dtype=dtype)
+    p = wide.replace(acc_format="operand")
+    assert p.acc is p.format is accumulator_format(dtype, "operand")
+    assert accumulator_format(dtype) is wide.acc is NUMBER_FORMATS["fp32"]
+    assert (p.acc_bits, p.acc_bytes) == (p.format.bits, p.format.bytes) == (16, 2)
+    for name, size in wide.buffer_bytes.items():
+        shrinks = name in ("concentrate_out", "output")  # the accumulator-sized ones
+        assert p.buffer_bytes[name] == (size * p.acc_bytes // wide.acc_bytes if shrinks else size)
+
+
+def test_accumulator_format_rejects():
+    with pytest.raises(ValueError, match="acc_format='operand' needs a float operand format"):
+        accumulator_format("int8", "operand")
+    with pytest.raises(ValueError, match="unknown acc_format 'narrow'"):
+        accumulator_format("fp16", "narrow")
+    assert ACC_FORMATS == ("wide", "operand")
 
 
 def test_no_format_branches_outside_the_arithmetic():

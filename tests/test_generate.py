@@ -249,6 +249,19 @@ def test_cli_generate(tmp_path):
     )
 
 
+def test_cli_generate_acc_format(tmp_path):
+    """``--acc-format operand``: the PE's partial sums are operand-format wide."""
+    out = tmp_path / "out"
+    args = ["generate", "--unit", "pe", "--dtype", "bf16", "--acc-format", "operand"]
+    res = CliRunner().invoke(main, args + ["--out", str(out)])
+    assert res.exit_code == 0, res.output
+    manifest = Manifest.load(out)
+    p = manifest.focus_params
+    assert p.acc_format == "operand" and p.acc_bits == p.operand_bits
+    widths = {port["name"]: port["width"] for port in manifest.ports}
+    assert widths["psum_in"] == widths["psum_out"] == p.acc_bits
+
+
 @pytest.mark.parametrize(
     "args,message",
     [
@@ -256,6 +269,8 @@ def test_cli_generate(tmp_path):
         (["--rows", "four"], "--rows"),
         (["--dtype", "fp8"], "dtype"),
         (["--sec-keep", "0.5,0.9"], "sec_keep"),
+        (["--dtype", "int8", "--acc-format", "operand"], "acc_format"),
+        (["--acc-format", "fp32"], "acc_format"),
     ],
 )
 def test_cli_generate_errors(tmp_path, args, message):

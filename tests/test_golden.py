@@ -6,12 +6,14 @@ import ml_dtypes
 import numpy as np
 import pytest
 
+import acc_reference as exact
 from focus_algo.golden import (
     CASES,
     compressed_gemm_golden,
     decode,
     encode,
     f32_bits,
+    focus_gemm_reference,
     gemm_golden,
     gemm_reference,
     mac_golden,
@@ -231,6 +233,107 @@ def test_compressed_gemm_golden(dtype):
     got = g["out"].view(F32).astype(np.float64)
     bound = (x.shape[1] + 2) * 2.0**-24 * (np.abs(x) @ np.abs(w))
     assert np.all(np.abs(got - x @ w) <= bound)
+
+
+# -- accumulation in the operand format (acc_format="operand") --------------------
+
+OPERAND = {d: FocusParams(dtype=d, acc_format="operand") for d in ("fp16", "bf16")}
+
+
+def values(bits, dtype) -> np.ndarray:
+    """Operand or accumulator bits -> float64 values (exact)."""
+    return decode(bits, dtype, "operand").astype(np.float64)
+
+
+@pytest.mark.parametrize("dtype", ["fp16", "bf16"])
+@pytest.mark.parametrize("with_acc", [False, True])
+def test_gemm_golden_operand_format(dtype, with_acc):
+    """Results in the operand format, each step as the exact model rounds it."""
+    p = OPERAND[dtype]
+    g = gemm_golden(p, 3, 37, 4, seed=5, with_acc=with_acc)
+    assert g["out"].dtype == np.uint16 and g.get("acc", g["out"]).dtype == np.uint16
+    a, w, f = values(g["a"], dtype), values(g["w"], dtype), p.acc.layout
+    acc = values(g["acc"], dtype) if with_acc else np.zeros((3, 4))
+    want = [[exact.mac_chain(a[i], w[:, j], f, acc[i, j]) for j in range(4)] for i in range(3)]
+    exact.assert_matches(g["out"].ravel(), np.ravel(want), dtype)
+    wide = gemm_golden(FocusParams(dtype=dtype), 3, 37, 4, seed=5, with_acc=with_acc)
+    np.testing.assert_array_equal(wide["a"], g["a"])  # same operands, other sums
+    assert not np.array_equal(wide["out"].view(F32), values(g["out"], dtype).astype(F32))
+
+
+@pytest.mark.parametrize("dtype", ["fp16", "bf16"])
+def test_mac_golden_operand_format(dtype):
+    p = OPERAND[dtype]
+    g = mac_golden(p, 300, seed=9)
+    a, b, acc = (values(g[k], dtype) for k in ("a", "b", "acc"))
+    f = p.acc.layout
+    want = [exact.add(float(c), exact.mul(float(x), float(y), f), f) for x, y, c in zip(a, b, acc)]
+    exact.assert_matches(g["out"], want, dtype)
+    tiny = np.abs(values(g["out"], dtype)) < float(ml_dtypes.finfo(p.acc.np_type).smallest_normal)
+    assert (tiny & (g["out"] & 0x7FFF != 0)).any()  # subnormal results occur
+
+
+def exact_compressed_gemm(g, p) -> np.ndarray:
+    """Exact model of the compressed GEMM: per token and chunk, its root's
+    chain (recomputed), then the scatter's adds."""
+    x, w, f = values(g["tokens"], p.dtype), values(g["w"], p.dtype), p.acc.layout
+    vs, (t_n, d), n = p.vector_size, x.shape, w.shape[1]
+    out = np.zeros((t_n, n))
+    for t in range(t_n):
+        for c in range(n):
+            parts = [
+                exact.mac_chain(x[g["root"][t, j], ks], w[ks, c], f)
+                for j in range(g["zero"].shape[1])
+                if not g["zero"][t, j]
+                for ks in [slice(j * vs, min(d, (j + 1) * vs))]
+            ]
+            out[t, c] = exact.scatter(parts, f)
+    return out
+
+
+@pytest.mark.parametrize("dtype", ["fp16", "bf16"])
+def test_compressed_gemm_golden_operand_format(dtype):
+    p = OPERAND[dtype].replace(vector_size=16)
+    g = compressed_gemm_golden(p, grid=(2, 3, 3), n=5, seed=4)
+    assert g["out"].dtype == g["partial"].dtype == np.uint16
+    exact.assert_matches(g["out"].ravel(), exact_compressed_gemm(g, p).ravel(), dtype)
+    wide = compressed_gemm_golden(p.replace(acc_format="wide"), grid=(2, 3, 3), n=5, seed=4)
+    for key in ("tokens", "w", "unique_index"):  # the SIC is unchanged
+        np.testing.assert_array_equal(wide[key], g[key])
+
+
+def planted_operands(rng, shape, dtype) -> np.ndarray:
+    """Operand bits: mostly magnitudes near 1, one in twenty of any finite
+    magnitude of ``dtype`` (products and sums overflow and underflow), some
+    infinities, and one all-zero row."""
+    f = OPERAND[dtype].format.layout
+    near = f.bias + rng.integers(-(f.bias // 3), f.bias // 3 + 1, shape)
+    exp = np.where(rng.random(shape) < 0.95, near, rng.integers(0, f.exp_max, shape))
+    bits = (rng.integers(0, 2, shape) << (f.width - 1)) | (exp << f.man_bits)
+    bits |= rng.integers(0, 1 << f.man_bits, shape)
+    bits[rng.random(shape) < 0.01] = f.exp_max << f.man_bits
+    bits[0] = 0
+    return bits.astype(np.uint16)
+
+
+@pytest.mark.parametrize("acc_format", ["wide", "operand"])
+@pytest.mark.parametrize("dtype", ["fp16", "bf16"])
+def test_focus_gemm_reference_matches_exact_model(dtype, acc_format):
+    """The vectorised Focus-order GEMM (the benchmark's) equals the exact
+    scalar model in both accumulator formats, over every magnitude."""
+    p = FocusParams(dtype=dtype, acc_format=acc_format, vector_size=8)
+    rng = np.random.default_rng(len(dtype) + len(acc_format))
+    a, w = planted_operands(rng, (6, 29), dtype), planted_operands(rng, (29, 6), dtype)
+    a[1, 8:16] = 0  # a zero vector in chunk 1: skipped
+    f = p.format.layout
+    inf, one_half = f.exp_max << f.man_bits, (f.bias << f.man_bits) | f.quiet_bit
+    a[2, :2], w[:2] = [inf, inf | 1 << (f.width - 1)], one_half  # inf - inf
+    a[3, 16:24], w[16:24] = (f.exp_max - 1) << f.man_bits, one_half  # sums past the largest
+    got = focus_gemm_reference(a, w, p)
+    assert got.dtype == p.acc.bits_type
+    want = exact.gemm(values(a, dtype), values(w, dtype), p.acc.layout, p.vector_size)
+    exact.assert_matches(got.ravel(), want.ravel(), p.acc.name)
+    assert np.isnan(want).any() and np.isinf(want).any() and np.isfinite(want).mean() >= 0.5
 
 
 def test_write_golden(tmp_path):

@@ -34,6 +34,8 @@ def test_paper_defaults():
         ("block_frames", 0),
         ("mac_pipeline", -1),
         ("dtype", "fp8"),
+        ("acc_format", "fp32"),
+        ("acc_format", None),
         ("vector_size", 0),
         ("vector_size", 24),
         ("vector_size", True),
@@ -52,6 +54,16 @@ def test_paper_defaults():
 def test_impossible_value_names_field(field, value):
     with pytest.raises(ValueError, match=rf"FocusParams\.{field}="):
         FocusParams(**{field: value})
+
+
+def test_acc_format():
+    assert FocusParams().acc_format == "wide"
+    assert FocusParams(dtype="bf16", acc_format="operand").acc_bits == 16
+    assert FocusParams(dtype="int8", acc_format="wide").acc_bits == 32
+    with pytest.raises(ValueError, match=r"FocusParams\.acc_format='operand': .*float.*'int8'"):
+        FocusParams(dtype="int8", acc_format="operand")
+    with pytest.raises(ValueError, match=r"FocusParams\.acc_format='fp16': must be one of"):
+        FocusParams(acc_format="fp16")
 
 
 def test_sec_schedule_rules():

@@ -1,24 +1,30 @@
-"""The scatter accumulator against a numpy model of its requests, bit for bit:
-same-row conflicts across lanes, back-to-back updates, init/skip, NaN/inf."""
+"""The scatter accumulator against a numpy model of its requests, bit for bit,
+and against the exact scalar model (acc_reference): same-row conflicts across
+lanes, back-to-back updates, init/skip, NaN/inf, fp32 and operand-format rows."""
 
+import ml_dtypes
 import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
+import acc_reference as exact
 from focus_hw import FocusParams
+from focus_hw.formats import number_format
 from focus_hw.scatter import ScatterAccumulator
 
 F32 = np.float32
 NAN_PAYLOAD = 0x7FA00001  # a signalling NaN with a payload (quieted by an add)
+FP32 = number_format("fp32")
 
 
-def params(lanes: int) -> FocusParams:
-    return FocusParams(rows=2, cols=2, vector_size=2, m_tile=4, num_scatter=lanes)
+def params(lanes: int, **fields) -> FocusParams:
+    return FocusParams(rows=2, cols=2, vector_size=2, m_tile=4, num_scatter=lanes, **fields)
 
 
-def req(row, value=(0.0, 0.0), init=0, skip=0):
-    """A request; ``value`` holds floats or (as ints) raw fp32 bit patterns."""
-    bits = [int(v) if isinstance(v, int) else int(F32(v).view(np.uint32)) for v in value]
+def req(row, value=(0.0, 0.0), init=0, skip=0, acc=FP32):
+    """A request; ``value`` holds floats (rounded to the accumulator format
+    ``acc``) or (as ints) raw bit patterns."""
+    bits = [int(v) if isinstance(v, int) else int(acc.encode([v])[0]) for v in value]
     return {"row": row, "value": bits, "init": init, "skip": skip}
 
 
@@ -26,12 +32,14 @@ def run(p, streams, *, drain_stall=0.0, seed=0):
     """Drive ``streams`` (one list per lane; ``None`` is an idle cycle, a
     request is offered until taken), then drain every row (``data.ready``
     low with probability ``drain_stall``). Returns the accepted requests as
-    (cycle, lane, request) in accept order, the rows (uint32), the counters,
-    ``busy`` per cycle and how often a lane's request waited."""
+    (cycle, lane, request) in accept order, the rows (accumulator bits), the
+    counters, ``busy`` per cycle and how often a lane's request waited."""
     dut = ScatterAccumulator(p)
     rng = np.random.default_rng(seed)
     depth = 2 * p.m_tile
-    out = {"taken": [], "busy": [], "stalls": 0, "rows": np.zeros((depth, p.cols), np.uint32)}
+    bits = p.acc_bits
+    rows = np.zeros((depth, p.cols), p.acc.bits_type)
+    out = {"taken": [], "busy": [], "stalls": 0, "rows": rows}
 
     async def bench(ctx):
         queues = [list(s) for s in streams]
@@ -70,7 +78,7 @@ def run(p, streams, *, drain_stall=0.0, seed=0):
             ctx.set(dut.data.ready, take_data)
             if ctx.get(dut.data.valid) and take_data:
                 word = ctx.get(dut.data.payload.as_value())
-                out["rows"][got] = [(word >> (32 * c)) & 0xFFFFFFFF for c in range(p.cols)]
+                out["rows"][got] = [(word >> (bits * c)) & ((1 << bits) - 1) for c in range(p.cols)]
                 got += 1
             if sent < depth and ctx.get(dut.read.ready):
                 sent += 1
@@ -85,21 +93,38 @@ def run(p, streams, *, drain_stall=0.0, seed=0):
 
 
 def model(p, taken):
-    """numpy: the requests applied in accept order; rows, reads, writes."""
-    rows = np.zeros((2 * p.m_tile, p.cols), np.uint32)
+    """numpy: the requests applied in accept order, in the accumulator type;
+    rows (bits), reads, writes."""
+    acc = p.acc
+    rows = np.zeros((2 * p.m_tile, p.cols), acc.bits_type)
     reads = writes = 0
     for _, _, r in taken:
         if r["skip"] and not r["init"]:
             continue
-        old = np.zeros(p.cols, F32) if r["init"] else rows[r["row"]].view(F32)
+        old = np.zeros(p.cols, acc.np_type) if r["init"] else acc.decode(rows[r["row"]])
         reads += not r["init"]
         writes += 1
-        value = np.zeros(p.cols, F32) if r["skip"] else np.array(r["value"], np.uint32).view(F32)
+        value = np.zeros(p.cols, acc.np_type) if r["skip"] else acc.decode(r["value"])
         # numpy scalars: for two NaNs array loops pick either operand (SIMD
         # chunks vs tails), scalar adds always the second (the adders' rule).
         with np.errstate(all="ignore"):
-            rows[r["row"]] = np.array([a + b for a, b in zip(old, value)], F32).view(np.uint32)
+            rows[r["row"]] = acc.to_bits(np.array([a + b for a, b in zip(old, value)]))
     return rows, reads, writes
+
+
+def exact_model(p, taken) -> np.ndarray:
+    """The exact scalar model (:mod:`acc_reference`): each row ``out =
+    A(out + value)`` in accept order from +0.0, one rounding per add."""
+    acc = p.acc
+    rows = np.zeros((2 * p.m_tile, p.cols))
+    for _, _, r in taken:
+        if r["skip"] and not r["init"]:
+            continue
+        old = np.zeros(p.cols) if r["init"] else rows[r["row"]]
+        with np.errstate(invalid="ignore"):  # signalling NaNs
+            value = np.zeros(p.cols) if r["skip"] else acc.decode(r["value"]).astype(np.float64)
+        rows[r["row"]] = [exact.add(float(a), float(b), acc.layout) for a, b in zip(old, value)]
+    return rows
 
 
 def check(p, streams, **kw):
@@ -108,6 +133,7 @@ def check(p, streams, **kw):
     out = run(p, streams, **kw)
     want, reads, writes = model(p, out["taken"])
     np.testing.assert_array_equal(out["rows"], want)
+    exact.assert_matches(out["rows"].ravel(), exact_model(p, out["taken"]).ravel(), p.acc.name)
     assert out["reads"] == reads + 2 * p.m_tile  # + the drain
     assert out["writes"] == writes
     assert sorted(i for _, i, _ in out["taken"]) == sorted(
@@ -219,24 +245,63 @@ def test_specials_bit_exact():
     np.testing.assert_array_equal(rows[6].view(F32), [inf, -inf])
 
 
+@pytest.mark.parametrize("dtype", ["fp16", "bf16"])
+def test_operand_format_rows(dtype):
+    """acc_format="operand": rows of operand-format values, every add rounded
+    to it: half-ulp additions vanish at a tie (to even), sums overflow to
+    inf, subnormal sums are kept, inf - inf is NaN."""
+    p = params(2, dtype=dtype, acc_format="operand")
+    acc = p.acc
+    assert (acc, p.acc_bits) == (p.format, 16)
+    info = ml_dtypes.finfo(acc.np_type)
+    half_ulp, big, tiny = (
+        2.0 ** -(acc.layout.man_bits + 1),
+        0.75 * info.max,
+        info.smallest_subnormal,
+    )
+    inf = float("inf")
+    streams = [
+        [req(0, (1.0, big), init=1, acc=acc), req(0, (half_ulp, big), acc=acc)],
+        [req(1, (tiny, inf), init=1, acc=acc), req(1, (tiny, -inf), acc=acc)],
+    ]
+    out = check(p, streams)
+    rows = acc.decode(out["rows"])
+    assert rows[0, 0] == 1.0 and rows[0, 1] == inf  # fp32 would hold 1 + half_ulp and 1.5 max
+    assert rows[1, 0] == 2 * tiny and np.isnan(rows[1, 1])
+
+
 # -- random streams -------------------------------------------------------------
 
 
-def random_value(rng, specials):
+def random_value(rng, specials, acc):
+    """A float of magnitude near 1, tiny (subnormal in ``acc``) or huge, or
+    (as an int) the bits of a special value: +-inf, -0, NaNs, the smallest
+    subnormal."""
+    f = acc.layout
     if specials and rng.random() < 0.15:
-        return int(
-            rng.choice(
-                [0x7F800000, 0xFF800000, 0x80000000, 0x7FC00000, 0xFFC12345, 0x7F812345, 0x1]
-            )
-        )
-    return float(rng.choice([1.0, 1e-3, 1e20, 1e-39]) * rng.standard_normal())
+        inf = f.exp_max << f.man_bits
+        sign = 1 << (f.width - 1)
+        nans = [f.canonical_nan, sign | f.canonical_nan | 0x45, inf | 0x45]
+        return int(rng.choice([inf, sign | inf, sign, *nans, 1]))
+    info = np.finfo(np.float32) if acc.name == "fp32" else ml_dtypes.finfo(acc.np_type)
+    scale = [1.0, 1e-3, float(info.max) / 8, float(info.smallest_normal) / 3]
+    return float(rng.choice(scale) * rng.standard_normal())
 
 
 @pytest.mark.parametrize(
-    "lanes, seed, specials", [(2, 1, False), (3, 2, False), (3, 3, True), (2, 4, True)]
+    "lanes, seed, specials, fields",
+    [
+        (2, 1, False, {}),
+        (3, 2, False, {}),
+        (3, 3, True, {}),
+        (2, 4, True, {}),
+        (3, 5, True, {"acc_format": "operand"}),
+        (2, 6, True, {"acc_format": "operand", "dtype": "bf16"}),
+        (2, 7, False, {"acc_format": "operand", "dtype": "bf16"}),
+    ],
 )
-def test_random_streams(lanes, seed, specials):
-    p = params(lanes)
+def test_random_streams(lanes, seed, specials, fields):
+    p = params(lanes, **fields)
     rng = np.random.default_rng(seed)
     rows = 2 * p.m_tile
     hot = rng.choice(rows, 3, replace=False)  # most requests hit a few rows
@@ -248,8 +313,9 @@ def test_random_streams(lanes, seed, specials):
                 s.append(None)
                 continue
             row = int(rng.choice(hot) if rng.random() < 0.7 else rng.integers(rows))
-            value = (random_value(rng, specials), random_value(rng, specials))
-            s.append(req(row, value, init=int(rng.random() < 0.1), skip=int(rng.random() < 0.1)))
+            value = (random_value(rng, specials, p.acc), random_value(rng, specials, p.acc))
+            init, skip = int(rng.random() < 0.1), int(rng.random() < 0.1)
+            s.append(req(row, value, init, skip, p.acc))
         streams.append(s)
     out = check(p, streams, drain_stall=0.3, seed=seed)
     assert out["stalls"] > 0  # same-row conflicts were exercised

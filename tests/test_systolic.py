@@ -10,6 +10,7 @@ from amaranth.sim import Simulator
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import acc_reference as exact
 import focus_hw.simulate as simulate_mod
 from focus_hw import FocusParams
 from focus_hw.arith.int8 import int_sum_bits
@@ -280,6 +281,65 @@ def test_bf16_accepts_float32_holding_bf16_values():
     p = params_for("bf16", 2, 2)
     run32 = simulate_gemm(a.astype(np.float32), w.astype(np.float32), p)
     assert_same_bits(run32.out, ref_gemm(a, w))
+
+
+# -- accumulator in the operand format (acc_format="operand") --------------------
+def operand_params(dtype, rows, cols, pipe=0) -> FocusParams:
+    return params_for(dtype, rows, cols, pipe).replace(acc_format="operand")
+
+
+def exact_gemm(a: np.ndarray, w: np.ndarray, p: FocusParams) -> np.ndarray:
+    """The exact scalar model (:mod:`acc_reference`) of the array's order."""
+    return exact.gemm(a.astype(np.float64), w.astype(np.float64), p.format.layout)
+
+
+@pytest.mark.parametrize("dtype", ["fp16", "bf16"])
+@pytest.mark.parametrize("rows,cols,pipe,m,k,n", [SHAPES[2], SHAPES[3]])
+def test_operand_accumulator_matches_exact_model(dtype, rows, cols, pipe, m, k, n):
+    """Every product and partial sum rounded to the operand format, bit for bit."""
+    rng = np.random.default_rng(rows * 100 + cols * 10 + m + len(dtype) + 7)
+    p = operand_params(dtype, rows, cols, pipe)
+    a, w = random_operands(rng, (m, k), dtype), random_operands(rng, (k, n), dtype)
+    run = simulate_gemm(a, w, p)
+    assert run.out.dtype == NP_DTYPE[dtype] and run.cycles == tile_cycles(m, p)
+    want = exact_gemm(a, w, p)
+    exact.assert_matches(p.acc.to_bits(run.out), want, dtype)
+    assert np.isfinite(want).any() and (want != 0).any()
+
+
+@pytest.mark.parametrize("dtype", ["fp16", "bf16"])
+def test_operand_accumulator_subnormal_and_overflow(dtype):
+    """Planted cases, one per output row on its own pair of K lanes (zeros
+    elsewhere): subnormal products and partial sums (kept, not flushed), a
+    sum overflowing to inf, a product overflowing to inf then inf - inf, and
+    half the smallest subnormal rounding to zero at every step (the wide
+    accumulator keeps it)."""
+    t = NP_DTYPE[dtype]
+    info = ml_dtypes.finfo(t)
+    emin, emax = int(info.minexp), int(info.maxexp) - 1
+    s, tiny, top = 2.0 ** (emin // 2), float(info.smallest_subnormal), 2.0**emax
+    cases = [  # (a pair, w pair for column 0, w pair for column 1)
+        ((s, s), (0.75 * s, 0.375 * s), (0.375 * s, 0.25 * s)),
+        ((top, top), (1.5, 1.5), (1.5, -1.5)),
+        ((float(info.max), -float(info.max)), (2.0, 2.0), (2.0, 0.0)),
+        ((tiny, tiny), (1.0, 2.0), (0.5, 0.5)),
+    ]
+    k = 2 * len(cases)
+    a, w = np.zeros((len(cases), k)), np.zeros((k, 2))
+    for r, (pair, w0, w1) in enumerate(cases):
+        a[r, 2 * r : 2 * r + 2] = pair
+        w[2 * r : 2 * r + 2] = np.transpose([w0, w1])
+    a, w = a.astype(t), w.astype(t)
+    p = operand_params(dtype, k, 2)
+    out = simulate_gemm(a, w, p).out
+    exact.assert_matches(p.acc.to_bits(out), exact_gemm(a, w, p), dtype)
+    smallest_normal = 2.0**emin
+    assert out[0].tolist() == [1.125 * smallest_normal, 0.625 * smallest_normal]
+    assert out[1].tolist() == [np.inf, 0.0] and not np.signbit(out[1, 1])
+    assert np.isnan(out[2, 0]) and out[2, 1] == np.inf
+    assert out[3].tolist() == [3 * tiny, 0.0]
+    wide = simulate_gemm(a, w, params_for(dtype, k, 2)).out
+    assert wide[3, 1] == tiny and wide[0, 1] == 0.625 * smallest_normal
 
 
 # -- backpressure and input bubbles -------------------------------------------

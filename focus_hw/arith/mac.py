@@ -6,10 +6,10 @@ from amaranth.hdl import Const, Module, Mux
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from ..formats import OPERAND_FORMATS, operand_format
+from ..formats import OPERAND_FORMATS, accumulator_format, operand_format
 from .bits import leading_zeros, wire
 from .fadd import ADD_CUTS, add_core
-from .fmul import mul_core, widen_bits
+from .fmul import MUL_CUTS, mul_core, widen_bits
 from .formats import FP32, float_format
 from .int8 import int_mac
 from .pipeline import Pipeline, check_pipeline
@@ -18,7 +18,7 @@ from .unpack import Unpacked, unpack
 __all__ = ["MAC"]
 
 #: Pipeline cut points of the float MAC: after the product, then the adder's.
-FLOAT_MAC_CUTS = 1 + ADD_CUTS
+FLOAT_MAC_CUTS = MUL_CUTS + ADD_CUTS
 
 
 def product_is_exact(fmt) -> bool:
@@ -74,20 +74,25 @@ def exact_product(m, fmt, pipe, x, y, carry=()):
     return product, [(b_bits, b_nan), (a_bits, a_nan), (None, invalid)], carry
 
 
-def check_acc_bits(dtype: str, acc_bits: int | None) -> int:
-    """Validated accumulator width: the format's accumulator by default; int8 allows 16..32."""
-    fmt = operand_format(dtype)
-    full = fmt.acc.bits
-    if acc_bits is None:
-        return full
-    if fmt.is_float:
+def accumulator_bits(dtype: str, acc_bits: int | None = None, acc_format: str = "wide") -> int:
+    """Validated accumulator width: that of
+    :func:`~focus_hw.formats.accumulator_format` by default; int8 allows 16..32.
+    A float accumulator's width is its format's (chosen by ``acc_format``)."""
+    full = accumulator_format(dtype, acc_format)
+    if acc_bits is None or (full.is_float and acc_bits == full.bits):
+        return full.bits
+    if full.is_float:
         raise ValueError(
-            f"acc_bits={acc_bits!r}: only the int8 accumulator width can be changed, "
-            f"{dtype} accumulates in {full}-bit {fmt.acc.name}"
+            f"acc_bits={acc_bits!r}: {dtype} with acc_format={acc_format!r} accumulates "
+            f"in {full.bits}-bit {full.name} (acc_format chooses a float accumulator)"
         )
-    if isinstance(acc_bits, bool) or not isinstance(acc_bits, int) or not 16 <= acc_bits <= full:
+    if (
+        isinstance(acc_bits, bool)
+        or not isinstance(acc_bits, int)
+        or not 16 <= acc_bits <= full.bits
+    ):
         raise ValueError(
-            f"acc_bits={acc_bits!r} must be an integer in 16..{full} "
+            f"acc_bits={acc_bits!r} must be an integer in 16..{full.bits} "
             "(one int8 x int8 product needs 16 bits)"
         )
     return acc_bits
@@ -101,27 +106,41 @@ class MAC(wiring.Component):
       ``2**acc_bits``. The systolic array uses narrower accumulators in its
       upper rows, where a partial sum cannot need more bits
       (:func:`~focus_hw.arith.int8.int_sum_bits`).
-    * ``"fp16"`` / ``"bf16"``: both operands widened to fp32 (exact), their
-      product rounded to nearest even in fp32 (always exact for fp16), then
-      the fp32 sum rounded to nearest even -- bit for bit numpy's
-      ``np.float32(acc) + np.float32(a) * np.float32(b)`` on scalars. NaN
-      priority (numpy scalars on x86): ``b``, ``a``, the default NaN of
-      ``0 * inf``, ``acc``, the default NaN of ``inf - inf``; NaNs are quieted.
+    * ``"fp16"`` / ``"bf16"``, ``acc_format="wide"``: both operands widened
+      to fp32 (exact), their product rounded to nearest even in fp32 (always
+      exact for fp16), then the fp32 sum rounded to nearest even -- bit for
+      bit numpy's ``np.float32(acc) + np.float32(a) * np.float32(b)`` on
+      scalars.
+    * ``"fp16"`` / ``"bf16"``, ``acc_format="operand"``: ``acc`` and ``out``
+      in the operand format; the product rounded to nearest even in it, then
+      the sum -- numpy's ``t(acc) + t(a) * t(b)`` on scalars of the operand
+      type ``t`` (subnormals kept, overflow to infinity).
+
+    Float NaN priority (numpy scalars on x86): ``b``, ``a``, the default NaN
+    of ``0 * inf``, ``acc``, the default NaN of ``inf - inf``; NaNs are quieted.
 
     ``pipeline`` register stages (clock-enabled by ``en``) give
     ``latency == pipeline`` cycles from inputs to ``out``. ``acc_bits``
     (int8 only, 16..32, default 32) is the width of ``acc`` and ``out``.
     """
 
-    def __init__(self, dtype: str, pipeline: int = 0, acc_bits: int | None = None):
+    def __init__(
+        self,
+        dtype: str,
+        pipeline: int = 0,
+        acc_bits: int | None = None,
+        *,
+        acc_format: str = "wide",
+    ):
         if not isinstance(dtype, str) or dtype not in OPERAND_FORMATS:
             raise ValueError(
                 f"unknown MAC dtype {dtype!r}; expected one of {sorted(OPERAND_FORMATS)}"
             )
         operand_bits = OPERAND_FORMATS[dtype].bits
         self.dtype = dtype
+        self.acc_format = acc_format
         self.pipeline = self.latency = check_pipeline(pipeline)
-        acc_bits = check_acc_bits(dtype, acc_bits)
+        acc_bits = accumulator_bits(dtype, acc_bits, acc_format)
         super().__init__(
             {
                 "a": In(operand_bits),
@@ -139,12 +158,14 @@ class MAC(wiring.Component):
             m.d.comb += self.out.eq(int_mac(pipe, self.a, self.b, self.acc, len(self.out)))
             return m
         fmt = float_format(self.dtype)
+        acc_fmt = accumulator_format(self.dtype, self.acc_format).layout
         pipe = Pipeline(m, self.pipeline, FLOAT_MAC_CUTS, self.en)
         x, y = unpack(m, fmt, self.a), unpack(m, fmt, self.b)
-        if product_is_exact(fmt):
+        if acc_fmt == FP32 and product_is_exact(fmt):
             product, candidates, (acc,) = exact_product(m, fmt, pipe, x, y, (self.acc,))
         else:
-            bits, _, (acc,) = mul_core(m, fmt, FP32, pipe, x, y, (self.acc,))
-            product, candidates = unpack(m, FP32, bits), []
-        m.d.comb += self.out.eq(add_core(m, FP32, pipe, unpack(m, FP32, acc), product, candidates))
+            bits, _, (acc,) = mul_core(m, fmt, acc_fmt, pipe, x, y, (self.acc,))
+            product, candidates = unpack(m, acc_fmt, bits), []
+        out = add_core(m, acc_fmt, pipe, unpack(m, acc_fmt, acc), product, candidates)
+        m.d.comb += self.out.eq(out)
         return m

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..formats import number_format
+from ..formats import accumulator_format, number_format
 
 __all__ = ["to_float", "to_bits", "binary", "mac", "widen", "narrow"]
 
@@ -48,22 +48,25 @@ def narrow(fmt: str, a) -> np.ndarray:
         return to_bits(fmt, to_float("fp32", a).astype(number_format(fmt).np_type))
 
 
-def mac(dtype: str, a, b, acc) -> np.ndarray:
+def mac(dtype: str, a, b, acc, acc_format: str = "wide") -> np.ndarray:
     """``np.float32(acc) + np.float32(a) * np.float32(b)`` on scalars (raw bits in and out).
 
+    ``acc_format="operand"``: ``t(acc) + t(a) * t(b)`` on scalars of the
+    operand type ``t`` (``acc`` and the result in the operand format).
     ``int8``: ``int32(acc) + int32(a) * int32(b)`` with wrap-around, returned
     as unsigned 32-bit patterns.
     """
-    if not number_format(dtype).is_float:
+    acc_fmt = accumulator_format(dtype, acc_format)
+    if not acc_fmt.is_float:
         a32 = np.asarray(a, dtype=np.int64).astype(np.int8).astype(np.int32)
         b32 = np.asarray(b, dtype=np.int64).astype(np.int8).astype(np.int32)
         acc32 = np.asarray(acc, dtype=np.int64).astype(np.uint32).view(np.int32)
         with np.errstate(over="ignore"):
             return (acc32 + a32 * b32).view(np.uint32).astype(np.uint64)
-    f32 = np.float32
+    t = acc_fmt.np_type
     with np.errstate(all="ignore"):
         out = [
-            f32(c) + f32(x) * f32(y)
-            for x, y, c in zip(_scalars(dtype, a), _scalars(dtype, b), _scalars("fp32", acc))
+            t(c) + t(x) * t(y)
+            for x, y, c in zip(_scalars(dtype, a), _scalars(dtype, b), _scalars(acc_fmt.name, acc))
         ]
-    return to_bits("fp32", out)
+    return to_bits(acc_fmt.name, out)

@@ -68,7 +68,7 @@ def expected_checksum(params: FocusParams, tiles) -> int:
     from ..simulate import simulate_tiles
 
     run = simulate_tiles(tiles, params)
-    words = [pack_row(row.view("uint32"), params.acc_bits) for out in run.outs for row in out]
+    words = [pack_row(params.acc.to_bits(row), params.acc_bits) for out in run.outs for row in out]
     return rotl_checksum(words, params.cols * params.acc_bits)
 
 
