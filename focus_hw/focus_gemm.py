@@ -4,7 +4,7 @@
 :func:`compress` lays out what the previous layer's SIC left in memory (per
 M tile and K chunk: the unique vectors and the similarity map);
 :func:`simulate_focus_gemm` streams it and the weights through the RTL and
-returns the fp32 output, its SIC, the cycles and the counters.
+returns the output (accumulator format), its SIC, the cycles and the counters.
 """
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ def compress(x: np.ndarray, grid, params: FocusParams) -> Compressed:
 class FocusRun:
     """Result of :func:`simulate_focus_gemm`."""
 
-    #: (T, N) float32 output (pruned tokens: +0.0).
+    #: (T, N) output in the accumulator format, ``params.acc`` (pruned tokens: +0.0).
     out: np.ndarray
     #: The SIC of the output (as the accelerator wrote it back).
     compressed: SICRun
@@ -266,23 +266,25 @@ def simulate_focus_gemm(
 
 
 def decode_rows(comp: Compressed, rows, n: int, params: FocusParams):
-    """The (T, n) float32 output from the ``result`` rows (M tile by M tile,
-    N tile by N tile, token order; pruned tokens +0.0), and the SIC
-    :class:`~focus_hw.sic.simulate.Beat` of each ``out`` word (the token,
-    its N tile as the vector slot)."""
-    cols = params.cols
+    """The (T, n) output in the accumulator format (``params.acc``: fp32, or
+    the operand format with ``acc_format="operand"``) from the ``result``
+    rows (M tile by M tile, N tile by N tile, token order; pruned tokens
+    +0.0), and the SIC :class:`~focus_hw.sic.simulate.Beat` of each ``out``
+    word (the token, its N tile as the vector slot)."""
+    cols, acc = params.cols, params.acc
     nt = -(-n // cols)
-    out = np.zeros((comp.sic.tokens.shape[0], nt * cols), np.uint32)
+    out = np.zeros((comp.sic.tokens.shape[0], nt * cols), np.int64)
+    mask = (1 << acc.bits) - 1
     beats, k = [], 0
     for tile in comp.tiles:
         for j in range(nt):
             for t in tile:
                 out[t, j * cols : (j + 1) * cols] = [
-                    (rows[k] >> (32 * e)) & 0xFFFFFFFF for e in range(cols)
+                    (rows[k] >> (acc.bits * e)) & mask for e in range(cols)
                 ]
                 beats.append(Beat(int(t), j, 0))
                 k += 1
-    return out[:, :n].view(np.float32), beats
+    return acc.decode(out[:, :n]), beats
 
 
 def _result(comp, w, p, words, rows, cycles, stats) -> FocusRun:

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import acc_reference
 from focus_algo.golden import compressed_gemm_golden
 from focus_hw import FocusParams
 from focus_hw.focus_gemm import simulate_focus_gemm
@@ -24,17 +25,29 @@ def _params(n=2, **kw):
     return FocusParams(**{"rows": n, "cols": n, "vector_size": n, "m_tile": 8, **SMALL, **kw})
 
 
-def _reference(x, w, zero, root, tokens, vs):
-    """fp32 loop: per K chunk of ``vs`` features, each token adds its root's
-    partial sum (the root's concentrated vector times w, accumulated from
-    +0.0 in k order)."""
+def _reference(x, w, zero, root, tokens, p):
+    """Loop over tokens: per K chunk of ``vector_size`` features, each token
+    adds its root's partial sum (the root's concentrated vector times w,
+    accumulated from +0.0 in k order) to its output row, chunks in order.
+    fp32 numpy for ``acc_format="wide"``; the exact scalar model
+    (:mod:`acc_reference`) in the operand format for "operand"."""
+    vs, n = p.vector_size, w.shape[1]
+    if p.acc_format == "operand":
+        fmt, xc, wf = p.format.layout, tokens.astype(np.float64), w.astype(np.float64)
+        out = np.zeros((x.shape[0], n))
+        for j, t in zip(*np.nonzero(~zero.T)):
+            ks = slice(j * vs, min(x.shape[1], (j + 1) * vs))
+            for c in range(n):
+                part = acc_reference.mac_chain(xc[root[t, j], ks], wf[ks, c], fmt)
+                out[t, c] = acc_reference.add(out[t, c], part, fmt)
+        return out.astype(p.format.np_type)
     xc, wf = tokens.astype(np.float32), w.astype(np.float32)
-    out = np.zeros((x.shape[0], w.shape[1]), np.float32)
+    out = np.zeros((x.shape[0], n), np.float32)
     for j in range(zero.shape[1]):
         for t in range(x.shape[0]):
             if zero[t, j]:
                 continue
-            acc = np.zeros(w.shape[1], np.float32)
+            acc = np.zeros(n, np.float32)
             for k in range(j * vs, min(x.shape[1], (j + 1) * vs)):
                 acc = acc + xc[root[t, j], k] * wf[k]
             out[t] = out[t] + acc
@@ -60,7 +73,7 @@ def _check_run(run, x, w, grid, p):
     """out equals the numpy loop on the SIC's decisions; compressed equals
     the SIC of out; returns the reference SIC of x."""
     sic = sic_model(x, grid, p)
-    ref = _reference(x, w, sic.zero, sic.root, sic.tokens, p.vector_size)
+    ref = _reference(x, w, sic.zero, sic.root, sic.tokens, p)
     np.testing.assert_array_equal(_bits(run.out), _bits(ref))
     out_sic = sic_model(ref.astype(x.dtype), grid, p)
     for name in ("zero", "similar", "root"):
@@ -69,11 +82,14 @@ def _check_run(run, x, w, grid, p):
     return sic, out_sic
 
 
+@pytest.mark.parametrize("acc", ["wide", "operand"])
 @pytest.mark.parametrize("dtype", ["fp16", "bf16"])
 @pytest.mark.parametrize("n, vectors", [(2, 3), (4, 2)])
-def test_equals_numpy_loop_with_backpressure(dtype, n, vectors):
+def test_equals_numpy_loop_with_backpressure(dtype, n, vectors, acc):
     """Groups of ``vectors`` sub-tiles, the last one ragged (n=2: 3 + 1)."""
-    p = _params(n, dtype=dtype, num_scatter=3, m_tile=6, threshold=0.8, out_vectors=vectors)
+    p = _params(
+        n, dtype=dtype, num_scatter=3, m_tile=6, threshold=0.8, out_vectors=vectors, acc_format=acc
+    )
     rng = np.random.default_rng(n)
     grid = (2, 2, 3)
     x = _tokens(rng, grid, 2 * n + 1, p.format.np_type, pruned=1)
@@ -99,23 +115,27 @@ def test_equals_golden_on_planted_tiles():
     assert g["similar"].any()
 
 
-def test_dense_when_sic_is_off():
+@pytest.mark.parametrize("acc", ["wide", "operand"])
+def test_dense_when_sic_is_off(acc):
     """threshold=inf: every vector is unique, and the output is the dense
     GEMM as the array accumulates it (per K chunk from +0.0, then chunk sums
-    in order)."""
-    p = _params(2, threshold=math.inf, num_scatter=2)
+    in order), in fp32 or, with operand accumulation, every step in fp16."""
+    p = _params(2, threshold=math.inf, num_scatter=2, acc_format=acc)
     rng = np.random.default_rng(5)
     x = rng.standard_normal((6, 5)).astype(np.float16)
     x[2] = x[1]  # an exact copy stays a separate vector
     w = rng.standard_normal((5, 3)).astype(np.float16)
     run = simulate_focus_gemm(x, w, (1, 2, 3), p, in_valid=0.8, seed=2)
-    xf, wf = x.astype(np.float32), w.astype(np.float32)
-    dense = np.zeros((6, 3), np.float32)
-    for j in range(0, 5, 2):
-        part = np.zeros((6, 3), np.float32)
-        for k in range(j, min(5, j + 2)):
-            part = part + xf[:, k, None] * wf[None, k]
-        dense = dense + part
+    if acc == "operand":
+        dense = acc_reference.gemm(x, w, p.format.layout, chunk=2).astype(np.float16)
+    else:
+        xf, wf = x.astype(np.float32), w.astype(np.float32)
+        dense = np.zeros((6, 3), np.float32)
+        for j in range(0, 5, 2):
+            part = np.zeros((6, 3), np.float32)
+            for k in range(j, min(5, j + 2)):
+                part = part + xf[:, k, None] * wf[None, k]
+            dense = dense + part
     np.testing.assert_array_equal(_bits(run.out), _bits(dense))
     assert run.stats["compute_cycles"] == 6 * 3 * 2  # every token, every chunk, per N tile
 
@@ -175,21 +195,22 @@ def test_one_vector_tiles_and_two_blocks_keep_the_cycles(case, before):
     assert _model(run, x, w, grid, p) == dict(run.stats, cycles=run.cycles)
 
 
-# (case, output columns, out_vectors, ring_blocks): 3+ N groups with a ragged
-# last one, a ring of 2 (full whenever the scatter lags) up to 5 blocks.
+# (case, output columns, out_vectors, ring_blocks, acc_format): 3+ N groups
+# with a ragged last one, a ring of 2 (full whenever the scatter lags) up to 5.
 RING_CASES = [
-    (CASES[0], 9, 2, 2),  # 5 sub-tiles: groups 2 + 2 + 1
-    (CASES[1], 14, 3, 3),  # 7 sub-tiles: groups 3 + 3 + 1
-    (CASES[2], 12, 1, 4),  # 6 single-vector groups
-    (CASES[3], 20, 2, 5),  # 5 sub-tiles of 4 columns: groups 2 + 2 + 1
-    (CASES[4], 24, 3, 2),  # 6 sub-tiles: groups 3 + 3
-    (CASES[0], 24, 3, 4),  # 12 sub-tiles: 4 identical groups
+    (CASES[0], 9, 2, 2, "wide"),  # 5 sub-tiles: groups 2 + 2 + 1
+    (CASES[1], 14, 3, 3, "wide"),  # 7 sub-tiles: groups 3 + 3 + 1
+    (CASES[2], 12, 1, 4, "wide"),  # 6 single-vector groups
+    (CASES[3], 20, 2, 5, "wide"),  # 5 sub-tiles of 4 columns: groups 2 + 2 + 1
+    (CASES[4], 24, 3, 2, "wide"),  # 6 sub-tiles: groups 3 + 3
+    (CASES[0], 24, 3, 4, "wide"),  # 12 sub-tiles: 4 identical groups
+    (CASES[1], 10, 2, 3, "operand"),  # fp16 partial sums: the same schedule
 ]
 
 
-@pytest.mark.parametrize("case, cols, vectors, blocks", RING_CASES)
-def test_model_equals_rtl(case, cols, vectors, blocks):
-    p, x, w, grid = _model_case(case, cols, out_vectors=vectors, ring_blocks=blocks)
+@pytest.mark.parametrize("case, cols, vectors, blocks, acc", RING_CASES)
+def test_model_equals_rtl(case, cols, vectors, blocks, acc):
+    p, x, w, grid = _model_case(case, cols, out_vectors=vectors, ring_blocks=blocks, acc_format=acc)
     run = simulate_focus_gemm(x, w, grid, p)
     assert _model(run, x, w, grid, p) == dict(run.stats, cycles=run.cycles)
 

@@ -31,7 +31,8 @@ def position_layout(params: FocusParams) -> data.StructLayout:
 class DrainEngine(wiring.Component):
     """Once the scatter has ``finished`` a group's output half, reads it
     sub-tile by sub-tile, token by token, from the output buffer (``read``
-    / ``data``), narrows each row to the operand format (RNE), joins it with
+    / ``data``), narrows each row to the operand format (RNE; with
+    ``acc_format="operand"`` it is in that format already), joins it with
     the token's ``positions`` beat and hands it to the SIC (``sic``): one
     SIC pass per sub-tile. After the group's last row the half is free
     again (``out_full`` low). ``result`` shows each row in the cycle the SIC
@@ -87,8 +88,11 @@ class DrainEngine(wiring.Component):
         with m.If(self.start):
             m.d.sync += half.eq(0)
 
-        fmt = float_format(p.dtype)
-        narrowed = Cat(narrow(m, fmt, Pipeline(m, 0, 1, 1), e) for e in self.data.payload)
+        if p.acc is p.format:  # operand-format sums: already what the SIC takes
+            narrowed = self.data.payload.as_value()
+        else:
+            fmt = float_format(p.dtype)
+            narrowed = Cat(narrow(m, fmt, Pipeline(m, 0, 1, 1), e) for e in self.data.payload)
         inp, pos = self.sic.payload, self.positions.payload
         joined = self.data.valid & self.positions.valid
         m.d.comb += [
