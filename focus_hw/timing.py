@@ -47,6 +47,8 @@ __all__ = [
     "sic_dot_latency",
     "sic_argmax_cycles",
     "sic_mean_latency",
+    "sic_update_lanes",
+    "sic_update_cycles",
     "sic_write_cycle",
     "sic_vector_cycles",
     "sic_cycles",
@@ -112,12 +114,13 @@ def gemm_cycles(m: int, k: int, n: int, params: FocusParams) -> int:
 #   cycle ``(k+1)*T + 1 + D``: candidate ``k``'s dot product, taken by the
 #   arg-max unit in that cycle (one candidate per ``T >= P+1`` cycles);
 # * cycle ``W`` (:func:`sic_write_cycle`), :func:`sic_argmax_cycles` after
-#   the last candidate's: the decision; the table entry,
-#   the map record and the group-sum update are written.
+#   the last candidate's: the decision; the table entry and the map record
+#   are written and the group-sum update starts (:func:`sic_update_cycles`).
 #
 # The next vector may be accepted from cycle :func:`sic_vector_cycles`: the
-# dot-product unit is free from ``(K+1)*T``, and its first table read
-# (cycle ``T`` after it) must come after this vector's write in ``W``.
+# dot-product unit is free from ``(K+1)*T``, its first table read (cycle
+# ``T`` after it) must come after this vector's write in ``W``, and this
+# vector's group-sum update must be done before the next one's starts.
 
 
 def sic_dot_latency(params: FocusParams) -> int:
@@ -144,12 +147,46 @@ def sic_argmax_cycles(params: FocusParams) -> int:
 
 
 def sic_mean_latency(params: FocusParams) -> int:
-    """Cycles from a mean query accepted by the average-update unit (steps
-    free) to the mean valid: sum and count read (1), the reciprocal read with
-    the move to the lanes (1), ``S`` steps, the mean valid in the last cycle
-    of the last: ``S*(P+1) + 1``. Queries are taken one per ``S*(P+1)``
-    cycles; an update keeps the unit busy ``S*(P+1) + 2`` cycles."""
-    return params.sic_steps * (params.sic_pipeline + 1) + 1
+    """Cycles from a mean query accepted by the average-update unit (its
+    pipeline free) to the mean valid: count read (1), reciprocal read with the
+    first sum word's (1), ``S`` sum words, one per cycle, ``P`` multiplier
+    stages, the last word in: ``S + P + 2``. Queries are taken one per ``S``
+    cycles."""
+    return params.sic_steps + params.sic_pipeline + 2
+
+
+def _sic_datapath_period(params: FocusParams) -> int:
+    """Fewest cycles between two vectors the dot products and the table
+    allow: ``max((K+1)*T, W + 1 - T)``, or ``W`` without candidates."""
+    k = len(params.block_offsets)
+    t = params.sic_steps * (params.sic_pipeline + 1)
+    w = sic_write_cycle(params)
+    return w if k == 0 else max((k + 1) * t, w + 1 - t)
+
+
+def _update_cycles(lanes: int, params: FocusParams) -> int:
+    return params.vector_size // lanes + params.sic_pipeline + 2
+
+
+def sic_update_lanes(params: FocusParams) -> int:
+    """fp32 adders of the group-sum update: the fewest (a power of two, at
+    most ``sic_width``) whose update (:func:`sic_update_cycles`) fits between
+    two vectors of the datapath (``max((K+1)*T, W + 1 - T)``, or ``W``
+    without candidates); ``sic_width`` if none does."""
+    period = _sic_datapath_period(params)
+    lanes = 1
+    while lanes < params.sic_width and _update_cycles(lanes, params) > period:
+        lanes *= 2
+    return lanes
+
+
+def sic_update_cycles(params: FocusParams) -> int:
+    """Cycles the average-update unit is busy with one update: ``vector_size
+    / U`` element groups (``U`` = :func:`sic_update_lanes`) read one per
+    cycle from the cycle after the accept, each added (``P`` stages) and
+    written back: ``vector_size / U + P + 2``, after which it takes the next
+    update or a mean query."""
+    return _update_cycles(sic_update_lanes(params), params)
 
 
 def sic_write_cycle(params: FocusParams) -> int:
@@ -169,15 +206,10 @@ def sic_vector_cycles(params: FocusParams) -> int:
     """Cycles between two vectors accepted by the SIC within a pass: the
     dot-product unit's work ``(K+1)*T``, unless the next vector's first table
     read (``T`` after its accept) would come before this vector's write
-    (``W + 1 - T``), or the group-sum update (``T + 2``) is longer:
-    ``max((K+1)*T, W + 1 - T, T + 2)``, i.e. ``(K+1)*T`` plus at most
-    ``3 + A + log2(L)*P - T``. Without candidates: ``W``."""
-    k = len(params.block_offsets)
-    t = params.sic_steps * (params.sic_pipeline + 1)
-    w = sic_write_cycle(params)
-    if k == 0:
-        return w
-    return max((k + 1) * t, w + 1 - t, t + 2)
+    (``W + 1 - T``), or the group-sum update (:func:`sic_update_cycles`) is
+    longer: ``max((K+1)*T, W + 1 - T, sic_update_cycles)``. Without
+    candidates: ``max(W, sic_update_cycles)``."""
+    return max(_sic_datapath_period(params), sic_update_cycles(params))
 
 
 def sic_cycles(n: int, params: FocusParams) -> int:
@@ -186,13 +218,19 @@ def sic_cycles(n: int, params: FocusParams) -> int:
     counted, without backpressure. The last vector (accepted in cycle
     ``(n-1)*V``, ``V`` = :func:`sic_vector_cycles`) is written in cycle
     ``(n-1)*V + W``; its group-sum update frees the average-update unit
-    ``T + 2`` cycles later, when the first mean query (its map record read
-    ahead) is taken; means follow one per ``T``, the first after
-    :func:`sic_mean_latency`: ``(n-1)*V + W + (n+1)*T + 4``. The next pass's
-    first vector may be accepted in the cycle after."""
+    ``U_c`` = :func:`sic_update_cycles` later, when the first mean query
+    (its map record read ahead) is taken; means follow one per ``S`` cycles,
+    the first after :func:`sic_mean_latency`: ``(n-1)*V + W + U_c + n*S + P
+    + 3``. The next pass's first vector may be accepted in the cycle after."""
     n = _count("sic_cycles", "n", n)
-    t = params.sic_steps * (params.sic_pipeline + 1)
-    return (n - 1) * sic_vector_cycles(params) + sic_write_cycle(params) + (n + 1) * t + 4
+    return (
+        (n - 1) * sic_vector_cycles(params)
+        + sic_write_cycle(params)
+        + sic_update_cycles(params)
+        + (n - 1) * params.sic_steps
+        + sic_mean_latency(params)
+        + 1
+    )
 
 
 def sec_cycles(rows: int, n: int, params: FocusParams) -> int:

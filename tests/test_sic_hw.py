@@ -12,6 +12,7 @@ from focus_algo import similarity_concentrate
 from focus_algo.golden import sic_golden
 from focus_hw import FocusParams, sic_cycles, simulate_sic
 from focus_hw.sic.model import sic_model
+from focus_hw.timing import sic_update_cycles, sic_update_lanes, sic_vector_cycles
 
 SMALL = dict(vector_size=4, sic_lanes=2, m_tile=16, max_frame_tokens=16, max_tokens=64)
 TYPES = {"fp16": np.float16, "bf16": ml_dtypes.bfloat16}
@@ -211,6 +212,35 @@ def test_cycles_equal_the_closed_form(lanes, pipeline):
     x[4] = x[1]
     model, rtl = both(x, (1, 2, 3), p)
     assert rtl.cycles == model.cycles == sic_cycles(4, p) + sic_cycles(2, p)
+
+
+@pytest.mark.parametrize(
+    "block, pipeline, lanes",
+    [((1, 1, 2), 0, 2), ((1, 1, 1), 0, 4), ((1, 1, 2), 1, 1)],
+)
+def test_group_sums_take_as_many_adders_as_keep_up(block, pipeline, lanes):
+    """With one element per cycle the update would outlast a short vector
+    period: more adders, each writing its part of a sum word; the means
+    hold (pipelined or not) while ``out`` is not ready."""
+    f, h, w = block
+    p = params(
+        vector_size=8,
+        sic_lanes=8,
+        block_frames=f,
+        block_height=h,
+        block_width=w,
+        sic_pipeline=pipeline,
+        m_tile=4,
+    )
+    assert sic_update_lanes(p) == lanes
+    assert sic_update_cycles(p) <= sic_vector_cycles(p)
+    rng = np.random.default_rng(7)
+    x = rng_tokens(rng, 6, 8)
+    x[2], x[5] = x[1], x[4] * 2
+    model, rtl = both(x, (1, 2, 3), p)
+    assert rtl.cycles == model.cycles == sic_cycles(4, p) + sic_cycles(2, p)
+    assert model.similar.any() == (block != (1, 1, 1))
+    both(x, (1, 2, 3), p, out_ready=0.5, in_valid=0.8, seed=3)
 
 
 def test_threshold_infinity_never_merges():

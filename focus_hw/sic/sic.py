@@ -7,7 +7,7 @@ from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..params import FocusParams
-from ..timing import sic_dot_latency, sic_vector_cycles, sic_write_cycle
+from ..timing import sic_dot_latency, sic_mean_latency, sic_vector_cycles, sic_write_cycle
 from .argmax import ArgMax, candidate_layout, index_shape, position_shape
 from .average import AverageUpdate
 from .dot import DotProduct, delayed, vector_shape
@@ -15,8 +15,12 @@ from .table import SimilarityMap, SimilarityTable, map_entry
 
 __all__ = ["SIC", "input_layout", "output_layout"]
 
-#: Map records in flight in the output phase: fetched, stepping, sent.
-RECORDS_IN_FLIGHT = 4
+
+def records_in_flight(params: FocusParams) -> int:
+    """Map records the output phase holds beside the mean pipeline: one
+    query per ``S`` cycles, each sent :func:`~focus_hw.timing.sic_mean_latency`
+    after its query, and one more so the next query is taken as one is sent."""
+    return -(-sic_mean_latency(params) // params.sic_steps) + 1
 
 
 def _frame_shape(params: FocusParams):
@@ -72,7 +76,7 @@ class SIC(wiring.Component):
     of accept pulses times them), the dot-product unit takes a new pair every
     ``S*(P+1)`` cycles, table reads are issued a cycle ahead of their dot
     product, and the next vector is accepted while the previous one is still
-    being decided; the output phase streams one mean per ``S*(P+1)`` cycles,
+    being decided; the output phase streams one mean per ``S`` cycles,
     map reads ahead. The schedule is :mod:`focus_hw.timing`'s SIC section.
 
     A pass ends with its ``last`` vector, or with its ``m_tile``-th whatever
@@ -115,7 +119,7 @@ class SIC(wiring.Component):
         ]
         m.submodules.average = avg = AverageUpdate(p)
         m.submodules.records = records = fifo.SyncFIFO(
-            width=map_entry(p).size, depth=RECORDS_IN_FLIGHT
+            width=map_entry(p).size, depth=records_in_flight(p)
         )
 
         offsets = p.block_offsets
