@@ -31,7 +31,9 @@ from tools import require
 
 
 def params(lanes: int) -> FocusParams:
-    return FocusParams(rows=1, cols=2, vector_size=1, m_tile=2, num_scatter=lanes)
+    """4 output rows (2 halves of m_tile 2, one-vector groups): every row
+    address the free requests can make is a row of the buffer."""
+    return FocusParams(rows=1, cols=2, vector_size=1, m_tile=2, num_scatter=lanes, out_vectors=1)
 
 
 class NoArbitration(ScatterAccumulator):

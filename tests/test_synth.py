@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from focus_hw import FocusParams
 from focus_hw.cli import main
+from focus_hw.engines import keep_depth, map_beats, map_layout
 from focus_hw.systolic import SystolicArray, pe_classes
 from synth import ResultCache, area_report, dedup_rtlil, synthesize
 from synth.area import parse_stat
@@ -325,7 +326,8 @@ def test_focus_breakdown_by_unit(cache):
     cells = {row["unit"]: row for row in report.breakdown["cells"]}
     sic = {"sic." + u for u in ("dot", "argmax", "table", "map", "average", "records")}
     sec = {"sec." + u for u in ("analyzer", "select", "encoder")}
-    units = {"", "array", "array.pe", "scatter", "scatter.add", "lens", "sic", "sec"}
+    engines = {"load", "feed", "write", "dispatch", "drain", "blocks"}
+    units = {"", "array", "array.pe", "scatter", "scatter.add", "sic", "sec"} | engines
     assert set(cells) == units | sic | sec
     assert cells["array.pe"]["instances"] == p.rows * p.cols
     assert cells["scatter.add"]["instances"] == p.num_scatter * p.cols  # one fp32 adder a column
@@ -341,10 +343,14 @@ def test_focus_breakdown_by_unit(cache):
     assert abs(in_focus - sum(alone.values())) <= 0.01 * sum(alone.values())
 
     bits = {(row["unit"], row["memory"]): row["bits"] for row in report.breakdown["memory"]}
-    halves = 2 * p.m_tile  # every tile buffer is double-buffered
+    halves = 2 * p.m_tile  # input and output buffers are double-buffered
     assert bits["", "inbuf"] == halves * p.rows * p.operand_bits  # input vectors
-    assert bits["", "co"] == halves * p.cols * p.acc_bits  # concentrate-out partial sums
-    assert bits["scatter", "memory"] == halves * p.cols * p.acc_bits  # output buffer
+    ring = p.ring_blocks * p.m_tile  # concentrate-out partial sums: a ring of blocks
+    assert bits["", "ring"] == ring * p.cols * p.acc_bits
+    group = p.out_vectors * p.cols  # the output buffer holds an N group's columns
+    assert bits["scatter", "memory"] == halves * group * p.acc_bits
+    assert keep_depth(p) >= map_beats(p)  # the kept map: one chunk's beats
+    assert bits["", "keep"] == keep_depth(p) * map_layout(p).size
     assert bits["sic.average", "sums"] == p.m_tile * p.vector_size * p.acc_bits
     assert bits["sec", "buffer"] == p.max_tokens * p.operand_bits  # importance vector
     table = next(r for r in report.breakdown["memory"] if r["unit"] == "sic.table")
