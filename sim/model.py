@@ -380,6 +380,15 @@ def _run(workload, params, machine, counts, tech, tile_mode) -> Result:
         "up": frac["down_proj"],
         "down": next_q,
     }
+    schedules = {}
+
+    def exact(site, u, nz, ntile):
+        """:func:`_exact`, once per (input site, N tiles): k and v, gate and
+        up run the same schedule."""
+        if (site, ntile) not in schedules:
+            schedules[site, ntile] = _exact(u, nz, ntile, p)
+        return schedules[site, ntile]
+
     for gemm, site, K, N in w.linears():
         nz = S[site].nonzero
         starts = np.arange(0, K, R)
@@ -409,7 +418,7 @@ def _run(workload, params, machine, counts, tech, tile_mode) -> Result:
             nz * N,
             out_frac,
             gemm not in ("k", "v"),
-            _exact(u, nz, ntile, p) if vector else None,
+            exact(site, u, nz, ntile) if vector else None,
         )
         if gemm != "v":
             continue

@@ -24,10 +24,9 @@ Proven for every trace within the depth:
 
 * no deadlock: in no window of :data:`WINDOW` consecutive cycles in which
   the environment cooperates (each stream with beats left offers one,
-  ``out`` is ready) while ``busy`` is there no handshake. (In a cooperative
-  run of the largest size the longest handshake-free stretch is 13 cycles,
-  the SIC computing a pass: this harness with a window of 14 passes, 13
-  fails.)
+  ``out`` is ready) while ``busy`` is there no handshake. (The window,
+  24 cycles, is longer than the longest handshake-free stretch of a
+  cooperative run, the SIC computing a pass.)
 * when ``busy`` drops, every stream has been consumed exactly and ``out``
   gave one beat per (token, N tile); never more ``out`` beats than that;
 * with a cooperative environment, ``busy`` is low from the cycle after
@@ -44,7 +43,8 @@ despite backpressure.
 
 Scope: BMC, so under backpressure only the first :data:`DEPTH` cycles of a
 run of the largest size (3 tokens in two M tiles, 2 K chunks, 2 N tiles; a
-cooperative run takes 97 cycles), and only the smallest run (1, 1, 1) ends
+cooperative run takes up to 108 cycles with :data:`P`, 100 with
+:data:`P2`), and only the smallest run (1, 1, 1) ends
 within them; the solver's time per step grows steeply past about 40 cycles
 (depth 40: ~25 s, 44: ~80 s, 46: ~115 s). The ``slow`` variants go deeper.
 """
