@@ -90,7 +90,6 @@ class DispatchEngine(wiring.Component):
         block = Signal(range(nb))
         half = Signal()  # output half of the group
         token = Signal(range(mt + ns))
-        beat = Signal(range(map_beats(p)))
 
         # The held beat: one request per lane, sent while its ring read lands.
         held = data.StructLayout({"row": request_layout(p)["row"].shape, "init": 1, "skip": 1})
@@ -140,6 +139,7 @@ class DispatchEngine(wiring.Component):
         ]
         chunk_end = token + ns >= walk.tokens
         if vectors > 1:
+            beat = Signal(range(map_beats(p)))  # the kept map's beat in hand
             following = Mux(take, Mux(chunk_end, 0, beat + 1), beat)
             m.d.comb += [
                 self.keep.addr.eq(beat),
