@@ -149,7 +149,7 @@ class DispatchEngine(wiring.Component):
                 self.replay.en.eq(1),
             ]
             m.d.sync += beat.eq(Mux(self.start, 0, following))
-        row_base = Mux(half, vectors * mt, 0) + walk.sub * mt + token
+        row_base = block_addr(half * vectors + walk.sub, token, mt)  # as the drain reads it
         lives = []
         for lane, (port, entry) in enumerate(zip(self.ring, entries, strict=True)):
             live = token + lane < walk.tokens
