@@ -37,6 +37,7 @@ from focus_hw.accelerator import check_accelerator
 from focus_hw.fileio import atomic_write_text
 from focus_hw.generate import as_params
 from sim import sram
+from sim.presets import paper_preset
 from sim.tech import NODES
 from sim.workload import REFERENCE_DIR
 from synth import YosysError, area_report
@@ -49,8 +50,9 @@ TARGET_SHARE = {"wide": 0.075, "operand": 0.05}
 #: own cycle model: PEs and accumulator with fp16 partial sums, 2 scatter
 #: lanes of a 32-wide row each (its cycle model adds ``num_scatter`` rows per
 #: cycle), a 96-column output tile and a double-buffered concentrate-out
-#: buffer; the SIC at 8 lanes keeps up with the array (``bench_focus_stall``).
-PAPER_POINT = FocusParams(acc_format="operand", num_scatter=2, ring_blocks=2)
+#: buffer (:func:`sim.presets.paper_preset`); the SIC at 8 lanes keeps up
+#: with the array (``bench_focus_stall``).
+PAPER_POINT = paper_preset("focus")
 
 #: What each unit path of the breakdown holds ("" is the top's own logic).
 UNITS = {

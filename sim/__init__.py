@@ -4,7 +4,8 @@
 of a :class:`Workload` on "dense", "focus", "focus_sec", "cmc" or "adaptiv",
 with every hardware figure read from :class:`focus_hw.FocusParams`.
 ``sim.focus_gemm(counts, params)`` is the exact model of one GEMM on the
-integrated accelerator (equal to its RTL).
+integrated accelerator (equal to its RTL). ``sim.presets.paper_preset(machine)``
+is each machine as the paper's artifact configures it.
 """
 
 from .focus_gemm import GemmCounts, focus_gemm

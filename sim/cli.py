@@ -14,6 +14,7 @@ from focus_hw.executors import cli_executor, executor_options
 from . import dse
 from . import reproduce as rep
 from .model import MACHINES, simulate
+from .presets import paper_preset, preset_table
 from .sparsity import baseline_sparsity, focus_target
 from .workload import WorkloadError, from_config, paper_workload, paper_workloads, qwen2_7b
 
@@ -70,9 +71,6 @@ def _workload(name, tokens, config, frames):
     type=PARAMS_FILE,
     help="FocusParams .json/.toml (default: the paper's, SEC from focus_config.csv)",
 )
-@click.option(
-    "--tile-mode", type=click.Choice(["stream", "tile"]), default="stream", show_default=True
-)
 @click.option("--csv", "csv_out", type=click.Path(dir_okay=False), help="write per-GEMM rows")
 @click.option(
     "--clock-from-fpga",
@@ -80,9 +78,7 @@ def _workload(name, tokens, config, frames):
     type=click.Path(exists=True, dir_okay=False),
     help="clock at the Fmax of an fpga.json (focus-hw fpga)",
 )
-def run(
-    name, tokens, frames, config, machine, sparsity, trace, params, tile_mode, csv_out, fpga_json
-):
+def run(name, tokens, frames, config, machine, sparsity, trace, params, csv_out, fpga_json):
     """Simulate one workload on one machine and print a summary."""
     w = _workload(name, tokens, config, frames)
     params = params or rep.paper_params(w.model, w.dataset)
@@ -109,7 +105,7 @@ def run(
             if not w.model:
                 raise click.UsageError(f"--machine {machine} needs --sparsity here")
             sp = baseline_sparsity(machine, w.model, w.dataset)
-        res = simulate(w, params, machine, sp, tile_mode=tile_mode)
+        res = simulate(w, params, machine, sp)
     except ValueError as e:
         raise click.ClickException(str(e)) from e
     click.echo(res.summary())
@@ -125,19 +121,11 @@ def run(
 
 @main.command()
 @click.option("--out", type=click.Path(file_okay=False), required=True)
-@click.option(
-    "--tile-mode",
-    type=click.Choice(["stream", "tile"]),
-    default="stream",
-    show_default=True,
-    help="stream: RTL back-to-back weight tiles; "
-    "tile: fill/drain per weight tile (per-fold, like SCALE-Sim)",
-)
-def reproduce(out, tile_mode):
+def reproduce(out):
     """Paper's main comparison: 9 video workloads x dense/adaptiv/cmc/focus."""
     out = Path(out)
     with tqdm(total=len(rep.VIDEO_WORKLOADS) * len(rep.ACCELERATORS), desc="reproduce") as bar:
-        df = rep.reproduce(progress=bar, tile_mode=tile_mode)
+        df = rep.reproduce(progress=bar)
     rep.write(df, out)
     sp = rep.speedup_table(df)
     click.echo(rep.NOTE)
@@ -170,7 +158,7 @@ def sweep(out, name, quick, jobs, workers, scheduler):
     only the missing ones (delete that file to recompute after a model change)."""
     out = Path(out)
     w = _workload(name, None, None, 1)
-    base = rep.paper_params(w.model, w.dataset)
+    base = paper_preset("focus", rep.paper_params(w.model, w.dataset))
     grid = dse.QUICK_GRID if quick else dse.GRID
     n = 1
     for v in grid.values():
@@ -202,6 +190,14 @@ def sweep(out, name, quick, jobs, workers, scheduler):
         f"{best.speedup_vs_paper:.3f}x over the paper configuration"
     )
     click.echo(f"wrote {out / 'sweep.csv'} and {out / 'sweep.png'}")
+
+
+@main.command()
+def presets():
+    """List the paper artifact's configuration of each machine (what
+    ``reproduce`` and ``sweep`` run), with the source of each value."""
+    with pd.option_context("display.max_colwidth", None, "display.width", 200):
+        click.echo(preset_table().to_string(index=False))
 
 
 @main.command(name="workloads")

@@ -164,13 +164,11 @@ def _sic_lut(params: FocusParams) -> np.ndarray:
 
 
 @functools.cache
-def _luts(params: FocusParams, n: int, stream: bool) -> tuple[np.ndarray, np.ndarray]:
+def _luts(params: FocusParams, n: int) -> tuple[np.ndarray, np.ndarray]:
     """For m = 0..n rows (0 rows -> 0 cycles): the cycles a weight tile adds
-    when another tile follows it -- ``max(m, reload_cycles)`` in a stream,
-    else ``tile_cycles(m)`` -- and when it is the last: ``tile_cycles(m)``."""
+    when another tile follows it in the stream, ``max(m, reload_cycles)``,
+    and when it is the last: ``tile_cycles(m)``."""
     full = np.array([0] + [tile_cycles(m, params) for m in range(1, n + 1)], np.int64)
-    if not stream:
-        return full, full
     step = reload_cycles(params)
     return np.array([0] + [max(m, step) for m in range(1, n + 1)], np.int64), full
 
@@ -219,48 +217,43 @@ def simulate(
     machine: str,
     sparsity=None,
     tech=None,
-    tile_mode: str = "stream",
     compare: bool = True,
 ) -> Result:
     """Run ``workload`` on ``machine`` (see :data:`MACHINES`, :func:`resolve_counts`).
 
-    ``tile_mode``: "stream" (default) -- weight tiles back to back as the RTL
-    runs them (:func:`stream_cycles`); "tile" -- every weight tile pays its
-    own fill and drain (``tile_cycles``), as a per-fold simulator such as
-    the paper artifact's SCALE-Sim counts. ``tech``: a :mod:`sim.tech` table
+    Weight tiles stream back to back as the RTL runs them
+    (:func:`stream_cycles`). ``tech``: a :mod:`sim.tech` table
     (default :class:`~sim.tech.PaperTech`). ``compare``: also run dense for
     the ``speedup`` / ``energy_reduction`` totals (NaN otherwise).
     """
-    if tile_mode not in ("stream", "tile"):
-        raise ValueError(f"tile_mode={tile_mode!r}: must be 'stream' or 'tile'")
     counts = resolve_counts(workload, params, machine, sparsity)
     tech = tech or _PAPER
-    res = _run(workload, params, machine, counts, tech, tile_mode)
+    res = _run(workload, params, machine, counts, tech)
     if not compare:
         res.totals["speedup"] = res.totals["energy_reduction"] = float("nan")
         return res
     if machine == "dense":
         base = res.totals
     else:
-        base = _dense_totals(workload, params, tech, tile_mode)
+        base = _dense_totals(workload, params, tech)
     res.totals["speedup"] = base.time_s / res.totals.time_s
     res.totals["energy_reduction"] = base.energy_mj / res.totals.energy_mj
     return res
 
 
 @functools.lru_cache(maxsize=64)
-def _dense_totals(workload, params, tech, tile_mode) -> pd.Series:
+def _dense_totals(workload, params, tech) -> pd.Series:
     counts = dense_counts(workload, params)
-    return _run(workload, params, "dense", counts, tech, tile_mode).totals
+    return _run(workload, params, "dense", counts, tech).totals
 
 
-def _run(workload, params, machine, counts, tech, tile_mode) -> Result:
+def _run(workload, params, machine, counts, tech) -> Result:
     p, w, S, vector = params, workload, counts.sites, counts.vector
     L, R, C, vs = w.layers, p.rows, p.cols, p.vector_size
     ob, ab = p.operand_bytes, p.acc_bytes
     idx_b = max(1, math.ceil(math.log2(p.m_tile + 1) / 8))
     window = p.block_frames * p.block_height * p.block_width - 1
-    lut, lut_last = _luts(p, p.m_tile, tile_mode == "stream")
+    lut, lut_last = _luts(p, p.m_tile)
     frac = {
         s: _consumer_fraction(counts, s, L)[:, None]
         for s in ("query", "o_proj", "gate_proj", "down_proj", "q_proj")

@@ -4,7 +4,7 @@ SCALE-Sim's weight-stationary ("ws") dataflow, at the same array size, with
 on-chip buffers large enough to never stall, counts the compute cycles of a
 GEMM fold by fold (each fold = one rows x cols weight tile, filled, streamed
 and drained on its own). We compare with ``focus_hw.timing``: per fold
-``tile_cycles(M)`` (the model's ``tile_mode="tile"``) and the RTL's
+``tile_cycles(M)`` and the RTL's
 back-to-back stream (:func:`sim.model.stream_cycles`, the default).
 """
 

@@ -33,14 +33,16 @@ import pandas as pd
 
 from focus_hw import FocusParams
 
+from .presets import paper_preset
 from .workload import REFERENCE_DIR
 
 __all__ = ["PaperTech", "YosysTech", "NODES", "MACHINES", "PAPER_TABLE_PARAMS", "TechError"]
 
-#: The design point the paper's module tables describe: its accumulator
-#: rows (``detailed_power_area_breakdown.csv``) are for 2 scatter lanes.
-#: :class:`PaperTech` scales them from here to the params it prices.
-PAPER_TABLE_PARAMS = FocusParams(num_scatter=2)
+#: The design point the paper's module tables describe (its accumulator
+#: rows in ``detailed_power_area_breakdown.csv`` are for 2 scatter lanes):
+#: the Focus preset. :class:`PaperTech` scales them from here to the params
+#: it prices.
+PAPER_TABLE_PARAMS = paper_preset("focus")
 
 #: Per-transistor figures of a node: placed-cell area (um^2, NAND2 ~0.5 um^2
 #: / 4 transistors at 28 nm over ~70% row utilisation) and switching power

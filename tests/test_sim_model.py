@@ -60,9 +60,6 @@ def test_dense_q_gemm_by_hand():
     assert q.dram_weight == 3 * 64 * 64 * 2
     assert q.dram_out == 300 * 64 * 2
     assert q.input_write == q.dram_in
-    # per-tile fill/drain mode: every weight tile pays tile_cycles
-    rt = simulate(TINY, P, "dense", tile_mode="tile")
-    assert row(rt, "q").compute_cycles == 8 * tc(128) + 4 * tc(44)
 
 
 def test_dense_attention_by_hand():
@@ -228,5 +225,3 @@ def test_bad_inputs():
         simulate(TINY, P, "focus")
     with pytest.raises(MachineError, match="takes no sparsity"):
         simulate(TINY, P, "dense", 0.5)
-    with pytest.raises(ValueError, match="tile_mode"):
-        simulate(TINY, P, "dense", tile_mode="fast")
