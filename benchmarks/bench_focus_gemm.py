@@ -5,7 +5,8 @@ Runs a few compressed GEMMs through :func:`focus_hw.simulate_focus_gemm`
 :func:`sim.focus_gemm` (counts only), and prints the cycles of both, whether
 every counter agrees, the share of stall and SIC cycles, and the simulation
 time. Sparsity comes from planted near-copies (``--copies``) and the SIC
-threshold.
+threshold. It exits non-zero, naming the cases, if the model and the RTL
+differ on the cycles or any counter.
 
     python benchmarks/bench_focus_gemm.py [--n 4] [--seed 0]
 """
@@ -91,6 +92,9 @@ def main():
     args = ap.parse_args()
     rows = [run_case(c, args.n, args.copies, args.seed) for c in tqdm(CASES, desc="cases")]
     print(pd.DataFrame(rows).to_string(index=False))
+    bad = [r["case"] for r in rows if not r["counters_equal"]]
+    if bad:
+        raise SystemExit(f"model != RTL in: {', '.join(bad)}")
 
 
 if __name__ == "__main__":
