@@ -2,6 +2,7 @@
 the result cache, reports and the ``focus-hw synth`` command."""
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -356,3 +357,34 @@ def test_focus_breakdown_by_unit(cache):
     table = next(r for r in report.breakdown["memory"] if r["unit"] == "sic.table")
     assert table["depth"] == p.sic_table_depth
     assert sum(bits.values()) == generic.total_memory_bits  # Yosys' own count
+
+
+# -- the figures the README states -----------------------------------------------------
+
+#: Cells of ``focus-hw synth --unit U`` (generic flow) that the README gives;
+#: a synthesis change that moves one by over 2% must update the README.
+README_CELLS = [
+    ("mac", FocusParams(), 2164),
+    ("pe", FocusParams(), 2253),
+    (
+        "sic",
+        FocusParams(
+            rows=4,
+            cols=4,
+            vector_size=4,
+            sic_lanes=2,
+            m_tile=16,
+            max_frame_tokens=16,
+            max_tokens=64,
+        ),
+        35651,
+    ),
+]
+
+
+@pytest.mark.parametrize("unit, params, cells", README_CELLS, ids=[u for u, _, _ in README_CELLS])
+def test_readme_cell_counts(cache, unit, params, cells):
+    measured = area_report(params, unit).summary()["cells"]
+    assert abs(measured - cells) <= 0.02 * cells, (unit, measured, cells)
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    assert f"{cells:,}" in readme, f"README does not state the {unit} figure {cells:,}"
