@@ -1,19 +1,23 @@
 """The integrated accelerator's emitted Verilog (`generate(..., unit="focus")`),
 simulated by Icarus Verilog, equals the Amaranth simulation cycle by cycle on
-one small compressed GEMM (random input bubbles with garbage payloads, random
-output backpressure, SEC ports held at 0), and what it streamed out decodes
-to :func:`focus_hw.simulate_focus_gemm`'s result."""
+one small compressed GEMM and, beside it, one SEC run (random input bubbles
+with garbage payloads, random output backpressure); what it streamed out
+decodes to :func:`focus_hw.simulate_focus_gemm`'s result and
+:func:`focus_hw.simulate_sec`'s kept tokens."""
 
 import numpy as np
 from amaranth.hdl import Value
 from amaranth.sim import Simulator
 
-from focus_hw import FocusParams
+from focus_hw import FocusParams, simulate_sec
 from focus_hw.accelerator import STAT_NAMES, FocusAccelerator
 from focus_hw.focus_gemm import _streams, compress, decode_rows, simulate_focus_gemm
 from focus_hw.generate import generate
+from focus_hw.sec.encoder import kept_layout
+from focus_hw.sec.simulate import sec_beats
 from focus_hw.sic.simulate import decode_outputs
 from test_crosssim import _ports, _run_iverilog, _trace_tb, _write_inputs
+from test_sec_rtl import attention
 from tools import require
 
 P = FocusParams(
@@ -51,11 +55,19 @@ def _case():
     return x, w
 
 
+def _sec_case():
+    """The SEC's run: 2 heads x 2 text queries over 8 visual tokens, with
+    ties (probabilities in eighths); keep 3."""
+    attn = attention(np.random.default_rng(2), 2, 1, 8, 2, levels=8).half()
+    return attn, slice(1, 9), slice(9, None), 3
+
+
 def _record(manifest, streams, sizes):
     """Reactive bench on the Amaranth design (PEs as submodules, not the
     Verilog's instances): returns the inputs applied and the outputs seen in
-    every cycle, the ``out`` words taken, the ``result`` rows and the stream
-    beats taken."""
+    every cycle, the ``out`` words taken, the ``result`` rows, the stream
+    beats taken and the SEC's ``kept`` words taken. The run ends when
+    ``busy`` drops after the SEC's ``done``."""
     dut = FocusAccelerator(P)
     ports = {
         "__".join(map(str, path)): Value.cast(value)
@@ -64,14 +76,14 @@ def _record(manifest, streams, sizes):
     ins, outs = _ports(manifest)
     names = [p["name"] for p in outs]
     rng = np.random.default_rng(11)
-    applied, seen, words, rows = [], [], [], []
+    applied, seen, words, rows, kept = [], [], [], [], []
     taken = {name: 0 for name in streams}
 
     async def bench(ctx):
-        cycle, idle_since = 0, None
+        cycle, idle_since, sec_done = 0, None, False
         while idle_since is None or cycle < idle_since + TAIL:
             assert cycle < MAX_CYCLES, f"no end after {cycle} cycles; beats taken {taken}"
-            vec = {p["name"]: 0 for p in ins}  # sec__*: held at 0
+            vec = {p["name"]: 0 for p in ins}
             vec.update(sizes)
             vec["start"] = int(cycle == 2)  # streams are offered before the start too
             for name, beats in streams.items():
@@ -81,6 +93,7 @@ def _record(manifest, streams, sizes):
                 payload = beats[taken[name]] if offer else int(rng.integers(0, 1 << width))
                 vec[f"{name}__payload"] = payload
             vec["out__ready"] = int(rng.random() < 0.6)
+            vec["sec__kept__ready"] = int(rng.random() < 0.6)
             for p in ins:
                 ctx.set(ports[p["name"]], vec[p["name"]])
             _, _, *values = await ctx.tick().sample(*[ports[n] for n in names])
@@ -93,7 +106,10 @@ def _record(manifest, streams, sizes):
                 words.append(values["out__payload"])
             if values["result__valid"]:
                 rows.append(values["result__payload"])
-            if idle_since is None and cycle > 2 and not values["busy"]:
+            if values["sec__kept__valid"] and vec["sec__kept__ready"]:
+                kept.append(values["sec__kept__payload"])
+            sec_done |= bool(values["sec__done"])
+            if idle_since is None and cycle > 2 and not values["busy"] and sec_done:
                 idle_since = cycle
             cycle += 1
 
@@ -101,7 +117,7 @@ def _record(manifest, streams, sizes):
     sim.add_clock(1e-8)
     sim.add_testbench(bench)
     sim.run()
-    return applied, seen, words, rows, taken
+    return applied, seen, words, rows, taken, kept
 
 
 def _dont_care(name: str, values: dict) -> bool:
@@ -117,6 +133,8 @@ def test_focus_verilog_equals_amaranth(tmp_path):
     x, w = _case()
     comp = compress(x, GRID, P)
     streams, _ = _streams(comp, w, GRID, P)
+    attn, visual, text, k = _sec_case()
+    streams["sec__attn"], n, k = sec_beats(attn, visual, text, k, P)
     nt = -(-w.shape[1] // P.cols)
     sizes = {
         "tokens": sum(len(t) for t in comp.tiles),
@@ -124,12 +142,14 @@ def test_focus_verilog_equals_amaranth(tmp_path):
         "ntiles": nt,
         "width": GRID[2],
         "frame_tokens": GRID[1] * GRID[2],
+        "sec__n": n,
+        "sec__k": k,
     }
     manifest = generate(P, tmp_path / "v", unit="focus")
     ins, outs = _ports(manifest)
     names = [p["name"] for p in outs]
     assert {p["name"] for p in ins} >= {f"{s}__payload" for s in streams} | set(sizes)
-    applied, seen, words, rows, taken = _record(manifest, streams, sizes)
+    applied, seen, words, rows, taken, kept = _record(manifest, streams, sizes)
 
     # The run ended: every beat taken, busy dropped and stayed down.
     assert taken == {name: len(beats) for name, beats in streams.items()}
@@ -167,6 +187,14 @@ def test_focus_verilog_equals_amaranth(tmp_path):
     timed = {"stall_cycles", "sic_cycles"}
     for name in set(STAT_NAMES) - timed:
         assert counters[name] == ref.stats[name], name
+
+    # The SEC kept simulate_sec's tokens: one run, k indices, the last flagged, no NaN.
+    layout = kept_layout(P.max_tokens)
+    sec_kept = [layout.from_bits(word) for word in kept]
+    assert [b.index for b in sec_kept] == simulate_sec(attn, visual, text, k, P).kept.tolist()
+    assert [b.last for b in sec_kept] == [0] * (k - 1) + [1]
+    assert sum(row[names.index("sec__done")] for row in seen) == 1
+    assert counters["sec__nan"] == 0
 
     # Not vacuous: token 3 was pruned, the input and the output were merged.
     assert 3 not in np.concatenate(comp.tiles)

@@ -15,12 +15,13 @@ from typing import TYPE_CHECKING
 from amaranth.sim import Simulator
 
 from ..params import FocusParams
+from .analyzer import attn_layout
 from .concentrator import SEC, sec_format
 
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["SECRun", "SECInputError", "SECNaNError", "simulate_sec"]
+__all__ = ["SECRun", "SECInputError", "SECNaNError", "sec_beats", "simulate_sec"]
 
 _TORCH_DTYPES = {"fp16": "float16", "bf16": "bfloat16"}
 
@@ -90,6 +91,23 @@ def _check(attn, visual, text, k, params):
     return scores.reshape(heads * queries, n), k
 
 
+def sec_beats(attn, visual, text, k, params: FocusParams) -> tuple[list[int], int, int]:
+    """One run's ``attn`` payloads (raw bits, ``last`` on the final one) in
+    :func:`simulate_sec`'s order, with the run's ``n`` and ``k``; validates
+    the arguments as it does."""
+    import torch
+
+    scores, k = _check(attn, visual, text, k, params)
+    n = scores.shape[1]
+    bits = (scores.contiguous().view(torch.int16).reshape(-1).to(torch.int64) & 0xFFFF).tolist()
+    layout = attn_layout(sec_format(params))
+    beats = [
+        layout.const({"data": value, "last": i == len(bits) - 1}).as_bits()
+        for i, value in enumerate(bits)
+    ]
+    return beats, n, k
+
+
 def simulate_sec(
     attn,
     visual: slice,
@@ -114,9 +132,7 @@ def simulate_sec(
     """
     import torch
 
-    scores, k = _check(attn, visual, text, k, params)
-    rows, n = scores.shape
-    beats = (scores.contiguous().view(torch.int16).reshape(-1).to(torch.int64) & 0xFFFF).tolist()
+    beats, n, k = sec_beats(attn, visual, text, k, params)
     dut = SEC(params)
     kept, flags = [], {}
 
@@ -125,8 +141,8 @@ def simulate_sec(
         ctx.set(dut.k, k)
         ctx.set(dut.attn.valid, 1)
         cycle = 0
-        for i, value in enumerate(beats):
-            ctx.set(dut.attn.payload, {"data": value, "last": i == len(beats) - 1})
+        for word in beats:
+            ctx.set(dut.attn.payload.as_value(), word)
             while True:
                 *_, ready = await ctx.tick().sample(dut.attn.ready)
                 cycle += 1
