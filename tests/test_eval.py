@@ -14,6 +14,7 @@ from PIL import Image
 from focus_algo.eval import (
     DatasetError,
     MediaError,
+    load_checkpoint,
     load_dataset,
     load_media,
     sample_frames,
@@ -727,3 +728,28 @@ def test_frame_video_processor_llava_matches_hand_construction(tmp_path):
     enc = processor(text=["<video>Which one ?"], videos=[video], return_tensors="pt")
     assert int((enc["input_ids"] == 101).sum()) == 3 * 2 * 2 + 1
     assert tuple(enc["pixel_values_videos"].shape) == (1, 3, 3, 16, 16)
+
+
+def test_packages_patch_nothing_at_run_time(checkpoint):
+    """No package imports unittest (mock patching belongs in tests), and
+    loading a checkpoint without torchvision's video processor leaves
+    transformers' ProcessorMixin as it was: the frame-wise video processor
+    is accepted by a subclass of the model's processor."""
+    import ast
+
+    from transformers.processing_utils import ProcessorMixin
+
+    root = Path(__file__).parents[1]
+    for package in ("focus_hw", "focus_algo", "sim", "synth"):
+        for path in (root / package).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                names = []
+                if isinstance(node, ast.Import):
+                    names = [a.name for a in node.names]
+                elif isinstance(node, ast.ImportFrom):
+                    names = [node.module or ""]
+                assert not any(n.split(".")[0] == "unittest" for n in names), path
+    check = ProcessorMixin.__dict__["check_argument_for_proper_class"]
+    model, processor = load_checkpoint(checkpoint)
+    assert ProcessorMixin.__dict__["check_argument_for_proper_class"] is check
+    assert isinstance(processor, ProcessorMixin)

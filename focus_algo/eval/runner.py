@@ -43,7 +43,6 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from unittest import mock
 
 import numpy as np
 import pandas as pd
@@ -156,7 +155,6 @@ def _load_processor(path: Path, processor_cls, model_type: str):
     :class:`~focus_algo.eval.video.FrameVideoProcessor` (frame-wise video
     preprocessing by the image processor)."""
     from transformers import AutoImageProcessor, AutoProcessor, AutoTokenizer
-    from transformers.processing_utils import ProcessorMixin
     from transformers.utils import is_torchvision_available
 
     try:
@@ -176,20 +174,28 @@ def _load_processor(path: Path, processor_cls, model_type: str):
         extra = {k: v for k, v in extra.items() if k in processor_cls.__init__.__code__.co_varnames}
     template = path / "chat_template.jinja"
     chat_template = template.read_text() if template.is_file() else tokenizer.chat_template
-    check = ProcessorMixin.check_argument_for_proper_class
+    return _with_frame_video(processor_cls)(
+        image_processor=image_processor,
+        tokenizer=tokenizer,
+        video_processor=video_processor,
+        chat_template=chat_template,
+        **extra,
+    )
 
-    def allow_frame_video(self, name, arg):
-        frames = name == "video_processor" and isinstance(arg, FrameVideoProcessor)
-        return None if frames else check(self, name, arg)
 
-    with mock.patch.object(ProcessorMixin, "check_argument_for_proper_class", allow_frame_video):
-        return processor_cls(
-            image_processor=image_processor,
-            tokenizer=tokenizer,
-            video_processor=video_processor,
-            chat_template=chat_template,
-            **extra,
-        )
+def _with_frame_video(processor_cls):
+    """A subclass of ``processor_cls`` that also takes a
+    :class:`FrameVideoProcessor` as its video processor (transformers checks
+    each part's class, and ours is not the torchvision-based one it expects)."""
+
+    class Processor(processor_cls):
+        def check_argument_for_proper_class(self, argument_name, argument):
+            if argument_name == "video_processor" and isinstance(argument, FrameVideoProcessor):
+                return None
+            return super().check_argument_for_proper_class(argument_name, argument)
+
+    Processor.__name__ = Processor.__qualname__ = processor_cls.__name__
+    return Processor
 
 
 # -- one sample ---------------------------------------------------------------------
