@@ -25,17 +25,25 @@ def main():
 
 
 def _workload(name, tokens, config, frames):
-    try:
-        if config:
-            if not tokens:
-                raise click.UsageError("--config needs --tokens")
+    """The workload the options name; bad input is a usage error (exit 2)
+    naming the option."""
+    if config:
+        if not tokens:
+            raise click.UsageError("--config needs --tokens")
+        try:
             return from_config(config, tokens, frames)
-        if tokens:
-            return qwen2_7b(tokens, frames)
-        model, _, dataset = name.partition("/")
+        except WorkloadError as e:
+            raise click.BadParameter(str(e), param_hint="--config") from None
+    if tokens:
+        return qwen2_7b(tokens, frames)
+    model, _, dataset = name.partition("/")
+    try:
         return paper_workload(model, dataset)
-    except WorkloadError as e:
-        raise click.ClickException(str(e)) from e
+    except WorkloadError:
+        known = ", ".join(w.name for w in paper_workloads())
+        raise click.BadParameter(
+            f"no paper workload {name!r}; known: {known}", param_hint="--workload"
+        ) from None
 
 
 @main.command()
@@ -46,8 +54,12 @@ def _workload(name, tokens, config, frames):
     show_default=True,
     help="model/dataset of meta_data.csv",
 )
-@click.option("--tokens", type=int, help="Qwen2-7B (or --config) on this many visual tokens")
-@click.option("--frames", type=int, default=1, show_default=True)
+@click.option(
+    "--tokens",
+    type=click.IntRange(min=1),
+    help="Qwen2-7B (or --config) on this many visual tokens",
+)
+@click.option("--frames", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option(
     "--config",
     type=click.Path(exists=True, dir_okay=False),
@@ -56,7 +68,7 @@ def _workload(name, tokens, config, frames):
 @click.option("--machine", type=click.Choice(MACHINES), default="focus", show_default=True)
 @click.option(
     "--sparsity",
-    type=float,
+    type=click.FloatRange(0, 1, max_open=True),
     help="focus: target SIC sparsity (default: the paper's figure); "
     "cmc/adaptiv: token sparsity (default: the paper's table)",
 )
@@ -90,14 +102,17 @@ def run(name, tokens, frames, config, machine, sparsity, trace, params, csv_out,
         except ValueError as e:
             raise click.BadParameter(str(e), param_hint="--clock-from-fpga") from None
     sp = sparsity
-    try:
-        if trace:
-            if machine != "focus":
-                raise click.UsageError("--trace is for --machine focus")
-            from focus_algo.trace import SparseTrace
+    if trace:
+        if machine != "focus":
+            raise click.UsageError("--trace is for --machine focus")
+        from focus_algo.trace import SparseTrace
 
+        try:
             sp = SparseTrace.load(trace)
-        elif sp is None and machine == "focus":
+        except (OSError, ValueError) as e:
+            raise click.BadParameter(str(e), param_hint="--trace") from None
+    try:
+        if sp is None and machine == "focus":
             if not w.model:
                 raise click.UsageError("--machine focus needs --sparsity or --trace here")
             sp = focus_target(w.model, w.dataset)
@@ -106,8 +121,8 @@ def run(name, tokens, frames, config, machine, sparsity, trace, params, csv_out,
                 raise click.UsageError(f"--machine {machine} needs --sparsity here")
             sp = baseline_sparsity(machine, w.model, w.dataset)
         res = simulate(w, params, machine, sp)
-    except ValueError as e:
-        raise click.ClickException(str(e)) from e
+    except ValueError as e:  # a machine, sparsity or trace that do not fit together
+        raise click.UsageError(str(e)) from None
     click.echo(res.summary())
     per = res.gemms.groupby("gemm", sort=False)[
         ["cycles", "stall_cycles", "macs", "dram_bytes", "energy_mj"]

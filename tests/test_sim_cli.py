@@ -61,19 +61,36 @@ def test_run_prints_summary(tmp_path):
     assert len(pd.read_csv(out)) == 28 * 9
 
 
-def test_run_bad_inputs(tmp_path):
-    r = CliRunner().invoke(main, ["run", "--workload", "nope/none"])
-    assert r.exit_code != 0 and "no paper workload" in r.output
-    r = CliRunner().invoke(main, ["run", "--machine", "cmc", "--sparsity", "1.5"])
-    assert r.exit_code != 0 and "[0, 1)" in r.output
-    r = CliRunner().invoke(main, ["run", "--machine", "gpu"])
-    assert r.exit_code == 2
+@pytest.mark.parametrize(
+    "args, option, says",
+    [
+        (["--workload", "nope/none"], "--workload", "known: llava_vid/videomme"),
+        (["--machine", "cmc", "--sparsity", "1.5"], "--sparsity", "0<=x<1"),
+        (["--machine", "gpu"], "--machine", "'gpu' is not one of"),
+        (["--tokens", "-5"], "--tokens", "x>=1"),
+        (["--frames", "0", "--tokens", "10"], "--frames", "x>=1"),
+        (["--trace", "{trace}"], "--trace", "not a safetensors file"),
+        (["--machine", "dense", "--sparsity", "0.3"], None, "takes no sparsity input"),
+        (
+            ["--config", "{config}", "--tokens", "10", "--machine", "dense"],
+            "--config",
+            "JSON object",
+        ),
+    ],
+)
+def test_run_bad_inputs_exit_2_naming_the_option(tmp_path, args, option, says):
+    """Bad input is a usage error: exit 2, one message naming the option."""
     bad = tmp_path / "config.json"
     bad.write_text("[]")
-    r = CliRunner().invoke(
-        main, ["run", "--config", str(bad), "--tokens", "10", "--machine", "dense"]
-    )
-    assert r.exit_code != 0 and "JSON object" in r.output
+    trace = tmp_path / "trace.safetensors"
+    trace.write_bytes(b"not a trace at all")
+    args = [a.format(config=bad, trace=trace) for a in args]
+    r = CliRunner().invoke(main, ["run", *args])
+    assert r.exit_code == 2, r.output
+    assert says in r.output
+    if option:
+        assert option in r.output
+    assert "Traceback" not in r.output
 
 
 def test_sweep_small_grid_has_pareto_front(tmp_path):
