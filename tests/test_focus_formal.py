@@ -14,7 +14,7 @@ input's ``valid`` is free (bubbles anywhere) but held until taken, as the
 stream rules require; ``out.ready`` is free.
 
 Data: operand payloads and map entries are free, and every float unit
-(:data:`FP_UNITS`: MACs, adders, multipliers, widen/narrow) is replaced by
+(``conftest.FP_UNITS``: MACs, adders, multipliers, widen/narrow) is replaced by
 a free output in every cycle. This over-approximates the datapath (the
 real values are among the free ones; the units have no handshake), so what
 holds here holds for every data value, and the solver is spared the fp
@@ -57,7 +57,6 @@ from amaranth.hdl import Array, Assert, Assume, Const, Cover, Elaboratable, Modu
 
 from focus_hw import FocusParams
 from focus_hw.accelerator import FocusAccelerator
-from focus_hw.arith import MAC, FAdd, FMax, FMul, Narrow, Widen
 from focus_hw.timing import focus_schedule
 from formal import TOOLS, prove
 from tools import require
@@ -92,8 +91,6 @@ WINDOW = 24
 #: BMC depth of the deadlock check (cycles), and of its ``slow`` variant.
 DEPTH, DEPTH_SLOW = 40, 46
 STREAMS = ("map", "vectors", "weights", "positions")
-#: The float units, replaced by free outputs (see the module docstring).
-FP_UNITS = (MAC, FAdd, FMul, FMax, Widen, Narrow)
 
 
 def fixed(tokens, chunks, ntiles) -> dict:
@@ -109,19 +106,6 @@ def schedule_bound(sizes, params=P) -> int:
             tiles = [(m, us[i * c : (i + 1) * c]) for i, m in enumerate(ms)]
             worst = max(worst, focus_schedule(tiles, n, params)["cycles"])
     return worst
-
-
-def _free_output(self, platform):
-    m = Module()
-    m.d.comb += self.out.eq(AnySeq(len(self.out)))
-    return m
-
-
-@pytest.fixture
-def free_fp(monkeypatch):
-    """Every float unit's ``out`` free in every cycle."""
-    for unit in FP_UNITS:
-        monkeypatch.setattr(unit, "elaborate", _free_output)
 
 
 class _Nest:

@@ -17,16 +17,19 @@ reachable state:
 
 The buffer's row R always equals the shadow (read through an extra
 asynchronous port): the inductive strengthening that makes (a) provable.
-A variant without the conflict rule (every lane always ready) is refuted.
+
+Mutants, each refuted (BMC, 4 cycles) on the assertion it breaks and no other:
+:class:`IgnoresInit` (a), :class:`WrongRow` (b), :class:`NoArbitration`
+(two writes meet) and :class:`EarlyBusy` (``busy``) for (c).
 """
 
 import pytest
 from amaranth.asserts import AnyConst, AnySeq
-from amaranth.hdl import Assert, Cat, Elaboratable, Module, Mux, Signal
+from amaranth.hdl import Cat, Elaboratable, Module, Mux, Signal
 
 from focus_hw import FocusParams
 from focus_hw.scatter import ScatterAccumulator
-from formal import TOOLS, prove
+from formal import TOOLS, check, failed_checks, prove
 from tools import require
 
 
@@ -36,22 +39,55 @@ def params(lanes: int) -> FocusParams:
     return FocusParams(rows=1, cols=2, vector_size=1, m_tile=2, num_scatter=lanes, out_vectors=1)
 
 
-class NoArbitration(ScatterAccumulator):
-    """Broken on purpose: every lane is always ready (same-row requests of
-    one cycle are all taken)."""
+# Broken on purpose (the mutants): each overrides one assignment (the last wins).
+
+
+class IgnoresInit(ScatterAccumulator):
+    """A row's first update (``init``) adds to the read port's stale data, not +0.0."""
 
     def elaborate(self, platform):
         m = super().elaborate(platform)
-        for lane in self.lanes:
-            m.d.comb += lane.ready.eq(1)  # the last assignment wins
+        m.d.comb += [old.eq(rp.data) for old, rp in zip(self.old, self._lane_reads)]
+        return m
+
+
+class WrongRow(ScatterAccumulator):
+    """Each write goes to the neighbouring row (its request's row, bit 0 flipped)."""
+
+    def elaborate(self, platform):
+        m = super().elaborate(platform)
+        for lane, wp in zip(self.lanes, self.memory.write_ports):
+            row = Signal.like(wp.addr)
+            m.d.sync += row.eq(lane.payload.row ^ 1)
+            m.d.comb += wp.addr.eq(row)
+        return m
+
+
+class NoArbitration(ScatterAccumulator):
+    """Every lane is always ready (same-row requests of one cycle are all taken)."""
+
+    def elaborate(self, platform):
+        m = super().elaborate(platform)
+        m.d.comb += [lane.ready.eq(1) for lane in self.lanes]
+        return m
+
+
+class EarlyBusy(ScatterAccumulator):
+    """``busy`` a cycle early: high when a request is taken, not when it writes."""
+
+    def elaborate(self, platform):
+        m = super().elaborate(platform)
+        m.d.comb += self.busy.eq(Cat(lane.valid & lane.ready for lane in self.lanes).any())
         return m
 
 
 class NoUpdateLost(Elaboratable):
-    """The harness of the module docstring around ``dut``."""
+    """The harness of the module docstring around ``dut``; ``where`` names
+    its assertions (:func:`formal.check`): ``"old"`` (a), ``"writes"`` (b),
+    ``"meet"`` and ``"busy"`` (c), ``"row R"`` (the invariant)."""
 
     def __init__(self, dut):
-        self.dut = dut
+        self.dut, self.where = dut, {}
 
     def elaborate(self, platform):
         m = Module()
@@ -84,19 +120,19 @@ class NoUpdateLost(Elaboratable):
             m.d.sync += [adding.eq(write_r), taken.eq(r)]
             with m.If(adding):
                 want = Mux(taken.init, 0, shadow)
-                m.d.comb += Assert(dut.old[i].as_value() == want, f"lane {i}: wrong old value")
+                m.d.comb += check(self.where, "old", dut.old[i].as_value() == want)
             with m.If(hit):
                 m.d.sync += shadow.eq(wp.data.as_value())
         m.d.sync += due.eq(sum(w.as_unsigned() for w in writes_r))
         ports = mem.write_ports
         m.d.comb += [
-            Assert(sum(h.as_unsigned() for h in hits) == due, "writes to R != requests taken"),
-            Assert(peek.data.as_value() == shadow, "row R differs from its last write"),
-            Assert(dut.busy == Cat(wp.en for wp in ports).any(), "busy"),
+            check(self.where, "writes", sum(h.as_unsigned() for h in hits) == due),
+            check(self.where, "row R", peek.data.as_value() == shadow),
+            check(self.where, "busy", dut.busy == Cat(wp.en for wp in ports).any()),
         ]
         for i, a in enumerate(ports):
             for b in ports[i + 1 :]:
-                m.d.comb += Assert(~(a.en & b.en & (a.addr == b.addr)), "two writes meet")
+                m.d.comb += check(self.where, "meet", ~(a.en & b.en & (a.addr == b.addr)))
         return m
 
 
@@ -106,7 +142,12 @@ def test_scatter_loses_no_update(tmp_path, lanes):
     prove(NoUpdateLost(ScatterAccumulator(params(lanes))), depth=3, workdir=tmp_path, timeout=120)
 
 
-def test_scatter_without_arbitration_is_refuted(tmp_path):
+@pytest.mark.parametrize(
+    "mutant, target",
+    [(IgnoresInit, "old"), (WrongRow, "writes"), (NoArbitration, "meet"), (EarlyBusy, "busy")],
+)
+def test_scatter_mutant_is_refuted_on_its_assertion(tmp_path, mutant, target):
     require(*TOOLS)
-    with pytest.raises(AssertionError, match="failed assertion"):
-        prove(NoUpdateLost(NoArbitration(params(2))), depth=3, workdir=tmp_path, mode="bmc")
+    harness = NoUpdateLost(mutant(params(2)))
+    failed = failed_checks(harness, harness.where, depth=4, workdir=tmp_path, mode="bmc")
+    assert failed == {target}

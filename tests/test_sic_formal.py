@@ -1,25 +1,34 @@
-"""Bounded proofs (SymbiYosys) of the SIC's stream behaviour.
+"""Bounded proofs (SymbiYosys BMC) of the SIC's stream behaviour.
 
-The harness drives the SIC's input with free control fields (position,
-coordinates, first/last, valid) that obey the stream rules, and free
-``out.ready`` (arbitrary backpressure). Vector data is held at zero: no
-state transition of the SIC depends on data values (its timing is
-data-independent; see focus_hw.timing.sic_cycles, tested against the RTL),
-so the handshakes proven here are those of every input, while the solver
-is spared the fp32 multipliers. Proven for every trace within the depth:
+The harness drives the SIC's input with a free payload (vector data,
+position, grid coordinates, first/last) and a free ``valid`` that obey the
+stream rules, and free ``out.ready`` (arbitrary backpressure). Every float
+unit is replaced by a free output in every cycle (the ``free_fp`` fixture,
+as in the controller proof): dot products, arg-max products, group sums
+and means take any value, so similar and unique decisions, and any mean,
+are reachable; the real values are among the free ones, so what holds here
+holds for every data value. Proven for every trace within :data:`DEPTH`
+cycles (the ``slow`` variant: :data:`DEPTH_SLOW`, which holds the
+cover's three beats):
 
 * ``out`` holds ``valid`` and its payload until ``ready``;
 * no beat is lost, duplicated or reordered: the k-th beat out carries the
   position of the k-th beat in (k free), no more beats leave than entered,
   and no new vector is accepted while a finished pass is still being sent.
+
+Not vacuous: a cover shows three beats out (two passes), one of them
+similar and one with a non-zero mean, within :data:`COVER_DEPTH` cycles;
+:class:`NoBackpressure` (the mean unit never waits for ``out``) is refuted
+on the hold assertion alone.
 """
 
+import pytest
 from amaranth.asserts import AnyConst, AnySeq
-from amaranth.hdl import Assert, Assume, Elaboratable, Module, Signal
+from amaranth.hdl import Assume, Cover, Elaboratable, Module, Signal
 
 from focus_hw import FocusParams
 from focus_hw.sic import SIC
-from formal import TOOLS, prove
+from formal import TOOLS, check, failed_checks, prove
 from tools import require
 
 P = FocusParams(
@@ -33,57 +42,62 @@ P = FocusParams(
     block_width=2,
 )
 #: Proof depth (cycles): on this configuration a pass of two vectors takes 25
-#: cycles (focus_hw.timing.sic_cycles), a pass of one 15.
-DEPTH = 30
+#: cycles (focus_hw.timing.sic_cycles), a pass of one 15, so at most two
+#: beats leave within it; the ``slow`` variant's depth holds three.
+DEPTH, DEPTH_SLOW = 30, 43
+#: Cover depth: a pass of one vector, then one of two (the third beat is
+#: taken in cycle 41).
+COVER_DEPTH = 43
+
+
+class NoBackpressure(SIC):
+    """Broken on purpose: the mean unit sees ``out`` always ready, so a mean
+    not taken is lost."""
+
+    def elaborate(self, platform):
+        m = super().elaborate(platform)
+        m.d.comb += m.submodules.average.mean.ready.eq(1)  # the last assignment wins
+        return m
 
 
 class SICStreams(Elaboratable):
-    def __init__(self, params):
-        self.dut = SIC(params)
+    """The harness of the module docstring around ``dut``; ``where`` names
+    its assertions (:func:`formal.check`): ``"hold"``, ``"order"``,
+    ``"count"``, ``"pending"``. ``cover``: add the cover."""
+
+    def __init__(self, dut, *, cover=False):
+        self.dut, self.cover, self.where = dut, cover, {}
 
     def elaborate(self, platform):
         m = Module()
         m.submodules.dut = dut = self.dut
         inp, out = dut.inp, dut.out
-        in_valid, in_first, in_last, out_ready = AnySeq(1), AnySeq(1), AnySeq(1), AnySeq(1)
-        in_pos = AnySeq(len(inp.payload.pos))
         m.d.comb += [
-            inp.valid.eq(in_valid),
-            inp.payload.first.eq(in_first),
-            inp.payload.last.eq(in_last),
-            inp.payload.pos.eq(in_pos),
-            inp.payload.data.eq(0),
+            inp.valid.eq(AnySeq(1)),
+            inp.payload.eq(AnySeq(len(inp.payload.as_value()))),
             dut.width.eq(1),
             dut.frame_tokens.eq(2),
-            out.ready.eq(out_ready),
+            out.ready.eq(AnySeq(1)),
         ]
 
         # The producer keeps its beat until taken.
-        held, held_pos, held_first, held_last = Signal(), Signal(len(in_pos)), Signal(), Signal()
-        m.d.sync += [
-            held.eq(in_valid & ~inp.ready),
-            held_pos.eq(in_pos),
-            held_first.eq(in_first),
-            held_last.eq(in_last),
-        ]
+        held, held_payload = Signal(), Signal.like(inp.payload)
+        m.d.sync += [held.eq(inp.valid & ~inp.ready), held_payload.eq(inp.payload)]
         with m.If(held):
-            m.d.comb += Assume(
-                in_valid & (in_pos == held_pos) & (in_first == held_first) & (in_last == held_last)
-            )
+            m.d.comb += Assume(inp.valid & (inp.payload.as_value() == held_payload.as_value()))
 
         # out holds valid and payload until ready.
         waiting, payload = Signal(), Signal.like(out.payload)
         m.d.sync += [waiting.eq(out.valid & ~out.ready), payload.eq(out.payload)]
         with m.If(waiting):
-            m.d.comb += Assert(out.valid, "out.valid dropped before ready")
-            m.d.comb += Assert(
-                out.payload.as_value() == payload.as_value(), "out.payload changed before ready"
+            m.d.comb += check(
+                self.where, "hold", out.valid & (out.payload.as_value() == payload.as_value())
             )
 
         # Order: the k-th beat out is the k-th beat in.
         k = AnyConst(3)
         n_in, n_out = Signal(4), Signal(4)
-        seen, pos_k = Signal(), Signal(len(in_pos))
+        seen, pos_k = Signal(), Signal.like(inp.payload.pos)
         lasts_in, lasts_out = Signal(4), Signal(4)
         take_in = inp.valid & inp.ready
         take_out = out.valid & out.ready
@@ -95,17 +109,43 @@ class SICStreams(Elaboratable):
         with m.If(take_out):
             m.d.sync += [n_out.eq(n_out + 1), lasts_out.eq(lasts_out + out.payload.last)]
             with m.If(n_out == k):
-                m.d.comb += Assert(seen & (out.payload.pos == pos_k), "beat k reordered")
-        m.d.comb += Assert(n_out <= n_in, "more beats out than in")
-        m.d.comb += Assert(
-            ~(inp.ready & (lasts_in != lasts_out)),
-            "input accepted while a finished pass is pending",
-        )
+                m.d.comb += check(self.where, "order", seen & (out.payload.pos == pos_k))
+        m.d.comb += [
+            check(self.where, "count", n_out <= n_in),
+            check(self.where, "pending", ~(inp.ready & (lasts_in != lasts_out))),
+        ]
         # Bound the counters within the proof depth.
         m.d.comb += Assume(n_in < 15)
+
+        if self.cover:
+            similar, mean = Signal(), Signal()  # a similar beat, a non-zero mean has left
+            with m.If(take_out):
+                m.d.sync += [
+                    similar.eq(similar | out.payload.similar),
+                    mean.eq(mean | out.payload.data.any()),
+                ]
+            m.d.comb += Cover((n_out == 3) & similar & mean)
         return m
 
 
-def test_sic_streams_hold_and_keep_every_beat(tmp_path):
+def test_sic_streams_hold_and_keep_every_beat(free_fp, tmp_path):
     require(*TOOLS)
-    prove(SICStreams(P), depth=DEPTH, workdir=tmp_path, mode="bmc", timeout=900)
+    prove(SICStreams(SIC(P)), depth=DEPTH, workdir=tmp_path, mode="bmc", timeout=900)
+
+
+@pytest.mark.slow
+def test_sic_streams_hold_and_keep_every_beat_deeper(free_fp, tmp_path):
+    require(*TOOLS)
+    prove(SICStreams(SIC(P)), depth=DEPTH_SLOW, workdir=tmp_path, mode="bmc", timeout=900)
+
+
+def test_sic_streams_reach_three_beats(free_fp, tmp_path):
+    require(*TOOLS)
+    prove(SICStreams(SIC(P), cover=True), depth=COVER_DEPTH, workdir=tmp_path, mode="cover")
+
+
+def test_sic_without_backpressure_is_refuted(free_fp, tmp_path):
+    require(*TOOLS)
+    harness = SICStreams(NoBackpressure(P))
+    failed = failed_checks(harness, harness.where, depth=DEPTH, workdir=tmp_path, mode="bmc")
+    assert failed == {"hold"}
