@@ -28,7 +28,7 @@ Per layer and GEMM (q, k, v, QK^T, SV, o, gate, up, down), per M tile of
   excess over compute.
 * **DRAM**: compressed input activations (+ similarity-map indices), fetched
   once per output tile: the output buffer holds ``m_tile`` rows of
-  accumulators for :func:`_out_cols` (= ``cols``) columns, so an M tile
+  accumulators for :func:`_out_cols` (= ``out_vectors x cols``) columns, so an M tile
   produces its ``N`` outputs in ``ceil(N / out_cols)`` tiles, each streaming
   every K chunk of the input again (for attention: the query per key tile,
   the probabilities per ``head_dim`` tile); weights once per M tile, the K/V
