@@ -34,8 +34,11 @@ bound since ``L >= 1``) and the next tile can be swapped in from cycle
 start ``max(m, reload_cycles)`` cycles apart (:func:`gemm_cycles`).
 """
 
+import functools
 import math
 import numbers
+
+import numpy as np
 
 from .params import FocusParams
 
@@ -54,6 +57,7 @@ __all__ = [
     "sic_cycles",
     "sec_cycles",
     "focus_schedule",
+    "focus_schedule_arrays",
 ]
 
 
@@ -202,6 +206,7 @@ def sic_write_cycle(params: FocusParams) -> int:
     return 1 + k * t + d + sic_argmax_cycles(params)
 
 
+@functools.cache
 def sic_vector_cycles(params: FocusParams) -> int:
     """Cycles between two vectors accepted by the SIC within a pass: the
     dot-product unit's work ``(K+1)*T``, unless the next vector's first table
@@ -212,6 +217,7 @@ def sic_vector_cycles(params: FocusParams) -> int:
     return max(_sic_datapath_period(params), sic_update_cycles(params))
 
 
+@functools.cache
 def sic_cycles(n: int, params: FocusParams) -> int:
     """Cycles of one SIC pass over ``n`` vectors (one M tile's slot), from
     the first vector accepted to the last concentrated vector sent, both
@@ -312,126 +318,145 @@ def focus_schedule(m_tiles, n_tiles: int, params: FocusParams, *, jump: bool = T
     added in one step: exact, and fast for GEMMs with hundreds of N tiles.
     A last group of fewer sub-tiles follows on its own. ``jump=False``
     steps through every group (the reference the shortcut is tested
-    against)."""
+    against). The recurrence runs compiled (numba, on first use)."""
+    tiles = [
+        (_count("focus_schedule", "m", m), [int(u) for u in uniques]) for m, uniques in m_tiles
+    ]
+    width = max((len(u) for _, u in tiles), default=0)
+    unique = np.zeros((len(tiles), width), np.int64)
+    for t, (_, u) in enumerate(tiles):
+        unique[t, : len(u)] = u
+    lengths = np.array([len(u) for _, u in tiles], np.int64)
+    m = np.array([m for m, _ in tiles], np.int64)
+    return _run_schedule(m, unique, lengths, n_tiles, params, jump)
+
+
+def focus_schedule_arrays(m, unique, n_tiles: int, params: FocusParams) -> dict:
+    """:func:`focus_schedule` of M tiles given as arrays: ``m`` (T,) tokens
+    (each >= 1) and ``unique`` (T, chunks) unique-vector counts (>= 0)."""
+    m, unique = np.asarray(m), np.asarray(unique)
+    if m.ndim != 1 or unique.ndim != 2 or len(unique) != len(m):
+        raise ValueError(
+            f"focus_schedule: m {m.shape} and unique {unique.shape} must be (T,), (T, K)"
+        )
+    for name, a, low in (("m", m, 1), ("unique", unique, 0)):
+        if a.size and (a.dtype.kind not in "iu" or a.min() < low):
+            raise ValueError(f"focus_schedule: {name} must hold integers >= {low}")
+    lengths = np.full(len(m), unique.shape[1], np.int64)
+    return _run_schedule(m.astype(np.int64), unique.astype(np.int64), lengths, n_tiles, params)
+
+
+def _run_schedule(m, unique, lengths, n_tiles, params, jump=True) -> dict:
     n_tiles = _count("focus_schedule", "n_tiles", n_tiles)
-    full, rest = divmod(n_tiles, params.out_vectors)
-    state, ends = _ScheduleState(params), [0]
-    for m, uniques in m_tiles:
-        m, uniques = _count("focus_schedule", "m", m), [int(u) for u in uniques]
-        before, shift, done = None, None, 0
-        while done < full:
-            stall = state.group(m, uniques, params.out_vectors)
-            done += 1
-            now = state.times()
-            if before is not None:
-                step = {b - a for a, b in zip(before, now, strict=True)}
-                if jump and len(step) == 1 and shift == (stall, *step):
-                    left = full - done
-                    state.advance(next(iter(step)) * left, stall * left)
-                    done = full
-                shift = (stall, *step) if len(step) == 1 else None
-            before = now
-        if rest:
-            state.group(m, uniques, rest)
-        ends.append(state.sic_free)
+    p = params
+    cycles, stall, ends = _kernel()(
+        m,
+        unique,
+        lengths,
+        np.array([sic_cycles(int(n), p) for n in m], np.int64),
+        np.array(
+            [
+                n_tiles,
+                p.out_vectors,
+                p.ring_blocks,
+                p.num_scatter,
+                reload_cycles(p),
+                array_latency(p),
+                sic_vector_cycles(p),
+                p.rows + 1,  # the first tile's weights are in
+                int(jump),
+            ],
+            np.int64,
+        ),
+    )
     return {
-        "cycles": state.sic_free,
-        "stall_cycles": state.stall,
-        "tile_cycles": [b - a for a, b in zip(ends, ends[1:])],
+        "cycles": int(cycles),
+        "stall_cycles": int(stall),
+        "tile_cycles": np.diff(ends, prepend=0).tolist(),
     }
 
 
-class _ScheduleState:
-    """The ready times the engines hand on (see :func:`focus_schedule`)."""
+@functools.cache
+def _kernel():
+    import numba
 
-    def __init__(self, params: FocusParams):
-        self.p = params
-        self.reload, self.latency = reload_cycles(params), array_latency(params)
-        self.v = sic_vector_cycles(params)
-        never = -(10**18)  # before cycle 0: no constraint
-        self.fl = [never, never]  # input halves: the feeder's last issue
-        self.se = [never] * params.ring_blocks  # ring blocks: the scatter's end
-        self.last_read = [never, never]  # output halves: the drain's last read
-        self.feed_last = self.accept = self.written = self.drained = never
-        self.weights_at = params.rows + 1  # the first tile's weights are in
-        self.next_load, self.sic_free, self.stall = 1, 0, 0
+    return numba.njit(cache=True)(_schedule)
 
-    def times(self) -> tuple[int, ...]:
-        return (
-            *self.fl,
-            *self.se,
-            *self.last_read,
-            self.feed_last,
-            self.accept,
-            self.written,
-            self.drained,
-            self.weights_at,
-            self.next_load,
-            self.sic_free,
-        )
 
-    def advance(self, cycles: int, stall: int):
-        """Shift every ready time by ``cycles`` (identical groups skipped)."""
-        self.fl = [t + cycles for t in self.fl]
-        self.se = [t + cycles for t in self.se]
-        self.last_read = [t + cycles for t in self.last_read]
-        self.feed_last += cycles
-        self.accept += cycles
-        self.written += cycles
-        self.drained += cycles
-        self.weights_at += cycles
-        self.next_load += cycles
-        self.sic_free += cycles
-        self.stall += stall
-
-    def group(self, m: int, uniques: list[int], subs: int) -> int:
-        """One N group of ``subs`` sub-tiles of ``m`` tokens; returns the
-        feeder's stall in it. (Hot: the ready times are locals, and ``a if
-        a > b else b`` stands for ``max``.)"""
-        p, stall = self.p, 0
-        beats = -(-m // p.num_scatter)
-        reload, latency = self.reload, self.latency
-        se, fl_prev = self.se, self.fl
-        feed_last, accept, written = self.feed_last, self.accept, self.written
-        weights_at, next_load = self.weights_at, self.next_load
-        out_free = self.last_read[0] + 1
-        for j, u in enumerate(uniques):
-            load = fl_prev[0] + 1
-            load = next_load if next_load > load else load
-            loaded = next_load = load + (u if u > 1 else 1)
+def _schedule(ms, unique, lengths, passes, config):
+    """:func:`focus_schedule`'s recurrence over the M tiles (``passes``: each
+    tile's :func:`sic_cycles`): the run's cycles, its stall and each tile's
+    end. The ready times the engines hand on are one array, ``times``: the
+    feeder's last issue per input half, the scatter's end per ring block (a
+    circular buffer from ``head``), the drain's last read per output half,
+    then the single ones named below."""
+    n_tiles, group, ring, lanes = config[0], config[1], config[2], config[3]
+    reload, latency, v, weights, jump = config[4], config[5], config[6], config[7], config[8]
+    never = -(10**18)  # before cycle 0: no constraint
+    fl, se, lr = 0, 2, 2 + ring  # offsets in times
+    feed_last, accept, written, drained = 4 + ring, 5 + ring, 6 + ring, 7 + ring
+    weights_at, next_load, sic_free = 8 + ring, 9 + ring, 10 + ring
+    times = np.full(11 + ring, never, np.int64)
+    times[weights_at], times[next_load], times[sic_free] = weights, 1, 0
+    head, total = 0, 0
+    before = np.empty_like(times)
+    ends = np.zeros(len(ms), np.int64)
+    full, rest = divmod(n_tiles, group)
+    for t in range(len(ms)):
+        m, pass_cycles = ms[t], passes[t]
+        beats = -(-m // lanes)
+        done, shift_known, shift_stall, shift_step = 0, False, 0, 0
+        while done < full or (done == full and rest):
+            subs = group if done < full else rest
+            # -- one N group of ``subs`` sub-tiles: blocks, then the drain
+            stall = 0
+            out_free = times[lr] + 1
+            for j in range(lengths[t]):
+                u = unique[t, j]
+                load = max(times[fl] + 1, times[next_load])
+                loaded = load + max(u, 1)
+                times[next_load] = loaded
+                for _ in range(subs):
+                    free = max(times[feed_last] + 1, loaded)
+                    oldest = times[se + head] + 1  # the oldest block: its turn again
+                    if oldest > free:
+                        stall += oldest - free
+                        free = oldest
+                    if u == 0:
+                        times[feed_last], times[written] = free, free + 1
+                    else:
+                        issue = max(free + 1, times[accept])
+                        first = max(issue + 1, times[weights_at])
+                        times[weights_at] = first + reload
+                        times[feed_last] = issue if u == 1 else first + u - 2
+                        times[accept] = first + u - 1
+                        times[written] = times[accept] + latency + 1
+                    start = max(times[se + (head + ring - 1) % ring] + 1, times[written])
+                    if j == 0:
+                        start = max(start, out_free)
+                    times[se + head] = start + beats - 1
+                    head = (head + 1) % ring
+                times[fl], times[fl + 1] = times[fl + 1], times[feed_last]
+            ready = times[se + (head + ring - 1) % ring] + 3
             for _ in range(subs):
-                free = feed_last + 1
-                free = loaded if loaded > free else free
-                ring = se[0] + 1  # the oldest block's scatter end: its turn again
-                if ring > free:
-                    stall += ring - free
-                    free = ring
-                if u == 0:
-                    feed_last, written = free, free + 1
-                else:
-                    issue = free + 1
-                    issue = accept if accept > issue else issue
-                    first = issue + 1
-                    first = weights_at if weights_at > first else first
-                    weights_at = first + reload
-                    feed_last = issue if u == 1 else first + u - 2
-                    accept = first + u - 1
-                    written = accept + latency + 1
-                start = se[-1] + 1
-                start = written if written > start else start
-                if j == 0 and out_free > start:
-                    start = out_free
-                se = [*se[1:], start + beats - 1]
-            fl_prev = [fl_prev[1], feed_last]
-        self.se, self.fl = se, fl_prev
-        self.feed_last, self.accept, self.written = feed_last, accept, written
-        self.weights_at, self.next_load = weights_at, next_load
-        ready, pass_cycles = se[-1] + 3, sic_cycles(m, p)
-        for _ in range(subs):
-            drain = max(ready, self.drained + 1)
-            s = max(drain + 2, self.sic_free)
-            self.sic_free = s + pass_cycles
-            self.drained = s + (m - 2) * self.v if m >= 2 else drain + 1
-        self.last_read = [self.last_read[1], self.drained]
-        self.stall += stall
-        return stall
+                drain = max(ready, times[drained] + 1)
+                s = max(drain + 2, times[sic_free])
+                times[sic_free] = s + pass_cycles
+                times[drained] = s + (m - 2) * v if m >= 2 else drain + 1
+            times[lr], times[lr + 1] = times[lr + 1], times[drained]
+            total += stall
+            done += 1
+            if done > full:  # the last, smaller group
+                break
+            # -- the periodic shortcut over identical full groups
+            step = times - before
+            same = (step == step[0]).all() and done > 1
+            if jump and same and shift_known and shift_stall == stall and shift_step == step[0]:
+                left = full - done
+                times += step[0] * left
+                total += stall * left
+                done = full
+            shift_known, shift_stall, shift_step = same, stall, step[0]
+            before[:] = times
+        ends[t] = times[sic_free]
+    return times[sic_free], total, ends

@@ -17,7 +17,7 @@ import numpy as np
 
 from focus_hw import FocusParams
 from focus_hw.accelerator import check_accelerator, dram_bytes
-from focus_hw.timing import focus_schedule, sic_cycles
+from focus_hw.timing import focus_schedule_arrays, sic_cycles
 
 __all__ = ["GemmCounts", "focus_gemm"]
 
@@ -80,7 +80,7 @@ def focus_gemm(counts: GemmCounts, params: FocusParams) -> dict[str, int]:
     u, nz, nt = counts.unique, counts.nonzero, counts.n_tiles
     chunks = u.shape[1]
     groups = -(-nt // p.out_vectors)
-    schedule = focus_schedule([(int(mi), list(ui)) for mi, ui in zip(m, u)], nt, p)
+    schedule = focus_schedule_arrays(m, u, nt, p)
     size = dram_bytes(p)
     rows = int(u.sum()) * nt  # rows through the array: every sub-tile's
     loaded = int(u.sum()) * groups  # unique vectors read: once per group

@@ -63,7 +63,7 @@ import numpy as np
 import pandas as pd
 
 from focus_hw import FocusParams
-from focus_hw.timing import focus_schedule, reload_cycles, sic_cycles, tile_cycles
+from focus_hw.timing import focus_schedule_arrays, reload_cycles, sic_cycles, tile_cycles
 
 from . import sram
 from .sparsity import (
@@ -474,13 +474,13 @@ def _run(workload, params, machine, counts, tech) -> Result:
 
 def _exact(u, nz, ntile: int, params: FocusParams) -> np.ndarray:
     """(L, NT) cycles each M tile adds on the integrated accelerator
-    (:func:`focus_hw.timing.focus_schedule`), one run per layer."""
+    (:func:`focus_hw.timing.focus_schedule_arrays`), one run per layer."""
     out = np.zeros(nz.shape, np.int64)
     for layer in range(nz.shape[0]):
         live = np.flatnonzero(nz[layer] > 0)
         if len(live):
-            tiles = [(int(nz[layer, t]), u[layer, t].tolist()) for t in live]
-            out[layer, live] = focus_schedule(tiles, ntile, params)["tile_cycles"]
+            run = focus_schedule_arrays(nz[layer, live], u[layer, live], ntile, params)
+            out[layer, live] = run["tile_cycles"]
     return out
 
 
