@@ -22,10 +22,13 @@ Per layer and GEMM (q, k, v, QK^T, SV, o, gate, up, down), per M tile of
   For the projection GEMMs (q, k, v, o, gate, up, down) Focus's time is the
   integrated accelerator's cycle-exact schedule
   (:func:`focus_hw.timing.focus_schedule`, equal to the RTL) on the tile's
-  counts: **stall** = that time - compute, per M tile. For the attention
-  GEMMs, **stall** = max(0, max(scatter, SIC) - compute) per M tile;
-  ``sic_stall_cycles`` is the part of the stall beyond the scatter's own
-  excess over compute.
+  counts: **stall** = that time - compute, per M tile. S x V on Focus runs
+  the same schedule, each (head, M tile) as its own run (its causal keys
+  are its K, every probability row unique, ``head_dim`` columns): the SIC
+  tail that ends each run is not hidden. For QK^T (whose output the RTL
+  cannot yet pass around the SIC) **stall** = max(0, max(scatter, SIC) -
+  compute) per M tile; ``sic_stall_cycles`` is the part of the stall beyond
+  the scatter's own excess over compute.
 * **DRAM**: compressed input activations (+ similarity-map indices), fetched
   once per output tile: the output buffer holds ``m_tile`` rows of
   accumulators for :func:`_out_cols` (= ``out_vectors x cols``) columns, so an M tile
@@ -467,6 +470,7 @@ def _run(workload, params, machine, counts, tech) -> Result:
             nz * H * hd,
             frac["o_proj"] if vector else prow / np.maximum(nz, 1),
             True,
+            H * _exact_sv(nz, prow, nk, ntn, p) if vector else None,
         )
     gemms = {k: np.concatenate([f[k] for f in frames]) for k in frames[0]}
     return _finish(w, p, machine, gemms, tech)
@@ -481,6 +485,19 @@ def _exact(u, nz, ntile: int, params: FocusParams) -> np.ndarray:
         if len(live):
             run = focus_schedule_arrays(nz[layer, live], u[layer, live], ntile, params)
             out[layer, live] = run["tile_cycles"]
+    return out
+
+
+def _exact_sv(nz, prow, nk, ntn: int, params: FocusParams) -> np.ndarray:
+    """(L, NT) cycles of one head's S x V per M tile on the integrated
+    accelerator: each M tile its own run (its causal keys are its K), every
+    probability row unique (P is not concentrated), ``ntn`` output sub-tiles
+    of ``head_dim``, the output concentrated by the SIC."""
+    out = np.zeros(nz.shape, np.int64)
+    for layer, t in zip(*np.nonzero(nz > 0)):
+        rows, chunks = int(prow[layer, t]), int(nk[layer, t])
+        unique = np.full((1, chunks), rows, np.int64)
+        out[layer, t] = focus_schedule_arrays([nz[layer, t]], unique, ntn, params)["cycles"]
     return out
 
 

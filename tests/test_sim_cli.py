@@ -38,14 +38,14 @@ def test_reproduce_writes_36_rows(tmp_path):
     ]
     assert sources["cmc"].tolist() == ["paper table cmc_sparsity.csv"]
     assert sources["dense"].tolist() == ["none"]
-    # the agreement the README states: speedups within 8% of the paper's and
-    # energy reductions within 12.5% on every workload but minicpm_v/mvbench
+    # the agreement the README states: speedups within 7% of the paper's and
+    # energy reductions within 13% on every workload but minicpm_v/mvbench
     # (its short tiles; docs: performance), which stays within 40%
     short = (ratios.model == "minicpm_v") & (ratios.dataset == "mvbench")
-    for key, tol in (("vs_dense", 0.08), ("vs_best", 0.08)):
+    for key, tol in (("vs_dense", 0.07), ("vs_best", 0.07)):
         assert ratios.loc[~short, f"err_{key}"].abs().max() <= tol, key
     for key in ("energy_vs_dense", "energy_vs_best"):
-        assert ratios.loc[~short, f"err_{key}"].abs().max() <= 0.125, key
+        assert ratios.loc[~short, f"err_{key}"].abs().max() <= 0.13, key
     assert ratios.loc[short].filter(like="err_").abs().max(axis=None) <= 0.40
     assert "derived from the paper's own operation counts" in res.output
     assert "not an independent prediction" in res.output
