@@ -23,9 +23,10 @@ Per layer and GEMM (q, k, v, QK^T, SV, o, gate, up, down), per M tile of
   integrated accelerator's cycle-exact schedule
   (:func:`focus_hw.timing.focus_schedule`, equal to the RTL) on the tile's
   counts: **stall** = that time - compute, per M tile. S x V on Focus runs
-  the same schedule, each (head, M tile) as its own run (its causal keys
-  are its K, every probability row unique, ``head_dim`` columns): the SIC
-  tail that ends each run is not hidden. For QK^T (whose output the RTL
+  the same schedule, one run per KV head and M tile (its causal keys are
+  its K, its M tiles the query heads that share the V, every probability
+  row unique, ``head_dim`` columns): the SIC tail that ends each run is
+  not hidden. For QK^T (whose output the RTL
   cannot yet pass around the SIC) **stall** = max(0, max(scatter, SIC) -
   compute) per M tile; ``sic_stall_cycles`` is the part of the stall beyond
   the scatter's own excess over compute.
@@ -470,7 +471,7 @@ def _run(workload, params, machine, counts, tech) -> Result:
             nz * H * hd,
             frac["o_proj"] if vector else prow / np.maximum(nz, 1),
             True,
-            H * _exact_sv(nz, prow, nk, ntn, p) if vector else None,
+            w.kv_heads * _exact_sv(nz, prow, nk, ntn, H // w.kv_heads, p) if vector else None,
         )
     gemms = {k: np.concatenate([f[k] for f in frames]) for k in frames[0]}
     return _finish(w, p, machine, gemms, tech)
@@ -488,16 +489,17 @@ def _exact(u, nz, ntile: int, params: FocusParams) -> np.ndarray:
     return out
 
 
-def _exact_sv(nz, prow, nk, ntn: int, params: FocusParams) -> np.ndarray:
-    """(L, NT) cycles of one head's S x V per M tile on the integrated
-    accelerator: each M tile its own run (its causal keys are its K), every
-    probability row unique (P is not concentrated), ``ntn`` output sub-tiles
-    of ``head_dim``, the output concentrated by the SIC."""
+def _exact_sv(nz, prow, nk, ntn: int, group: int, params: FocusParams) -> np.ndarray:
+    """(L, NT) cycles of one KV head's S x V per M tile on the integrated
+    accelerator: one run per M tile (its causal keys are its K), whose M
+    tiles are the ``group`` query heads sharing that V (so each head's SIC
+    passes overlap the next head's compute); every probability row unique
+    (P is not concentrated), ``ntn`` output sub-tiles of ``head_dim``."""
     out = np.zeros(nz.shape, np.int64)
     for layer, t in zip(*np.nonzero(nz > 0)):
-        rows, chunks = int(prow[layer, t]), int(nk[layer, t])
-        unique = np.full((1, chunks), rows, np.int64)
-        out[layer, t] = focus_schedule_arrays([nz[layer, t]], unique, ntn, params)["cycles"]
+        m = np.full(group, nz[layer, t], np.int64)
+        unique = np.full((group, int(nk[layer, t])), prow[layer, t], np.int64)
+        out[layer, t] = focus_schedule_arrays(m, unique, ntn, params)["cycles"]
     return out
 
 

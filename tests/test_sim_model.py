@@ -143,18 +143,19 @@ def test_focus_q_gemm_by_hand():
     assert q1.scatter_cycles == 2 * q.scatter_cycles
 
 
-def test_focus_sv_gemm_is_one_run_per_head_and_m_tile():
-    """S x V on Focus: each (head, M tile) is its own run of the integrated
-    accelerator, K = the tile's causal keys, every probability row unique,
-    N = head_dim; the run's cycles replace compute + stall."""
+def test_focus_sv_gemm_is_one_run_per_kv_head_and_m_tile():
+    """S x V on Focus: one run of the integrated accelerator per (KV head,
+    M tile), K = the tile's causal keys, its M tiles the query heads that
+    share the V, every probability row unique, N = head_dim; the run's
+    cycles replace compute + stall."""
     r = simulate(TINY, P, "focus", focus_counts(np.array([[100, 70], [128, 10], [44, 0]])))
     sv = r.gemms[(r.gemms.gemm == "sv") & (r.gemms.layer == 0)].iloc[0]
     keys = (128, 256, 300)  # causal keys of the 3 M tiles
-    runs = [
-        focus_schedule([(m, [m] * -(-k // 32))], 1, P)["cycles"]  # head_dim 32: 1 sub-tile
+    runs = [  # TINY: 2 query heads share 1 KV head; head_dim 32: 1 sub-tile
+        focus_schedule([(m, [m] * -(-k // 32))] * 2, 1, P)["cycles"]
         for m, k in zip((128, 128, 44), keys)
     ]
-    assert sv.compute_cycles + sv.stall_cycles == 2 * sum(runs)  # 2 heads
+    assert sv.compute_cycles + sv.stall_cycles == sum(runs)
     assert sv.stall_cycles > 0  # the SIC's tail of each run is not hidden
 
 
