@@ -1,5 +1,5 @@
 """Design-space exploration: m_tile, vector size, block shape, scatter
-accumulators and array size, speedup against area.
+accumulators and array size: speedup and energy against area.
 
 How SIC's sparsity moves with the knobs comes from the paper's own DSE runs
 on LLaVA-Video/VideoMME (a documented fit, read at run time): the fraction of
@@ -252,13 +252,15 @@ def sweep(
             os.close(fd)
     df = pd.DataFrame([done[k] for k in keys])
     df["pareto"] = pareto(df)
+    df["energy_pareto"] = pareto(df, "energy_mj", higher=False)
     df.attrs.update(computed=len(todo), resumed=resumed)
     return df
 
 
-def pareto(df: pd.DataFrame) -> np.ndarray:
-    """Points no other point beats on both area (lower) and speedup (higher)."""
-    a, s = df.area_mm2.to_numpy(), df.speedup_vs_dense.to_numpy()
+def pareto(df: pd.DataFrame, column: str = "speedup_vs_dense", higher: bool = True) -> np.ndarray:
+    """Points no other point beats on both area (lower) and ``column``
+    (higher, or lower with ``higher=False``)."""
+    a, s = df.area_mm2.to_numpy(), df[column].to_numpy() * (1 if higher else -1)
     return np.array(
         [not np.any((a <= a[i]) & (s >= s[i]) & ((a < a[i]) | (s > s[i]))) for i in range(len(df))],
         bool,
@@ -271,15 +273,20 @@ def plot(df: pd.DataFrame, paper_area: float, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 5))
-    ax.scatter(df.area_mm2, df.speedup_vs_dense, s=10, alpha=0.4, label="design points")
-    front = df[df.pareto].sort_values("area_mm2")
-    ax.plot(front.area_mm2, front.speedup_vs_dense, "r-o", ms=4, label="Pareto front")
-    ax.axvline(paper_area, color="k", ls="--", lw=1, label="paper configuration area")
-    ax.set_xscale("log")
-    ax.set_xlabel("area (mm^2, logic + SRAM)")
-    ax.set_ylabel("speedup over dense (paper array)")
-    ax.legend()
+    fig, axes = plt.subplots(1, 2, figsize=(12, 5))
+    for ax, column, front, label in (
+        (axes[0], "speedup_vs_dense", "pareto", "speedup over dense (paper array)"),
+        (axes[1], "energy_mj", "energy_pareto", "energy (mJ)"),
+    ):
+        ax.scatter(df.area_mm2, df[column], s=10, alpha=0.4, label="design points")
+        edge = df[df[front]].sort_values("area_mm2")
+        ax.plot(edge.area_mm2, edge[column], "r-o", ms=4, label="Pareto front")
+        ax.axvline(paper_area, color="k", ls="--", lw=1, label="paper configuration area")
+        ax.set_xscale("log")
+        ax.set_xlabel("area (mm^2, logic + SRAM)")
+        ax.set_ylabel(label)
+    axes[1].set_yscale("log")
+    axes[0].legend(loc="upper left")
     fig.tight_layout()
     atomic_write_bytes(path, figure_png(fig))
 

@@ -114,6 +114,9 @@ def test_sweep_small_grid_has_pareto_front(tmp_path):
     # a Pareto point is never beaten on both axes
     for _, r in df[df.pareto].iterrows():
         assert not ((df.area_mm2 < r.area_mm2) & (df.speedup_vs_dense > r.speedup_vs_dense)).any()
+    assert df.energy_pareto.any()
+    for _, r in df[df.energy_pareto].iterrows():
+        assert not ((df.area_mm2 < r.area_mm2) & (df.energy_mj < r.energy_mj)).any()
 
 
 @pytest.mark.slow
