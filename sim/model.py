@@ -495,11 +495,14 @@ def _exact_sv(nz, prow, nk, ntn: int, group: int, params: FocusParams) -> np.nda
     tiles are the ``group`` query heads sharing that V (so each head's SIC
     passes overlap the next head's compute); every probability row unique
     (P is not concentrated), ``ntn`` output sub-tiles of ``head_dim``."""
-    out = np.zeros(nz.shape, np.int64)
+    out, runs = np.zeros(nz.shape, np.int64), {}
     for layer, t in zip(*np.nonzero(nz > 0)):
-        m = np.full(group, nz[layer, t], np.int64)
-        unique = np.full((group, int(nk[layer, t])), prow[layer, t], np.int64)
-        out[layer, t] = focus_schedule_arrays(m, unique, ntn, params)["cycles"]
+        key = (int(nz[layer, t]), int(prow[layer, t]), int(nk[layer, t]))
+        if key not in runs:  # layers between SEC points repeat their tiles
+            m = np.full(group, key[0], np.int64)
+            unique = np.full((group, key[2]), key[1], np.int64)
+            runs[key] = focus_schedule_arrays(m, unique, ntn, params)["cycles"]
+        out[layer, t] = runs[key]
     return out
 
 
