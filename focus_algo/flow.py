@@ -1138,7 +1138,7 @@ def _sections(r: FlowResult) -> list[_Section]:
         _Section(
             "Performance model",
             table=model,
-            note="sim.simulate on this video; sparsity: "
+            note=f"time and energy on {shape.name} (sim.simulate); sparsity: "
             + "; ".join(f"{v[1]}: {v[2]}" for v in MODEL_ROWS.values())
             + ". CMC's S x V sparsity is the paper's llava_vid/videomme figure (this workload "
             "has no attention probabilities to merge)",
