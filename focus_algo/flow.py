@@ -2,14 +2,19 @@
 
 Steps, on the built-in video workload (:mod:`focus_algo.workload`):
 
-1. ``trace``: SIC on every GEMM input of every layer (as ``focus run``);
-   ``baselines``: CMC's and AdapTiV's token-level sparsity on the same inputs;
+1. ``trace``: SIC on every GEMM input of every layer (as ``focus run``),
+   with the error it puts into each; ``baselines``: CMC's and AdapTiV's
+   token-level sparsity on the same inputs;
 2. ``verilog:<unit>``: Verilog + manifest of each chosen unit of
    :data:`UNITS` (default: ``focus``, the whole accelerator)
    (:func:`focus_hw.generate.generate`);
 3. ``area:<unit>``: Yosys area by module, and by part of the accelerator
    (:func:`synth.area_report`);
-4. ``model``: time and energy of :data:`sim.tech.MACHINES` (:func:`sim.simulate`);
+4. ``model``: time, energy and DRAM traffic of :data:`MODEL_ROWS`
+   (:func:`sim.simulate`): dense, Focus (SEC + SIC, :func:`sec_sic_trace`),
+   CMC, AdapTiV and the SIC-only and SEC-only ablations (``model.csv``), and
+   Focus's time with each of :data:`KNOB_STEPS` moved one step
+   (``knobs.csv``, :func:`knob_table`);
 5. ``fpga`` (optional): place and route on a board (:func:`focus_hw.fpga.fpga_build`).
 
 Every step is cached by the digest of its inputs (``flow.json``): the
@@ -18,8 +23,8 @@ upstream outputs' sha256 and the values of the FocusParams fields it read
 (recorded while it ran; the model and FPGA steps depend on every field).
 A rerun with one changed knob therefore redoes only what reads it. The
 area steps run in child processes while the SIC passes run here. The
-folder then gets ``report.md``, a self-contained ``report.html`` (plots as
-base64 PNG) and ``params.toml``.
+folder then gets ``params.toml`` and the report, the answer first:
+``report.html`` (one page, its CSS and plots embedded) and ``report.md``.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from html import escape
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -40,13 +46,16 @@ import pandas as pd
 
 from focus_hw.fileio import atomic_write_text, figure_png
 from focus_hw.params import FocusParams
-from sim.tech import MACHINES
 
 __all__ = [
     "UNITS",
     "DEFAULT_UNITS",
     "FlowResult",
+    "MODEL_ROWS",
+    "KNOB_STEPS",
+    "knob_table",
     "model_table",
+    "sec_sic_trace",
     "run_flow",
     "sic_trace",
     "sparsity_plot",
@@ -58,14 +67,6 @@ __all__ = [
 UNITS = ("focus", "array", "sic", "sec")
 #: What ``focus flow`` builds unless told otherwise: the whole accelerator.
 DEFAULT_UNITS = ("focus",)
-#: Where each machine's sparsity comes from (report column ``sparsity``).
-SPARSITY_SOURCES = {
-    "dense": "none",
-    "focus": "SIC trace of this run (SEC off)",
-    "focus_sec": "SEC keep schedule of the params (no SIC)",
-    "cmc": "focus_algo.baselines on this video (S x V: paper, llava_vid/videomme)",
-    "adaptiv": "focus_algo.baselines on this video (S x V: its query sparsity)",
-}
 #: CMC's attention-score sparsity needs the attention probabilities, which
 #: the workload does not expose: the paper's figure of the LLaVA-Video-like
 #: workload (the built-in video uses its patch grid) stands in.
@@ -189,7 +190,11 @@ def sic_trace(
 ):
     """SIC on every GEMM input of the built-in video workload of ``options``
     (keyword arguments of :func:`~focus_algo.workload.video_workload`):
-    returns the :class:`~focus_algo.trace.SparseTrace` and the workload."""
+    returns the :class:`~focus_algo.trace.SparseTrace` and the workload. The
+    trace's ``meta.extra["sic_error"]`` holds, per site and layer, the
+    relative error SIC puts into the GEMM input, ``|X' - X| / |X|``
+    (Frobenius): with i.i.d. random weights, as the workload's are, the
+    GEMM output's relative error equals it in mean square."""
     import torch
     from tqdm import tqdm
 
@@ -199,6 +204,7 @@ def sic_trace(
     workload = _workload(options, params)
     shape = workload.shape
     results = {site: [] for site in SITES}
+    errors = {site: [] for site in SITES}
     with (
         torch.inference_mode(),
         tqdm(
@@ -218,6 +224,10 @@ def sic_trace(
                         similar=r.similar.numpy(),
                         root=r.root.to(torch.int32).numpy(),
                     )
+                )
+                x = inputs[site].float()
+                errors[site].append(
+                    float((r.tokens.float() - x).norm() / x.norm().clamp(min=1e-30))
                 )
                 bar.update()
     extra = {
@@ -240,6 +250,7 @@ def sic_trace(
             "widths": shape.site_widths,
             "weight_sizes": shape.weight_sizes(),
             "clips": [vars(c) for c in workload.clips],
+            "sic_error": errors,
         },
     )
     return SparseTrace.from_results(meta, results), workload
@@ -283,25 +294,130 @@ def baseline_sparsity(params: FocusParams, options: dict, progress: bool = True)
     return sums
 
 
+def sec_sic_trace(trace, workload, params: FocusParams, seed: int = 0):
+    """Focus's sparsity, SEC + SIC: the SIC ``trace`` restricted to the tokens
+    SEC keeps in each layer (:func:`sim.sparsity.sec_survivors` counts).
+
+    The built-in video has no prompt, so no text-to-visual attention ranks
+    its tokens: the kept ones are a seeded random subset, nested across
+    layers (as :func:`sim.sparsity.synthetic_trace` draws them). A pruned
+    token's vectors become zero, which is how the model reads pruning; kept
+    vectors keep their SIC decisions, and a group whose root was pruned is
+    led by its first kept member.
+    """
+    import numpy as np
+
+    from sim.sparsity import sec_survivors
+
+    from .trace import SiteTrace, SparseTrace
+
+    attn, mlp = sec_survivors(workload, params)
+    order = np.random.default_rng(seed).permutation(workload.tokens)
+    sites = {}
+    for site, st in trace.sites.items():
+        # q, k, v, QK^T and o run before the layer's pruning, the MLP after it
+        alive = attn if site in ("q_proj", "query", "o_proj") else mlp
+        zero, similar, root = st.zero.copy(), st.similar.copy(), st.root.copy()
+        for layer, n in enumerate(alive):
+            if n == workload.tokens:
+                continue
+            pruned = np.zeros(workload.tokens, bool)
+            pruned[order[n:]] = True
+            z, sim, r = zero[layer, 0], similar[layer, 0], root[layer, 0]
+            z[pruned], sim[pruned] = True, False
+            r[pruned] = np.flatnonzero(pruned)[:, None]
+            t, j = np.nonzero(sim & pruned[r])  # root gone: row-major, so t ascends
+            _, first, group = np.unique(
+                r[t, j] * r.shape[1] + j, return_index=True, return_inverse=True
+            )
+            r[t, j] = t[first][group]
+            sim[t[first], j[first]] = False
+        sites[site] = SiteTrace(zero=zero, similar=similar, root=root)
+    return SparseTrace(meta=trace.meta, sites=sites)
+
+
+#: Rows of the performance model: label -> (:func:`sim.simulate` machine,
+#: what it is, where its sparsity comes from).
+MODEL_ROWS = {
+    "dense": ("dense", "dense", "none"),
+    "focus": ("focus", "Focus (SEC + SIC)", "SIC trace on the tokens SEC keeps"),
+    "cmc": ("cmc", "CMC", "its token merging on this video"),
+    "adaptiv": ("adaptiv", "AdapTiV", "its token merging on this video (S x V: its query's)"),
+    "focus_sic": ("focus", "ablation: SIC only", "SIC trace, SEC off"),
+    "focus_sec": ("focus_sec", "ablation: SEC only", "SEC keep schedule of the params"),
+}
+
+
 def model_table(params, workload, inputs: dict) -> pd.DataFrame:
     """Modelled time, energy, DRAM traffic, speedup and energy reduction (over
-    dense) per machine, for ``inputs``: machine -> sparsity input of
-    :func:`sim.simulate`."""
+    dense), MACs (share of dense's), stall and DRAM-wait shares of the time,
+    per row of ``inputs``: label (a :data:`MODEL_ROWS` key or a machine) ->
+    sparsity input of :func:`sim.simulate`."""
     import sim
 
+    dense_macs = sim.simulate(workload, params, "dense").totals.macs
     rows = {}
-    for machine, sparsity in inputs.items():
+    for label, sparsity in inputs.items():
+        machine = MODEL_ROWS[label][0] if label in MODEL_ROWS else label
         t = sim.simulate(workload, params, machine, sparsity).totals
-        rows[machine] = {
+        rows[label] = {
             "time_ms": t.time_s * 1e3,
             "energy_mj": t.energy_mj,
             "dram_mb": t.dram_bytes / 1e6,
             "speedup": t.speedup,
             "energy_reduction": t.energy_reduction,
+            "mac_share": t.macs / dense_macs,
+            "stall_share": t.stall_cycles / t.cycles,
+            "dram_wait_share": 1 - (t.compute_cycles + t.stall_cycles) / t.cycles,
         }
     df = pd.DataFrame(rows).T
     df.index.name = "machine"
     return df
+
+
+#: Knobs "what to change next" moves, one step down and one up.
+KNOB_STEPS = {
+    "num_scatter": lambda v: (v - 1, v + 1),
+    "out_vectors": lambda v: (v - 1, v + 1),
+    "ring_blocks": lambda v: (v - 1, v + 1),
+    "sic_lanes": lambda v: (v // 2, v * 2),
+    "m_tile": lambda v: (v // 2, v * 2),
+    "dram_bandwidth_gbs": lambda v: (v / 2, v * 2),
+}
+
+
+def knob_table(params: FocusParams, workload, trace) -> pd.DataFrame:
+    """Focus's modelled time with each :data:`KNOB_STEPS` knob moved one step
+    (valid points only), against ``params``' time: columns knob, now, to,
+    time_ms, change (fraction), speedup (over dense at the moved point).
+    A moved ``m_tile`` reuses ``trace``'s SIC decisions."""
+    import sim
+
+    def run(p):
+        meta = dataclasses.replace(trace.meta, params=p)
+        return sim.simulate(workload, p, "focus", dataclasses.replace(trace, meta=meta)).totals
+
+    base = run(params).time_s
+    rows = []
+    for knob, steps in KNOB_STEPS.items():
+        now = getattr(params, knob)
+        for to in steps(now):
+            try:
+                p = dataclasses.replace(params, **{knob: to})
+            except ValueError:
+                continue
+            t = run(p)
+            rows.append(
+                {
+                    "knob": knob,
+                    "now": now,
+                    "to": to,
+                    "time_ms": t.time_s * 1e3,
+                    "change": t.time_s / base - 1,
+                    "speedup": t.speedup,
+                }
+            )
+    return pd.DataFrame(rows).sort_values("change", kind="stable", ignore_index=True)
 
 
 def _load_area(path: Path):
@@ -337,6 +453,7 @@ class FlowResult:
     baselines: dict
     areas: dict
     model: pd.DataFrame
+    knobs: pd.DataFrame | None = None
     fpga: object = None
     steps: dict = field(default_factory=dict)
     wall_s: float = 0.0
@@ -484,27 +601,22 @@ def run_flow(
 
     trace = SparseTrace.load(trace_path)
     baselines = json.loads(base_path.read_text())
-    model_path = out / "model.csv"
+    model_path, knobs_path = out / "model.csv", out / "knobs.csv"
     model_in = {
         "trace": _file_sha(trace_path),
         "baselines": _file_sha(base_path),
         "workload": options,
         "code": _source_digest("sim"),
+        "flow": _source_digest("focus_algo"),
     }
-    step(
-        "model",
-        model_in,
-        lambda p: atomic_write_text(
-            model_path,
-            model_table(
-                params,
-                workload.shape,
-                {m: {"focus": trace, **baselines}.get(m) for m in MACHINES},
-            ).to_csv(),
-        ),
-        [model_path],
-        reads=_FIELDS,
-    )
+
+    def model(p):
+        focus = sec_sic_trace(trace, workload.shape, p, options.get("seed", 0))
+        inputs = {"dense": None, "focus": focus, **baselines, "focus_sic": trace, "focus_sec": None}
+        atomic_write_text(model_path, model_table(p, workload.shape, inputs).to_csv())
+        atomic_write_text(knobs_path, knob_table(p, workload.shape, focus).to_csv(index=False))
+
+    step("model", model_in, model, [model_path, knobs_path], reads=_FIELDS)
     fpga_report = None
     if fpga:
         from focus_hw.fpga import fpga_build
@@ -529,6 +641,7 @@ def run_flow(
         baselines=baselines,
         areas={u: _load_area(out / "area" / u / "area.json") for u in units},
         model=pd.read_csv(model_path, index_col="machine"),
+        knobs=pd.read_csv(knobs_path),
         fpga=fpga_report,
         steps={name: cache.log[name] for name in names},
     )
@@ -540,89 +653,457 @@ def run_flow(
 
 # -- reports ---------------------------------------------------------------------
 
+#: Parts of the whole accelerator (first name of a unit path); the rest of
+#: its logic (top, engines, buffers' ports) is "control".
+PARTS = ("array", "sic", "sec", "scatter")
+#: The parts that make the Focus unit (as ``benchmarks/bench_focus_area.py``).
+FOCUS_UNIT = ("sic", "sec", "scatter")
+#: Node pricing the area estimate (:data:`sim.tech.NODES`).
+NODE = "28nm"
+#: Machines of the summary (the rest of :data:`MODEL_ROWS` are ablations).
+HEADLINE = ("dense", "focus", "cmc", "adaptiv")
 
-def sparsity_plot(summary: pd.DataFrame, weights: dict, params: FocusParams) -> bytes:
-    """PNG of per-site sparsity per layer plus the weighted average."""
+_CSS = """
+body { font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif;
+  color: #1f2633; max-width: 1080px; margin: 2em auto; padding: 0 1.5em; }
+h1 { font-size: 1.55em; margin: 0 0 .2em; }
+h2 { font-size: 1.2em; margin: 2em 0 .5em; padding-bottom: .2em;
+  border-bottom: 1px solid #d5dbe5; }
+p.sub, p.note { color: #5b6576; font-size: .9em; }
+section.summary { background: #f3f6fb; border: 1px solid #d5dbe5; border-radius: 8px;
+  padding: .2em 1.4em .8em; }
+section.summary h2 { border: 0; margin-top: 1em; }
+table { border-collapse: collapse; margin: .6em 0; font-variant-numeric: tabular-nums; }
+th, td { padding: .25em .75em; border-bottom: 1px solid #e4e8ef; text-align: left; }
+thead th { border-bottom: 2px solid #98a2b3; background: #fafbfc; font-weight: 600; }
+tbody tr:nth-child(even) { background: #f8f9fb; }
+td.lead { font-weight: 600; }
+figure { margin: 1em 0; }
+img { max-width: 100%; height: auto; }
+"""
+
+
+@dataclass
+class _Section:
+    """One section of the report: paragraphs, a table, a note, a plot."""
+
+    title: str
+    paragraphs: list = field(default_factory=list)
+    table: pd.DataFrame | None = None
+    note: str = ""
+    plot: bytes | None = None
+    lead: tuple = ()  # values of the table's first column to set in bold
+
+
+def _title(p: FocusParams) -> str:
+    """The design point in words."""
+    return (
+        f"Focus accelerator, {p.rows}x{p.cols} {p.dtype} array ({p.acc.name} partial sums), "
+        f"{p.sic_lanes} SIC lanes, {p.num_scatter} scatter lanes, {p.m_tile}-token tiles, "
+        f"{p.clock_mhz:g} MHz"
+    )
+
+
+def _num(v) -> str:
+    """A table cell: integers with thousands separators, other numbers to
+    three significant figures, missing values empty."""
+    import numpy as np
+
+    if v is None or v is pd.NA or (isinstance(v, float) and v != v):
+        return ""
+    if isinstance(v, (bool, np.bool_)):
+        return str(v)
+    if isinstance(v, (int, np.integer)):
+        return f"{v:,}"
+    if isinstance(v, (float, np.floating)):
+        return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.3g}"
+    return str(v)
+
+
+def _pct(v: float) -> str:
+    return f"{100 * v:.3g}%"
+
+
+def _x(v: float) -> str:
+    return f"{v:.3g}x"
+
+
+def _faster(speedup: float) -> str:
+    return f"{_x(speedup)} faster" if speedup >= 1 else f"{_x(1 / speedup)} slower"
+
+
+def _less(reduction: float) -> str:
+    return f"{_x(reduction)} less" if reduction >= 1 else f"{_x(1 / reduction)} more"
+
+
+def area_parts(areas: dict) -> pd.DataFrame:
+    """Area by part: for the whole accelerator (unit ``focus``) its
+    :data:`PARTS`, control and SRAM; for another unit its logic and SRAM.
+    Columns unit, part, cells, transistors, memory_bits, area_mm2: logic at
+    :data:`NODE`'s area per CMOS transistor, SRAM by :func:`sim.sram.buffer`."""
+    import math
+
+    from sim import sram
+    from sim.tech import NODES
+
+    um2 = NODES[NODE]["um2_per_transistor"]
+    rows = []
+    for unit, rep in areas.items():
+        logic = {}
+        for row in rep.breakdown["cells"]:
+            head = row["unit"].split(".")[0]
+            part = (head if head in PARTS else "control") if unit == "focus" else unit
+            acc = logic.setdefault(part, {"cells": 0, "transistors": 0})
+            acc["cells"] += row["cells"]
+            acc["transistors"] += row["transistors"] or 0
+        order = (*PARTS, "control") if unit == "focus" else (unit,)
+        for part in (p for p in order if p in logic):
+            t = logic[part]["transistors"]
+            rows.append({"unit": unit, "part": part, **logic[part], "area_mm2": t * um2 * 1e-6})
+        memory = rep.breakdown["memory"]
+        if memory:
+            rows.append(
+                {
+                    "unit": unit,
+                    "part": "SRAM",
+                    "memory_bits": sum(m["bits"] for m in memory),
+                    "area_mm2": sum(sram.buffer(math.ceil(m["bits"] / 8)).area_mm2 for m in memory),
+                }
+            )
+    df = pd.DataFrame(
+        rows, columns=["unit", "part", "cells", "transistors", "memory_bits", "area_mm2"]
+    )
+    return df.astype({c: "Int64" for c in ("cells", "transistors", "memory_bits")})
+
+
+def _area_plot(parts: pd.DataFrame) -> bytes:
+    """Horizontal bars of area by part on a log scale, each labelled."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.0))
-    for site, rows in summary.groupby("site", sort=False):
-        ax.plot(rows["layer"], rows["sparsity"], marker="o", label=site)
+    labels = parts["part"] if parts["unit"].nunique() == 1 else parts["unit"] + ": " + parts["part"]
+    colors = [
+        "tab:orange"
+        if u == "focus" and p in FOCUS_UNIT
+        else "tab:gray"
+        if p in ("SRAM", "control")
+        else "tab:blue"
+        for u, p in zip(parts["unit"], parts["part"])
+    ]
+    fig, ax = plt.subplots(figsize=(8, 0.45 * len(parts) + 1.4))
+    bars = ax.barh(labels, parts["area_mm2"], color=colors)
+    total = parts["area_mm2"].sum()
+    ax.bar_label(
+        bars, [f"{a:.3g} mm² ({_pct(a / total)})" for a in parts["area_mm2"]], padding=3, fontsize=9
+    )
+    ax.set_xscale("log")
+    ax.set_xlim(parts["area_mm2"].min() / 2, parts["area_mm2"].max() * 10)
+    ax.invert_yaxis()
+    ax.set(
+        xlabel=f"area (mm², log scale; {NODE} estimate)",
+        title="Area by part (orange: the Focus unit)"
+        if "focus" in set(parts["unit"])
+        else "Area by part",
+    )
+    ax.grid(axis="x", alpha=0.3, which="both")
+    return figure_png(fig)
+
+
+def sparsity_plot(summary: pd.DataFrame, weights: dict, params: FocusParams) -> bytes:
+    """PNG: one panel per site (zero and similar vectors per layer, stacked)
+    and one of the sparsity weighted by GEMM weight size."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sites = list(dict.fromkeys(summary["site"]))
+    ncols = 3
+    nrows = -(-(len(sites) + 1) // ncols)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(3.3 * ncols, 2.5 * nrows), sharex=True, sharey=True, squeeze=False
+    )
+    for ax, site in zip(axes.flat, sites):
+        rows = summary[summary["site"] == site]
+        ax.bar(rows["layer"], rows["zero"], color="tab:gray", label="zero")
+        ax.bar(
+            rows["layer"], rows["similar"], bottom=rows["zero"], color="tab:blue", label="similar"
+        )
+        ax.set_title(site, fontsize=10)
     w = summary["site"].map(weights)
     avg = (summary["sparsity"] * w).groupby(summary["layer"]).sum() / w.groupby(
         summary["layer"]
     ).sum()
-    ax.plot(avg.index, avg.values, "k--", label="weighted avg")
-    ax.set(
-        xlabel="layer",
-        ylabel="sparsity (zero + similar vectors)",
-        ylim=(0, 1.02),
-        title=f"SIC sparsity (threshold {params.threshold}, vector {params.vector_size}, "
-        f"block {'x'.join(map(str, params.block))})",
+    ax = axes.flat[len(sites)]
+    ax.plot(avg.index, avg.values, "k-o")
+    ax.set_title("weighted by GEMM weight size", fontsize=10)
+    for ax in axes.flat[len(sites) + 1 :]:
+        ax.set_visible(False)
+    for ax in axes.flat:
+        ax.set_ylim(0, 1)
+        ax.grid(axis="y", alpha=0.3)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("share of vectors")
+    for ax in axes[-1]:
+        ax.set_xlabel("layer")
+    axes.flat[0].legend(fontsize="small", loc="upper left")
+    fig.suptitle(
+        f"SIC sparsity per layer (threshold {params.threshold}, vector {params.vector_size}, "
+        f"block {'x'.join(map(str, params.block))})"
     )
-    ax.xaxis.get_major_locator().set_params(integer=True)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize="small")
+    fig.tight_layout()
     return figure_png(fig)
 
 
 def _model_plot(model: pd.DataFrame) -> bytes:
+    """Speedup and energy reduction over dense per machine."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
-    for ax, col, label in zip(axes, ("time_ms", "energy_mj"), ("time (ms)", "energy (mJ)")):
-        ax.bar(model.index, model[col], color="tab:blue")
-        ax.set(ylabel=label, title=label.split()[0] + " on the built-in video")
-        ax.tick_params(axis="x", rotation=30)
-        ax.grid(axis="y", alpha=0.3)
+    names = [MODEL_ROWS.get(m, (m, m))[1] for m in model.index]
+    colors = [
+        "tab:orange" if m == "focus" else "#f5c99b" if m.startswith("focus") else "tab:blue"
+        for m in model.index
+    ]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 0.4 * len(model) + 1.5), sharey=True)
+    for ax, col, label in zip(
+        axes, ("speedup", "energy_reduction"), ("speedup over dense", "energy reduction")
+    ):
+        bars = ax.barh(names, model[col], color=colors)
+        ax.bar_label(bars, [_x(v) for v in model[col]], padding=3, fontsize=9)
+        ax.axvline(1, color="k", lw=0.8)
+        ax.set_xlim(0, model[col].max() * 1.2)
+        ax.set(xlabel=f"{label} (x)", title=label)
+        ax.grid(axis="x", alpha=0.3)
+    axes[0].invert_yaxis()
     fig.tight_layout()
     return figure_png(fig)
 
 
-def _tables(r: FlowResult) -> list[tuple[str, pd.DataFrame, str]]:
-    """(title, table, note) of every section of the report."""
-    steps = pd.DataFrame(
-        [
-            {"step": k, "status": v["status"], "wall_s": v["wall_s"], "key": v["key"][:12]}
-            for k, v in r.steps.items()
-        ]
-    )
-    summary = r.trace.summary()
+def _paper_share() -> float:
+    """The paper's Focus unit over its array, in its 28 nm area table."""
+    from sim.workload import REFERENCE_DIR
+
+    area = pd.read_csv(
+        REFERENCE_DIR / "simulator" / "detailed_power_area_breakdown.csv", index_col="component"
+    )["area"]
+    unit = area.index.str.endswith("(SIC)") | (area.index == "Max Unit (SEC)")
+    return float(area[unit].sum() / area["Systolic Array"])
+
+
+def _sic_error(r: FlowResult) -> tuple[dict, float]:
+    """SIC's relative GEMM error per site (mean over layers) and weighted by
+    GEMM weight size; ``({}, nan)`` for a trace without it."""
+    errors = r.trace.meta.extra.get("sic_error", {})
     weights = r.workload.shape.weight_sizes()
-    sparsity = summary.groupby("site", sort=False)[["zero", "similar", "sparsity"]].mean()
-    sparsity.insert(0, "weight", pd.Series(weights))
-    sparsity.loc["weighted"] = [
-        float("nan"),
-        float("nan"),
-        float("nan"),
-        r.trace.weighted_sparsity(weights),
+    mean = {s: sum(e) / len(e) for s, e in errors.items()}
+    total = sum(weights[s] for s in mean)
+    return mean, sum(weights[s] * e for s, e in mean.items()) / total if total else float("nan")
+
+
+def _performance_lines(r: FlowResult) -> list[str]:
+    """The answer: Focus against dense and the baselines, why a baseline
+    wins where it does, SIC's error and how SEC chose its tokens."""
+    from sim.sparsity import sec_survivors
+
+    m, shape, p = r.model, r.workload.shape, r.params
+    f = m.loc["focus"]
+    name = {k: v[1] for k, v in MODEL_ROWS.items()}
+    lines = [
+        f"On this video ({shape.tokens:,} tokens, {'x'.join(map(str, shape.grid))}, "
+        f"{shape.layers} layers), Focus (SEC + SIC) runs {_faster(f.speedup)} than dense "
+        f"and uses {_less(f.energy_reduction)} energy, with {_num(f.dram_mb)} MB of DRAM "
+        f"traffic against dense's {_num(m.loc['dense', 'dram_mb'])} MB. "
+        + "; ".join(
+            f"{name[b]}: {_faster(m.loc[b, 'speedup'])}, {_less(m.loc[b, 'energy_reduction'])} "
+            f"energy, {_num(m.loc[b, 'dram_mb'])} MB"
+            for b in ("cmc", "adaptiv")
+        )
+        + f". Of Focus's two halves, SIC alone gives a speedup of "
+        f"{_x(m.loc['focus_sic', 'speedup'])} and SEC alone {_x(m.loc['focus_sec', 'speedup'])}."
     ]
-    sparsity["weight"] = sparsity["weight"].astype("Int64")
-    base = pd.DataFrame(r.baselines)
+    for b in ("cmc", "adaptiv"):
+        o = m.loc[b]
+        if o.speedup > f.speedup:
+            why = []
+            if o.mac_share < f.mac_share:
+                why.append(
+                    f"its merging leaves {_pct(o.mac_share)} of dense's MACs, Focus's "
+                    f"{_pct(f.mac_share)}"
+                )
+            if f.stall_share > o.stall_share + 0.01:
+                why.append(f"Focus's array stalls {_pct(f.stall_share)} of its time on scatter/SIC")
+            if f.dram_wait_share > o.dram_wait_share + 0.01:
+                why.append(
+                    f"Focus waits on DRAM {_pct(f.dram_wait_share)} of its time, "
+                    f"{name[b]} {_pct(o.dram_wait_share)}"
+                )
+            lines.append(
+                f"{name[b]} is faster than Focus ({_x(o.speedup)} against {_x(f.speedup)}): "
+                + ("; ".join(why) or "see the performance model below")
+                + "."
+            )
+        if o.energy_reduction > f.energy_reduction:
+            lines.append(
+                f"{name[b]} saves more energy than Focus ({_x(o.energy_reduction)} against "
+                f"{_x(f.energy_reduction)}): {_num(o.time_ms)} ms and {_num(o.dram_mb)} MB of "
+                f"DRAM traffic against Focus's {_num(f.time_ms)} ms and {_num(f.dram_mb)} MB."
+            )
+    if all(m.loc[b, "speedup"] <= f.speedup for b in ("cmc", "adaptiv")) and all(
+        m.loc[b, "energy_reduction"] <= f.energy_reduction for b in ("cmc", "adaptiv")
+    ):
+        lines.append("Focus beats both baselines in time and in energy here.")
+    mean, avg = _sic_error(r)
+    if mean:
+        worst = max(mean, key=mean.get)
+        lines.append(
+            f"SIC changes the GEMM outputs by {_pct(avg)} relative to the dense GEMMs (relative "
+            "Frobenius error, mean over layers weighted by GEMM weight size; largest at "
+            f"{worst}, {_pct(mean[worst])}). This workload's GEMM weights are random "
+            "stand-ins: for such (i.i.d.) weights the output's relative error equals the "
+            "input's, |X' - X| / |X|, in mean square, which is what the trace records; a real "
+            "model's weights give their own figure."
+        )
+    attn, mlp = sec_survivors(shape, p)
+    if (mlp == shape.tokens).all():
+        lines.append(
+            f"SEC prunes nothing here: its first pruning layer ({p.sec_layers[0]}) is past "
+            f"this workload's {shape.layers} layers, so Focus equals its SIC-only ablation."
+        )
+    else:
+        cuts = [
+            f"{n / shape.tokens:.0%} of the tokens from layer {layer}'s MLP on"
+            for layer, n in enumerate(mlp)
+            if n < (mlp[layer - 1] if layer else shape.tokens)
+        ]
+        lines.append(
+            f"SEC keeps {', then '.join(cuts)} (the params' sec_layers and sec_keep). This "
+            "video has no prompt, so no text-to-visual attention ranks its tokens: SEC keeps "
+            f"a seeded random subset (seed {r.trace.meta.extra.get('seed', 0)}), nested across "
+            "layers, and the kept tokens keep their SIC decisions (a group whose root was "
+            "pruned is led by its first kept member)."
+        )
+    return lines
+
+
+def _area_lines(r: FlowResult, parts: pd.DataFrame) -> list[str]:
+    """Total area, the Focus unit's share and the paper's."""
+    if "focus" not in r.areas:
+        built = ", ".join(f"{u} {rep.summary()['cells']:,} cells" for u, rep in r.areas.items())
+        return [
+            f"Built units: {built}. The whole accelerator's area and the Focus unit's share "
+            "need --units focus (the default)."
+        ]
+    acc = parts[parts["unit"] == "focus"].set_index("part")
+    cells = acc["cells"].fillna(0)
+    share = cells.loc[list(FOCUS_UNIT)].sum() / cells.loc["array"]
+    logic_mm2 = acc.drop(index="SRAM", errors="ignore")["area_mm2"].sum()
+    return [
+        f"The accelerator: {int(cells.sum()):,} cells and {int(acc['transistors'].sum()):,} "
+        f"CMOS transistors of logic (Yosys generic cells) plus "
+        f"{int(acc['memory_bits'].sum()):,} bits of SRAM, about "
+        f"{_num(acc['area_mm2'].sum())} mm² at {NODE} (logic {_num(logic_mm2)} mm², SRAM "
+        f"{_num(acc['area_mm2'].sum() - logic_mm2)} mm²; estimates: sim.tech.NODES, sim.sram). "
+        f"The Focus unit (SIC + SEC + scatter) is {_pct(share)} of the array's cells; the "
+        f"paper's is {_pct(_paper_share())} of its array's area (its 28 nm tables). The "
+        "paper's design point priced in this flow: python benchmarks/bench_focus_area.py "
+        "(another synthesis of the whole accelerator)."
+    ]
+
+
+def _knob_lines(r: FlowResult) -> list[str]:
+    """Where Focus's modelled time goes, and which knob steps move it most
+    (0.5% or more), either way."""
+    knobs, f = r.knobs, r.model.loc["focus"]
+
+    def steps(rows) -> str:
+        return "; ".join(
+            f"{row.knob} {_num(row.now)} → {_num(row.to)} ({100 * row.change:+.3g}%)"
+            for row in rows.drop_duplicates("knob").head(3).itertuples()
+        )
+
+    gains = steps(knobs[knobs["change"] <= -0.005])
+    losses = steps(knobs[knobs["change"] >= 0.005].iloc[::-1])
+    flat = [k for k, g in knobs.groupby("knob", sort=False) if (g["change"].abs() < 0.005).all()]
+    lines = [
+        f"Focus's time now: its array streams the unique vectors ({_pct(f.mac_share)} of "
+        f"dense's MACs) and stalls {_pct(f.stall_share)} of the time on scatter and SIC "
+        f"({_pct(f.dram_wait_share)} waiting on DRAM).",
+        f"Largest gains, one knob one step: {gains}."
+        if gains
+        else "No single step of these knobs shortens Focus's time by 0.5% or more.",
+    ]
+    if losses:
+        lines.append(f"Largest losses: {losses}.")
+    if flat:
+        lines.append(f"Under 0.5% either way: {', '.join(flat)}.")
+    lines.append(
+        "Each point re-runs the performance model (sim.simulate) on this run's Focus "
+        "sparsity; a step's area is not re-synthesized."
+    )
+    return lines
+
+
+def _sections(r: FlowResult) -> list[_Section]:
+    """Every section of the report, the answer first."""
+    shape, p = r.workload.shape, r.params
+    name = {k: v[1] for k, v in MODEL_ROWS.items()}
+    m = r.model
+    parts = area_parts(r.areas)
+    model = pd.DataFrame(
+        {
+            "machine": [name.get(k, k) for k in m.index],
+            "time (ms)": m["time_ms"],
+            "speedup (x)": m["speedup"],
+            "energy (mJ)": m["energy_mj"],
+            "energy reduction (x)": m["energy_reduction"],
+            "DRAM (MB)": m["dram_mb"],
+            "MACs (% of dense)": 100 * m["mac_share"],
+            "stall (% of time)": 100 * m["stall_share"],
+            "DRAM wait (% of time)": 100 * m["dram_wait_share"],
+        }
+    )
+    summary = model.loc[list(HEADLINE)].iloc[:, :6]
+    knobs = r.knobs.assign(change=100 * r.knobs["change"]).rename(
+        columns={
+            "to": "moved to",
+            "time_ms": "Focus time (ms)",
+            "change": "change (%)",
+            "speedup": "speedup over dense (x)",
+        }
+    )
+    trace = r.trace.summary()
+    weights = shape.weight_sizes()
+    error, weighted_error = _sic_error(r)
+    sparsity = trace.groupby("site", sort=False)[["zero", "similar", "sparsity"]].mean() * 100
+    sparsity.insert(0, "GEMM weights per layer", pd.Series(weights))
+    sparsity["error"] = 100 * pd.Series(error, dtype=float)
+    sparsity.loc["weighted", ["sparsity", "error"]] = [
+        100 * r.trace.weighted_sparsity(weights),
+        100 * weighted_error,
+    ]
+    sparsity = sparsity.astype({"GEMM weights per layer": "Int64"}).rename(
+        columns={
+            "zero": "zero (%)",
+            "similar": "similar (%)",
+            "sparsity": "sparsity (%)",
+            "error": "GEMM output error (%)",
+        }
+    )
+    base = (100 * pd.DataFrame(r.baselines)).rename(
+        columns={"cmc": "CMC (%)", "adaptiv": "AdapTiV (%)"}
+    )
     base.index.name = "site"
-    area = pd.DataFrame(
+    module_cols = ("module", "instances", "cells", "total_cells", "transistors")
+    module_cols += ("total_transistors", "total_memory_bits")
+    modules = pd.DataFrame(
         [
-            {
-                "unit": u,
-                **{
-                    k: row[k]
-                    for k in (
-                        "module",
-                        "instances",
-                        "cells",
-                        "total_cells",
-                        "transistors",
-                        "total_transistors",
-                        "total_memory_bits",
-                    )
-                },
-            }
+            {"unit": u, **{k: row[k] for k in module_cols}}
             for u, rep in r.areas.items()
             for row in rep.rows()
         ]
@@ -632,101 +1113,160 @@ def _tables(r: FlowResult) -> list[tuple[str, pd.DataFrame, str]]:
             {"unit": u, **{k: rep.summary()[k] for k in ("cells", "transistors", "memory_bits")}}
             for u, rep in r.areas.items()
         ]
+    ).rename(columns={"memory_bits": "memory (bits)"})
+    steps = pd.DataFrame(
+        [
+            {"step": k, "status": v["status"], "wall (s)": v["wall_s"], "key": v["key"][:12]}
+            for k, v in r.steps.items()
+        ]
     )
-    model = r.model.assign(sparsity=[SPARSITY_SOURCES[m] for m in r.model.index])
-    shape = r.workload.shape
-    out = [
-        (
-            "Steps",
-            steps,
-            f"flow wall time {r.wall_s:.1f} s; a cached step shows the wall "
-            "time of the run that made it",
+    sections = [
+        _Section(
+            "Summary",
+            _performance_lines(r) + _area_lines(r, parts),
+            summary,
+            "modelled by sim.simulate at the params; speedup and energy reduction over dense",
+            lead=(name["focus"],),
         ),
-        (
+        _Section(
+            "What to change next",
+            _knob_lines(r),
+            knobs,
+            "Focus (SEC + SIC) with one knob moved one step; change: of Focus's time now; "
+            "a moved m_tile keeps the SIC decisions traced at this one",
+        ),
+        _Section(
+            "Performance model",
+            table=model,
+            note=f"time and energy on {shape.name} (sim.simulate); sparsity: "
+            + "; ".join(f"{v[1]}: {v[2]}" for v in MODEL_ROWS.values())
+            + ". CMC's S x V sparsity is the paper's llava_vid/videomme figure (this workload "
+            "has no attention probabilities to merge)",
+            plot=_model_plot(m),
+            lead=(name["focus"],),
+        ),
+        _Section(
+            "Area by part",
+            table=parts.rename(
+                columns={"memory_bits": "memory (bits)", "area_mm2": f"area (mm², {NODE})"}
+            ),
+            note=f"logic: CMOS transistors x {NODE} area per transistor (sim.tech.NODES); "
+            "SRAM: sim.sram macro model; control: the top's own logic and the engines; "
+            "memories by part: area/<unit>/breakdown.csv",
+            plot=_area_plot(parts),
+        ),
+        _Section(
             "SIC sparsity per site (mean over layers)",
-            sparsity.reset_index(),
-            f"{shape.tokens} tokens {shape.grid}, {shape.layers} layers, threshold "
-            f"{r.params.threshold}, vector {r.params.vector_size}; weighted = weighted by "
-            "GEMM weight size",
+            table=sparsity.reset_index(),
+            note=f"{shape.tokens:,} tokens {shape.grid}, {shape.layers} layers, threshold "
+            f"{p.threshold}, vector {p.vector_size}; weighted: by GEMM weight size; GEMM "
+            "output error: relative, with random stand-in weights (see the summary)",
+            plot=sparsity_plot(trace, weights, p),
         ),
-        (
+        _Section(
             "Baseline token-level sparsity",
-            base.reset_index(),
-            "thresholds: the default rows of cmc_config.csv / adaptiv_config.csv; scores: "
+            table=base.reset_index(),
+            note="thresholds: the default rows of cmc_config.csv / adaptiv_config.csv; scores: "
             "CMC from the paper's cmc_sparsity.csv (llava_vid/videomme), AdapTiV its query's",
         ),
-        (
+        _Section("Area by unit", table=totals, note="generic Yosys cells; memories in bits"),
+        _Section(
             "Area by module (generic Yosys cells)",
-            area,
-            "memories (lib.memory) count as memory bits, not cells",
+            table=modules,
+            note="memories (lib.memory) count as memory bits, not cells",
         ),
-        ("Area by unit", totals, ""),
-        *[
-            (
-                f"{u}: area by part (instance path; generic Yosys cells)",
-                pd.DataFrame(rep.breakdown["cells"]).replace({"unit": {"": "(top: control)"}})[
-                    ["unit", "instances", "cells", "transistors"]
-                ],
-                "memories by part: area/<unit>/breakdown.csv",
-            )
-            for u, rep in r.areas.items()
-            if u == "focus"
-        ],
-        (
-            "Performance model",
-            model.reset_index(),
-            "time and energy on the built-in video (sim.simulate); speedup and energy "
-            "reduction over dense",
+        _Section(
+            "Steps",
+            table=steps,
+            note=f"flow wall time {r.wall_s:.1f} s; a cached step shows the wall time of the "
+            "run that made it",
         ),
     ]
     if r.fpga is not None:
         keys = ("board", "device", "luts", "ffs", "brams", "dsps", "fmax_mhz", "target_mhz")
-        out.append(("FPGA", pd.DataFrame([{k: r.fpga[k] for k in keys}]), ""))
-    return out
-
-
-def _cell(v) -> str:
-    if v is pd.NA:
-        return ""
-    if isinstance(v, float):
-        return "" if v != v else f"{v:.6g}"
-    return str(v)
+        sections.append(_Section("FPGA", table=pd.DataFrame([{k: r.fpga[k] for k in keys}])))
+    return sections
 
 
 def _markdown(df: pd.DataFrame) -> str:
     lines = ["| " + " | ".join(map(str, df.columns)) + " |", "|" + "---|" * len(df.columns)]
-    lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    lines += ["| " + " | ".join(_num(v) for v in row) + " |" for row in df.itertuples(index=False)]
     return "\n".join(lines)
 
 
+def _html_table(df: pd.DataFrame, uuid: str, lead: tuple) -> str:
+    """The table through a pandas Styler: cells escaped and formatted by
+    :func:`_num`, numeric columns right-aligned, ``lead`` rows in bold."""
+    from pandas.api.types import is_numeric_dtype
+    from pandas.io.formats.style import Styler
+
+    df = df.reset_index(drop=True)
+    first = df.columns[0]
+    styler = (
+        Styler(df, uuid=uuid, cell_ids=False)
+        .hide(axis="index")
+        .format(_num, escape="html")
+        .set_table_styles(
+            {
+                c: [{"selector": "th, td", "props": "text-align: right"}]
+                for c in df.columns
+                if is_numeric_dtype(df[c])
+            }
+        )
+        .set_td_classes(
+            pd.DataFrame(
+                [["lead" if row in lead else ""] * len(df.columns) for row in df[first]],
+                columns=df.columns,
+            )
+        )
+    )
+    return styler.to_html()
+
+
 def _write_reports(r: FlowResult) -> None:
-    """report.md and report.html (tables, plus plots as base64 PNG)."""
-    weights = r.workload.shape.weight_sizes()
-    plots = {"SIC sparsity per layer and site": sparsity_plot(r.trace.summary(), weights, r.params)}
-    plots.update({f"Area by module: {u}": rep.plot() for u, rep in r.areas.items()})
-    plots["Time and energy against the alternatives"] = _model_plot(r.model)
-    title = f"Focus flow: params {r.params.digest()}"
-    md, html = [f"# {title}", ""], [f"<h1>{title}</h1>"]
-    for name, df, note in _tables(r):
-        md += [f"## {name}", "", _markdown(df), ""] + ([note, ""] if note else [])
-        html += [f"<h2>{name}</h2>", df.to_html(index=False, na_rep="", float_format=_cell)]
-        html += [f"<p>{note}</p>"] if note else []
-    md += [
-        "Files: params.toml, trace.safetensors, baselines.json, verilog/<unit>/, "
-        "area/<unit>/, model.csv, flow.json, report.html",
-        "",
-    ]
-    for name, png in plots.items():
-        html += [
-            f"<h2>{name}</h2>",
-            f'<img alt="{name}" src="data:image/png;base64,{base64.b64encode(png).decode()}">',
-        ]
+    """report.md and report.html (one self-contained page: CSS and plots
+    embedded), the summary first."""
+    shape = r.workload.shape
+    title = _title(r.params)
+    sub = (
+        f"{shape.name}: {shape.tokens:,} visual tokens ({'x'.join(map(str, shape.grid))}), "
+        f"{shape.layers} decoder layers of hidden {shape.hidden}, MLP {shape.ffn}; "
+        f"params digest {r.params.digest()[:12]} (params.toml)"
+    )
+    files = (
+        "Files: params.toml, trace.safetensors, baselines.json, verilog/<unit>/, area/<unit>/, "
+        "model.csv, knobs.csv, flow.json, report.md, report.html"
+    )
+    md = [f"# {title}", "", sub, ""]
+    body = [f"<h1>{escape(title)}</h1>", f'<p class="sub">{escape(sub)}</p>']
+    for i, sec in enumerate(_sections(r)):
+        md += [f"## {sec.title}", ""]
+        md += [line for text in sec.paragraphs for line in (f"* {text}", "")]
+        cls = ' class="summary"' if i == 0 else ""
+        body += [f"<section{cls}>", f"<h2>{escape(sec.title)}</h2>"]
+        if sec.paragraphs:
+            body += ["<ul>"] + [f"<li>{escape(t)}</li>" for t in sec.paragraphs] + ["</ul>"]
+        if sec.table is not None:
+            md += [_markdown(sec.table), ""]
+            body.append(_html_table(sec.table, f"t{i}", sec.lead))
+        if sec.note:
+            md += [sec.note, ""]
+            body.append(f'<p class="note">{escape(sec.note)}</p>')
+        if sec.plot is not None:
+            data = base64.b64encode(sec.plot).decode()
+            body.append(
+                f'<figure><img alt="{escape(sec.title)}" src="data:image/png;base64,{data}">'
+                "</figure>"
+            )
+        body.append("</section>")
+    md += [files, ""]
+    body.append(f'<p class="note">{escape(files)}</p>')
     atomic_write_text(r.out_dir / "report.md", "\n".join(md))
     atomic_write_text(
         r.out_dir / "report.html",
-        "<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>"
-        + title
-        + "</title></head><body>\n"
-        + "\n".join(html)
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{escape(title)}</title><style>{_CSS}</style></head><body>\n"
+        + "\n".join(body)
         + "\n</body></html>\n",
     )

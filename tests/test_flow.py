@@ -1,26 +1,43 @@
 """``focus flow``: end to end on a tiny design point, report numbers against
-the APIs that produce them, step caching, bad input."""
+the APIs that produce them, the report in a headless browser, step caching,
+bad input."""
 
 import base64
+import dataclasses
 import json
 import re
 import shutil
+import subprocess
 from html.parser import HTMLParser
+from types import SimpleNamespace
 
 import numpy as np
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 
 import sim
+from focus_algo import flow
 from focus_algo.cli import main
 from focus_algo.trace import SparseTrace
 from focus_algo.workload import video_workload
 from focus_hw import FocusParams
 from focus_hw.generate import Manifest
+from sim.sparsity import counts_from_trace, sec_survivors
 from synth import area_report
+from tools import require
 
+#: SEC prunes to half the tokens after layer 0's attention.
 TINY = FocusParams(
-    rows=2, cols=2, vector_size=4, sic_lanes=2, m_tile=16, max_frame_tokens=64, max_tokens=256
+    rows=2,
+    cols=2,
+    vector_size=4,
+    sic_lanes=2,
+    m_tile=16,
+    max_frame_tokens=64,
+    max_tokens=256,
+    sec_layers=(0,),
+    sec_keep=(0.5,),
 )
 WORKLOAD = {
     "frames": 4,
@@ -61,6 +78,10 @@ def _invoke(*args):
     res = CliRunner().invoke(main, list(args))
     assert res.exit_code == 0, res.output
     return res
+
+
+def _int(text: str) -> int:
+    return int(text.replace(",", ""))
 
 
 def _tables(md: str) -> dict[str, list[dict]]:
@@ -106,6 +127,7 @@ def test_every_file_present_and_parseable(flow_run):
         assert f"module focus_{unit}" in (out / "verilog" / unit / f"focus_{unit}.v").read_text()
         assert json.loads((out / "area" / unit / "area.json").read_text())["unit"] == unit
     assert not (out / "verilog" / "sic").exists()
+    assert set(trace.meta.extra["sic_error"]) == set(trace.sites)
     steps = json.loads((out / "flow.json").read_text())["steps"]
     assert set(steps) == {
         "trace",
@@ -127,8 +149,9 @@ def test_every_file_present_and_parseable(flow_run):
 
     html = Parser()
     html.feed((out / "report.html").read_text())
-    assert html.tables == 6  # steps, sparsity, baselines, area x2, model
-    assert len(html.images) == 2 + len(FAST_UNITS)
+    # summary, knobs, model, area by part, sparsity, baselines, area by unit / module, steps
+    assert html.tables == 9
+    assert len(html.images) == 3  # model, area by part, sparsity
     for src in html.images:
         head, data = src.split(",", 1)
         assert head == "data:image/png;base64"
@@ -140,22 +163,32 @@ def test_report_numbers_agree_with_the_apis(flow_run):
     tables = _tables((out / "report.md").read_text())
     assert {r["status"] for r in tables["Steps"]} == {"ran"}
 
-    # Performance model: each machine against its own simulate() call.
+    # Performance model: model.csv against simulate(), the report to its 3 figures.
     workload = video_workload(**WORKLOAD).shape
     trace = SparseTrace.load(out / "trace.safetensors")
     baselines = json.loads((out / "baselines.json").read_text())
-    inputs = {"dense": None, "focus": trace, "focus_sec": None, **baselines}
-    model = {r["machine"]: r for r in tables["Performance model"]}
-    assert list(model) == ["dense", "focus", "focus_sec", "cmc", "adaptiv"]
-    for machine, sparsity in inputs.items():
+    focus = flow.sec_sic_trace(trace, workload, TINY, WORKLOAD["seed"])
+    inputs = {"dense": None, "focus": focus, **baselines, "focus_sic": trace, "focus_sec": None}
+    csv = pd.read_csv(out / "model.csv", index_col="machine")
+    assert list(csv.index) == list(flow.MODEL_ROWS) == list(inputs)
+    shown = {r["machine"]: r for r in tables["Performance model"]}
+    assert list(shown) == [v[1] for v in flow.MODEL_ROWS.values()]
+    for label, sparsity in inputs.items():
+        machine, name, _ = flow.MODEL_ROWS[label]
         t = sim.simulate(workload, TINY, machine, sparsity).totals
-        row = model[machine]
-        np.testing.assert_allclose(
-            [float(row[k]) for k in ("time_ms", "energy_mj", "dram_mb", "speedup")],
-            [t.time_s * 1e3, t.energy_mj, t.dram_bytes / 1e6, t.speedup],
-            rtol=1e-5,
-        )
-    assert float(model["dense"]["speedup"]) == 1.0
+        expect = [t.time_s * 1e3, t.energy_mj, t.dram_bytes / 1e6, t.speedup]
+        got = csv.loc[label, ["time_ms", "energy_mj", "dram_mb", "speedup"]]
+        np.testing.assert_allclose(got.to_numpy(float), expect, rtol=1e-9)
+        cells = ("time (ms)", "energy (mJ)", "DRAM (MB)", "speedup (x)")
+        np.testing.assert_allclose([float(shown[name][k]) for k in cells], expect, rtol=6e-3)
+    assert shown["dense"]["speedup (x)"] == "1"
+    assert csv.loc["focus", "time_ms"] < csv.loc["focus_sic", "time_ms"]  # SEC prunes
+    summary = {r["machine"]: r for r in tables["Summary"]}
+    assert list(summary) == ["dense", "Focus (SEC + SIC)", "CMC", "AdapTiV"]
+    md = (out / "report.md").read_text()
+    for label in ("cmc", "adaptiv"):  # where a baseline wins, the summary says why
+        wins = csv.loc[label, "speedup"] > csv.loc["focus", "speedup"]
+        assert (f"{flow.MODEL_ROWS[label][1]} is faster than Focus" in md) == wins
 
     # Area: every module row and unit total against area_report (cached now).
     area = tables["Area by module (generic Yosys cells)"]
@@ -167,26 +200,150 @@ def test_report_numbers_agree_with_the_apis(flow_run):
         assert [r["module"] for r in mine] == [r["module"] for r in report.rows()]
         for md, api in zip(mine, report.rows()):
             for k in ("instances", "cells", "total_cells", "transistors", "total_memory_bits"):
-                assert int(md[k]) == api[k], (unit, md["module"], k)
+                assert _int(md[k]) == api[k], (unit, md["module"], k)
         s = report.summary()
-        assert [int(totals[unit][k]) for k in ("cells", "transistors", "memory_bits")] == [
+        assert [_int(totals[unit][k]) for k in ("cells", "transistors", "memory (bits)")] == [
             s["cells"],
             s["transistors"],
             s["memory_bits"],
         ]
-        assert sum(int(r["total_cells"]) for r in mine) == s["cells"]
-    assert int(totals["array"]["cells"]) > 4 * 1000  # 4 fp16 PEs, ~2000 cells each
+        assert sum(_int(r["total_cells"]) for r in mine) == s["cells"]
+    assert _int(totals["array"]["cells"]) > 4 * 1000  # 4 fp16 PEs, ~2000 cells each
 
-    # SIC sparsity: the trace's per-site means (zero + similar of each vector).
+    # SIC sparsity (%): the trace's per-site means (zero + similar of each vector).
     sparsity = {r["site"]: r for r in tables["SIC sparsity per site (mean over layers)"]}
     for site, st in trace.sites.items():
         expect = np.mean([(z | s).mean() for z, s in zip(st.zero, st.similar)])
-        assert float(sparsity[site]["sparsity"]) == pytest.approx(expect, rel=1e-5)
+        assert float(sparsity[site]["sparsity (%)"]) == pytest.approx(100 * expect, rel=6e-3)
+        error = np.mean(trace.meta.extra["sic_error"][site])
+        assert float(sparsity[site]["GEMM output error (%)"]) == pytest.approx(100 * error, 6e-3)
     weights = workload.weight_sizes()
-    assert float(sparsity["weighted"]["sparsity"]) == pytest.approx(
-        trace.weighted_sparsity(weights), rel=1e-5
+    assert float(sparsity["weighted"]["sparsity (%)"]) == pytest.approx(
+        100 * trace.weighted_sparsity(weights), rel=6e-3
     )
-    assert {int(sparsity[s]["weight"]) for s in weights} == set(weights.values())
+    assert sparsity["weighted"]["GEMM weights per layer"] == ""
+    assert {_int(sparsity[s]["GEMM weights per layer"]) for s in weights} == set(weights.values())
+
+
+def test_sec_sic_trace_prunes_by_the_schedule(flow_run):
+    """SEC keeps the schedule's token counts; kept tokens keep their SIC
+    decisions (never gaining a similar vector); a layer SEC has not reached
+    is the SIC trace."""
+    workload = video_workload(**WORKLOAD).shape
+    trace = SparseTrace.load(flow_run / "out" / "trace.safetensors")
+    focus = flow.sec_sic_trace(trace, workload, TINY, seed=3)
+    focus.validate()
+    attn, mlp = sec_survivors(workload, TINY)
+    assert attn.tolist() == [64, 32] and mlp.tolist() == [32, 32]
+    counts = counts_from_trace(focus, workload, TINY)
+    for site, st in trace.sites.items():
+        alive = attn if site in ("q_proj", "query", "o_proj") else mlp
+        assert counts.sites[site].nonzero.sum(axis=1).tolist() == alive.tolist()
+        ft = focus.sites[site]
+        kept = ~ft.zero.all(axis=-1, keepdims=True)
+        assert np.array_equal(ft.zero & kept, st.zero & kept)
+        assert not np.any(ft.similar & ~st.similar)
+    q, fq = trace.sites["q_proj"], focus.sites["q_proj"]
+    assert all(np.array_equal(getattr(q, k)[0], getattr(fq, k)[0]) for k in ("zero", "similar"))
+
+
+def test_knobs_one_step_each(flow_run):
+    """knobs.csv: every knob moved one valid step, sorted by Focus's time,
+    each row the model's time at that point; the report lists them."""
+    out = flow_run / "out"
+    knobs = pd.read_csv(out / "knobs.csv")
+    assert set(knobs["knob"]) == set(flow.KNOB_STEPS)
+    assert knobs["change"].is_monotonic_increasing
+    for row in knobs.itertuples():
+        assert row.now == getattr(TINY, row.knob) and row.to in flow.KNOB_STEPS[row.knob](row.now)
+    workload = video_workload(**WORKLOAD).shape
+    focus = flow.sec_sic_trace(SparseTrace.load(out / "trace.safetensors"), workload, TINY, 0)
+    row = knobs[knobs["knob"] == "num_scatter"].iloc[0]
+    p = dataclasses.replace(TINY, num_scatter=int(row["to"]))
+    t = sim.simulate(workload, p, "focus", focus).totals.time_s * 1e3
+    assert row["time_ms"] == pytest.approx(t, rel=1e-9)
+    shown = _tables((out / "report.md").read_text())["What to change next"]
+    assert [r["knob"] for r in shown] == list(knobs["knob"])
+
+
+def test_area_by_part_and_focus_share():
+    """The whole accelerator's parts (control: everything outside them) and
+    the Focus unit's share of the array's cells, on a made-up breakdown."""
+    cells = {"": 10, "array": 50, "array.pe": 950, "sic.dot": 40, "sec": 5, "scatter": 25}
+    rep = SimpleNamespace(
+        breakdown={
+            "cells": [{"unit": u, "cells": c, "transistors": 10 * c} for u, c in cells.items()]
+            + [{"unit": "feed", "cells": 7, "transistors": 70}],
+            "memory": [{"unit": "", "memory": "inbuf", "bits": 8192}],
+        }
+    )
+    parts = flow.area_parts({"focus": rep})
+    assert parts["part"].tolist() == ["array", "sic", "sec", "scatter", "control", "SRAM"]
+    assert parts["cells"].tolist()[:5] == [1000, 40, 5, 25, 17]
+    (line,) = flow._area_lines(SimpleNamespace(areas={"focus": rep}), parts)
+    assert "1,087 cells" in line and "7% of the array's cells" in line
+    assert flow._area_plot(parts)[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_report_renders_in_a_browser(flow_run, tmp_path):
+    """report.html in headless Chromium: no console message; the summary
+    first, then every section with its table and plot; the design point in
+    the title; text escaped, no missing-value marks."""
+    require("chromium")
+    page = flow_run / "out" / "report.html"
+    run = subprocess.run(
+        ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr"]
+        + ["--v=0", f"--user-data-dir={tmp_path}", "--dump-dom", page.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "CONSOLE" not in run.stderr and "Uncaught" not in run.stderr, run.stderr
+
+    class Dom(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.tags, self.text, self.sections = [], [], []
+            self.h, self.heading = {"h1": [], "h2": []}, None
+
+        def handle_starttag(self, tag, attrs):
+            self.tags.append(tag)
+            if tag == "section":
+                self.sections.append(dict(attrs).get("class"))
+            if tag in self.h:
+                self.heading = self.h[tag]
+                self.heading.append("")
+
+        def handle_endtag(self, tag):
+            if tag in self.h:
+                self.heading = None
+
+        def handle_data(self, data):
+            self.text.append(data)
+            if self.heading is not None:
+                self.heading[-1] += data
+
+    dom = Dom()
+    dom.feed(run.stdout)
+    (title,) = dom.h["h1"]
+    assert title.startswith("Focus accelerator, 2x2 fp16 array (fp32 partial sums), 2 SIC lanes")
+    assert dom.h["h2"] == [
+        "Summary",
+        "What to change next",
+        "Performance model",
+        "Area by part",
+        "SIC sparsity per site (mean over layers)",
+        "Baseline token-level sparsity",
+        "Area by unit",
+        "Area by module (generic Yosys cells)",
+        "Steps",
+    ]
+    assert dom.sections[0] == "summary"
+    assert dom.tags.count("table") == 9 and dom.tags.count("img") == 3
+    text = "".join(dom.text)
+    assert "area/<unit>/breakdown.csv" in text
+    assert "NA>" not in text and "nan" not in text.split()
 
 
 def test_recorded_dependencies(flow_run):
@@ -265,7 +422,7 @@ def test_flow_all_units(flow_run, tmp_path):
     Manifest.load(out / "verilog" / "sic").verify(out / "verilog" / "sic")
     report = area_report(TINY, "sic", cache_dir=flow_run / "cache")
     sic = [r for r in tables["Area by module (generic Yosys cells)"] if r["unit"] == "sic"]
-    assert [(r["module"], int(r["total_cells"]), int(r["total_memory_bits"])) for r in sic] == [
+    assert [(r["module"], _int(r["total_cells"]), _int(r["total_memory_bits"])) for r in sic] == [
         (r["module"], r["total_cells"], r["total_memory_bits"]) for r in report.rows()
     ]
-    assert re.search(r"\| sic \| \d+ \| \d+ \| \d+ \|", (out / "report.md").read_text())
+    assert re.search(r"\| sic \| [\d,]+ \| [\d,]+ \| [\d,]+ \|", (out / "report.md").read_text())
