@@ -67,19 +67,30 @@ _WORKLOAD_OPTIONS = (
         help="Query heads per KV head (GQA); must divide --heads.",
     ),
     click.option("--layers", default=4, show_default=True, help="Decoder layers."),
-    click.option("--clip-len", default=4, show_default=True, help="Frames per scene."),
+    click.option(
+        "--clip-len", default=4, show_default=True, help="Frames per scene of the built-in video."
+    ),
     click.option("--seed", default=0, show_default=True, help="Workload seed."),
+    click.option(
+        "--video",
+        type=click.Path(exists=True),
+        help="Video instead of the built-in one: a file FFmpeg reads (.mp4, .mkv, .webm, "
+        ".avi, ...), a .npy (F, H, W, 3) uint8 array or a folder of frame images; "
+        "--frames are sampled uniformly from it, each resized to the patch grid.",
+    ),
 )
 
 
 def _workload_options(fn):
-    """Add the built-in video workload's options (see :func:`video_workload`);
-    the command receives them as one dict, ``video_options``."""
+    """Add the video workload's options (see :func:`video_workload`); the
+    command receives the given ones as one dict, ``video_options``."""
     names = [option(lambda: None).__click_params__[0].name for option in _WORKLOAD_OPTIONS]
 
     @functools.wraps(fn)
     def command(*args, **kwargs):
-        return fn(*args, video_options={name: kwargs.pop(name) for name in names}, **kwargs)
+        given = {name: kwargs.pop(name) for name in names}
+        options = {k: v for k, v in given.items() if v is not None}
+        return fn(*args, video_options=options, **kwargs)
 
     for option in reversed(_WORKLOAD_OPTIONS):
         command = option(command)
@@ -104,7 +115,8 @@ def _workload_error(e: ValueError) -> click.UsageError:
 @_workload_options
 @click.option("--model", default="synthetic", show_default=True, help="Model name for the trace.")
 @click.option(
-    "--dataset", default="skimage-video", show_default=True, help="Dataset name for the trace."
+    "--dataset",
+    help="Dataset name for the trace (default: skimage-video, or the --video file's name).",
 )
 @click.option(
     "--out",
@@ -127,12 +139,13 @@ def run(
     dataset,
     out_dir,
 ):
-    """Apply SIC to the built-in video workload and write its sparse trace."""
+    """Apply SIC to the video workload (built-in or --video) and write its sparse trace."""
     import pandas as pd
 
     from sim.workload import WorkloadError
 
     from .flow import sic_trace, sparsity_plot
+    from .media import MediaError
 
     params = _load_params(
         base,
@@ -149,6 +162,8 @@ def run(
         trace, workload = sic_trace(params, video_options, model=model, dataset=dataset)
     except WorkloadError as e:
         raise _workload_error(e) from None
+    except MediaError as e:
+        raise click.BadParameter(str(e), param_hint="--video") from None
 
     weights = workload.shape.weight_sizes()
     summary = trace.summary()
@@ -244,7 +259,7 @@ def flow(
 ):
     """The whole flow into one folder: SIC trace, Verilog, Yosys area, model.
 
-    On the built-in video: the SIC/SEC sparsity trace (and CMC's and
+    On the built-in video (or --video): the SIC/SEC sparsity trace (and CMC's and
     AdapTiV's), the Verilog and area by module of the array, SIC and SEC, and
     the modelled time and energy of dense, Focus, SEC-only, CMC and AdapTiV;
     report.md and report.html summarise them. Each step is cached by the
@@ -254,6 +269,7 @@ def flow(
     from synth import YosysError
 
     from .flow import run_flow
+    from .media import MediaError
 
     params = _point_params(base, values)
     units = [u.strip() for u in units.split(",") if u.strip()]
@@ -280,6 +296,8 @@ def flow(
         raise _BadInput(str(e)) from None
     except WorkloadError as e:
         raise _workload_error(e) from None
+    except MediaError as e:
+        raise click.BadParameter(str(e), param_hint="--video") from None
     except (ValueError, OSError, YosysError, FpgaBuildError) as e:
         raise click.ClickException(f"flow failed: {e}") from None
     ran = [name for name, step in result.steps.items() if step["status"] == "ran"]

@@ -1,6 +1,7 @@
 """``focus flow``: the whole Focus flow for one :class:`FocusParams`, into one folder.
 
-Steps, on the built-in video workload (:mod:`focus_algo.workload`):
+Steps, on the built-in video workload (:mod:`focus_algo.workload`) or a
+video file's (``--video``):
 
 1. ``trace``: SIC on every GEMM input of every layer (as ``focus run``);
    ``baselines``: CMC's and AdapTiV's token-level sparsity on the same inputs;
@@ -13,9 +14,10 @@ Steps, on the built-in video workload (:mod:`focus_algo.workload`):
 5. ``fpga`` (optional): place and route on a board (:func:`focus_hw.fpga.fpga_build`).
 
 Every step is cached by the digest of its inputs (``flow.json``): the
-workload options, the sources of the package that computes it, its
-upstream outputs' sha256 and the values of the FocusParams fields it read
-(recorded while it ran; the model and FPGA steps depend on every field).
+workload options (and the bytes of a ``--video``), the sources of the
+package that computes it, its upstream outputs' sha256 and the values
+of the FocusParams fields it read (recorded while it ran; the model and
+FPGA steps depend on every field).
 A rerun with one changed knob therefore redoes only what reads it. The
 area steps run in child processes while the SIC passes run here. The
 folder then gets ``report.md``, a self-contained ``report.html`` (plots as
@@ -108,7 +110,17 @@ def _sha(data: bytes) -> str:
 
 
 def _file_sha(path: Path) -> str:
-    return _sha(path.read_bytes())
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def _video_sha(path: Path) -> str:
+    """sha256 of a video file, or of a frame folder's file names and bytes."""
+    h = hashlib.sha256()
+    for f in sorted(path.iterdir()) if path.is_dir() else [path]:
+        if f.is_file():
+            h.update(f.name.encode() + b"\0" + _file_sha(f).encode())
+    return h.hexdigest()
 
 
 def _source_digest(package: str) -> str:
@@ -184,12 +196,13 @@ def sic_trace(
     options: dict,
     *,
     model: str = "synthetic",
-    dataset: str = "skimage-video",
+    dataset: str | None = None,
     progress: bool = True,
 ):
-    """SIC on every GEMM input of the built-in video workload of ``options``
-    (keyword arguments of :func:`~focus_algo.workload.video_workload`):
-    returns the :class:`~focus_algo.trace.SparseTrace` and the workload."""
+    """SIC on every GEMM input of the video workload of ``options`` (keyword
+    arguments of :func:`~focus_algo.workload.video_workload`): returns the
+    :class:`~focus_algo.trace.SparseTrace` and the workload. ``dataset``
+    defaults to ``skimage-video``, or the ``video`` file's name."""
     import torch
     from tqdm import tqdm
 
@@ -222,12 +235,12 @@ def sic_trace(
                 bar.update()
     extra = {
         k: options[k]
-        for k in ("seed", "hidden", "ffn", "heads", "kv_groups", "clip_len")
-        if k in options
+        for k in ("seed", "hidden", "ffn", "heads", "kv_groups", "clip_len", "video")
+        if options.get(k) is not None
     }
     meta = TraceMeta(
         model=model,
-        dataset=dataset,
+        dataset=dataset or ("skimage-video" if options.get("video") is None else shape.name),
         num_tokens=shape.tokens,
         frames=shape.frames,
         height=shape.height,
@@ -352,7 +365,7 @@ def run_flow(
     cache_dir=None,
     progress: bool = True,
 ) -> FlowResult:
-    """Run (or reuse) every step for ``params`` on the built-in video of
+    """Run (or reuse) every step for ``params`` on the video workload of
     ``options`` (:func:`~focus_algo.workload.video_workload` keywords) into
     ``out_dir``; ``units``: the hardware units to generate and synthesize;
     ``fpga``: also place and route on this board; ``cache_dir``: the Yosys
@@ -455,6 +468,8 @@ def run_flow(
     # SIC's, the longest, starts first.
     order = sorted(units, key=lambda u: u != "sic")
     algo = {"workload": options, "code": _source_digest("focus_algo")}
+    if options.get("video") is not None:
+        algo["video"] = _video_sha(Path(options["video"]))
     trace_path, base_path = out / "trace.safetensors", out / "baselines.json"
     with (
         ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as synth,
@@ -569,7 +584,7 @@ def sparsity_plot(summary: pd.DataFrame, weights: dict, params: FocusParams) -> 
     return figure_png(fig)
 
 
-def _model_plot(model: pd.DataFrame) -> bytes:
+def _model_plot(model: pd.DataFrame, video: str) -> bytes:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -578,7 +593,7 @@ def _model_plot(model: pd.DataFrame) -> bytes:
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
     for ax, col, label in zip(axes, ("time_ms", "energy_mj"), ("time (ms)", "energy (mJ)")):
         ax.bar(model.index, model[col], color="tab:blue")
-        ax.set(ylabel=label, title=label.split()[0] + " on the built-in video")
+        ax.set(ylabel=label, title=f"{label.split()[0]} on {video}")
         ax.tick_params(axis="x", rotation=30)
         ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
@@ -675,7 +690,7 @@ def _tables(r: FlowResult) -> list[tuple[str, pd.DataFrame, str]]:
         (
             "Performance model",
             model.reset_index(),
-            "time and energy on the built-in video (sim.simulate); speedup and energy "
+            f"time and energy on {shape.name} (sim.simulate); speedup and energy "
             "reduction over dense",
         ),
     ]
@@ -704,7 +719,7 @@ def _write_reports(r: FlowResult) -> None:
     weights = r.workload.shape.weight_sizes()
     plots = {"SIC sparsity per layer and site": sparsity_plot(r.trace.summary(), weights, r.params)}
     plots.update({f"Area by module: {u}": rep.plot() for u, rep in r.areas.items()})
-    plots["Time and energy against the alternatives"] = _model_plot(r.model)
+    plots["Time and energy against the alternatives"] = _model_plot(r.model, r.workload.shape.name)
     title = f"Focus flow: params {r.params.digest()}"
     md, html = [f"# {title}", ""], [f"<h1>{title}</h1>"]
     for name, df, note in _tables(r):
