@@ -7,7 +7,8 @@ and layer), ``params.json`` and ``sparsity.png``. ``focus flow`` runs the whole
 flow (:mod:`focus_algo.flow`): trace, Verilog, area, performance model, report.
 ``focus golden`` writes the
 RTL golden vectors (:mod:`focus_algo.golden`). ``main`` is a click group;
-other subcommands are added with ``main.add_command``.
+other subcommands are added with ``main.add_command``. The algorithm (torch,
+pandas) is imported inside the commands, so ``--help`` is fast.
 """
 
 from __future__ import annotations
@@ -18,9 +19,7 @@ from pathlib import Path
 
 import click
 
-from focus_hw.cli import _field_options as _hw_field_options
-from focus_hw.cli import _point_params
-from focus_hw.cli_types import PARAMS_FILE
+from focus_hw.cli_types import PARAMS_FILE, OutputPath, field_options, point_params
 from focus_hw.fileio import atomic_write_bytes
 from focus_hw.params import FocusParams
 
@@ -35,42 +34,43 @@ def main():
     """Focus reference algorithm: similarity concentration on VLM inputs."""
 
 
-def _load_params(params: FocusParams | None, overrides: dict) -> FocusParams:
-    """Params from ``--params`` (or defaults) with the given options applied."""
-    changes = {k: v for k, v in overrides.items() if v is not None}
-    try:
-        return (params or FocusParams()).replace(**changes)
-    except ValueError as e:
-        raise click.UsageError(f"invalid parameter: {e}") from None
-
-
 _params_option = click.option(
     "--params",
     "base",
     type=PARAMS_FILE,
-    help="FocusParams file (.json or .toml); the options below override it.",
+    help="FocusParams file (.json or .toml); the field options below override it.",
 )
 
 
-_WORKLOAD_OPTIONS = (
-    click.option("--frames", default=16, show_default=True, help="Video frames."),
-    click.option("--height", default=13, show_default=True, help="Patch rows per frame."),
-    click.option("--width", default=14, show_default=True, help="Patch columns per frame."),
-    # Qwen2-7B widths, the language model of the paper's VLMs (0.5B: 896 / 4864 / 14).
-    click.option("--hidden", default=3584, show_default=True, help="Hidden width."),
-    click.option("--ffn", default=18944, show_default=True, help="MLP width."),
-    click.option("--heads", default=28, show_default=True, help="Attention heads."),
-    click.option(
-        "--kv-groups",
-        default=7,
+def _out_option(default: str):
+    return click.option(
+        "--out",
+        "out_dir",
+        default=default,
         show_default=True,
-        help="Query heads per KV head (GQA); must divide --heads.",
-    ),
-    click.option("--layers", default=4, show_default=True, help="Decoder layers."),
-    click.option(
-        "--clip-len", default=4, show_default=True, help="Frames per scene of the built-in video."
-    ),
-    click.option("--seed", default=0, show_default=True, help="Workload seed."),
+        type=OutputPath(file_okay=False, path_type=Path),
+        help="Output folder.",
+    )
+
+
+def _count(name: str, default: int, helptext: str, least: int = 1):
+    return click.option(
+        name, type=click.IntRange(min=least), default=default, show_default=True, help=helptext
+    )
+
+
+_WORKLOAD_OPTIONS = (
+    _count("--frames", 16, "Video frames."),
+    _count("--height", 13, "Patch rows per frame."),
+    _count("--width", 14, "Patch columns per frame."),
+    # Qwen2-7B widths, the language model of the paper's VLMs (0.5B: 896 / 4864 / 14).
+    _count("--hidden", 3584, "Hidden width."),
+    _count("--ffn", 18944, "MLP width."),
+    _count("--heads", 28, "Attention heads."),
+    _count("--kv-groups", 7, "Query heads per KV head (GQA); must divide --heads."),
+    _count("--layers", 4, "Decoder layers."),
+    _count("--clip-len", 4, "Frames per scene of the built-in video."),
+    _count("--seed", 0, "Workload seed.", least=0),
     click.option(
         "--video",
         type=click.Path(exists=True),
@@ -106,39 +106,15 @@ def _workload_error(e: ValueError) -> click.UsageError:
 
 @main.command()
 @_params_option
-@click.option("--threshold", type=float, help="SIC cosine threshold.")
-@click.option("--vector-size", type=int, help="Elements per compared vector.")
-@click.option("--m-tile", type=int, help="Tokens per GEMM M tile.")
-@click.option("--block-frames", type=int, help="Comparison window: frames.")
-@click.option("--block-height", type=int, help="Comparison window: patch rows.")
-@click.option("--block-width", type=int, help="Comparison window: patch columns.")
 @_workload_options
 @click.option("--model", default="synthetic", show_default=True, help="Model name for the trace.")
 @click.option(
     "--dataset",
     help="Dataset name for the trace (default: skimage-video, or the --video file's name).",
 )
-@click.option(
-    "--out",
-    "out_dir",
-    default="out/focus-run",
-    show_default=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Output folder.",
-)
-def run(
-    base,
-    threshold,
-    vector_size,
-    m_tile,
-    block_frames,
-    block_height,
-    block_width,
-    video_options,
-    model,
-    dataset,
-    out_dir,
-):
+@_out_option("out/focus-run")
+@field_options()
+def run(base, video_options, model, dataset, out_dir, **values):
     """Apply SIC to the video workload (built-in or --video) and write its sparse trace."""
     import pandas as pd
 
@@ -147,17 +123,7 @@ def run(
     from .flow import sic_trace, sparsity_plot
     from .media import MediaError
 
-    params = _load_params(
-        base,
-        {
-            "threshold": threshold,
-            "vector_size": vector_size,
-            "m_tile": m_tile,
-            "block_frames": block_frames,
-            "block_height": block_height,
-            "block_width": block_width,
-        },
-    )
+    params = point_params(base, values)
     try:
         trace, workload = sic_trace(params, video_options, model=model, dataset=dataset)
     except WorkloadError as e:
@@ -211,12 +177,7 @@ class _BadInput(click.ClickException):
 
 
 @main.command()
-@click.option(
-    "--params",
-    "base",
-    type=PARAMS_FILE,
-    help="FocusParams file (.json or .toml); the options below override it.",
-)
+@_params_option
 @_workload_options
 @click.option(
     "--units",
@@ -231,22 +192,15 @@ class _BadInput(click.ClickException):
     metavar="BOARD",
     help="Also place and route the array on this board (focus-hw fpga).",
 )
-@click.option(
-    "--out",
-    "out_dir",
-    default="out/flow",
-    show_default=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Output folder.",
-)
+@_out_option("out/flow")
 @click.option(
     "--cache-dir",
-    type=click.Path(file_okay=False),
+    type=OutputPath(file_okay=False),
     default=None,
     help="Yosys result cache (default $FOCUS_HW_CACHE or ~/.cache/focus-hw).",
 )
 @click.option("--progress/--no-progress", default=True, show_default=True)
-@_hw_field_options(multi=False)
+@field_options()
 def flow(
     base,
     video_options,
@@ -271,7 +225,7 @@ def flow(
     from .flow import run_flow
     from .media import MediaError
 
-    params = _point_params(base, values)
+    params = point_params(base, values)
     units = [u.strip() for u in units.split(",") if u.strip()]
     if not units or set(units) - set(FLOW_UNITS):
         raise _BadInput(f"--units {','.join(units)}: choose from {', '.join(FLOW_UNITS)}")
@@ -311,21 +265,18 @@ def flow(
 
 @main.command()
 @_params_option
-@click.option("--seed", default=0, show_default=True, help="Random seed.")
-@click.option(
-    "--out",
-    "out_dir",
-    default="out/golden",
-    show_default=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Output folder.",
-)
-def golden(base, seed, out_dir):
+@_count("--seed", 0, "Random seed.", least=0)
+@_out_option("out/golden")
+@field_options()
+def golden(base, seed, out_dir, **values):
     """Write golden test vectors (.npz + index.json) for the RTL."""
     from .golden import write_golden
 
-    params = _load_params(base, {})
-    index = write_golden(out_dir, params, seed=seed)
+    params = point_params(base, values)
+    try:
+        index = write_golden(out_dir, params, seed=seed)
+    except OSError as e:
+        raise click.ClickException(f"cannot write {out_dir}: {e}") from None
     click.echo(f"wrote {', '.join(index['files'])}, index.json to {out_dir}")
 
 

@@ -37,12 +37,14 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from focus_hw.fileio import atomic_write_text, figure_png
 from focus_hw.params import FocusParams
 from sim.tech import MACHINES
+
+if TYPE_CHECKING:  # pandas is imported where it is used: a fast `--help`
+    import pandas as pd
 
 __all__ = [
     "UNITS",
@@ -300,6 +302,8 @@ def model_table(params, workload, inputs: dict) -> pd.DataFrame:
     """Modelled time, energy, DRAM traffic, speedup and energy reduction (over
     dense) per machine, for ``inputs``: machine -> sparsity input of
     :func:`sim.simulate`."""
+    import pandas as pd
+
     import sim
 
     rows = {}
@@ -370,6 +374,7 @@ def run_flow(
     ``out_dir``; ``units``: the hardware units to generate and synthesize;
     ``fpga``: also place and route on this board; ``cache_dir``: the Yosys
     result cache (:mod:`synth.cache`)."""
+    import pandas as pd
     from tqdm import tqdm
 
     from focus_hw.generate import generate
@@ -602,6 +607,8 @@ def _model_plot(model: pd.DataFrame, video: str) -> bytes:
 
 def _tables(r: FlowResult) -> list[tuple[str, pd.DataFrame, str]]:
     """(title, table, note) of every section of the report."""
+    import pandas as pd
+
     steps = pd.DataFrame(
         [
             {"step": k, "status": v["status"], "wall_s": v["wall_s"], "key": v["key"][:12]}
@@ -701,6 +708,8 @@ def _tables(r: FlowResult) -> list[tuple[str, pd.DataFrame, str]]:
 
 
 def _cell(v) -> str:
+    import pandas as pd
+
     if v is pd.NA:
         return ""
     if isinstance(v, float):

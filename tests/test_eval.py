@@ -309,13 +309,19 @@ def test_missing_checkpoint_and_config(tmp_path, params_file):
         eval_command,
         [str(a) for a in base_args(tmp_path / "nope", dataset, tmp_path / "o", params_file)],
     )
-    assert res.exit_code == 1 and "nope does not exist" in res.output
+    assert (
+        res.exit_code == 2
+        and "'--checkpoint'" in res.output
+        and "nope' does not exist" in res.output
+    )
     (tmp_path / "empty").mkdir()
     res = CliRunner().invoke(
         eval_command,
         [str(a) for a in base_args(tmp_path / "empty", dataset, tmp_path / "o", params_file)],
     )
-    assert res.exit_code == 1 and "has no config.json" in res.output
+    assert (
+        res.exit_code == 2 and "--checkpoint" in res.output and "has no config.json" in res.output
+    )
 
 
 def test_malformed_row_is_named(checkpoint, tmp_path, params_file):
@@ -324,7 +330,7 @@ def test_malformed_row_is_named(checkpoint, tmp_path, params_file):
     res = CliRunner().invoke(
         eval_command, [str(a) for a in base_args(checkpoint, dataset, tmp_path / "o", params_file)]
     )
-    assert res.exit_code == 1
+    assert res.exit_code == 2 and "--dataset" in res.output
     assert "line 2: field 'answer'" in res.output and "'Z'" in res.output
 
 
@@ -338,10 +344,20 @@ def test_cli_usage_errors(checkpoint, tmp_path, params_file):
     res = CliRunner().invoke(
         eval_command, [str(a) for a in common + ["--methods", "cmc", "--baseline-config", empty]]
     )
-    assert res.exit_code == 1 and "cmc_config.csv" in res.output
+    assert (
+        res.exit_code == 2 and "--baseline-config" in res.output and "cmc_config.csv" in res.output
+    )
     # default FocusParams has SEC layers the 4-layer model lacks: named before any sample runs
     res = CliRunner().invoke(eval_command, [str(a) for a in common + ["--methods", "focus"]])
-    assert res.exit_code == 1 and "sec_layers" in res.output
+    assert res.exit_code == 2 and "sec_layers" in res.output
+    # ... and a per-field override
+    res = CliRunner().invoke(
+        eval_command, [str(a) for a in common + ["--methods", "focus", "--sec-layers", "1,2"]]
+    )
+    assert res.exit_code == 2 and "sec_keep" in res.output
+    args = common + ["--methods", "focus", "--sec-layers", "1", "--sec-keep", "0.5", "--limit", 1]
+    res = CliRunner().invoke(eval_command, [str(a) for a in args])
+    assert res.exit_code == 0, res.output
 
 
 # -- dataset format ----------------------------------------------------------------------
