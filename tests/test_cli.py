@@ -5,7 +5,9 @@ with one error line naming the option, and no help text holds an absolute path."
 import dataclasses
 import subprocess
 import sys
+from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -67,6 +69,22 @@ def test_params_come_with_field_overrides(prog, name, cmd):
     """Every FocusParams field is an option (``focus eval``'s --dtype is the
     model's dtype: FocusParams.dtype comes from --params there)."""
     assert not {option_name(f) for f in FIELDS} - {o for p in cmd.params for o in p.opts}
+
+
+@pytest.mark.parametrize(
+    "prog, name", [(prog, name) for prog, group in CLIS.items() for name in group.commands]
+)
+def test_no_absolute_path_in_help(prog, name, monkeypatch, tmp_path):
+    """Help text and defaults (what docs/cli.rst renders) hold no absolute
+    path of the machine that built them: not the checkout, home or cwd."""
+    monkeypatch.chdir(tmp_path)
+    cmd = CLIS[prog].commands[name]
+    text = cmd.get_help(click.Context(cmd, info_name=name))
+    for root in (Path(__file__).resolve().parent.parent, Path.home(), tmp_path):
+        assert str(root) not in text, (root, text)
+    for param in cmd.params:
+        default = param.get_default(click.Context(cmd), call=True)
+        assert not Path(str(default or "")).is_absolute(), (param.name, default)
 
 
 # -- bad input: exit 2, one error line naming the option ------------------------------

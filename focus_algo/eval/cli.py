@@ -126,9 +126,8 @@ def _baseline_thresholds(method, config_dir, model_name, dataset_name, explicit)
 @click.option(
     "--baseline-config",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
-    default=_PAPER,
-    show_default=True,
-    help="Folder with cmc_config.csv and adaptiv_config.csv.",
+    help="Folder with cmc_config.csv and adaptiv_config.csv "
+    "(default: the paper's, shipped in focus_algo/reference/algorithm).",
 )
 @click.option(
     "--model-name",
@@ -184,7 +183,7 @@ def eval_command(
             specs.append(MethodSpec("focus", params, sec=True))
         else:
             th, qth = _baseline_thresholds(
-                name, baseline_config, model_name, dataset_name, explicit[name]
+                name, baseline_config or _PAPER, model_name, dataset_name, explicit[name]
             )
             specs.append(MethodSpec(name, params, sec=False, threshold=th, query_threshold=qth))
     try:
