@@ -14,7 +14,8 @@ from docutils.statemachine import StringList
 from sphinx.util.docutils import SphinxDirective
 
 project = "Focus hardware generator"
-author = "the Focus project"
+author = "the Focus hardware generator authors"
+copyright = author  # the footer: "Copyright (c) the Focus hardware generator authors"
 release = importlib.metadata.version("focus-hw")
 version = release
 
@@ -27,6 +28,8 @@ extensions = [
 ]
 
 exclude_patterns = ["_build"]
+# Option names stay as typed: no "--model-name" turned into an en dash.
+smartquotes = False
 templates_path = ["_templates"]
 
 # The API pages are generated from the packages on every build (docs/api/generated is

@@ -1,16 +1,15 @@
 """Focus reference algorithm (torch): SEC, SIC, sparse traces, golden vectors,
 and Focus inside transformers VLMs.
 
-Only the torch-free parts (sparse traces, the paper's tables, the
-``focus_config.csv`` loader) are imported eagerly; SEC, SIC and the
-transformers integration (``enable_focus``, ``compare``) are imported on
-first use, so ``import focus_algo`` (and the performance model) needs no torch.
+Only the ``focus_config.csv`` loader is imported eagerly; sparse traces
+(pandas), SEC, SIC and the transformers integration (``enable_focus``,
+``compare``) are imported on first use, so ``import focus_algo`` (and the
+performance model, and ``focus --help``) needs no torch.
 """
 
 import importlib
 
 from .config import params_from_focus_config
-from .trace import SITES, SiteTrace, SparseTrace, TraceError, TraceMeta
 
 __all__ = [
     "SICResult",
@@ -35,6 +34,11 @@ _LAZY = {
     "importance": "sec",
     "keep_count": "sec",
     "select_tokens": "sec",
+    "SITES": "trace",
+    "SiteTrace": "trace",
+    "SparseTrace": "trace",
+    "TraceError": "trace",
+    "TraceMeta": "trace",
     "enable_focus": "integration",
     "compare": "integration",
 }

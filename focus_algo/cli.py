@@ -7,7 +7,8 @@ and layer), ``params.json`` and ``sparsity.png``. ``focus flow`` runs the whole
 flow (:mod:`focus_algo.flow`): trace, Verilog, area, performance model, report.
 ``focus golden`` writes the
 RTL golden vectors (:mod:`focus_algo.golden`). ``main`` is a click group;
-other subcommands are added with ``main.add_command``.
+other subcommands are added with ``main.add_command``. The algorithm (torch,
+pandas) is imported inside the commands, so ``--help`` is fast.
 """
 
 from __future__ import annotations
@@ -18,9 +19,7 @@ from pathlib import Path
 
 import click
 
-from focus_hw.cli import _field_options as _hw_field_options
-from focus_hw.cli import _point_params
-from focus_hw.cli_types import PARAMS_FILE
+from focus_hw.cli_types import PARAMS_FILE, OutputPath, field_options, point_params
 from focus_hw.fileio import atomic_write_bytes
 from focus_hw.params import FocusParams
 
@@ -35,51 +34,63 @@ def main():
     """Focus reference algorithm: similarity concentration on VLM inputs."""
 
 
-def _load_params(params: FocusParams | None, overrides: dict) -> FocusParams:
-    """Params from ``--params`` (or defaults) with the given options applied."""
-    changes = {k: v for k, v in overrides.items() if v is not None}
-    try:
-        return (params or FocusParams()).replace(**changes)
-    except ValueError as e:
-        raise click.UsageError(f"invalid parameter: {e}") from None
-
-
 _params_option = click.option(
     "--params",
     "base",
     type=PARAMS_FILE,
-    help="FocusParams file (.json or .toml); the options below override it.",
+    help="FocusParams file (.json or .toml); the field options below override it.",
 )
 
 
-_WORKLOAD_OPTIONS = (
-    click.option("--frames", default=16, show_default=True, help="Video frames."),
-    click.option("--height", default=13, show_default=True, help="Patch rows per frame."),
-    click.option("--width", default=14, show_default=True, help="Patch columns per frame."),
-    # Qwen2-7B widths, the language model of the paper's VLMs (0.5B: 896 / 4864 / 14).
-    click.option("--hidden", default=3584, show_default=True, help="Hidden width."),
-    click.option("--ffn", default=18944, show_default=True, help="MLP width."),
-    click.option("--heads", default=28, show_default=True, help="Attention heads."),
-    click.option(
-        "--kv-groups",
-        default=7,
+def _out_option(default: str):
+    return click.option(
+        "--out",
+        "out_dir",
+        default=default,
         show_default=True,
-        help="Query heads per KV head (GQA); must divide --heads.",
+        type=OutputPath(file_okay=False, path_type=Path),
+        help="Output folder.",
+    )
+
+
+def _count(name: str, default: int, helptext: str, least: int = 1):
+    return click.option(
+        name, type=click.IntRange(min=least), default=default, show_default=True, help=helptext
+    )
+
+
+_WORKLOAD_OPTIONS = (
+    _count("--frames", 16, "Video frames."),
+    _count("--height", 13, "Patch rows per frame."),
+    _count("--width", 14, "Patch columns per frame."),
+    # Qwen2-7B widths, the language model of the paper's VLMs (0.5B: 896 / 4864 / 14).
+    _count("--hidden", 3584, "Hidden width."),
+    _count("--ffn", 18944, "MLP width."),
+    _count("--heads", 28, "Attention heads."),
+    _count("--kv-groups", 7, "Query heads per KV head (GQA); must divide --heads."),
+    _count("--layers", 4, "Decoder layers."),
+    _count("--clip-len", 4, "Frames per scene of the built-in video."),
+    _count("--seed", 0, "Workload seed.", least=0),
+    click.option(
+        "--video",
+        type=click.Path(exists=True),
+        help="Video instead of the built-in one: a file FFmpeg reads (.mp4, .mkv, .webm, "
+        ".avi, ...), a .npy (F, H, W, 3) uint8 array or a folder of frame images; "
+        "--frames are sampled uniformly from it, each resized to the patch grid.",
     ),
-    click.option("--layers", default=4, show_default=True, help="Decoder layers."),
-    click.option("--clip-len", default=4, show_default=True, help="Frames per scene."),
-    click.option("--seed", default=0, show_default=True, help="Workload seed."),
 )
 
 
 def _workload_options(fn):
-    """Add the built-in video workload's options (see :func:`video_workload`);
-    the command receives them as one dict, ``video_options``."""
+    """Add the video workload's options (see :func:`video_workload`); the
+    command receives the given ones as one dict, ``video_options``."""
     names = [option(lambda: None).__click_params__[0].name for option in _WORKLOAD_OPTIONS]
 
     @functools.wraps(fn)
     def command(*args, **kwargs):
-        return fn(*args, video_options={name: kwargs.pop(name) for name in names}, **kwargs)
+        given = {name: kwargs.pop(name) for name in names}
+        options = {k: v for k, v in given.items() if v is not None}
+        return fn(*args, video_options=options, **kwargs)
 
     for option in reversed(_WORKLOAD_OPTIONS):
         command = option(command)
@@ -95,60 +106,30 @@ def _workload_error(e: ValueError) -> click.UsageError:
 
 @main.command()
 @_params_option
-@click.option("--threshold", type=float, help="SIC cosine threshold.")
-@click.option("--vector-size", type=int, help="Elements per compared vector.")
-@click.option("--m-tile", type=int, help="Tokens per GEMM M tile.")
-@click.option("--block-frames", type=int, help="Comparison window: frames.")
-@click.option("--block-height", type=int, help="Comparison window: patch rows.")
-@click.option("--block-width", type=int, help="Comparison window: patch columns.")
 @_workload_options
 @click.option("--model", default="synthetic", show_default=True, help="Model name for the trace.")
 @click.option(
-    "--dataset", default="skimage-video", show_default=True, help="Dataset name for the trace."
+    "--dataset",
+    help="Dataset name for the trace (default: skimage-video, or the --video file's name).",
 )
-@click.option(
-    "--out",
-    "out_dir",
-    default="out/focus-run",
-    show_default=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Output folder.",
-)
-def run(
-    base,
-    threshold,
-    vector_size,
-    m_tile,
-    block_frames,
-    block_height,
-    block_width,
-    video_options,
-    model,
-    dataset,
-    out_dir,
-):
-    """Apply SIC to the built-in video workload and write its sparse trace."""
+@_out_option("out/focus-run")
+@field_options()
+def run(base, video_options, model, dataset, out_dir, **values):
+    """Apply SIC to the video workload (built-in or --video) and write its sparse trace."""
     import pandas as pd
 
     from sim.workload import WorkloadError
 
     from .flow import sic_trace, sparsity_plot
+    from .media import MediaError
 
-    params = _load_params(
-        base,
-        {
-            "threshold": threshold,
-            "vector_size": vector_size,
-            "m_tile": m_tile,
-            "block_frames": block_frames,
-            "block_height": block_height,
-            "block_width": block_width,
-        },
-    )
+    params = point_params(base, values)
     try:
         trace, workload = sic_trace(params, video_options, model=model, dataset=dataset)
     except WorkloadError as e:
         raise _workload_error(e) from None
+    except MediaError as e:
+        raise click.BadParameter(str(e), param_hint="--video") from None
 
     weights = workload.shape.weight_sizes()
     summary = trace.summary()
@@ -196,12 +177,7 @@ class _BadInput(click.ClickException):
 
 
 @main.command()
-@click.option(
-    "--params",
-    "base",
-    type=PARAMS_FILE,
-    help="FocusParams file (.json or .toml); the options below override it.",
-)
+@_params_option
 @_workload_options
 @click.option(
     "--units",
@@ -216,22 +192,15 @@ class _BadInput(click.ClickException):
     metavar="BOARD",
     help="Also place and route the array on this board (focus-hw fpga).",
 )
-@click.option(
-    "--out",
-    "out_dir",
-    default="out/flow",
-    show_default=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Output folder.",
-)
+@_out_option("out/flow")
 @click.option(
     "--cache-dir",
-    type=click.Path(file_okay=False),
+    type=OutputPath(file_okay=False),
     default=None,
     help="Yosys result cache (default $FOCUS_HW_CACHE or ~/.cache/focus-hw).",
 )
 @click.option("--progress/--no-progress", default=True, show_default=True)
-@_hw_field_options(multi=False)
+@field_options()
 def flow(
     base,
     video_options,
@@ -244,7 +213,7 @@ def flow(
 ):
     """The whole flow into one folder: SIC trace, Verilog, Yosys area, model.
 
-    On the built-in video: the SIC/SEC sparsity trace (and CMC's and
+    On the built-in video (or --video): the SIC/SEC sparsity trace (and CMC's and
     AdapTiV's), the Verilog and area by module of the array, SIC and SEC, and
     the modelled time and energy of dense, Focus, SEC-only, CMC and AdapTiV;
     report.md and report.html summarise them. Each step is cached by the
@@ -254,8 +223,9 @@ def flow(
     from synth import YosysError
 
     from .flow import run_flow
+    from .media import MediaError
 
-    params = _point_params(base, values)
+    params = point_params(base, values)
     units = [u.strip() for u in units.split(",") if u.strip()]
     if not units or set(units) - set(FLOW_UNITS):
         raise _BadInput(f"--units {','.join(units)}: choose from {', '.join(FLOW_UNITS)}")
@@ -280,6 +250,8 @@ def flow(
         raise _BadInput(str(e)) from None
     except WorkloadError as e:
         raise _workload_error(e) from None
+    except MediaError as e:
+        raise click.BadParameter(str(e), param_hint="--video") from None
     except (ValueError, OSError, YosysError, FpgaBuildError) as e:
         raise click.ClickException(f"flow failed: {e}") from None
     ran = [name for name, step in result.steps.items() if step["status"] == "ran"]
@@ -293,21 +265,18 @@ def flow(
 
 @main.command()
 @_params_option
-@click.option("--seed", default=0, show_default=True, help="Random seed.")
-@click.option(
-    "--out",
-    "out_dir",
-    default="out/golden",
-    show_default=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Output folder.",
-)
-def golden(base, seed, out_dir):
+@_count("--seed", 0, "Random seed.", least=0)
+@_out_option("out/golden")
+@field_options()
+def golden(base, seed, out_dir, **values):
     """Write golden test vectors (.npz + index.json) for the RTL."""
     from .golden import write_golden
 
-    params = _load_params(base, {})
-    index = write_golden(out_dir, params, seed=seed)
+    params = point_params(base, values)
+    try:
+        index = write_golden(out_dir, params, seed=seed)
+    except OSError as e:
+        raise click.ClickException(f"cannot write {out_dir}: {e}") from None
     click.echo(f"wrote {', '.join(index['files'])}, index.json to {out_dir}")
 
 

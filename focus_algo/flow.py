@@ -1,6 +1,7 @@
 """``focus flow``: the whole Focus flow for one :class:`FocusParams`, into one folder.
 
-Steps, on the built-in video workload (:mod:`focus_algo.workload`):
+Steps, on the built-in video workload (:mod:`focus_algo.workload`) or a
+video file's (``--video``):
 
 1. ``trace``: SIC on every GEMM input of every layer (as ``focus run``),
    with the error it puts into each; ``baselines``: CMC's and AdapTiV's
@@ -18,9 +19,10 @@ Steps, on the built-in video workload (:mod:`focus_algo.workload`):
 5. ``fpga`` (optional): place and route on a board (:func:`focus_hw.fpga.fpga_build`).
 
 Every step is cached by the digest of its inputs (``flow.json``): the
-workload options, the sources of the package that computes it, its
-upstream outputs' sha256 and the values of the FocusParams fields it read
-(recorded while it ran; the model and FPGA steps depend on every field).
+workload options (and the bytes of a ``--video``), the sources of the
+package that computes it, its upstream outputs' sha256 and the values
+of the FocusParams fields it read (recorded while it ran; the model and
+FPGA steps depend on every field).
 A rerun with one changed knob therefore redoes only what reads it. The
 area steps run in child processes while the SIC passes run here. The
 folder then gets ``params.toml`` and the report, the answer first:
@@ -41,11 +43,13 @@ from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
 from types import SimpleNamespace
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from focus_hw.fileio import atomic_write_text, figure_png
 from focus_hw.params import FocusParams
+
+if TYPE_CHECKING:  # pandas is imported where it is used: a fast `--help`
+    import pandas as pd
 
 __all__ = [
     "UNITS",
@@ -109,7 +113,17 @@ def _sha(data: bytes) -> str:
 
 
 def _file_sha(path: Path) -> str:
-    return _sha(path.read_bytes())
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def _video_sha(path: Path) -> str:
+    """sha256 of a video file, or of a frame folder's file names and bytes."""
+    h = hashlib.sha256()
+    for f in sorted(path.iterdir()) if path.is_dir() else [path]:
+        if f.is_file():
+            h.update(f.name.encode() + b"\0" + _file_sha(f).encode())
+    return h.hexdigest()
 
 
 def _source_digest(package: str) -> str:
@@ -185,12 +199,13 @@ def sic_trace(
     options: dict,
     *,
     model: str = "synthetic",
-    dataset: str = "skimage-video",
+    dataset: str | None = None,
     progress: bool = True,
 ):
-    """SIC on every GEMM input of the built-in video workload of ``options``
-    (keyword arguments of :func:`~focus_algo.workload.video_workload`):
-    returns the :class:`~focus_algo.trace.SparseTrace` and the workload. The
+    """SIC on every GEMM input of the video workload of ``options`` (keyword
+    arguments of :func:`~focus_algo.workload.video_workload`): returns the
+    :class:`~focus_algo.trace.SparseTrace` and the workload. ``dataset``
+    defaults to ``skimage-video``, or the ``video`` file's name. The
     trace's ``meta.extra["sic_error"]`` holds, per site and layer, the
     relative error SIC puts into the GEMM input, ``|X' - X| / |X|``
     (Frobenius): with i.i.d. random weights, as the workload's are, the
@@ -232,12 +247,12 @@ def sic_trace(
                 bar.update()
     extra = {
         k: options[k]
-        for k in ("seed", "hidden", "ffn", "heads", "kv_groups", "clip_len")
-        if k in options
+        for k in ("seed", "hidden", "ffn", "heads", "kv_groups", "clip_len", "video")
+        if options.get(k) is not None
     }
     meta = TraceMeta(
         model=model,
-        dataset=dataset,
+        dataset=dataset or ("skimage-video" if options.get("video") is None else shape.name),
         num_tokens=shape.tokens,
         frames=shape.frames,
         height=shape.height,
@@ -353,6 +368,8 @@ def model_table(params, workload, inputs: dict) -> pd.DataFrame:
     dense), MACs (share of dense's), stall and DRAM-wait shares of the time,
     per row of ``inputs``: label (a :data:`MODEL_ROWS` key or a machine) ->
     sparsity input of :func:`sim.simulate`."""
+    import pandas as pd
+
     import sim
 
     dense_macs = sim.simulate(workload, params, "dense").totals.macs
@@ -391,6 +408,8 @@ def knob_table(params: FocusParams, workload, trace) -> pd.DataFrame:
     (valid points only), against ``params``' time: columns knob, now, to,
     time_ms, change (fraction), speedup (over dense at the moved point).
     A moved ``m_tile`` reuses ``trace``'s SIC decisions."""
+    import pandas as pd
+
     import sim
 
     def run(p):
@@ -469,11 +488,12 @@ def run_flow(
     cache_dir=None,
     progress: bool = True,
 ) -> FlowResult:
-    """Run (or reuse) every step for ``params`` on the built-in video of
+    """Run (or reuse) every step for ``params`` on the video workload of
     ``options`` (:func:`~focus_algo.workload.video_workload` keywords) into
     ``out_dir``; ``units``: the hardware units to generate and synthesize;
     ``fpga``: also place and route on this board; ``cache_dir``: the Yosys
     result cache (:mod:`synth.cache`)."""
+    import pandas as pd
     from tqdm import tqdm
 
     from focus_hw.generate import generate
@@ -572,6 +592,8 @@ def run_flow(
     # SIC's, the longest, starts first.
     order = sorted(units, key=lambda u: u != "sic")
     algo = {"workload": options, "code": _source_digest("focus_algo")}
+    if options.get("video") is not None:
+        algo["video"] = _video_sha(Path(options["video"]))
     trace_path, base_path = out / "trace.safetensors", out / "baselines.json"
     with (
         ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as synth,
@@ -708,6 +730,7 @@ def _num(v) -> str:
     """A table cell: integers with thousands separators, other numbers to
     three significant figures, missing values empty."""
     import numpy as np
+    import pandas as pd
 
     if v is None or v is pd.NA or (isinstance(v, float) and v != v):
         return ""
@@ -742,6 +765,8 @@ def area_parts(areas: dict) -> pd.DataFrame:
     Columns unit, part, cells, transistors, memory_bits, area_mm2: logic at
     :data:`NODE`'s area per CMOS transistor, SRAM by :func:`sim.sram.buffer`."""
     import math
+
+    import pandas as pd
 
     from sim import sram
     from sim.tech import NODES
@@ -887,6 +912,8 @@ def _model_plot(model: pd.DataFrame) -> bytes:
 
 def _paper_share() -> float:
     """The paper's Focus unit over its array, in its 28 nm area table."""
+    import pandas as pd
+
     from sim.workload import REFERENCE_DIR
 
     area = pd.read_csv(
@@ -1051,6 +1078,8 @@ def _knob_lines(r: FlowResult) -> list[str]:
 
 def _sections(r: FlowResult) -> list[_Section]:
     """Every section of the report, the answer first."""
+    import pandas as pd
+
     shape, p = r.workload.shape, r.params
     name = {k: v[1] for k, v in MODEL_ROWS.items()}
     m = r.model
@@ -1197,6 +1226,7 @@ def _markdown(df: pd.DataFrame) -> str:
 def _html_table(df: pd.DataFrame, uuid: str, lead: tuple) -> str:
     """The table through a pandas Styler: cells escaped and formatted by
     :func:`_num`, numeric columns right-aligned, ``lead`` rows in bold."""
+    import pandas as pd
     from pandas.api.types import is_numeric_dtype
     from pandas.io.formats.style import Styler
 

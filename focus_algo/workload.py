@@ -6,6 +6,10 @@ with its own camera motion -- still, pan, zoom, or pan plus zoom, all with
 sub-pixel steps -- plus a textured disk moving across it and a little sensor
 noise; consecutive clips are separated by scene cuts (a new photo).
 
+With ``source`` (``focus run --video``, ``focus flow --video``) the frames
+are instead those of a video file or frame folder (:func:`focus_algo.media.read_video`),
+uniformly sampled to ``frames`` and each resized to the grid's pixels.
+
 Frames are cut into ``patch`` x ``patch`` pixel patches on a (frames, height,
 width) grid (default like LLaVA-Video: 14-pixel patches, 13 x 14 per frame,
 but 16 frames) and turned into visual tokens by a fixed, seeded stand-in for
@@ -38,6 +42,7 @@ import functools
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -84,6 +89,23 @@ def _photo(name: str) -> np.ndarray:
     return (img[..., :3] / 255.0).astype(np.float32)
 
 
+@functools.lru_cache(maxsize=2)
+def _file_video(path: str, frames: int, height: int, width: int) -> np.ndarray:
+    """``frames`` uniformly sampled frames of a video, each resized to
+    ``height`` x ``width``, as float32 RGB in [0, 1] (cached: callers must not
+    modify it)."""
+    from PIL import Image
+
+    from .media import read_video
+
+    video = read_video(path, frames)
+    if len(video) < frames:
+        raise WorkloadError(f"Workload.frames={frames}: video {path} has only {len(video)} frames")
+    size = (width, height)
+    resized = [Image.fromarray(f).resize(size, Image.Resampling.BILINEAR) for f in video]
+    return np.stack([np.asarray(im) for im in resized]).astype(np.float32) / 255
+
+
 def _rms_norm(x: torch.Tensor) -> torch.Tensor:
     return x * torch.rsqrt(x.pow(2).mean(dim=-1, keepdim=True) + 1e-6)
 
@@ -101,7 +123,8 @@ class VideoWorkload:
     ``for layer, inputs in workload`` yields ``inputs = {site: (T, width)}``
     tensors in ``dtype`` (a float format of :mod:`focus_hw.formats`), with
     ``T = shape.tokens``, widths ``shape.site_widths``. The shape's grid must
-    hold its tokens and its heads must span ``hidden``.
+    hold its tokens and its heads must span ``hidden``. ``source``: a video
+    file or frame folder to take the frames from instead of the built-in scenes.
     """
 
     shape: Workload
@@ -111,6 +134,7 @@ class VideoWorkload:
     rank: int = 128
     noise: float = 0.01
     dtype: str = "fp16"
+    source: str | None = None
 
     def __post_init__(self):
         s = self.shape
@@ -139,7 +163,9 @@ class VideoWorkload:
     # -- video ------------------------------------------------------------------
     @property
     def clips(self) -> list[Clip]:
-        """The clips (scenes) of the video, in order."""
+        """The clips (scenes) of the built-in video, in order (none for a ``source``)."""
+        if self.source is not None:
+            return []
         rng = np.random.default_rng([self.seed, 0])
         order = rng.permutation(len(IMAGES))
         return [
@@ -155,6 +181,8 @@ class VideoWorkload:
     def video(self) -> np.ndarray:
         """Frames as (frames, height*patch, width*patch, 3) float32 in [0, 1]."""
         f, h, w = self.shape.grid
+        if self.source is not None:
+            return _file_video(str(self.source), f, h * self.patch, w * self.patch)
         out = np.empty((f, h * self.patch, w * self.patch, 3), np.float32)
         for k, clip in enumerate(self.clips):
             out[clip.start : clip.start + clip.length] = self._render(clip, k)
@@ -267,10 +295,13 @@ def video_workload(
     heads: int = 14,
     kv_groups: int = 7,
     seed: int = 0,
+    video: str | None = None,
     **options,
 ) -> VideoWorkload:
-    """The built-in video on a decoder of these widths, ``kv_groups`` query
-    heads per KV head (other options: see :class:`VideoWorkload`)."""
+    """The built-in video, or the file or frame folder ``video``, on a decoder
+    of these widths, ``kv_groups`` query heads per KV head (other options: see
+    :class:`VideoWorkload`). A ``video`` is read here, so a bad one fails
+    before any work."""
     for name, value in (("hidden", hidden), ("heads", heads), ("kv_groups", kv_groups)):
         _positive(f"Workload.{name}", value)
     if hidden % heads:
@@ -280,7 +311,7 @@ def video_workload(
     for name, value in (("frames", frames), ("height", height), ("width", width)):
         _positive(f"Workload.{name}", value)
     shape = Workload(
-        name="built-in video",
+        name="built-in video" if video is None else Path(video).name,
         hidden=hidden,
         heads=heads,
         kv_heads=heads // kv_groups,
@@ -292,4 +323,9 @@ def video_workload(
         height=height,
         width=width,
     )
-    return VideoWorkload(shape, seed=seed, **options)
+    workload = VideoWorkload(
+        shape, seed=seed, source=None if video is None else str(video), **options
+    )
+    if video is not None:
+        workload.video()
+    return workload

@@ -8,7 +8,6 @@ option takes comma-separated values (tuple fields: ``;`` between values).
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import sys
 import typing
@@ -16,84 +15,40 @@ from pathlib import Path
 
 import click
 
-from .cli_types import PARAMS_FILE
+from .cli_types import (
+    PARAMS_FILE,
+    OutputPath,
+    field_options,
+    option_name,
+    parse_field,
+    point_params,
+)
 from .executors import cli_executor, executor_options
 from .fileio import atomic_write_text
-from .generate import UNITS, ManifestError, generate
-from .params import DTYPES, FocusParams
+from .params import FocusParams
 
 __all__ = ["main"]
 
-_FIELDS = dataclasses.fields(FocusParams)
 _HINTS = typing.get_type_hints(FocusParams)
 
 
-def _option_name(field: str) -> str:
-    return "--" + field.replace("_", "-")
+def _unit(unit: str) -> str:
+    """``--unit`` checked against :data:`focus_hw.generate.UNITS` (imported
+    here, not for ``--help``: the units import Amaranth)."""
+    from .generate import UNITS
 
-
-def _parse_scalar(kind, text: str, field: str):
-    """One value of a field from text (tuple fields: comma-separated)."""
-    try:
-        if kind is bool:
-            low = text.strip().lower()
-            if low not in ("true", "false", "1", "0", "yes", "no"):
-                raise ValueError(text)
-            return low in ("true", "1", "yes")
-        if typing.get_origin(kind) is tuple:
-            item = typing.get_args(kind)[0]
-            return tuple(item(x) for x in text.split(",") if x.strip())
-        return kind(text.strip())
-    except ValueError:
+    if unit not in UNITS:
         raise click.BadParameter(
-            f"cannot read {text!r} as {getattr(kind, '__name__', kind)}",
-            param_hint=_option_name(field),
-        ) from None
-
-
-def _field_options(multi: bool):
-    """Decorator adding one option per FocusParams field (values as text)."""
-
-    def decorate(fn):
-        for f in reversed(_FIELDS):
-            kind = _HINTS[f.name]
-            if multi:
-                sep = "';'" if typing.get_origin(kind) is tuple else "','"
-                helptext = f"values of {f.name} to sweep, separated by {sep}"
-            elif kind is bool:
-                helptext = f"{f.name} (true/false; default {f.default})"
-            else:
-                helptext = f"{f.name} (default {f.default})"
-            if f.name == "dtype" and not multi:
-                helptext += f"; one of {', '.join(sorted(DTYPES))}"
-            metavar = "LIST" if typing.get_origin(kind) is tuple else kind.__name__.upper()
-            fn = click.option(
-                _option_name(f.name),
-                f.name,
-                type=str,
-                default=None,
-                metavar=metavar + ("S" if multi else ""),
-                help=helptext,
-            )(fn)
-        return fn
-
-    return decorate
-
-
-def _point_params(base: FocusParams | None, values: dict) -> FocusParams:
-    changes = {k: _parse_scalar(_HINTS[k], v, k) for k, v in values.items() if v is not None}
-    try:
-        return (base or FocusParams()).replace(**changes)
-    except (TypeError, ValueError) as e:
-        raise click.UsageError(str(e)) from None
+            f"{unit!r}: choose from {', '.join(sorted(UNITS))}", param_hint="--unit"
+        )
+    return unit
 
 
 _unit_option = click.option(
     "--unit",
-    type=click.Choice(sorted(UNITS)),
     default="array",
     show_default=True,
-    help="component to emit",
+    help="component to emit (focus_hw.generate.UNITS; an unknown name lists them)",
 )
 _params_option = click.option(
     "--params", "base", type=PARAMS_FILE, help="base FocusParams (.json or .toml)"
@@ -108,14 +63,19 @@ def main():
 @main.command("generate")
 @_params_option
 @_unit_option
-@click.option("--out", type=click.Path(file_okay=False), required=True, help="output folder")
-@_field_options(multi=False)
+@click.option("--out", type=OutputPath(file_okay=False), required=True, help="output folder")
+@field_options()
 def generate_cmd(base, unit, out, **values):
     """Write the Verilog of one design point and its manifest.json."""
-    params = _point_params(base, values)
+    from .generate import ManifestError, generate
+
+    unit = _unit(unit)
+    params = point_params(base, values)
     try:
         manifest = generate(params, out, unit=unit)
-    except (ValueError, NotImplementedError, OSError, ManifestError) as e:
+    except (ValueError, NotImplementedError) as e:  # the params do not fit the unit
+        raise click.UsageError(f"--unit {unit}: {e}") from None
+    except (OSError, ManifestError) as e:
         raise click.ClickException(f"generate failed: {e}") from None
     click.echo(
         f"wrote {Path(out) / manifest.verilog} (top {manifest.top}, "
@@ -126,14 +86,18 @@ def generate_cmd(base, unit, out, **values):
 @main.command("sweep")
 @_params_option
 @_unit_option
-@click.option("--out", type=click.Path(file_okay=False), required=True, help="output folder")
+@click.option("--out", type=OutputPath(file_okay=False), required=True, help="output folder")
 @executor_options
 @click.option("--progress/--no-progress", default=True, show_default=True)
-@_field_options(multi=True)
+@field_options(multi=True)
 def sweep_cmd(base, unit, out, jobs, workers, scheduler, progress, **values):
-    """Generate every point of a grid (comma-separated values per field)."""
+    """Generate every point of a grid (comma-separated values per field).
+
+    Points FocusParams rejects are recorded as invalid, the others still run;
+    the exit status is 1 when a point was invalid or failed."""
     from .sweep import Generate
 
+    unit = _unit(unit)
     result = _run_sweep(
         base, _grid(values), out, Generate(unit), progress, jobs, workers, scheduler
     )
@@ -147,7 +111,9 @@ def _grid(values: dict) -> dict[str, list]:
         if text is None:
             continue
         sep = ";" if typing.get_origin(_HINTS[name]) is tuple else ","
-        grid[name] = [_parse_scalar(_HINTS[name], v, name) for v in text.split(sep) if v.strip()]
+        grid[name] = [parse_field(name, v) for v in text.split(sep) if v.strip()]
+        if not grid[name]:
+            raise click.BadParameter(f"{text!r} holds no values", param_hint=option_name(name))
     return grid
 
 
@@ -185,20 +151,20 @@ def _run_sweep(base, grid, out, task, progress, jobs, workers, scheduler):
 @click.option("--flat", is_flag=True, help="flatten the whole design (slow for big arrays)")
 @click.option(
     "--out",
-    type=click.Path(file_okay=False),
+    type=OutputPath(file_okay=False),
     default=None,
     help="folder for area.json/.csv/.png and the Yosys logs",
 )
 @click.option(
     "--cache-dir",
-    type=click.Path(file_okay=False),
+    type=OutputPath(file_okay=False),
     default=None,
     help="result cache (default $FOCUS_HW_CACHE or ~/.cache/focus-hw)",
 )
 @click.option("--no-cache", is_flag=True, help="ignore cached results")
 @executor_options
 @click.option("--progress/--no-progress", default=True, show_default=True)
-@_field_options(multi=True)
+@field_options(multi=True)
 def synth_cmd(
     base, unit, fpga, flat, out, cache_dir, no_cache, jobs, workers, scheduler, progress, **values
 ):
@@ -209,6 +175,7 @@ def synth_cmd(
     of --out, in parallel, plus area_summary.csv."""
     from synth import YosysError, area_report
 
+    unit = _unit(unit)
     grid = _grid(values)
     if any(len(v) > 1 for v in grid.values()):
         from synth.sweep import Synthesize, summary_table
@@ -224,7 +191,7 @@ def synth_cmd(
         if not result.ok:
             sys.exit(1)
         return
-    params = _point_params(base, values)
+    params = point_params(base, values)
     try:
         report = area_report(
             params,
@@ -235,7 +202,9 @@ def synth_cmd(
             use_cache=not no_cache,
             out_dir=out,
         )
-    except (ValueError, NotImplementedError, YosysError, OSError) as e:
+    except (ValueError, NotImplementedError) as e:  # the params do not fit the unit
+        raise click.UsageError(f"--unit {unit}: {e}") from None
+    except (YosysError, OSError) as e:
         raise click.ClickException(f"synth failed: {e}") from None
     click.echo(json.dumps(report.summary(), indent=2))
     if out is not None:
@@ -255,7 +224,7 @@ class _BadInput(click.ClickException):
 @click.option("--board", required=True, help="target board (an unknown name lists them)")
 @click.option(
     "--out",
-    type=click.Path(file_okay=False),
+    type=OutputPath(file_okay=False),
     default=None,
     help="build folder (default build/fpga/BOARD)",
 )
@@ -281,7 +250,7 @@ class _BadInput(click.ClickException):
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="seed of the tile data")
 @click.option("--progress/--no-progress", default=True, show_default=True)
-@_field_options(multi=False)
+@field_options()
 def fpga_cmd(base, board, out, target_mhz, tiles, rows_per_tile, seed, progress, **values):
     """Place and route the array with an on-chip harness on a board (yowasp
     tools); report LUTs, FFs, BRAMs, DSPs and Fmax, write OUT/fpga.json.
@@ -295,7 +264,7 @@ def fpga_cmd(base, board, out, target_mhz, tiles, rows_per_tile, seed, progress,
         find_board(board)
     except UnknownBoardError as e:
         raise _BadInput(str(e)) from None
-    params = _point_params(base, values)
+    params = point_params(base, values)
     out = out or str(Path("build") / "fpga" / board)
     try:
         report = fpga_build(

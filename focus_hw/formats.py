@@ -8,15 +8,17 @@ operand format is one entry here plus its arithmetic in :mod:`focus_hw.arith`.
 :func:`accumulator_format` picks the format partial sums are held in
 (:data:`ACC_FORMATS`: that accumulator, or the operand format itself).
 
-This module needs only numpy and ``ml_dtypes``; torch is imported when
-:attr:`NumberFormat.torch_dtype` is first read.
+This module needs only numpy; ``ml_dtypes`` (slow to import) when
+:attr:`NumberFormat.np_type` of bf16 is first read, torch when
+:attr:`NumberFormat.torch_dtype` is.
 """
 
 from __future__ import annotations
 
+import functools
+import importlib
 from dataclasses import dataclass
 
-import ml_dtypes
 import numpy as np
 
 __all__ = [
@@ -83,14 +85,21 @@ class NumberFormat:
     name: str
     #: Width of one element in bits.
     bits: int
-    #: numpy scalar type of the values (np.float16, ml_dtypes.bfloat16, np.int8, ...).
-    np_type: type
+    #: numpy scalar type of the values as ``module.name`` (``numpy.float16``,
+    #: ``ml_dtypes.bfloat16``, ...): :attr:`np_type`.
+    np_name: str
     #: Name of the torch dtype (``torch.<torch_name>``).
     torch_name: str
     #: IEEE layout for floats, ``None`` for two's-complement integers.
     layout: FloatFormat | None = None
     #: Accumulator format of an operand format (``None`` for accumulators).
     acc: NumberFormat | None = None
+
+    @functools.cached_property
+    def np_type(self) -> type:
+        """numpy scalar type of the values (np.float16, ml_dtypes.bfloat16, np.int8, ...)."""
+        module, _, name = self.np_name.rpartition(".")
+        return getattr(importlib.import_module(module), name)
 
     @property
     def is_float(self) -> bool:
@@ -165,16 +174,16 @@ def _to_f32_round_to_odd(v: np.ndarray) -> np.ndarray:
     return bits.view(np.float32)
 
 
-_FP32 = NumberFormat("fp32", 32, np.float32, "float32", FP32)
-_INT32 = NumberFormat("int32", 32, np.int32, "int32")
+_FP32 = NumberFormat("fp32", 32, "numpy.float32", "float32", FP32)
+_INT32 = NumberFormat("int32", 32, "numpy.int32", "int32")
 
 #: Every format by name: operand formats and their accumulators.
 NUMBER_FORMATS: dict[str, NumberFormat] = {
     f.name: f
     for f in (
-        NumberFormat("fp16", 16, np.float16, "float16", FP16, _FP32),
-        NumberFormat("bf16", 16, ml_dtypes.bfloat16, "bfloat16", BF16, _FP32),
-        NumberFormat("int8", 8, np.int8, "int8", None, _INT32),
+        NumberFormat("fp16", 16, "numpy.float16", "float16", FP16, _FP32),
+        NumberFormat("bf16", 16, "ml_dtypes.bfloat16", "bfloat16", BF16, _FP32),
+        NumberFormat("int8", 8, "numpy.int8", "int8", None, _INT32),
         _FP32,
         _INT32,
     )

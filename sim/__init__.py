@@ -8,17 +8,30 @@ integrated accelerator (equal to its RTL). ``sim.presets.paper_preset(machine)``
 is each machine as the paper's artifact configures it.
 """
 
+import importlib
+
+# sim.focus_gemm is both a module and its function: imported here, so the
+# package attribute is the function. The rest (pandas) is imported on first use.
 from .focus_gemm import GemmCounts, focus_gemm
-from .model import MACHINES, MachineError, Result, simulate, stream_cycles
-from .sparsity import (
-    SITES,
-    SparsityError,
-    TileCounts,
-    counts_from_trace,
-    synthetic_counts,
-    synthetic_trace,
-)
-from .workload import Workload, WorkloadError, from_config, paper_workloads, qwen2_7b
+
+_LAZY = {
+    "MACHINES": "model",
+    "MachineError": "model",
+    "Result": "model",
+    "simulate": "model",
+    "stream_cycles": "model",
+    "SITES": "sparsity",
+    "SparsityError": "sparsity",
+    "TileCounts": "sparsity",
+    "counts_from_trace": "sparsity",
+    "synthetic_counts": "sparsity",
+    "synthetic_trace": "sparsity",
+    "Workload": "workload",
+    "WorkloadError": "workload",
+    "from_config": "workload",
+    "paper_workloads": "workload",
+    "qwen2_7b": "workload",
+}
 
 __all__ = [
     "MACHINES",
@@ -40,3 +53,9 @@ __all__ = [
     "paper_workloads",
     "qwen2_7b",
 ]
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,22 +1,18 @@
-"""``focus-sim``: the performance model from the command line."""
+"""``focus-sim``: the performance model from the command line.
+
+The model (pandas, numpy) is imported inside the commands, so ``--help`` is fast.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import click
-import pandas as pd
-from tqdm import tqdm
 
-from focus_hw.cli_types import PARAMS_FILE
+from focus_hw.cli_types import PARAMS_FILE, OutputPath, field_options, point_params
 from focus_hw.executors import cli_executor, executor_options
 
-from . import dse
-from . import reproduce as rep
-from .model import MACHINES, simulate
-from .presets import paper_preset, preset_table
-from .sparsity import baseline_sparsity, focus_target
-from .workload import WorkloadError, from_config, paper_workload, paper_workloads, qwen2_7b
+from .tech import MACHINES
 
 
 @click.group()
@@ -27,6 +23,8 @@ def main():
 def _workload(name, tokens, config, frames):
     """The workload the options name; bad input is a usage error (exit 2)
     naming the option."""
+    from .workload import WorkloadError, from_config, paper_workload, paper_workloads, qwen2_7b
+
     if config:
         if not tokens:
             raise click.UsageError("--config needs --tokens")
@@ -81,22 +79,32 @@ def _workload(name, tokens, config, frames):
     "--params",
     "params",
     type=PARAMS_FILE,
-    help="FocusParams .json/.toml (default: the paper's, SEC from focus_config.csv)",
+    help="FocusParams .json/.toml (default: the paper's, SEC from focus_config.csv); "
+    "the field options below override it",
 )
-@click.option("--csv", "csv_out", type=click.Path(dir_okay=False), help="write per-GEMM rows")
+@click.option("--csv", "csv_out", type=OutputPath(dir_okay=False), help="write per-GEMM rows")
 @click.option(
     "--clock-from-fpga",
     "fpga_json",
     type=click.Path(exists=True, dir_okay=False),
     help="clock at the Fmax of an fpga.json (focus-hw fpga)",
 )
-def run(name, tokens, frames, config, machine, sparsity, trace, params, csv_out, fpga_json):
+@field_options()
+def run(
+    name, tokens, frames, config, machine, sparsity, trace, params, csv_out, fpga_json, **values
+):
     """Simulate one workload on one machine and print a summary."""
+    from . import reproduce as rep
+    from .model import simulate
+    from .sparsity import baseline_sparsity, focus_target
+
     w = _workload(name, tokens, config, frames)
-    params = params or rep.paper_params(w.model, w.dataset)
+    params = point_params(params or rep.paper_params(w.model, w.dataset), values)
     if fpga_json:
         from focus_hw.fpga import read_fmax
 
+        if values["clock_mhz"] is not None:
+            raise click.UsageError("give --clock-mhz or --clock-from-fpga, not both")
         try:
             params = params.replace(clock_mhz=read_fmax(fpga_json))
         except ValueError as e:
@@ -131,17 +139,28 @@ def run(name, tokens, frames, config, machine, sparsity, trace, params, csv_out,
     if csv_out:
         from focus_hw.fileio import atomic_write_text
 
-        atomic_write_text(Path(csv_out), res.gemms.to_csv(index=False))
+        try:
+            atomic_write_text(Path(csv_out), res.gemms.to_csv(index=False))
+        except OSError as e:
+            raise click.ClickException(f"cannot write {csv_out}: {e}") from None
 
 
 @main.command()
-@click.option("--out", type=click.Path(file_okay=False), required=True)
+@click.option("--out", type=OutputPath(file_okay=False), required=True)
 def reproduce(out):
     """Paper's main comparison: 9 video workloads x dense/adaptiv/cmc/focus."""
+    import pandas as pd
+    from tqdm import tqdm
+
+    from . import reproduce as rep
+
     out = Path(out)
     with tqdm(total=len(rep.VIDEO_WORKLOADS) * len(rep.ACCELERATORS), desc="reproduce") as bar:
         df = rep.reproduce(progress=bar)
-    rep.write(df, out)
+    try:
+        rep.write(df, out)
+    except OSError as e:
+        raise click.ClickException(f"cannot write {out}: {e}") from None
     sp = rep.speedup_table(df)
     click.echo(rep.NOTE)
     with pd.option_context("display.width", 200, "display.max_columns", 20):
@@ -162,7 +181,7 @@ def reproduce(out):
 
 
 @main.command()
-@click.option("--out", type=click.Path(file_okay=False), required=True)
+@click.option("--out", type=OutputPath(file_okay=False), required=True)
 @click.option("--workload", "name", default="llava_vid/videomme", show_default=True)
 @click.option("--quick", is_flag=True, help="a small grid (CI smoke run)")
 @executor_options
@@ -171,6 +190,13 @@ def sweep(out, name, quick, jobs, workers, scheduler):
 
     Finished points are journaled in OUT/sweep.points.jsonl, so a rerun computes
     only the missing ones (delete that file to recompute after a model change)."""
+    from tqdm import tqdm
+
+    from . import dse
+    from . import reproduce as rep
+    from .presets import paper_preset
+    from .sparsity import focus_target
+
     out = Path(out)
     w = _workload(name, None, None, 1)
     base = paper_preset("focus", rep.paper_params(w.model, w.dataset))
@@ -189,14 +215,14 @@ def sweep(out, name, quick, jobs, workers, scheduler):
                 executor=executor,
                 out=out,
             )
-    except ValueError as e:
+        paper_area = dse.area_mm2(base)
+        best = dse.write(df, paper_area, out)
+    except (ValueError, OSError) as e:  # a damaged journal, an unwritable --out
         raise click.ClickException(str(e)) from None
     click.echo(
         f"{len(df)} points: {df.attrs['computed']} computed, "
         f"{df.attrs['resumed']} resumed from {out / dse.JOURNAL}"
     )
-    paper_area = dse.area_mm2(base)
-    best = dse.write(df, paper_area, out)
     click.echo(f"paper configuration: area {paper_area:.3f} mm^2")
     click.echo(
         f"best point within it: m_tile={best.m_tile} vector={best.vector_size} "
@@ -211,6 +237,10 @@ def sweep(out, name, quick, jobs, workers, scheduler):
 def presets():
     """List the paper artifact's configuration of each machine (what
     ``reproduce`` and ``sweep`` run), with the source of each value."""
+    import pandas as pd
+
+    from .presets import preset_table
+
     with pd.option_context("display.max_colwidth", None, "display.width", 200):
         click.echo(preset_table().to_string(index=False))
 
@@ -218,5 +248,7 @@ def presets():
 @main.command(name="workloads")
 def list_workloads():
     """List the paper's workloads (meta_data.csv)."""
+    from .workload import paper_workloads
+
     for w in paper_workloads():
         click.echo(f"{w.name}: T={w.tokens} ({w.frames} frames x {w.width} patches)")

@@ -15,8 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from focus_hw import FocusParams
-from focus_hw.accelerator import check_accelerator, dram_bytes
+from focus_hw.params import FocusParams
 from focus_hw.timing import focus_schedule_arrays, sic_cycles
 
 __all__ = ["GemmCounts", "focus_gemm"]
@@ -75,6 +74,8 @@ def focus_gemm(counts: GemmCounts, params: FocusParams) -> dict[str, int]:
     """Cycles (``cycles``) and the counters of
     :data:`focus_hw.accelerator.STAT_NAMES` plus ``dram_read_bytes`` /
     ``dram_write_bytes`` of one run, without backpressure."""
+    from focus_hw.accelerator import check_accelerator, dram_bytes  # Amaranth: on first use
+
     p = check_accelerator(params)
     m = np.array(counts.tokens, np.int64)
     u, nz, nt = counts.unique, counts.nonzero, counts.n_tiles

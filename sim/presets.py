@@ -15,9 +15,12 @@ the point the paper's module tables describe, is the Focus preset.
 
 from __future__ import annotations
 
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from focus_hw import FocusParams
+
+if TYPE_CHECKING:  # pandas is imported where it is used: a fast `--help`
+    import pandas as pd
 
 __all__ = ["PAPER", "PAPER_MACHINES", "paper_preset", "preset_table"]
 
@@ -63,6 +66,8 @@ def paper_preset(machine: str, base: FocusParams | None = None) -> FocusParams:
 
 def preset_table() -> pd.DataFrame:
     """One row per (machine, field): the preset's value and its source."""
+    import pandas as pd
+
     return pd.DataFrame(
         [
             {"machine": machine, "field": field, "value": value, "source": source}

@@ -27,14 +27,17 @@ from __future__ import annotations
 import functools
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from focus_hw import FocusParams
 
 from .presets import paper_preset
 from .workload import REFERENCE_DIR
+
+if TYPE_CHECKING:  # pandas is imported where it is used: a fast `--help`
+    import pandas as pd
 
 __all__ = ["PaperTech", "YosysTech", "NODES", "MACHINES", "PAPER_TABLE_PARAMS", "TechError"]
 
@@ -60,6 +63,8 @@ class TechError(ValueError):
 
 
 def _sim_csv(name):
+    import pandas as pd
+
     return pd.read_csv(REFERENCE_DIR / "simulator" / name)
 
 
@@ -78,6 +83,8 @@ def _focus_counts() -> dict[str, float]:
 def _modules(machine: str) -> pd.DataFrame:
     """Module table (Area mm^2, Power mW, count, role) of a machine at the
     default FocusParams; role: array / sfu / unit / scatter."""
+    import pandas as pd
+
     counts = _focus_counts()
     focus = _sim_csv("focus_rtl.csv").set_index("Module")
     sfu = focus[focus.index.str.contains("SFU")].assign(role="sfu")

@@ -17,8 +17,6 @@ import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import pandas as pd
-
 from focus_algo.reference import REFERENCE_DIR  # the paper's numbers (re-exported)
 
 __all__ = [
@@ -173,6 +171,8 @@ def paper_workloads(meta_csv: Path | None = None) -> list[Workload]:
     """The 15 model/dataset shapes of the paper (``meta_data.csv``): all use a
     Qwen2-7B-shaped LM; T = 'Sequence length' (visual tokens; frames x
     patches except for any-resolution images, e.g. llava_onevision/vqav2)."""
+    import pandas as pd
+
     path = Path(meta_csv or REFERENCE_DIR / "algorithm" / "meta_data.csv")
     df = pd.read_csv(path)
     need = {"Model", "Dataset", "Sequence length", "Num frames", "Num patches"}
@@ -205,7 +205,7 @@ def from_config(path, tokens: int, frames: int = 1, name: str | None = None) -> 
     path = Path(path)
     try:
         cfg = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
+    except (OSError, ValueError, RecursionError) as e:  # ValueError: bad JSON, not UTF-8
         raise WorkloadError(f"{path}: cannot read config.json: {e}") from e
     if not isinstance(cfg, dict):
         raise WorkloadError(f"{path}: config.json must hold a JSON object")

@@ -22,6 +22,7 @@ from focus_algo.eval import (
 )
 from focus_algo.eval.cli import eval_command
 from focus_hw import FocusParams
+from test_media import write_video
 
 CHAT_TEMPLATE = (
     "{% for m in messages %}{% for c in m['content'] %}"
@@ -258,19 +259,22 @@ def test_eval_corrupt_rows_are_reported_and_skipped(checkpoint, tmp_path, params
     rows.append(_row("missing", "video", "no_such_frames"))
     (tmp_path / "bad.png").write_bytes(b"not a png")
     rows.append(_row("broken", "image", "bad.png"))
+    (tmp_path / "bad.mp4").write_bytes(b"not an mp4")
+    rows.append(_row("clip", "video", "bad.mp4"))
     dataset = write_dataset(tmp_path, rows)
     out = tmp_path / "run"
     res = invoke(*base_args(checkpoint, dataset, out, params_file), "--methods", "dense,focus")
     assert res.exit_code == 0, res.output
     samples = pd.read_csv(out / "samples.csv", dtype={"id": str})
-    assert len(samples) == 8
+    assert len(samples) == 10
     errors = samples.set_index(["id", "method"])["error"]
     assert "no_such_frames" in errors[("missing", "dense")]
     assert "does not exist" in errors[("missing", "focus")]
     assert "cannot read image" in errors[("broken", "dense")]
+    assert "bad.mp4: cannot read video" in errors[("clip", "focus")]
     assert errors[[("s0", "dense"), ("s1", "focus")]].isna().all()
     summary = pd.read_csv(out / "summary.csv").set_index("method")
-    assert summary.loc["dense", "errors"] == 2 and summary.loc["dense", "samples"] == 2
+    assert summary.loc["dense", "errors"] == 3 and summary.loc["dense", "samples"] == 2
     ok = samples[samples["method"] == "dense"]
     assert summary.loc["dense", "accuracy"] == pytest.approx(ok["correct"].mean())
     # error rows are retried (and still fail) on a rerun: replaced, not duplicated
@@ -281,7 +285,7 @@ def test_eval_corrupt_rows_are_reported_and_skipped(checkpoint, tmp_path, params
         == 0
     )
     again = pd.read_csv(out / "samples.csv", dtype={"id": str})
-    assert len(again) == 8 and not again.duplicated(["id", "method"]).any()
+    assert len(again) == 10 and not again.duplicated(["id", "method"]).any()
 
 
 def test_eval_limit_and_method_subset(checkpoint, tmp_path, params_file):
@@ -305,13 +309,19 @@ def test_missing_checkpoint_and_config(tmp_path, params_file):
         eval_command,
         [str(a) for a in base_args(tmp_path / "nope", dataset, tmp_path / "o", params_file)],
     )
-    assert res.exit_code == 1 and "nope does not exist" in res.output
+    assert (
+        res.exit_code == 2
+        and "'--checkpoint'" in res.output
+        and "nope' does not exist" in res.output
+    )
     (tmp_path / "empty").mkdir()
     res = CliRunner().invoke(
         eval_command,
         [str(a) for a in base_args(tmp_path / "empty", dataset, tmp_path / "o", params_file)],
     )
-    assert res.exit_code == 1 and "has no config.json" in res.output
+    assert (
+        res.exit_code == 2 and "--checkpoint" in res.output and "has no config.json" in res.output
+    )
 
 
 def test_malformed_row_is_named(checkpoint, tmp_path, params_file):
@@ -320,7 +330,7 @@ def test_malformed_row_is_named(checkpoint, tmp_path, params_file):
     res = CliRunner().invoke(
         eval_command, [str(a) for a in base_args(checkpoint, dataset, tmp_path / "o", params_file)]
     )
-    assert res.exit_code == 1
+    assert res.exit_code == 2 and "--dataset" in res.output
     assert "line 2: field 'answer'" in res.output and "'Z'" in res.output
 
 
@@ -334,10 +344,20 @@ def test_cli_usage_errors(checkpoint, tmp_path, params_file):
     res = CliRunner().invoke(
         eval_command, [str(a) for a in common + ["--methods", "cmc", "--baseline-config", empty]]
     )
-    assert res.exit_code == 1 and "cmc_config.csv" in res.output
+    assert (
+        res.exit_code == 2 and "--baseline-config" in res.output and "cmc_config.csv" in res.output
+    )
     # default FocusParams has SEC layers the 4-layer model lacks: named before any sample runs
     res = CliRunner().invoke(eval_command, [str(a) for a in common + ["--methods", "focus"]])
-    assert res.exit_code == 1 and "sec_layers" in res.output
+    assert res.exit_code == 2 and "sec_layers" in res.output
+    # ... and a per-field override
+    res = CliRunner().invoke(
+        eval_command, [str(a) for a in common + ["--methods", "focus", "--sec-layers", "1,2"]]
+    )
+    assert res.exit_code == 2 and "sec_keep" in res.output
+    args = common + ["--methods", "focus", "--sec-layers", "1", "--sec-keep", "0.5", "--limit", 1]
+    res = CliRunner().invoke(eval_command, [str(a) for a in args])
+    assert res.exit_code == 0, res.output
 
 
 # -- dataset format ----------------------------------------------------------------------
@@ -578,20 +598,23 @@ def test_two_processes_share_the_samples(checkpoint, tmp_path, params_file):
 
 
 def video_dataset(folder: Path) -> Path:
-    """Three clips: 5 frames (.npy, odd: the last frame is repeated), 4 frames
-    as a PNG folder, and a 13x22 .npy clip that the processor resizes."""
+    """Four clips: 5 frames (.npy, odd: the last frame is repeated), 4 frames
+    as a PNG folder, a 13x22 .npy clip that the processor resizes, and a
+    6-frame 32x24 .mp4."""
     rng = np.random.default_rng(1)
     np.save(folder / "a.npy", rng.integers(0, 256, (5, 16, 16, 3), dtype=np.uint8))
     (folder / "b").mkdir()
     for i, frame in enumerate(rng.integers(0, 256, (4, 12, 16, 3), dtype=np.uint8)):
         Image.fromarray(frame).save(folder / "b" / f"{i:03d}.png")
     np.save(folder / "c.npy", rng.integers(0, 256, (4, 13, 22, 3), dtype=np.uint8))
+    write_video(folder / "d.mp4", count=6)
     return write_dataset(
         folder,
         [
             _row("a", "video", "a.npy"),
             _row("b", "video", "b", "B"),
             _row("c", "video", "c.npy", "C"),
+            _row("d", "video", "d.mp4", "B"),
         ],
     )
 
@@ -604,12 +627,12 @@ def run_video_eval(checkpoint, tmp_path, params_file):
     res = invoke(*base_args(checkpoint, dataset, out, params_file), "--methods", "dense,focus")
     assert res.exit_code == 0, res.output
     rows = pd.read_csv(out / "samples.csv", dtype={"id": str}).set_index(["id", "method"])
-    assert len(rows) == 6 and rows["error"].isna().all()
+    assert len(rows) == 8 and rows["error"].isna().all()
     return dataset, rows
 
 
 def test_eval_video_samples_end_to_end(checkpoint, tmp_path, params_file):
-    """Video clips (.npy and PNG folder) are scored by dense and focus; Focus
+    """Video clips (.npy, PNG folder, .mp4) are scored by dense and focus; Focus
     sees a multi-frame grid (with or without torchvision)."""
     from focus_algo.eval import load_checkpoint
     from focus_algo.eval.runner import _encode
@@ -618,7 +641,7 @@ def test_eval_video_samples_end_to_end(checkpoint, tmp_path, params_file):
     dataset, rows = run_video_eval(checkpoint, tmp_path, params_file)
     assert set(rows["prediction"]) <= {"A", "B", "C"}
     # Qwen2-VL grid (ceil(F/2), H/2, W/2) patches, 2x2 merge -> tokens
-    tokens = {"a": 3 * 8 * 8 // 4, "b": 2 * 6 * 8 // 4, "c": 2 * 6 * 10 // 4}
+    tokens = {"a": 3 * 8 * 8 // 4, "b": 2 * 6 * 8 // 4, "c": 2 * 6 * 10 // 4, "d": 3 * 6 * 8 // 4}
     for sid, n in tokens.items():
         assert (
             rows.loc[(sid, "dense"), "visual_tokens"]
@@ -699,7 +722,7 @@ def test_eval_llava_video_end_to_end(tmp_path, params_file):
     rows without errors."""
     checkpoint = build_llava_checkpoint(tmp_path / "ckpt")
     _, rows = run_video_eval(checkpoint, tmp_path, params_file)
-    for sid, frames in {"a": 5, "b": 4, "c": 4}.items():
+    for sid, frames in {"a": 5, "b": 4, "c": 4, "d": 6}.items():
         assert rows.loc[(sid, "focus"), "visual_tokens"] == frames * 2 * 2
         assert rows.loc[(sid, "focus"), "sparsity"] > 0
 

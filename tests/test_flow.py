@@ -25,6 +25,7 @@ from focus_hw import FocusParams
 from focus_hw.generate import Manifest
 from sim.sparsity import counts_from_trace, sec_survivors
 from synth import area_report
+from test_media import write_video
 from tools import require
 
 #: SEC prunes to half the tokens after layer 0's attention.
@@ -381,6 +382,22 @@ def test_rerun_threshold_trace_and_model(flow_run, tmp_path):
     }
     before = SparseTrace.load(flow_run / "out" / "trace.safetensors").sparsity()
     assert SparseTrace.load(out / "trace.safetensors").sparsity() > before
+
+
+def test_rerun_video_file(flow_run, tmp_path):
+    """--video: the steps that read the frames rerun, and again when the file changes."""
+    clip = write_video(tmp_path / "clip.mp4")
+    hardware = dict.fromkeys(("verilog:array", "verilog:sec", "area:array", "area:sec"), "cached")
+    out, status = _rerun(flow_run, tmp_path, "--video", str(clip))
+    assert status == {"trace": "ran", "baselines": "ran", **hardware, "model": "ran"}
+    assert "time and energy on clip.mp4" in (out / "report.md").read_text()
+    assert SparseTrace.load(out / "trace.safetensors").meta.dataset == "clip.mp4"
+    write_video(clip, count=6)  # same name, other frames
+    _invoke(
+        *_args(flow_run / "tiny.toml", out, flow_run / "cache", FAST_UNITS, "--video", str(clip))
+    )
+    steps = _tables((out / "report.md").read_text())["Steps"]
+    assert {r["step"]: r["status"] for r in steps}["trace"] == "ran"
 
 
 def _one_error_line(res, text):

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import safetensors.numpy
 from click.testing import CliRunner
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
 from focus_algo.eval import DatasetError, load_dataset
@@ -475,3 +475,86 @@ def test_cli_params_file_exit_2(scratch, cli, file):
     assert errors == [f"Error: Invalid value for '--params': {path}: {reason}"]
     assert res.stderr.rstrip("\n").splitlines()[-1] == errors[0]
     assert not out.exists()
+
+
+# -- focus-sim's options ---------------------------------------------------------------
+
+#: Text that a command line can carry: no NUL, no lone surrogates beyond
+#: surrogateescape's; names are kept short (a path component <= 255 bytes).
+argv_text = st.text(st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)))
+odd_numbers = (
+    st.integers(-5, 300).map(str)
+    | st.floats().map(str)
+    | st.sampled_from(["", " ", "1e400", "-0", "0x10", "1_000", "nan", "inf"])
+    | argv_text.filter(lambda t: len(t) < 12)
+)
+#: Bad or odd FocusParams field values: unparsable, out of range, or the
+#: default (so a valid run stays the cheap one).
+field_values = st.sampled_from(FIELDS).flatmap(
+    lambda f: st.tuples(
+        st.just(f),
+        odd_numbers.filter(lambda t: t.strip() not in ("1", "2", "3", "4"))
+        | st.just(str(getattr(FocusParams(), f))).map(lambda t: t.strip("()").replace(" ", "")),
+    )
+)
+names = argv_text.filter(lambda t: 0 < len(t) < 20 and "/" not in t and t not in (".", ".."))
+file_bytes = st.binary(max_size=200) | corrupted(VALID.to_json().encode())
+
+
+def _sim_run_args(draw, scratch):
+    from sim.tech import MACHINES
+
+    args = ["run", "--machine", "dense"]  # the quick machine unless one is drawn
+    for option in draw(
+        st.lists(
+            st.sampled_from(
+                ["--workload", "--tokens", "--frames", "--machine", "--sparsity", "--csv"]
+                + ["--config", "--trace", "--params", "--clock-from-fpga", "field"]
+            ),
+            min_size=1,
+            max_size=4,
+            unique=True,
+        )
+    ):
+        if option == "field":
+            field, value = draw(field_values)
+            args += [f"--{field.replace('_', '-')}", value]
+        elif option == "--workload":
+            args += [option, draw(argv_text | st.sampled_from(["minicpm_v/mvbench", "a/b", "/"]))]
+        elif option == "--machine":
+            args += [option, draw(st.sampled_from(MACHINES) | argv_text)]
+        elif option == "--csv":
+            args += [option, str(scratch / "csv" / draw(names))]
+        elif option in ("--config", "--trace", "--params", "--clock-from-fpga"):
+            path = scratch / f"sim{option}{draw(st.sampled_from(['.json', '.toml', '']))}"
+            path.write_bytes(draw(file_bytes))
+            args += [option, str(path)]
+        else:
+            args += [option, draw(odd_numbers)]
+    return args
+
+
+@fuzz(60)
+@given(data=st.data())
+def test_focus_sim_odd_options_exit_0_or_2(scratch, data):
+    """Random, bad or odd values of focus-sim's options (run's, and sweep's
+    that fail before any work): exit 0 or 2 with one error line, never a traceback."""
+    from sim.cli import main as focus_sim
+    from sim.workload import paper_workloads
+
+    if data.draw(st.booleans()):
+        args = _sim_run_args(data.draw, scratch)
+    else:
+        known = {w.name for w in paper_workloads()}
+        workload = data.draw(argv_text.filter(lambda t: t not in known))
+        args = ["sweep", "--out", str(scratch / "sweep"), "--workload", workload, "--quick"]
+        pool = data.draw(st.sampled_from([None, "--jobs", "--workers"]))
+        if pool:
+            args += [pool, data.draw(odd_numbers.filter(lambda t: not t.strip().isdigit()))]
+    res = CliRunner().invoke(focus_sim, args)
+    event(f"{args[0]}: exit {res.exit_code}")
+    assert res.exit_code in (0, 2), (args, res.output)
+    assert "Traceback" not in res.output and not isinstance(res.exception, Exception), args
+    if res.exit_code == 2:
+        errors = [line for line in res.output.splitlines() if line.startswith("Error")]
+        assert len(errors) == 1, (args, res.output)

@@ -61,6 +61,25 @@ def test_run_prints_summary(tmp_path):
     assert len(pd.read_csv(out)) == 28 * 9
 
 
+def test_run_field_overrides(tmp_path):
+    """Per-field options apply on top of --params (or the paper's params)."""
+
+    def cycles(*args):
+        out = tmp_path / "g.csv"
+        res = CliRunner().invoke(
+            main,
+            ["run", "--workload", "minicpm_v/mvbench", "--machine", "dense", "--csv", out, *args],
+        )
+        assert res.exit_code == 0, res.output
+        return pd.read_csv(out)["cycles"].sum()
+
+    paper = cycles()
+    FocusParams(rows=16, cols=16).save(tmp_path / "p.toml")
+    assert cycles("--rows", "16", "--cols", "16") > paper
+    assert cycles("--params", tmp_path / "p.toml") == cycles("--rows", "16", "--cols", "16")
+    assert cycles("--params", tmp_path / "p.toml", "--rows", "32", "--cols", "32") == paper
+
+
 @pytest.mark.parametrize(
     "args, option, says",
     [

@@ -16,8 +16,8 @@ from focus_hw import FocusParams
 from focus_hw.cli import main
 from focus_hw.engines import keep_depth, map_beats, map_layout
 from focus_hw.systolic import SystolicArray, pe_classes
-from synth import ResultCache, area_report, dedup_rtlil, synthesize
-from synth.area import parse_stat
+from synth import AreaReport, ResultCache, area_report, dedup_rtlil, synthesize
+from synth.area import FlowResult, ModuleArea, parse_stat
 from synth.dedup import module_label, parse_rtlil
 
 INT8_4x4 = FocusParams(rows=4, cols=4, dtype="int8")
@@ -388,3 +388,25 @@ def test_readme_cell_counts(cache, unit, params, cells):
     assert abs(measured - cells) <= 0.02 * cells, (unit, measured, cells)
     readme = (Path(__file__).parents[1] / "README.md").read_text()
     assert f"{cells:,}" in readme, f"README does not state the {unit} figure {cells:,}"
+
+
+def test_area_plot_labels_apart():
+    """The count axes of area.png: a few labels, two label heights apart or
+    more, no "1e7" offset, even at millions of cells in a narrow panel."""
+    import matplotlib.pyplot as plt
+
+    def module(name, n, cells):
+        return ModuleArea(name, name, n, cells, {}, transistors=9 * cells)
+
+    mods = [module("focus_array", 1, 300), module("pe_0", 961, 2230), module("pe_1", 31, 2180)]
+    flow = FlowResult("generic", False, "focus_array", mods, {}, 2_200_000, 19_900_000)
+    params = {"rows": 32, "cols": 32, "dtype": "fp16"}
+    fig = AreaReport("array", "focus_array", params, "d", False, {"generic": flow}, "v").figure()
+    fig.canvas.draw()
+    for ax in fig.axes:
+        labels = [t for t in ax.get_xticklabels() if t.get_text()]
+        boxes = sorted((t.get_window_extent() for t in labels), key=lambda b: b.x0)
+        assert len(boxes) >= 3 and not ax.xaxis.get_offset_text().get_text()
+        gaps = [b.x0 - a.x1 for a, b in zip(boxes, boxes[1:])]
+        assert min(gaps) >= 2 * boxes[0].height, (ax.get_title(), gaps)
+    plt.close(fig)

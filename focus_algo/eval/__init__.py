@@ -1,30 +1,34 @@
-"""Accuracy runs: local JSONL datasets, resumable dense/Focus/CMC/AdapTiV scoring, CLI."""
+"""Accuracy runs: local JSONL datasets, resumable dense/Focus/CMC/AdapTiV scoring, CLI.
 
-from .dataset import DatasetError, MediaError, Sample, load_dataset, load_media, sample_frames
-from .runner import (
-    COLUMNS,
-    METHODS,
-    CheckpointError,
-    MethodSpec,
-    build_prompt,
-    load_checkpoint,
-    run_eval,
-    summarize,
-)
+The names below are imported on first use (the runner needs torch), so
+``focus eval --help`` does not import torch.
+"""
 
-__all__ = [
-    "Sample",
-    "DatasetError",
-    "MediaError",
-    "load_dataset",
-    "load_media",
-    "sample_frames",
-    "CheckpointError",
-    "MethodSpec",
-    "METHODS",
-    "COLUMNS",
-    "build_prompt",
-    "load_checkpoint",
-    "run_eval",
-    "summarize",
-]
+import importlib
+
+#: The methods ``focus eval`` scores, in run order (dense first: the reference).
+METHODS = ("dense", "focus", "cmc", "adaptiv")
+
+_LAZY = {
+    "Sample": "dataset",
+    "DatasetError": "dataset",
+    "MediaError": "dataset",
+    "load_dataset": "dataset",
+    "load_media": "dataset",
+    "sample_frames": "dataset",
+    "CheckpointError": "runner",
+    "MethodSpec": "runner",
+    "COLUMNS": "runner",
+    "build_prompt": "runner",
+    "load_checkpoint": "runner",
+    "run_eval": "runner",
+    "summarize": "runner",
+}
+
+__all__ = ["METHODS", *_LAZY]
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -11,7 +11,8 @@ Several processes (``accelerate launch -m focus_algo eval ...`` on GPUs,
 ``torchrun --nproc_per_node N -m focus_algo eval ...`` on CPUs) share the
 samples out.
 See :mod:`focus_algo.eval.dataset` for the JSONL format and
-:mod:`focus_algo.eval.runner` for the outputs.
+:mod:`focus_algo.eval.runner` for the outputs. torch and transformers are
+imported when the command runs, not for ``--help``.
 """
 
 from __future__ import annotations
@@ -19,20 +20,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-import torch
 
+from focus_algo.config import params_from_focus_config
 from focus_algo.reference import REFERENCE_DIR
-from focus_algo.sec import params_from_focus_config
-from focus_hw.cli_types import PARAMS_FILE
+from focus_hw.cli_types import PARAMS_FILE, OutputPath, field_options, point_params
 from focus_hw.params import FocusParams
 
-from .dataset import DatasetError, load_dataset
-from .runner import METHODS, CheckpointError, MethodSpec, load_checkpoint, run_eval
+from . import METHODS
 
 __all__ = ["eval_command"]
 
 _PAPER = REFERENCE_DIR / "algorithm"
-_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+_DTYPES = ("float32", "bfloat16", "float16")  #: names of torch dtypes
 
 
 def _methods(text: str) -> list[str]:
@@ -57,7 +56,7 @@ def _focus_params(base, focus_config, model_name, dataset_name) -> FocusParams:
             focus_config or _PAPER / "focus_config.csv", model_name, dataset_name
         )
     except (OSError, ValueError, TypeError) as e:
-        raise click.ClickException(f"Focus parameters: {e}") from None
+        raise click.BadParameter(str(e), param_hint="--focus-config") from None
 
 
 def _baseline_thresholds(method, config_dir, model_name, dataset_name, explicit):
@@ -75,7 +74,7 @@ def _baseline_thresholds(method, config_dir, model_name, dataset_name, explicit)
             elif linear is None:
                 linear = adaptiv_threshold(model_name, dataset_name, csv_dir=config_dir)
         except (OSError, ValueError) as e:
-            raise click.ClickException(f"baseline config: {e}") from None
+            raise click.BadParameter(str(e), param_hint="--baseline-config") from None
     return linear, query
 
 
@@ -83,19 +82,19 @@ def _baseline_thresholds(method, config_dir, model_name, dataset_name, explicit)
 @click.option(
     "--checkpoint",
     required=True,
-    type=click.Path(path_type=Path),
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
     help="Local model folder (config.json, weights, processor files).",
 )
 @click.option(
     "--dataset",
     required=True,
-    type=click.Path(path_type=Path),
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="JSONL dataset (see focus_algo.eval.dataset).",
 )
 @click.option(
     "--out",
     required=True,
-    type=click.Path(file_okay=False, path_type=Path),
+    type=OutputPath(file_okay=False, path_type=Path),
     help="Output folder (samples.csv, summary.csv/.json/.png); reruns resume.",
 )
 @click.option(
@@ -114,7 +113,8 @@ def _baseline_thresholds(method, config_dir, model_name, dataset_name, explicit)
     "--params",
     "base",
     type=PARAMS_FILE,
-    help="FocusParams file (.json/.toml) for focus (and the baselines' vector size).",
+    help="FocusParams file (.json/.toml) for focus (and the baselines' vector size); "
+    "the field options below override it (or --focus-config's).",
 )
 @click.option(
     "--focus-config",
@@ -126,9 +126,8 @@ def _baseline_thresholds(method, config_dir, model_name, dataset_name, explicit)
 @click.option(
     "--baseline-config",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
-    default=_PAPER,
-    show_default=True,
-    help="Folder with cmc_config.csv and adaptiv_config.csv.",
+    help="Folder with cmc_config.csv and adaptiv_config.csv "
+    "(default: the paper's, shipped in focus_algo/reference/algorithm).",
 )
 @click.option(
     "--model-name",
@@ -147,6 +146,7 @@ def _baseline_thresholds(method, config_dir, model_name, dataset_name, explicit)
     show_default=True,
     help="Model dtype (auto: bfloat16 on GPU, float32 on CPU).",
 )
+@field_options(exclude=("dtype",))  # --dtype is the model's; FocusParams.dtype: --params
 def eval_command(
     checkpoint,
     dataset,
@@ -163,11 +163,17 @@ def eval_command(
     cmc_query_threshold,
     adaptiv_threshold,
     dtype,
+    **values,
 ):
     """Score multiple-choice samples with each method (next-token logits of the
     option letters after the prompt) and write per-sample and summary results."""
+    import torch
+
+    from .dataset import DatasetError, load_dataset
+    from .runner import CheckpointError, MethodSpec, load_checkpoint, run_eval
+
     names = _methods(methods)
-    params = _focus_params(base, focus_config, model_name, dataset_name)
+    params = point_params(_focus_params(base, focus_config, model_name, dataset_name), values)
     explicit = {"cmc": (cmc_threshold, cmc_query_threshold), "adaptiv": (adaptiv_threshold, None)}
     specs = []
     for name in names:
@@ -177,20 +183,29 @@ def eval_command(
             specs.append(MethodSpec("focus", params, sec=True))
         else:
             th, qth = _baseline_thresholds(
-                name, baseline_config, model_name, dataset_name, explicit[name]
+                name, baseline_config or _PAPER, model_name, dataset_name, explicit[name]
             )
             specs.append(MethodSpec(name, params, sec=False, threshold=th, query_threshold=qth))
     try:
         samples = load_dataset(dataset)
     except DatasetError as e:
-        raise click.ClickException(str(e)) from None
+        raise click.BadParameter(str(e), param_hint="--dataset") from None
     samples = samples[:limit] if limit else samples
     if dtype == "auto":
         dtype = "bfloat16" if torch.cuda.is_available() else "float32"
     try:
-        model, processor = load_checkpoint(checkpoint, dtype=_DTYPES[dtype])
+        model, processor = load_checkpoint(checkpoint, dtype=getattr(torch, dtype))
+    except CheckpointError as e:
+        raise click.BadParameter(str(e), param_hint="--checkpoint") from None
+    for spec in specs:  # settings the model cannot take are bad input, named before any run
+        if spec.name != "dense":
+            try:
+                spec.enable(model).remove()
+            except ValueError as e:
+                raise click.UsageError(f"{spec.name}: {e}") from None
+    try:
         summary = run_eval(model, processor, samples, specs, out, frames=frames)
-    except (CheckpointError, ValueError) as e:
+    except ValueError as e:
         raise click.ClickException(str(e)) from None
     from accelerate import PartialState
 

@@ -9,7 +9,9 @@ Video question answering::
      "options": ["A. a dog runs", "B. a cat sleeps"], "answer": "A"}
 
 ``video`` is a folder of frame images (.png/.jpg/.jpeg/.bmp, taken in file
-name order) or a ``.npy`` file holding a (F, H, W, 3) uint8 array.
+name order), a ``.npy`` file holding a (F, H, W, 3) uint8 array, or a video
+file that PyAV (FFmpeg) reads: ``.mp4``, ``.mkv``, ``.webm``, ``.avi``, ...
+(see :mod:`focus_algo.media`).
 
 Images::
 
@@ -35,6 +37,8 @@ from pathlib import Path
 
 import numpy as np
 
+from focus_algo.media import IMAGE_SUFFIXES, MediaError, read_image, read_video, sample_frames
+
 __all__ = [
     "Sample",
     "DatasetError",
@@ -45,16 +49,11 @@ __all__ = [
     "IMAGE_SUFFIXES",
 ]
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 _OPTION = re.compile(r"^([A-Z])\.\s")
 
 
 class DatasetError(ValueError):
     """A malformed dataset file or row."""
-
-
-class MediaError(ValueError):
-    """A sample's media cannot be read."""
 
 
 @dataclass(frozen=True)
@@ -163,52 +162,9 @@ def load_dataset(path) -> list[Sample]:
     return samples
 
 
-def sample_frames(frames: np.ndarray, count: int | None) -> np.ndarray:
-    """``count`` frames spread uniformly over the clip (first and last
-    included); all of them when ``count`` is None or >= the clip length."""
-    n = len(frames)
-    if count is None or count >= n:
-        return frames
-    if count < 1:
-        raise ValueError(f"frame count must be >= 1, got {count}")
-    return frames[np.linspace(0, n - 1, count).round().astype(int)]
-
-
-def _read_image(path: Path) -> np.ndarray:
-    from PIL import Image
-
-    try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"))
-    except (OSError, ValueError) as e:
-        raise MediaError(f"{path}: cannot read image ({e})") from None
-
-
 def load_media(sample: Sample, frames: int | None = None) -> np.ndarray:
     """The sample's pixels as uint8 RGB: (H, W, 3) for an image, (F, H, W, 3)
-    for a video (``frames`` uniformly sampled)."""
-    path = sample.media
-    if not path.exists():
-        raise MediaError(f"{sample.kind} {path} does not exist")
+    for a video (``frames`` uniformly sampled; see :mod:`focus_algo.media`)."""
     if sample.kind == "image":
-        return _read_image(path)
-    if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        if not files:
-            raise MediaError(f"video folder {path} holds no frame images {IMAGE_SUFFIXES}")
-        picked = sample_frames(np.arange(len(files)), frames)
-        video = [_read_image(files[i]) for i in picked]
-        if len({v.shape for v in video}) != 1:
-            raise MediaError(f"video folder {path}: frames differ in size")
-        return np.stack(video)
-    if path.suffix != ".npy":
-        raise MediaError(f"video {path} must be a folder of frames or a .npy file")
-    try:
-        video = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as e:
-        raise MediaError(f"{path}: cannot read .npy ({e})") from None
-    if video.dtype != np.uint8 or video.ndim != 4 or video.shape[-1] != 3 or len(video) == 0:
-        raise MediaError(
-            f"{path}: must hold a (F, H, W, 3) uint8 array, got {video.dtype} {video.shape}"
-        )
-    return sample_frames(video, frames)
+        return read_image(sample.media)
+    return read_video(sample.media, frames)

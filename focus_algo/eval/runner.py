@@ -52,6 +52,7 @@ from tqdm.auto import tqdm
 from focus_hw.fileio import atomic_write_bytes, atomic_write_text, figure_png
 from focus_hw.params import FocusParams
 
+from . import METHODS
 from .dataset import Sample, load_media
 from .video import FrameVideoProcessor, video_settings
 
@@ -66,7 +67,6 @@ __all__ = [
     "summarize",
 ]
 
-METHODS = ("dense", "focus", "cmc", "adaptiv")
 COLUMNS = [
     "id",
     "method",
