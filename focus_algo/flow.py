@@ -4,12 +4,13 @@ Steps, on the built-in video workload (:mod:`focus_algo.workload`) or a
 video file's (``--video``):
 
 1. ``trace``: SIC on every GEMM input of every layer (as ``focus run``),
-   with the error it puts into each; ``baselines``: CMC's and AdapTiV's
-   token-level sparsity on the same inputs;
-2. ``verilog:<unit>``: Verilog + manifest of each chosen unit of
-   :data:`UNITS` (default: ``focus``, the whole accelerator)
-   (:func:`focus_hw.generate.generate`);
-3. ``area:<unit>``: Yosys area by module, and by part of the accelerator
+   with the error it puts into each, and CMC's and AdapTiV's token-level
+   sparsity on the same inputs (``baselines.json``);
+2. ``rtlil:<unit>``: the RTLIL of each chosen unit of :data:`UNITS`
+   (default: ``focus``, the whole accelerator), elaborated once
+   (:func:`focus_hw.generate.convert_rtlil`); from it, at once,
+   ``verilog:<unit>``: Verilog + manifest (:func:`focus_hw.generate.generate`),
+   and ``area:<unit>``: Yosys area by module, and by part of the accelerator
    (:func:`synth.area_report`);
 4. ``model``: time, energy and DRAM traffic of :data:`MODEL_ROWS`
    (:func:`sim.simulate`): dense, Focus (SEC + SIC, :func:`sec_sic_trace`),
@@ -24,7 +25,8 @@ package that computes it, its upstream outputs' sha256 and the values
 of the FocusParams fields it read (recorded while it ran; the model and
 FPGA steps depend on every field).
 A rerun with one changed knob therefore redoes only what reads it. The
-area steps run in child processes while the SIC passes run here. The
+hardware steps run in two child processes while the SIC passes and the
+model run here. The
 folder then gets ``params.toml`` and the report, the answer first:
 ``report.html`` (one page, its CSS and plots embedded) and ``report.md``.
 """
@@ -63,7 +65,6 @@ __all__ = [
     "run_flow",
     "sic_trace",
     "sparsity_plot",
-    "baseline_sparsity",
 ]
 
 #: Hardware units of the flow (names of :data:`focus_hw.generate.UNITS`):
@@ -201,10 +202,12 @@ def sic_trace(
     model: str = "synthetic",
     dataset: str | None = None,
     progress: bool = True,
+    visit=None,
 ):
     """SIC on every GEMM input of the video workload of ``options`` (keyword
     arguments of :func:`~focus_algo.workload.video_workload`): returns the
-    :class:`~focus_algo.trace.SparseTrace` and the workload. ``dataset``
+    :class:`~focus_algo.trace.SparseTrace` and the workload; ``visit(site,
+    x)``, if given, sees every GEMM input too. ``dataset``
     defaults to ``skimage-video``, or the ``video`` file's name. The
     trace's ``meta.extra["sic_error"]`` holds, per site and layer, the
     relative error SIC puts into the GEMM input, ``|X' - X| / |X|``
@@ -232,6 +235,8 @@ def sic_trace(
     ):
         for _, inputs in workload:
             for site in SITES:
+                if visit is not None:
+                    visit(site, inputs[site])
                 r = similarity_concentrate(inputs[site], shape.grid, params)
                 results[site].append(
                     SimpleNamespace(
@@ -271,42 +276,34 @@ def sic_trace(
     return SparseTrace.from_results(meta, results), workload
 
 
-def baseline_sparsity(params: FocusParams, options: dict, progress: bool = True) -> dict:
-    """Per-site token-level sparsity of CMC and AdapTiV on the workload's GEMM
-    inputs (mean over layers), with the thresholds of their configs' default
-    rows; CMC's S x V sparsity: see :data:`CMC_SCORES_FROM`."""
-    import torch
-    from tqdm import tqdm
+class _Baselines:
+    """CMC's and AdapTiV's token-level sparsity per site (mean over layers) on
+    the GEMM inputs given to :meth:`add`, with the thresholds of their configs'
+    default rows; CMC's S x V sparsity: see :data:`CMC_SCORES_FROM`."""
 
-    from sim.sparsity import baseline_sparsity as paper_sparsity
+    def __init__(self, shape):
+        from .baselines import adaptiv_threshold, cmc_thresholds
+        from .trace import SITES
 
-    from .baselines import adaptiv_concentrate, adaptiv_threshold, cmc_concentrate, cmc_thresholds
-    from .trace import SITES
+        self.grid, self.layers = shape.grid, shape.layers
+        self.cmc_t, self.ada_t = cmc_thresholds("default", ""), adaptiv_threshold("default", "")
+        self.sums = {"cmc": dict.fromkeys(SITES, 0.0), "adaptiv": dict.fromkeys(SITES, 0.0)}
 
-    workload = _workload(options, params)
-    grid, layers = workload.shape.grid, workload.shape.layers
-    cmc_t, ada_t = cmc_thresholds("default", ""), adaptiv_threshold("default", "")
-    sums = {"cmc": dict.fromkeys(SITES, 0.0), "adaptiv": dict.fromkeys(SITES, 0.0)}
-    with (
-        torch.inference_mode(),
-        tqdm(
-            total=layers * len(SITES),
-            desc="baselines",
-            unit="gemm",
-            disable=not progress,
-            leave=False,
-        ) as bar,
-    ):
-        for _, inputs in workload:
-            for site in SITES:
-                x = inputs[site]
-                thr = cmc_t.query if site == "query" else cmc_t.linear
-                sums["cmc"][site] += cmc_concentrate(x, grid, thr).sparsity / layers
-                sums["adaptiv"][site] += adaptiv_concentrate(x, grid, ada_t).sparsity / layers
-                bar.update()
-    sums["cmc"]["scores"] = paper_sparsity("cmc", *CMC_SCORES_FROM)["scores"]
-    sums["adaptiv"]["scores"] = sums["adaptiv"]["query"]
-    return sums
+    def add(self, site: str, x) -> None:
+        from .baselines import adaptiv_concentrate, cmc_concentrate
+
+        thr = self.cmc_t.query if site == "query" else self.cmc_t.linear
+        self.sums["cmc"][site] += cmc_concentrate(x, self.grid, thr).sparsity / self.layers
+        ada = adaptiv_concentrate(x, self.grid, self.ada_t).sparsity
+        self.sums["adaptiv"][site] += ada / self.layers
+
+    def result(self) -> dict:
+        from sim.sparsity import baseline_sparsity as paper_sparsity
+
+        out = {machine: dict(sites) for machine, sites in self.sums.items()}
+        out["cmc"]["scores"] = paper_sparsity("cmc", *CMC_SCORES_FROM)["scores"]
+        out["adaptiv"]["scores"] = out["adaptiv"]["query"]
+        return out
 
 
 def sec_sic_trace(trace, workload, params: FocusParams, seed: int = 0):
@@ -478,6 +475,34 @@ class FlowResult:
     wall_s: float = 0.0
 
 
+# The hardware steps' work, run in child processes.
+
+
+def _recorded(work, params: FocusParams, *args) -> set[str]:
+    """Run ``work(params, *args)``: the fields of ``params`` it read."""
+    rec = _recording(params)
+    work(rec, *args)
+    return rec.__dict__["_reads"]
+
+
+def _write_rtlil(params: FocusParams, path: Path, unit: str) -> None:
+    from focus_hw.generate import convert_rtlil
+
+    atomic_write_text(path, convert_rtlil(params, unit))
+
+
+def _generate(params: FocusParams, folder: Path, unit: str, rtlil: Path) -> None:
+    from focus_hw.generate import generate
+
+    generate(params, folder, unit, rtlil=rtlil.read_text())
+
+
+def _area(params: FocusParams, unit: str, cache_dir, folder: Path, rtlil: Path) -> None:
+    from synth import area_report
+
+    area_report(params, unit, cache_dir=cache_dir, out_dir=folder, rtlil=rtlil.read_text())
+
+
 def run_flow(
     params: FocusParams,
     out_dir,
@@ -494,10 +519,9 @@ def run_flow(
     ``fpga``: also place and route on this board; ``cache_dir``: the Yosys
     result cache (:mod:`synth.cache`)."""
     import pandas as pd
+    import torch
     from tqdm import tqdm
 
-    from focus_hw.generate import generate
-    from synth import area_report
     from synth.area import FLOW_VERSION
     from synth.yosys import yosys_version
 
@@ -521,9 +545,8 @@ def run_flow(
     workload = _workload(options, params)  # bad options fail before any work
     cache = _StepCache(out)
     names = (
-        ["trace", "baselines"]
-        + [f"verilog:{u}" for u in units]
-        + [f"area:{u}" for u in units]
+        ["trace"]
+        + [f"{kind}:{u}" for u in units for kind in ("rtlil", "verilog", "area")]
         + ["model"]
         + (["fpga"] if fpga else [])
     )
@@ -532,8 +555,9 @@ def run_flow(
     lock = threading.Lock()
 
     def step(name, inputs, compute, outputs, reads=None):
-        """Reuse ``name`` if fresh, else run ``compute(p)`` (p records the
-        fields read unless ``reads`` is given) and record its outputs."""
+        """Reuse ``name`` if fresh, else run ``compute(p)`` and record its
+        outputs. The fields it read: ``reads`` if given, else those ``p``
+        records and those ``compute`` returns (a child process's record)."""
         with lock:
             bar.set_postfix_str(name)
             fresh = cache.fresh(name, inputs, params)
@@ -542,103 +566,96 @@ def run_flow(
         if not fresh:
             t0 = time.perf_counter()
             rec = _recording(params) if reads is None else params
-            compute(rec)
+            remote = compute(rec)
+            if reads is None:
+                reads = rec.__dict__["_reads"] | (remote or set())
             with lock:
-                cache.record(
-                    name,
-                    inputs,
-                    params,
-                    rec.__dict__["_reads"] if reads is None else reads,
-                    outputs,
-                    time.perf_counter() - t0,
-                )
+                cache.record(name, inputs, params, reads, outputs, time.perf_counter() - t0)
         with lock:
             bar.update()
 
     hw_code = _source_digest("focus_hw")
     synth_code = _source_digest("synth")
 
-    def verilog(unit):
-        folder = out / "verilog" / unit
+    def output_sha(name, path):
+        with lock:
+            return cache.state[name]["outputs"][path]
+
+    def hardware(unit, pool, waiter):
+        """RTLIL (elaborated once), then its Verilog and its area at once,
+        each in a child process."""
+        folder, il = out / "verilog" / unit, f"verilog/{unit}/focus_{unit}.il"
         step(
-            f"verilog:{unit}",
+            f"rtlil:{unit}",
             {"unit": unit, "code": hw_code},
-            lambda p: generate(p, folder, unit),
+            lambda p: pool.submit(_recorded, _write_rtlil, p, out / il, unit).result(),
+            [out / il],
+        )
+        netlist = {"rtlil": output_sha(f"rtlil:{unit}", il)}
+        verilog = waiter.submit(
+            step,
+            f"verilog:{unit}",
+            {**netlist, "code": hw_code},
+            lambda p: pool.submit(_recorded, _generate, p, folder, unit, out / il).result(),
             [folder / f"focus_{unit}.v", folder / "manifest.json"],
         )
-
-    def area(unit, synth):
-        folder = out / "area" / unit
-        with lock:
-            verilog = cache.state[f"verilog:{unit}"]["outputs"][f"verilog/{unit}/focus_{unit}.v"]
-        inputs = {
-            "verilog": verilog,
-            "code": synth_code,
-            "flow_version": FLOW_VERSION,
-            "yosys": yosys_version(),
-        }
+        area_dir = out / "area" / unit
         step(
             f"area:{unit}",
-            inputs,
-            lambda p: synth.submit(
-                area_report, params, unit, cache_dir=cache_dir, out_dir=folder
-            ).result(),
-            [folder / "area.json"],
+            {**netlist, "code": synth_code, "flow_version": FLOW_VERSION, "yosys": yosys_version()},
+            lambda p: pool.submit(_area, params, unit, cache_dir, area_dir, out / il).result(),
+            [area_dir / "area.json"],
             reads=(),
         )
+        verilog.result()
 
-    # Area reports run in two child processes (each waited on by a thread),
-    # overlapping the SIC passes and the Verilog of the other units here; the
-    # SIC's, the longest, starts first.
-    order = sorted(units, key=lambda u: u != "sic")
+    # The hardware steps run in two child processes (each waited on by a
+    # thread), the SIC passes and the model here, on one torch thread.
     algo = {"workload": options, "code": _source_digest("focus_algo")}
     if options.get("video") is not None:
         algo["video"] = _video_sha(Path(options["video"]))
     trace_path, base_path = out / "trace.safetensors", out / "baselines.json"
-    with (
-        ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as synth,
-        ThreadPoolExecutor(2) as waiter,
-    ):
-        verilog(order[0])
-        pending = [waiter.submit(area, order[0], synth)]
-        step(
-            "trace",
-            algo,
-            lambda p: sic_trace(p, options, progress=progress)[0].save(trace_path),
-            [trace_path],
-        )
-        step(
-            "baselines",
-            algo,
-            lambda p: atomic_write_text(
-                base_path, json.dumps(baseline_sparsity(p, options, progress), indent=1)
-            ),
-            [base_path],
-        )
-        for unit in order[1:]:
-            verilog(unit)
-            pending.append(waiter.submit(area, unit, synth))
-        for job in pending:
-            job.result()
-
-    trace = SparseTrace.load(trace_path)
-    baselines = json.loads(base_path.read_text())
     model_path, knobs_path = out / "model.csv", out / "knobs.csv"
-    model_in = {
-        "trace": _file_sha(trace_path),
-        "baselines": _file_sha(base_path),
-        "workload": options,
-        "code": _source_digest("sim"),
-        "flow": _source_digest("focus_algo"),
-    }
+    threads = torch.get_num_threads()
+    with (
+        ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool,
+        ThreadPoolExecutor(2 * len(units)) as waiter,
+    ):
+        chains = [waiter.submit(hardware, unit, pool, waiter) for unit in units]
+        torch.set_num_threads(1)
+        try:
 
-    def model(p):
-        focus = sec_sic_trace(trace, workload.shape, p, options.get("seed", 0))
-        inputs = {"dense": None, "focus": focus, **baselines, "focus_sic": trace, "focus_sec": None}
-        atomic_write_text(model_path, model_table(p, workload.shape, inputs).to_csv())
-        atomic_write_text(knobs_path, knob_table(p, workload.shape, focus).to_csv(index=False))
+            def trace(p):  # and the baselines, on the same inputs
+                baselines = _Baselines(workload.shape)
+                sic_trace(p, options, progress=progress, visit=baselines.add)[0].save(trace_path)
+                atomic_write_text(base_path, json.dumps(baselines.result(), indent=1))
 
-    step("model", model_in, model, [model_path, knobs_path], reads=_FIELDS)
+            step("trace", algo, trace, [trace_path, base_path])
+            trace = SparseTrace.load(trace_path)
+            baselines = json.loads(base_path.read_text())
+            model_in = {
+                "trace": _file_sha(trace_path),
+                "baselines": _file_sha(base_path),
+                "workload": options,
+                "code": _source_digest("sim"),
+                "flow": _source_digest("focus_algo"),
+            }
+
+            def model(p):
+                focus = sec_sic_trace(trace, workload.shape, p, options.get("seed", 0))
+                inputs = {"dense": None, "focus": focus, **baselines}
+                inputs.update(focus_sic=trace, focus_sec=None)
+                atomic_write_text(model_path, model_table(p, workload.shape, inputs).to_csv())
+                atomic_write_text(
+                    knobs_path, knob_table(p, workload.shape, focus).to_csv(index=False)
+                )
+
+            step("model", model_in, model, [model_path, knobs_path], reads=_FIELDS)
+        finally:
+            torch.set_num_threads(threads)
+        for chain in chains:
+            chain.result()
+
     fpga_report = None
     if fpga:
         from focus_hw.fpga import fpga_build

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,7 +24,7 @@ from pathlib import Path
 import amaranth
 from amaranth.back import rtlil
 from amaranth.back.verilog import _convert_rtlil_text  # its one Yosys run (amaranth 0.5)
-from amaranth.hdl import Const, Fragment, Value
+from amaranth.hdl import Const, Value
 from amaranth.lib import wiring
 
 from .fileio import atomic_write_text
@@ -38,7 +39,9 @@ __all__ = [
     "build_unit",
     "top_name",
     "unit_modules",
-    "unit_ports",
+    "drop_zero_init",
+    "rtlil_modules",
+    "rtlil_ports",
     "as_params",
     "convert_rtlil",
     "modules_rtlil",
@@ -49,6 +52,12 @@ __all__ = [
 MANIFEST = "manifest.json"
 #: 2: the Verilog file may hold several separately elaborated modules (``modules``).
 MANIFEST_VERSION = 2
+_TOP = "attribute \\top 1\n"
+#: A port of an RTLIL module: width, direction, index, name.
+_RTLIL_PORT = re.compile(r"^  wire width (\d+) (input|output|inout) (\d+) +\\(\S+)$", re.M)
+_MODULE_MARK = re.compile(r"^# module (\S+)$", re.M)
+_MEMINIT = re.compile(r"^  cell \$meminit_v2 \S+\n(?:    .*\n)*?  end\n", re.M)
+_ZERO_DATA = re.compile(r"^    connect \\DATA \d+'0+$", re.M)
 
 
 def _mac(p: FocusParams):
@@ -137,16 +146,44 @@ def _port_members(component):
 
 
 def modules_rtlil(modules: dict) -> str:
-    """RTLIL text of name -> component ``modules`` (each converted on its own;
-    only the first, the top, keeps the ``top`` attribute)."""
+    """RTLIL text of name -> component ``modules`` (each converted on its own,
+    after a ``# module NAME`` comment; only the first, the top, keeps the
+    ``top`` attribute)."""
     texts = []
     for i, (name, component) in enumerate(modules.items()):
         ports = None
         if isinstance(component, wiring.Component):
             ports = [Value.cast(value) for _, _, value in _port_members(component)]
         text = rtlil.convert(component, name=name, emit_src=False, ports=ports)
-        texts.append(text if i == 0 else text.replace("attribute \\top 1\n", "", 1))
+        texts.append(f"# module {name}\n" + (text if i == 0 else text.replace(_TOP, "", 1)))
     return "\n".join(texts)
+
+
+def drop_zero_init(text: str) -> str:
+    """RTLIL ``text`` without its ``$meminit_v2`` cells that write only
+    zeros, an Amaranth memory's default contents (a ROM's stay): for an SRAM
+    macro, which has no initial contents, and for simulators that start
+    memories at zero. Amaranth 0.5 spells out every bit, 13 Mbit at the
+    default accelerator."""
+    return _MEMINIT.sub(lambda m: "" if _ZERO_DATA.search(m.group()) else m.group(), text)
+
+
+def rtlil_modules(rtlil_text: str) -> list[str]:
+    """Names of the separately converted modules of a :func:`modules_rtlil`
+    text, its top first."""
+    return _MODULE_MARK.findall(rtlil_text)
+
+
+def rtlil_ports(rtlil_text: str) -> list[dict]:
+    """Ports (name, direction, width) of the top module of a
+    :func:`modules_rtlil` text, in their Verilog order: a component's
+    signature members (paths joined with ``__``; a stream that is always
+    ready or valid has a constant there, not a port) and the clock and reset
+    inputs of the clock domains it uses."""
+    start = rtlil_text.index(_TOP + "module ")
+    top = rtlil_text[start : rtlil_text.index("\nend\n", start)]
+    ports = sorted(_RTLIL_PORT.findall(top), key=lambda port: int(port[2]))
+    return [{"name": n, "direction": d, "width": int(w)} for w, d, _, n in ports]
 
 
 def modules_verilog(modules: dict) -> str:
@@ -159,25 +196,6 @@ def convert_rtlil(params, unit: str) -> str:
     """RTLIL text of ``unit``, every module of :func:`unit_modules` (what the
     synthesis flow reads)."""
     return modules_rtlil(unit_modules(params, unit))
-
-
-def unit_ports(component) -> list[dict]:
-    """Ports (name, direction, width) of ``component``'s Verilog module: its
-    signature's members (paths joined with ``__``), then the clock and reset
-    inputs of the clock domains it uses."""
-    ports = [
-        {
-            "name": "__".join(map(str, path)),
-            "direction": "input" if member.flow == wiring.In else "output",
-            "width": len(Value.cast(value)),
-        }
-        for path, member, value in _port_members(component)
-    ]
-    design = Fragment.get(component, None).prepare()  # no ports given: only the clocks'
-    return ports + [
-        {"name": name, "direction": "input", "width": len(signal)}
-        for name, signal, _ in design.ports
-    ]
 
 
 def _sha256(data: bytes) -> str:
@@ -246,22 +264,25 @@ class Manifest:
             raise ManifestError(f"{out_dir / MANIFEST}: params do not match their digest")
 
 
-def generate(params, out_dir, unit: str = "array") -> Manifest:
+def generate(params, out_dir, unit: str = "array", *, rtlil: str | None = None) -> Manifest:
     """Write the Verilog of ``unit`` for ``params`` and ``manifest.json`` to
-    ``out_dir``. Nothing is written unless elaboration and conversion succeed."""
+    ``out_dir``; ``rtlil``: the unit's :func:`convert_rtlil` text, if already
+    made (it is not elaborated again). Nothing is written unless elaboration
+    and conversion succeed."""
     params = as_params(params)
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise NotADirectoryError(f"{out_dir}: output path exists and is not a folder")
     top = top_name(unit)
-    modules = unit_modules(params, unit)
-    text = modules_verilog(modules)
+    if rtlil is None:
+        rtlil = convert_rtlil(params, unit)
+    text = _convert_rtlil_text(rtlil)
     manifest = Manifest(
         unit=unit,
         top=top,
         params=params.to_dict(),
-        ports=unit_ports(modules[top]),
-        modules=list(modules),
+        ports=rtlil_ports(rtlil),
+        modules=rtlil_modules(rtlil),
         files={f"{top}.v": _sha256(text.encode())},
         digest=params.digest(),
     )

@@ -24,16 +24,19 @@ marks, synthesized as one flat module.
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 from .dedup import module_label
+from .parts import merge_stats, partition
 from .yosys import read_json, run_yosys
 
 __all__ = ["FLOW_VERSION", "FLOWS", "ModuleArea", "FlowResult", "synthesize", "parse_stat"]
 
 FLOWS = ("generic", "ecp5", "ice40")
 #: Version of the flow scripts (part of every cache key).
-FLOW_VERSION = 2
+FLOW_VERSION = 3
 #: Cells that are not logic: debug scopes after flatten, and kept memories
 #: (counted in bits instead).
 _NOT_LOGIC = {"$scopeinfo", "$mem_v2"}
@@ -165,9 +168,14 @@ def parse_stat(stat: dict, top: str, cmos: dict | None = None, memory: dict | No
     }
 
 
-def _script(flow: str, top: str, source: str, prelude=()) -> list[str]:
+def _script(flow: str, top: str, source: str, prelude=(), blackbox=(), tag="") -> list[str]:
+    """Yosys commands of ``flow``; ``blackbox``: modules to keep out (another
+    run synthesizes them); ``tag``: suffix of the stat files' names."""
     read = f"read_rtlil {source}" if source.endswith(".il") else f"read_verilog -sv {source}"
-    cmds = [*prelude, read, f"hierarchy -check -top {top}", "tee -q -o stat_memory.json stat -json"]
+    cmds = [*prelude, read]
+    if blackbox:
+        cmds.append("blackbox " + " ".join(f"\\{name}" for name in sorted(blackbox)))
+    cmds += [f"hierarchy -check -top {top}", f"tee -q -o stat_memory{tag}.json stat -json"]
     if flow == "generic":
         # synth's script, without memory_map (memories stay $mem_v2 cells)
         cmds += [
@@ -179,11 +187,11 @@ def _script(flow: str, top: str, source: str, prelude=()) -> list[str]:
             "abc",
             "opt -fast",
             "hierarchy -check",
-            "tee -q -o stat.json stat -json",
+            f"tee -q -o stat{tag}.json stat -json",
             "dfflegalize -cell $_DFF_P_ 01",
             "opt_clean",
             "delete t:$mem_v2",
-            "tee -q -o stat_cmos.json stat -json -tech cmos",
+            f"tee -q -o stat_cmos{tag}.json stat -json -tech cmos",
         ]
     elif flow == "ecp5":
         # synth_ecp5 maps LUTs with ABC9, which trips an internal assertion
@@ -194,10 +202,10 @@ def _script(flow: str, top: str, source: str, prelude=()) -> list[str]:
             "abc -lut 4 -dress",
             "clean",
             f"synth_ecp5 -top {top} -run map_cells:",
-            "tee -q -o stat.json stat -json",
+            f"tee -q -o stat{tag}.json stat -json",
         ]
     elif flow == "ice40":
-        cmds += [f"synth_ice40 -top {top}", "tee -q -o stat.json stat -json"]
+        cmds += [f"synth_ice40 -top {top}", f"tee -q -o stat{tag}.json stat -json"]
     else:
         raise ValueError(f"unknown synthesis flow {flow!r}; expected one of {FLOWS}")
     return cmds
@@ -212,16 +220,40 @@ def synthesize(
     flat: bool = False,
     timeout: float | None = None,
     prelude=(),
+    jobs: int = 1,
 ) -> FlowResult:
     """Synthesize ``workdir/source`` (a ``.il`` RTLIL or Verilog file name,
     relative to ``workdir``) and read the area. ``prelude``: Yosys commands
-    run first (e.g. reading blackbox declarations)."""
+    run first (e.g. reading blackbox declarations). ``jobs`` > 1 splits the
+    generic flow of a hierarchical RTLIL netlist into that many parallel runs
+    (:mod:`synth.parts`); the top's transistors are then flagged incomplete."""
     start = time.perf_counter()
-    run_yosys(
-        _script(flow, top, source, prelude), workdir, log=f"yosys_{flow}.log", timeout=timeout
-    )
-    cmos = read_json(workdir / "stat_cmos.json") if flow == "generic" else None
+    owners = [set()]
+    if jobs > 1 and flow == "generic" and not flat and source.endswith(".il"):
+        owners = partition((Path(workdir) / source).read_text(), top, jobs) or owners
+    kept = set().union(*owners)
+    tags = [f"_{i}" if len(owners) > 1 else "" for i in range(len(owners))]
+    with ThreadPoolExecutor(len(owners)) as pool:
+        for job in [
+            pool.submit(
+                run_yosys,
+                _script(flow, top, source, prelude, kept - owned, tag),
+                workdir,
+                log=f"yosys_{flow}{tag}.log",
+                timeout=timeout,
+            )
+            for owned, tag in zip(owners, tags)
+        ]:
+            job.result()
+
+    def stat(name, cmos=False):
+        runs = [read_json(Path(workdir) / f"{name}{tag}.json") for tag in tags]
+        return runs[0] if len(runs) == 1 else merge_stats(runs, owners, top, cmos)
+
     parsed = parse_stat(
-        read_json(workdir / "stat.json"), top, cmos, read_json(workdir / "stat_memory.json")
+        stat("stat"),
+        top,
+        stat("stat_cmos", cmos=True) if flow == "generic" else None,
+        stat("stat_memory"),
     )
     return FlowResult(flow=flow, flat=flat, top=top, wall_s=time.perf_counter() - start, **parsed)

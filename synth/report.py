@@ -1,6 +1,7 @@
 """Area report of one design point: synthesis (cached) + JSON/CSV/plot.
 
-:func:`area_report` elaborates the unit to RTLIL, merges identical module
+:func:`area_report` elaborates the unit to RTLIL (or takes it), drops the
+memories' all-zero contents, merges identical module
 instances (unless ``flat``), runs the generic flow (cells + CMOS transistor
 estimate) and optionally an FPGA flow, and returns an :class:`AreaReport`
 with the generic flow's area by unit and memory (:mod:`synth.breakdown`).
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from focus_hw.fileio import atomic_write_bytes, atomic_write_text, figure_png
-from focus_hw.generate import as_params, convert_rtlil, top_name
+from focus_hw.generate import as_params, convert_rtlil, drop_zero_init, top_name
 
 from .area import FLOW_VERSION, FLOWS, FlowResult, synthesize
 from .breakdown import cell_breakdown, memory_breakdown
@@ -24,7 +25,7 @@ from .cache import ResultCache
 from .dedup import dedup_rtlil
 from .yosys import yosys_version
 
-__all__ = ["AreaReport", "area_report", "FPGA_CELLS", "KEEP_DEPTH"]
+__all__ = ["AreaReport", "area_report", "FPGA_CELLS", "KEEP_DEPTH", "RUNS"]
 
 #: Headline cell types of each FPGA flow.
 FPGA_CELLS = {
@@ -37,6 +38,9 @@ FPGA_CELLS = {
 #: accelerator keeps its units' parts (the PE classes, the SIC's dot
 #: product, arg-max...), each then synthesized as in its own unit.
 KEEP_DEPTH = {"focus": 2}
+#: Parallel Yosys runs of a unit's generic flow (:mod:`synth.parts`), 1
+#: unless listed: fixed, so that its figures do not depend on the machine.
+RUNS = {"focus": 2}
 
 
 def _count(cells: dict[str, int], pattern: str) -> int:
@@ -195,6 +199,7 @@ def area_report(
     use_cache: bool = True,
     out_dir=None,
     timeout: float | None = None,
+    rtlil: str | None = None,
 ) -> AreaReport:
     """Synthesize ``unit`` for ``params`` and report its area.
 
@@ -203,7 +208,8 @@ def area_report(
     module once (the array: its shell and each PE class, see
     :func:`focus_hw.generate.unit_modules`). Results are cached
     (see :mod:`synth.cache`); ``out_dir`` receives the Yosys logs and
-    ``area.json``/``.csv``/``.png``."""
+    ``area.json``/``.csv``/``.png``. ``rtlil``: the unit's
+    :func:`~focus_hw.generate.convert_rtlil` text, if already made."""
     if fpga not in ("none",) + FLOWS[1:]:
         raise ValueError(
             f"unknown FPGA flow {fpga!r}; expected one of none, {', '.join(FLOWS[1:])}"
@@ -211,7 +217,7 @@ def area_report(
     start = time.perf_counter()
     params = as_params(params)
     top = top_name(unit)
-    design = convert_rtlil(params, unit)
+    design = drop_zero_init(convert_rtlil(params, unit) if rtlil is None else rtlil)
     if not flat:
         design, _ = dedup_rtlil(design, top, keep_depth=KEEP_DEPTH.get(unit, 1))
     design_sha = hashlib.sha256(design.encode()).hexdigest()
@@ -227,6 +233,7 @@ def area_report(
                 "flow_version": FLOW_VERSION,
                 "yosys": yosys_version(),
                 "design_sha256": design_sha,
+                "runs": RUNS.get(unit, 1),
             }
             result = cache.get(key) if use_cache else None
             cached[flow] = result is not None
@@ -237,7 +244,13 @@ def area_report(
                 workdir.mkdir(parents=True, exist_ok=True)
                 (workdir / "design.il").write_text(design)
                 result = synthesize(
-                    "design.il", top, workdir, flow=flow, flat=flat, timeout=timeout
+                    "design.il",
+                    top,
+                    workdir,
+                    flow=flow,
+                    flat=flat,
+                    timeout=timeout,
+                    jobs=RUNS.get(unit, 1),
                 )
                 cache.put(key, result)
             flows[flow] = result

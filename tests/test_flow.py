@@ -55,6 +55,10 @@ WORKLOAD = {
 #: The SIC's Yosys run alone exceeds the CI budget: the fast test leaves it to
 #: test_flow_all_units (slow).
 FAST_UNITS = ("array", "sec")
+#: Their hardware steps, each reused.
+HARDWARE_CACHED = {
+    f"{kind}:{unit}": "cached" for kind in ("rtlil", "verilog", "area") for unit in FAST_UNITS
+}
 
 
 def _args(params_file, out, cache, units=FAST_UNITS, *extra):
@@ -132,12 +136,8 @@ def test_every_file_present_and_parseable(flow_run):
     steps = json.loads((out / "flow.json").read_text())["steps"]
     assert set(steps) == {
         "trace",
-        "baselines",
         "model",
-        "verilog:array",
-        "verilog:sec",
-        "area:array",
-        "area:sec",
+        *(f"{kind}:{unit}" for kind in ("rtlil", "verilog", "area") for unit in FAST_UNITS),
     }
 
     class Parser(HTMLParser):
@@ -349,37 +349,22 @@ def test_report_renders_in_a_browser(flow_run, tmp_path):
 
 def test_recorded_dependencies(flow_run):
     steps = json.loads((flow_run / "out" / "flow.json").read_text())["steps"]
-    assert {"rows", "cols", "dtype", "mac_pipeline"} <= set(steps["verilog:array"]["reads"])
-    assert not {"threshold", "m_tile", "dram_bandwidth_gbs"} & set(steps["verilog:array"]["reads"])
+    assert {"rows", "cols", "dtype", "mac_pipeline"} <= set(steps["rtlil:array"]["reads"])
+    for name in ("rtlil:array", "verilog:array"):
+        assert not {"threshold", "m_tile", "dram_bandwidth_gbs"} & set(steps[name]["reads"])
     assert {"threshold", "vector_size", "block_frames"} <= set(steps["trace"]["reads"])
     assert "dram_bandwidth_gbs" not in steps["trace"]["reads"]
 
 
 def test_rerun_bandwidth_only_model(flow_run, tmp_path):
     out, status = _rerun(flow_run, tmp_path, "--dram-bandwidth-gbs", "16")
-    assert status == {
-        "trace": "cached",
-        "baselines": "cached",
-        "verilog:array": "cached",
-        "verilog:sec": "cached",
-        "area:array": "cached",
-        "area:sec": "cached",
-        "model": "ran",
-    }
+    assert status == {"trace": "cached", **HARDWARE_CACHED, "model": "ran"}
     assert FocusParams.load(out / "params.toml").dram_bandwidth_gbs == 16
 
 
 def test_rerun_threshold_trace_and_model(flow_run, tmp_path):
     out, status = _rerun(flow_run, tmp_path, "--threshold", "0.5")
-    assert status == {
-        "trace": "ran",
-        "baselines": "cached",
-        "verilog:array": "cached",
-        "verilog:sec": "cached",
-        "area:array": "cached",
-        "area:sec": "cached",
-        "model": "ran",
-    }
+    assert status == {"trace": "ran", **HARDWARE_CACHED, "model": "ran"}
     before = SparseTrace.load(flow_run / "out" / "trace.safetensors").sparsity()
     assert SparseTrace.load(out / "trace.safetensors").sparsity() > before
 
@@ -387,9 +372,8 @@ def test_rerun_threshold_trace_and_model(flow_run, tmp_path):
 def test_rerun_video_file(flow_run, tmp_path):
     """--video: the steps that read the frames rerun, and again when the file changes."""
     clip = write_video(tmp_path / "clip.mp4")
-    hardware = dict.fromkeys(("verilog:array", "verilog:sec", "area:array", "area:sec"), "cached")
     out, status = _rerun(flow_run, tmp_path, "--video", str(clip))
-    assert status == {"trace": "ran", "baselines": "ran", **hardware, "model": "ran"}
+    assert status == {"trace": "ran", **HARDWARE_CACHED, "model": "ran"}
     assert "time and energy on clip.mp4" in (out / "report.md").read_text()
     assert SparseTrace.load(out / "trace.safetensors").meta.dataset == "clip.mp4"
     write_video(clip, count=6)  # same name, other frames

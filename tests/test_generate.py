@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from focus_hw import FocusParams
 from focus_hw import generate as gen
 from focus_hw.cli import main
-from focus_hw.generate import Manifest, ManifestError, build_unit, generate
+from focus_hw.generate import Manifest, ManifestError, build_unit, convert_rtlil, generate
 from focus_hw.sweep import grid_points, sweep
 from synth.yosys import run_yosys
 
@@ -109,6 +109,9 @@ def test_generate_is_deterministic(tmp_path):
     a = generate(INT8, tmp_path / "a", unit="pe")
     b = generate(INT8, tmp_path / "b", unit="pe")
     assert a.files == b.files
+    # from RTLIL made beforehand (the flow's), the same files and ports
+    c = generate(INT8, tmp_path / "c", unit="pe", rtlil=convert_rtlil(INT8, "pe"))
+    assert c == a
 
 
 def test_generated_verilog_passes_yosys_hierarchy_check(tmp_path):

@@ -8,17 +8,19 @@ import pandas as pd
 import pytest
 from amaranth.back import rtlil
 from amaranth.hdl import Module
-from amaranth.lib import wiring
+from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 from click.testing import CliRunner
 
 from focus_hw import FocusParams
 from focus_hw.cli import main
 from focus_hw.engines import keep_depth, map_beats, map_layout
+from focus_hw.generate import drop_zero_init
 from focus_hw.systolic import SystolicArray, pe_classes
 from synth import AreaReport, ResultCache, area_report, dedup_rtlil, synthesize
 from synth.area import FlowResult, ModuleArea, parse_stat
 from synth.dedup import module_label, parse_rtlil
+from synth.parts import merge_stats, partition
 
 INT8_4x4 = FocusParams(rows=4, cols=4, dtype="int8")
 
@@ -123,6 +125,70 @@ def test_dedup_merges_identical_modules_only():
     assert any("keep_hierarchy" in line for line in modules["toy.leaf_0"].head)
     _, unmerged = dedup_rtlil(text, "toy", merge=False)
     assert all(k == v for k, v in unmerged.items())
+
+
+def test_drop_zero_init_keeps_rom_contents():
+    class Memories(wiring.Component):
+        ram_addr: In(2)
+        ram_data: Out(8)
+        rom_data: Out(8)
+
+        def elaborate(self, platform):
+            m = Module()
+            m.submodules.ram = ram = memory.Memory(shape=8, depth=4, init=[])
+            m.submodules.rom = rom = memory.Memory(shape=8, depth=4, init=[1, 2, 3, 4])
+            w, r, q = ram.write_port(), ram.read_port(), rom.read_port()
+            m.d.comb += [w.addr.eq(self.ram_addr), w.data.eq(self.ram_addr), w.en.eq(1)]
+            m.d.comb += [r.addr.eq(self.ram_addr), q.addr.eq(self.ram_addr)]
+            m.d.comb += [self.ram_data.eq(r.data), self.rom_data.eq(q.data)]
+            return m
+
+    text = rtlil.convert(Memories(), name="mems", emit_src=False)
+    assert text.count("cell $meminit_v2") == 2
+    kept = drop_zero_init(text)
+    assert kept.count("cell $meminit_v2") == 1
+    zeros = "    connect \\DATA 32'" + "0" * 32 + "\n"
+    assert zeros in text and zeros not in kept
+    assert "32'00000100000000110000001000000001" in kept  # the ROM's 4, 3, 2, 1
+
+
+def test_partition_and_merged_stats(tmp_path):
+    """Two parallel runs, each with the other's kept module as a blackbox,
+    give what one run gives; the top's transistors include both children."""
+    merged, _ = dedup_rtlil(rtlil.convert(_Toy(), name="toy", emit_src=False), "toy")
+    parts = partition(merged, "toy", 2)
+    assert sorted(map(sorted, parts)) == [["toy.leaf_0"], ["toy.leaf_2"]]
+    assert partition(merged, "toy", 1) == [{"toy.leaf_0", "toy.leaf_2"}]
+    for name in ("one", "two"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "d.il").write_text(merged)
+    one = synthesize("d.il", "toy", tmp_path / "one")
+    two = synthesize("d.il", "toy", tmp_path / "two", jobs=2)
+    assert (two.total_cells, two.cells_by_type) == (one.total_cells, one.cells_by_type)
+    assert two.total_transistors == one.total_transistors
+    assert {m.module: m.cells for m in two.modules} == {m.module: m.cells for m in one.modules}
+    for i, owned in enumerate(parts):
+        script = (tmp_path / "two" / f"yosys_generic_{i}.log.ys").read_text()
+        (other,) = parts[1 - i]
+        assert f"blackbox \\{other}\n" in script and f"\\{next(iter(owned))}\n" not in script
+
+    def run(top_cells, top_t, child, child_t):
+        return {
+            "modules": {
+                "\\t": {"num_cells_by_type": top_cells, "estimated_num_transistors": top_t},
+                f"\\{child}": {
+                    "num_cells_by_type": {"$_AND_": 1},
+                    "estimated_num_transistors": child_t,
+                },
+            }
+        }
+
+    cells = {"a": 2, "b": 1, "$_AND_": 3}
+    stats = [run(cells, "30+", "a", "10"), run(cells, "21+", "b", "7")]
+    joined = merge_stats(stats, [{"a"}, {"b"}], "t", cmos=True)["modules"]
+    assert joined["\\t"]["estimated_num_transistors"] == "37+"  # 30 + 1 x 7
+    assert joined["\\a"]["estimated_num_transistors"] == "10"
+    assert joined["\\b"]["estimated_num_transistors"] == "7"
 
 
 def test_module_label():
