@@ -1,10 +1,17 @@
-"""Atomic file writing shared by every package of the project."""
+"""Atomic file writing and the cache root, shared by every package of the project."""
 
 import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "figure_png"]
+__all__ = ["atomic_write_bytes", "atomic_write_text", "default_cache_dir", "figure_png"]
+
+
+def default_cache_dir() -> Path:
+    """Root of the project's on-disk caches: ``$FOCUS_HW_CACHE``, else
+    ``~/.cache/focus-hw``."""
+    env = os.environ.get("FOCUS_HW_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "focus-hw"
 
 
 def atomic_write_text(path, text: str) -> None:

@@ -25,13 +25,22 @@ from .accelerator import (
 )
 from .params import FocusParams
 from .sic.model import SICRun, check_input, magnitude_mask, sic_model, vector_bits
-from .sic.simulate import Beat, decode_outputs, enable_pattern, grid_position
+from .sic.simulate import Beat, decode_outputs, enable_bits, enable_pattern, grid_position
 from .simulate import pack_row
+from .verilator import Bench, check_backend, run_bench
 
 __all__ = ["Compressed", "FocusRun", "compress", "decode_rows", "simulate_focus_gemm"]
 
 #: Longest run of cycles without any handshake before the simulation gives up.
 STALL_LIMIT = 20_000
+#: The Verilator bench of the accelerator (:mod:`focus_hw.verilator`); the
+#: SEC's ports stay low, as in the Amaranth bench.
+FOCUS_BENCH = Bench(
+    "focus",
+    ins=("map", "vectors", "weights", "positions"),
+    outs=("out", "result"),
+    pulses=("start",),
+)
 
 
 @dataclass(frozen=True)
@@ -168,6 +177,7 @@ def simulate_focus_gemm(
     out_ready=None,
     seed: int = 0,
     vcd=None,
+    backend: str = "amaranth",
 ) -> FocusRun:
     """``x @ w`` on the generated accelerator, with ``x`` (T, K) compressed
     first by the SIC (as the previous layer's hardware left it) and
@@ -179,16 +189,39 @@ def simulate_focus_gemm(
     ``seed``, or a callable ``cycle -> bool``) throttle every memory stream.
     ``.out`` equals the compressed-GEMM semantics of
     :mod:`focus_algo.golden` on the SIC of ``x``; ``.compressed`` is the SIC
-    of ``.out`` cast to the operand type. Bad input raises ValueError before
-    simulating.
+    of ``.out`` cast to the operand type. ``backend="verilator"`` runs the
+    emitted Verilog in Verilator (:mod:`focus_hw.verilator`) under the same
+    patterns instead of Amaranth's simulator: the same result, cycles and
+    counters. Bad input raises ValueError before simulating.
     """
+    check_backend(backend, vcd)
     grid = _check(x, w, grid, params)
     comp = compress(x, grid, params)
     streams, items = _streams(comp, w, grid, params)
-    p = params
-    nt = -(-w.shape[1] // p.cols)
+    nt = -(-w.shape[1] // params.cols)
     total = sum(len(t) for t in comp.tiles) * nt
+    sizes = {
+        "tokens": total // nt,
+        "chunks": comp.chunks,
+        "ntiles": nt,
+        "width": grid[2],
+        "frame_tokens": grid[1] * grid[2],
+    }
+    pattern = (in_valid, out_ready, seed)
+    if backend == "verilator":
+        got, rows, cycles, stats, taken = _verilator_run(params, streams, sizes, total, *pattern)
+    else:
+        got, rows, cycles, stats, taken = _amaranth_run(
+            params, streams, sizes, total, *pattern, vcd
+        )
+    size = dram_bytes(params)
+    read = sum(sum(items[s][: taken[s]]) * size[s] for s in streams)
+    return _result(comp, w, params, got, rows, cycles, dict(stats, dram_read_bytes=read))
 
+
+def _amaranth_run(p, streams, sizes, total, in_valid, out_ready, seed, vcd):
+    """The ``out`` words, the ``result`` rows, the cycles, the counters and
+    the beats taken per stream, in Amaranth's simulator."""
     dut = FocusAccelerator(p)
     sim = Simulator(dut)
     sim.add_clock(1e-8)
@@ -217,11 +250,8 @@ def simulate_focus_gemm(
 
     async def control(ctx):
         ready_at = enable_pattern(out_ready, seed)
-        ctx.set(dut.tokens, total // nt)
-        ctx.set(dut.chunks, comp.chunks)
-        ctx.set(dut.ntiles, nt)
-        ctx.set(dut.width, grid[2])
-        ctx.set(dut.frame_tokens, grid[1] * grid[2])
+        for name, value in sizes.items():
+            ctx.set(getattr(dut, name), value)
         ctx.set(dut.start, 1)
         await ctx.tick()
         ctx.set(dut.start, 0)
@@ -260,9 +290,32 @@ def simulate_focus_gemm(
     else:
         with sim.write_vcd(str(vcd)):
             sim.run()
-    size = dram_bytes(p)
-    read = sum(sum(items[s][: taken[s]]) * size[s] for s in streams)
-    return _result(comp, w, p, got, rows, span[0], dict(finished[0], dram_read_bytes=read))
+    return got, rows, span[0], finished[0], taken
+
+
+def _verilator_run(p, streams, sizes, total, in_valid, out_ready, seed):
+    """As :func:`_amaranth_run`, for the emitted Verilog in Verilator: the
+    same patterns, drawn ahead (the control starts the run in cycle 0 and
+    takes ``out`` from cycle 1)."""
+
+    def control(n: int) -> dict:
+        bits = {name: enable_bits(in_valid, seed + 1 + k, n) for k, name in enumerate(streams)}
+        bits["out"] = np.concatenate([[False], enable_bits(out_ready, seed, n - 1)])
+        bits["start"] = np.arange(n) == 0
+        return bits
+
+    run = run_bench(
+        p,
+        FOCUS_BENCH,
+        streams,
+        control,
+        statics=sizes,
+        beats=total,
+        stall=STALL_LIMIT,
+        cycles=8 * (sum(map(len, streams.values())) + total) + 1000,
+    )
+    stats = {name: run.ports[name] for name in STAT_NAMES}
+    return run.beats["out"], run.beats["result"], run.done + 1, stats, run.taken
 
 
 def decode_rows(comp: Compressed, rows, n: int, params: FocusParams):

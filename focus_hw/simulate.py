@@ -21,8 +21,12 @@ from amaranth.sim import Simulator
 from .fileio import atomic_write_text
 from .params import FocusParams
 from .systolic import SystolicArray
+from .verilator import Bench, check_backend, run_bench
 
 __all__ = ["GemmRun", "TilesRun", "simulate_gemm", "simulate_tiles", "pack_row"]
+
+#: The Verilator bench of the array (:mod:`focus_hw.verilator`).
+ARRAY_BENCH = Bench("array", ins=("weight", "act"), outs=("out",))
 
 #: Longest run of cycles with ``out.ready`` (or ``act.valid``) low that a
 #: backpressure (or input bubble) pattern may ask for.
@@ -118,6 +122,7 @@ def simulate_tiles(
     vcd: str | Path | None = None,
     out_ready=None,
     act_valid=None,
+    backend: str = "amaranth",
 ) -> TilesRun:
     """Stream several weight tiles back to back through one
     :class:`~focus_hw.SystolicArray`.
@@ -127,9 +132,10 @@ def simulate_tiles(
     as soon as the array takes them, so tile ``i+1`` loads into the shadow
     registers while tile ``i`` streams; the activation stream offers every row
     at once (the first row of each tile with ``swap`` set). ``out_ready``,
-    ``act_valid``: see :func:`simulate_gemm`. Raises :class:`ValueError` before simulating on bad
-    input, :class:`RuntimeError` if the design stops making progress.
+    ``act_valid``, ``backend``: see :func:`simulate_gemm`. Raises :class:`ValueError` before
+    simulating on bad input, :class:`RuntimeError` if the design stops making progress.
     """
+    check_backend(backend, vcd)
     if not isinstance(params, FocusParams):
         raise ValueError(f"params must be FocusParams, not {type(params).__name__}")
     tiles = list(tiles)
@@ -149,17 +155,39 @@ def simulate_tiles(
             lanes = np.zeros(rows, np.int64)
             lanes[:k] = a_bits[r]
             a_beats.append(pack_row(lanes, op) | (int(r == 0) << (rows * op)))
+    # Generous progress bound: every cycle with out.ready high moves the
+    # array, so the run ends within this many such cycles.
+    lat = params.mac_pipeline + 1
+    budget = len(a_beats) + (len(tiles) + 1) * 2 * (rows * lat + cols + rows + 2)
     ready_at, offer_at = _per_cycle(out_ready), _per_cycle(act_valid)
+    if backend == "verilator":
+        words, first, last = _verilator_tiles(params, w_beats, a_beats, ready_at, offer_at, budget)
+    else:
+        words, first, last = _amaranth_tiles(
+            params, w_beats, a_beats, ready_at, offer_at, budget, vcd
+        )
 
+    mask = (1 << acc) - 1
+    flat = np.array(
+        [[(word >> (c * acc)) & mask for c in range(cols)] for word in words],
+        dtype=params.acc.bits_type,
+    )
+    flat = flat.view(params.acc.np_type)
+    outs, start = [], 0
+    for m, n in shapes:
+        outs.append(flat[start : start + m, :n].copy())
+        start += m
+    return TilesRun(outs=outs, cycles=last - first + 1)
+
+
+def _amaranth_tiles(params, w_beats, a_beats, ready_at, offer_at, budget, vcd):
+    """The output words, the cycle of the first activation row taken and that
+    of the last output row, in Amaranth's simulator (the flat array)."""
     dut = SystolicArray(params)
     sim = Simulator(dut)
     sim.add_clock(1e-8)
     words: list[int] = []
     span: list[int] = []
-    # Generous progress bound: every cycle with out.ready high moves the
-    # array, so the run ends within this many such cycles.
-    lat = params.mac_pipeline + 1
-    budget = len(a_beats) + (len(tiles) + 1) * 2 * (rows * lat + cols + rows + 2)
 
     async def bench(ctx):
         wi = ai = 0
@@ -210,17 +238,26 @@ def simulate_tiles(
             sim.run()
         atomic_write_text(vcd, buffer.getvalue())
 
-    mask = (1 << acc) - 1
-    flat = np.array(
-        [[(word >> (c * acc)) & mask for c in range(cols)] for word in words],
-        dtype=params.acc.bits_type,
+    return words, *span
+
+
+def _verilator_tiles(params, w_beats, a_beats, ready_at, offer_at, budget):
+    """As :func:`_amaranth_tiles`, for the emitted Verilog in Verilator."""
+
+    def control(n: int) -> dict:
+        cycles = range(n)
+        return {
+            "weight": np.ones(n, bool),
+            "act": [offer_at(c) for c in cycles],
+            "out": [ready_at(c) for c in cycles],
+        }
+
+    streams = {"weight": w_beats, "act": a_beats}
+    stall = 2 * MAX_REFUSED + budget
+    run = run_bench(
+        params, ARRAY_BENCH, streams, control, beats=len(a_beats), stall=stall, cycles=budget
     )
-    flat = flat.view(params.acc.np_type)
-    outs, start = [], 0
-    for m, n in shapes:
-        outs.append(flat[start : start + m, :n].copy())
-        start += m
-    return TilesRun(outs=outs, cycles=span[1] - span[0] + 1)
+    return run.beats["out"], run.first["act"], run.done
 
 
 def simulate_gemm(
@@ -231,6 +268,7 @@ def simulate_gemm(
     vcd: str | Path | None = None,
     out_ready=None,
     act_valid=None,
+    backend: str = "amaranth",
 ) -> GemmRun:
     """Compute ``a @ w`` on the generated :class:`~focus_hw.SystolicArray`.
 
@@ -246,9 +284,16 @@ def simulate_gemm(
     ``act_valid`` likewise gives input bubbles: in a cycle where it is low the
     activation stream withholds its next row (``act.valid`` low mid-tile).
     ``vcd``: write a
-    waveform to this path. Returns :class:`GemmRun` with ``out`` (M, N) in
+    waveform to this path. ``backend="verilator"`` simulates the emitted
+    Verilog (the array as a shell around its PE classes) in Verilator
+    (:mod:`focus_hw.verilator`) with the same stimulus instead of the flat
+    Amaranth design: the same result, cycle for cycle; there a run raises
+    :class:`RuntimeError` once nothing moves for ``2 * MAX_REFUSED`` cycles
+    plus the progress bound. Returns :class:`GemmRun` with ``out`` (M, N) in
     the accumulator format (:attr:`GemmRun.out`) computed in the order
     documented in this module.
     """
-    run = simulate_tiles([(a, w)], params, vcd=vcd, out_ready=out_ready, act_valid=act_valid)
+    run = simulate_tiles(
+        [(a, w)], params, vcd=vcd, out_ready=out_ready, act_valid=act_valid, backend=backend
+    )
     return GemmRun(out=run.outs[0], cycles=run.cycles)

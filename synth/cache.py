@@ -11,19 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
-from focus_hw.fileio import atomic_write_text
+from focus_hw.fileio import atomic_write_text, default_cache_dir
 
 from .area import FlowResult
 
 __all__ = ["default_cache_dir", "ResultCache"]
-
-
-def default_cache_dir() -> Path:
-    env = os.environ.get("FOCUS_HW_CACHE")
-    return Path(env) if env else Path.home() / ".cache" / "focus-hw"
 
 
 def _canon(obj) -> str:

@@ -19,6 +19,7 @@ __all__ = [
     "decode_outputs",
     "Beat",
     "enable_pattern",
+    "enable_bits",
     "grid_position",
 ]
 
@@ -45,6 +46,15 @@ def enable_pattern(spec, seed: int):
         return spec
     rng = np.random.default_rng(seed)
     return lambda cycle: bool(rng.random() < spec)
+
+
+def enable_bits(spec, seed: int, n: int) -> np.ndarray:
+    """The first ``n`` values of :func:`enable_pattern` ``(spec, seed)``, at once."""
+    if spec is None:
+        return np.ones(n, bool)
+    if callable(spec):
+        return np.fromiter((bool(spec(cycle)) for cycle in range(n)), bool, n)
+    return np.random.default_rng(seed).random(n) < spec
 
 
 def grid_position(token: int, height: int, width: int) -> tuple[int, int, int]:
