@@ -21,7 +21,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
-import re
 import shutil
 import subprocess
 import tempfile
@@ -43,7 +42,6 @@ __all__ = [
     "build",
     "check_backend",
     "run_bench",
-    "strip_zero_init",
 ]
 
 #: The simulators of ``simulate_gemm`` and ``simulate_focus_gemm``.
@@ -71,8 +69,9 @@ int main(int argc, char** argv) {
 """
 
 #: Verilator's flags. Variables without an initial value start at zero, as
-#: in Amaranth's simulator (so :func:`strip_zero_init` may drop the memories'
-#: zero initializers); lint is tests/test_verilator.py's business.
+#: in Amaranth's simulator (so the memories' zero initializers are dropped,
+#: :func:`~focus_hw.generate.drop_zero_init`); lint is
+#: tests/test_verilator.py's business.
 #: ``-fno-gate``: one copy of a PE class's code for all its instances, not one
 #: per instance (a 32x32 array: 8.5 MB of C++, not 119 MB), for about 25%
 #: fewer simulated cycles per second; -O1 compiles almost as fast as -O0.
@@ -312,26 +311,19 @@ def _require(*tools: str) -> None:
 
 #: An ``initial`` block that only sets memory words to zero (Amaranth's
 #: ``lib.memory`` with its default init, one assignment per word).
-_ZERO_INIT = re.compile(r"^ *initial begin\n(?: *\S+\[\d+\] = \d+'h0+;\n)+ *end\n", re.M)
-
-
-def strip_zero_init(verilog: str) -> str:
-    """``verilog`` without the blocks that zero memories word by word: with
-    ``--x-initial 0`` Verilator starts them at zero anyway, and the blocks
-    are most of the C++ of a large design (a function of ~10^5 statements)."""
-    return _ZERO_INIT.sub("", verilog)
-
-
 @functools.lru_cache(maxsize=4)
 def _design(params: FocusParams, unit: str) -> tuple[str, list[dict], str]:
-    """``unit``'s top module name, ports and Verilog (zero initializers
-    stripped), kept in memory: elaborating a large design takes minutes."""
-    from .generate import generate  # not at the top: the units import the simulators
+    """``unit``'s top module name, ports and Verilog (without the memories'
+    zero initializers, which are most of the C++ of a large design), kept in
+    memory: elaborating a large design takes minutes."""
+    # not at the top: the units import the simulators
+    from .generate import convert_rtlil, drop_zero_init, generate
 
     with tempfile.TemporaryDirectory(prefix="focus-verilog-") as tmp:
-        manifest = generate(params, tmp, unit=unit)
+        rtlil = drop_zero_init(convert_rtlil(params, unit))
+        manifest = generate(params, tmp, unit=unit, rtlil=rtlil)
         verilog = (Path(tmp) / manifest.verilog).read_text()
-    return manifest.top, manifest.ports, strip_zero_init(verilog)
+    return manifest.top, manifest.ports, verilog
 
 
 def build(params: FocusParams, bench: Bench) -> Path:
