@@ -350,10 +350,12 @@ def counts_from_trace(trace, workload: Workload, params: FocusParams) -> TileCou
         li = np.repeat(np.arange(L), T)
         flat = li * (nt + 1) + tile.ravel()
         nz = np.bincount(flat, minlength=L * (nt + 1)).reshape(L, nt + 1)[:, :nt]
-        u = np.zeros((L * (nt + 1), v), np.int64)
-        np.add.at(u, flat, uniq.reshape(L * T, v))
+        cells = (flat[:, None] * v + np.arange(v)).ravel()  # (tile, slot) of each vector
+        u = np.bincount(cells, weights=uniq.reshape(L * T * v), minlength=L * (nt + 1) * v)
         out[site] = SiteCounts(
-            nz.astype(np.int64), nz.astype(np.int64), u.reshape(L, nt + 1, v)[:, :nt]
+            nz.astype(np.int64),
+            nz.astype(np.int64),
+            u.astype(np.int64).reshape(L, nt + 1, v)[:, :nt],
         )
     q = out["query"].nonzero
     out["scores"] = SiteCounts(q, q.copy(), q[:, :, None].copy())
