@@ -214,8 +214,9 @@ def flow(
     """The whole flow into one folder: SIC trace, Verilog, Yosys area, model.
 
     On the built-in video (or --video): the SIC/SEC sparsity trace (and CMC's and
-    AdapTiV's), the Verilog and area by module of the array, SIC and SEC, and
-    the modelled time and energy of dense, Focus, SEC-only, CMC and AdapTiV;
+    AdapTiV's), the Verilog and area by module of the --units (default: the
+    whole accelerator), and the modelled time and energy of dense, Focus
+    (SEC + SIC), CMC, AdapTiV and the SIC-only and SEC-only ablations;
     report.md and report.html summarise them. Each step is cached by the
     digest of its inputs: a rerun redoes only the steps a change reaches."""
     from focus_hw.fpga import FpgaBuildError, UnknownBoardError

@@ -12,12 +12,12 @@ video file's (``--video``):
    ``verilog:<unit>``: Verilog + manifest (:func:`focus_hw.generate.generate`),
    and ``area:<unit>``: Yosys area by module, and by part of the accelerator
    (:func:`synth.area_report`);
-4. ``model``: time, energy and DRAM traffic of :data:`MODEL_ROWS`
+3. ``model``: time, energy and DRAM traffic of :data:`MODEL_ROWS`
    (:func:`sim.simulate`): dense, Focus (SEC + SIC, :func:`sec_sic_trace`),
    CMC, AdapTiV and the SIC-only and SEC-only ablations (``model.csv``), and
    Focus's time with each of :data:`KNOB_STEPS` moved one step
    (``knobs.csv``, :func:`knob_table`);
-5. ``fpga`` (optional): place and route on a board (:func:`focus_hw.fpga.fpga_build`).
+4. ``fpga`` (optional): place and route on a board (:func:`focus_hw.fpga.fpga_build`).
 
 Every step is cached by the digest of its inputs (``flow.json``): the
 workload options (and the bytes of a ``--video``), the sources of the
