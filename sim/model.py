@@ -163,8 +163,11 @@ def stream_cycles(ms, params: FocusParams) -> int:
 
 @functools.cache
 def _sic_lut(params: FocusParams) -> np.ndarray:
-    """SIC cycles of one pass over n = 0..m_tile vectors (0 -> 0)."""
-    return np.array([0] + [sic_cycles(n, params) for n in range(1, params.m_tile + 1)], np.int64)
+    """SIC cycles of one pass over n = 0..m_tile vectors (0 -> 0);
+    :func:`~focus_hw.timing.sic_cycles` is affine in n."""
+    first = sic_cycles(1, params)
+    n = np.arange(params.m_tile + 1, dtype=np.int64)
+    return np.where(n > 0, first + (n - 1) * (sic_cycles(2, params) - first), 0)
 
 
 @functools.cache

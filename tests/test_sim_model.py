@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from focus_hw import FocusParams, sic_cycles
 from focus_hw.timing import focus_schedule
-from sim.model import MachineError, simulate
+from sim.model import MachineError, _sic_lut, simulate
 from sim.sparsity import SiteCounts, SparsityError, TileCounts, dense_counts
 from sim.workload import Workload, paper_workload
 
@@ -241,3 +241,18 @@ def test_bad_inputs():
         simulate(TINY, P, "focus")
     with pytest.raises(MachineError, match="takes no sparsity"):
         simulate(TINY, P, "dense", 0.5)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        FocusParams(),
+        FocusParams(m_tile=64, vector_size=16, sic_lanes=4, sic_pipeline=2),
+        FocusParams(m_tile=48, block_frames=1, block_height=1, block_width=1),  # no candidates
+    ],
+)
+def test_sic_pass_table_equals_sic_cycles(params):
+    """The model's per-pass SIC table (closed form) is sic_cycles at every n."""
+    lut = _sic_lut(params)
+    assert lut[0] == 0 and len(lut) == params.m_tile + 1
+    assert lut[1:].tolist() == [sic_cycles(n, params) for n in range(1, params.m_tile + 1)]
