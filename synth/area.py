@@ -233,18 +233,13 @@ def synthesize(
         owners = partition((Path(workdir) / source).read_text(), top, jobs) or owners
     kept = set().union(*owners)
     tags = [f"_{i}" if len(owners) > 1 else "" for i in range(len(owners))]
+
+    def run(owned, tag):
+        script = _script(flow, top, source, prelude, kept - owned, tag)
+        run_yosys(script, workdir, log=f"yosys_{flow}{tag}.log", timeout=timeout)
+
     with ThreadPoolExecutor(len(owners)) as pool:
-        for job in [
-            pool.submit(
-                run_yosys,
-                _script(flow, top, source, prelude, kept - owned, tag),
-                workdir,
-                log=f"yosys_{flow}{tag}.log",
-                timeout=timeout,
-            )
-            for owned, tag in zip(owners, tags)
-        ]:
-            job.result()
+        list(pool.map(run, owners, tags))
 
     def stat(name, cmos=False):
         runs = [read_json(Path(workdir) / f"{name}{tag}.json") for tag in tags]
