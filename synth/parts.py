@@ -12,18 +12,11 @@ from the first, with its blackboxed children's transistors added back).
 
 from __future__ import annotations
 
-from .dedup import parse_rtlil
+from .dedup import _cell_type, parse_rtlil
 
 __all__ = ["partition", "merge_stats"]
 
 KEEP = "attribute \\keep_hierarchy 1"
-
-
-def _instanced(line: str, modules) -> str | None:
-    parts = line.split()
-    if len(parts) == 3 and parts[0] == "cell" and parts[1][1:] in modules:
-        return parts[1][1:]
-    return None
 
 
 def partition(design: str, top: str, jobs: int) -> list[set[str]]:
@@ -32,8 +25,7 @@ def partition(design: str, top: str, jobs: int) -> list[set[str]]:
     into the lightest set); empty sets are left out."""
     modules = parse_rtlil(design)
     kids = {
-        name: [k for k in (_instanced(line, modules) for line in m.body) if k]
-        for name, m in modules.items()
+        name: [k for k in map(_cell_type, m.body) if k in modules] for name, m in modules.items()
     }
     kept = {name for name, m in modules.items() if KEEP in m.head}
     groups: list[set[str]] = []
