@@ -38,9 +38,10 @@ from focus_hw.fileio import atomic_write_text
 from focus_hw.generate import as_params
 from sim import sram
 from sim.presets import paper_preset
-from sim.tech import NODES
+from sim.tech import NODES, paper_focus_share
 from sim.workload import REFERENCE_DIR
 from synth import YosysError, area_report
+from synth.breakdown import FOCUS_UNIT, part
 
 #: Targets for the Focus unit, at most this share of the array's cells (of
 #: the same numerics), by ``acc_format``.
@@ -111,14 +112,11 @@ PAPER_GROUPS = {
         "memory",
     ),
 }
-#: The groups whose logic is the Focus unit.
-FOCUS_UNIT = ("sic", "sec", "scatter")
 
 
 def group(unit: str) -> str:
     """``array``, ``sic``, ``sec``, ``scatter`` or ``top`` (control)."""
-    head = unit.split(".")[0]
-    return head if head in ("array", "sic", "sec", "scatter") else "top"
+    return part(unit) or "top"
 
 
 def our_rows(params: FocusParams, node: str, cache_dir, use_cache: bool) -> pd.DataFrame:
@@ -180,17 +178,16 @@ def paper_rows() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def shares(ours: pd.DataFrame, paper: pd.DataFrame) -> dict[str, float]:
+def shares(ours: pd.DataFrame) -> dict[str, float]:
     """Focus-unit logic over array logic: ours in cells and transistors, the
     paper's in mm^2."""
     logic = ours[ours.kind == "logic"].groupby("group")[["cells", "transistors"]].sum()
-    plogic = paper[paper.kind == "logic"].groupby("group").area_mm2.sum()
     return {
         "cells": logic.loc[list(FOCUS_UNIT), "cells"].sum() / logic.loc["array", "cells"],
         "transistors": (
             logic.loc[list(FOCUS_UNIT), "transistors"].sum() / logic.loc["array", "transistors"]
         ),
-        "paper_mm2": plogic.loc[list(FOCUS_UNIT)].sum() / plogic.loc["array"],
+        "paper_mm2": paper_focus_share(),
     }
 
 
@@ -264,7 +261,7 @@ def main(param_files, node, out, cache_dir, no_cache):
         click.echo("\nstorage (mm^2: sim.sram macro model):")
         click.echo(_fmt(memory, ["group", "unit", "what", "instances", "memory_bits", "area_mm2"]))
         click.echo(f"total: {memory.memory_bits.sum():,.0f} bits, {memory.area_mm2.sum():.4g} mm^2")
-        share = shares(ours, paper)
+        share = shares(ours)
         target = TARGET_SHARE[params.acc_format]
         verdict = "meets" if share["cells"] <= target else "misses"
         click.echo(

@@ -625,12 +625,12 @@ def run_flow(
         torch.set_num_threads(1)
         try:
 
-            def trace(p):  # and the baselines, on the same inputs
+            def trace_and_baselines(p):  # the baselines on the same inputs
                 baselines = _Baselines(workload.shape)
                 sic_trace(p, options, progress=progress, visit=baselines.add)[0].save(trace_path)
                 atomic_write_text(base_path, json.dumps(baselines.result(), indent=1))
 
-            step("trace", algo, trace, [trace_path, base_path])
+            step("trace", algo, trace_and_baselines, [trace_path, base_path])
             trace = SparseTrace.load(trace_path)
             baselines = json.loads(base_path.read_text())
             model_in = {
@@ -692,11 +692,6 @@ def run_flow(
 
 # -- reports ---------------------------------------------------------------------
 
-#: Parts of the whole accelerator (first name of a unit path); the rest of
-#: its logic (top, engines, buffers' ports) is "control".
-PARTS = ("array", "sic", "sec", "scatter")
-#: The parts that make the Focus unit (as ``benchmarks/bench_focus_area.py``).
-FOCUS_UNIT = ("sic", "sec", "scatter")
 #: Node pricing the area estimate (:data:`sim.tech.NODES`).
 NODE = "28nm"
 #: Machines of the summary (the rest of :data:`MODEL_ROWS` are ablations).
@@ -778,7 +773,8 @@ def _less(reduction: float) -> str:
 
 def area_parts(areas: dict) -> pd.DataFrame:
     """Area by part: for the whole accelerator (unit ``focus``) its
-    :data:`PARTS`, control and SRAM; for another unit its logic and SRAM.
+    :data:`synth.breakdown.PARTS`, control (the rest of its logic) and SRAM;
+    for another unit its logic and SRAM.
     Columns unit, part, cells, transistors, memory_bits, area_mm2: logic at
     :data:`NODE`'s area per CMOS transistor, SRAM by :func:`sim.sram.buffer`."""
     import math
@@ -787,21 +783,21 @@ def area_parts(areas: dict) -> pd.DataFrame:
 
     from sim import sram
     from sim.tech import NODES
+    from synth.breakdown import PARTS, part
 
     um2 = NODES[NODE]["um2_per_transistor"]
     rows = []
     for unit, rep in areas.items():
         logic = {}
         for row in rep.breakdown["cells"]:
-            head = row["unit"].split(".")[0]
-            part = (head if head in PARTS else "control") if unit == "focus" else unit
-            acc = logic.setdefault(part, {"cells": 0, "transistors": 0})
+            name = (part(row["unit"]) or "control") if unit == "focus" else unit
+            acc = logic.setdefault(name, {"cells": 0, "transistors": 0})
             acc["cells"] += row["cells"]
             acc["transistors"] += row["transistors"] or 0
         order = (*PARTS, "control") if unit == "focus" else (unit,)
-        for part in (p for p in order if p in logic):
-            t = logic[part]["transistors"]
-            rows.append({"unit": unit, "part": part, **logic[part], "area_mm2": t * um2 * 1e-6})
+        for name in (p for p in order if p in logic):
+            t = logic[name]["transistors"]
+            rows.append({"unit": unit, "part": name, **logic[name], "area_mm2": t * um2 * 1e-6})
         memory = rep.breakdown["memory"]
         if memory:
             rows.append(
@@ -824,6 +820,8 @@ def _area_plot(parts: pd.DataFrame) -> bytes:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    from synth.breakdown import FOCUS_UNIT
 
     labels = parts["part"] if parts["unit"].nunique() == 1 else parts["unit"] + ": " + parts["part"]
     colors = [
@@ -927,19 +925,6 @@ def _model_plot(model: pd.DataFrame) -> bytes:
     return figure_png(fig)
 
 
-def _paper_share() -> float:
-    """The paper's Focus unit over its array, in its 28 nm area table."""
-    import pandas as pd
-
-    from sim.workload import REFERENCE_DIR
-
-    area = pd.read_csv(
-        REFERENCE_DIR / "simulator" / "detailed_power_area_breakdown.csv", index_col="component"
-    )["area"]
-    unit = area.index.str.endswith("(SIC)") | (area.index == "Max Unit (SEC)")
-    return float(area[unit].sum() / area["Systolic Array"])
-
-
 def _sic_error(r: FlowResult) -> tuple[dict, float]:
     """SIC's relative GEMM error per site (mean over layers) and weighted by
     GEMM weight size; ``({}, nan)`` for a trace without it."""
@@ -1037,6 +1022,9 @@ def _performance_lines(r: FlowResult) -> list[str]:
 
 def _area_lines(r: FlowResult, parts: pd.DataFrame) -> list[str]:
     """Total area, the Focus unit's share and the paper's."""
+    from sim.tech import paper_focus_share
+    from synth.breakdown import FOCUS_UNIT
+
     if "focus" not in r.areas:
         built = ", ".join(f"{u} {rep.summary()['cells']:,} cells" for u, rep in r.areas.items())
         return [
@@ -1054,7 +1042,7 @@ def _area_lines(r: FlowResult, parts: pd.DataFrame) -> list[str]:
         f"{_num(acc['area_mm2'].sum())} mm² at {NODE} (logic {_num(logic_mm2)} mm², SRAM "
         f"{_num(acc['area_mm2'].sum() - logic_mm2)} mm²; estimates: sim.tech.NODES, sim.sram). "
         f"The Focus unit (SIC + SEC + scatter) is {_pct(share)} of the array's cells; the "
-        f"paper's is {_pct(_paper_share())} of its array's area (its 28 nm tables). The "
+        f"paper's is {_pct(paper_focus_share())} of its array's area (its 28 nm tables). The "
         "paper's design point priced in this flow: python benchmarks/bench_focus_area.py "
         "(another synthesis of the whole accelerator)."
     ]

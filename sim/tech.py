@@ -39,7 +39,15 @@ from .workload import REFERENCE_DIR
 if TYPE_CHECKING:  # pandas is imported where it is used: a fast `--help`
     import pandas as pd
 
-__all__ = ["PaperTech", "YosysTech", "NODES", "MACHINES", "PAPER_TABLE_PARAMS", "TechError"]
+__all__ = [
+    "PaperTech",
+    "YosysTech",
+    "NODES",
+    "MACHINES",
+    "PAPER_TABLE_PARAMS",
+    "TechError",
+    "paper_focus_share",
+]
 
 #: The design point the paper's module tables describe (its accumulator
 #: rows in ``detailed_power_area_breakdown.csv`` are for 2 scatter lanes):
@@ -66,6 +74,14 @@ def _sim_csv(name):
     import pandas as pd
 
     return pd.read_csv(REFERENCE_DIR / "simulator" / name)
+
+
+def paper_focus_share() -> float:
+    """The paper's Focus unit (its SIC modules with the accumulators, and
+    SEC's max units) over its systolic array, by area in its 28 nm table."""
+    area = _sim_csv("detailed_power_area_breakdown.csv").set_index("component")["area"]
+    unit = area.index.str.endswith("(SIC)") | (area.index == "Max Unit (SEC)")
+    return float(area[unit].sum() / area["Systolic Array"])
 
 
 @functools.cache

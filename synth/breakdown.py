@@ -19,9 +19,20 @@ from collections.abc import Iterator
 from .area import FlowResult
 from .dedup import parse_rtlil
 
-__all__ = ["cell_breakdown", "memory_breakdown", "unit_path"]
+__all__ = ["PARTS", "FOCUS_UNIT", "part", "cell_breakdown", "memory_breakdown", "unit_path"]
 
 _INDEX = re.compile(r"[_\d]+$")
+#: Parts of the whole accelerator (the first name of a unit path).
+PARTS = ("array", "sic", "sec", "scatter")
+#: The parts that make the Focus unit.
+FOCUS_UNIT = ("sic", "sec", "scatter")
+
+
+def part(unit: str) -> str | None:
+    """The :data:`PARTS` entry a unit path of the whole accelerator belongs
+    to; ``None`` for the rest (the top's own logic and the engines)."""
+    head = unit.split(".")[0]
+    return head if head in PARTS else None
 
 
 def unit_path(path: tuple[str, ...], depth: int) -> str:
