@@ -15,7 +15,7 @@ Each point is ``focus-hw synth --unit focus`` (Yosys generic flow, cached;
   buffers (that file's SRAM rows); the paper's SFUs are not part of ours;
 * the Focus unit's share, (SIC + SEC + scatter) / array, in cells and in
   the paper's mm^2, against the target for its ``acc_format``
-  (:data:`TARGET_SHARE`).
+  (:data:`synth.breakdown.FOCUS_SHARE_TARGET`).
 
 Without ``--params`` it prices three points: the default ``FocusParams()``
 (fp32 partial sums), the same with ``acc_format="operand"`` (fp16 partial
@@ -41,11 +41,7 @@ from sim.presets import paper_preset
 from sim.tech import NODES, paper_focus_share
 from sim.workload import REFERENCE_DIR
 from synth import YosysError, area_report
-from synth.breakdown import FOCUS_UNIT, part
-
-#: Targets for the Focus unit, at most this share of the array's cells (of
-#: the same numerics), by ``acc_format``.
-TARGET_SHARE = {"wide": 0.075, "operand": 0.05}
+from synth.breakdown import FOCUS_SHARE_TARGET, focus_share, part
 
 #: The paper's design point priced in our flow, its blocks provisioned to its
 #: own cycle model: PEs and accumulator with fp16 partial sums, 2 scatter
@@ -181,12 +177,10 @@ def paper_rows() -> pd.DataFrame:
 def shares(ours: pd.DataFrame) -> dict[str, float]:
     """Focus-unit logic over array logic: ours in cells and transistors, the
     paper's in mm^2."""
-    logic = ours[ours.kind == "logic"].groupby("group")[["cells", "transistors"]].sum()
+    logic = ours[ours.kind == "logic"].to_dict("records")
     return {
-        "cells": logic.loc[list(FOCUS_UNIT), "cells"].sum() / logic.loc["array", "cells"],
-        "transistors": (
-            logic.loc[list(FOCUS_UNIT), "transistors"].sum() / logic.loc["array", "transistors"]
-        ),
+        "cells": focus_share(logic),
+        "transistors": focus_share(logic, "transistors"),
         "paper_mm2": paper_focus_share(),
     }
 
@@ -262,7 +256,7 @@ def main(param_files, node, out, cache_dir, no_cache):
         click.echo(_fmt(memory, ["group", "unit", "what", "instances", "memory_bits", "area_mm2"]))
         click.echo(f"total: {memory.memory_bits.sum():,.0f} bits, {memory.area_mm2.sum():.4g} mm^2")
         share = shares(ours)
-        target = TARGET_SHARE[params.acc_format]
+        target = FOCUS_SHARE_TARGET[params.acc_format]
         verdict = "meets" if share["cells"] <= target else "misses"
         click.echo(
             f"\nFocus unit (SIC + SEC + scatter) / array: {share['cells']:.2%} of the cells "

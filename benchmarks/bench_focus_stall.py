@@ -5,8 +5,8 @@ For each workload and candidate (``out_vectors:num_scatter:ring_blocks``) it
 runs the performance model (``sim.simulate``, machine ``focus``: SEC + SIC,
 the projection GEMMs on the exact RTL schedule) and prints the stall share,
 sum of ``stall_cycles`` / sum of ``cycles`` over all GEMMs (what ``focus-sim
-run --machine focus --csv`` reports), the input DRAM bytes (sum of
-``dram_in``) and the energy, and the first candidate that keeps the stall
+run --machine focus --csv`` reports) and the part S x V adds to it, the
+input DRAM bytes (sum of ``dram_in``) and the energy, and the first candidate that keeps the stall
 at most ``--target`` on all but one workload and ``--ceiling`` on all.
 ``1:2:2`` is the accelerator before wide output tiles (one 32-column tile,
 two concentrate-out halves).
@@ -21,10 +21,9 @@ from concurrent.futures import ProcessPoolExecutor
 import pandas as pd
 from tqdm import tqdm
 
-from sim.model import simulate
-from sim.reproduce import paper_params
-from sim.sparsity import focus_target
-from sim.workload import VIDEO_WORKLOADS, paper_workload
+from focus_hw import FocusParams
+from sim.stall import STALL_CEILING, STALL_TARGET, meets_stall, workload_stall
+from sim.workload import VIDEO_WORKLOADS
 
 FIELDS = ("out_vectors", "num_scatter", "ring_blocks")
 
@@ -32,17 +31,8 @@ FIELDS = ("out_vectors", "num_scatter", "ring_blocks")
 def run_point(job) -> dict:
     """One (workload, candidate): stall share, input DRAM, energy, speedup."""
     (model, dataset), candidate = job
-    p = paper_params(model, dataset).replace(**dict(zip(FIELDS, candidate)))
-    res = simulate(paper_workload(model, dataset), p, "focus", focus_target(model, dataset))
-    g = res.gemms
-    return {
-        "workload": f"{model}/{dataset}",
-        "candidate": ":".join(map(str, candidate)),
-        "stall_share": g.stall_cycles.sum() / g.cycles.sum(),
-        "dram_in_gb": g.dram_in.sum() / 1e9,
-        "energy_mj": res.totals.energy_mj,
-        "speedup": res.totals.speedup,
-    }
+    base = FocusParams(**dict(zip(FIELDS, candidate)))
+    return {**workload_stall(model, dataset, base), "candidate": ":".join(map(str, candidate))}
 
 
 def stall_table(candidates, jobs: int = 1) -> pd.DataFrame:
@@ -56,11 +46,7 @@ def stall_table(candidates, jobs: int = 1) -> pd.DataFrame:
 def pick(share: pd.DataFrame, target: float, ceiling: float):
     """The first candidate (columns in the order given) whose stall is at
     most ``target`` on all but one workload and ``ceiling`` on all."""
-    for cand in share.columns:
-        s = share[cand]
-        if (s <= ceiling).all() and (s > target).sum() <= 1:
-            return cand
-    return None
+    return next((c for c in share.columns if meets_stall(share[c], target, ceiling)), None)
 
 
 def main():
@@ -70,8 +56,8 @@ def main():
         default="1:2:2,3:2:2,3:2:4,3:2:6,3:3:2,3:3:4",
         help="out_vectors:num_scatter:ring_blocks, comma-separated, cheapest first",
     )
-    ap.add_argument("--target", type=float, default=0.011)
-    ap.add_argument("--ceiling", type=float, default=0.025)
+    ap.add_argument("--target", type=float, default=STALL_TARGET)
+    ap.add_argument("--ceiling", type=float, default=STALL_CEILING)
     ap.add_argument("--jobs", type=int, default=2, help="worker processes")
     ap.add_argument("--csv", help="write the full table here")
     args = ap.parse_args()
@@ -82,6 +68,7 @@ def main():
     order = [":".join(map(str, c)) for c in candidates]
     for value, title, scale in [
         ("stall_share", "Stall share of Focus cycles, %", 100),
+        ("sv_stall_share", "Of which S x V, % of all cycles", 100),
         ("dram_in_gb", "Input DRAM, GB", 1),
         ("energy_mj", "Energy, mJ", 1),
     ]:

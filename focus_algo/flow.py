@@ -1023,7 +1023,7 @@ def _performance_lines(r: FlowResult) -> list[str]:
 def _area_lines(r: FlowResult, parts: pd.DataFrame) -> list[str]:
     """Total area, the Focus unit's share and the paper's."""
     from sim.tech import paper_focus_share
-    from synth.breakdown import FOCUS_UNIT
+    from synth.breakdown import focus_share
 
     if "focus" not in r.areas:
         built = ", ".join(f"{u} {rep.summary()['cells']:,} cells" for u, rep in r.areas.items())
@@ -1033,7 +1033,7 @@ def _area_lines(r: FlowResult, parts: pd.DataFrame) -> list[str]:
         ]
     acc = parts[parts["unit"] == "focus"].set_index("part")
     cells = acc["cells"].fillna(0)
-    share = cells.loc[list(FOCUS_UNIT)].sum() / cells.loc["array"]
+    share = focus_share(r.areas["focus"].breakdown["cells"])
     logic_mm2 = acc.drop(index="SRAM", errors="ignore")["area_mm2"].sum()
     return [
         f"The accelerator: {int(cells.sum()):,} cells and {int(acc['transistors'].sum()):,} "

@@ -19,13 +19,25 @@ from collections.abc import Iterator
 from .area import FlowResult
 from .dedup import parse_rtlil
 
-__all__ = ["PARTS", "FOCUS_UNIT", "part", "cell_breakdown", "memory_breakdown", "unit_path"]
+__all__ = [
+    "PARTS",
+    "FOCUS_UNIT",
+    "part",
+    "FOCUS_SHARE_TARGET",
+    "focus_share",
+    "cell_breakdown",
+    "memory_breakdown",
+    "unit_path",
+]
 
 _INDEX = re.compile(r"[_\d]+$")
 #: Parts of the whole accelerator (the first name of a unit path).
 PARTS = ("array", "sic", "sec", "scatter")
 #: The parts that make the Focus unit.
 FOCUS_UNIT = ("sic", "sec", "scatter")
+#: Issue 15's area targets: the Focus unit at most this share of the cells
+#: of the array of the same numerics, by ``acc_format``.
+FOCUS_SHARE_TARGET = {"wide": 0.075, "operand": 0.05}
 
 
 def part(unit: str) -> str | None:
@@ -33,6 +45,18 @@ def part(unit: str) -> str | None:
     to; ``None`` for the rest (the top's own logic and the engines)."""
     head = unit.split(".")[0]
     return head if head in PARTS else None
+
+
+def focus_share(rows, column: str = "cells") -> float:
+    """The Focus unit's (:data:`FOCUS_UNIT`) ``column`` over the array's,
+    from the whole accelerator's :func:`cell_breakdown` rows."""
+    totals = dict.fromkeys(PARTS, 0)
+    for r in rows:
+        if (p := part(r["unit"])) is not None:
+            totals[p] += r[column]
+    if not totals["array"]:
+        raise ValueError("focus_share: no array rows (not a breakdown of the whole accelerator)")
+    return sum(totals[p] for p in FOCUS_UNIT) / totals["array"]
 
 
 def unit_path(path: tuple[str, ...], depth: int) -> str:
