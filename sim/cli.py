@@ -186,7 +186,8 @@ def reproduce(out):
 @click.option("--quick", is_flag=True, help="a small grid (CI smoke run)")
 @executor_options
 def sweep(out, name, quick, jobs, workers, scheduler):
-    """DSE over m_tile, vector size, block, num_scatter and array size.
+    """DSE over m_tile, vector size (= array size), block, scatter lanes,
+    output-tile width, SIC lanes and partial-sum numerics; area from our synthesis.
 
     Finished points are journaled in OUT/sweep.points.jsonl, so a rerun computes
     only the missing ones (delete that file to recompute after a model change)."""
@@ -226,8 +227,9 @@ def sweep(out, name, quick, jobs, workers, scheduler):
     click.echo(f"paper configuration: area {paper_area:.3f} mm^2")
     click.echo(
         f"best point within it: m_tile={best.m_tile} vector={best.vector_size} "
-        f"block={best.block} num_scatter={best.num_scatter} "
-        f"array={best.rows}x{best.cols}, area {best.area_mm2:.3f} mm^2, "
+        f"(array {best.rows}x{best.cols}) block={best.block} num_scatter={best.num_scatter} "
+        f"out_vectors={best.out_vectors} sic_lanes={best.sic_lanes} "
+        f"acc_format={best.acc_format}, area {best.area_mm2:.3f} mm^2, "
         f"{best.speedup_vs_paper:.3f}x over the paper configuration"
     )
     click.echo(f"wrote {out / 'sweep.csv'} and {out / 'sweep.png'}")

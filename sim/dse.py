@@ -1,5 +1,7 @@
-"""Design-space exploration: m_tile, vector size, block shape, scatter
-accumulators and array size: speedup and energy against area.
+"""Design-space exploration: m_tile, vector size (which sets the array, since
+the integrated accelerator needs rows == cols == vector_size), block shape,
+scatter lanes, output-tile width, SIC lanes and partial-sum numerics: speedup
+and energy against area.
 
 How SIC's sparsity moves with the knobs comes from the paper's own DSE runs
 on LLaVA-Video/VideoMME (a documented fit, read at run time): the fraction of
@@ -9,8 +11,10 @@ of ``dse_c_block_size.csv`` (per block) and ``layer_array_ops`` of
 ``dse_b_vector_size.csv`` (per vector size), interpolated linearly in log2 of
 m_tile / vector size (clamped to the measured range); an unmeasured block
 shape takes the measured one with the nearest volume. The three factors are
-taken as independent. Area = logic (:mod:`sim.tech`) + SRAM buffers
-(:mod:`sim.sram`) of the point's ``buffer_bytes``.
+taken as independent. Area = logic + SRAM buffers (:mod:`sim.sram`) of the
+point's ``buffer_bytes``; logic area and power come from our own synthesis,
+through :mod:`sim.area_model` (each unit fitted to whole-accelerator Yosys
+runs) priced by :meth:`sim.tech.YosysTech.from_breakdown`.
 
 :func:`sweep` runs the points on any :class:`concurrent.futures.Executor`
 (:mod:`focus_hw.executors`: a process pool or a dask cluster) and, given an
@@ -35,10 +39,10 @@ import pandas as pd
 from focus_hw import FocusParams
 from focus_hw.fileio import atomic_write_bytes, atomic_write_text, figure_png
 
-from . import sram
+from . import area_model, sram
 from .model import simulate
 from .sparsity import synthetic_counts
-from .tech import PaperTech
+from .tech import YosysTech
 from .workload import REFERENCE_DIR, Workload
 
 __all__ = [
@@ -47,24 +51,29 @@ __all__ = [
     "JOURNAL",
     "remaining_factor",
     "area_mm2",
+    "yosys_tech",
     "sweep",
     "pareto",
     "plot",
 ]
 
 GRID = {
-    "m_tile": (256, 512, 1024, 2048, 4096),
+    "m_tile": (256, 512, 1024, 2048),
     "vector_size": (16, 32, 64),
-    "block": ((1, 2, 2), (2, 1, 1), (2, 2, 2), (3, 3, 3)),
-    "num_scatter": (1, 2, 3, 4),
-    "array": ((16, 16), (32, 32), (64, 64)),
+    "block": ((1, 2, 2), (2, 2, 2), (3, 3, 3)),
+    "num_scatter": (2, 3, 4),
+    "out_vectors": (1, 3),
+    "sic_lanes": (8, 16),
+    "acc_format": ("wide", "operand"),
 }
 QUICK_GRID = {
     "m_tile": (512, 1024, 2048),
     "vector_size": (32,),
-    "block": ((2, 2, 2), (3, 3, 3)),
-    "num_scatter": (1, 2, 4),
-    "array": ((32, 32), (64, 64)),
+    "block": ((2, 2, 2),),
+    "num_scatter": (2, 3, 4),
+    "out_vectors": (3,),
+    "sic_lanes": (8, 16),
+    "acc_format": ("wide", "operand"),
 }
 JOURNAL = "sweep.points.jsonl"
 
@@ -103,9 +112,15 @@ def remaining_factor(params: FocusParams) -> float:
     return fa * fb * fc
 
 
+def yosys_tech(params: FocusParams) -> YosysTech:
+    """Logic area and power of the accelerator at ``params``, from the
+    per-unit area model fitted to our synthesis (:mod:`sim.area_model`)."""
+    return YosysTech.from_breakdown(area_model.breakdown(params))
+
+
 def area_mm2(params: FocusParams, machine: str = "focus", tech=None) -> float:
-    """Logic + SRAM area of a design point."""
-    tech = tech or PaperTech()
+    """Logic (``tech``, default :func:`yosys_tech`) + SRAM area of a design point."""
+    tech = tech or yosys_tech(params)
     bufs = (
         params.buffer_bytes
         if machine.startswith("focus")
@@ -117,19 +132,12 @@ def area_mm2(params: FocusParams, machine: str = "focus", tech=None) -> float:
 
 
 def _points(base: FocusParams, grid: dict):
-    for mt, vs, blk, ns, (r, c) in itertools.product(
-        grid["m_tile"], grid["vector_size"], grid["block"], grid["num_scatter"], grid["array"]
-    ):
-        yield base.replace(
-            m_tile=mt,
-            vector_size=vs,
-            block_frames=blk[0],
-            block_height=blk[1],
-            block_width=blk[2],
-            num_scatter=ns,
-            rows=r,
-            cols=c,
-        )
+    names = list(grid)
+    for values in itertools.product(*grid.values()):
+        point = dict(zip(names, values))
+        f, h, w = point.pop("block")
+        vs = point["vector_size"]
+        yield base.replace(**point, rows=vs, cols=vs, block_frames=f, block_height=h, block_width=w)
 
 
 _COUNTS: dict = {}  # per process: SIC tile counts shared by the points of one worker
@@ -149,19 +157,23 @@ def _point_row(
 ) -> dict:
     """One row of the sweep table (runs in a worker)."""
     s = float(np.clip(1 - (1 - target) * remaining_factor(p), 0.0, 0.99))
-    t = simulate(workload, p, "focus", _counts(workload, p, s), compare=False).totals
+    tech = yosys_tech(p)
+    t = simulate(workload, p, "focus", _counts(workload, p, s), tech=tech, compare=False).totals
     return {
         "m_tile": p.m_tile,
         "vector_size": p.vector_size,
         "block": "x".join(map(str, p.block)),
         "num_scatter": p.num_scatter,
+        "out_vectors": p.out_vectors,
+        "sic_lanes": p.sic_lanes,
+        "acc_format": p.acc_format,
         "rows": p.rows,
         "cols": p.cols,
         "sparsity": s,
         "time_s": float(t.time_s),
         "energy_mj": float(t.energy_mj),
         "stall_cycles": float(t.stall_cycles),
-        "area_mm2": float(area_mm2(p)),
+        "area_mm2": float(area_mm2(p, tech=tech)),
         "speedup_vs_dense": float(dense_time / t.time_s),
         "speedup_vs_paper": float(ref_time / t.time_s),
     }

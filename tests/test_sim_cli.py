@@ -118,13 +118,15 @@ def test_sweep_small_grid_has_pareto_front(tmp_path):
         "vector_size": (32,),
         "block": ((2, 2, 2),),
         "num_scatter": (2, 3),
-        "array": ((32, 32), (64, 64)),
+        "out_vectors": (3,),
+        "sic_lanes": (8,),
+        "acc_format": ("wide", "operand"),
     }
     w = qwen2_7b(2048, frames=8)
     base = FocusParams()
     df = dse.sweep(w, base, 0.5, grid)
     assert len(df) == 8 and df.pareto.any()
-    ref = df[(df.m_tile == 1024) & (df.num_scatter == base.num_scatter) & (df.rows == 32)].iloc[0]
+    ref = df[(df.m_tile == 1024) & (df.num_scatter == 3) & (df.acc_format == "wide")].iloc[0]
     assert ref.speedup_vs_paper == pytest.approx(1.0)
     assert ref.area_mm2 == pytest.approx(dse.area_mm2(base))
     best = dse.write(df, dse.area_mm2(base), tmp_path)

@@ -16,7 +16,7 @@ from sim import dse
 from sim.cli import main
 
 POINTS = 36  # dse.QUICK_GRID
-KEYS = ["m_tile", "vector_size", "block", "num_scatter", "rows", "cols"]
+KEYS = ["m_tile", "vector_size", "block", "num_scatter", "out_vectors", "sic_lanes", "acc_format"]
 
 
 @pytest.fixture(scope="module")
