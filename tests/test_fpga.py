@@ -4,12 +4,14 @@ build with the yowasp tools, and ``--clock-from-fpga`` of ``focus-sim run``."""
 import json
 import os
 import sysconfig
+from pathlib import Path
 
 import numpy as np
 import pytest
 from amaranth.sim import Simulator
 from click.testing import CliRunner
 
+import focus_hw
 from focus_algo.golden import gemm_reference
 from focus_hw import FocusParams
 from focus_hw.cli import main as hw_main
@@ -22,6 +24,7 @@ from focus_hw.fpga import (
     harness_tiles,
     led_pattern,
 )
+from focus_hw.fpga.build import critical_path
 from focus_hw.fpga.harness import check_tiles
 from sim.cli import main as sim_main
 from tools import require
@@ -106,6 +109,51 @@ def test_led_pattern_by_hand():
     assert led_pattern(0, 64, 2) == 0b10
 
 
+def test_critical_path_of_the_slowest_clock():
+    """critical_path reads the slowest clock's own path, not an async one,
+    and keeps only our source lines, each once."""
+    root = Path(focus_hw.__file__).resolve().parent
+
+    def seg(kind, cell, delay, sources=()):
+        return {
+            "type": kind,
+            "from": {"cell": cell},
+            "to": {"cell": cell},
+            "delay": delay,
+            "sources": list(sources),
+        }
+
+    ours = str(root / "pe.py") + ":12"
+    report = {
+        "fmax": {"fast": {"achieved": 200.0}, "slow": {"achieved": 50.0}},
+        "critical_paths": [
+            {"from": "<async>", "to": "<async>", "path": [seg("logic", "x", 9.0)]},
+            {"from": "posedge fast", "to": "posedge fast", "path": [seg("logic", "f", 5.0)]},
+            {
+                "from": "posedge slow",
+                "to": "posedge slow",
+                "path": [
+                    seg("clk-to-q", "a", 0.5),
+                    seg("routing", "a", 1.0, [ours, "/share/lattice/cells.v:3"]),
+                    seg("logic", "b", 2.0),
+                    seg("routing", "b", 1.5, [ours]),
+                    seg("logic", "c", 1.0),
+                    seg("setup", "z", 0.25),
+                ],
+            },
+        ],
+    }
+    assert critical_path(report) == {
+        "from": "a",
+        "to": "z",
+        "logic_levels": 2,
+        "delay_ns": 6.25,
+        "logic_ns": 3.0,
+        "routing_ns": 2.5,
+        "sources": ["focus_hw/pe.py:12"],
+    }
+
+
 def test_unknown_board_is_a_usage_error(tmp_path):
     res = CliRunner().invoke(
         hw_main, ["fpga", "--board", "de0-nano", "--rows", "2", "--out", str(tmp_path)]
@@ -156,6 +204,11 @@ def test_fpga_build_ecp5_2x2_int8(tmp_path, monkeypatch):
     assert 0 < report["luts"] < report["utilisation"]["TRELLIS_COMB"]["available"]
     assert 20 < report["fmax_mhz"] < 500
     assert report["target_mhz"] == 25.0
+    path = report["critical_path"]  # register to register: its delay is the period
+    assert path["delay_ns"] == pytest.approx(1000 / report["fmax_mhz"], rel=0.01)
+    assert path["logic_levels"] >= 1 and path["from"].startswith("harness.")
+    assert any(src.startswith("focus_hw/") for src in path["sources"])
+    assert "logic levels" in res.output
     tiles = harness_tiles(params)
     want = numpy_checksum(tiles, params)
     assert int(report["checksum"], 16) == want

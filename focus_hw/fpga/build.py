@@ -39,6 +39,7 @@ __all__ = [
     "led_pattern",
     "expected_checksum",
     "read_fmax",
+    "critical_path",
 ]
 
 _NAME = "top"
@@ -104,6 +105,7 @@ class FpgaReport:
     dsps: int
     fmax_mhz: float
     target_mhz: float  # the clock constraint nextpnr aimed for
+    critical_path: dict  # the slowest clock's register-to-register path (critical_path())
     utilisation: dict  # nextpnr cell -> {"used", "available"}
     checksum: str  # expected final checksum (hex)
     leds: str  # expected LED pattern, LED 0 last (binary)
@@ -133,10 +135,54 @@ class FpgaReport:
             ("BRAMs", of("brams", self.brams)),
             ("DSPs", of("dsps", self.dsps)),
             ("Fmax", f"{self.fmax_mhz:.2f} MHz (target {self.target_mhz:g} MHz)"),
+            ("path", _path_line(self.critical_path)),
             ("LEDs", self.leds),
             ("time", f"{self.wall_s:.0f} s"),
         ]
         return "\n".join(f"{k:<6} {v}" for k, v in rows)
+
+
+def critical_path(report: dict) -> dict:
+    """The critical path of the slowest clock in nextpnr's ``report.json``:
+    its start and end cells, its logic levels, its delay (logic and routing,
+    ns) and the lines of our own code its nets come from (package-relative,
+    in path order)."""
+    clock = min(report["fmax"], key=lambda c: report["fmax"][c]["achieved"])
+    path = next(
+        c["path"]
+        for c in report["critical_paths"]
+        if c["from"] == c["to"] and c["from"].endswith(" " + clock)
+    )
+    root = Path(__file__).resolve().parents[2]
+    sources = []
+    for seg in path:
+        for src in seg.get("sources", []):
+            try:
+                rel = str(Path(src).relative_to(root))
+            except ValueError:  # the tools' own cell libraries
+                continue
+            if rel not in sources:
+                sources.append(rel)
+    delay = {
+        kind: sum(s["delay"] for s in path if s["type"] == kind) for kind in ("logic", "routing")
+    }
+    return {
+        "from": path[0]["from"]["cell"],
+        "to": path[-1]["to"]["cell"],
+        "logic_levels": sum(s["type"] == "logic" for s in path),
+        "delay_ns": round(sum(s["delay"] for s in path), 3),
+        "logic_ns": round(delay["logic"], 3),
+        "routing_ns": round(delay["routing"], 3),
+        "sources": sources,
+    }
+
+
+def _path_line(path: dict) -> str:
+    return (
+        f"{path['delay_ns']:.2f} ns, {path['logic_levels']} logic levels "
+        f"({path['logic_ns']:.2f} ns logic, {path['routing_ns']:.2f} ns routing): "
+        f"{path['from']} -> {path['to']}"
+    )
 
 
 def _tool_env(family: str) -> dict:
@@ -258,6 +304,7 @@ def fpga_build(
         **figures,
         fmax_mhz=round(fmax, 3),
         target_mhz=platform.default_clk_frequency / 1e6,
+        critical_path=critical_path(report),
         utilisation=util,
         checksum=f"{checksum:#x}",
         leds=format(led_pattern(checksum, width, leds), f"0{leds}b"),
