@@ -259,6 +259,16 @@ def test_group_sums_take_as_many_adders_as_keep_up(block, pipeline, lanes):
     both(x, (1, 2, 3), p, out_ready=0.5, in_valid=0.8, seed=3)
 
 
+@pytest.mark.parametrize("lanes, mean_lanes", [(1, 1), (8, 1), (16, 2), (32, 4)])
+def test_mean_lanes_are_the_fewest_that_keep_up(lanes, mean_lanes):
+    """The means of a pass come at least as fast as the next pass's vectors
+    go in, with the fewest multipliers (a power of two)."""
+    p = FocusParams(sic_lanes=lanes)
+    assert sic_mean_lanes(p) == mean_lanes
+    assert sic_mean_cycles(p) <= sic_vector_cycles(p)
+    assert mean_lanes == 1 or 2 * sic_mean_cycles(p) > sic_vector_cycles(p)
+
+
 def test_threshold_infinity_never_merges():
     p = params(threshold=math.inf)
     x = np.ones((4, 4), np.float16)
