@@ -486,7 +486,7 @@ def _schedule(ms, unique, lengths, starts, outs, config):
     sent, sent_before = 11 + ring, 12 + ring
     times = np.full(13 + ring, never, np.int64)
     times[weights_at], times[next_load], times[sic_next] = weights, 1, 0
-    times[sent], times[sent_before] = -1, -1  # no pass yet: the run ends in cycle 0
+    times[sent], times[sent_before] = -1, -1  # no pass yet (none at all: 0 cycles)
     head, total = 0, 0
     before = np.empty_like(times)
     ends = np.zeros(len(ms), np.int64)
