@@ -59,7 +59,9 @@ STAT_NAMES = (
     "compute_cycles",  # cycles the array takes an activation row
     "scatter_cycles",  # cycles the scatter takes a map beat
     "stall_cycles",  # cycles a loaded chunk waits for a free ring block
-    "sic_cycles",  # cycles the SIC has a pass in hand
+    # per SIC pass: the cycles from its first vector taken to its last, plus
+    # the cycles its output phase is active (focus_hw.timing.sic_busy_cycles)
+    "sic_cycles",
     "input_reads",
     "input_writes",
     "weight_writes",
@@ -274,16 +276,13 @@ class FocusAccelerator(wiring.Component):
         # The run ends with its last SIC output.
         emit = Walker(m, p, run, go, "emit", chunks=False)
         count = Signal(range(p.m_tile))
-        sic_active = Signal()
-        with m.If(sic.inp.valid & sic.inp.ready):
-            m.d.sync += sic_active.eq(1)
         with m.If(self.out.valid & self.out.ready):
             m.d.sync += count.eq(count + 1)
             with m.If(count == emit.tokens - 1):
-                m.d.sync += [count.eq(0), sic_active.eq(0)]
+                m.d.sync += count.eq(0)
                 m.d.comb += emit.advance.eq(1)
         with m.If(go):
-            m.d.sync += [count.eq(0), sic_active.eq(0), self.busy.eq(self.tokens != 0)]
+            m.d.sync += [count.eq(0), self.busy.eq(self.tokens != 0)]
         with m.Elif(emit.done):
             m.d.sync += self.busy.eq(0)
 
@@ -301,7 +300,7 @@ class FocusAccelerator(wiring.Component):
             "compute_cycles": [array.act.valid & array.act.ready],
             "scatter_cycles": [dispatch.beat],
             "stall_cycles": [feed.stall],
-            "sic_cycles": [sic_active | (sic.inp.valid & sic.inp.ready)],
+            "sic_cycles": [sic.taking, sic.sending],
             "input_reads": [in_r.en],
             "input_writes": [in_w.en],
             "weight_writes": [self.weights.valid & self.weights.ready],

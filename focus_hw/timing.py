@@ -49,12 +49,18 @@ __all__ = [
     "gemm_cycles",
     "sic_dot_latency",
     "sic_argmax_cycles",
+    "sic_mean_lanes",
+    "sic_mean_cycles",
     "sic_mean_latency",
     "sic_update_lanes",
     "sic_update_cycles",
     "sic_write_cycle",
     "sic_vector_cycles",
+    "sic_output_start",
+    "sic_output_cycles",
     "sic_cycles",
+    "sic_run_cycles",
+    "sic_busy_cycles",
     "sec_cycles",
     "focus_schedule",
     "focus_schedule_arrays",
@@ -125,6 +131,18 @@ def gemm_cycles(m: int, k: int, n: int, params: FocusParams) -> int:
 # dot-product unit is free from ``(K+1)*T``, its first table read (cycle
 # ``T`` after it) must come after this vector's write in ``W``, and this
 # vector's group-sum update must be done before the next one's starts.
+#
+# Passes overlap. Pass ``i`` (``n_i`` vectors, bank ``i mod 2`` of the map,
+# sums and counts) has its first vector accepted in ``a_i`` and the rest one
+# per ``V``. Its output phase may start ``C(n_i)`` =
+# :func:`sic_output_start` after ``a_i`` (its last group-sum update is
+# done) and starts in ``s_i = max(a_i + C(n_i), f_{i-1})``, the cycle the
+# previous pass's last beat ``f_{i-1}`` is sent; its last beat is sent in
+# ``f_i = s_i + O(n_i)`` (:func:`sic_output_cycles`). The next pass's first
+# vector is taken from ``a_{i+1} = max(a_i + n_i*V, f_{i-1} + 1)``: one
+# period after this pass's last vector, and once its bank is free (the pass
+# before this one has sent its last beat). So at most one pass waits for
+# the output side while another is sent.
 
 
 def sic_dot_latency(params: FocusParams) -> int:
@@ -150,13 +168,31 @@ def sic_argmax_cycles(params: FocusParams) -> int:
     return (5 if shares_multiplier(params) else 3) * (params.sic_pipeline + 1)
 
 
+@functools.cache
+def sic_mean_lanes(params: FocusParams) -> int:
+    """fp32 multipliers (and narrowing units) of the mean path: the fewest,
+    a power of two at most ``sic_width``, whose mean period
+    ``vector_size / Q`` is at most :func:`sic_vector_cycles`, so a pass's
+    output phase is never slower than the next pass's input phase."""
+    lanes = 1
+    while lanes < params.sic_width and params.vector_size // lanes > sic_vector_cycles(params):
+        lanes *= 2
+    return lanes
+
+
+def sic_mean_cycles(params: FocusParams) -> int:
+    """``E``: cycles per mean, ``vector_size / Q`` (``Q`` =
+    :func:`sic_mean_lanes`) element groups of ``Q`` elements, one a cycle."""
+    return params.vector_size // sic_mean_lanes(params)
+
+
 def sic_mean_latency(params: FocusParams) -> int:
     """Cycles from a mean query accepted by the average-update unit (its
-    pipeline free) to the mean valid: count read (1), reciprocal read with the
-    first sum word's (1), ``S`` sum words, one per cycle, ``P`` multiplier
-    stages, the last word in: ``S + P + 2``. Queries are taken one per ``S``
-    cycles."""
-    return params.sic_steps + params.sic_pipeline + 2
+    mean pipeline free) to the mean valid: count read (1), reciprocal read
+    with the first element group's sum word (1), ``E`` element groups
+    (:func:`sic_mean_cycles`), one per cycle, ``P`` multiplier stages, the
+    last group in: ``E + P + 2``. Queries are taken one per ``E`` cycles."""
+    return sic_mean_cycles(params) + params.sic_pipeline + 2
 
 
 def _sic_datapath_period(params: FocusParams) -> int:
@@ -217,26 +253,70 @@ def sic_vector_cycles(params: FocusParams) -> int:
     return max(_sic_datapath_period(params), sic_update_cycles(params))
 
 
-@functools.cache
-def sic_cycles(n: int, params: FocusParams) -> int:
-    """Cycles of one SIC pass over ``n`` vectors (one M tile's slot), from
-    the first vector accepted to the last concentrated vector sent, both
-    counted, without backpressure. The last vector (accepted in cycle
-    ``(n-1)*V``, ``V`` = :func:`sic_vector_cycles`) is written in cycle
-    ``(n-1)*V + W``; its group-sum update frees the average-update unit
-    ``U_c`` = :func:`sic_update_cycles` later, when the first mean query
-    (its map record read ahead) is taken; means follow one per ``S`` cycles,
-    the first after :func:`sic_mean_latency`: ``(n-1)*V + W + U_c + n*S + P
-    + 3``. The next pass's first vector may be accepted in the cycle after."""
-    n = _count("sic_cycles", "n", n)
+def sic_output_start(n: int, params: FocusParams) -> int:
+    """``C(n)``: cycles from a pass's first vector accepted to the cycle its
+    output phase may start (without an earlier pass still sending). The last
+    vector (accepted in ``(n-1)*V``, ``V`` = :func:`sic_vector_cycles`) is
+    written in ``(n-1)*V + W``; its group-sum update (``U_c`` =
+    :func:`sic_update_cycles`) writes its last sum in ``(n-1)*V + W + U_c -
+    1``. The output phase starts two cycles before its first mean query can
+    read that sum (the map record is read the cycle before the query):
+    ``(n-1)*V + W + U_c - 2``."""
+    n = _count("sic_output_start", "n", n)
     return (
         (n - 1) * sic_vector_cycles(params)
         + sic_write_cycle(params)
         + sic_update_cycles(params)
-        + (n - 1) * params.sic_steps
-        + sic_mean_latency(params)
-        + 1
+        - 2
     )
+
+
+def sic_output_cycles(n: int, params: FocusParams) -> int:
+    """``O(n)``: cycles from a pass's output phase start ``s`` to its last
+    beat sent, without backpressure: the first map read in ``s + 1``, the
+    first mean query taken in ``s + 2``, the others one per ``E`` =
+    :func:`sic_mean_cycles`, the last mean valid (and sent)
+    :func:`sic_mean_latency` after the last query: ``n*E + P + 4``."""
+    n = _count("sic_output_cycles", "n", n)
+    return n * sic_mean_cycles(params) + params.sic_pipeline + 4
+
+
+@functools.cache
+def sic_cycles(n: int, params: FocusParams) -> int:
+    """Cycles of one SIC pass over ``n`` vectors (one M tile's slot) on its
+    own, from the first vector accepted to the last concentrated vector
+    sent, both counted, without backpressure: ``C(n) + O(n) + 1``
+    (:func:`sic_output_start`, :func:`sic_output_cycles`), that is
+    ``(n-1)*V + W + U_c + n*E + P + 3``."""
+    return sic_output_start(n, params) + sic_output_cycles(n, params) + 1
+
+
+def sic_run_cycles(ns, params: FocusParams) -> int:
+    """Cycles of passes of ``ns`` vectors each, every vector offered as soon
+    as the SIC can take it, from the first vector accepted to the last
+    output sent, both counted, without backpressure: the overlapped
+    recurrence of the comment above (0 for no pass)."""
+    v = sic_vector_cycles(params)
+    start, last, before = 0, None, None  # a_i; f_{i-1}; f_{i-2}
+    for n in ns:
+        if before is not None:
+            start = max(start, before + 1)
+        begin = start + sic_output_start(n, params)
+        if last is not None:
+            begin = max(begin, last)
+        before, last = last, begin + sic_output_cycles(n, params)
+        start += n * v
+    return 0 if last is None else last + 1
+
+
+def sic_busy_cycles(n: int, params: FocusParams) -> int:
+    """What the accelerator's ``sic_cycles`` counter adds for a pass of
+    ``n`` vectors fed without gaps and sent without backpressure: the cycles
+    from its first vector accepted to its last, both counted, ``(n-1)*V +
+    1``, plus the cycles its output phase is active, ``s+1 .. f``:
+    ``O(n)`` (:func:`sic_output_cycles`)."""
+    n = _count("sic_busy_cycles", "n", n)
+    return (n - 1) * sic_vector_cycles(params) + 1 + sic_output_cycles(n, params)
 
 
 def sec_cycles(rows: int, n: int, params: FocusParams) -> int:
@@ -292,15 +372,19 @@ def sec_cycles(rows: int, n: int, params: FocusParams) -> int:
 #   max(Se_{k-1}+1, written+1, [chunk 0:] Dl'+1)`` to ``Se_k`` (``Dl'``: the
 #   last drain read of the group before last); the group's output rows
 #   are complete (drainable) from ``Se+3`` of its last block;
-# * drain (per sub-tile ``i``): starts in ``Ds_i = max(Se+3, Dl_{i-1}+1)``;
-#   the SIC takes row 0 in ``s_i = max(Ds_i+2, s_{i-1}+sic_cycles(m_{i-1}))``,
+# * drain (per sub-tile ``i``, one SIC pass): starts in ``Ds_i = max(Se+3,
+#   Dl_{i-1}+1)``; the SIC takes row 0 in ``s_i = max(Ds_i+2,
+#   s_{i-1}+m_{i-1}*V, f_{i-2}+1)`` (the input period, and the pass's bank
+#   free: the pass before the last one has sent its last beat ``f_{i-2}``),
 #   row ``j`` in ``s_i+j*V``; the drain's last read ``Dl_i`` is in
-#   ``s_i+(m-2)*V`` (``m >= 2``) or ``Ds_i+1``.
+#   ``s_i+(m-2)*V`` (``m >= 2``) or ``Ds_i+1``;
+# * SIC output (per pass): starts in ``o_i = max(s_i+C(m_i), f_{i-1})``
+#   (:func:`sic_output_start`), its last beat in ``f_i = o_i+O(m_i)``
+#   (:func:`sic_output_cycles`).
 #
-# The run ends with the last pass's last output: ``s_last +
-# sic_cycles(m_last)`` cycles, cycle 0 included. The feeder stalls (a loaded
-# chunk waits for a free ring block) ``max(0, Se_{k-D}+1 - max(ready,
-# Fl_{k-1}+1))`` cycles per block.
+# The run ends with the last pass's last output: ``f_last + 1`` cycles,
+# cycle 0 included. The feeder stalls (a loaded chunk waits for a free ring
+# block) ``max(0, Se_{k-D}+1 - max(ready, Fl_{k-1}+1))`` cycles per block.
 
 
 def focus_schedule(m_tiles, n_tiles: int, params: FocusParams, *, jump: bool = True) -> dict:
@@ -353,7 +437,8 @@ def _run_schedule(m, unique, lengths, n_tiles, params, jump=True) -> dict:
         m,
         unique,
         lengths,
-        np.array([sic_cycles(int(n), p) for n in m], np.int64),
+        np.array([sic_output_start(int(n), p) for n in m], np.int64),
+        np.array([sic_output_cycles(int(n), p) for n in m], np.int64),
         np.array(
             [
                 n_tiles,
@@ -383,27 +468,31 @@ def _kernel():
     return numba.njit(cache=True)(_schedule)
 
 
-def _schedule(ms, unique, lengths, passes, config):
-    """:func:`focus_schedule`'s recurrence over the M tiles (``passes``: each
-    tile's :func:`sic_cycles`): the run's cycles, its stall and each tile's
+def _schedule(ms, unique, lengths, starts, outs, config):
+    """:func:`focus_schedule`'s recurrence over the M tiles (``starts`` and
+    ``outs``: each tile's :func:`sic_output_start` and
+    :func:`sic_output_cycles`): the run's cycles, its stall and each tile's
     end. The ready times the engines hand on are one array, ``times``: the
     feeder's last issue per input half, the scatter's end per ring block (a
     circular buffer from ``head``), the drain's last read per output half,
-    then the single ones named below."""
+    then the single ones named below (``sent``: the last pass's last beat,
+    ``sent_before``: the one before's)."""
     n_tiles, group, ring, lanes = config[0], config[1], config[2], config[3]
     reload, latency, v, weights, jump = config[4], config[5], config[6], config[7], config[8]
     never = -(10**18)  # before cycle 0: no constraint
     fl, se, lr = 0, 2, 2 + ring  # offsets in times
     feed_last, accept, written, drained = 4 + ring, 5 + ring, 6 + ring, 7 + ring
-    weights_at, next_load, sic_free = 8 + ring, 9 + ring, 10 + ring
-    times = np.full(11 + ring, never, np.int64)
-    times[weights_at], times[next_load], times[sic_free] = weights, 1, 0
+    weights_at, next_load, sic_next = 8 + ring, 9 + ring, 10 + ring
+    sent, sent_before = 11 + ring, 12 + ring
+    times = np.full(13 + ring, never, np.int64)
+    times[weights_at], times[next_load], times[sic_next] = weights, 1, 0
+    times[sent], times[sent_before] = -1, -1  # no pass yet (none at all: 0 cycles)
     head, total = 0, 0
     before = np.empty_like(times)
     ends = np.zeros(len(ms), np.int64)
     full, rest = divmod(n_tiles, group)
     for t in range(len(ms)):
-        m, pass_cycles = ms[t], passes[t]
+        m, start_after, out_cycles = ms[t], starts[t], outs[t]
         beats = -(-m // lanes)
         done, shift_known, shift_stall, shift_step = 0, False, 0, 0
         while done < full or (done == full and rest):
@@ -440,9 +529,11 @@ def _schedule(ms, unique, lengths, passes, config):
             ready = times[se + (head + ring - 1) % ring] + 3
             for _ in range(subs):
                 drain = max(ready, times[drained] + 1)
-                s = max(drain + 2, times[sic_free])
-                times[sic_free] = s + pass_cycles
+                s = max(drain + 2, times[sic_next], times[sent_before] + 1)
+                times[sic_next] = s + m * v
                 times[drained] = s + (m - 2) * v if m >= 2 else drain + 1
+                out = max(s + start_after, times[sent])
+                times[sent_before], times[sent] = times[sent], out + out_cycles
             times[lr], times[lr + 1] = times[lr + 1], times[drained]
             total += stall
             done += 1
@@ -458,5 +549,5 @@ def _schedule(ms, unique, lengths, passes, config):
                 done = full
             shift_known, shift_stall, shift_step = same, stall, step[0]
             before[:] = times
-        ends[t] = times[sic_free]
-    return times[sic_free], total, ends
+        ends[t] = times[sent] + 1
+    return times[sent] + 1, total, ends

@@ -4,7 +4,9 @@
 :func:`focus_hw.simulate_focus_gemm` measures on the RTL without
 backpressure: the cycles and the feeder stall (from
 :func:`focus_hw.timing.focus_schedule`), the compute, scatter and SIC
-cycles, each buffer's reads and writes, and the DRAM bytes read and written
+cycles (per pass :func:`focus_hw.timing.sic_busy_cycles`: its vectors
+taken, first to last, and its output phase active; passes overlap, so this
+may exceed the run's cycles), each buffer's reads and writes, and the DRAM bytes read and written
 (item sizes from :func:`focus_hw.accelerator.dram_bytes`). The tests assert
 equality on random and planted inputs.
 """
@@ -16,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from focus_hw.params import FocusParams
-from focus_hw.timing import focus_schedule_arrays, sic_cycles
+from focus_hw.timing import focus_schedule_arrays, sic_busy_cycles
 
 __all__ = ["GemmCounts", "focus_gemm"]
 
@@ -95,7 +97,7 @@ def focus_gemm(counts: GemmCounts, params: FocusParams) -> dict[str, int]:
         "compute_cycles": rows,
         "scatter_cycles": beats * nt,
         "stall_cycles": schedule["stall_cycles"],
-        "sic_cycles": sum(sic_cycles(int(mi), p) for mi in m) * nt,
+        "sic_cycles": sum(sic_busy_cycles(int(mi), p) for mi in m) * nt,
         "input_reads": rows,
         "input_writes": loaded,
         "weight_writes": busy_chunks * p.rows,

@@ -17,8 +17,9 @@ Per layer and GEMM (q, k, v, QK^T, SV, o, gate, up, down), per M tile of
   rows of its group: ``nonzero x ceil(K/vector) x ceil(N/cols) / num_scatter``
   per tile.
 * **SIC** (Focus): the produced output tile is concentrated, one pass of
-  ``focus_hw.timing.sic_cycles(nonzero)`` per vector slot of its ``N``
-  features. Scatter and SIC of an M tile overlap the array's work on it.
+  ``nonzero`` vectors per vector slot of its ``N`` features, the passes
+  overlapped back to back (``focus_hw.timing.sic_run_cycles``). Scatter
+  and SIC of an M tile overlap the array's work on it.
   For the projection GEMMs (q, k, v, o, gate, up, down) Focus's time is the
   integrated accelerator's cycle-exact schedule
   (:func:`focus_hw.timing.focus_schedule`, equal to the RTL) on the tile's
@@ -67,7 +68,15 @@ import numpy as np
 import pandas as pd
 
 from focus_hw import FocusParams
-from focus_hw.timing import focus_schedule_arrays, reload_cycles, sic_cycles, tile_cycles
+from focus_hw.timing import (
+    focus_schedule_arrays,
+    reload_cycles,
+    sic_cycles,
+    sic_mean_cycles,
+    sic_output_cycles,
+    sic_vector_cycles,
+    tile_cycles,
+)
 
 from . import sram
 from .sparsity import (
@@ -162,12 +171,33 @@ def stream_cycles(ms, params: FocusParams) -> int:
 
 
 @functools.cache
-def _sic_lut(params: FocusParams) -> np.ndarray:
-    """SIC cycles of one pass over n = 0..m_tile vectors (0 -> 0);
-    :func:`~focus_hw.timing.sic_cycles` is affine in n."""
-    first = sic_cycles(1, params)
+def _sic_luts(params: FocusParams) -> tuple[np.ndarray, np.ndarray]:
+    """For n = 0..m_tile vectors a pass (0 -> 0): ``B`` = one pass on its
+    own (:func:`~focus_hw.timing.sic_cycles`) and ``X = max(n*V, O(n))``,
+    the input phase or the output phase
+    (:func:`~focus_hw.timing.sic_output_cycles`); all affine in n."""
     n = np.arange(params.m_tile + 1, dtype=np.int64)
-    return np.where(n > 0, first + (n - 1) * (sic_cycles(2, params) - first), 0)
+    first = sic_cycles(1, params)
+    whole = first + (n - 1) * (sic_cycles(2, params) - first)
+    out = sic_output_cycles(1, params) + (n - 1) * sic_mean_cycles(params)
+    phase = np.maximum(n * sic_vector_cycles(params), out)
+    return np.where(n > 0, whole, 0), np.where(n > 0, phase, 0)
+
+
+def _sic_passes(n: np.ndarray, c: np.ndarray, params: FocusParams) -> np.ndarray:
+    """SIC cycles of ``c`` passes of ``n`` vectors back to back (arrays;
+    0 where either is 0): :func:`~focus_hw.timing.sic_run_cycles` of
+    ``[n] * c`` in closed form. Unrolled, that recurrence makes the last
+    output of pass ``c - 1`` (plus one) the heaviest way to split ``c + 1``
+    steps into parts, the last of at least two: a part of one step weighs
+    ``n*V`` (the input period), a part of ``j >= 2`` steps ``B + (j-2)*O``
+    (a bank reused: one pass whole, then ``j - 2`` output phases). With
+    ``X = max(n*V, O)`` and ``p`` parts of two or more the best is ``(c+1)*X
+    + p*(B - 2X)``: as many parts as fit, ``p = (c+1) // 2``, if ``B >=
+    2X``, else one."""
+    whole, phase = (lut[n] for lut in _sic_luts(params))
+    parts = np.where(whole >= 2 * phase, (c + 1) // 2, 1)
+    return np.where(c > 0, (c + 1) * phase + (whole - 2 * phase) * parts, 0)
 
 
 @functools.cache
@@ -301,7 +331,7 @@ def _run(workload, params, machine, counts, tech) -> Result:
         scatter = _ceil_div(scat_ops, p.num_scatter) if scat_ops is not None else 0 * nz
         sic = 0 * nz
         if vector and sic_out:
-            sic = _ceil_div(out_elems // np.maximum(nz, 1), vs) * _sic_lut(p)[nz]
+            sic = _sic_passes(nz, _ceil_div(out_elems // np.maximum(nz, 1), vs), p)
         scatter_stall = np.maximum(0, scatter - compute)
         stall = np.maximum(0, np.maximum(scatter, sic) - compute)
         if exact is not None:

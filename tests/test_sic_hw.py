@@ -12,7 +12,14 @@ from focus_algo import similarity_concentrate
 from focus_algo.golden import sic_golden
 from focus_hw import FocusParams, sic_cycles, simulate_sic
 from focus_hw.sic.model import sic_model
-from focus_hw.timing import sic_update_cycles, sic_update_lanes, sic_vector_cycles
+from focus_hw.timing import (
+    sic_mean_cycles,
+    sic_mean_lanes,
+    sic_run_cycles,
+    sic_update_cycles,
+    sic_update_lanes,
+    sic_vector_cycles,
+)
 
 SMALL = dict(vector_size=4, sic_lanes=2, m_tile=16, max_frame_tokens=16, max_tokens=64)
 TYPES = {"fp16": np.float16, "bf16": ml_dtypes.bfloat16}
@@ -84,7 +91,7 @@ def test_m_tile_boundary_separates_candidates():
     # tiles {0, 1} and {2, 3}: token 2 may not point to token 1
     assert model.similar[:, 0].tolist() == [False, True, False, True]
     assert model.root[:, 0].tolist() == [0, 0, 2, 2]
-    assert model.cycles == 2 * sic_cycles(2, p)
+    assert model.cycles == sic_run_cycles([2, 2], p)
 
 
 def test_zero_vectors_and_whole_zero_tokens():
@@ -104,7 +111,7 @@ def test_zero_vectors_and_whole_zero_tokens():
     assert model.similar.tolist() == [[0, 0], [0, 1], [0, 0], [0, 0], [1, 1]]
     assert model.root.tolist() == [[0, 0], [1, 0], [2, 2], [3, 3], [3, 3]]
     assert np.array_equal(model.tokens.view(np.uint16), x.view(np.uint16))
-    assert model.cycles == 4 * sic_cycles(2, p)
+    assert model.cycles == sic_run_cycles([2] * 4, p)
 
 
 @pytest.mark.parametrize("threshold, similar", [(0.5, False), (0.4999, True)])
@@ -206,12 +213,18 @@ def test_rtl_equals_model_with_backpressure_and_bubbles(dtype):
 
 @pytest.mark.parametrize("lanes, pipeline", [(1, 0), (4, 1), (2, 3)])
 def test_cycles_equal_the_closed_form(lanes, pipeline):
+    """Passes of 4, 4, 2 and 2 vectors (two M tiles of two slots) overlap:
+    each output phase runs while the next pass is taken, a pass waits for
+    its bank, and the run is shorter than the passes one after another."""
     p = params(sic_lanes=lanes, sic_pipeline=pipeline, m_tile=4)
     rng = np.random.default_rng(6)
-    x = rng_tokens(rng, 6, 4)
+    x = rng_tokens(rng, 6, 8)
     x[4] = x[1]
     model, rtl = both(x, (1, 2, 3), p)
-    assert rtl.cycles == model.cycles == sic_cycles(4, p) + sic_cycles(2, p)
+    passes = [4, 4, 2, 2]
+    assert rtl.cycles == model.cycles == sic_run_cycles(passes, p)
+    assert model.cycles < sum(sic_cycles(n, p) for n in passes)
+    assert sic_run_cycles([4], p) == sic_cycles(4, p)
 
 
 @pytest.mark.parametrize(
@@ -220,8 +233,9 @@ def test_cycles_equal_the_closed_form(lanes, pipeline):
 )
 def test_group_sums_take_as_many_adders_as_keep_up(block, pipeline, lanes):
     """With one element per cycle the update would outlast a short vector
-    period: more adders, each writing its part of a sum word; the means
-    hold (pipelined or not) while ``out`` is not ready."""
+    period: more adders, each writing its part of a sum word; likewise more
+    multipliers for the means (1x1x1: two, each reading its part of a sum
+    word). The means hold (pipelined or not) while ``out`` is not ready."""
     f, h, w = block
     p = params(
         vector_size=8,
@@ -234,13 +248,25 @@ def test_group_sums_take_as_many_adders_as_keep_up(block, pipeline, lanes):
     )
     assert sic_update_lanes(p) == lanes
     assert sic_update_cycles(p) <= sic_vector_cycles(p)
+    assert sic_mean_lanes(p) == (2 if block == (1, 1, 1) else 1)
+    assert sic_mean_cycles(p) <= sic_vector_cycles(p)
     rng = np.random.default_rng(7)
     x = rng_tokens(rng, 6, 8)
     x[2], x[5] = x[1], x[4] * 2
     model, rtl = both(x, (1, 2, 3), p)
-    assert rtl.cycles == model.cycles == sic_cycles(4, p) + sic_cycles(2, p)
+    assert rtl.cycles == model.cycles == sic_run_cycles([4, 2], p)
     assert model.similar.any() == (block != (1, 1, 1))
     both(x, (1, 2, 3), p, out_ready=0.5, in_valid=0.8, seed=3)
+
+
+@pytest.mark.parametrize("lanes, mean_lanes", [(1, 1), (8, 1), (16, 2), (32, 4)])
+def test_mean_lanes_are_the_fewest_that_keep_up(lanes, mean_lanes):
+    """The means of a pass come at least as fast as the next pass's vectors
+    go in, with the fewest multipliers (a power of two)."""
+    p = FocusParams(sic_lanes=lanes)
+    assert sic_mean_lanes(p) == mean_lanes
+    assert sic_mean_cycles(p) <= sic_vector_cycles(p)
+    assert mean_lanes == 1 or 2 * sic_mean_cycles(p) > sic_vector_cycles(p)
 
 
 def test_threshold_infinity_never_merges():

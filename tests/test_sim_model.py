@@ -7,8 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from focus_hw import FocusParams, sic_cycles
-from focus_hw.timing import focus_schedule
-from sim.model import MachineError, _sic_lut, simulate
+from focus_hw.timing import focus_schedule, sic_run_cycles
+from sim.model import MachineError, _sic_passes, simulate
 from sim.sparsity import SiteCounts, SparsityError, TileCounts, dense_counts
 from sim.workload import Workload, paper_workload
 
@@ -120,17 +120,18 @@ def test_focus_q_gemm_by_hand():
     assert q.compute_cycles == issue + tc(44)
     # scatter: tokens x 2 vectors x 2 column tiles / 2 accumulators, below compute
     assert q.scatter_cycles == (128 + 128 + 44) * 2 * 2 // 2
-    # SIC of each produced tile: one pass per 32-wide slot of N=64
-    sics = [2 * sic_cycles(m, P) for m in (128, 128, 44)]
-    assert q.sic_cycles == sum(sics)
+    # SIC of each produced tile: one pass per 32-wide slot of N=64, the two
+    # overlapped: shorter than one after the other
+    sics = [sic_run_cycles([m, m], P) for m in (128, 128, 44)]
+    assert q.sic_cycles == sum(sics) < sum(2 * sic_cycles(m, P) for m in (128, 128, 44))
     # time: the integrated accelerator's exact schedule on these counts (the
     # RTL equals it: tests/test_focus_gemm.py); the SIC passes, far longer
-    # than this K=64 GEMM's compute, set it: at least the tile-level bound
+    # than this K=64 GEMM's compute, set it: at least the six passes back to
+    # back on their own
     tiles = [(128, [100, 70]), (128, [128, 10]), (44, [44, 0])]
     exact = focus_schedule(tiles, 2, P)
     assert q.compute_cycles + q.stall_cycles == exact["cycles"]
-    computes = [340, 256 + 2 * RELOAD, RELOAD + tc(44)]
-    assert q.stall_cycles >= sum(s - c for s, c in zip(sics, computes))
+    assert exact["cycles"] >= sic_run_cycles([128] * 4 + [44] * 2, P) > q.compute_cycles
     assert q.macs == (100 + 70 + 128 + 10 + 44) * 32 * 64
     # unique vectors + one group index per (token, vector), per column tile (2)
     assert q.dram_in == 2 * ((100 + 70 + 128 + 10 + 44) * 32 * 2 + 300 * 2 * 1)
@@ -251,8 +252,13 @@ def test_bad_inputs():
         FocusParams(m_tile=48, block_frames=1, block_height=1, block_width=1),  # no candidates
     ],
 )
-def test_sic_pass_table_equals_sic_cycles(params):
-    """The model's per-pass SIC table (closed form) is sic_cycles at every n."""
-    lut = _sic_lut(params)
-    assert lut[0] == 0 and len(lut) == params.m_tile + 1
-    assert lut[1:].tolist() == [sic_cycles(n, params) for n in range(1, params.m_tile + 1)]
+def test_sic_passes_equal_the_overlapped_recurrence(params):
+    """The model's closed form of back-to-back SIC passes is sic_run_cycles
+    at every n (one pass: sic_cycles) and pass count."""
+    n = np.arange(params.m_tile + 1)
+    for c in range(6):
+        got = _sic_passes(n, np.full_like(n, c), params)
+        assert got.tolist() == [sic_run_cycles([k] * c, params) if k else 0 for k in n]
+    assert _sic_passes(n[1:], np.ones_like(n[1:]), params).tolist() == [
+        sic_cycles(k, params) for k in n[1:]
+    ]

@@ -113,7 +113,8 @@ class SICRun:
 
     ``zero``, ``similar`` (bool) and ``root`` (int64 token index) are (T, V)
     like :class:`focus_algo.sic.SICResult`; ``tokens`` is (T, D) in the
-    operand type; ``cycles`` the SIC's clock cycles without backpressure.
+    operand type; ``cycles`` the SIC's clock cycles without backpressure
+    (its passes overlapped, :func:`focus_hw.timing.sic_run_cycles`).
     """
 
     zero: np.ndarray
@@ -232,7 +233,7 @@ def passes(d, n2_x, n2_c, params: FocusParams) -> np.ndarray:
 
 def sic_model(x: np.ndarray, grid, params: FocusParams) -> SICRun:
     """SIC of ``x`` (T, D) in the operand type, as the hardware computes it."""
-    from ..timing import sic_cycles
+    from ..timing import sic_run_cycles
 
     grid = check_input(x, grid, params)
     frames, height, width = grid
@@ -276,8 +277,8 @@ def sic_model(x: np.ndarray, grid, params: FocusParams) -> SICRun:
     tokens = _group_means(xw, root, x.dtype)
     tokens = tokens.reshape(n, nv * vs)[:, :d].copy()
 
-    passes_per_tile = np.bincount(tile[alive], minlength=0) if alive.any() else []
-    cycles = sum(nv * sic_cycles(int(m), params) for m in passes_per_tile)
+    per_tile = np.bincount(tile[alive], minlength=0) if alive.any() else []
+    cycles = sic_run_cycles([int(m) for m in per_tile for _ in range(nv)], params)
     return SICRun(zero=zero, similar=similar, root=root, tokens=tokens, cycles=cycles)
 
 

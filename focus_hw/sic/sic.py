@@ -7,20 +7,28 @@ from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..params import FocusParams
-from ..timing import sic_dot_latency, sic_mean_latency, sic_vector_cycles, sic_write_cycle
+from ..timing import (
+    sic_dot_latency,
+    sic_mean_cycles,
+    sic_mean_latency,
+    sic_update_cycles,
+    sic_vector_cycles,
+    sic_write_cycle,
+)
 from .argmax import ArgMax, candidate_layout, index_shape, position_shape
 from .average import AverageUpdate
 from .dot import DotProduct, delayed, vector_shape
-from .table import SimilarityMap, SimilarityTable, map_entry
+from .table import SimilarityMap, SimilarityTable, banked, map_entry
 
 __all__ = ["SIC", "input_layout", "output_layout"]
 
 
 def records_in_flight(params: FocusParams) -> int:
     """Map records the output phase holds beside the mean pipeline: one
-    query per ``S`` cycles, each sent :func:`~focus_hw.timing.sic_mean_latency`
-    after its query, and one more so the next query is taken as one is sent."""
-    return -(-sic_mean_latency(params) // params.sic_steps) + 1
+    query per ``E`` = :func:`~focus_hw.timing.sic_mean_cycles` cycles, each
+    sent :func:`~focus_hw.timing.sic_mean_latency` after its query, and one
+    more so the next query is taken as one is sent."""
+    return -(-sic_mean_latency(params) // sic_mean_cycles(params)) + 1
 
 
 def _frame_shape(params: FocusParams):
@@ -68,20 +76,32 @@ class SIC(wiring.Component):
     similar/unique and the root (pointer chasing is one read: a candidate's
     root is already final). The vector goes into the table, its decision into
     the :class:`SimilarityMap` and its value into its group's running sum
-    (:class:`AverageUpdate`). After the pass's last vector the SIC streams the
-    pass out in the same order: each token's decision and its group's mean.
+    (:class:`AverageUpdate`). Once the pass's last vector is added the SIC
+    streams the pass out in the same order: each token's decision and its
+    group's mean.
 
     The datapath is statically scheduled: every step of a vector happens a
     fixed number of cycles after the vector was accepted (a shift register
     of accept pulses times them), the dot-product unit takes a new pair every
     ``S*(P+1)`` cycles, table reads are issued a cycle ahead of their dot
     product, and the next vector is accepted while the previous one is still
-    being decided; the output phase streams one mean per ``S`` cycles,
-    map reads ahead. The schedule is :mod:`focus_hw.timing`'s SIC section.
+    being decided; the output phase streams one mean per ``E`` cycles
+    (:func:`~focus_hw.timing.sic_mean_cycles`), map reads ahead.
+
+    Passes overlap: the map, sums and counts have two banks, pass ``i``
+    uses bank ``i mod 2`` (each vector and each mean query carries it).
+    While a pass is sent the next one's vectors are taken at the usual
+    period; a pass's output phase starts once its last group-sum update is
+    done and the previous pass's last beat is sent, and a pass's first
+    vector is taken only once its bank is free (the pass that used it last
+    has sent its last beat), so at most one complete pass waits. The
+    schedule is :mod:`focus_hw.timing`'s SIC section.
 
     A pass ends with its ``last`` vector, or with its ``m_tile``-th whatever
     the flags say (``out.last`` then stays low); ``first`` only marks the M
-    tile's start position. No vector is taken while a pass is sent.
+    tile's start position. ``taking`` is high from a pass's first vector
+    taken to its last, ``sending`` while an output phase is active (after
+    the cycle it starts, up to its last beat).
     ``width`` and ``frame_tokens`` (patches per row and per frame) configure
     the grid and must stay constant during a pass. The ``table_*`` and
     ``map_*`` counters count the similarity table's and map's accesses. Numerics:
@@ -101,6 +121,8 @@ class SIC(wiring.Component):
                 "table_writes": Out(32),
                 "map_reads": Out(32),
                 "map_writes": Out(32),
+                "taking": Out(1),
+                "sending": Out(1),
             }
         )
 
@@ -142,28 +164,35 @@ class SIC(wiring.Component):
         beat = Signal(input_layout(p))
         idx = Signal(index_shape(p))  # beat's index in the pass
         next_idx = Signal(index_shape(p))  # the next beat's (0 after a last)
+        bank = Signal()  # the bank of the pass being taken
+        beat_bank = Signal()
+        held = Signal(2)  # per bank: a pass taken into it is not sent yet
         tile_start = Signal(position_shape(p))
         x_zero = Signal()
         m.d.comb += x_zero.eq(~_any_magnitude(beat.data, vs, op))
         n2_x = Signal(32)
-        draining = Signal()  # the pass is complete: send it
         # A pass ends with its last vector, or after m_tile vectors whatever
         # the flags say (a first flag only sets the M tile's start).
         ends = Signal()
         beat_ends = Signal()
         m.d.comb += ends.eq(self.inp.payload.last | (next_idx == p.m_tile - 1))
-        m.d.comb += self.inp.ready.eq(~draining & ~hist[: period - 1].any())
+        bank_free = (next_idx != 0) | ~held.bit_select(bank, 1)
+        m.d.comb += [
+            self.inp.ready.eq(bank_free & ~hist[: period - 1].any()),
+            self.taking.eq(take_in | (next_idx != 0)),
+        ]
         with m.If(take_in):
             m.d.sync += beat.eq(self.inp.payload)
             m.d.sync += [
                 idx.eq(next_idx),
                 next_idx.eq(Mux(ends, 0, next_idx + 1)),
                 beat_ends.eq(ends),
+                beat_bank.eq(bank),
             ]
             with m.If(self.inp.payload.first):
                 m.d.sync += tile_start.eq(self.inp.payload.pos)
             with m.If(ends):
-                m.d.sync += draining.eq(1)
+                m.d.sync += bank.eq(~bank)
 
         # Squared magnitude: the first dot product.
         with m.If(event(1)):
@@ -237,6 +266,7 @@ class SIC(wiring.Component):
                     "pos": position_shape(p),
                     "zero": 1,
                     "idx": index_shape(p),
+                    "bank": 1,
                     "last": 1,
                     "ends": 1,
                 }
@@ -248,6 +278,7 @@ class SIC(wiring.Component):
                 ret.pos.eq(beat.pos),
                 ret.zero.eq(x_zero),
                 ret.idx.eq(idx),
+                ret.bank.eq(beat_bank),
                 ret.last.eq(beat.last),
                 ret.ends.eq(beat_ends),
             ]
@@ -268,6 +299,7 @@ class SIC(wiring.Component):
         m.d.comb += [
             avg.update.valid.eq(retire),
             u.idx.eq(root_idx),
+            u.bank.eq(ret.bank),
             u.own.eq(~similar),
             u.data.eq(ret.data),
         ]
@@ -285,7 +317,7 @@ class SIC(wiring.Component):
         s = smap.write.payload
         m.d.comb += [
             smap.write.valid.eq(retire),
-            s.addr.eq(ret.idx),
+            s.addr.eq(banked(ret.idx, ret.bank, p)),
             s.entry.pos.eq(ret.pos),
             s.entry.zero.eq(ret.zero),
             s.entry.similar.eq(similar),
@@ -293,23 +325,66 @@ class SIC(wiring.Component):
             s.entry.root_idx.eq(root_idx),
         ]
 
+        # A complete pass waits until its last group-sum update is done
+        # (sic_output_start) and the output side is free.
+        pend = Signal()
+        pend_wait = Signal(range(sic_update_cycles(p) - 2))
+        pend_idx = Signal(index_shape(p))
+        pend_bank = Signal()
+        pend_flagged = Signal()
+        with m.If(retire & ret.ends):
+            m.d.sync += [
+                pend.eq(1),
+                pend_wait.eq(sic_update_cycles(p) - 3),
+                pend_idx.eq(ret.idx),
+                pend_bank.eq(ret.bank),
+                pend_flagged.eq(ret.last),
+            ]
+        with m.Elif(pend_wait != 0):
+            m.d.sync += pend_wait.eq(pend_wait - 1)
+
         # Output phase: map reads run ahead, their records wait in a FIFO
         # beside the mean pipeline.
+        sending = Signal()
         last_idx = Signal(index_shape(p))
+        out_bank = Signal()
+        flagged = Signal()  # the pass's end was flagged last
         reading = Signal()
         read_idx = Signal(index_shape(p))
         out_idx = Signal(index_shape(p))
-        flagged = Signal()  # the pass's end was flagged last
-        with m.If(retire & ret.ends):
-            m.d.sync += [last_idx.eq(ret.idx), flagged.eq(ret.last), reading.eq(1), read_idx.eq(0)]
-        m.d.comb += [smap.read.valid.eq(reading), smap.read.payload.eq(read_idx)]
+        sent = Signal()  # the pass's last beat is taken
+        m.d.comb += sent.eq(self.out.valid & self.out.ready & (out_idx == last_idx))
+        claim = take_in & (next_idx == 0)
+        m.d.sync += held.eq(
+            held & ~Cat(sent & ~out_bank, sent & out_bank) | Cat(claim & ~bank, claim & bank)
+        )
+        with m.If(sent):
+            m.d.sync += [out_idx.eq(0), sending.eq(0)]
+        with m.Elif(self.out.valid & self.out.ready):
+            m.d.sync += out_idx.eq(out_idx + 1)
+        with m.If(pend & (pend_wait == 0) & (~sending | sent)):
+            m.d.sync += [
+                pend.eq(0),
+                sending.eq(1),
+                last_idx.eq(pend_idx),
+                out_bank.eq(pend_bank),
+                flagged.eq(pend_flagged),
+                reading.eq(1),
+                read_idx.eq(0),
+            ]
+        m.d.comb += [
+            self.sending.eq(sending),
+            smap.read.valid.eq(reading),
+            smap.read.payload.eq(banked(read_idx, out_bank, p)),
+        ]
         with m.If(smap.read.valid & smap.read.ready):
             m.d.sync += read_idx.eq(read_idx + 1)
             with m.If(read_idx == last_idx):
                 m.d.sync += reading.eq(0)
         m.d.comb += [
             avg.query.valid.eq(smap.data.valid & records.w_rdy),
-            avg.query.payload.eq(smap.data.payload.root_idx),
+            avg.query.payload.idx.eq(smap.data.payload.root_idx),
+            avg.query.payload.bank.eq(out_bank),
             smap.data.ready.eq(avg.query.ready & records.w_rdy),
             records.w_en.eq(smap.data.valid & smap.data.ready),
             records.w_data.eq(smap.data.payload),
@@ -327,10 +402,6 @@ class SIC(wiring.Component):
             o.similar.eq(record.similar),
             o.last.eq(flagged & (out_idx == last_idx)),
         ]
-        with m.If(self.out.valid & self.out.ready):
-            m.d.sync += out_idx.eq(out_idx + 1)
-            with m.If(out_idx == last_idx):
-                m.d.sync += [out_idx.eq(0), draining.eq(0)]
         return m
 
 

@@ -3,7 +3,7 @@ and the similarity map (token -> root), both ``lib.memory`` behind streams."""
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Signal, unsigned
+from amaranth.hdl import Cat, Module, Signal, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -18,6 +18,7 @@ __all__ = [
     "table_entry",
     "map_entry",
     "serve_reads",
+    "banked",
 ]
 
 
@@ -36,7 +37,7 @@ def table_entry(params: FocusParams) -> data.StructLayout:
 
 
 def map_entry(params: FocusParams) -> data.StructLayout:
-    """The similarity map's record of a token of the current pass."""
+    """The similarity map's record of a token of a pass."""
     return data.StructLayout(
         {
             "pos": position_shape(params),
@@ -46,6 +47,15 @@ def map_entry(params: FocusParams) -> data.StructLayout:
             "root_idx": index_shape(params),
         }
     )
+
+
+def banked(idx, bank, params: FocusParams):
+    """Address of token index ``idx`` in ``bank`` (0 or 1) of a two-pass
+    memory of ``2 * m_tile`` entries: ``bank * m_tile + idx``, the bank the
+    top bit when ``m_tile`` is a power of two."""
+    if params.m_tile == 1 << params.index_bits:
+        return Cat(idx, bank)
+    return idx + bank * params.m_tile
 
 
 def serve_reads(m, port, read, data) -> None:
@@ -122,7 +132,8 @@ class SimilarityTable(StreamMemory):
 
 
 class SimilarityMap(StreamMemory):
-    """Decision and root of every token of the current pass (``m_tile`` deep)."""
+    """Decision and root of every token of two passes: ``2 * m_tile`` deep,
+    addressed by the token's index in its pass with the pass's bank on top."""
 
     def __init__(self, params: FocusParams):
-        super().__init__(map_entry(params), params.m_tile)
+        super().__init__(map_entry(params), 2 * params.m_tile)
