@@ -6,8 +6,8 @@ per point, too slow for a sweep of hundreds. This model prices a point from
 a few synthesized ones: each unit path of the synthesis breakdown
 (:func:`synth.breakdown.cell_breakdown`: ``array.pe``, ``scatter.add``,
 ``sic.dot``, ...) is a linear function of one structural count of the
-parameters (:data:`UNITS`: PEs, scatter adders, SIC lanes, arg-max
-multipliers, ...; every other unit a constant), its cells and its CMOS
+parameters (:data:`UNITS`: PEs, scatter adders, SIC lanes, mean lanes,
+arg-max multipliers, ...; every other unit a constant), its cells and its CMOS
 transistors fitted by least squares per numerics (``dtype``, and
 ``acc_format`` for the parts it changes) over the breakdowns of
 :data:`POINTS`, kept in ``area_points.csv`` beside this module.
@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from focus_hw import FocusParams
+from focus_hw.timing import sic_mean_lanes
 
 __all__ = ["UNITS", "POINTS", "POINTS_CSV", "AreaModelError", "breakdown", "fit", "synthesized"]
 
@@ -41,7 +42,7 @@ UNITS = {
     "scatter.add": (lambda p: p.num_scatter * p.cols, False),
     "scatter": (lambda p: p.num_scatter * p.cols, True),
     "sic.dot": (lambda p: p.sic_width, True),
-    "sic.average": (lambda p: p.sic_width, True),
+    "sic.average": (lambda p: sic_mean_lanes(p), True),
     "sic.argmax": (lambda p: _argmax_multipliers(p), True),
     "drain": (lambda p: p.cols, False),
 }
