@@ -36,6 +36,7 @@ from tqdm import tqdm
 
 from focus_hw import FocusParams
 from focus_hw.fileio import atomic_write_bytes, atomic_write_text, figure_png
+from sim import dse
 from sim.area_model import synthesized
 from sim.stall import STALL_TARGET, meets_stall, workload_stall
 from sim.workload import VIDEO_WORKLOADS
@@ -88,18 +89,11 @@ def stall_rows(points: list[FocusParams], jobs: int) -> pd.DataFrame:
 
 def pareto(df: pd.DataFrame) -> pd.Series:
     """Points no other point of the same numerics beats on both area share
-    and second-worst stall."""
-    a, s, f = df.share.to_numpy(), df.stall_second.to_numpy(), df.acc_format.to_numpy()
-    return pd.Series(
-        [
-            not any(
-                f[j] == f[i] and a[j] <= a[i] and s[j] <= s[i] and (a[j] < a[i] or s[j] < s[i])
-                for j in range(len(df))
-            )
-            for i in range(len(df))
-        ],
-        index=df.index,
-    )
+    and second-worst stall (:func:`sim.dse.pareto` per ``acc_format``)."""
+    front = pd.Series(False, index=df.index)
+    for _, g in df.groupby("acc_format"):
+        front[g.index] = dse.pareto(g.rename(columns={"share": "area_mm2"}), "stall_second", False)
+    return front
 
 
 def plot(df: pd.DataFrame) -> bytes:

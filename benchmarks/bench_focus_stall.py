@@ -6,8 +6,9 @@ runs the performance model (``sim.simulate``, machine ``focus``: SEC + SIC,
 the projection GEMMs on the exact RTL schedule) and prints the stall share,
 sum of ``stall_cycles`` / sum of ``cycles`` over all GEMMs (what ``focus-sim
 run --machine focus --csv`` reports) and the part S x V adds to it, the
-input DRAM bytes (sum of ``dram_in``) and the energy, and the first candidate that keeps the stall
-at most ``--target`` on all but one workload and ``--ceiling`` on all.
+input DRAM bytes (sum of ``dram_in``) and the energy, and the first
+candidate that keeps the stall at most ``--target`` on all but one workload
+and ``--ceiling`` on all.
 ``1:2:2`` is the accelerator before wide output tiles (one 32-column tile,
 two concentrate-out halves).
 

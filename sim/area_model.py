@@ -42,7 +42,7 @@ UNITS = {
     "scatter.add": (lambda p: p.num_scatter * p.cols, False),
     "scatter": (lambda p: p.num_scatter * p.cols, True),
     "sic.dot": (lambda p: p.sic_width, True),
-    "sic.average": (lambda p: sic_mean_lanes(p), True),
+    "sic.average": (sic_mean_lanes, True),
     "sic.argmax": (lambda p: _argmax_multipliers(p), True),
     "drain": (lambda p: p.cols, False),
 }
