@@ -7,6 +7,7 @@ from click.testing import CliRunner
 from focus_hw import FocusParams
 from sim import dse
 from sim.cli import main
+from sim.model import simulate
 from sim.reproduce import COLUMNS
 from sim.workload import qwen2_7b
 
@@ -129,8 +130,18 @@ def test_sweep_small_grid_has_pareto_front(tmp_path):
     ref = df[(df.m_tile == 1024) & (df.num_scatter == 3) & (df.acc_format == "wide")].iloc[0]
     assert ref.speedup_vs_paper == pytest.approx(1.0)
     assert ref.area_mm2 == pytest.approx(dse.area_mm2(base))
-    best = dse.write(df, dse.area_mm2(base), tmp_path)
+    best, bound = dse.write(df, dse.area_mm2(base), tmp_path)
     assert best.area_mm2 <= dse.area_mm2(base) + 1e-9
+    # the bound: the paper configuration's time over the fewest MAC cycles
+    # of a point within its area, from the model's own MAC count
+    fits = [p for p in dse._points(base, grid) if dse.area_mm2(p) <= dse.area_mm2(base) + 1e-9]
+    ref_s = simulate(w, base, "focus", 0.5, compare=False).totals.time_s
+    macs = [
+        simulate(w, p, "focus", 1 - 0.5 * dse.remaining_factor(p), compare=False).totals.macs
+        for p in fits
+    ]
+    assert bound == pytest.approx(ref_s * base.clock_hz * 32 * 32 / min(macs))
+    assert best.speedup_vs_paper <= bound
     assert (tmp_path / "sweep.png").exists() and len(pd.read_csv(tmp_path / "sweep.csv")) == 8
     # a Pareto point is never beaten on both axes
     for _, r in df[df.pareto].iterrows():
