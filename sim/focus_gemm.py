@@ -20,7 +20,7 @@ import numpy as np
 from focus_hw.params import FocusParams
 from focus_hw.timing import focus_schedule_arrays, sic_busy_cycles
 
-__all__ = ["GemmCounts", "focus_gemm"]
+__all__ = ["GemmCounts", "focus_gemm", "tile_counters", "access_bytes", "ACCESSES"]
 
 
 @dataclass(frozen=True)
@@ -72,51 +72,105 @@ class GemmCounts:
         )
 
 
-def focus_gemm(counts: GemmCounts, params: FocusParams) -> dict[str, int]:
-    """Cycles (``cycles``) and the counters of
-    :data:`focus_hw.accelerator.STAT_NAMES` plus ``dram_read_bytes`` /
-    ``dram_write_bytes`` of one run, without backpressure."""
-    from focus_hw.accelerator import check_accelerator, dram_bytes  # Amaranth: on first use
+def access_bytes(params: FocusParams) -> dict[str, int]:
+    """Bytes one access of each buffer of :attr:`FocusParams.buffer_bytes`
+    moves, as its counter counts them: an input row, a weight row, a
+    partial-sum or output row, a similarity-table vector, a similarity-map
+    index, a kept scatter-map beat."""
+    p = params
+    sizes = {
+        "input": p.rows * p.operand_bytes,
+        "weight": p.cols * p.operand_bytes,
+        "concentrate_out": p.cols * p.acc_bytes,
+        "output": p.cols * p.acc_bytes,
+        "similarity_table": p.vector_size * p.operand_bytes,
+        "similarity_map": p.buffer_bytes["similarity_map"] // p.m_tile,
+    }
+    if p.out_vectors > 1:
+        sizes["scatter_map"] = p.buffer_bytes["scatter_map"] // -(-p.m_tile // p.num_scatter)
+    return sizes
 
-    p = check_accelerator(params)
-    m = np.array(counts.tokens, np.int64)
-    u, nz, nt = counts.unique, counts.nonzero, counts.n_tiles
-    chunks = u.shape[1]
+
+#: Buffer and direction of each access counter.
+ACCESSES = {
+    "input_reads": ("input", "read"),
+    "input_writes": ("input", "write"),
+    "weight_writes": ("weight", "write"),
+    "concentrate_out_reads": ("concentrate_out", "read"),
+    "concentrate_out_writes": ("concentrate_out", "write"),
+    "output_reads": ("output", "read"),
+    "output_writes": ("output", "write"),
+    "similarity_table_reads": ("similarity_table", "read"),
+    "similarity_table_writes": ("similarity_table", "write"),
+    "similarity_map_reads": ("similarity_map", "read"),
+    "similarity_map_writes": ("similarity_map", "write"),
+    "scatter_map_reads": ("scatter_map", "read"),
+    "scatter_map_writes": ("scatter_map", "write"),
+}
+
+
+def tile_counters(m, rows, busy, nonzero, later, chunks, n_tiles, params: FocusParams) -> dict:
+    """What M tiles add to each counter of a run (arrays, elementwise; a
+    tile with ``m = 0`` adds nothing), and to the DRAM bytes: ``dram_inputs``
+    (unique vectors, similarity map, positions), ``dram_weights`` and
+    ``dram_map_out`` (the output's map written back; the output's unique
+    vectors are the consumer's count). Per tile: ``m`` tokens, ``rows``
+    unique vectors over its ``chunks`` K chunks, ``busy`` chunks with one,
+    ``nonzero`` (token, chunk) pairs whose vector is not all zero, ``later``
+    of them in chunks after the first (scatter updates that read the row
+    they add to); ``n_tiles`` output sub-tiles."""
+    from focus_hw.accelerator import dram_bytes  # Amaranth: on first use
+
+    p = params
+    m, nt = np.asarray(m, np.int64), np.asarray(n_tiles, np.int64)
     groups = -(-nt // p.out_vectors)
-    schedule = focus_schedule_arrays(m, u, nt, p)
+    passes = m * nt  # vectors through the output SIC
+    beats = -(-m // p.num_scatter) * chunks  # map beats per sub-tile
+    kept = beats * groups if p.out_vectors > 1 else 0 * beats
+    one, two = sic_busy_cycles(1, p), sic_busy_cycles(2, p)  # affine in m
     size = dram_bytes(p)
-    rows = int(u.sum()) * nt  # rows through the array: every sub-tile's
-    loaded = int(u.sum()) * groups  # unique vectors read: once per group
-    later = int(nz[:, 1:].sum())  # updates that read the row they add to
-    passes = int(m.sum()) * nt  # vectors through the output SIC
-    busy_chunks = int((u > 0).sum()) * nt
-    beats = int((-(-m // p.num_scatter)).sum()) * chunks  # map beats per sub-tile
-    kept = beats * groups if p.out_vectors > 1 else 0
-    stats = {
-        "cycles": int(schedule["cycles"]),
-        "compute_cycles": rows,
+    return {
+        "compute_cycles": rows * nt,
         "scatter_cycles": beats * nt,
-        "stall_cycles": schedule["stall_cycles"],
-        "sic_cycles": sum(sic_busy_cycles(int(mi), p) for mi in m) * nt,
-        "input_reads": rows,
-        "input_writes": loaded,
-        "weight_writes": busy_chunks * p.rows,
-        "concentrate_out_reads": int(nz.sum()) * nt,
-        "concentrate_out_writes": rows,
-        "output_reads": (later + int(m.sum())) * nt,
-        "output_writes": (int(m.sum()) + later) * nt,
+        "sic_cycles": np.where(m > 0, one + (m - 1) * (two - one), 0) * nt,
+        "input_reads": rows * nt,
+        "input_writes": rows * groups,
+        "weight_writes": busy * nt * p.rows,
+        "concentrate_out_reads": nonzero * nt,
+        "concentrate_out_writes": rows * nt,
+        "output_reads": (later + m) * nt,
+        "output_writes": (later + m) * nt,
         "similarity_table_reads": passes * len(p.block_offsets),
         "similarity_table_writes": passes,
         "similarity_map_reads": passes,
         "similarity_map_writes": passes,
-        "scatter_map_reads": beats * nt - kept if kept else 0,
+        "scatter_map_reads": beats * nt - kept if p.out_vectors > 1 else 0 * beats,
         "scatter_map_writes": kept,
+        "dram_inputs": rows * groups * size["vectors"]
+        + m * groups * chunks * size["map"]
+        + passes * size["positions"],
+        "dram_weights": busy * nt * p.rows * size["weights"],
+        "dram_map_out": passes * size["map"],
     }
-    stats["dram_read_bytes"] = (
-        busy_chunks * p.rows * size["weights"]
-        + loaded * size["vectors"]
-        + int(m.sum()) * groups * chunks * size["map"]
-        + passes * size["positions"]
+
+
+def focus_gemm(counts: GemmCounts, params: FocusParams) -> dict[str, int]:
+    """Cycles (``cycles``) and the counters of
+    :data:`focus_hw.accelerator.STAT_NAMES` plus ``dram_read_bytes`` /
+    ``dram_write_bytes`` of one run, without backpressure: the schedule and
+    the sums of :func:`tile_counters` over the M tiles."""
+    from focus_hw.accelerator import STAT_NAMES, check_accelerator, dram_bytes
+
+    p = check_accelerator(params)
+    m = np.array(counts.tokens, np.int64)
+    u, nz, nt = counts.unique, counts.nonzero, counts.n_tiles
+    schedule = focus_schedule_arrays(m, u, nt, p)
+    rows, busy = u.sum(axis=1), (u > 0).sum(axis=1)
+    per = tile_counters(m, rows, busy, nz.sum(axis=1), nz[:, 1:].sum(axis=1), u.shape[1], nt, p)
+    stats = {"cycles": int(schedule["cycles"]), "stall_cycles": schedule["stall_cycles"]}
+    stats.update({name: int(np.sum(per[name])) for name in STAT_NAMES if name not in stats})
+    stats["dram_read_bytes"] = int(np.sum(per["dram_inputs"]) + np.sum(per["dram_weights"]))
+    stats["dram_write_bytes"] = int(
+        np.sum(per["dram_map_out"]) + counts.out_unique * dram_bytes(p)["vectors"]
     )
-    stats["dram_write_bytes"] = passes * size["map"] + counts.out_unique * size["vectors"]
     return stats

@@ -13,25 +13,23 @@ Per layer and GEMM (q, k, v, QK^T, SV, o, gate, up, down), per M tile of
   costs nothing). Focus streams only the unique
   vectors of the chunk; CMC/AdapTiV stream the tokens left after their
   token-level merging; dense streams every token.
-* **scatter** (Focus): the accumulators add each unique partial sum into the
-  rows of its group: ``nonzero x ceil(K/vector) x ceil(N/cols) / num_scatter``
-  per tile.
-* **SIC** (Focus): the produced output tile is concentrated, one pass of
-  ``nonzero`` vectors per vector slot of its ``N`` features, the passes
-  overlapped back to back (``focus_hw.timing.sic_run_cycles``). Scatter
-  and SIC of an M tile overlap the array's work on it.
-  For the projection GEMMs (q, k, v, o, gate, up, down) Focus's time is the
-  integrated accelerator's cycle-exact schedule
-  (:func:`focus_hw.timing.focus_schedule`, equal to the RTL) on the tile's
-  counts: **stall** = that time - compute, per M tile. S x V on Focus runs
-  the same schedule, one run per KV head and M tile (its causal keys are
-  its K, its M tiles the query heads that share the V, every probability
-  row unique, ``head_dim`` columns): the SIC tail that ends each run is
-  not hidden. For QK^T (whose output the RTL
-  cannot yet pass around the SIC) **stall** = max(0, max(scatter, SIC) -
-  compute) per M tile; ``sic_stall_cycles`` is the part of the stall beyond
+* **Focus on the integrated accelerator**: every projection GEMM (q, k, v,
+  o, gate, up, down) and S x V takes its time and its figures from the
+  RTL-exact model, per M tile: the cycles of the accelerator's schedule
+  (:func:`focus_hw.timing.focus_schedule`, equal to the RTL; **stall** =
+  that time - compute) and what the tile adds to each of the RTL's
+  counters (:func:`sim.focus_gemm.tile_counters`: scatter beats, SIC
+  busy cycles, each buffer's accesses, the DRAM bytes of the input,
+  map, position and weight streams). S x V is one run per KV head and M
+  tile (its causal keys are its K, its M tiles the query heads that share
+  the V, every probability row unique, ``head_dim`` columns): the SIC tail
+  that ends each run is not hidden. For QK^T (whose output the RTL
+  cannot yet pass around the SIC) **stall** = max(0, scatter - compute)
+  per M tile, the scatter ``nonzero x ceil(K/vector) x ceil(N/cols) /
+  num_scatter`` beats; ``sic_stall_cycles`` is the part of the stall beyond
   the scatter's own excess over compute.
-* **DRAM**: compressed input activations (+ similarity-map indices), fetched
+* **DRAM**: for the machines above, compressed input activations
+  (+ similarity-map indices), fetched
   once per output tile: the output buffer holds ``m_tile`` rows of
   accumulators for :func:`_out_cols` (= ``out_vectors x cols``) columns, so an M tile
   produces its ``N`` outputs in ``ceil(N / out_cols)`` tiles, each streaming
@@ -42,11 +40,12 @@ Per layer and GEMM (q, k, v, QK^T, SV, o, gate, up, down), per M tile of
   outputs compressed by the consumer GEMM's SIC (CMC compresses off chip:
   it writes the dense output, reads it back and writes the merged one).
   A tile takes max(compute + stall, DRAM bytes / bytes per cycle) cycles.
-* **SRAM**: reads/writes per buffer of ``params.buffer_bytes``: input
-  (every DRAM fill, streamed once per weight tile), weight, output (per-chunk
-  read-modify-write, or the scatter's), concentrate_out (unique partial
-  sums), layouter / similarity table (block-window reads) / similarity map
-  (SIC on each produced tile); energy per byte from :mod:`sim.sram`, plus
+* **SRAM**: reads/writes per buffer of ``params.buffer_bytes``: on Focus's
+  accelerator runs each counter's accesses times the bytes one moves
+  (:func:`sim.focus_gemm.access_bytes`); otherwise input (every DRAM fill,
+  streamed once per weight tile), weight, output (per-chunk
+  read-modify-write, or the scatter's) and concentrate_out (unique partial
+  sums). Energy per byte from :mod:`sim.sram`, plus
   leakage of every buffer the machine has over the run time (the SEC
   importance buffer's few bytes per token are not counted as traffic).
 * **energy** = DRAM bytes x ``dram_pj_per_byte`` + SRAM + core power x time.
@@ -68,17 +67,10 @@ import numpy as np
 import pandas as pd
 
 from focus_hw import FocusParams
-from focus_hw.timing import (
-    focus_schedule_arrays,
-    reload_cycles,
-    sic_cycles,
-    sic_mean_cycles,
-    sic_output_cycles,
-    sic_vector_cycles,
-    tile_cycles,
-)
+from focus_hw.timing import focus_schedule_arrays, reload_cycles, tile_cycles
 
 from . import sram
+from .focus_gemm import ACCESSES, access_bytes, tile_counters
 from .sparsity import (
     SparsityError,
     TileCounts,
@@ -171,36 +163,6 @@ def stream_cycles(ms, params: FocusParams) -> int:
 
 
 @functools.cache
-def _sic_luts(params: FocusParams) -> tuple[np.ndarray, np.ndarray]:
-    """For n = 0..m_tile vectors a pass (0 -> 0): ``B`` = one pass on its
-    own (:func:`~focus_hw.timing.sic_cycles`) and ``X = max(n*V, O(n))``,
-    the input phase or the output phase
-    (:func:`~focus_hw.timing.sic_output_cycles`); all affine in n."""
-    n = np.arange(params.m_tile + 1, dtype=np.int64)
-    first = sic_cycles(1, params)
-    whole = first + (n - 1) * (sic_cycles(2, params) - first)
-    out = sic_output_cycles(1, params) + (n - 1) * sic_mean_cycles(params)
-    phase = np.maximum(n * sic_vector_cycles(params), out)
-    return np.where(n > 0, whole, 0), np.where(n > 0, phase, 0)
-
-
-def _sic_passes(n: np.ndarray, c: np.ndarray, params: FocusParams) -> np.ndarray:
-    """SIC cycles of ``c`` passes of ``n`` vectors back to back (arrays;
-    0 where either is 0): :func:`~focus_hw.timing.sic_run_cycles` of
-    ``[n] * c`` in closed form. Unrolled, that recurrence makes the last
-    output of pass ``c - 1`` (plus one) the heaviest way to split ``c + 1``
-    steps into parts, the last of at least two: a part of one step weighs
-    ``n*V`` (the input period), a part of ``j >= 2`` steps ``B + (j-2)*O``
-    (a bank reused: one pass whole, then ``j - 2`` output phases). With
-    ``X = max(n*V, O)`` and ``p`` parts of two or more the best is ``(c+1)*X
-    + p*(B - 2X)``: as many parts as fit, ``p = (c+1) // 2``, if ``B >=
-    2X``, else one."""
-    whole, phase = (lut[n] for lut in _sic_luts(params))
-    parts = np.where(whole >= 2 * phase, (c + 1) // 2, 1)
-    return np.where(c > 0, (c + 1) * phase + (whole - 2 * phase) * parts, 0)
-
-
-@functools.cache
 def _luts(params: FocusParams, n: int) -> tuple[np.ndarray, np.ndarray]:
     """For m = 0..n rows (0 rows -> 0 cycles): the cycles a weight tile adds
     when another tile follows it in the stream, ``max(m, reload_cycles)``,
@@ -289,7 +251,6 @@ def _run(workload, params, machine, counts, tech) -> Result:
     L, R, C, vs = w.layers, p.rows, p.cols, p.vector_size
     ob, ab = p.operand_bytes, p.acc_bytes
     idx_b = max(1, math.ceil(math.log2(p.m_tile + 1) / 8))
-    window = p.block_frames * p.block_height * p.block_width - 1
     lut, lut_last = _luts(p, p.m_tile)
     frac = {
         s: _consumer_fraction(counts, s, L)[:, None]
@@ -317,30 +278,32 @@ def _run(workload, params, machine, counts, tech) -> Result:
         acc_bytes,
         out_elems,
         out_frac,
-        sic_out,
         exact=None,
     ):
         """One GEMM from (L, NT) arrays; m_last (L,): rows of each layer's
         last weight tile (it drains: tile_cycles instead of its issue slot);
         scat_ops: partial sums to scatter (None: token-level); acc_bytes:
-        array output bytes; exact: (L, NT) cycles of each tile on the
-        integrated accelerator (replaces compute + stall)."""
+        array output bytes; exact: ``(cycles, counters)`` of each tile on the
+        integrated accelerator, its (L, NT) cycles (they replace compute +
+        stall) and :func:`~sim.focus_gemm.tile_counters` (they replace the
+        scatter, SIC, SRAM and DRAM input and weight figures)."""
         busy = compute > 0
         last = busy & (np.cumsum(busy[:, ::-1], axis=1)[:, ::-1] == 1)
         compute = compute + last * (lut_last[m_last] - lut[m_last])[:, None]
         scatter = _ceil_div(scat_ops, p.num_scatter) if scat_ops is not None else 0 * nz
         sic = 0 * nz
-        if vector and sic_out:
-            sic = _sic_passes(nz, _ceil_div(out_elems // np.maximum(nz, 1), vs), p)
         scatter_stall = np.maximum(0, scatter - compute)
         stall = np.maximum(0, np.maximum(scatter, sic) - compute)
         if exact is not None:
-            stall = exact - compute
+            tiles, rtl = exact
+            stall = tiles - compute
+            scatter, sic = rtl["scatter_cycles"], rtl["sic_cycles"]
+            d_in, w_bytes = rtl["dram_inputs"], rtl["dram_weights"]
         d_out = np.ceil(out_elems * ob * out_frac)
         if cmc:  # off-chip merging: dense write + read back before the merged write
             d_out = d_out + 2 * out_elems * ob
-        if vector and sic_out:
-            d_out = d_out + nz * _ceil_div(out_elems // np.maximum(nz, 1), vs) * idx_b
+        if exact is not None:
+            d_out = d_out + rtl["dram_map_out"]
         dram = d_in + w_bytes + d_out
         cycles = np.maximum(compute + stall, np.ceil(dram / p.dram_bytes_per_cycle))
         z = np.zeros(nz.shape)
@@ -350,7 +313,15 @@ def _run(workload, params, machine, counts, tech) -> Result:
             "weight_read": w_bytes,
             "weight_write": w_bytes,
         }
-        if scat_ops is not None:  # unique partial sums parked, then scattered
+        if exact is not None:  # each buffer's accesses as the RTL counts them
+            words = access_bytes(p)
+            sr = {
+                f"{buf}_{op}": rtl[name] * words[buf]
+                for name, (buf, op) in ACCESSES.items()
+                if buf in words
+            }
+            sr["weight_read"] = sr["weight_write"]
+        elif scat_ops is not None:  # unique partial sums parked, then scattered
             sb = scat_ops * C * ab
             sr.update(
                 concentrate_out_write=acc_bytes,
@@ -360,17 +331,6 @@ def _run(workload, params, machine, counts, tech) -> Result:
             )
         else:  # read-modify-write accumulation per K chunk
             sr.update(output_read=acc_bytes, output_write=acc_bytes)
-        if vector and sic_out:  # SIC on the produced tile
-            vecs = np.ceil(out_elems / vs)
-            sr.update(
-                layouter_read=out_elems * ob,
-                layouter_write=out_elems * ob,
-                similarity_table_read=vecs * window * vs * ob,
-                similarity_table_write=vecs * vs * ob,
-                similarity_map_write=vecs * idx_b,
-            )
-            if scat_ops is not None:  # one group lookup per scattered partial sum
-                sr["similarity_map_read"] = scat_ops * idx_b
         row = {
             "layer": np.arange(L),
             "gemm": np.full(L, gemm),
@@ -413,10 +373,14 @@ def _run(workload, params, machine, counts, tech) -> Result:
     schedules = {}
 
     def exact(site, u, nz, ntile):
-        """:func:`_exact`, once per (input site, N tiles): k and v, gate and
-        up run the same schedule."""
+        """:func:`_exact` and the tiles' counters, once per (input site, N
+        tiles): k and v, gate and up run the same schedule."""
         if (site, ntile) not in schedules:
-            schedules[site, ntile] = _exact(u, nz, ntile, p)
+            chunks = u.shape[-1]
+            rtl = tile_counters(
+                nz, u.sum(-1), (u > 0).sum(-1), nz * chunks, nz * (chunks - 1), chunks, ntile, p
+            )
+            schedules[site, ntile] = _exact(u, nz, ntile, p), rtl
         return schedules[site, ntile]
 
     for gemm, site, K, N in w.linears():
@@ -447,7 +411,6 @@ def _run(workload, params, machine, counts, tech) -> Result:
             u.sum(-1) * ntile * C * ab,
             nz * N,
             out_frac,
-            gemm not in ("k", "v"),
             exact(site, u, nz, ntile) if vector else None,
         )
         if gemm != "v":
@@ -482,7 +445,6 @@ def _run(workload, params, machine, counts, tech) -> Result:
             u.sum(-1) * ntile * C * ab,
             prow * keys * H,
             1.0,
-            False,
         )
         # S x V: H x rows probabilities x keys, N = head_dim (no SIC on P).
         nk, ntn = _ceil_div(keys, R), _ceil_div(hd, C)
@@ -503,8 +465,7 @@ def _run(workload, params, machine, counts, tech) -> Result:
             H * prow * nk * ntn * C * ab,
             nz * H * hd,
             frac["o_proj"] if vector else prow / np.maximum(nz, 1),
-            True,
-            w.kv_heads * _exact_sv(nz, prow, nk, ntn, H // w.kv_heads, p) if vector else None,
+            _exact_sv(nz, prow, nk, ntn, H, w.kv_heads, p) if vector else None,
         )
     gemms = {k: np.concatenate([f[k] for f in frames]) for k in frames[0]}
     return _finish(w, p, machine, gemms, tech)
@@ -522,12 +483,18 @@ def _exact(u, nz, ntile: int, params: FocusParams) -> np.ndarray:
     return out
 
 
-def _exact_sv(nz, prow, nk, ntn: int, group: int, params: FocusParams) -> np.ndarray:
-    """(L, NT) cycles of one KV head's S x V per M tile on the integrated
-    accelerator: one run per M tile (its causal keys are its K), whose M
-    tiles are the ``group`` query heads sharing that V (so each head's SIC
-    passes overlap the next head's compute); every probability row unique
-    (P is not concentrated), ``ntn`` output sub-tiles of ``head_dim``."""
+def _exact_sv(nz, prow, nk, ntn: int, heads: int, kv_heads: int, params: FocusParams):
+    """S x V per M tile on the integrated accelerator, as ``(cycles,
+    counters)`` of :func:`_run`'s ``exact``: per KV head one run per M tile
+    (its causal keys are its K), whose M tiles are the ``heads / kv_heads``
+    query heads sharing that V (so each head's SIC passes overlap the next
+    head's compute); every probability row unique (P is not concentrated),
+    ``ntn`` output sub-tiles of ``head_dim``."""
+    rtl = tile_counters(
+        prow, prow * nk, nk * (prow > 0), prow * nk, prow * (nk - 1), nk, ntn, params
+    )
+    rtl = {name: heads * value for name, value in rtl.items()}
+    group = heads // kv_heads
     out, runs = np.zeros(nz.shape, np.int64), {}
     for layer, t in zip(*np.nonzero(nz > 0)):
         key = (int(nz[layer, t]), int(prow[layer, t]), int(nk[layer, t]))
@@ -536,7 +503,7 @@ def _exact_sv(nz, prow, nk, ntn: int, group: int, params: FocusParams) -> np.nda
             unique = np.full((group, key[2]), key[1], np.int64)
             runs[key] = focus_schedule_arrays(m, unique, ntn, params)["cycles"]
         out[layer, t] = runs[key]
-    return out
+    return kv_heads * out, rtl
 
 
 def _buffers(machine: str, params: FocusParams) -> dict[str, int]:

@@ -6,9 +6,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from focus_hw import FocusParams, sic_cycles
-from focus_hw.timing import focus_schedule, sic_run_cycles
-from sim.model import MachineError, _sic_passes, simulate
+from focus_hw import FocusParams
+from focus_hw.accelerator import dram_bytes
+from focus_hw.timing import focus_schedule, sic_busy_cycles, sic_run_cycles
+from sim.focus_gemm import ACCESSES, GemmCounts, access_bytes, focus_gemm
+from sim.model import MachineError, simulate
 from sim.sparsity import SiteCounts, SparsityError, TileCounts, dense_counts
 from sim.workload import Workload, paper_workload
 
@@ -120,10 +122,9 @@ def test_focus_q_gemm_by_hand():
     assert q.compute_cycles == issue + tc(44)
     # scatter: tokens x 2 vectors x 2 column tiles / 2 accumulators, below compute
     assert q.scatter_cycles == (128 + 128 + 44) * 2 * 2 // 2
-    # SIC of each produced tile: one pass per 32-wide slot of N=64, the two
-    # overlapped: shorter than one after the other
-    sics = [sic_run_cycles([m, m], P) for m in (128, 128, 44)]
-    assert q.sic_cycles == sum(sics) < sum(2 * sic_cycles(m, P) for m in (128, 128, 44))
+    # the SIC counter: per pass (one per 32-wide slot of N=64) its vectors
+    # taken and its output phase active
+    assert q.sic_cycles == 2 * sum(sic_busy_cycles(m, P) for m in (128, 128, 44))
     # time: the integrated accelerator's exact schedule on these counts (the
     # RTL equals it: tests/test_focus_gemm.py); the SIC passes, far longer
     # than this K=64 GEMM's compute, set it: at least the six passes back to
@@ -133,10 +134,28 @@ def test_focus_q_gemm_by_hand():
     assert q.compute_cycles + q.stall_cycles == exact["cycles"]
     assert exact["cycles"] >= sic_run_cycles([128] * 4 + [44] * 2, P) > q.compute_cycles
     assert q.macs == (100 + 70 + 128 + 10 + 44) * 32 * 64
-    # unique vectors + one group index per (token, vector), per column tile (2)
-    assert q.dram_in == 2 * ((100 + 70 + 128 + 10 + 44) * 32 * 2 + 300 * 2 * 1)
-    assert q.dram_out == 300 * 64 * 2 + 300 * 2 * 1  # query site dense, 1-byte indices
-    assert q.dram_weight == 3 * 64 * 64 * 2
+    # DRAM by the RTL's streams, per output column tile (2): the unique
+    # vectors, one map entry per (token, chunk), one position per token; the
+    # weights of the 5 chunks with a unique vector; the query site dense
+    # plus each token's map entry per slot written back
+    size = dram_bytes(P)
+    assert size["vectors"] == 32 * 2 and size["map"] == 1  # fp16; zero flag + 7-bit slot
+    per_tile = (100 + 70 + 128 + 10 + 44) * 64 + 300 * 2 * 1 + 300 * size["positions"]
+    assert q.dram_in == 2 * per_tile
+    assert q.dram_weight == 5 * 2 * 32 * 64
+    assert q.dram_out == 300 * 64 * 2 + 300 * 2 * 1
+    # SRAM: each buffer's accesses as the RTL counts them (sim.focus_gemm,
+    # equal to the RTL's counters), times the bytes an access moves
+    nonzero = np.array([[128, 128], [128, 128], [44, 44]])
+    rtl = focus_gemm(GemmCounts((128, 128, 44), u, nonzero, 2, 0), P)
+    assert q.dram_in + q.dram_weight == rtl["dram_read_bytes"]
+    words = access_bytes(P)
+    assert words["input"] == 64 and words["output"] == words["concentrate_out"] == 32 * 4
+    for name, (buf, op) in ACCESSES.items():
+        if buf in words:
+            assert q[f"{buf}_{op}"] == rtl[name] * words[buf], name
+    assert q.weight_read == q.weight_write == 5 * 2 * 32 * 64
+    assert q.layouter_read == q.layouter_write == 0  # the RTL has no layouter buffer
     # one accumulator, lanes enough for the SIC to hide: the scatter sets the pace
     p1 = P.replace(num_scatter=1, sic_lanes=32)
     q1 = row(simulate(TINY, p1, "focus", focus_counts(u)), "q")
@@ -157,6 +176,8 @@ def test_focus_sv_gemm_is_one_run_per_kv_head_and_m_tile():
         for m, k in zip((128, 128, 44), keys)
     ]
     assert sv.compute_cycles + sv.stall_cycles == sum(runs)
+    # per query head, the V rows of each causal key chunk (32 x 64 bytes each)
+    assert sv.dram_weight == 2 * sum(-(-k // 32) * 32 * 64 for k in keys)
     assert sv.stall_cycles > 0  # the SIC's tail of each run is not hidden
 
 
@@ -242,23 +263,3 @@ def test_bad_inputs():
         simulate(TINY, P, "focus")
     with pytest.raises(MachineError, match="takes no sparsity"):
         simulate(TINY, P, "dense", 0.5)
-
-
-@pytest.mark.parametrize(
-    "params",
-    [
-        FocusParams(),
-        FocusParams(m_tile=64, vector_size=16, sic_lanes=4, sic_pipeline=2),
-        FocusParams(m_tile=48, block_frames=1, block_height=1, block_width=1),  # no candidates
-    ],
-)
-def test_sic_passes_equal_the_overlapped_recurrence(params):
-    """The model's closed form of back-to-back SIC passes is sic_run_cycles
-    at every n (one pass: sic_cycles) and pass count."""
-    n = np.arange(params.m_tile + 1)
-    for c in range(6):
-        got = _sic_passes(n, np.full_like(n, c), params)
-        assert got.tolist() == [sic_run_cycles([k] * c, params) if k else 0 for k in n]
-    assert _sic_passes(n[1:], np.ones_like(n[1:]), params).tolist() == [
-        sic_cycles(k, params) for k in n[1:]
-    ]
