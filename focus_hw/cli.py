@@ -239,24 +239,64 @@ class _BadInput(click.ClickException):
     type=click.IntRange(min=1),
     default=2,
     show_default=True,
-    help="weight tiles in the harness",
+    help="weight tiles in the harness (--unit array)",
 )
 @click.option(
     "--rows-per-tile",
     type=click.IntRange(min=1),
     default=8,
     show_default=True,
-    help="activation rows per tile",
+    help="activation rows per tile (--unit array)",
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="seed of the tile data")
+@click.option(
+    "--unit",
+    type=click.Choice(["array", "focus"]),
+    default="array",
+    show_default=True,
+    help="what the harness wraps: the systolic array or the whole accelerator",
+)
+@click.option(
+    "--seed",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="nextpnr's placement seed (the first of --seeds)",
+)
+@click.option(
+    "--seeds",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="place with this many seeds from --seed on; Fmax is their median",
+)
+@click.option(
+    "--data-seed", type=int, default=0, show_default=True, help="seed of the harness's data"
+)
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @field_options()
-def fpga_cmd(base, board, out, target_mhz, tiles, rows_per_tile, seed, progress, **values):
-    """Place and route the array with an on-chip harness on a board (yowasp
-    tools); report LUTs, FFs, BRAMs, DSPs and Fmax, write OUT/fpga.json.
+def fpga_cmd(
+    base,
+    board,
+    out,
+    target_mhz,
+    tiles,
+    rows_per_tile,
+    unit,
+    seed,
+    seeds,
+    data_seed,
+    progress,
+    **values,
+):
+    """Place and route the array (--unit array) or the whole accelerator
+    (--unit focus) with an on-chip harness on a board (yowasp tools); report
+    LUTs, FFs, BRAMs, DSPs (per part for focus) and Fmax, write OUT/fpga.json.
 
-    Pick an array that fits the device (e.g. --rows 2 --cols 2 --dtype int8:
-    about 300 LUTs and 4 DSPs on ECP5; a 2x2 fp16 array takes about 3400 LUTs)."""
+    Pick a point that fits the device (e.g. --rows 2 --cols 2 --dtype int8:
+    about 300 LUTs and 4 DSPs on ECP5; a 2x2 fp16 array takes about 3400
+    LUTs; the accelerator needs rows = cols = vector size, a float dtype and
+    small buffers, e.g. --rows 4 --cols 4 --vector-size 4 --sic-lanes 2
+    --m-tile 16 --max-tokens 64 --max-frame-tokens 16 on ulx3s-85f)."""
     from .fpga import FpgaBuildError, UnknownBoardError, fpga_build
     from .fpga.boards import board as find_board
 
@@ -271,10 +311,12 @@ def fpga_cmd(base, board, out, target_mhz, tiles, rows_per_tile, seed, progress,
             params,
             board,
             out,
+            unit=unit,
             target_mhz=target_mhz,
+            seeds=range(seed, seed + seeds),
             tiles=tiles,
             rows_per_tile=rows_per_tile,
-            seed=seed,
+            data_seed=data_seed,
             progress=progress,
         )
     except (ValueError, OSError, FpgaBuildError) as e:

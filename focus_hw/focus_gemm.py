@@ -29,7 +29,15 @@ from .sic.simulate import Beat, decode_outputs, enable_bits, enable_pattern, gri
 from .simulate import pack_row
 from .verilator import Bench, check_backend, run_bench
 
-__all__ = ["Compressed", "FocusRun", "compress", "decode_rows", "simulate_focus_gemm"]
+__all__ = [
+    "Compressed",
+    "FocusRun",
+    "StreamPlan",
+    "compress",
+    "decode_rows",
+    "simulate_focus_gemm",
+    "stream_plan",
+]
 
 #: Longest run of cycles without any handshake before the simulation gives up.
 STALL_LIMIT = 20_000
@@ -102,6 +110,23 @@ class FocusRun:
     #: The accelerator's counters (:data:`~focus_hw.accelerator.STAT_NAMES`)
     #: and ``dram_read_bytes`` / ``dram_write_bytes``.
     stats: dict = field(default_factory=dict)
+    #: The ``out`` payloads (:func:`~focus_hw.sic.sic.output_layout` bits) as taken, in order.
+    words: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class StreamPlan:
+    """What one run streams: ``comp`` the compressed input, ``streams``
+    stream name -> payloads in order, ``items`` per beat the memory items it
+    carries (:func:`dram_bytes`), ``sizes`` the run inputs (``tokens``,
+    ``chunks``, ``ntiles``, ``width``, ``frame_tokens``) and ``total`` the
+    ``out`` beats the run ends with."""
+
+    comp: Compressed
+    streams: dict[str, list[int]]
+    items: dict[str, list[int]]
+    sizes: dict[str, int]
+    total: int
 
 
 def _check(x, w, grid, params: FocusParams):
@@ -195,28 +220,33 @@ def simulate_focus_gemm(
     counters. Bad input raises ValueError before simulating.
     """
     check_backend(backend, vcd)
+    plan = stream_plan(x, w, grid, params)
+    run = (params, plan.streams, plan.sizes, plan.total, in_valid, out_ready, seed)
+    if backend == "verilator":
+        got, rows, cycles, stats, taken = _verilator_run(*run)
+    else:
+        got, rows, cycles, stats, taken = _amaranth_run(*run, vcd)
+    size = dram_bytes(params)
+    read = sum(sum(plan.items[s][: taken[s]]) * size[s] for s in plan.streams)
+    return _result(plan.comp, w, params, got, rows, cycles, dict(stats, dram_read_bytes=read))
+
+
+def stream_plan(x: np.ndarray, w: np.ndarray, grid, params: FocusParams) -> StreamPlan:
+    """The :class:`StreamPlan` of :func:`simulate_focus_gemm` ``(x, w, grid,
+    params)``: what it feeds the accelerator (ValueError on bad input)."""
     grid = _check(x, w, grid, params)
     comp = compress(x, grid, params)
     streams, items = _streams(comp, w, grid, params)
     nt = -(-w.shape[1] // params.cols)
-    total = sum(len(t) for t in comp.tiles) * nt
+    tokens = sum(len(t) for t in comp.tiles)
     sizes = {
-        "tokens": total // nt,
+        "tokens": tokens,
         "chunks": comp.chunks,
         "ntiles": nt,
         "width": grid[2],
         "frame_tokens": grid[1] * grid[2],
     }
-    pattern = (in_valid, out_ready, seed)
-    if backend == "verilator":
-        got, rows, cycles, stats, taken = _verilator_run(params, streams, sizes, total, *pattern)
-    else:
-        got, rows, cycles, stats, taken = _amaranth_run(
-            params, streams, sizes, total, *pattern, vcd
-        )
-    size = dram_bytes(params)
-    read = sum(sum(items[s][: taken[s]]) * size[s] for s in streams)
-    return _result(comp, w, params, got, rows, cycles, dict(stats, dram_read_bytes=read))
+    return StreamPlan(comp, streams, items, sizes, tokens * nt)
 
 
 def _amaranth_run(p, streams, sizes, total, in_valid, out_ready, seed, vcd):
@@ -348,4 +378,4 @@ def _result(comp, w, p, words, rows, cycles, stats) -> FocusRun:
     size = dram_bytes(p)
     written = (~compressed.zero & ~compressed.similar)[np.concatenate(comp.tiles)].sum()
     stats["dram_write_bytes"] = len(words) * size["map"] + int(written) * size["vectors"]
-    return FocusRun(out=out, compressed=compressed, cycles=cycles, stats=stats)
+    return FocusRun(out=out, compressed=compressed, cycles=cycles, stats=stats, words=tuple(words))

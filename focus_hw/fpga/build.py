@@ -1,11 +1,13 @@
-"""Place and route the harness on a board with the yowasp tools; read nextpnr's report.
+"""Place and route a harness on a board with the yowasp tools; read nextpnr's report.
 
-The board top holds a :class:`~focus_hw.fpga.Harness` and shows its result on
-the LEDs: the last LED is ``done``, the others the checksum XOR-folded to
-their count (:func:`led_pattern`). amaranth's build plan runs with the
-board's tools pointed at the yowasp (WebAssembly) commands, which see only
-paths relative to the build folder; nextpnr writes ``report.json`` (Fmax and
-utilisation) next to its log ``top.tim``.
+The board top holds the array's :class:`~focus_hw.fpga.Harness` (unit
+``array``) or the accelerator's :class:`~focus_hw.fpga.FocusHarness` (unit
+``focus``) and shows its result on the LEDs: the last LED is ``done``, the
+others the checksum XOR-folded to their count (:func:`led_pattern`).
+amaranth's build plan runs with the board's tools pointed at the yowasp
+(WebAssembly) commands, which see only paths relative to the build folder;
+nextpnr writes ``report.json`` (Fmax and utilisation) next to its log
+``top.tim``. Further placement seeds rerun nextpnr alone on the same netlist.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import copy
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sysconfig
 import time
@@ -30,7 +33,9 @@ from ..fileio import atomic_write_text
 from ..params import FocusParams
 from .boards import FAMILIES
 from .boards import board as find_board
+from .focus_harness import FocusHarness, expected_run, planted_gemm
 from .harness import Harness, harness_tiles, pack_row, rotl_checksum
+from .parts import ACCEL_PARTS, STAT_FILE, keep_script, part_utilisation
 
 __all__ = [
     "FpgaBuildError",
@@ -40,9 +45,12 @@ __all__ = [
     "expected_checksum",
     "read_fmax",
     "critical_path",
+    "UNITS",
 ]
 
 _NAME = "top"
+#: What a build can wrap in a harness.
+UNITS = ("array", "focus")
 #: Build outputs, in the order the steps write them (progress).
 _STEPS = {
     "ecp5": ("top.json", "top.config", "top.bit"),
@@ -54,13 +62,14 @@ class FpgaBuildError(RuntimeError):
     """A tool of the FPGA flow failed; the message carries the log's tail."""
 
 
-def led_pattern(checksum: int, width: int, leds: int) -> int:
+def led_pattern(checksum: int, width: int, leds: int, ok: bool | None = None) -> int:
     """LED bits of the finished harness: ``done`` on the last LED, the
-    ``width``-bit checksum XOR-folded to ``leds - 1`` bits on the others."""
-    n, fold = leds - 1, 0
+    ``width``-bit checksum XOR-folded to the others; with ``ok`` (the
+    accelerator's harness) the last but one LED is ``ok``."""
+    n, fold = leds - 1 - (ok is not None), 0
     for start in range(0, width, n):
         fold ^= (checksum >> start) & ((1 << n) - 1)
-    return fold | (1 << n)
+    return fold | (int(bool(ok)) << n if ok is not None else 0) | (1 << (leds - 1))
 
 
 def expected_checksum(params: FocusParams, tiles) -> int:
@@ -81,12 +90,13 @@ class _BoardTop(Elaboratable):
     def elaborate(self, platform):
         m = Module()
         m.submodules.harness = h = self.harness
-        n = self.leds - 1
+        flags = [h.ok, h.done] if isinstance(h, FocusHarness) else [h.done]
+        n = self.leds - len(flags)
         chk = h.checksum
         fold = chk[0:n]
         for start in range(n, len(chk), n):
             fold = fold ^ chk[start : start + n]
-        for i, bit in enumerate([*fold, h.done]):
+        for i, bit in enumerate([*fold, *flags]):
             m.submodules[f"led_{i}"] = led = io.Buffer("o", platform.request("led", i, dir="-"))
             m.d.comb += led.o.eq(bit)
         return m
@@ -98,16 +108,20 @@ class FpgaReport:
 
     board: str
     device: str
+    unit: str  # "array" or "focus"
     params: dict
     luts: int
     ffs: int
     brams: int
     dsps: int
-    fmax_mhz: float
+    fmax_mhz: float  # the median over the placement seeds
     target_mhz: float  # the clock constraint nextpnr aimed for
-    critical_path: dict  # the slowest clock's register-to-register path (critical_path())
+    seeds: dict  # placement seed -> its Fmax (MHz); the bitstream is the first seed's
+    critical_path: dict  # the median seed's register-to-register path (critical_path())
     utilisation: dict  # nextpnr cell -> {"used", "available"}
+    parts: dict  # unit focus: part -> LUTs, FFs, BRAMs, DSPs (focus_hw.fpga.parts)
     checksum: str  # expected final checksum (hex)
+    cycles: int | None  # unit focus: the run's expected cycles (start to last beat)
     leds: str  # expected LED pattern, LED 0 last (binary)
     wall_s: float
 
@@ -123,23 +137,31 @@ class FpgaReport:
             cell = fam[key]
             return f"{value}" if cell is None else f"{value} / {u[cell]['available']}"
 
+        p = self.params
+        what = f"{p['rows']}x{p['cols']} {p['dtype']}, mac_pipeline={p['mac_pipeline']}"
+        if self.unit == "focus":
+            what += f", vector {p['vector_size']}, {p['sic_lanes']} SIC lanes, m_tile {p['m_tile']}"
+        seeds = ", ".join(f"{s}: {f:.2f}" for s, f in self.seeds.items())
         rows = [
             ("board", f"{self.board} ({self.device})"),
-            (
-                "array",
-                f"{self.params['rows']}x{self.params['cols']} {self.params['dtype']}, "
-                f"mac_pipeline={self.params['mac_pipeline']}",
-            ),
+            (self.unit, what),
             ("LUTs", of("luts", self.luts)),
             ("FFs", of("ffs", self.ffs)),
             ("BRAMs", of("brams", self.brams)),
             ("DSPs", of("dsps", self.dsps)),
             ("Fmax", f"{self.fmax_mhz:.2f} MHz (target {self.target_mhz:g} MHz)"),
+            ("seeds", f"{seeds} MHz" + (" (median above)" if len(self.seeds) > 1 else "")),
             ("path", _path_line(self.critical_path)),
+            *((name, _part_line(f)) for name, f in self.parts.items()),
             ("LEDs", self.leds),
             ("time", f"{self.wall_s:.0f} s"),
         ]
-        return "\n".join(f"{k:<6} {v}" for k, v in rows)
+        width = max(len(k) for k, _ in rows)
+        return "\n".join(f"{k:<{width}} {v}" for k, v in rows)
+
+
+def _part_line(f: dict) -> str:
+    return f"{f['luts']} LUTs, {f['ffs']} FFs, {f['brams']} BRAMs, {f['dsps']} DSPs (Yosys)"
 
 
 def critical_path(report: dict) -> dict:
@@ -243,28 +265,90 @@ def _constrain_clock(platform, mhz: float) -> None:
     platform.resources[key] = resource
 
 
+def _harness(params: FocusParams, unit: str, tiles: int, rows_per_tile: int, data_seed: int):
+    """The harness of ``unit`` (checked), its expected checksum, the checksum's width
+    and the expected cycles (unit ``focus``; else None)."""
+    if unit == "array":
+        data = harness_tiles(params, tiles, rows_per_tile, data_seed)
+        width = params.cols * params.acc_bits
+        return Harness(params, data), expected_checksum(params, data), width, None
+    gemm = planted_gemm(params, seed=data_seed)
+    checksum, cycles = expected_run(params, gemm)
+    harness = FocusHarness(params, gemm, checksum)
+    return harness, checksum, len(harness.checksum), cycles
+
+
+def _check_seeds(seeds) -> tuple[int, ...]:
+    seeds = tuple(seeds)
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds={seeds!r}: need one or more distinct placement seeds")
+    if any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds):
+        raise ValueError(f"seeds={seeds!r}: placement seeds are integers >= 0")
+    return seeds
+
+
+def _place_again(build_dir: Path, env: dict, seed: int, first: int) -> dict:
+    """Rerun the build script's nextpnr step with placement ``seed`` (the
+    netlist of the first run, seed ``first``); its ``report.json``."""
+    script = (build_dir / f"build_{_NAME}.sh").read_text().splitlines()
+    line = next(x for x in script if "NEXTPNR" in x and f"--seed {first}" in x)
+    for old, new in (
+        (f"--seed {first}", f"--seed {seed}"),
+        ("report.json", f"report_seed{seed}.json"),
+        (f"--log {_NAME}.tim", f"--log {_NAME}_seed{seed}.tim"),
+        (f"--textcfg {_NAME}.config", f"--textcfg {_NAME}_seed{seed}.config"),
+    ):
+        if old not in line:
+            raise FpgaBuildError(f"{build_dir}: nextpnr command without {old!r}: {line}")
+        line = line.replace(old, new)
+    log = build_dir / f"build_seed{seed}.log"
+    with open(log, "w") as out:
+        proc = subprocess.run(
+            ["sh", "-c", line], cwd=build_dir, env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+    if proc.returncode != 0:
+        raise FpgaBuildError(
+            f"nextpnr seed {seed} failed (exit {proc.returncode}); log {log}:\n"
+            + log.read_text()[-3000:]
+        )
+    return json.loads((build_dir / f"report_seed{seed}.json").read_text())
+
+
+def _fmax(report: dict) -> float:
+    return min(c["achieved"] for c in report["fmax"].values())
+
+
 def fpga_build(
     params: FocusParams,
     board: str,
     out_dir,
     *,
+    unit: str = "array",
     target_mhz: float | None = None,
+    seeds=(0,),
     tiles: int = 2,
     rows_per_tile: int = 8,
-    seed: int = 0,
+    data_seed: int = 0,
     progress: bool = True,
 ) -> FpgaReport:
-    """Build the harness for ``params`` on ``board`` in ``out_dir``; write
+    """Build the harness of ``unit`` (``array`` or ``focus``, see
+    :data:`UNITS`) for ``params`` on ``board`` in ``out_dir``; write
     ``out_dir/fpga.json`` (atomically) and return the report.
 
     ``target_mhz``: the clock nextpnr aims for (default: the board clock);
-    the report's Fmax is what it achieved, met or not.
+    the report's Fmax is what it achieved, met or not: the median (the lower
+    of the middle two) over the placement ``seeds``; the first seed's run
+    makes the bitstream. ``tiles``, ``rows_per_tile`` (unit ``array``) and
+    ``data_seed`` choose the harness's data.
 
     Raises :class:`~focus_hw.fpga.UnknownBoardError` for an unknown board
     (before any work) and :class:`FpgaBuildError` when a tool fails."""
     spec = find_board(board)
     if not isinstance(params, FocusParams):
         raise ValueError(f"params must be FocusParams, not {type(params).__name__}")
+    seeds = _check_seeds(seeds)
+    if unit not in UNITS:
+        raise ValueError(f"unit={unit!r}: the FPGA build wraps one of {', '.join(UNITS)}")
     env = _tool_env(spec.family)
     out_dir = Path(out_dir)
     start = time.perf_counter()
@@ -274,19 +358,28 @@ def fpga_build(
             raise ValueError(f"target_mhz={target_mhz!r} must be > 0")
         _constrain_clock(platform, target_mhz)
     leds = sum(1 for name, _ in platform.resources if name == "led")
-    data = harness_tiles(params, tiles, rows_per_tile, seed)
-    checksum = expected_checksum(params, data)
-    harness = Harness(params, data)
+    harness, checksum, width, cycles = _harness(params, unit, tiles, rows_per_tile, data_seed)
     overrides = {
-        "nextpnr_opts": "--report report.json --timing-allow-fail",
+        "nextpnr_opts": f"--report report.json --timing-allow-fail --seed {seeds[0]}",
         "synth_opts": FAMILIES[spec.family].synth_opts,
     }
+    prefix = f"{_NAME}.harness."
+    if unit == "focus":
+        kept = [f"{prefix}accel.{part}" for part in ACCEL_PARTS]
+        kept += [f"{prefix}{s}_{k}" for s in harness.plan.streams for k in ("rom", "fifo")]
+        overrides["script_after_read"], overrides["script_after_synth"] = keep_script(kept)
+        overrides["synth_opts"] += " -run map_cells:"  # after script_after_read's part
     plan = platform.prepare(_BoardTop(harness, leds), name=_NAME, **overrides)
     build_dir = plan.extract(out_dir)
     _run(build_dir, env, spec.family, progress)
 
-    report = json.loads((build_dir / "report.json").read_text())
-    util = report["utilization"]
+    reports = {seeds[0]: json.loads((build_dir / "report.json").read_text())}
+    for seed in tqdm(seeds[1:], desc="seeds", disable=not progress):
+        reports[seed] = _place_again(build_dir, env, seed, seeds[0])
+    fmax = {seed: round(_fmax(r), 3) for seed, r in reports.items()}
+    median = statistics.median_low(fmax.values())
+    chosen = next(seed for seed, f in fmax.items() if f == median)
+    util = reports[seeds[0]]["utilization"]
     fam = FAMILIES[spec.family]
     figures = {}
     for key, cell in fam.cells.items():
@@ -295,19 +388,24 @@ def fpga_build(
             if cell is not None
             else _netlist_cells(build_dir / f"{_NAME}.json", fam.ff_prefix)
         )
-    fmax = min(c["achieved"] for c in report["fmax"].values())
-    width = params.cols * params.acc_bits
+    parts = part_utilisation(build_dir / STAT_FILE, prefix) if unit == "focus" else {}
     result = FpgaReport(
         board=board,
         device=platform.device,
+        unit=unit,
         params=params.to_dict(),
         **figures,
-        fmax_mhz=round(fmax, 3),
+        fmax_mhz=median,
         target_mhz=platform.default_clk_frequency / 1e6,
-        critical_path=critical_path(report),
+        seeds=fmax,
+        critical_path=critical_path(reports[chosen]),
         utilisation=util,
+        parts=parts,
         checksum=f"{checksum:#x}",
-        leds=format(led_pattern(checksum, width, leds), f"0{leds}b"),
+        cycles=cycles,
+        leds=format(
+            led_pattern(checksum, width, leds, True if unit == "focus" else None), f"0{leds}b"
+        ),
         wall_s=round(time.perf_counter() - start, 1),
     )
     atomic_write_text(out_dir / "fpga.json", json.dumps(result.to_dict(), indent=2) + "\n")

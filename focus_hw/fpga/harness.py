@@ -20,7 +20,7 @@ from ..params import FocusParams
 from ..simulate import pack_row
 from ..systolic import SystolicArray
 
-__all__ = ["Harness", "check_tiles", "harness_tiles", "pack_row", "rotl_checksum"]
+__all__ = ["Harness", "RomSource", "check_tiles", "harness_tiles", "pack_row", "rotl_checksum"]
 
 
 def harness_tiles(
@@ -73,7 +73,7 @@ def check_tiles(params: FocusParams, tiles) -> None:
             )
 
 
-class _RomSource(wiring.Component):
+class RomSource(wiring.Component):
     """Streams the words of a ROM once, in order (one beat per cycle when taken)."""
 
     def __init__(self, words: list[int], width: int):
@@ -142,7 +142,7 @@ class Harness(wiring.Component):
         # block RAM outputs, so Fmax is the array's.
         for name, words, dst in (("weights", weights, array.weight), ("acts", acts, array.act)):
             width = len(dst.payload.as_value())
-            m.submodules[name] = src = _RomSource(words, width)
+            m.submodules[name] = src = RomSource(words, width)
             m.submodules[f"{name}_fifo"] = buf = fifo.SyncFIFOBuffered(width=width, depth=4)
             wiring.connect(m, src.out, buf.w_stream)
             m.d.comb += [
