@@ -256,22 +256,20 @@ class _BadInput(click.ClickException):
     help="what the harness wraps: the systolic array or the whole accelerator",
 )
 @click.option(
-    "--seed",
+    "--pnr-seed",
     type=click.IntRange(min=0),
     default=0,
     show_default=True,
-    help="nextpnr's placement seed (the first of --seeds)",
+    help="nextpnr's placement seed (the first of --pnr-seeds)",
 )
 @click.option(
-    "--seeds",
+    "--pnr-seeds",
     type=click.IntRange(min=1),
     default=1,
     show_default=True,
-    help="place with this many seeds from --seed on; Fmax is their median",
+    help="place with this many seeds from --pnr-seed on; Fmax is their median",
 )
-@click.option(
-    "--data-seed", type=int, default=0, show_default=True, help="seed of the harness's data"
-)
+@click.option("--seed", type=int, default=0, show_default=True, help="seed of the harness's data")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @field_options()
 def fpga_cmd(
@@ -282,9 +280,9 @@ def fpga_cmd(
     tiles,
     rows_per_tile,
     unit,
+    pnr_seed,
+    pnr_seeds,
     seed,
-    seeds,
-    data_seed,
     progress,
     **values,
 ):
@@ -296,7 +294,7 @@ def fpga_cmd(
     about 300 LUTs and 4 DSPs on ECP5; a 2x2 fp16 array takes about 3400
     LUTs; the accelerator needs rows = cols = vector size, a float dtype and
     small buffers, e.g. --rows 4 --cols 4 --vector-size 4 --sic-lanes 2
-    --m-tile 16 --max-tokens 64 --max-frame-tokens 16 on ulx3s-85f)."""
+    --m-tile 16 --max-tokens 64 --max-frame-tokens 16 --out-vectors 1 on ulx3s-85f)."""
     from .fpga import FpgaBuildError, UnknownBoardError, fpga_build
     from .fpga.boards import board as find_board
 
@@ -313,10 +311,10 @@ def fpga_cmd(
             out,
             unit=unit,
             target_mhz=target_mhz,
-            seeds=range(seed, seed + seeds),
+            seeds=range(pnr_seed, pnr_seed + pnr_seeds),
             tiles=tiles,
             rows_per_tile=rows_per_tile,
-            data_seed=data_seed,
+            data_seed=seed,
             progress=progress,
         )
     except (ValueError, OSError, FpgaBuildError) as e:

