@@ -7,8 +7,9 @@ backpressure: the cycles and the feeder stall (from
 cycles (per pass :func:`focus_hw.timing.sic_busy_cycles`: its vectors
 taken, first to last, and its output phase active; passes overlap, so this
 may exceed the run's cycles), each buffer's reads and writes, and the DRAM bytes read and written
-(item sizes from :func:`focus_hw.accelerator.dram_bytes`). The tests assert
-equality on random and planted inputs.
+(item sizes from :func:`focus_hw.accelerator.dram_bytes`), of a run through
+the output SIC or bypassing it. The tests assert equality on random and
+planted inputs.
 """
 
 from __future__ import annotations
@@ -28,13 +29,15 @@ class GemmCounts:
     """What a GEMM's cost depends on: per M tile (rows) and K chunk
     (columns) the ``unique`` vectors and the ``nonzero`` tokens (vector not
     all zero) among the tile's ``tokens``; ``n_tiles`` output column tiles;
-    ``out_unique`` unique vectors the output's SIC writes back."""
+    ``out_unique`` unique vectors the output's SIC writes back; ``bypass``:
+    the output bypasses the SIC (written back whole, ``out_unique`` 0)."""
 
     tokens: tuple[int, ...]
     unique: np.ndarray
     nonzero: np.ndarray
     n_tiles: int
     out_unique: int
+    bypass: bool = False
 
     def __post_init__(self):
         shape = (len(self.tokens), self.unique.shape[1] if self.unique.ndim == 2 else -1)
@@ -48,12 +51,16 @@ class GemmCounts:
             raise ValueError("GemmCounts: need 0 <= unique <= nonzero <= tokens")
         if self.n_tiles < 1 or self.out_unique < 0:
             raise ValueError("GemmCounts: n_tiles >= 1 and out_unique >= 0")
+        if self.bypass and self.out_unique:
+            raise ValueError("GemmCounts: a bypass run has no output SIC (out_unique must be 0)")
 
     @classmethod
-    def from_sic(cls, zero, root, n: int, out_unique: int, params: FocusParams) -> GemmCounts:
+    def from_sic(
+        cls, zero, root, n: int, out_unique: int, params: FocusParams, *, bypass: bool = False
+    ) -> GemmCounts:
         """Counts of an input whose SIC gave ``zero`` / ``root`` (T, chunks),
-        for ``N = n`` output columns; M tiles hold ``m_tile`` surviving
-        (not all-zero) tokens."""
+        for ``N = n`` output columns (``bypass``: of a run that bypasses the
+        output SIC); M tiles hold ``m_tile`` surviving (not all-zero) tokens."""
         zero, root = np.asarray(zero, bool), np.asarray(root)
         alive = np.flatnonzero(~zero.all(axis=1))
         tokens, unique, nonzero = [], [], []
@@ -69,6 +76,7 @@ class GemmCounts:
             np.array(nonzero, np.int64),
             -(-n // params.cols),
             int(out_unique),
+            bypass,
         )
 
 
@@ -83,12 +91,13 @@ def focus_gemm(counts: GemmCounts, params: FocusParams) -> dict[str, int]:
     u, nz, nt = counts.unique, counts.nonzero, counts.n_tiles
     chunks = u.shape[1]
     groups = -(-nt // p.out_vectors)
-    schedule = focus_schedule_arrays(m, u, nt, p)
+    schedule = focus_schedule_arrays(m, u, nt, p, bypass=counts.bypass)
     size = dram_bytes(p)
     rows = int(u.sum()) * nt  # rows through the array: every sub-tile's
     loaded = int(u.sum()) * groups  # unique vectors read: once per group
     later = int(nz[:, 1:].sum())  # updates that read the row they add to
-    passes = int(m.sum()) * nt  # vectors through the output SIC
+    rows_out = int(m.sum()) * nt  # output rows, through the SIC unless bypassed
+    passes = 0 if counts.bypass else rows_out  # vectors through the output SIC
     busy_chunks = int((u > 0).sum()) * nt
     beats = int((-(-m // p.num_scatter)).sum()) * chunks  # map beats per sub-tile
     kept = beats * groups if p.out_vectors > 1 else 0
@@ -97,7 +106,7 @@ def focus_gemm(counts: GemmCounts, params: FocusParams) -> dict[str, int]:
         "compute_cycles": rows,
         "scatter_cycles": beats * nt,
         "stall_cycles": schedule["stall_cycles"],
-        "sic_cycles": sum(sic_busy_cycles(int(mi), p) for mi in m) * nt,
+        "sic_cycles": sum(sic_busy_cycles(int(mi), p) for mi in m) * nt if passes else 0,
         "input_reads": rows,
         "input_writes": loaded,
         "weight_writes": busy_chunks * p.rows,
@@ -118,5 +127,8 @@ def focus_gemm(counts: GemmCounts, params: FocusParams) -> dict[str, int]:
         + int(m.sum()) * groups * chunks * size["map"]
         + passes * size["positions"]
     )
-    stats["dram_write_bytes"] = passes * size["map"] + counts.out_unique * size["vectors"]
+    if counts.bypass:  # every row written back as it is
+        stats["dram_write_bytes"] = rows_out * size["vectors"]
+    else:
+        stats["dram_write_bytes"] = passes * size["map"] + counts.out_unique * size["vectors"]
     return stats

@@ -18,19 +18,21 @@ Per layer and GEMM (q, k, v, QK^T, SV, o, gate, up, down), per M tile of
   per tile.
 * **SIC** (Focus): the produced output tile is concentrated, one pass of
   ``nonzero`` vectors per vector slot of its ``N`` features, the passes
-  overlapped back to back (``focus_hw.timing.sic_run_cycles``). Scatter
-  and SIC of an M tile overlap the array's work on it.
-  For the projection GEMMs (q, k, v, o, gate, up, down) Focus's time is the
-  integrated accelerator's cycle-exact schedule
-  (:func:`focus_hw.timing.focus_schedule`, equal to the RTL) on the tile's
-  counts: **stall** = that time - compute, per M tile. S x V on Focus runs
-  the same schedule, one run per KV head and M tile (its causal keys are
-  its K, its M tiles the query heads that share the V, every probability
-  row unique, ``head_dim`` columns): the SIC tail that ends each run is
-  not hidden. For QK^T (whose output the RTL
-  cannot yet pass around the SIC) **stall** = max(0, max(scatter, SIC) -
-  compute) per M tile; ``sic_stall_cycles`` is the part of the stall beyond
-  the scatter's own excess over compute.
+  overlapped back to back (``focus_hw.timing.sic_run_cycles``); QK^T's
+  scores go to softmax whole, past the SIC.
+* **stall** (Focus): each GEMM's time is the integrated accelerator's
+  cycle-exact schedule (:func:`focus_hw.timing.focus_schedule`, equal to
+  the RTL) on the tiles' counts, and stall = that time - compute, per M
+  tile. The projection GEMMs (q, k, v, o, gate, up, down) are one run per
+  layer. QK^T bypasses the output SIC, one run per KV head and M tile: its
+  M tiles are the query heads that share the keys, each with the tile's
+  queries (K = ``head_dim``), its N the tile's causal keys. S x V is one
+  run per KV head and M tile too (its causal keys are its K, its M tiles
+  the query heads that share the V, every probability row unique,
+  ``head_dim`` columns). The drain (QK^T) or the SIC passes (S x V) that
+  end each run are not hidden. ``sic_stall_cycles`` is the part of the
+  stall beyond the scatter's own excess over compute (max(0, scatter -
+  compute) per M tile).
 * **DRAM**: compressed input activations (+ similarity-map indices), fetched
   once per output tile: the output buffer holds ``m_tile`` rows of
   accumulators for :func:`_out_cols` (= ``out_vectors x cols``) columns, so an M tile
@@ -70,6 +72,7 @@ import pandas as pd
 from focus_hw import FocusParams
 from focus_hw.timing import (
     focus_schedule_arrays,
+    focus_schedule_runs,
     reload_cycles,
     sic_cycles,
     sic_mean_cycles,
@@ -324,7 +327,8 @@ def _run(workload, params, machine, counts, tech) -> Result:
         last weight tile (it drains: tile_cycles instead of its issue slot);
         scat_ops: partial sums to scatter (None: token-level); acc_bytes:
         array output bytes; exact: (L, NT) cycles of each tile on the
-        integrated accelerator (replaces compute + stall)."""
+        integrated accelerator (compute + stall; None: no scatter or SIC,
+        no stall)."""
         busy = compute > 0
         last = busy & (np.cumsum(busy[:, ::-1], axis=1)[:, ::-1] == 1)
         compute = compute + last * (lut_last[m_last] - lut[m_last])[:, None]
@@ -333,9 +337,7 @@ def _run(workload, params, machine, counts, tech) -> Result:
         if vector and sic_out:
             sic = _sic_passes(nz, _ceil_div(out_elems // np.maximum(nz, 1), vs), p)
         scatter_stall = np.maximum(0, scatter - compute)
-        stall = np.maximum(0, np.maximum(scatter, sic) - compute)
-        if exact is not None:
-            stall = exact - compute
+        stall = 0 * nz if exact is None else exact - compute
         d_out = np.ceil(out_elems * ob * out_frac)
         if cmc:  # off-chip merging: dense write + read back before the merged write
             d_out = d_out + 2 * out_elems * ob
@@ -483,6 +485,7 @@ def _run(workload, params, machine, counts, tech) -> Result:
             prow * keys * H,
             1.0,
             False,
+            _exact_qk(nz, u, ntile, H, w.kv_heads, p) if vector else None,
         )
         # S x V: H x rows probabilities x keys, N = head_dim (no SIC on P).
         nk, ntn = _ceil_div(keys, R), _ceil_div(hd, C)
@@ -519,6 +522,37 @@ def _exact(u, nz, ntile: int, params: FocusParams) -> np.ndarray:
         if len(live):
             run = focus_schedule_arrays(nz[layer, live], u[layer, live], ntile, params)
             out[layer, live] = run["tile_cycles"]
+    return out
+
+
+def _exact_qk(nz, u, ntile, heads: int, kv_heads: int, params: FocusParams) -> np.ndarray:
+    """(L, NT) cycles of QK^T per M tile on the integrated accelerator,
+    bypassing the output SIC (the scores go to softmax whole): one run per
+    KV head, whose M tiles are the query heads that share its keys, each
+    the tile's ``nz`` tokens with K = ``head_dim`` (``u``: (L, NT, heads x
+    chunks) unique vectors, head by head), N = the tile's causal keys
+    (``ntile`` sub-tiles). Runs of equal counts are scheduled once."""
+    live = np.nonzero(nz > 0)
+    layer, tile = (np.repeat(i, kv_heads) for i in live)
+    group = heads // kv_heads
+    # per run: tokens, N tiles, then its query heads' unique counts, chunk by chunk
+    runs = np.column_stack(
+        [
+            nz[layer, tile],
+            ntile[layer, tile],
+            u[live].reshape(len(layer), group * u.shape[2] // heads),
+        ]
+    )
+    distinct, inverse = np.unique(runs, axis=0, return_inverse=True)
+    cycles = focus_schedule_runs(
+        np.repeat(distinct[:, :1], group, axis=1),
+        distinct[:, 2:].reshape(len(distinct), group, -1),
+        distinct[:, 1],
+        params,
+        bypass=True,
+    )["cycles"]
+    out = np.zeros(nz.shape, np.int64)
+    np.add.at(out, (layer, tile), cycles[inverse.reshape(-1)])
     return out
 
 
