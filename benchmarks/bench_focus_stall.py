@@ -3,7 +3,7 @@ output-tile width, scatter size and concentrate-out ring depth.
 
 For each workload and candidate (``out_vectors:num_scatter:ring_blocks``) it
 runs the performance model (``sim.simulate``, machine ``focus``: SEC + SIC,
-the projection GEMMs on the exact RTL schedule) and prints the stall share,
+every GEMM on the exact RTL schedule) and prints the stall share,
 sum of ``stall_cycles`` / sum of ``cycles`` over all GEMMs (what ``focus-sim
 run --machine focus --csv`` reports) and the part S x V adds to it, the
 input DRAM bytes (sum of ``dram_in``) and the energy, and the first

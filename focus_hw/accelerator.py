@@ -12,7 +12,7 @@ buffer halves and ring blocks on with a few named flags. Its schedule is
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import data, fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -97,9 +97,9 @@ def check_accelerator(params: FocusParams) -> FocusParams:
 
 def dram_bytes(params: FocusParams) -> dict[str, int]:
     """Bytes one item of each memory stream costs, by stream name:
-    ``weights`` a weight row, ``vectors`` a unique vector, ``map`` one
-    token's entry of one chunk (written back in the same format),
-    ``positions`` one token of an output tile."""
+    ``weights`` a weight row, ``vectors`` a unique vector (or an output row
+    of a bypass run), ``map`` one token's entry of one chunk (written back
+    in the same format), ``positions`` one token of an output tile."""
     return {
         "weights": params.cols * params.operand_bytes,
         "vectors": params.rows * params.operand_bytes,
@@ -132,6 +132,14 @@ class FocusAccelerator(wiring.Component):
     concentrated vector (:func:`focus_hw.sic.sic.output_layout`), sub-tile
     by sub-tile.
 
+    A *bypass* run (``bypass`` high) leaves the output uncompressed, as
+    attention scores must be: ``positions`` is not read (the other streams
+    are as above), the SIC stays idle, and each ``out`` beat is one output
+    row as the drain narrowed it, ``pos`` and ``root`` the token's index
+    among the run's tokens, ``zero`` and ``similar`` low, ``last`` on the
+    sub-tile's last token, in the same order (each beat is one ``vectors``
+    item of :func:`dram_bytes` to write back).
+
     The engines (:mod:`focus_hw.engines`; :func:`focus_hw.timing.focus_schedule`
     is their timing):
 
@@ -145,15 +153,17 @@ class FocusAccelerator(wiring.Component):
       (chunk 0 starts rows from +0.0); the map is kept on chip for the
       group's later sub-tiles;
     * *drain*: a finished group, sub-tile by sub-tile, narrowed to the
-      operand format (RNE) and joined with ``positions`` -> the SIC.
+      operand format (RNE) and joined with ``positions`` -> the SIC (in a
+      bypass run: -> ``out``).
 
     ``start`` (while not ``busy``) begins a run of ``tokens``, ``chunks``
-    (K chunks), ``ntiles`` (N sub-tiles) with the SIC grid ``width`` and
-    ``frame_tokens``; all must stay constant until ``busy`` drops after the
-    last ``out`` beat. ``result`` shows each output row (accumulator
-    format) in the cycle the SIC takes it (observation only; it cannot hold
-    the accelerator). The counters (:data:`STAT_NAMES`) restart with each
-    run. ``sec`` is the SEC's own interface (:class:`~focus_hw.sec.SEC`).
+    (K chunks), ``ntiles`` (N sub-tiles), ``bypass`` with the SIC grid
+    ``width`` and ``frame_tokens``; all must stay constant until ``busy``
+    drops after the last ``out`` beat. ``result`` shows each output row
+    (accumulator format) in the cycle the SIC (bypassed: ``out``) takes it
+    (observation only; it cannot hold the accelerator). The counters
+    (:data:`STAT_NAMES`) restart with each run (a bypass run's SIC counters
+    stay 0). ``sec`` is the SEC's own interface (:class:`~focus_hw.sec.SEC`).
     """
 
     def __init__(self, params: FocusParams, *, pe_modules: str | None = None):
@@ -166,6 +176,7 @@ class FocusAccelerator(wiring.Component):
             "tokens": In(range(p.max_tokens + 1)),
             "chunks": In(COUNT_BITS),
             "ntiles": In(COUNT_BITS),
+            "bypass": In(1),
             "width": In(sic_in["col"].shape),
             "frame_tokens": In(sic_in["col"].shape),
             "map": In(stream.Signature(map_layout(p))),
@@ -271,9 +282,15 @@ class FocusAccelerator(wiring.Component):
         wiring.connect(m, drain.sic, sic.inp)
         wiring.connect(m, drain.result, wiring.flipped(self.result))
         m.d.comb += [sic.width.eq(self.width), sic.frame_tokens.eq(self.frame_tokens)]
-        wiring.connect(m, sic.out, wiring.flipped(self.out))
+        m.d.comb += [
+            drain.bypass.eq(self.bypass),
+            self.out.valid.eq(Mux(self.bypass, drain.out.valid, sic.out.valid)),
+            self.out.payload.eq(Mux(self.bypass, drain.out.payload, sic.out.payload)),
+            sic.out.ready.eq(self.out.ready & ~self.bypass),
+            drain.out.ready.eq(self.out.ready & self.bypass),
+        ]
 
-        # The run ends with its last SIC output.
+        # The run ends with its last output.
         emit = Walker(m, p, run, go, "emit", chunks=False)
         count = Signal(range(p.m_tile))
         with m.If(self.out.valid & self.out.ready):

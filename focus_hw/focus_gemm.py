@@ -4,7 +4,8 @@
 :func:`compress` lays out what the previous layer's SIC left in memory (per
 M tile and K chunk: the unique vectors and the similarity map);
 :func:`simulate_focus_gemm` streams it and the weights through the RTL and
-returns the output (accumulator format), its SIC, the cycles and the counters.
+returns the output (accumulator format), its SIC (or, bypassing the SIC, the
+rows written back), the cycles and the counters.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from .accelerator import (
 )
 from .params import FocusParams
 from .sic.model import SICRun, check_input, magnitude_mask, sic_model, vector_bits
+from .sic.sic import output_layout
 from .sic.simulate import Beat, decode_outputs, enable_bits, enable_pattern, grid_position
 from .simulate import pack_row
 from .verilator import Bench, check_backend, run_bench
@@ -103,7 +105,8 @@ class FocusRun:
 
     #: (T, N) output in the accumulator format, ``params.acc`` (pruned tokens: +0.0).
     out: np.ndarray
-    #: The SIC of the output (as the accelerator wrote it back).
+    #: The SIC of the output (as the accelerator wrote it back); of a bypass
+    #: run, the rows written back: every vector its own root, none similar.
     compressed: SICRun
     #: Cycles from the run's start to the last ``out`` beat taken, both counted.
     cycles: int
@@ -203,6 +206,7 @@ def simulate_focus_gemm(
     seed: int = 0,
     vcd=None,
     backend: str = "amaranth",
+    bypass: bool = False,
 ) -> FocusRun:
     """``x @ w`` on the generated accelerator, with ``x`` (T, K) compressed
     first by the SIC (as the previous layer's hardware left it) and
@@ -214,13 +218,18 @@ def simulate_focus_gemm(
     ``seed``, or a callable ``cycle -> bool``) throttle every memory stream.
     ``.out`` equals the compressed-GEMM semantics of
     :mod:`focus_algo.golden` on the SIC of ``x``; ``.compressed`` is the SIC
-    of ``.out`` cast to the operand type. ``backend="verilator"`` runs the
+    of ``.out`` cast to the operand type. ``bypass=True`` runs it with the
+    output SIC bypassed (as for attention scores): ``.compressed`` holds the
+    rows written back, ``.out`` cast to the operand type, none merged. The
+    ``positions`` stream is offered in either case; a run ends with its last
+    ``out`` beat, and ``dram_read_bytes`` counts the beats the accelerator
+    took (a bypass run takes no position). ``backend="verilator"`` runs the
     emitted Verilog in Verilator (:mod:`focus_hw.verilator`) under the same
     patterns instead of Amaranth's simulator: the same result, cycles and
     counters. Bad input raises ValueError before simulating.
     """
     check_backend(backend, vcd)
-    plan = stream_plan(x, w, grid, params)
+    plan = stream_plan(x, w, grid, params, bypass=bypass)
     run = (params, plan.streams, plan.sizes, plan.total, in_valid, out_ready, seed)
     if backend == "verilator":
         got, rows, cycles, stats, taken = _verilator_run(*run)
@@ -228,12 +237,16 @@ def simulate_focus_gemm(
         got, rows, cycles, stats, taken = _amaranth_run(*run, vcd)
     size = dram_bytes(params)
     read = sum(sum(plan.items[s][: taken[s]]) * size[s] for s in plan.streams)
-    return _result(plan.comp, w, params, got, rows, cycles, dict(stats, dram_read_bytes=read))
+    stats = dict(stats, dram_read_bytes=read)
+    return _result(plan.comp, w, params, got, rows, cycles, stats, bypass)
 
 
-def stream_plan(x: np.ndarray, w: np.ndarray, grid, params: FocusParams) -> StreamPlan:
+def stream_plan(
+    x: np.ndarray, w: np.ndarray, grid, params: FocusParams, *, bypass: bool = False
+) -> StreamPlan:
     """The :class:`StreamPlan` of :func:`simulate_focus_gemm` ``(x, w, grid,
-    params)``: what it feeds the accelerator (ValueError on bad input)."""
+    params, bypass=bypass)``: what it feeds the accelerator (ValueError on
+    bad input)."""
     grid = _check(x, w, grid, params)
     comp = compress(x, grid, params)
     streams, items = _streams(comp, w, grid, params)
@@ -243,6 +256,7 @@ def stream_plan(x: np.ndarray, w: np.ndarray, grid, params: FocusParams) -> Stre
         "tokens": tokens,
         "chunks": comp.chunks,
         "ntiles": nt,
+        "bypass": int(bypass),
         "width": grid[2],
         "frame_tokens": grid[1] * grid[2],
     }
@@ -275,8 +289,8 @@ def _amaranth_run(p, streams, sizes, total, in_valid, out_ready, seed, vcd):
 
         return drive
 
-    for k, name in enumerate(streams):
-        sim.add_testbench(driver(name, getattr(dut, name), k))
+    for k, name in enumerate(streams):  # the run ends with its last output
+        sim.add_testbench(driver(name, getattr(dut, name), k), background=True)
 
     async def control(ctx):
         ready_at = enable_pattern(out_ready, seed)
@@ -370,12 +384,39 @@ def decode_rows(comp: Compressed, rows, n: int, params: FocusParams):
     return acc.decode(out[:, :n]), beats
 
 
-def _result(comp, w, p, words, rows, cycles, stats) -> FocusRun:
+def _bypass_outputs(comp: Compressed, words, beats: list[Beat], x, params: FocusParams):
+    """The :class:`SICRun` of the rows a bypass run wrote back, from its
+    ``out`` words (one per beat, each checked: ``pos`` and ``root`` the
+    token's index among the run's tokens, not zero, not similar): every
+    vector its own root; tokens never fed keep ``x``'s (zero) vectors."""
+    run = decode_outputs([], [], x, params)
+    index = np.zeros(len(x), np.int64)
+    alive = np.concatenate(comp.tiles)
+    index[alive] = np.arange(len(alive))
+    vectors = vector_bits(run.tokens, params)
+    layout, mask = output_layout(params), (1 << params.operand_bits) - 1
+    vs = params.vector_size
+    for beat, word in zip(beats, words, strict=True):
+        rec, t, j = layout.from_bits(word), beat.token, beat.slot
+        got = (int(rec.pos), int(rec.root), int(rec.zero), int(rec.similar))
+        if got != (index[t], index[t], 0, 0):
+            raise RuntimeError(f"bypass beat of token {t}: pos, root, zero, similar = {got}")
+        run.zero[t, j] = False
+        vectors[t, j] = [(int(rec.data) >> (e * params.operand_bits)) & mask for e in range(vs)]
+    tokens = vectors.reshape(len(x), -1)[:, : x.shape[1]].copy().view(x.dtype)
+    return SICRun(run.zero, run.similar, run.root, tokens, 0)
+
+
+def _result(comp, w, p, words, rows, cycles, stats, bypass) -> FocusRun:
     """Assemble the outputs in token order and the statistics."""
     out, beats = decode_rows(comp, rows, w.shape[1], p)
     cast = out.astype(p.format.np_type)
-    compressed = decode_outputs(words, beats, cast, p)
     size = dram_bytes(p)
-    written = (~compressed.zero & ~compressed.similar)[np.concatenate(comp.tiles)].sum()
-    stats["dram_write_bytes"] = len(words) * size["map"] + int(written) * size["vectors"]
+    if bypass:  # every row written as it is
+        compressed = _bypass_outputs(comp, words, beats, cast, p)
+        stats["dram_write_bytes"] = len(words) * size["vectors"]
+    else:
+        compressed = decode_outputs(words, beats, cast, p)
+        written = (~compressed.zero & ~compressed.similar)[np.concatenate(comp.tiles)].sum()
+        stats["dram_write_bytes"] = len(words) * size["map"] + int(written) * size["vectors"]
     return FocusRun(out=out, compressed=compressed, cycles=cycles, stats=stats, words=tuple(words))

@@ -64,6 +64,7 @@ __all__ = [
     "sec_cycles",
     "focus_schedule",
     "focus_schedule_arrays",
+    "focus_schedule_runs",
 ]
 
 
@@ -386,18 +387,28 @@ def sec_cycles(rows: int, n: int, params: FocusParams) -> int:
 #   (:func:`sic_output_start`), its last beat in ``f_i = o_i+O(m_i)``
 #   (:func:`sic_output_cycles`).
 #
+# A bypass run (``bypass`` high) hands the drain's rows to ``out`` instead:
+# the drain reads row 0 in ``Ds_i+1``; the output buffer gives a row the
+# cycle after its read and ``out`` takes it at once, which frees the read
+# port for the next row, so row ``j`` is read in ``Ds_i+1+j`` and sent in
+# ``Ds_i+2+j``: ``Dl_i = Ds_i+m`` and the sub-tile's last beat is ``f_i =
+# Ds_i+m+1``. The SIC and ``positions`` take no part.
+#
 # The run ends with the last pass's last output: ``f_last + 1`` cycles,
 # cycle 0 included. The feeder stalls (a loaded chunk waits for a free ring
 # block) ``max(0, Se_{k-D}+1 - max(ready, Fl_{k-1}+1))`` cycles per block.
 
 
-def focus_schedule(m_tiles, n_tiles: int, params: FocusParams, *, jump: bool = True) -> dict:
+def focus_schedule(
+    m_tiles, n_tiles: int, params: FocusParams, *, bypass: bool = False, jump: bool = True
+) -> dict:
     """Cycles (``cycles``) and feeder stall (``stall_cycles``) of a
     :class:`~focus_hw.FocusAccelerator` run without backpressure, and the
     cycles each M tile adds to the run's end (``tile_cycles``). ``m_tiles``
     lists the M tiles as ``(m, unique)``: the tile's tokens and its K chunks'
     unique-vector counts; each runs ``n_tiles`` output sub-tiles, in groups
-    of ``out_vectors`` (the derivation is the comment above).
+    of ``out_vectors``; ``bypass``: a run that bypasses the output SIC (the
+    derivation is the comment above).
 
     The schedule is a max-plus recurrence: shifting every ready time by ``d``
     shifts the next group's by ``d``. So once a full N group leaves every
@@ -416,10 +427,12 @@ def focus_schedule(m_tiles, n_tiles: int, params: FocusParams, *, jump: bool = T
         unique[t, : len(u)] = u
     lengths = np.array([len(u) for _, u in tiles], np.int64)
     m = np.array([m for m, _ in tiles], np.int64)
-    return _run_schedule(m, unique, lengths, n_tiles, params, jump)
+    return _run_schedule(m, unique, lengths, n_tiles, params, bypass, jump)
 
 
-def focus_schedule_arrays(m, unique, n_tiles: int, params: FocusParams) -> dict:
+def focus_schedule_arrays(
+    m, unique, n_tiles: int, params: FocusParams, *, bypass: bool = False
+) -> dict:
     """:func:`focus_schedule` of M tiles given as arrays: ``m`` (T,) tokens
     (each >= 1) and ``unique`` (T, chunks) unique-vector counts (>= 0)."""
     m, unique = np.asarray(m), np.asarray(unique)
@@ -431,38 +444,88 @@ def focus_schedule_arrays(m, unique, n_tiles: int, params: FocusParams) -> dict:
         if a.size and (a.dtype.kind not in "iu" or a.min() < low):
             raise ValueError(f"focus_schedule: {name} must hold integers >= {low}")
     lengths = np.full(len(m), unique.shape[1], np.int64)
-    return _run_schedule(m.astype(np.int64), unique.astype(np.int64), lengths, n_tiles, params)
+    m, unique = m.astype(np.int64), unique.astype(np.int64)
+    return _run_schedule(m, unique, lengths, n_tiles, params, bypass)
 
 
-def _run_schedule(m, unique, lengths, n_tiles, params, jump=True) -> dict:
+def focus_schedule_runs(m, unique, n_tiles, params: FocusParams, *, bypass: bool = False) -> dict:
+    """:func:`focus_schedule`'s ``cycles`` and ``stall_cycles`` of ``R``
+    runs of ``T`` M tiles each at once (arrays of ``R``): ``m`` (R, T)
+    tokens (each >= 1), ``unique`` (R, T, chunks) unique-vector counts (>=
+    0), ``n_tiles`` (R,) output sub-tiles (each >= 1)."""
+    m, unique, n_tiles = np.asarray(m), np.asarray(unique), np.asarray(n_tiles)
+    shape = m.shape
+    if (
+        len(shape) != 2
+        or unique.shape[:2] != shape
+        or unique.ndim != 3
+        or n_tiles.shape != shape[:1]
+    ):
+        raise ValueError(
+            f"focus_schedule_runs: m {m.shape}, unique {unique.shape} and n_tiles "
+            f"{n_tiles.shape} must be (R, T), (R, T, K), (R,)"
+        )
+    for name, a, low in (("m", m, 1), ("unique", unique, 0), ("n_tiles", n_tiles, 1)):
+        if a.size and (a.dtype.kind not in "iu" or a.min() < low):
+            raise ValueError(f"focus_schedule_runs: {name} must hold integers >= {low}")
+    rows, tiles = m.shape
+    runs = np.stack([np.arange(rows) * tiles, n_tiles], axis=1).astype(np.int64)
+    m = m.reshape(-1).astype(np.int64)
+    lengths = np.full(len(m), unique.shape[2], np.int64)
+    unique = unique.reshape(len(m), -1).astype(np.int64)
+    cycles, stall, _ = _kernel()(
+        m, unique, lengths, *_sic_times(m, params), runs, _config(params, True, bypass)
+    )
+    return {"cycles": cycles, "stall_cycles": stall}
+
+
+def _run_schedule(m, unique, lengths, n_tiles, params, bypass, jump=True) -> dict:
     n_tiles = _count("focus_schedule", "n_tiles", n_tiles)
-    p = params
     cycles, stall, ends = _kernel()(
         m,
         unique,
         lengths,
-        np.array([sic_output_start(int(n), p) for n in m], np.int64),
-        np.array([sic_output_cycles(int(n), p) for n in m], np.int64),
-        np.array(
-            [
-                n_tiles,
-                p.out_vectors,
-                p.ring_blocks,
-                p.num_scatter,
-                reload_cycles(p),
-                array_latency(p),
-                sic_vector_cycles(p),
-                p.rows + 1,  # the first tile's weights are in
-                int(jump),
-            ],
-            np.int64,
-        ),
+        *_sic_times(m, params),
+        np.array([[0, n_tiles]], np.int64),
+        _config(params, jump, bypass),
     )
+    ends = ends.tolist()
     return {
-        "cycles": int(cycles),
-        "stall_cycles": int(stall),
-        "tile_cycles": np.diff(ends, prepend=0).tolist(),
+        "cycles": int(cycles[0]),
+        "stall_cycles": int(stall[0]),
+        "tile_cycles": [end - before for before, end in zip([0, *ends], ends)],
     }
+
+
+def _sic_times(m, params: FocusParams):
+    """Per M tile of ``m`` tokens: :func:`sic_output_start` and
+    :func:`sic_output_cycles` (both affine in ``n``)."""
+    start, v, out, e, _ = _constants(params)
+    return start + (m - 1) * v, out + (m - 1) * e
+
+
+def _config(params: FocusParams, jump: bool, bypass: bool) -> np.ndarray:
+    """:func:`_schedule`'s ``config``."""
+    return np.array([*_constants(params)[4], int(jump), int(bypass)], np.int64)
+
+
+@functools.cache
+def _constants(params: FocusParams) -> tuple:
+    """:func:`sic_output_start` and :func:`sic_output_cycles` of one vector
+    with their steps per further vector (both are affine in ``n``), and the
+    recurrence's fixed configuration."""
+    p = params
+    fixed = (
+        p.out_vectors,
+        p.ring_blocks,
+        p.num_scatter,
+        reload_cycles(p),
+        array_latency(p),
+        sic_vector_cycles(p),
+        p.rows + 1,  # the first tile's weights are in
+    )
+    step = sic_vector_cycles(p)
+    return sic_output_start(1, p), step, sic_output_cycles(1, p), sic_mean_cycles(p), fixed
 
 
 @functools.cache
@@ -472,86 +535,98 @@ def _kernel():
     return numba.njit(cache=True)(_schedule)
 
 
-def _schedule(ms, unique, lengths, starts, outs, config):
+def _schedule(ms, unique, lengths, starts, outs, runs, config):
     """:func:`focus_schedule`'s recurrence over the M tiles (``starts`` and
     ``outs``: each tile's :func:`sic_output_start` and
-    :func:`sic_output_cycles`): the run's cycles, its stall and each tile's
-    end. The ready times the engines hand on are one array, ``times``: the
-    feeder's last issue per input half, the scatter's end per ring block (a
-    circular buffer from ``head``), the drain's last read per output half,
-    then the single ones named below (``sent``: the last pass's last beat,
-    ``sent_before``: the one before's)."""
-    n_tiles, group, ring, lanes = config[0], config[1], config[2], config[3]
-    reload, latency, v, weights, jump = config[4], config[5], config[6], config[7], config[8]
+    :func:`sic_output_cycles`) of each run (``runs``: its first M tile and
+    its N tiles; it ends where the next begins): per run its cycles and
+    stall, per tile its end. The ready times the engines hand on are one
+    array, ``times``: the feeder's last issue per input half, the scatter's
+    end per ring block (a circular buffer from ``head``), the drain's last
+    read per output half, then the single ones named below (``sent``: the
+    last pass's last beat, ``sent_before``: the one before's), the SIC's
+    last (a bypass run leaves them alone)."""
+    group, ring, lanes, reload = config[0], config[1], config[2], config[3]
+    latency, v, weights, jump, bypass = config[4], config[5], config[6], config[7], config[8]
     never = -(10**18)  # before cycle 0: no constraint
     fl, se, lr = 0, 2, 2 + ring  # offsets in times
     feed_last, accept, written, drained = 4 + ring, 5 + ring, 6 + ring, 7 + ring
-    weights_at, next_load, sic_next = 8 + ring, 9 + ring, 10 + ring
-    sent, sent_before = 11 + ring, 12 + ring
-    times = np.full(13 + ring, never, np.int64)
-    times[weights_at], times[next_load], times[sic_next] = weights, 1, 0
-    times[sent], times[sent_before] = -1, -1  # no pass yet (none at all: 0 cycles)
-    head, total = 0, 0
-    before = np.empty_like(times)
+    weights_at, next_load, sent = 8 + ring, 9 + ring, 10 + ring
+    sic_next, sent_before = 11 + ring, 12 + ring
+    used = 11 + ring if bypass else 13 + ring  # the times the run moves
+    cycles, stalls = np.zeros(len(runs), np.int64), np.zeros(len(runs), np.int64)
     ends = np.zeros(len(ms), np.int64)
-    full, rest = divmod(n_tiles, group)
-    for t in range(len(ms)):
-        m, start_after, out_cycles = ms[t], starts[t], outs[t]
-        beats = -(-m // lanes)
-        done, shift_known, shift_stall, shift_step = 0, False, 0, 0
-        while done < full or (done == full and rest):
-            subs = group if done < full else rest
-            # -- one N group of ``subs`` sub-tiles: blocks, then the drain
-            stall = 0
-            out_free = times[lr] + 1
-            for j in range(lengths[t]):
-                u = unique[t, j]
-                load = max(times[fl] + 1, times[next_load])
-                loaded = load + max(u, 1)
-                times[next_load] = loaded
+    for r in range(len(runs)):
+        begin, n_tiles = runs[r, 0], runs[r, 1]
+        end = runs[r + 1, 0] if r + 1 < len(runs) else len(ms)
+        full, rest = divmod(n_tiles, group)
+        times = np.full(13 + ring, never, np.int64)
+        times[weights_at], times[next_load], times[sic_next] = weights, 1, 0
+        times[sent], times[sent_before] = -1, -1  # no pass yet (none at all: 0 cycles)
+        head, total = 0, 0
+        before = np.empty_like(times)
+        for t in range(begin, end):
+            m, start_after, out_cycles = ms[t], starts[t], outs[t]
+            beats = -(-m // lanes)
+            done, shift_known, shift_stall, shift_step = 0, False, 0, 0
+            while done < full or (done == full and rest):
+                subs = group if done < full else rest
+                # -- one N group of ``subs`` sub-tiles: blocks, then the drain
+                stall = 0
+                out_free = times[lr] + 1
+                for j in range(lengths[t]):
+                    u = unique[t, j]
+                    load = max(times[fl] + 1, times[next_load])
+                    loaded = load + max(u, 1)
+                    times[next_load] = loaded
+                    for _ in range(subs):
+                        free = max(times[feed_last] + 1, loaded)
+                        oldest = times[se + head] + 1  # the oldest block: its turn again
+                        if oldest > free:
+                            stall += oldest - free
+                            free = oldest
+                        if u == 0:
+                            times[feed_last], times[written] = free, free + 1
+                        else:
+                            issue = max(free + 1, times[accept])
+                            first = max(issue + 1, times[weights_at])
+                            times[weights_at] = first + reload
+                            times[feed_last] = issue if u == 1 else first + u - 2
+                            times[accept] = first + u - 1
+                            times[written] = times[accept] + latency + 1
+                        start = max(times[se + (head + ring - 1) % ring] + 1, times[written])
+                        if j == 0:
+                            start = max(start, out_free)
+                        times[se + head] = start + beats - 1
+                        head = (head + 1) % ring
+                    times[fl], times[fl + 1] = times[fl + 1], times[feed_last]
+                ready = times[se + (head + ring - 1) % ring] + 3
                 for _ in range(subs):
-                    free = max(times[feed_last] + 1, loaded)
-                    oldest = times[se + head] + 1  # the oldest block: its turn again
-                    if oldest > free:
-                        stall += oldest - free
-                        free = oldest
-                    if u == 0:
-                        times[feed_last], times[written] = free, free + 1
-                    else:
-                        issue = max(free + 1, times[accept])
-                        first = max(issue + 1, times[weights_at])
-                        times[weights_at] = first + reload
-                        times[feed_last] = issue if u == 1 else first + u - 2
-                        times[accept] = first + u - 1
-                        times[written] = times[accept] + latency + 1
-                    start = max(times[se + (head + ring - 1) % ring] + 1, times[written])
-                    if j == 0:
-                        start = max(start, out_free)
-                    times[se + head] = start + beats - 1
-                    head = (head + 1) % ring
-                times[fl], times[fl + 1] = times[fl + 1], times[feed_last]
-            ready = times[se + (head + ring - 1) % ring] + 3
-            for _ in range(subs):
-                drain = max(ready, times[drained] + 1)
-                s = max(drain + 2, times[sic_next], times[sent_before] + 1)
-                times[sic_next] = s + m * v
-                times[drained] = s + (m - 2) * v if m >= 2 else drain + 1
-                out = max(s + start_after, times[sent])
-                times[sent_before], times[sent] = times[sent], out + out_cycles
-            times[lr], times[lr + 1] = times[lr + 1], times[drained]
-            total += stall
-            done += 1
-            if done > full:  # the last, smaller group
-                break
-            # -- the periodic shortcut over identical full groups
-            step = times - before
-            same = (step == step[0]).all() and done > 1
-            if jump and same and shift_known and shift_stall == stall and shift_step == step[0]:
-                left = full - done
-                times += step[0] * left
-                total += stall * left
-                done = full
-            shift_known, shift_stall, shift_step = same, stall, step[0]
-            before[:] = times
-        ends[t] = times[sent] + 1
-    return times[sent] + 1, total, ends
+                    drain = max(ready, times[drained] + 1)
+                    if bypass:
+                        times[drained] = drain + m
+                        times[sent] = drain + m + 1
+                        continue
+                    s = max(drain + 2, times[sic_next], times[sent_before] + 1)
+                    times[sic_next] = s + m * v
+                    times[drained] = s + (m - 2) * v if m >= 2 else drain + 1
+                    out = max(s + start_after, times[sent])
+                    times[sent_before], times[sent] = times[sent], out + out_cycles
+                times[lr], times[lr + 1] = times[lr + 1], times[drained]
+                total += stall
+                done += 1
+                if done > full:  # the last, smaller group
+                    break
+                # -- the periodic shortcut over identical full groups
+                step = times - before
+                same = (step[:used] == step[0]).all() and done > 1
+                if jump and same and shift_known and shift_stall == stall and shift_step == step[0]:
+                    left = full - done
+                    times += step[0] * left
+                    total += stall * left
+                    done = full
+                shift_known, shift_stall, shift_step = same, stall, step[0]
+                before[:] = times
+            ends[t] = times[sent] + 1
+        cycles[r], stalls[r] = times[sent] + 1, total
+    return cycles, stalls, ends

@@ -7,8 +7,9 @@ backpressure: the cycles and the feeder stall (from
 cycles (per pass :func:`focus_hw.timing.sic_busy_cycles`: its vectors
 taken, first to last, and its output phase active; passes overlap, so this
 may exceed the run's cycles), each buffer's reads and writes, and the DRAM bytes read and written
-(item sizes from :func:`focus_hw.accelerator.dram_bytes`). The tests assert
-equality on random and planted inputs.
+(item sizes from :func:`focus_hw.accelerator.dram_bytes`), of a run through
+the output SIC or bypassing it. The tests assert equality on random and
+planted inputs.
 """
 
 from __future__ import annotations
@@ -28,13 +29,15 @@ class GemmCounts:
     """What a GEMM's cost depends on: per M tile (rows) and K chunk
     (columns) the ``unique`` vectors and the ``nonzero`` tokens (vector not
     all zero) among the tile's ``tokens``; ``n_tiles`` output column tiles;
-    ``out_unique`` unique vectors the output's SIC writes back."""
+    ``out_unique`` unique vectors the output's SIC writes back; ``bypass``:
+    the output bypasses the SIC (written back whole, ``out_unique`` 0)."""
 
     tokens: tuple[int, ...]
     unique: np.ndarray
     nonzero: np.ndarray
     n_tiles: int
     out_unique: int
+    bypass: bool = False
 
     def __post_init__(self):
         shape = (len(self.tokens), self.unique.shape[1] if self.unique.ndim == 2 else -1)
@@ -48,12 +51,16 @@ class GemmCounts:
             raise ValueError("GemmCounts: need 0 <= unique <= nonzero <= tokens")
         if self.n_tiles < 1 or self.out_unique < 0:
             raise ValueError("GemmCounts: n_tiles >= 1 and out_unique >= 0")
+        if self.bypass and self.out_unique:
+            raise ValueError("GemmCounts: a bypass run has no output SIC (out_unique must be 0)")
 
     @classmethod
-    def from_sic(cls, zero, root, n: int, out_unique: int, params: FocusParams) -> GemmCounts:
+    def from_sic(
+        cls, zero, root, n: int, out_unique: int, params: FocusParams, *, bypass: bool = False
+    ) -> GemmCounts:
         """Counts of an input whose SIC gave ``zero`` / ``root`` (T, chunks),
-        for ``N = n`` output columns; M tiles hold ``m_tile`` surviving
-        (not all-zero) tokens."""
+        for ``N = n`` output columns (``bypass``: of a run that bypasses the
+        output SIC); M tiles hold ``m_tile`` surviving (not all-zero) tokens."""
         zero, root = np.asarray(zero, bool), np.asarray(root)
         alive = np.flatnonzero(~zero.all(axis=1))
         tokens, unique, nonzero = [], [], []
@@ -69,6 +76,7 @@ class GemmCounts:
             np.array(nonzero, np.int64),
             -(-n // params.cols),
             int(out_unique),
+            bypass,
         )
 
 
@@ -109,22 +117,25 @@ ACCESSES = {
 }
 
 
-def tile_counters(m, rows, busy, nonzero, later, chunks, n_tiles, params: FocusParams) -> dict:
+def tile_counters(
+    m, rows, busy, nonzero, later, chunks, n_tiles, params: FocusParams, *, bypass: bool = False
+) -> dict:
     """What M tiles add to each counter of a run (arrays, elementwise; a
     tile with ``m = 0`` adds nothing), and to the DRAM bytes: ``dram_inputs``
     (unique vectors, similarity map, positions), ``dram_weights`` and
-    ``dram_map_out`` (the output's map written back; the output's unique
-    vectors are the consumer's count). Per tile: ``m`` tokens, ``rows``
-    unique vectors over its ``chunks`` K chunks, ``busy`` chunks with one,
-    ``nonzero`` (token, chunk) pairs whose vector is not all zero, ``later``
-    of them in chunks after the first (scatter updates that read the row
-    they add to); ``n_tiles`` output sub-tiles."""
+    ``dram_out`` (the output's map written back, or with ``bypass`` every
+    output row; the unique vectors the output's SIC writes back are the
+    consumer's count). Per tile: ``m`` tokens, ``rows`` unique vectors over
+    its ``chunks`` K chunks, ``busy`` chunks with one, ``nonzero`` (token,
+    chunk) pairs whose vector is not all zero, ``later`` of them in chunks
+    after the first (scatter updates that read the row they add to);
+    ``n_tiles`` output sub-tiles; ``bypass``: the output bypasses the SIC."""
     from focus_hw.accelerator import dram_bytes  # Amaranth: on first use
 
     p = params
     m, nt = np.asarray(m, np.int64), np.asarray(n_tiles, np.int64)
     groups = -(-nt // p.out_vectors)
-    passes = m * nt  # vectors through the output SIC
+    passes = 0 * m if bypass else m * nt  # vectors through the output SIC
     beats = -(-m // p.num_scatter) * chunks  # map beats per sub-tile
     kept = beats * groups if p.out_vectors > 1 else 0 * beats
     one, two = sic_busy_cycles(1, p), sic_busy_cycles(2, p)  # affine in m
@@ -132,7 +143,7 @@ def tile_counters(m, rows, busy, nonzero, later, chunks, n_tiles, params: FocusP
     return {
         "compute_cycles": rows * nt,
         "scatter_cycles": beats * nt,
-        "sic_cycles": np.where(m > 0, one + (m - 1) * (two - one), 0) * nt,
+        "sic_cycles": np.where(passes > 0, one + (m - 1) * (two - one), 0) * nt,
         "input_reads": rows * nt,
         "input_writes": rows * groups,
         "weight_writes": busy * nt * p.rows,
@@ -150,7 +161,7 @@ def tile_counters(m, rows, busy, nonzero, later, chunks, n_tiles, params: FocusP
         + m * groups * chunks * size["map"]
         + passes * size["positions"],
         "dram_weights": busy * nt * p.rows * size["weights"],
-        "dram_map_out": passes * size["map"],
+        "dram_out": m * nt * size["vectors"] if bypass else passes * size["map"],
     }
 
 
@@ -164,13 +175,15 @@ def focus_gemm(counts: GemmCounts, params: FocusParams) -> dict[str, int]:
     p = check_accelerator(params)
     m = np.array(counts.tokens, np.int64)
     u, nz, nt = counts.unique, counts.nonzero, counts.n_tiles
-    schedule = focus_schedule_arrays(m, u, nt, p)
-    rows, busy = u.sum(axis=1), (u > 0).sum(axis=1)
-    per = tile_counters(m, rows, busy, nz.sum(axis=1), nz[:, 1:].sum(axis=1), u.shape[1], nt, p)
+    schedule = focus_schedule_arrays(m, u, nt, p, bypass=counts.bypass)
+    rows, busy, chunks = u.sum(axis=1), (u > 0).sum(axis=1), u.shape[1]
+    per = tile_counters(
+        m, rows, busy, nz.sum(axis=1), nz[:, 1:].sum(axis=1), chunks, nt, p, bypass=counts.bypass
+    )
     stats = {"cycles": int(schedule["cycles"]), "stall_cycles": schedule["stall_cycles"]}
     stats.update({name: int(np.sum(per[name])) for name in STAT_NAMES if name not in stats})
     stats["dram_read_bytes"] = int(np.sum(per["dram_inputs"]) + np.sum(per["dram_weights"]))
     stats["dram_write_bytes"] = int(
-        np.sum(per["dram_map_out"]) + counts.out_unique * dram_bytes(p)["vectors"]
+        np.sum(per["dram_out"]) + counts.out_unique * dram_bytes(p)["vectors"]
     )
     return stats

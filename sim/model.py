@@ -13,23 +13,26 @@ Per layer and GEMM (q, k, v, QK^T, SV, o, gate, up, down), per M tile of
   costs nothing). Focus streams only the unique
   vectors of the chunk; CMC/AdapTiV stream the tokens left after their
   token-level merging; dense streams every token.
-* **Focus on the integrated accelerator**: every projection GEMM (q, k, v,
-  o, gate, up, down) and S x V takes its time and its figures from the
-  RTL-exact model, per M tile: the cycles of the accelerator's schedule
-  (:func:`focus_hw.timing.focus_schedule`, equal to the RTL; **stall** =
-  that time - compute) and what the tile adds to each of the RTL's
-  counters (:func:`sim.focus_gemm.tile_counters`: scatter beats, SIC
-  busy cycles, each buffer's accesses, the DRAM bytes of the input,
-  map, position and weight streams). S x V is one run per KV head and M
-  tile (its causal keys are its K, its M tiles the query heads that share
-  the V, every probability row unique, ``head_dim`` columns): the SIC tail
-  that ends each run is not hidden. For QK^T (whose output the RTL
-  cannot yet pass around the SIC) **stall** = max(0, scatter - compute)
-  per M tile, the scatter ``nonzero x ceil(K/vector) x ceil(N/cols) /
-  num_scatter`` beats; ``sic_stall_cycles`` is the part of the stall beyond
-  the scatter's own excess over compute.
-* **DRAM**: for the machines above, compressed input activations
-  (+ similarity-map indices), fetched
+* **Focus on the integrated accelerator**: every Focus GEMM takes its time
+  and its figures from the RTL-exact model, per M tile: the cycles of the
+  accelerator's schedule (:func:`focus_hw.timing.focus_schedule`, equal to
+  the RTL; **stall** = that time - compute) and what the tile adds to each
+  of the RTL's counters (:func:`sim.focus_gemm.tile_counters`: scatter
+  beats, SIC busy cycles, each buffer's accesses, the DRAM bytes of the
+  input, map, position and weight streams and of the output). The
+  projection GEMMs (q, k, v, o, gate, up, down) are one run per layer; k
+  and v, whose outputs go to the KV cache whole, bypass the output SIC.
+  QK^T bypasses it too (its scores go to softmax whole), one run per KV
+  head and M tile: its M tiles are the query heads that share the keys,
+  each with the tile's queries (K = ``head_dim``), its N the tile's causal
+  keys. S x V is one run per KV head and M tile too (its causal keys are
+  its K, its M tiles the query heads that share the V, every probability
+  row unique, ``head_dim`` columns). The drain (QK^T) or the SIC passes
+  (S x V) that end each run are not hidden. ``sic_stall_cycles`` is the
+  part of the stall beyond the scatter's own excess over compute (max(0,
+  scatter - compute) per M tile).
+* **DRAM** (all machines): compressed input activations (+ similarity-map
+  indices), fetched
   once per output tile: the output buffer holds ``m_tile`` rows of
   accumulators for :func:`_out_cols` (= ``out_vectors x cols``) columns, so an M tile
   produces its ``N`` outputs in ``ceil(N / out_cols)`` tiles, each streaming
@@ -60,14 +63,18 @@ S x V streams the attention probabilities, which Focus does not concentrate
 from __future__ import annotations
 
 import functools
-import math
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from focus_hw import FocusParams
-from focus_hw.timing import focus_schedule_arrays, reload_cycles, tile_cycles
+from focus_hw.timing import (
+    focus_schedule_arrays,
+    focus_schedule_runs,
+    reload_cycles,
+    tile_cycles,
+)
 
 from . import sram
 from .focus_gemm import ACCESSES, access_bytes, tile_counters
@@ -248,9 +255,8 @@ def _dense_totals(workload, params, tech) -> pd.Series:
 
 def _run(workload, params, machine, counts, tech) -> Result:
     p, w, S, vector = params, workload, counts.sites, counts.vector
-    L, R, C, vs = w.layers, p.rows, p.cols, p.vector_size
-    ob, ab = p.operand_bytes, p.acc_bytes
-    idx_b = max(1, math.ceil(math.log2(p.m_tile + 1) / 8))
+    L, R, C = w.layers, p.rows, p.cols
+    ob = p.operand_bytes
     lut, lut_last = _luts(p, p.m_tile)
     frac = {
         s: _consumer_fraction(counts, s, L)[:, None]
@@ -274,7 +280,6 @@ def _run(workload, params, machine, counts, tech) -> Result:
         d_in,
         in_reads,
         w_bytes,
-        scat_ops,
         acc_bytes,
         out_elems,
         out_frac,
@@ -282,55 +287,47 @@ def _run(workload, params, machine, counts, tech) -> Result:
     ):
         """One GEMM from (L, NT) arrays; m_last (L,): rows of each layer's
         last weight tile (it drains: tile_cycles instead of its issue slot);
-        scat_ops: partial sums to scatter (None: token-level); acc_bytes:
-        array output bytes; exact: ``(cycles, counters)`` of each tile on the
-        integrated accelerator, its (L, NT) cycles (they replace compute +
-        stall) and :func:`~sim.focus_gemm.tile_counters` (they replace the
-        scatter, SIC, SRAM and DRAM input and weight figures)."""
+        acc_bytes: array output bytes; exact: ``(cycles, counters,
+        bypass)`` of each tile on the integrated accelerator, its (L, NT)
+        cycles (they replace compute + stall) and
+        :func:`~sim.focus_gemm.tile_counters` (they replace the DRAM input,
+        weight and map figures and give the scatter, SIC and SRAM ones);
+        None: no scatter or SIC, no stall, read-modify-write accumulation."""
         busy = compute > 0
         last = busy & (np.cumsum(busy[:, ::-1], axis=1)[:, ::-1] == 1)
         compute = compute + last * (lut_last[m_last] - lut[m_last])[:, None]
-        scatter = _ceil_div(scat_ops, p.num_scatter) if scat_ops is not None else 0 * nz
-        sic = 0 * nz
-        scatter_stall = np.maximum(0, scatter - compute)
-        stall = np.maximum(0, np.maximum(scatter, sic) - compute)
-        if exact is not None:
-            tiles, rtl = exact
-            stall = tiles - compute
-            scatter, sic = rtl["scatter_cycles"], rtl["sic_cycles"]
-            d_in, w_bytes = rtl["dram_inputs"], rtl["dram_weights"]
+        zero = 0 * nz
+        scatter, sic, stall = zero, zero, zero
         d_out = np.ceil(out_elems * ob * out_frac)
         if cmc:  # off-chip merging: dense write + read back before the merged write
             d_out = d_out + 2 * out_elems * ob
-        if exact is not None:
-            d_out = d_out + rtl["dram_map_out"]
-        dram = d_in + w_bytes + d_out
-        cycles = np.maximum(compute + stall, np.ceil(dram / p.dram_bytes_per_cycle))
-        z = np.zeros(nz.shape)
         sr = {
             "input_read": in_reads,
             "input_write": d_in,
             "weight_read": w_bytes,
             "weight_write": w_bytes,
+            "output_read": acc_bytes,
+            "output_write": acc_bytes,
         }
-        if exact is not None:  # each buffer's accesses as the RTL counts them
-            words = access_bytes(p)
+        if exact is not None:
+            tiles, rtl, bypass = exact
+            stall = tiles - compute
+            scatter, sic = rtl["scatter_cycles"], rtl["sic_cycles"]
+            d_in, w_bytes = rtl["dram_inputs"], rtl["dram_weights"]
+            # a bypass run writes its rows back whole, others the map and
+            # the unique vectors the consumer's SIC leaves
+            d_out = rtl["dram_out"] + (0 if bypass else d_out)
+            words = access_bytes(p)  # each buffer's accesses as the RTL counts them
             sr = {
                 f"{buf}_{op}": rtl[name] * words[buf]
                 for name, (buf, op) in ACCESSES.items()
                 if buf in words
             }
             sr["weight_read"] = sr["weight_write"]
-        elif scat_ops is not None:  # unique partial sums parked, then scattered
-            sb = scat_ops * C * ab
-            sr.update(
-                concentrate_out_write=acc_bytes,
-                concentrate_out_read=sb,
-                output_read=sb,
-                output_write=sb,
-            )
-        else:  # read-modify-write accumulation per K chunk
-            sr.update(output_read=acc_bytes, output_write=acc_bytes)
+        scatter_stall = np.maximum(0, scatter - compute)
+        dram = d_in + w_bytes + d_out
+        cycles = np.maximum(compute + stall, np.ceil(dram / p.dram_bytes_per_cycle))
+        z = np.zeros(nz.shape)
         row = {
             "layer": np.arange(L),
             "gemm": np.full(L, gemm),
@@ -372,16 +369,18 @@ def _run(workload, params, machine, counts, tech) -> Result:
     }
     schedules = {}
 
-    def exact(site, u, nz, ntile):
+    def exact(site, u, nz, ntile, bypass):
         """:func:`_exact` and the tiles' counters, once per (input site, N
-        tiles): k and v, gate and up run the same schedule."""
-        if (site, ntile) not in schedules:
+        tiles, bypass): k and v, gate and up run the same schedule."""
+        if (site, ntile, bypass) not in schedules:
             chunks = u.shape[-1]
             rtl = tile_counters(
-                nz, u.sum(-1), (u > 0).sum(-1), nz * chunks, nz * (chunks - 1), chunks, ntile, p
+                *(nz, u.sum(-1), (u > 0).sum(-1), nz * chunks, nz * (chunks - 1), chunks),
+                *(ntile, p),
+                bypass=bypass,
             )
-            schedules[site, ntile] = _exact(u, nz, ntile, p), rtl
-        return schedules[site, ntile]
+            schedules[site, ntile, bypass] = _exact(u, nz, ntile, p, bypass), rtl, bypass
+        return schedules[site, ntile, bypass]
 
     for gemm, site, K, N in w.linears():
         nz = S[site].nonzero
@@ -390,11 +389,6 @@ def _run(workload, params, machine, counts, tech) -> Result:
         ntile = _ceil_div(N, C)
         elems = (u * np.minimum(R, K - starts)).sum(-1)
         out_frac = consumer[gemm] if vector else S[site].rows / np.maximum(nz, 1)
-        scat = nz * _ceil_div(K, vs) * ntile if vector else None
-        # the input chunks (and their group indices) are fetched per output tile
-        d_in = (elems * ob + (nz * _ceil_div(K, vs) * idx_b if vector else 0)) * _ceil_div(
-            N, out_cols
-        )
         emit(
             gemm,
             site,
@@ -404,14 +398,14 @@ def _run(workload, params, machine, counts, tech) -> Result:
             ntile * lut[u].sum(-1),
             _last_nonzero(u.reshape(L, -1)),
             elems * N,
-            d_in,
+            elems * ob * _ceil_div(N, out_cols),  # the input, once per output tile
             elems * ob * ntile,
             (u.max(-1) > 0) * K * N * ob,
-            scat,
-            u.sum(-1) * ntile * C * ab,
+            u.sum(-1) * ntile * C * p.acc_bytes,
             nz * N,
             out_frac,
-            exact(site, u, nz, ntile) if vector else None,
+            # k and v go to the KV cache whole: past the output SIC
+            exact(site, u, nz, ntile, gemm in ("k", "v")) if vector else None,
         )
         if gemm != "v":
             continue
@@ -426,8 +420,6 @@ def _run(workload, params, machine, counts, tech) -> Result:
         # K (and V) tiles are reloaded per query head: the weight buffer holds
         # one rows x cols tile, so a KV head's keys are not kept across its group
         kv = (nz > 0) * H * keys * hd * ob
-        per_head = _ceil_div(hd, vs)
-        scat = nz * H * per_head * ntile if vector else None
         prow = S["scores"].rows
         emit(
             "qk",
@@ -438,13 +430,13 @@ def _run(workload, params, machine, counts, tech) -> Result:
             ntile * lut[u].sum(-1),
             _last_nonzero(u.reshape(L, -1)),
             elems * keys,
-            (elems * ob + (nz * H * per_head * idx_b if vector else 0)) * _ceil_div(keys, out_cols),
+            elems * ob * _ceil_div(keys, out_cols),
             elems * ob * ntile,
             kv,
-            scat,
-            u.sum(-1) * ntile * C * ab,
+            u.sum(-1) * ntile * C * p.acc_bytes,
             prow * keys * H,
             1.0,
+            _exact_qk(nz, u, ntile, H, w.kv_heads, p) if vector else None,
         )
         # S x V: H x rows probabilities x keys, N = head_dim (no SIC on P).
         nk, ntn = _ceil_div(keys, R), _ceil_div(hd, C)
@@ -461,8 +453,7 @@ def _run(workload, params, machine, counts, tech) -> Result:
             p_el * ob * _ceil_div(hd, out_cols),
             p_el * ob * ntn,
             kv,
-            None,
-            H * prow * nk * ntn * C * ab,
+            H * prow * nk * ntn * C * p.acc_bytes,
             nz * H * hd,
             frac["o_proj"] if vector else prow / np.maximum(nz, 1),
             _exact_sv(nz, prow, nk, ntn, H, w.kv_heads, p) if vector else None,
@@ -471,28 +462,69 @@ def _run(workload, params, machine, counts, tech) -> Result:
     return _finish(w, p, machine, gemms, tech)
 
 
-def _exact(u, nz, ntile: int, params: FocusParams) -> np.ndarray:
+def _exact(u, nz, ntile: int, params: FocusParams, bypass: bool) -> np.ndarray:
     """(L, NT) cycles each M tile adds on the integrated accelerator
     (:func:`focus_hw.timing.focus_schedule_arrays`), one run per layer."""
     out = np.zeros(nz.shape, np.int64)
     for layer in range(nz.shape[0]):
         live = np.flatnonzero(nz[layer] > 0)
         if len(live):
-            run = focus_schedule_arrays(nz[layer, live], u[layer, live], ntile, params)
+            run = focus_schedule_arrays(
+                nz[layer, live], u[layer, live], ntile, params, bypass=bypass
+            )
             out[layer, live] = run["tile_cycles"]
     return out
 
 
+def _exact_qk(nz, u, ntile, heads: int, kv_heads: int, params: FocusParams):
+    """QK^T per M tile on the integrated accelerator, bypassing the output
+    SIC (the scores go to softmax whole), as ``(cycles, counters, True)``
+    of :func:`_run`'s ``exact``: one run per KV head, whose M tiles are the
+    query heads that share its keys, each the tile's ``nz`` tokens with K =
+    ``head_dim`` (``u``: (L, NT, heads x chunks) unique vectors, head by
+    head), N = the tile's causal keys (``ntile`` sub-tiles). Runs of equal
+    counts are scheduled once."""
+    per_head = u.reshape(*u.shape[:2], heads, -1)  # (L, NT, heads, chunks)
+    chunks = per_head.shape[-1]
+    m = np.repeat(nz[..., None], heads, axis=2)
+    rtl = tile_counters(
+        *(m, per_head.sum(-1), (per_head > 0).sum(-1), m * chunks, m * (chunks - 1), chunks),
+        *(ntile[..., None], params),
+        bypass=True,
+    )
+    rtl = {name: value.sum(-1) for name, value in rtl.items()}
+    live = np.nonzero(nz > 0)
+    layer, tile = (np.repeat(i, kv_heads) for i in live)
+    group = heads // kv_heads
+    # per run: tokens, N tiles, then its query heads' unique counts, chunk by chunk
+    runs = np.column_stack(
+        [
+            nz[layer, tile],
+            ntile[layer, tile],
+            u[live].reshape(len(layer), group * u.shape[2] // heads),
+        ]
+    )
+    distinct, inverse = np.unique(runs, axis=0, return_inverse=True)
+    cycles = focus_schedule_runs(
+        np.repeat(distinct[:, :1], group, axis=1),
+        distinct[:, 2:].reshape(len(distinct), group, -1),
+        distinct[:, 1],
+        params,
+        bypass=True,
+    )["cycles"]
+    out = np.zeros(nz.shape, np.int64)
+    np.add.at(out, (layer, tile), cycles[inverse.reshape(-1)])
+    return out, rtl, True
+
+
 def _exact_sv(nz, prow, nk, ntn: int, heads: int, kv_heads: int, params: FocusParams):
     """S x V per M tile on the integrated accelerator, as ``(cycles,
-    counters)`` of :func:`_run`'s ``exact``: per KV head one run per M tile
-    (its causal keys are its K), whose M tiles are the ``heads / kv_heads``
-    query heads sharing that V (so each head's SIC passes overlap the next
-    head's compute); every probability row unique (P is not concentrated),
-    ``ntn`` output sub-tiles of ``head_dim``."""
-    rtl = tile_counters(
-        prow, prow * nk, nk * (prow > 0), prow * nk, prow * (nk - 1), nk, ntn, params
-    )
+    counters, False)`` of :func:`_run`'s ``exact``: per KV head one run per
+    M tile (its causal keys are its K), whose M tiles are the ``heads /
+    kv_heads`` query heads sharing that V (so each head's SIC passes overlap
+    the next head's compute); every probability row unique (P is not
+    concentrated), ``ntn`` output sub-tiles of ``head_dim``."""
+    rtl = tile_counters(nz, prow * nk, nk * (prow > 0), prow * nk, prow * (nk - 1), nk, ntn, params)
     rtl = {name: heads * value for name, value in rtl.items()}
     group = heads // kv_heads
     out, runs = np.zeros(nz.shape, np.int64), {}
@@ -503,7 +535,7 @@ def _exact_sv(nz, prow, nk, ntn: int, heads: int, kv_heads: int, params: FocusPa
             unique = np.full((group, key[2]), key[1], np.int64)
             runs[key] = focus_schedule_arrays(m, unique, ntn, params)["cycles"]
         out[layer, t] = runs[key]
-    return kv_heads * out, rtl
+    return kv_heads * out, rtl, False
 
 
 def _buffers(machine: str, params: FocusParams) -> dict[str, int]:

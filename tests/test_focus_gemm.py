@@ -1,7 +1,8 @@
 """The integrated accelerator: ``simulate_focus_gemm`` against an independent
 numpy loop and the golden vectors, the dense GEMM with the SIC off, the SIC
 of its output, random memory-port backpressure, bad inputs, and the exact
-model (``sim.focus_gemm``) against the RTL's cycles and counters."""
+model (``sim.focus_gemm``) against the RTL's cycles and counters, with the
+output SIC and bypassing it."""
 
 import math
 
@@ -15,7 +16,7 @@ from focus_algo.golden import compressed_gemm_golden
 from focus_hw import FocusParams
 from focus_hw.focus_gemm import simulate_focus_gemm
 from focus_hw.sic.model import sic_model
-from focus_hw.timing import focus_schedule
+from focus_hw.timing import focus_schedule, focus_schedule_runs
 from sim.focus_gemm import GemmCounts, focus_gemm
 
 SMALL = dict(max_tokens=64, max_frame_tokens=16, sic_lanes=2)
@@ -218,6 +219,68 @@ def test_model_equals_rtl(case, cols, vectors, blocks, acc):
     assert _model(run, x, w, grid, p) == dict(run.stats, cycles=run.cycles)
 
 
+def _check_bypass(run, x, w, grid, p, ref=None):
+    """A bypass run: out equals the numpy loop (or ``ref``, bits), the rows
+    written back are out cast to the operand type, nothing merged, the SIC
+    idle; returns the model's figures for the run."""
+    sic = sic_model(x, grid, p)
+    if ref is None:
+        ref = _bits(_reference(x, w, sic.zero, sic.root, sic.tokens, p))
+    np.testing.assert_array_equal(_bits(run.out), ref)
+    np.testing.assert_array_equal(_bits(run.compressed.tokens), _bits(run.out.astype(x.dtype)))
+    alive = ~sic.zero.all(axis=1)
+    assert not run.compressed.zero[alive].any() and not run.compressed.similar.any()
+    assert run.stats["sic_cycles"] == run.stats["similarity_map_writes"] == 0
+    rows = int(alive.sum()) * -(-w.shape[1] // p.cols)  # every row of every N tile, dense
+    assert run.stats["dram_write_bytes"] == rows * p.cols * x.itemsize
+    counts = GemmCounts.from_sic(sic.zero, sic.root, w.shape[1], 0, p, bypass=True)
+    assert len(counts.tokens) >= 2 and counts.n_tiles >= 3  # several M and N tiles
+    return focus_gemm(counts, p)
+
+
+# (case, output columns, out_vectors, ring_blocks, acc_format) of bypass runs:
+# 2 or 3 M tiles, 3+ N tiles.
+BYPASS_CASES = [
+    (CASES[0], 9, 2, 2, "wide"),  # 5 sub-tiles: groups 2 + 2 + 1
+    (CASES[3], 20, 2, 5, "wide"),  # 4x4: 5 sub-tiles of 4 columns
+    (CASES[1], 10, 3, 3, "operand"),  # fp16 partial sums: groups 3 + 2
+]
+
+
+@pytest.mark.parametrize("case, cols, vectors, blocks, acc", BYPASS_CASES)
+def test_bypass_model_equals_rtl(case, cols, vectors, blocks, acc):
+    """Bypassing the SIC: the dense rows of the compressed GEMM go out as
+    they are, and the model predicts the cycles and every counter."""
+    p, x, w, grid = _model_case(case, cols, out_vectors=vectors, ring_blocks=blocks, acc_format=acc)
+    run = simulate_focus_gemm(x, w, grid, p, bypass=True)
+    assert _check_bypass(run, x, w, grid, p) == dict(run.stats, cycles=run.cycles)
+
+
+def test_bypass_with_backpressure():
+    """Random bubbles on every memory stream: the same rows and every
+    counter but the timed ones as the model's, in more cycles."""
+    p, x, w, grid = _model_case(CASES[4], 12, out_vectors=2, ring_blocks=3)
+    run = simulate_focus_gemm(x, w, grid, p, in_valid=0.6, out_ready=0.5, seed=3, bypass=True)
+    model = _check_bypass(run, x, w, grid, p)
+    timed = {"cycles", "stall_cycles"}
+    assert {k: v for k, v in model.items() if k not in timed} == {
+        k: v for k, v in run.stats.items() if k not in timed
+    }
+    assert run.cycles > model["cycles"]
+
+
+def test_bypass_equals_golden_on_planted_tiles():
+    """Planted near-copies (the input merges): the golden compressed GEMM,
+    with the output left dense; the model's cycles and counters."""
+    p = _params(4, threshold=0.9, m_tile=5, block_wrap=True)
+    g = compressed_gemm_golden(p, grid=(2, 2, 3), n=12, seed=1, dim=8)
+    x, w = g["x"].view(np.float16), g["w"].view(np.float16)
+    run = simulate_focus_gemm(x, w, (2, 2, 3), p, bypass=True)
+    assert g["similar"].any()
+    model = _check_bypass(run, x, w, (2, 2, 3), p, ref=g["out"])
+    assert model == dict(run.stats, cycles=run.cycles)
+
+
 def test_model_counts_an_empty_chunk():
     """A chunk without unique vectors streams no weights and no rows."""
     p = _params(2, m_tile=4)
@@ -254,6 +317,8 @@ def test_bad_inputs_raise_before_simulating(change, match):
 def test_gemm_counts_reject_inconsistent_counts():
     with pytest.raises(ValueError, match="unique <= nonzero"):
         GemmCounts((2,), np.array([[3]]), np.array([[2]]), 1, 0)
+    with pytest.raises(ValueError, match="no output SIC"):
+        GemmCounts((2,), np.array([[1]]), np.array([[2]]), 1, 3, bypass=True)
 
 
 @settings(max_examples=60, deadline=None)
@@ -269,20 +334,71 @@ def test_gemm_counts_reject_inconsistent_counts():
     vectors=st.integers(1, 4),
     blocks=st.integers(2, 5),
     scatter=st.integers(1, 3),
+    bypass=st.booleans(),
 )
-def test_schedule_jump_equals_stepping(m_tiles, n_tiles, vectors, blocks, scatter):
+def test_schedule_jump_equals_stepping(m_tiles, n_tiles, vectors, blocks, scatter, bypass):
     """The periodic shortcut over identical N groups is exact."""
     chunks = len(m_tiles[0][1])
     m_tiles = [(m, (u * chunks)[:chunks]) for m, u in m_tiles]
     p = _params(4, out_vectors=vectors, ring_blocks=blocks, num_scatter=scatter, m_tile=40)
-    assert focus_schedule(m_tiles, n_tiles, p) == focus_schedule(m_tiles, n_tiles, p, jump=False)
+    fast = focus_schedule(m_tiles, n_tiles, p, bypass=bypass)
+    assert fast == focus_schedule(m_tiles, n_tiles, p, bypass=bypass, jump=False)
 
 
-def test_schedule_jump_at_paper_scale():
-    """A paper-size projection (N = 3584 = 37 groups of 96 columns + 32)."""
+@pytest.mark.parametrize("bypass", [False, True])
+def test_schedule_jump_at_paper_scale(bypass):
+    """A paper-size projection (N = 3584 = 37 groups of 96 columns + 32),
+    and a QK^T-like bypass run of 8 query heads (head_dim 128) against
+    13,000 keys; the shortcut takes both."""
     p = FocusParams()
     rng = np.random.default_rng(0)
-    m_tiles = [(1024, rng.integers(300, 1024, 112).tolist()), (700, [350] * 112)]
-    fast = focus_schedule(m_tiles, 3584 // p.cols, p)
-    assert fast == focus_schedule(m_tiles, 3584 // p.cols, p, jump=False)
-    assert len(fast["tile_cycles"]) == 2
+    if bypass:
+        m_tiles, n_tiles = [(1024, rng.integers(100, 1024, 4).tolist()) for _ in range(8)], 407
+    else:
+        m_tiles = [(1024, rng.integers(300, 1024, 112).tolist()), (700, [350] * 112)]
+        n_tiles = 3584 // p.cols
+    fast = focus_schedule(m_tiles, n_tiles, p, bypass=bypass)
+    assert fast == focus_schedule(m_tiles, n_tiles, p, bypass=bypass, jump=False)
+    assert len(fast["tile_cycles"]) == len(m_tiles)
+
+
+@pytest.mark.parametrize("bypass", [False, True])
+def test_schedule_runs_equal_one_at_a_time(bypass):
+    """focus_schedule_runs schedules each run as focus_schedule does."""
+    p = _params(4, out_vectors=2, ring_blocks=3, num_scatter=2, m_tile=40)
+    rng = np.random.default_rng(7)
+    m = rng.integers(1, 41, (6, 3))
+    unique = rng.integers(0, 41, (6, 3, 2)) % (m[..., None] + 1)
+    n_tiles = rng.integers(1, 12, 6)
+    got = focus_schedule_runs(m, unique, n_tiles, p, bypass=bypass)
+    runs = [
+        focus_schedule(list(zip(m[r], unique[r].tolist())), int(n_tiles[r]), p, bypass=bypass)
+        for r in range(6)
+    ]
+    assert got["cycles"].tolist() == [run["cycles"] for run in runs]
+    assert got["stall_cycles"].tolist() == [run["stall_cycles"] for run in runs]
+    with pytest.raises(ValueError, match="n_tiles must hold integers >= 1"):
+        focus_schedule_runs(m, unique, n_tiles * 0, p)
+    with pytest.raises(ValueError, match=r"must be \(R, T\)"):
+        focus_schedule_runs(m[0], unique, n_tiles, p)
+
+
+def test_bypass_schedule_by_hand():
+    """One M tile of 3 tokens, one chunk of 3 unique vectors, 2 N tiles in
+    groups of one on a 2x2 array (array_latency 3, reload_cycles 4), one
+    scatter lane: the derivation's steps, counted by hand."""
+    p = _params(2, m_tile=3, num_scatter=1, out_vectors=1, ring_blocks=2)
+    # Load: beats 1..3, loaded in 4. Feed: claims block 0 in 4, reads row 0
+    # in 5, the array takes it in max(6, rows + 1 = 3) = 6 and the rows in
+    # 6..8, the last partial sum written in 8 + 3 = 11; scatter beats
+    # 12..14; the drain starts in 14 + 3 = 17, reads the rows in 18..20, out
+    # takes them in 19..21. Group 2 (the other input half, loaded 4..6):
+    # the feeder is free from 8, reads row 0 in 9, the array swaps weights
+    # in max(10, 6 + 4) = 10, rows 10..12, written by 15, scatter 16..18;
+    # the drain starts in max(18 + 3, 20 + 1) = 21: out takes rows in
+    # 23..25, so the run takes 26 cycles, cycle 0 included.
+    assert focus_schedule([(3, [3])], 2, p, bypass=True) == {
+        "cycles": 26,
+        "stall_cycles": 0,
+        "tile_cycles": [26],
+    }

@@ -42,11 +42,11 @@ def row(res, gemm, layer=0):
     return g[(g.gemm == gemm) & (g.layer == layer)].iloc[0]
 
 
-def focus_counts(q_unique):
-    """Dense counts except q_proj's unique vectors of layer 0."""
+def focus_counts(q_unique, site="q_proj"):
+    """Dense counts except ``site``'s unique vectors of layer 0."""
     c = dense_counts(TINY, P)
     sites = {k: SiteCounts(v.nonzero, v.rows, v.unique.copy()) for k, v in c.sites.items()}
-    sites["q_proj"].unique[0] = q_unique
+    sites[site].unique[0] = q_unique
     return TileCounts(sites, vector=True, m_tile=P.m_tile, vector_size=P.vector_size)
 
 
@@ -179,6 +179,27 @@ def test_focus_sv_gemm_is_one_run_per_kv_head_and_m_tile():
     # per query head, the V rows of each causal key chunk (32 x 64 bytes each)
     assert sv.dram_weight == 2 * sum(-(-k // 32) * 32 * 64 for k in keys)
     assert sv.stall_cycles > 0  # the SIC's tail of each run is not hidden
+
+
+def test_focus_qk_gemm_is_one_bypass_run_per_kv_head_and_m_tile():
+    """QK^T on Focus: one run of the integrated accelerator per (KV head,
+    M tile) with the output SIC bypassed: its M tiles the query heads that
+    share the keys, each with the tile's queries and their unique vectors
+    per head_dim chunk, N = the tile's causal keys; the runs' cycles replace
+    compute + stall."""
+    query = np.array([[100, 70], [128, 10], [44, 0]])  # per M tile: head 0, head 1
+    r = simulate(TINY, P, "focus", focus_counts(query, "query"))
+    qk = row(r, "qk")
+    runs = [  # TINY: 2 query heads share 1 KV head; head_dim 32: 1 chunk each
+        focus_schedule([(m, [u0]), (m, [u1])], -(-keys // 32), P, bypass=True)["cycles"]
+        for m, (u0, u1), keys in zip((128, 128, 44), query, (128, 256, 300))
+    ]
+    assert qk.compute_cycles + qk.stall_cycles == sum(runs)
+    assert qk.sic_cycles == 0 and qk.stall_cycles > 0  # no SIC; the drain ends each run
+    assert sum(runs) != sum(  # the SIC's passes would take longer
+        focus_schedule([(m, [u0]), (m, [u1])], -(-keys // 32), P)["cycles"]
+        for m, (u0, u1), keys in zip((128, 128, 44), query, (128, 256, 300))
+    )
 
 
 def test_baselines_q_gemm_by_hand():

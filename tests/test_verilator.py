@@ -146,11 +146,9 @@ def test_gemm_backends_agree(cache):
     np.testing.assert_array_equal(run.out.view(np.uint32), ref_gemm(a, w).view(np.uint32))
 
 
-def test_focus_gemm_backends_agree(cache):
+def _focus_case():
     """A compressed GEMM with near-copies, a pruned token and 3 M tiles x 2 N
-    groups (the last ragged), every memory stream throttled at random: the
-    same output, SIC of the output, cycles and every counter in Verilator
-    as in Amaranth's simulator."""
+    groups (the last ragged), every memory stream throttled at random."""
     rng = np.random.default_rng(16)
     grid = (2, 3, 3)
     x = rng.standard_normal((18, 20)).astype(np.float32)
@@ -159,7 +157,13 @@ def test_focus_gemm_backends_agree(cache):
     x[3] = 0
     x = x.astype(np.float16)
     w = rng.standard_normal((20, 19)).astype(np.float16)
-    kw = dict(in_valid=0.7, out_ready=0.6, seed=4)
+    return x, w, grid, dict(in_valid=0.7, out_ready=0.6, seed=4)
+
+
+def test_focus_gemm_backends_agree(cache):
+    """:func:`_focus_case`: the same output, SIC of the output, cycles and
+    every counter in Verilator as in Amaranth's simulator."""
+    x, w, grid, kw = _focus_case()
     ref = simulate_focus_gemm(x, w, grid, P8, **kw)
     run = simulate_focus_gemm(x, w, grid, P8, backend="verilator", **kw)
     np.testing.assert_array_equal(run.out.view(np.uint32), ref.out.view(np.uint32))
@@ -171,6 +175,21 @@ def test_focus_gemm_backends_agree(cache):
     assert run.cycles == ref.cycles
     assert run.stats == ref.stats
     assert ref.stats["stall_cycles"] > 0 and ref.compressed.similar.any()  # not vacuous
+
+
+def test_focus_gemm_bypass_backends_agree(cache):
+    """:func:`_focus_case` bypassing the output SIC: the same output, rows
+    written back, cycles and every counter in both simulators."""
+    x, w, grid, kw = _focus_case()
+    ref = simulate_focus_gemm(x, w, grid, P8, bypass=True, **kw)
+    run = simulate_focus_gemm(x, w, grid, P8, backend="verilator", bypass=True, **kw)
+    np.testing.assert_array_equal(run.out.view(np.uint32), ref.out.view(np.uint32))
+    np.testing.assert_array_equal(
+        run.compressed.tokens.view(np.uint16), ref.compressed.tokens.view(np.uint16)
+    )
+    assert run.cycles == ref.cycles
+    assert run.stats == ref.stats
+    assert ref.stats["sic_cycles"] == 0 and ref.stats["output_reads"] > 0
 
 
 def test_backend_errors(cache, monkeypatch):

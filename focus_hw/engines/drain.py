@@ -1,4 +1,5 @@
-"""The drain engine: finished output rows, with their positions, into the SIC."""
+"""The drain engine: finished output rows, with their positions, into the SIC
+(or, bypassing it, straight out)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from ..arith.formats import float_format
 from ..arith.pipeline import Pipeline
 from ..params import FocusParams
 from ..scatter import row_layout, row_shape
-from ..sic.sic import input_layout
+from ..sic.sic import input_layout, output_layout
 from .walker import Walker, block_addr, run_layout
 
 __all__ = ["DrainEngine", "position_layout", "POSITION"]
@@ -34,9 +35,12 @@ class DrainEngine(wiring.Component):
     / ``data``), narrows each row to the operand format (RNE; with
     ``acc_format="operand"`` it is in that format already), joins it with
     the token's ``positions`` beat and hands it to the SIC (``sic``): one
-    SIC pass per sub-tile. After the group's last row the half is free
-    again (``out_full`` low). ``result`` shows each row in the cycle the SIC
-    takes it."""
+    SIC pass per sub-tile. With ``bypass`` high it hands each narrowed row
+    to ``out`` instead, without a ``positions`` beat: ``pos`` and ``root``
+    the token's index among the run's tokens, ``zero`` and ``similar`` low,
+    ``last`` on the sub-tile's last row. After the group's last row the half
+    is free again (``out_full`` low). ``result`` shows each row in the cycle
+    the SIC (or ``out``) takes it."""
 
     def __init__(self, params: FocusParams):
         self.params = params
@@ -45,12 +49,14 @@ class DrainEngine(wiring.Component):
             {
                 "start": In(1),
                 "run": In(run_layout(params)),
+                "bypass": In(1),
                 "finished": In(2),
                 "out_full": Out(2),
                 "read": Out(stream.Signature(row_shape(params))),
                 "data": In(stream.Signature(row)),
                 "positions": In(stream.Signature(position_layout(params))),
                 "sic": Out(stream.Signature(input_layout(params))),
+                "out": Out(stream.Signature(output_layout(params))),
                 "result": Out(stream.Signature(row, always_ready=True)),
             }
         )
@@ -67,6 +73,7 @@ class DrainEngine(wiring.Component):
         index = Signal(range(mt))
         row_first = Signal()
         row_last = Signal()
+        row_token = Signal.like(self.out.payload.pos)  # the row's token in the run
         with m.If(~walk.done & ~reading & self.out_full.bit_select(half, 1) & ~self.start):
             m.d.sync += [reading.eq(1), index.eq(0)]
         m.d.comb += [
@@ -78,6 +85,7 @@ class DrainEngine(wiring.Component):
                 index.eq(index + 1),
                 row_first.eq(index == 0),
                 row_last.eq(index == walk.tokens - 1),
+                row_token.eq(walk.base + index),
             ]
             with m.If(index == walk.tokens - 1):
                 m.d.sync += reading.eq(0)
@@ -93,16 +101,22 @@ class DrainEngine(wiring.Component):
         else:
             fmt = float_format(p.dtype)
             narrowed = Cat(narrow(m, fmt, Pipeline(m, 0, 1, 1), e) for e in self.data.payload)
-        inp, pos = self.sic.payload, self.positions.payload
-        joined = self.data.valid & self.positions.valid
+        inp, pos, out = self.sic.payload, self.positions.payload, self.out.payload
+        joined = self.data.valid & (self.positions.valid | self.bypass)
+        taken = joined & Mux(self.bypass, self.out.ready, self.sic.ready)
         m.d.comb += [
-            self.sic.valid.eq(joined),
+            self.sic.valid.eq(joined & ~self.bypass),
             inp.data.eq(narrowed),
             inp.first.eq(row_first),
             inp.last.eq(row_last),
-            self.data.ready.eq(joined & self.sic.ready),
-            self.positions.ready.eq(joined & self.sic.ready),
-            self.result.valid.eq(self.sic.valid & self.sic.ready),
+            self.out.valid.eq(joined & self.bypass),
+            out.data.eq(narrowed),
+            out.pos.eq(row_token),
+            out.root.eq(row_token),
+            out.last.eq(row_last),
+            self.data.ready.eq(taken),
+            self.positions.ready.eq(taken & ~self.bypass),
+            self.result.valid.eq(taken),
             self.result.payload.eq(self.data.payload),
         ]
         for name in POSITION:
