@@ -163,6 +163,20 @@ def test_focus_q_gemm_by_hand():
     assert q1.scatter_cycles == 2 * q.scatter_cycles
 
 
+def test_focus_k_and_v_bypass_the_output_sic():
+    """k and v go to the KV cache whole: their runs bypass the output SIC
+    (no SIC work, every output row written back)."""
+    r = simulate(TINY, P, "focus", focus_counts(np.array([[100, 70], [128, 10], [44, 0]])))
+    tiles = [(128, [100, 70]), (128, [128, 10]), (44, [44, 0])]
+    for gemm in ("k", "v"):
+        g = row(r, gemm)
+        assert (
+            g.compute_cycles + g.stall_cycles == focus_schedule(tiles, 1, P, bypass=True)["cycles"]
+        )
+        assert g.sic_cycles == g.similarity_table_read == g.similarity_map_write == 0
+        assert g.dram_out == 300 * 32 * 2  # N = 32 (one KV head), fp16
+
+
 def test_focus_sv_gemm_is_one_run_per_kv_head_and_m_tile():
     """S x V on Focus: one run of the integrated accelerator per (KV head,
     M tile), K = the tile's causal keys, its M tiles the query heads that
