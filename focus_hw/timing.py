@@ -65,6 +65,7 @@ __all__ = [
     "focus_schedule",
     "focus_schedule_arrays",
     "focus_schedule_runs",
+    "focus_schedule_tiles",
 ]
 
 
@@ -477,6 +478,32 @@ def focus_schedule_runs(m, unique, n_tiles, params: FocusParams, *, bypass: bool
         m, unique, lengths, *_sic_times(m, params), runs, _config(params, True, bypass)
     )
     return {"cycles": cycles, "stall_cycles": stall}
+
+
+def focus_schedule_tiles(m, unique, first, n_tiles: int, params: FocusParams, *, bypass=False):
+    """:func:`focus_schedule`'s ``tile_cycles`` of many runs at once, each
+    with ``n_tiles`` output sub-tiles: the M tiles of all runs in order,
+    ``m`` (T,) tokens (each >= 1) and ``unique`` (T, chunks) unique-vector
+    counts (>= 0); ``first`` (R,): where each run's tiles begin (rising,
+    from 0). Returns (T,) the cycles each tile adds to its run's end."""
+    m, unique, first = (np.asarray(a, np.int64) for a in (m, unique, first))
+    if m.ndim != 1 or unique.shape[:1] != m.shape or unique.ndim != 2:
+        raise ValueError(
+            f"focus_schedule_tiles: m {m.shape} and unique {unique.shape} must be (T,), (T, K)"
+        )
+    if len(m) and (m.min() < 1 or unique.min() < 0):
+        raise ValueError("focus_schedule_tiles: m must be >= 1 and unique >= 0")
+    if first.ndim != 1 or (len(first) and (first[0] != 0 or np.any(np.diff(first) <= 0))):
+        raise ValueError("focus_schedule_tiles: first must rise from 0")
+    n_tiles = _count("focus_schedule_tiles", "n_tiles", n_tiles)
+    runs = np.stack([first, np.full(len(first), n_tiles)], axis=1)
+    lengths = np.full(len(m), unique.shape[1], np.int64)
+    *_, ends = _kernel()(
+        m, unique, lengths, *_sic_times(m, params), runs, _config(params, True, bypass)
+    )
+    before = np.concatenate([[0], ends[:-1]])
+    before[first] = 0  # each run starts from cycle 0
+    return ends - before
 
 
 def _run_schedule(m, unique, lengths, n_tiles, params, bypass, jump=True) -> dict:

@@ -72,6 +72,7 @@ from focus_hw import FocusParams
 from focus_hw.timing import (
     focus_schedule_arrays,
     focus_schedule_runs,
+    focus_schedule_tiles,
     reload_cycles,
     tile_cycles,
 )
@@ -464,15 +465,13 @@ def _run(workload, params, machine, counts, tech) -> Result:
 
 def _exact(u, nz, ntile: int, params: FocusParams, bypass: bool) -> np.ndarray:
     """(L, NT) cycles each M tile adds on the integrated accelerator
-    (:func:`focus_hw.timing.focus_schedule_arrays`), one run per layer."""
+    (:func:`focus_hw.timing.focus_schedule_tiles`), one run per layer."""
     out = np.zeros(nz.shape, np.int64)
-    for layer in range(nz.shape[0]):
-        live = np.flatnonzero(nz[layer] > 0)
-        if len(live):
-            run = focus_schedule_arrays(
-                nz[layer, live], u[layer, live], ntile, params, bypass=bypass
-            )
-            out[layer, live] = run["tile_cycles"]
+    live = nz > 0
+    per_layer = live.sum(axis=1)
+    first = np.concatenate([[0], np.cumsum(per_layer)[:-1]])[per_layer > 0]
+    if len(first):
+        out[live] = focus_schedule_tiles(nz[live], u[live], first, ntile, params, bypass=bypass)
     return out
 
 

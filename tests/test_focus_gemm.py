@@ -16,7 +16,7 @@ from focus_algo.golden import compressed_gemm_golden
 from focus_hw import FocusParams
 from focus_hw.focus_gemm import simulate_focus_gemm
 from focus_hw.sic.model import sic_model
-from focus_hw.timing import focus_schedule, focus_schedule_runs
+from focus_hw.timing import focus_schedule, focus_schedule_runs, focus_schedule_tiles
 from sim.focus_gemm import GemmCounts, focus_gemm
 
 SMALL = dict(max_tokens=64, max_frame_tokens=16, sic_lanes=2)
@@ -381,6 +381,26 @@ def test_schedule_runs_equal_one_at_a_time(bypass):
         focus_schedule_runs(m, unique, n_tiles * 0, p)
     with pytest.raises(ValueError, match=r"must be \(R, T\)"):
         focus_schedule_runs(m[0], unique, n_tiles, p)
+
+
+@pytest.mark.parametrize("bypass", [False, True])
+def test_schedule_tiles_of_ragged_runs_equal_one_at_a_time(bypass):
+    """focus_schedule_tiles gives each tile's cycles as focus_schedule does,
+    for runs of different lengths back to back."""
+    p = _params(4, out_vectors=2, ring_blocks=3, num_scatter=2, m_tile=40)
+    rng = np.random.default_rng(11)
+    lengths = [3, 1, 4, 2]
+    m = rng.integers(1, 41, sum(lengths))
+    unique = rng.integers(0, 41, (len(m), 2)) % (m[:, None] + 1)
+    first = np.cumsum([0, *lengths[:-1]])
+    got = focus_schedule_tiles(m, unique, first, 5, p, bypass=bypass)
+    want = []
+    for a, n in zip(first, lengths):
+        tiles = list(zip(m[a : a + n], unique[a : a + n].tolist()))
+        want += focus_schedule(tiles, 5, p, bypass=bypass)["tile_cycles"]
+    assert got.tolist() == want
+    with pytest.raises(ValueError, match="first must rise from 0"):
+        focus_schedule_tiles(m, unique, first[::-1], 5, p)
 
 
 def test_bypass_schedule_by_hand():
