@@ -1,4 +1,6 @@
-"""MAC pipeline depth vs FPGA speed and size: ``mac_pipeline`` 0..3 on a small array.
+"""MAC pipeline depth vs FPGA speed and size: ``mac_pipeline`` from 0 to the
+MAC's cut points (``focus_hw.arith.mac.mac_cuts``: 7 for fp16, 1 for int8) on a
+small array.
 
 For each dtype and depth: place and route the harness (``focus-hw fpga``) on
 an ECP5 board for Fmax, LUTs, FFs and DSPs, and synthesize the bare array
@@ -17,6 +19,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from focus_hw import FocusParams, array_latency
+from focus_hw.arith.mac import mac_cuts
 from focus_hw.fileio import atomic_write_bytes, atomic_write_text, figure_png
 from focus_hw.fpga import fpga_build
 from synth import area_report
@@ -75,7 +78,11 @@ def plot(df: pd.DataFrame) -> bytes:
     help="rows = cols of the array",
 )
 @click.option("--dtypes", default="int8,fp16", show_default=True)
-@click.option("--pipelines", default="0,1,2,3", show_default=True, help="mac_pipeline values")
+@click.option(
+    "--pipelines",
+    default=None,
+    help="mac_pipeline values (default: 0 to mac_cuts of each dtype)",
+)
 @click.option(
     "--target-mhz",
     type=float,
@@ -88,9 +95,9 @@ def plot(df: pd.DataFrame) -> bytes:
 def main(board, size, dtypes, pipelines, target_mhz, out):
     out = Path(out)
     points = [
-        FocusParams(rows=size, cols=size, dtype=d, mac_pipeline=int(k))
+        FocusParams(rows=size, cols=size, dtype=d, mac_pipeline=k)
         for d in dtypes.split(",")
-        for k in pipelines.split(",")
+        for k in (range(mac_cuts(d) + 1) if pipelines is None else map(int, pipelines.split(",")))
     ]
     rows = []
     for params in tqdm(points, desc="pipeline sweep"):

@@ -15,8 +15,9 @@ from focus_hw.arith import FORMATS, MAC
 from focus_hw.arith import reference as ref
 from focus_hw.arith.compare import FCompare, FMax
 from focus_hw.arith.convert import Narrow, Widen
-from focus_hw.arith.fadd import FAdd
-from focus_hw.arith.fmul import FMul
+from focus_hw.arith.fadd import ADD_CUTS, FAdd
+from focus_hw.arith.fmul import MUL_CUTS, FMul
+from focus_hw.arith.mac import mac_cuts
 from focus_hw.arith.simulate import evaluate, run_pipelined
 from test_arith_units import (
     assert_bits_equal,
@@ -362,8 +363,15 @@ def check_pipelined(make, pipeline, inputs, reference):
     assert checked >= count - pipeline - 2 and 0 in enables
 
 
-@pytest.mark.parametrize("pipeline", [1, 3])
-@pytest.mark.parametrize("dtype", ["fp16", "bf16"])
+def depths(cuts: int) -> list[int]:
+    """Every pipeline depth that registers a new cut point, and one that stacks."""
+    return list(range(1, cuts + 2))
+
+
+@pytest.mark.parametrize(
+    "dtype,pipeline",
+    [(d, p) for d in ("fp16", "bf16") for p in depths(mac_cuts(d, "operand"))],
+)
 def test_mac_operand_pipelined(dtype, pipeline):
     rng = np.random.default_rng(50 + pipeline)
     a, b, acc = (rng.integers(0, 1 << 16, 120, dtype=np.uint64) for _ in range(3))
@@ -372,8 +380,9 @@ def test_mac_operand_pipelined(dtype, pipeline):
     check_pipelined(make, pipeline, {"a": a, "b": b, "acc": acc}, want)
 
 
-@pytest.mark.parametrize("pipeline", [1, 2])
-@pytest.mark.parametrize("dtype", ["fp16", "bf16", "int8"])
+@pytest.mark.parametrize(
+    "dtype,pipeline", [(d, p) for d in ("fp16", "bf16", "int8") for p in depths(mac_cuts(d))]
+)
 def test_mac_pipelined(dtype, pipeline):
     rng = np.random.default_rng(20 + pipeline)
     width = 8 if dtype == "int8" else 16
@@ -385,21 +394,22 @@ def test_mac_pipelined(dtype, pipeline):
     check_pipelined(lambda p: MAC(dtype, p), pipeline, {"a": a, "b": b, "acc": acc}, want)
 
 
-UNITS = {
-    "add-fp32": (lambda p: FAdd("fp32", p), ("a", "b"), 32),
-    "mul-bf16": (lambda p: FMul("bf16", p), ("a", "b"), 16),
-    "widen-fp16": (lambda p: Widen("fp16", p), ("a",), 16),
-    "narrow-fp16": (lambda p: Narrow("fp16", p), ("a",), 32),
-    "max-fp16": (lambda p: FMax("fp16", p), ("a", "b"), 16),
-    "compare-fp32": (lambda p: FCompare("fp32", p), ("a", "b"), 32),
+UNITS = {  # maker, inputs, input width, cut points
+    "add-fp32": (lambda p: FAdd("fp32", p), ("a", "b"), 32, ADD_CUTS),
+    "mul-bf16": (lambda p: FMul("bf16", p), ("a", "b"), 16, MUL_CUTS),
+    "widen-fp16": (lambda p: Widen("fp16", p), ("a",), 16, 1),
+    "narrow-fp16": (lambda p: Narrow("fp16", p), ("a",), 32, 1),
+    "max-fp16": (lambda p: FMax("fp16", p), ("a", "b"), 16, 1),
+    "compare-fp32": (lambda p: FCompare("fp32", p), ("a", "b"), 32, 1),
 }
 
 
-@pytest.mark.parametrize("pipeline", [1, 2])
-@pytest.mark.parametrize("unit", UNITS)
+@pytest.mark.parametrize(
+    "unit,pipeline", [(u, p) for u, spec in UNITS.items() for p in depths(spec[3])]
+)
 def test_units_pipelined(unit, pipeline):
     """Pipelining is transparent: same outputs as the combinational unit, ``latency`` later."""
-    make, ports, width = UNITS[unit]
+    make, ports, width, _ = UNITS[unit]
     rng = np.random.default_rng(30 + pipeline)
     inputs = {p: rng.integers(0, 1 << width, 80, dtype=np.uint64) for p in ports}
     comb = evaluate(make(0), **inputs)

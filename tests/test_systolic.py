@@ -14,6 +14,7 @@ import acc_reference as exact
 import focus_hw.simulate as simulate_mod
 from focus_hw import FocusParams
 from focus_hw.arith.int8 import int_sum_bits
+from focus_hw.arith.mac import mac_cuts
 from focus_hw.pe import PE
 from focus_hw.simulate import simulate_gemm, simulate_tiles
 from focus_hw.systolic import SystolicArray, psum_bits
@@ -227,8 +228,12 @@ def test_int8_psum_widths():
         int_sum_bits(0)
 
 
-@pytest.mark.parametrize("dtype", ["fp16", "bf16"])
-@pytest.mark.parametrize("rows,cols,pipe,m,k,n", [SHAPES[1], SHAPES[2], SHAPES[3]])
+@pytest.mark.parametrize(
+    "dtype,rows,cols,pipe,m,k,n",
+    [(d, *s) for d in ("fp16", "bf16") for s in (SHAPES[1], SHAPES[2], SHAPES[3])]
+    # every cut point of the MAC registered
+    + [(d, 3, 2, mac_cuts(d), 6, 3, 2) for d in ("fp16", "bf16")],
+)
 def test_float_matches_reference(dtype, rows, cols, pipe, m, k, n):
     rng = np.random.default_rng(rows * 100 + cols * 10 + m + len(dtype))
     p = params_for(dtype, rows, cols, pipe)
@@ -376,7 +381,13 @@ def _flags(pattern):
 
 @pytest.mark.parametrize(
     "dtype,rows,cols,pipe,m",
-    [("int8", 2, 3, 0, 8), ("int8", 3, 2, 1, 6), ("int8", 4, 4, 0, 10), ("fp16", 3, 3, 1, 5)],
+    [
+        ("int8", 2, 3, 0, 8),
+        ("int8", 3, 2, 1, 6),
+        ("int8", 4, 4, 0, 10),
+        ("fp16", 3, 3, 1, 5),
+        ("fp16", 2, 3, mac_cuts("fp16"), 6),
+    ],
 )
 def test_backpressure_loses_nothing(dtype, rows, cols, pipe, m):
     rng = np.random.default_rng(m + rows)
@@ -468,7 +479,7 @@ RANDOM_TILE_EXAMPLES = 300 if settings.get_current_profile_name() == "slow" else
     dtype=st.sampled_from(["int8", "fp16", "bf16"]),
     rows=st.integers(1, 5),
     cols=st.integers(1, 5),
-    pipe=st.integers(0, 3),
+    pipe=st.integers(0, mac_cuts("bf16") + 1),
     m=st.integers(1, 12),
     seed=st.integers(0, 2**32 - 1),
     backpressure=st.booleans(),

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from focus_hw import FocusParams
+from focus_hw.arith.mac import mac_cuts
 from focus_hw.simulate import simulate_gemm, simulate_tiles
 from focus_hw.timing import array_latency, gemm_cycles, reload_cycles, tile_cycles
 
@@ -73,6 +74,8 @@ def test_bad_k_n():
         (10, 4, 4, 1, "int8"),
         (3, 2, 3, 0, "fp16"),
         (5, 3, 2, 2, "bf16"),
+        (4, 3, 2, mac_cuts("fp16"), "fp16"),  # every cut point of the MAC registered
+        (3, 2, 3, mac_cuts("bf16"), "bf16"),
     ],
 )
 def test_tile_cycles_match_rtl(m, rows, cols, pipe, dtype):
@@ -90,6 +93,7 @@ def test_tile_cycles_match_rtl(m, rows, cols, pipe, dtype):
         (3, 3, 2, 1, 2, 2),
         (1, 1, 1, 0, 3, 1),
         (8, 2, 3, 2, 1, 2),
+        (5, 2, 2, 7, 2, 2),
     ],
 )
 def test_gemm_cycles_match_rtl(m, rows, cols, pipe, kt, nt):
@@ -112,7 +116,7 @@ def test_cycles_sweep_slow(dtype):
     rng = np.random.default_rng(0)
     for rows in (1, 3, 5):
         for cols in (1, 2, 6):
-            for pipe in (0, 1, 3):
+            for pipe in (0, 1, 3, mac_cuts(dtype)):
                 p = P(rows, cols, pipe, dtype)
                 for m in (1, 4, 13):
                     run = simulate_gemm(

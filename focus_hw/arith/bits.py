@@ -1,10 +1,10 @@
-"""Bit-level building blocks: leading-zero count and shifters with sticky bit."""
+"""Bit-level building blocks: leading-zero count and shifters."""
 
 from __future__ import annotations
 
 from amaranth.hdl import Cat, Const, Mux, Signal, Value
 
-__all__ = ["wire", "leading_zeros", "shift_right_sticky", "clamp"]
+__all__ = ["wire", "leading_zeros", "shift_left", "shift_right_sticky", "saturate"]
 
 
 def wire(m, value) -> Signal:
@@ -44,18 +44,31 @@ def leading_zeros(m, value) -> Value:
     return wire(m, _lzc_tree(padded))
 
 
-def clamp(amount, limit: int) -> Value:
-    """``min(amount, limit)`` for an unsigned ``amount`` (narrows a shifter's control)."""
+def shift_left(value, amount) -> Value:
+    """``value << amount`` truncated to ``len(value)``, shifting by the high
+    bits of ``amount`` first: they are the first ones :func:`leading_zeros`
+    settles, so a normalising shift overlaps with the count."""
+    value = Value.cast(value)
+    for i in reversed(range(len(amount))):
+        value = Mux(amount[i], (value << (1 << i))[: len(value)], value)
+    return value
+
+
+def saturate(amount, bits: int) -> Value:
+    """An unsigned ``amount`` limited to ``bits`` bits (larger values become all ones)."""
     amount = Value.cast(amount)
-    if (1 << len(amount)) - 1 <= limit:
+    if len(amount) <= bits:
         return amount
-    return Mux(amount > limit, limit, amount)[: limit.bit_length()]
+    return Mux(amount[bits:].any(), (1 << bits) - 1, amount[:bits])
 
 
 def shift_right_sticky(m, value, amount):
-    """``value >> amount`` and the OR of the bits shifted out, as ``(shifted, sticky)``."""
+    """``value >> amount`` and the OR of the bits shifted out, as ``(shifted, sticky)``.
+
+    ``amount`` saturates at ``2**n - 1`` (``n`` bits span ``len(value)``);
+    every larger shift moves the whole value into the sticky bit too."""
     value = Value.cast(value)
-    width = len(value)
-    amount = clamp(amount, width)
-    wide = wire(m, Cat(Const(0, width), value) >> amount)
-    return wide[width:], wide[:width].any()
+    amount = saturate(amount, len(value).bit_length())
+    span = (1 << len(amount)) - 1
+    wide = wire(m, Cat(Const(0, span), value) >> amount)
+    return wide[span:], wide[:span].any()

@@ -49,7 +49,7 @@ def narrow(m, fmt, pipe, bits) -> Value:
     exp, sig, nan, nan_bits, inf, infinity, sign = pipe.cut(
         x.exp, x.sig, x.nan, nan_bits, x.inf, infinity, sign
     )
-    finite = round_pack(m, fmt, sign, exp + (fmt.bias - FP32.bias), sig)
+    finite, _ = round_pack(m, fmt, sign, exp + (fmt.bias - FP32.bias), sig)
     return Mux(nan, nan_bits, Mux(inf, infinity, finite))
 
 

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from amaranth.hdl import Cat, Const, Module, Mux
 
-from .bits import shift_right_sticky, wire
+from .bits import saturate, shift_right_sticky, wire
 from .pipeline import Pipeline
-from .rounding import round_pack
+from .rounding import ROUND_CUTS, round_pack
 from .unit import BinaryUnit
 from .unpack import nan_result, unpack
 
 __all__ = ["FAdd", "add_core", "ADD_CUTS"]
 
-#: Pipeline cut points of :func:`add_core` (after alignment, after the sum).
-ADD_CUTS = 2
+#: Pipeline cut points of :func:`add_core`: after the operand order and
+#: exponent difference, after the alignment, after the sum, then those of
+#: :func:`~focus_hw.arith.rounding.round_pack`.
+ADD_CUTS = 3 + ROUND_CUTS
 
 
 def add_core(m, fmt, pipe, x, y, nan_candidates):
@@ -23,7 +25,7 @@ def add_core(m, fmt, pipe, x, y, nan_candidates):
     subnormals); they may be narrower than ``fmt.precision`` (zero-padded).
     ``nan_candidates`` are prepended to the operands' own NaN priority list
     (see :func:`nan_result`); the second operand's NaN wins over the first
-    (numpy on x86).
+    (numpy on x86). Uses the next :data:`ADD_CUTS` cut points of ``pipe``.
     """
     p = fmt.precision
     xs = Cat(Const(0, p - len(x.sig)), x.sig)
@@ -32,12 +34,13 @@ def add_core(m, fmt, pipe, x, y, nan_candidates):
     nan = x.nan | y.nan | invalid
     for _, flag in nan_candidates:
         nan = nan | flag
-    nan = wire(m, nan)
     nan_bits = nan_result(
         m, fmt, [*nan_candidates, (y.bits, y.nan), (x.bits, x.nan), (None, invalid)]
     )
-    inf = x.inf | y.inf
-    inf_sign = Mux(x.inf, x.sign, y.sign)
+    infinity = Cat(Const(fmt.exp_max << fmt.man_bits, fmt.width - 1), Mux(x.inf, x.sign, y.sign))
+    # The result when an operand is NaN or infinite: known before the sum.
+    special = wire(m, nan | x.inf | y.inf)
+    special_bits = wire(m, Mux(nan, nan_bits, infinity))
     zero_sign = x.sign & y.sign
     # Order by magnitude so the difference is never negative.
     swap = wire(m, Cat(ys, y.exp) > Cat(xs, x.exp))
@@ -46,24 +49,31 @@ def add_core(m, fmt, pipe, x, y, nan_candidates):
     small_sig = Mux(swap, xs, ys)
     sign = Mux(swap, y.sign, x.sign)
     subtract = x.sign != y.sign
+    # Both exponent differences beside the comparison; the shift saturates.
+    distance = Mux(swap, y.exp - x.exp, x.exp - y.exp).as_unsigned()
+    distance = wire(m, saturate(distance, (p + 2).bit_length()))
+    big_exp, big_sig, small_sig, distance, sign, subtract, special, special_bits, zero_sign = (
+        pipe.cut(
+            big_exp, big_sig, small_sig, distance, sign, subtract, special, special_bits, zero_sign
+        )
+    )
     # Guard, round and sticky bits below the significand.
-    distance = (big_exp - Mux(swap, x.exp, y.exp)).as_unsigned()
     aligned, sticky = shift_right_sticky(m, Cat(Const(0, 2), small_sig), distance)
     aligned = Cat(sticky, aligned)
-    live = pipe.cut(
-        big_exp, big_sig, aligned, sign, subtract, nan, nan_bits, inf, inf_sign, zero_sign
-    )
-    big_exp, big_sig, aligned, sign, subtract, nan, nan_bits, inf, inf_sign, zero_sign = live
+    exp = big_exp + 1
+    live = pipe.cut(exp, big_sig, aligned, sign, subtract, special, special_bits, zero_sign)
+    exp, big_sig, aligned, sign, subtract, special, special_bits, zero_sign = live
     wide = Cat(Const(0, 3), big_sig)
     # One adder for both: wide - aligned == wide + ~aligned + 1 (carry-out dropped).
     raw = wire(m, wide + Mux(subtract, ~aligned, aligned) + subtract)
     total = wire(m, Cat(raw[: p + 3], raw[p + 3] & ~subtract))
-    live = pipe.cut(big_exp, total, sign, nan, nan_bits, inf, inf_sign, zero_sign)
-    big_exp, total, sign, nan, nan_bits, inf, inf_sign, zero_sign = live
+    live = pipe.cut(exp, total, sign, special, special_bits, zero_sign)
+    exp, total, sign, special, special_bits, zero_sign = live
     sign = Mux(total.any(), sign, zero_sign)
-    finite = round_pack(m, fmt, sign, big_exp + 1, total, underflow=False)
-    infinity = Cat(Const(fmt.exp_max << fmt.man_bits, fmt.width - 1), inf_sign)
-    return Mux(nan, nan_bits, Mux(inf, infinity, finite))
+    finite, (special, special_bits) = round_pack(
+        m, fmt, sign, exp, total, underflow=False, pipe=pipe, carry=(special, special_bits)
+    )
+    return Mux(special, special_bits, finite)
 
 
 class FAdd(BinaryUnit):

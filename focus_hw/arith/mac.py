@@ -7,18 +7,19 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ..formats import OPERAND_FORMATS, accumulator_format, operand_format
-from .bits import leading_zeros, wire
+from .bits import leading_zeros, shift_left, wire
 from .fadd import ADD_CUTS, add_core
 from .fmul import MUL_CUTS, mul_core, widen_bits
 from .formats import FP32, float_format
 from .int8 import int_mac
 from .pipeline import Pipeline, check_pipeline
-from .unpack import Unpacked, unpack
+from .unpack import Unpacked, nan_result, unpack
 
-__all__ = ["MAC"]
+__all__ = ["MAC", "mac_cuts"]
 
-#: Pipeline cut points of the float MAC: after the product, then the adder's.
-FLOAT_MAC_CUTS = MUL_CUTS + ADD_CUTS
+#: Pipeline cut points of :func:`exact_product`: after the operands'
+#: normalisation, after the significand product.
+EXACT_CUTS = 2
 
 
 def product_is_exact(fmt) -> bool:
@@ -32,46 +33,61 @@ def product_is_exact(fmt) -> bool:
     )
 
 
+def mac_cuts(dtype: str, acc_format: str = "wide") -> int:
+    """Pipeline cut points of :class:`MAC`: its ``pipeline`` up to this many
+    stages each shorten the longest path; more stack at the cut points."""
+    if not operand_format(dtype).is_float:
+        return 1
+    fmt, acc_fmt = float_format(dtype), accumulator_format(dtype, acc_format).layout
+    if acc_fmt == FP32 and product_is_exact(fmt):
+        return EXACT_CUTS + ADD_CUTS
+    return MUL_CUTS + 1 + ADD_CUTS
+
+
 def exact_product(m, fmt, pipe, x, y, carry=()):
     """Exact fp32 product of two ``fmt`` (fp16) operands as a normalised :class:`Unpacked`.
 
-    For fp16 the 11 x 11-bit significand product has at most 22 significant
-    bits and its exponent lies well inside fp32's normal range, so no
-    rounding is needed: only one leading-zero count and shift (for subnormal
-    operands).
-    Returns ``(product, nan_candidates, carry)`` for :func:`add_core`;
-    ``carry`` values ride through the same pipeline registers.
+    Subnormal operands are normalised first, so the product of the 11-bit
+    significands lies in ``[2**20, 2**22)``: one bit of normalisation after
+    it, and no rounding (fp16 products lie well inside fp32's normal range).
+    Uses the next :data:`EXACT_CUTS` cut points of ``pipe``. Returns
+    ``(product, nan_candidates, carry)`` for :func:`add_core`; ``carry``
+    values ride through the same pipeline registers.
     """
     invalid = wire(m, (x.inf & y.zero) | (x.zero & y.inf))
-    candidates = [
-        (widen_bits(fmt, FP32, y.bits), y.nan),
-        (widen_bits(fmt, FP32, x.bits), x.nan),
-        (None, invalid),
-    ]
-    sig = wire(m, x.sig * y.sig)
-    # sig / 2**21 * 2**(ex + ey - 2 bias + 1), rebiased to fp32.
-    exp = x.exp + y.exp + (FP32.bias - 2 * fmt.bias + 1)
-    lz = leading_zeros(m, sig)
+    nan = wire(m, x.nan | y.nan | invalid)
+    nan_bits = nan_result(
+        m,
+        FP32,
+        [(widen_bits(fmt, FP32, y.bits), y.nan), (widen_bits(fmt, FP32, x.bits), x.nan)],
+    )
+    # Subnormal significands shifted up to a leading one (zero stays zero).
+    xlz, ylz = leading_zeros(m, x.sig), leading_zeros(m, y.sig)
+    xsig, ysig = wire(m, shift_left(x.sig, xlz)), wire(m, shift_left(y.sig, ylz))
+    # xsig * ysig / 2**21 * 2**(ex - xlz + ey - ylz - 2 bias + 1), rebiased to fp32.
+    exp = wire(m, x.exp + y.exp + (FP32.bias - 2 * fmt.bias + 1))
+    sign, zero, inf = x.sign ^ y.sign, x.zero | y.zero, x.inf | y.inf
+    xsig, ysig, exp, xlz, ylz, sign, zero, inf, nan, nan_bits, *carry = pipe.cut(
+        xsig, ysig, exp, xlz, ylz, sign, zero, inf, nan, nan_bits, *carry
+    )
+    sig = wire(m, xsig * ysig)
+    # The exponents of both normalisations, beside the multiplier.
+    exp = wire(m, exp - xlz - ylz)
+    exp_hi, exp_lo = Mux(zero, 1, exp), Mux(zero, 1, exp - 1)
+    sig, exp_hi, exp_lo, sign, zero, inf, nan, nan_bits, *carry = pipe.cut(
+        sig, exp_hi, exp_lo, sign, zero, inf, nan, nan_bits, *carry
+    )
+    top = sig[-1]
     product = Unpacked(
-        sign=x.sign ^ y.sign,
-        exp=wire(m, Mux(x.zero | y.zero, 1, exp - lz)),
-        sig=wire(m, (sig << lz)[: len(sig)]),
-        zero=x.zero | y.zero,
-        inf=x.inf | y.inf,
+        sign=sign,
+        exp=wire(m, Mux(top, exp_hi, exp_lo)),
+        sig=wire(m, Mux(top, sig, sig << 1)[: len(sig)]),
+        zero=zero,
+        inf=inf,
         nan=Const(0, 1),
         bits=Const(0, FP32.width),
     )
-    live = pipe.cut(
-        product.sign,
-        product.exp,
-        product.sig,
-        product.inf,
-        *[v for c in candidates for v in c if v is not None],
-        *carry,
-    )
-    product.sign, product.exp, product.sig, product.inf = live[:4]
-    b_bits, b_nan, a_bits, a_nan, invalid, *carry = live[4:]
-    return product, [(b_bits, b_nan), (a_bits, a_nan), (None, invalid)], carry
+    return product, [(nan_bits, nan)], carry
 
 
 def accumulator_bits(dtype: str, acc_bits: int | None = None, acc_format: str = "wide") -> int:
@@ -119,8 +135,9 @@ class MAC(wiring.Component):
     Float NaN priority (numpy scalars on x86): ``b``, ``a``, the default NaN
     of ``0 * inf``, ``acc``, the default NaN of ``inf - inf``; NaNs are quieted.
 
-    ``pipeline`` register stages (clock-enabled by ``en``) give
-    ``latency == pipeline`` cycles from inputs to ``out``. ``acc_bits``
+    ``pipeline`` register stages (clock-enabled by ``en``), spread over the
+    :func:`mac_cuts` cut points, give ``latency == pipeline`` cycles from
+    inputs to ``out``. ``acc_bits``
     (int8 only, 16..32, default 32) is the width of ``acc`` and ``out``.
     """
 
@@ -154,17 +171,18 @@ class MAC(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         if not operand_format(self.dtype).is_float:
-            pipe = Pipeline(m, self.pipeline, 1, self.en)
+            pipe = Pipeline(m, self.pipeline, mac_cuts(self.dtype), self.en)
             m.d.comb += self.out.eq(int_mac(pipe, self.a, self.b, self.acc, len(self.out)))
             return m
         fmt = float_format(self.dtype)
         acc_fmt = accumulator_format(self.dtype, self.acc_format).layout
-        pipe = Pipeline(m, self.pipeline, FLOAT_MAC_CUTS, self.en)
+        pipe = Pipeline(m, self.pipeline, mac_cuts(self.dtype, self.acc_format), self.en)
         x, y = unpack(m, fmt, self.a), unpack(m, fmt, self.b)
         if acc_fmt == FP32 and product_is_exact(fmt):
             product, candidates, (acc,) = exact_product(m, fmt, pipe, x, y, (self.acc,))
         else:
-            bits, _, (acc,) = mul_core(m, fmt, acc_fmt, pipe, x, y, (self.acc,))
+            bits, (acc,) = mul_core(m, fmt, acc_fmt, pipe, x, y, (self.acc,))
+            bits, acc = pipe.cut(bits, acc)
             product, candidates = unpack(m, acc_fmt, bits), []
         out = add_core(m, acc_fmt, pipe, unpack(m, acc_fmt, acc), product, candidates)
         m.d.comb += self.out.eq(out)
