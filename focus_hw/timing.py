@@ -222,7 +222,6 @@ def sic_update_lanes(params: FocusParams) -> int:
     return lanes
 
 
-@functools.cache
 def sic_update_cycles(params: FocusParams) -> int:
     """Cycles the average-update unit is busy with one update: ``vector_size
     / U`` element groups (``U`` = :func:`sic_update_lanes`) read one per
@@ -232,7 +231,6 @@ def sic_update_cycles(params: FocusParams) -> int:
     return _update_cycles(sic_update_lanes(params), params)
 
 
-@functools.cache
 def sic_write_cycle(params: FocusParams) -> int:
     """Cycle ``W`` after a vector's accept in which it is decided and
     written: ``1 + K*T + D + A`` (``A`` = :func:`sic_argmax_cycles`);
@@ -257,7 +255,6 @@ def sic_vector_cycles(params: FocusParams) -> int:
     return max(_sic_datapath_period(params), sic_update_cycles(params))
 
 
-@functools.cache
 def sic_output_start(n: int, params: FocusParams) -> int:
     """``C(n)``: cycles from a pass's first vector accepted to the cycle its
     output phase may start (without an earlier pass still sending). The last
@@ -276,7 +273,6 @@ def sic_output_start(n: int, params: FocusParams) -> int:
     )
 
 
-@functools.cache
 def sic_output_cycles(n: int, params: FocusParams) -> int:
     """``O(n)``: cycles from a pass's output phase start ``s`` to its last
     beat sent, without backpressure: the first map read in ``s + 1``, the
