@@ -374,12 +374,7 @@ def _run(workload, params, machine, counts, tech) -> Result:
         """:func:`_exact` and the tiles' counters, once per (input site, N
         tiles, bypass): k and v, gate and up run the same schedule."""
         if (site, ntile, bypass) not in schedules:
-            chunks = u.shape[-1]
-            rtl = tile_counters(
-                *(nz, u.sum(-1), (u > 0).sum(-1), nz * chunks, nz * (chunks - 1), chunks),
-                *(ntile, p),
-                bypass=bypass,
-            )
+            rtl = _counters(nz, u, ntile, p, bypass)
             schedules[site, ntile, bypass] = _exact(u, nz, ntile, p, bypass), rtl, bypass
         return schedules[site, ntile, bypass]
 
@@ -463,6 +458,17 @@ def _run(workload, params, machine, counts, tech) -> Result:
     return _finish(w, p, machine, gemms, tech)
 
 
+def _counters(m, u, ntile, params: FocusParams, bypass: bool) -> dict:
+    """:func:`~sim.focus_gemm.tile_counters` of M tiles of ``m`` tokens
+    with ``u`` (..., chunks) unique vectors per K chunk; every token counts
+    as non-zero in every chunk (the model's counts do not say otherwise)."""
+    chunks = u.shape[-1]
+    rows, busy = u.sum(-1), (u > 0).sum(-1)
+    return tile_counters(
+        m, rows, busy, m * chunks, m * (chunks - 1), chunks, ntile, params, bypass=bypass
+    )
+
+
 def _exact(u, nz, ntile: int, params: FocusParams, bypass: bool) -> np.ndarray:
     """(L, NT) cycles each M tile adds on the integrated accelerator
     (:func:`focus_hw.timing.focus_schedule_tiles`), one run per layer."""
@@ -484,13 +490,8 @@ def _exact_qk(nz, u, ntile, heads: int, kv_heads: int, params: FocusParams):
     head), N = the tile's causal keys (``ntile`` sub-tiles). Runs of equal
     counts are scheduled once."""
     per_head = u.reshape(*u.shape[:2], heads, -1)  # (L, NT, heads, chunks)
-    chunks = per_head.shape[-1]
     m = np.repeat(nz[..., None], heads, axis=2)
-    rtl = tile_counters(
-        *(m, per_head.sum(-1), (per_head > 0).sum(-1), m * chunks, m * (chunks - 1), chunks),
-        *(ntile[..., None], params),
-        bypass=True,
-    )
+    rtl = _counters(m, per_head, ntile[..., None], params, True)
     rtl = {name: value.sum(-1) for name, value in rtl.items()}
     live = np.nonzero(nz > 0)
     layer, tile = (np.repeat(i, kv_heads) for i in live)
