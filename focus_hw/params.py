@@ -52,7 +52,8 @@ class FocusParams:
     * ``rows``, ``cols``, ``m_tile``, ``num_scatter``, ``out_vectors``,
       ``block_*``, ``max_frame_tokens``, ``max_tokens`` are integers >= 1
       and ``ring_blocks`` an integer >= 2, with
-      ``max_frame_tokens <= max_tokens``; ``mac_pipeline``, ``sic_pipeline`` >= 0.
+      ``max_frame_tokens <= max_tokens``; ``mac_pipeline``, ``scatter_pipeline``,
+      ``sic_pipeline`` >= 0.
     * ``sic_lanes`` is a positive power of two.
     * ``dtype`` is one of :data:`DTYPES` (the registry's operand formats).
     * ``acc_format`` is one of :data:`focus_hw.formats.ACC_FORMATS`;
@@ -96,6 +97,9 @@ class FocusParams:
     #: keep the array's stall near 1% on the paper's video workloads
     #: (``benchmarks/bench_focus_stall.py``); the paper's design point has 2.
     num_scatter: int = 3
+    #: Pipeline registers inside each scatter adder (0 = the sum is written
+    #: the cycle after the row is read); see :class:`~focus_hw.scatter.ScatterAccumulator`.
+    scatter_pipeline: int = 0
     #: Output tile width in SIC vectors: an M tile's output is produced in
     #: N groups of ``out_vectors`` sub-tiles of ``cols`` columns, each K
     #: chunk loaded once per group (the output buffer holds a group).
@@ -162,10 +166,10 @@ class FocusParams:
                 fail(name, "must be an integer >= 1")
         if not _is_int(self.ring_blocks) or self.ring_blocks < 2:
             fail("ring_blocks", "must be an integer >= 2")
-        if not _is_int(self.mac_pipeline) or self.mac_pipeline < 0:
-            fail("mac_pipeline", "must be an integer >= 0")
-        if not _is_int(self.sic_pipeline) or self.sic_pipeline < 0:
-            fail("sic_pipeline", "must be an integer >= 0")
+        for name in ("mac_pipeline", "scatter_pipeline", "sic_pipeline"):
+            value = getattr(self, name)
+            if not _is_int(value) or value < 0:
+                fail(name, "must be an integer >= 0")
         if not isinstance(self.dtype, str) or self.dtype not in DTYPES:
             fail("dtype", f"must be one of {sorted(DTYPES)}")
         if not isinstance(self.acc_format, str) or self.acc_format not in ACC_FORMATS:

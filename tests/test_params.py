@@ -33,6 +33,8 @@ def test_paper_defaults():
         ("num_scatter", 0),
         ("block_frames", 0),
         ("mac_pipeline", -1),
+        ("scatter_pipeline", -1),
+        ("scatter_pipeline", 1.0),
         ("dtype", "fp8"),
         ("acc_format", "fp32"),
         ("acc_format", None),
