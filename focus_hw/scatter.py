@@ -52,20 +52,31 @@ class ScatterAccumulator(wiring.Component):
     ``A`` values (two halves of ``m_tile`` rows; the caller computes ``row =
     half * m_tile + token``), initially +0.0.
 
-    Timing: a request accepted on lane ``i`` in cycle ``c`` reads the row in
-    ``c`` (a synchronous read port per lane, transparent for every write
-    port); in ``c+1`` the ``cols`` adders (``a`` = old, ``b`` = value, no
-    pipeline) add and lane ``i``'s write port stores the sum.
+    Timing (``P = params.scatter_pipeline``): a request accepted on lane
+    ``i`` in cycle ``c`` reads the row in ``c`` (a synchronous read port per
+    lane, transparent for every write port); in ``c+1`` (its add cycle) the
+    ``cols`` adders take ``a`` = old, ``b`` = value, and ``P`` cycles later,
+    in ``c+1+P``, lane ``i``'s write port stores the sum (the adders'
+    ``P`` register stages, :class:`~focus_hw.arith.FAdd`).
 
-    Conflicts: lane ``i`` is ready unless a lower lane holds a valid request
-    for the same row in the same cycle (the lower lane goes first; ``ready``
-    does not depend on the lane's own ``valid``); there is no other
-    backpressure. So the requests accepted in one cycle target distinct rows
-    and no two writes of a cycle meet. No update is lost: a request accepted
-    in ``c+1`` to the row written in ``c+1`` sees that write through the
-    transparent read port, so back-to-back updates of a row chain, and
-    same-cycle updates of a row are serialized by the conflict rule. Proven
-    for small configurations in ``tests/test_scatter_formal.py``.
+    Conflicts and order: lane ``i`` is ready unless a lower lane holds a
+    valid request for the same row in the same cycle (the lower lane goes
+    first), or a request for the same row, on any lane, was accepted in the
+    last ``P`` cycles (its sum is still in the adders, written after this
+    cycle's read). So a request waits until its row's newest sum is written
+    and is accepted at the earliest in that cycle, which forwards the sum to
+    it through the transparent read port: a row's updates add in accept
+    order, each to the sum before it, bit for bit as with ``P = 0``, at most
+    one per ``P+1`` cycles. Holding rather than adding to a stale value
+    keeps the adders exact without a forwarding path into them. The hold
+    compares rows only (also of ``init`` and ``skip`` requests), so when a
+    stream waits depends on its rows alone
+    (:func:`focus_hw.timing.focus_schedule` counts it). ``ready`` does not
+    depend on the lane's own ``valid``; there is no other backpressure. The
+    requests accepted in one cycle target distinct rows and every request
+    writes ``P+1`` cycles after its accept, so no two writes of a cycle meet
+    and no update is lost. Proven for small configurations (``P`` up to 2)
+    in ``tests/test_scatter_formal.py``.
 
     Ports:
 
@@ -74,8 +85,8 @@ class ScatterAccumulator(wiring.Component):
       ``data`` gives the row one cycle later and holds it until taken. It
       is not transparent: a row whose update is still in flight (``busy``)
       reads its old value; waiting for ``busy`` low is the caller's job.
-    * ``busy``: an accepted update has not been written yet (high in the
-      cycle after a request that writes is accepted).
+    * ``busy``: an accepted update has not been written yet (high from the
+      cycle after a request that writes is accepted to its write cycle).
     * ``reads``, ``writes``: row accesses of the buffer (old-value reads of
       requests without ``init`` or ``skip``, drain reads; writes of every
       request but a ``skip`` without ``init``), for simulation and the SRAM
@@ -113,12 +124,24 @@ class ScatterAccumulator(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         p = self.params
+        depth = p.scatter_pipeline
         m.submodules.memory = self.memory
+        # Per lane, its requests from the add cycle (stage 0) to the write
+        # cycle (stage P): the row, accepted, and it writes the row.
+        flight = data.StructLayout({"row": row_shape(p), "taken": 1, "write": 1})
+        stages = [
+            [Signal(flight, name=f"flight{i}_{k}") for k in range(depth + 1)]
+            for i in range(p.num_scatter)
+        ]
+        # The rows whose sums are written after this cycle.
+        pending = [s for lane in stages for s in lane[:depth]]
         reads, writes = [], []
         for i, lane in enumerate(self.lanes):
             req = lane.payload
-            # Wait while a lower lane offers a request for the same row.
+            # Wait while a lower lane offers a request for the same row, or
+            # the row's previous sum is still in the adders.
             conflicts = [low.valid & (low.payload.row == req.row) for low in self.lanes[:i]]
+            conflicts += [s.taken & (s.row == req.row) for s in pending]
             m.d.comb += lane.ready.eq(~Cat(*conflicts).any())
             take = lane.valid & lane.ready
 
@@ -127,28 +150,34 @@ class ScatterAccumulator(wiring.Component):
             reads.append(rp.en)
 
             stage = Signal(request_layout(p), name=f"stage{i}")  # the request in its add cycle
-            write = Signal(name=f"write{i}")  # ... and it writes its row
-            m.d.sync += [stage.eq(req), write.eq(take & (req.init | ~req.skip))]
+            first, last = stages[i][0], stages[i][-1]
+            m.d.sync += [
+                stage.eq(req),
+                first.row.eq(req.row),
+                first.taken.eq(take),
+                first.write.eq(take & (req.init | ~req.skip)),
+            ]
+            m.d.sync += [later.eq(earlier) for earlier, later in zip(stages[i], stages[i][1:])]
 
             wp = self.memory.write_ports[i]
             m.d.comb += [
                 self.old[i].eq(Mux(stage.init, 0, rp.data)),
-                wp.addr.eq(stage.row),
-                wp.en.eq(write),
+                wp.addr.eq(last.row),
+                wp.en.eq(last.write),
             ]
             for col in range(p.cols):
-                add = m.submodules[f"add{i}_{col}"] = FAdd(p.acc.layout)
+                add = m.submodules[f"add{i}_{col}"] = FAdd(p.acc.layout, depth)
                 m.d.comb += [
                     add.a.eq(self.old[i][col]),
                     add.b.eq(Mux(stage.skip, 0, stage.value[col])),
                     wp.data[col].eq(add.out),
                 ]
-            writes.append(write)
+            writes.append(last.write)
 
         serve_reads(m, self._drain, self.read, self.data)
         reads.append(self._drain.en)
 
-        m.d.comb += self.busy.eq(Cat(*writes).any())
+        m.d.comb += self.busy.eq(Cat(s.write for lane in stages for s in lane).any())
         m.d.sync += [
             self.reads.eq(self.reads + sum(r.as_unsigned() for r in reads)),
             self.writes.eq(self.writes + sum(w.as_unsigned() for w in writes)),

@@ -1,6 +1,7 @@
 """The scatter accumulator against a numpy model of its requests, bit for bit,
 and against the exact scalar model (acc_reference): same-row conflicts across
-lanes, back-to-back updates, init/skip, NaN/inf, fp32 and operand-format rows."""
+lanes, back-to-back updates, init/skip, NaN/inf, fp32 and operand-format rows,
+pipelined adders (a row's update waits for its previous sum)."""
 
 import ml_dtypes
 import numpy as np
@@ -66,8 +67,9 @@ def run(p, streams, *, drain_stall=0.0, seed=0):
             cycle += 1
         for lane in dut.lanes:
             ctx.set(lane.valid, 0)
-        out["busy"].append(ctx.get(dut.busy))
-        await ctx.tick()
+        for _ in range(p.scatter_pipeline + 1):  # the last writes
+            out["busy"].append(ctx.get(dut.busy))
+            await ctx.tick()
         out["busy"].append(ctx.get(dut.busy))
         # Drain: addresses in order, data taken when ready.
         sent = got = 0
@@ -129,7 +131,9 @@ def exact_model(p, taken) -> np.ndarray:
 
 def check(p, streams, **kw):
     """Simulate, then compare rows and counters with :func:`model`; check
-    that same-cycle takes target distinct rows and ``busy``."""
+    that same-cycle takes target distinct rows, that a row is taken again
+    ``scatter_pipeline + 1`` cycles after it at the earliest, and ``busy``
+    (a write in the adders)."""
     out = run(p, streams, **kw)
     want, reads, writes = model(p, out["taken"])
     np.testing.assert_array_equal(out["rows"], want)
@@ -144,8 +148,14 @@ def check(p, streams, **kw):
         by_cycle.setdefault(c, []).append(r["row"])
     for rows in by_cycle.values():
         assert len(rows) == len(set(rows)), "two lanes took the same row in one cycle"
+    depth = p.scatter_pipeline
+    last = {}
+    for c, _, r in out["taken"]:
+        assert c - last.get(r["row"], -depth - 1) > depth, "a row taken while its sum is in flight"
+        last[r["row"]] = c
     writing = {c for c, _, r in out["taken"] if r["init"] or not r["skip"]}
-    assert out["busy"] == [int(c - 1 in writing) for c in range(len(out["busy"]))]
+    busy = [any(c - 1 - d in writing for d in range(depth + 1)) for c in range(len(out["busy"]))]
+    assert out["busy"] == [int(b) for b in busy]
     return out
 
 
@@ -193,6 +203,26 @@ def test_back_to_back_updates_of_one_row_chain():
     for v in values:
         want = want + np.array(v, F32)
     np.testing.assert_array_equal(out["rows"][5].view(np.uint32), want.view(np.uint32))
+
+
+def test_pipelined_updates_of_one_row_wait_for_the_sum():
+    """scatter_pipeline=2: a row's update is taken once the previous sum is
+    written, 3 cycles after its accept (on any lane); other rows go on."""
+    p = params(2, scatter_pipeline=2)
+    values = [(0.1, -3.0), (0.2, 1e30), (0.3, -1e30)]
+    streams = [
+        [req(5, values[0], init=1), req(5, values[1]), req(6, (1.0, 1.0), init=1)],
+        [req(1, (2.0, 2.0), init=1), req(2, (3.0, 3.0), init=1), req(5, values[2])],
+    ]
+    out = check(p, streams)
+    # Lane 0: row 5 in 0, again in 3, row 6 in 4; lane 1: rows 1 and 2 in
+    # 0 and 1, then row 5 once lane 0's second sum is written (6).
+    assert cycles(out) == [(0, 0), (0, 1), (1, 1), (3, 0), (4, 0), (6, 1)]
+    want = np.zeros(2, F32)
+    for v in values:
+        want = want + np.array(v, F32)
+    np.testing.assert_array_equal(out["rows"][5].view(np.uint32), want.view(np.uint32))
+    np.testing.assert_array_equal(out["rows"][1:3].view(F32), [[2.0, 2.0], [3.0, 3.0]])
 
 
 def test_alternating_lanes_on_one_row_every_cycle():
@@ -298,6 +328,10 @@ def random_value(rng, specials, acc):
         (3, 5, True, {"acc_format": "operand"}),
         (2, 6, True, {"acc_format": "operand", "dtype": "bf16"}),
         (2, 7, False, {"acc_format": "operand", "dtype": "bf16"}),
+        (2, 8, True, {"scatter_pipeline": 1}),
+        (3, 9, False, {"scatter_pipeline": 2}),
+        (3, 10, True, {"scatter_pipeline": 5}),
+        (2, 11, True, {"scatter_pipeline": 2, "acc_format": "operand"}),
     ],
 )
 def test_random_streams(lanes, seed, specials, fields):
