@@ -370,11 +370,23 @@ def sec_cycles(rows: int, n: int, params: FocusParams) -> int:
 #   ``A_k = max(I_k+1, W_k)``; rows follow one per cycle. ``W_k = A_prev +
 #   reload_cycles`` (the first tile: ``R+1``). ``Fl_k = I_k`` (one row) or
 #   ``A_k+u-2``; the last partial sum is written in ``A_k+u-1+array_latency``;
-# * scatter (per block): ``ceil(m/num_scatter)`` map beats from ``S_k =
-#   max(Se_{k-1}+1, written+1, [chunk 0:] Dl'+1)`` to ``Se_k`` (``Dl'``: the
-#   last drain read of the group before last); the group's output rows
-#   are complete (drainable) from ``Se+3`` of its last block;
-# * drain (per sub-tile ``i``, one SIC pass): starts in ``Ds_i = max(Se+3,
+# * scatter (per block, ``P`` = scatter_pipeline): ``ceil(m/num_scatter)``
+#   map beats. Beat 0 is taken in ``S_k = max(Ae_{k-1}, written+1, [chunk
+#   0:] Dl'+1)`` (``Ae``: the cycle the scatter accepts a block's last beat;
+#   ``Dl'``: the last drain read of the group before last) and accepted in
+#   ``X_k = max(S_k+1, [later chunks:] X_{k'}+P+1)``, ``k'`` the block of
+#   the previous chunk and the same sub-tile: the same rows, each accepted
+#   again once its sum is written (``P+1`` cycles after its accept; the
+#   scatter holds the lanes until then, which happens only when ``P``
+#   exceeds ``sub-tiles * beats - 1``). Both blocks' beats are accepted one
+#   a cycle from ``X``, so this one bound serves every beat: beat ``j >= 1``
+#   is taken in ``X_k+j-1`` (when the one before is accepted) and accepted
+#   in ``X_k+j``. The last beat is taken in ``Se_k`` (``X_k+beats-2``, or
+#   ``S_k`` for one beat), which frees the ring block, and accepted in ``Ae_k
+#   = X_k+beats-1``; the group's last sum is written in ``Ae+1+P`` of its
+#   last block, and its output rows are drainable from ``Ae+2+P``. (With
+#   ``P = 0`` no lane waits: ``Ae = Se+1``.)
+# * drain (per sub-tile ``i``, one SIC pass): starts in ``Ds_i = max(Ae+2+P,
 #   Dl_{i-1}+1)``; the SIC takes row 0 in ``s_i = max(Ds_i+2,
 #   s_{i-1}+m_{i-1}*V, f_{i-2}+1)`` (the input period, and the pass's bank
 #   free: the pass before the last one has sent its last beat ``f_{i-2}``),
@@ -546,6 +558,7 @@ def _constants(params: FocusParams) -> tuple:
         array_latency(p),
         sic_vector_cycles(p),
         p.rows + 1,  # the first tile's weights are in
+        p.scatter_pipeline,
     )
     step = sic_vector_cycles(p)
     return sic_output_start(1, p), step, sic_output_cycles(1, p), sic_mean_cycles(p), fixed
@@ -565,29 +578,33 @@ def _schedule(ms, unique, lengths, starts, outs, runs, config):
     its N tiles; it ends where the next begins): per run its cycles and
     stall, per tile its end. The ready times the engines hand on are one
     array, ``times``: the feeder's last issue per input half, the scatter's
-    end per ring block (a circular buffer from ``head``), the drain's last
-    read per output half, then the single ones named below (``sent``: the
-    last pass's last beat, ``sent_before``: the one before's), the SIC's
-    last (a bypass run leaves them alone)."""
+    last map beat per ring block (``Se``, a circular buffer from ``head``),
+    the drain's last read per output half, then the single ones named below
+    (``scattered``: the last block's ``Ae``; ``sent``: the last pass's last
+    beat, ``sent_before``: the one before's), the SIC's last (a bypass run
+    leaves them alone). ``firsts`` holds ``X`` of the group's blocks of the
+    last chunk, per sub-tile."""
     group, ring, lanes, reload = config[0], config[1], config[2], config[3]
-    latency, v, weights, jump, bypass = config[4], config[5], config[6], config[7], config[8]
+    latency, v, weights, pipeline = config[4], config[5], config[6], config[7]
+    jump, bypass = config[8], config[9]
     never = -(10**18)  # before cycle 0: no constraint
     fl, se, lr = 0, 2, 2 + ring  # offsets in times
     feed_last, accept, written, drained = 4 + ring, 5 + ring, 6 + ring, 7 + ring
-    weights_at, next_load, sent = 8 + ring, 9 + ring, 10 + ring
-    sic_next, sent_before = 11 + ring, 12 + ring
-    used = 11 + ring if bypass else 13 + ring  # the times the run moves
+    scattered, weights_at, next_load, sent = 8 + ring, 9 + ring, 10 + ring, 11 + ring
+    sic_next, sent_before = 12 + ring, 13 + ring
+    used = 12 + ring if bypass else 14 + ring  # the times the run moves
     cycles, stalls = np.zeros(len(runs), np.int64), np.zeros(len(runs), np.int64)
     ends = np.zeros(len(ms), np.int64)
     for r in range(len(runs)):
         begin, n_tiles = runs[r, 0], runs[r, 1]
         end = runs[r + 1, 0] if r + 1 < len(runs) else len(ms)
         full, rest = divmod(n_tiles, group)
-        times = np.full(13 + ring, never, np.int64)
+        times = np.full(14 + ring, never, np.int64)
         times[weights_at], times[next_load], times[sic_next] = weights, 1, 0
         times[sent], times[sent_before] = -1, -1  # no pass yet (none at all: 0 cycles)
         head, total = 0, 0
         before = np.empty_like(times)
+        firsts = np.empty(group, np.int64)
         for t in range(begin, end):
             m, start_after, out_cycles = ms[t], starts[t], outs[t]
             beats = -(-m // lanes)
@@ -602,7 +619,7 @@ def _schedule(ms, unique, lengths, starts, outs, runs, config):
                     load = max(times[fl] + 1, times[next_load])
                     loaded = load + max(u, 1)
                     times[next_load] = loaded
-                    for _ in range(subs):
+                    for sub in range(subs):
                         free = max(times[feed_last] + 1, loaded)
                         oldest = times[se + head] + 1  # the oldest block: its turn again
                         if oldest > free:
@@ -617,13 +634,18 @@ def _schedule(ms, unique, lengths, starts, outs, runs, config):
                             times[feed_last] = issue if u == 1 else first + u - 2
                             times[accept] = first + u - 1
                             times[written] = times[accept] + latency + 1
-                        start = max(times[se + (head + ring - 1) % ring] + 1, times[written])
+                        start = max(times[scattered], times[written])
                         if j == 0:
                             start = max(start, out_free)
-                        times[se + head] = start + beats - 1
+                        x = start + 1  # beat 0 accepted
+                        if j > 0:  # once the previous chunk's sums of these rows are written
+                            x = max(x, firsts[sub] + pipeline + 1)
+                        firsts[sub] = x
+                        times[se + head] = x + beats - 2 if beats >= 2 else start
+                        times[scattered] = x + beats - 1
                         head = (head + 1) % ring
                     times[fl], times[fl + 1] = times[fl + 1], times[feed_last]
-                ready = times[se + (head + ring - 1) % ring] + 3
+                ready = times[scattered] + 2 + pipeline
                 for _ in range(subs):
                     drain = max(ready, times[drained] + 1)
                     if bypass:

@@ -219,6 +219,67 @@ def test_model_equals_rtl(case, cols, vectors, blocks, acc):
     assert _model(run, x, w, grid, p) == dict(run.stats, cycles=run.cycles)
 
 
+# (case, output columns, out_vectors, ring_blocks, scatter_pipeline, bypass):
+# pipelined scatter adders. In all but the last, updates of a row wait for the
+# previous chunk's sum of that row (the schedule without those waits is off).
+PIPELINE_CASES = [
+    (CASES[2], 6, 1, 4, 5, False),  # a 2-token tile on 3 lanes: one beat; the stall changes
+    (CASES[2], 6, 1, 4, 5, True),  # the same bypassing the SIC: the cycles change
+    (CASES[0], 12, 1, 4, 5, True),  # one lane, 5 beats per block
+    (CASES[3], 12, 2, 3, 2, False),  # a 1-token tile on 4 lanes
+    (CASES[4], 12, 2, 3, 1, False),  # with mac_pipeline=1 and sic_pipeline=1: no wait
+]
+
+
+@pytest.mark.parametrize("case, cols, vectors, blocks, pipeline, bypass", PIPELINE_CASES)
+def test_pipelined_scatter_model_equals_rtl(case, cols, vectors, blocks, pipeline, bypass):
+    p, x, w, grid = _model_case(
+        case, cols, out_vectors=vectors, ring_blocks=blocks, scatter_pipeline=pipeline
+    )
+    run = simulate_focus_gemm(x, w, grid, p, bypass=bypass)
+    model = _check_bypass(run, x, w, grid, p) if bypass else _model(run, x, w, grid, p)
+    assert model == dict(run.stats, cycles=run.cycles)
+
+
+def test_pipelined_scatter_by_hand():
+    """One token, two chunks of one unique vector, one N tile, bypassing the
+    SIC, on a 2x2 array (array_latency 3, reload_cycles 4), one scatter
+    lane, scatter_pipeline=5: chunk 1's update waits for chunk 0's sum."""
+    p = _params(2, m_tile=1, num_scatter=1, out_vectors=1, ring_blocks=2, scatter_pipeline=5)
+    # Chunk 0: loaded in 1, claimed in 2, row 0 read in 3, taken by the
+    # array in max(4, rows + 1 = 3) = 4, its partial sum written in 4 + 3 =
+    # 7; the scatter takes the map beat in 8 and the update in 9. Chunk 1:
+    # loaded in 2, row 0 read in 5, the array swaps weights in max(6, 4 + 4)
+    # = 8, written in 11, map beat in 12; the update is taken in 9 + 5 + 1 =
+    # 15 (not 13), when chunk 0's sum is written. Its sum is written in 15 +
+    # 1 + 5 = 21, the drain starts in 22, reads the row in 23, out takes it
+    # in 24: 25 cycles, cycle 0 included.
+    assert focus_schedule([(1, [1, 1])], 1, p, bypass=True)["cycles"] == 25
+    x = np.array([[1.0, -2.0, 3.0, 0.5]], np.float16)
+    w = np.arange(8, dtype=np.float16).reshape(4, 2)
+    run = simulate_focus_gemm(x, w, (1, 1, 1), p, bypass=True)
+    assert run.cycles == 25
+    xf, wf = x.astype(np.float32), w.astype(np.float32)
+    want = xf[:, :2] @ wf[:2] + xf[:, 2:] @ wf[2:]  # [11, 13.5]; chunk 1 alone: [15, 18.5]
+    np.testing.assert_array_equal(run.out, want)
+    sic = sic_model(x, (1, 1, 1), p)
+    counts = GemmCounts.from_sic(sic.zero, sic.root, 2, 0, p, bypass=True)
+    assert focus_gemm(counts, p) == dict(run.stats, cycles=run.cycles)
+
+
+def test_pipelined_scatter_with_backpressure():
+    """Random bubbles with scatter_pipeline=5 (the updates wait): the same
+    rows and every counter but the timed ones as the model's."""
+    p, x, w, grid = _model_case(CASES[2], 6, out_vectors=1, ring_blocks=4, scatter_pipeline=5)
+    run = simulate_focus_gemm(x, w, grid, p, in_valid=0.6, out_ready=0.5, seed=5, bypass=True)
+    model = _check_bypass(run, x, w, grid, p)
+    timed = {"cycles", "stall_cycles"}
+    assert {k: v for k, v in model.items() if k not in timed} == {
+        k: v for k, v in run.stats.items() if k not in timed
+    }
+    assert run.cycles > model["cycles"]
+
+
 def _check_bypass(run, x, w, grid, p, ref=None):
     """A bypass run: out equals the numpy loop (or ``ref``, bits), the rows
     written back are out cast to the operand type, nothing merged, the SIC
@@ -334,13 +395,23 @@ def test_gemm_counts_reject_inconsistent_counts():
     vectors=st.integers(1, 4),
     blocks=st.integers(2, 5),
     scatter=st.integers(1, 3),
+    pipeline=st.integers(0, 6),
     bypass=st.booleans(),
 )
-def test_schedule_jump_equals_stepping(m_tiles, n_tiles, vectors, blocks, scatter, bypass):
+def test_schedule_jump_equals_stepping(
+    m_tiles, n_tiles, vectors, blocks, scatter, pipeline, bypass
+):
     """The periodic shortcut over identical N groups is exact."""
     chunks = len(m_tiles[0][1])
     m_tiles = [(m, (u * chunks)[:chunks]) for m, u in m_tiles]
-    p = _params(4, out_vectors=vectors, ring_blocks=blocks, num_scatter=scatter, m_tile=40)
+    p = _params(
+        4,
+        out_vectors=vectors,
+        ring_blocks=blocks,
+        num_scatter=scatter,
+        m_tile=40,
+        scatter_pipeline=pipeline,
+    )
     fast = focus_schedule(m_tiles, n_tiles, p, bypass=bypass)
     assert fast == focus_schedule(m_tiles, n_tiles, p, bypass=bypass, jump=False)
 

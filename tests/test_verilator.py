@@ -2,7 +2,8 @@
 the 4x4 fp16 array cross-simulated against :func:`focus_hw.simulate_gemm`
 (the bench, stimulus and output parsing are the Icarus ones of
 test_crosssim.py), and ``backend="verilator"`` of ``simulate_gemm`` and
-``simulate_focus_gemm`` (an 8x8 design) against their Amaranth backend.
+``simulate_focus_gemm`` (an 8x8 design) against their Amaranth backend, and
+a small design with pipelined scatter adders against the exact model.
 
 The waived lint rules, each with its reason, are in verilator_waivers.vlt.
 """
@@ -17,6 +18,7 @@ import pytest
 from focus_hw import FocusParams, simulate_focus_gemm, simulate_gemm, tile_cycles, verilator
 from focus_hw.generate import UNITS, generate
 from test_crosssim import array_case, read_array_out, write_array_bench
+from test_focus_gemm import PIPELINE_CASES, _check_bypass, _model_case
 from test_systolic import ref_gemm
 from tools import in_ci, require
 
@@ -190,6 +192,19 @@ def test_focus_gemm_bypass_backends_agree(cache):
     assert run.cycles == ref.cycles
     assert run.stats == ref.stats
     assert ref.stats["sic_cycles"] == 0 and ref.stats["output_reads"] > 0
+
+
+def test_focus_gemm_pipelined_scatter_in_verilator(cache):
+    """A bypass run with scatter_pipeline=5 whose updates of a row wait for
+    the previous sum (test_focus_gemm's ``PIPELINE_CASES[1]``), in
+    Verilator: the output of the numpy loop, the model's cycles and counters."""
+    case, cols, vectors, blocks, pipeline, bypass = PIPELINE_CASES[1]
+    assert bypass and pipeline == 5
+    p, x, w, grid = _model_case(
+        case, cols, out_vectors=vectors, ring_blocks=blocks, scatter_pipeline=pipeline
+    )
+    run = simulate_focus_gemm(x, w, grid, p, backend="verilator", bypass=True)
+    assert _check_bypass(run, x, w, grid, p) == dict(run.stats, cycles=run.cycles)
 
 
 def test_backend_errors(cache, monkeypatch):

@@ -49,9 +49,10 @@ class DispatchEngine(wiring.Component):
     the map from memory (``map``); with ``out_vectors > 1`` it also keeps
     it (``keep``) and the later sub-tiles replay it (``replay``). The first
     chunk of a group waits until the drain has freed its output half
-    (``out_full``); the group's last update sets ``finished``. ``beat``
-    marks each map beat taken, ``kept`` / ``replayed`` each one written to /
-    read from the kept copy.
+    (``out_full``); ``finished`` marks the half in the cycle the group's
+    last update is written (``scatter_pipeline + 1`` cycles after the
+    scatter took it). ``beat`` marks each map beat taken, ``kept`` /
+    ``replayed`` each one written to / read from the kept copy.
     """
 
     def __init__(self, params: FocusParams):
@@ -108,10 +109,18 @@ class DispatchEngine(wiring.Component):
                 lane.payload.skip.eq(r.skip),
                 lane.payload.value.eq(port.data),
             ]
+        # The half is finished in the cycle its last update is written, the
+        # adders' scatter_pipeline stages after the cycle after its accept.
+        finished = Signal(2)
         with m.If(stage_free & (pending != 0) & req_end):
-            m.d.sync += self.finished.eq(1 << req_half)  # written next cycle: drainable after
+            m.d.sync += finished.eq(1 << req_half)
         with m.Else():
-            m.d.sync += self.finished.eq(0)
+            m.d.sync += finished.eq(0)
+        for k in range(p.scatter_pipeline):
+            later = Signal(2, name=f"finished{k + 1}")
+            m.d.sync += later.eq(finished)
+            finished = later
+        m.d.comb += self.finished.eq(finished)  # drainable from the next cycle
 
         # The beat's source: memory in the first sub-tile, the kept copy after.
         entries = Signal(map_layout(p))
