@@ -377,8 +377,9 @@ def sec_cycles(rows: int, n: int, params: FocusParams) -> int:
 #   ``X_k = max(S_k+1, [later chunks:] X_{k'}+P+1)``, ``k'`` the block of
 #   the previous chunk and the same sub-tile: the same rows, each accepted
 #   again once its sum is written (``P+1`` cycles after its accept; the
-#   scatter holds the lanes until then, which happens only when ``P``
-#   exceeds ``sub-tiles * beats - 1``). Both blocks' beats are accepted one
+#   scatter holds the lanes until then, which can bind only when ``P >=
+#   sub-tiles * beats``; chunk 0's rows were drained since their last
+#   update). Both blocks' beats are accepted one
 #   a cycle from ``X``, so this one bound serves every beat: beat ``j >= 1``
 #   is taken in ``X_k+j-1`` (when the one before is accepted) and accepted
 #   in ``X_k+j``. The last beat is taken in ``Se_k`` (``X_k+beats-2``, or
