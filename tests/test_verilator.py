@@ -194,6 +194,7 @@ def test_focus_gemm_bypass_backends_agree(cache):
     assert ref.stats["sic_cycles"] == 0 and ref.stats["output_reads"] > 0
 
 
+@pytest.mark.slow  # ~2 min, the bench's build; Amaranth runs the case in CI
 def test_focus_gemm_pipelined_scatter_in_verilator(cache):
     """A bypass run with scatter_pipeline=5 whose updates of a row wait for
     the previous sum (test_focus_gemm's ``PIPELINE_CASES[1]``), in
