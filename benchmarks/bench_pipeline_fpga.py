@@ -7,11 +7,14 @@ small array: for each dtype and depth, place and route the harness
 synthesize the bare array with Yosys (``synth.area_report``, generic cells
 and the ECP5 mapping).
 
-``--unit focus`` sweeps a pipeline depth of the whole accelerator (``--field``,
-``sic_pipeline`` by default) on the prototype point (2 x 2 fp16, vector 2,
-2 SIC lanes, ``m_tile`` 8, one output vector; the MAC at ``--mac-pipeline``,
-its cut points by default): Fmax, LUTs, FFs, block RAMs, DSPs, the
-critical path, and the harness run's cycles and time at that Fmax.
+``--unit focus`` sweeps one pipeline depth of the whole accelerator
+(``--field``, ``sic_pipeline`` by default) on the prototype point (2 x 2
+fp16, vector 2, 2 SIC lanes, ``m_tile`` 8, one output vector), the other
+depths at ``--mac-pipeline``, ``--sic-pipeline``, ``--scatter-pipeline``
+(by default each unit's cut points: the MAC's 7, which the SIC's
+dot-product MACs share, and the fp32 adder's 5): Fmax, LUTs, FFs, block
+RAMs, DSPs, the critical path, and the harness run's cycles and time at
+that Fmax.
 
 Writes ``pipeline_fpga.csv`` and ``pipeline_fpga.png`` to --out.
 
@@ -28,12 +31,14 @@ import pandas as pd
 from tqdm import tqdm
 
 from focus_hw import FocusParams, array_latency
+from focus_hw.arith.fadd import ADD_CUTS
 from focus_hw.arith.mac import mac_cuts
 from focus_hw.fileio import atomic_write_bytes, atomic_write_text, figure_png
 from focus_hw.fpga import fpga_build
 from synth import area_report
 
-#: The whole accelerator's prototype point (fits the LFE5U-85F with room to route).
+#: The whole accelerator's prototype point (fits the LFE5U-85F with room to
+#: route), each pipeline at its unit's cut points.
 PROTOTYPE = FocusParams(
     rows=2,
     cols=2,
@@ -45,9 +50,11 @@ PROTOTYPE = FocusParams(
     max_frame_tokens=16,
     out_vectors=1,
     mac_pipeline=mac_cuts("fp16"),
+    sic_pipeline=mac_cuts("fp16"),
+    scatter_pipeline=ADD_CUTS,
 )
 #: The accelerator's pipeline depths --field may sweep.
-FIELDS = ("sic_pipeline", "mac_pipeline")
+FIELDS = ("sic_pipeline", "scatter_pipeline", "mac_pipeline")
 
 
 def measure_array(params: FocusParams, board: str, build_dir: Path, target_mhz) -> dict:
@@ -150,7 +157,21 @@ def plot(df: pd.DataFrame, field: str, unit: str) -> bytes:
     type=click.IntRange(min=0),
     default=PROTOTYPE.mac_pipeline,
     show_default=True,
-    help="the MAC's depth while another field is swept (--unit focus)",
+    help="mac_pipeline while another field is swept (--unit focus)",
+)
+@click.option(
+    "--sic-pipeline",
+    type=click.IntRange(min=0),
+    default=PROTOTYPE.sic_pipeline,
+    show_default=True,
+    help="sic_pipeline while another field is swept (--unit focus)",
+)
+@click.option(
+    "--scatter-pipeline",
+    type=click.IntRange(min=0),
+    default=PROTOTYPE.scatter_pipeline,
+    show_default=True,
+    help="scatter_pipeline while another field is swept (--unit focus)",
 )
 @click.option(
     "--pipelines",
@@ -166,7 +187,7 @@ def plot(df: pd.DataFrame, field: str, unit: str) -> bytes:
 @click.option(
     "--out", type=click.Path(file_okay=False), default="bench_pipeline_fpga", show_default=True
 )
-def main(board, unit, size, dtypes, field, mac_pipeline, pipelines, target_mhz, out):
+def main(board, unit, size, dtypes, field, pipelines, target_mhz, out, **depths):
     out = Path(out)
     if unit == "array":
         field = "mac_pipeline"
@@ -178,11 +199,9 @@ def main(board, unit, size, dtypes, field, mac_pipeline, pipelines, target_mhz, 
             )
         ]
     else:
-        depths = (
-            range(mac_cuts("fp16") + 1) if pipelines is None else map(int, pipelines.split(","))
-        )
-        base = PROTOTYPE.replace(mac_pipeline=mac_pipeline)
-        points = [base.replace(**{field: k}) for k in depths]
+        base = PROTOTYPE.replace(**depths)
+        swept = range(getattr(PROTOTYPE, field) + 1) if pipelines is None else pipelines.split(",")
+        points = [base.replace(**{field: int(k)}) for k in swept]
     rows = []
     for params in tqdm(points, desc="pipeline sweep"):
         build = out / "builds" / f"{unit}_{params.dtype}_{field}{getattr(params, field)}"

@@ -140,7 +140,10 @@ class FpgaReport:
         p = self.params
         what = f"{p['rows']}x{p['cols']} {p['dtype']}, mac_pipeline={p['mac_pipeline']}"
         if self.unit == "focus":
-            what += f", vector {p['vector_size']}, {p['sic_lanes']} SIC lanes, m_tile {p['m_tile']}"
+            what += (
+                f", sic_pipeline={p['sic_pipeline']}, scatter_pipeline={p['scatter_pipeline']}"
+                f", vector {p['vector_size']}, {p['sic_lanes']} SIC lanes, m_tile {p['m_tile']}"
+            )
         seeds = ", ".join(f"{s}: {f:.2f}" for s, f in self.seeds.items())
         rows = [
             ("board", f"{self.board} ({self.device})"),
