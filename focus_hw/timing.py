@@ -192,9 +192,10 @@ def sic_mean_latency(params: FocusParams) -> int:
     """Cycles from a mean query accepted by the average-update unit (its
     mean pipeline free) to the mean valid: count read (1), reciprocal read
     with the first element group's sum word (1), ``E`` element groups
-    (:func:`sic_mean_cycles`), one per cycle, ``P`` multiplier stages, the
-    last group in: ``E + P + 2``. Queries are taken one per ``E`` cycles."""
-    return sic_mean_cycles(params) + params.sic_pipeline + 2
+    (:func:`sic_mean_cycles`), one per cycle, ``P`` multiplier and ``P``
+    narrowing stages, the last group in: ``E + 2P + 2``. Queries are taken
+    one per ``E`` cycles."""
+    return sic_mean_cycles(params) + 2 * params.sic_pipeline + 2
 
 
 def _sic_datapath_period(params: FocusParams) -> int:
@@ -278,9 +279,9 @@ def sic_output_cycles(n: int, params: FocusParams) -> int:
     beat sent, without backpressure: the first map read in ``s + 1``, the
     first mean query taken in ``s + 2``, the others one per ``E`` =
     :func:`sic_mean_cycles`, the last mean valid (and sent)
-    :func:`sic_mean_latency` after the last query: ``n*E + P + 4``."""
+    :func:`sic_mean_latency` after the last query: ``n*E + 2P + 4``."""
     n = _count("sic_output_cycles", "n", n)
-    return n * sic_mean_cycles(params) + params.sic_pipeline + 4
+    return n * sic_mean_cycles(params) + 2 * params.sic_pipeline + 4
 
 
 @functools.cache
@@ -289,7 +290,7 @@ def sic_cycles(n: int, params: FocusParams) -> int:
     own, from the first vector accepted to the last concentrated vector
     sent, both counted, without backpressure: ``C(n) + O(n) + 1``
     (:func:`sic_output_start`, :func:`sic_output_cycles`), that is
-    ``(n-1)*V + W + U_c + n*E + P + 3``."""
+    ``(n-1)*V + W + U_c + n*E + 2P + 3``."""
     return sic_output_start(n, params) + sic_output_cycles(n, params) + 1
 
 

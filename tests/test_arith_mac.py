@@ -14,7 +14,7 @@ import acc_reference as exact
 from focus_hw.arith import FORMATS, MAC
 from focus_hw.arith import reference as ref
 from focus_hw.arith.compare import FCompare, FMax
-from focus_hw.arith.convert import Narrow, Widen
+from focus_hw.arith.convert import NARROW_CUTS, Narrow, Widen
 from focus_hw.arith.fadd import ADD_CUTS, FAdd
 from focus_hw.arith.fmul import MUL_CUTS, FMul
 from focus_hw.arith.mac import mac_cuts
@@ -398,7 +398,7 @@ UNITS = {  # maker, inputs, input width, cut points
     "add-fp32": (lambda p: FAdd("fp32", p), ("a", "b"), 32, ADD_CUTS),
     "mul-bf16": (lambda p: FMul("bf16", p), ("a", "b"), 16, MUL_CUTS),
     "widen-fp16": (lambda p: Widen("fp16", p), ("a",), 16, 1),
-    "narrow-fp16": (lambda p: Narrow("fp16", p), ("a",), 32, 1),
+    "narrow-fp16": (lambda p: Narrow("fp16", p), ("a",), 32, NARROW_CUTS),
     "max-fp16": (lambda p: FMax("fp16", p), ("a", "b"), 16, 1),
     "compare-fp32": (lambda p: FCompare("fp32", p), ("a", "b"), 32, 1),
 }

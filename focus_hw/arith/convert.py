@@ -9,10 +9,13 @@ from amaranth.lib.wiring import In, Out
 from .bits import leading_zeros, wire
 from .formats import FP32, float_format
 from .pipeline import Pipeline, check_pipeline
-from .rounding import round_pack
+from .rounding import ROUND_CUTS, round_pack
 from .unpack import unpack
 
-__all__ = ["Widen", "Narrow", "widen", "narrow"]
+__all__ = ["Widen", "Narrow", "widen", "narrow", "NARROW_CUTS"]
+
+#: Pipeline cut points of :func:`narrow` (after the unpack, then :func:`round_pack`'s).
+NARROW_CUTS = 1 + ROUND_CUTS
 
 
 def widen(m, fmt, bits) -> Value:
@@ -35,7 +38,8 @@ def narrow(m, fmt, pipe, bits) -> Value:
 
     NaNs as numpy/ml_dtypes: fp16 keeps the top payload bits without quieting
     (a payload that would vanish becomes 1); bf16 gives the canonical quiet
-    NaN with the sign kept.
+    NaN with the sign kept. ``pipe``'s next :data:`NARROW_CUTS` cut points are
+    its own.
     """
     x = unpack(m, FP32, bits)
     sign = x.sign
@@ -49,7 +53,15 @@ def narrow(m, fmt, pipe, bits) -> Value:
     exp, sig, nan, nan_bits, inf, infinity, sign = pipe.cut(
         x.exp, x.sig, x.nan, nan_bits, x.inf, infinity, sign
     )
-    finite, _ = round_pack(m, fmt, sign, exp + (fmt.bias - FP32.bias), sig)
+    finite, (nan, nan_bits, inf, infinity) = round_pack(
+        m,
+        fmt,
+        sign,
+        exp + (fmt.bias - FP32.bias),
+        sig,
+        pipe=pipe,
+        carry=(nan, nan_bits, inf, infinity),
+    )
     return Mux(nan, nan_bits, Mux(inf, infinity, finite))
 
 
@@ -79,6 +91,6 @@ class Narrow(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        pipe = Pipeline(m, self.pipeline, 1, self.en)
+        pipe = Pipeline(m, self.pipeline, NARROW_CUTS, self.en)
         m.d.comb += self.out.eq(narrow(m, self.fmt, pipe, self.a))
         return m

@@ -7,7 +7,7 @@ from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..arith.convert import narrow
+from ..arith.convert import NARROW_CUTS, narrow
 from ..arith.formats import float_format
 from ..arith.pipeline import Pipeline
 from ..params import FocusParams
@@ -100,7 +100,8 @@ class DrainEngine(wiring.Component):
             narrowed = self.data.payload.as_value()
         else:
             fmt = float_format(p.dtype)
-            narrowed = Cat(narrow(m, fmt, Pipeline(m, 0, 1, 1), e) for e in self.data.payload)
+            rows = self.data.payload
+            narrowed = Cat(narrow(m, fmt, Pipeline(m, 0, NARROW_CUTS, 1), e) for e in rows)
         inp, pos, out = self.sic.payload, self.positions.payload, self.out.payload
         joined = self.data.valid & (self.positions.valid | self.bypass)
         taken = joined & Mux(self.bypass, self.out.ready, self.sic.ready)

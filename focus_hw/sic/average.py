@@ -8,7 +8,7 @@ from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..arith import FP32, FAdd, FMul, Widen
-from ..arith.convert import narrow
+from ..arith.convert import NARROW_CUTS, narrow
 from ..arith.formats import float_format
 from ..arith.pipeline import Pipeline
 from ..arith.reference import to_bits
@@ -73,15 +73,15 @@ class AverageUpdate(wiring.Component):
     ``U`` elements a cycle read, added and written back (per-element write
     enables); a mean through ``Q`` fp32 multipliers and narrowing units
     (:func:`focus_hw.timing.sic_mean_lanes`), ``Q`` elements a cycle. The
-    adders and multipliers are plain pipelines of ``P = sic_pipeline``
-    stages.
+    adders, multipliers and narrowing units are plain pipelines of ``P =
+    sic_pipeline`` stages.
 
     Timing: an update accepted in cycle ``u`` reads its element groups in
     ``u+1 ..`` and writes each ``P + 1`` cycles after its read; the next
     update is taken from ``u +`` :func:`~focus_hw.timing.sic_update_cycles`.
     A query accepted in cycle ``q`` with the mean pipeline free reads the
     count in ``q`` and its sums from ``q + 1`` and gives ``mean.valid`` from
-    ``q + E + P + 2`` (:func:`focus_hw.timing.sic_mean_latency`); queries
+    ``q + E + 2P + 2`` (:func:`focus_hw.timing.sic_mean_latency`); queries
     are taken one per ``E`` = :func:`~focus_hw.timing.sic_mean_cycles`
     cycles while ``mean`` is read. Until ``mean`` is taken the mean pipeline
     holds, and so does the payload.
@@ -214,8 +214,8 @@ class AverageUpdate(wiring.Component):
             elem = elems[k * 32 : (k + 1) * 32]
             m.d.comb += [mul.a.eq(elem), mul.b.eq(rec_r.data), mul.en.eq(go)]
             value = Mux(big, mul.out, _late(m, elem, pipe, go))
-            narrows.append(narrow(m, fmt, Pipeline(m, 0, 1, Const(1)), value))
-        done = _late(m, in_groups, pipe, go)  # an element group's means are ready
+            narrows.append(narrow(m, fmt, Pipeline(m, pipe, NARROW_CUTS, go), value))
+        done = _late(m, in_groups, 2 * pipe, go)  # an element group's means are ready
         filled = Signal(range(steps))
         with m.If(go & done):
             m.d.sync += [mean.eq(Cat(mean[op * qlanes :], *narrows)), filled.eq(filled + 1)]
