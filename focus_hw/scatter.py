@@ -96,6 +96,9 @@ class ScatterAccumulator(wiring.Component):
     the buffer, its ports made on construction (``memory.write_ports[i]`` is
     lane ``i``'s; a harness may add ports before elaboration), and
     :attr:`old` holds each lane's adder ``a`` operands in its add cycle.
+
+    Elaborated for an FPGA board, the buffer becomes banks and a live-value
+    table (:mod:`focus_hw.multiport`), the same cycle for cycle.
     """
 
     def __init__(self, params: FocusParams):

@@ -10,7 +10,7 @@ import sysconfig
 import warnings
 
 import pytest
-from amaranth.hdl import UnusedElaboratable
+from amaranth.hdl import Fragment, UnusedElaboratable
 from amaranth.sim import Simulator
 from click.testing import CliRunner
 
@@ -18,6 +18,7 @@ from focus_hw import FocusParams
 from focus_hw.cli import main as hw_main
 from focus_hw.focus_gemm import simulate_focus_gemm
 from focus_hw.fpga import FocusHarness, expected_run, led_pattern, planted_gemm, rotl_checksum
+from focus_hw.fpga.boards import BOARDS
 from focus_hw.fpga.focus_harness import IN_VALID, OUT_READY, pattern
 from focus_hw.sic.model import sic_model
 from focus_hw.sic.sic import output_layout
@@ -30,10 +31,10 @@ SMALL = dict(
 ) | dict(max_frame_tokens=16)
 
 
-def run_harness(harness, max_cycles=5000):
-    """Simulate until ``done``: the harness's outputs then, and its checksum
-    20 cycles later."""
-    sim = Simulator(harness)
+def run_harness(harness, max_cycles=5000, platform=None):
+    """Simulate (elaborated for ``platform``) until ``done``: the harness's
+    outputs then, and its checksum 20 cycles later."""
+    sim = Simulator(Fragment.get(harness, platform))
     sim.add_clock(1e-8)
     got = {}
 
@@ -73,11 +74,15 @@ def test_planted_gemm_has_merges_zeros_and_several_tiles(small):
     assert (len(gemm.x) - 1) > p.m_tile  # more than one M tile
 
 
-def test_harness_equals_simulate_focus_gemm(small):
+@pytest.mark.parametrize("board", [None, "ulx3s-85f"])
+def test_harness_equals_simulate_focus_gemm(small, board):
+    """Elaborated as simulated and as built for a board (the scatter's
+    buffer in banks and a live-value table: :mod:`focus_hw.multiport`)."""
     p, gemm, run = small
     checksum = rotl_checksum(run.words, output_layout(p).size)
     assert expected_run(p, gemm) == (checksum, run.cycles)
-    got = run_harness(FocusHarness(p, gemm, checksum))
+    platform = board and BOARDS[board].make_platform()
+    got = run_harness(FocusHarness(p, gemm, checksum), platform=platform)
     assert got == {"checksum": checksum, "ok": 1, "cycles": run.cycles, "after": checksum}
 
 

@@ -6,11 +6,13 @@ pipelined adders (a row's update waits for its previous sum)."""
 import ml_dtypes
 import numpy as np
 import pytest
+from amaranth.hdl import Fragment
 from amaranth.sim import Simulator
 
 import acc_reference as exact
 from focus_hw import FocusParams
 from focus_hw.formats import number_format
+from focus_hw.fpga.boards import BOARDS
 from focus_hw.scatter import ScatterAccumulator
 
 F32 = np.float32
@@ -29,12 +31,13 @@ def req(row, value=(0.0, 0.0), init=0, skip=0, acc=FP32):
     return {"row": row, "value": bits, "init": init, "skip": skip}
 
 
-def run(p, streams, *, drain_stall=0.0, seed=0):
+def run(p, streams, *, drain_stall=0.0, seed=0, platform=None):
     """Drive ``streams`` (one list per lane; ``None`` is an idle cycle, a
     request is offered until taken), then drain every row (``data.ready``
-    low with probability ``drain_stall``). Returns the accepted requests as
-    (cycle, lane, request) in accept order, the rows (accumulator bits), the
-    counters, ``busy`` per cycle and how often a lane's request waited."""
+    low with probability ``drain_stall``), the scatter elaborated for
+    ``platform``. Returns the accepted requests as (cycle, lane, request) in
+    accept order, the rows (accumulator bits), the counters, ``busy`` per
+    cycle and how often a lane's request waited."""
     dut = ScatterAccumulator(p)
     rng = np.random.default_rng(seed)
     depth = 2 * p.m_tile
@@ -87,7 +90,7 @@ def run(p, streams, *, drain_stall=0.0, seed=0):
             await ctx.tick()
         out["reads"], out["writes"] = ctx.get(dut.reads), ctx.get(dut.writes)
 
-    sim = Simulator(dut)
+    sim = Simulator(Fragment.get(dut, platform))
     sim.add_clock(1e-6)
     sim.add_testbench(bench)
     sim.run()
@@ -337,10 +340,27 @@ def random_value(rng, specials, acc):
 def test_random_streams(lanes, seed, specials, fields):
     p = params(lanes, **fields)
     rng = np.random.default_rng(seed)
+    out = check(p, random_streams(p, rng, specials), drain_stall=0.3, seed=seed)
+    assert out["stalls"] > 0  # same-row conflicts were exercised
+
+
+@pytest.mark.parametrize("lanes, seed", [(3, 8), (2, 9)])
+def test_random_streams_fpga_buffer(lanes, seed):
+    """Elaborated for an FPGA board: the buffer in banks and a live-value
+    table (:mod:`focus_hw.multiport`)."""
+    p = params(lanes)
+    rng = np.random.default_rng(seed)
+    platform = BOARDS["ulx3s-85f"].make_platform()
+    out = check(p, random_streams(p, rng, True), drain_stall=0.3, seed=seed, platform=platform)
+    assert out["stalls"] > 0
+
+
+def random_streams(p, rng, specials):
+    """A stream of 40 beats per lane: idle cycles and requests, most on a few rows."""
     rows = 2 * p.m_tile
     hot = rng.choice(rows, 3, replace=False)  # most requests hit a few rows
     streams = []
-    for _ in range(lanes):
+    for _ in range(p.num_scatter):
         s = []
         for _ in range(40):
             if rng.random() < 0.3:
@@ -351,5 +371,4 @@ def test_random_streams(lanes, seed, specials, fields):
             init, skip = int(rng.random() < 0.1), int(rng.random() < 0.1)
             s.append(req(row, value, init, skip, p.acc))
         streams.append(s)
-    out = check(p, streams, drain_stall=0.3, seed=seed)
-    assert out["stalls"] > 0  # same-row conflicts were exercised
+    return streams

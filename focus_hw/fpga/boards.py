@@ -6,6 +6,8 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 
+from ..multiport import LvtPlatform
+
 __all__ = ["BOARDS", "FAMILIES", "Board", "Family", "UnknownBoardError", "board"]
 
 
@@ -62,8 +64,11 @@ class Board:
     family: str
 
     def make_platform(self):
-        module, cls = self.platform.split(":")
-        return getattr(importlib.import_module(f"amaranth_boards.{module}"), cls)()
+        """The board's platform, which lowers memories with several write
+        ports to RAM banks and a live-value table (:class:`~focus_hw.multiport.LvtPlatform`)."""
+        module, name = self.platform.split(":")
+        cls = getattr(importlib.import_module(f"amaranth_boards.{module}"), name)
+        return type(name, (LvtPlatform, cls), {})()
 
 
 def _boards(*boards: Board) -> dict[str, Board]:
