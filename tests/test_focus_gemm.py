@@ -155,7 +155,9 @@ CASES = [
 #: simulate_focus_gemm at d7084d1 with the one-adder group-sum SIC (53a6383),
 #: re-measured with the SIC's passes overlapped (two banks, one mean lane;
 #: were (405, 240), (336, 101), (593, 350), (487, 305), (815, 298)):
-#: out_vectors=1, ring_blocks=2 must keep them.
+#: out_vectors=1, ring_blocks=2 must keep them, but for the ``sic_pipeline``
+#: stages the SIC's mean narrowing has had since (24102f9): they add that
+#: many cycles to the last pass's output, not to the stall.
 BEFORE_RING = [(350, 204), (305, 89), (523, 305), (411, 245), (753, 274)]
 
 
@@ -195,7 +197,7 @@ def _model(run, x, w, grid, p):
 def test_one_vector_tiles_and_two_blocks_keep_the_cycles(case, before):
     p, x, w, grid = _model_case(case, out_vectors=1, ring_blocks=2)
     run = simulate_focus_gemm(x, w, grid, p)
-    assert (run.cycles, run.stats["stall_cycles"]) == before
+    assert (run.cycles - p.sic_pipeline, run.stats["stall_cycles"]) == before
     assert _model(run, x, w, grid, p) == dict(run.stats, cycles=run.cycles)
 
 
