@@ -52,7 +52,9 @@ Scope:
   backpressure, by IC3/PDR (SBY's ``abc pdr``, which finds the inductive
   invariant itself, after :data:`PDR`'s reductions): ~10-15 s each. The
   ``slow`` variants grow one size each, with :data:`P`: 2 tokens ~11 s,
-  2 K chunks ~22 s, 2 N tiles ~19 s.
+  2 K chunks ~22 s, 2 N tiles ~19 s; and :data:`TWO_TILES` (3 tokens in
+  two M tiles, so the engines' progress overlaps across tiles): ~215-265 s
+  (its mutant, withheld weights: ~35 s).
   For these proofs the engines' loop counters are :data:`WALKER_BITS`
   wide instead of 32 (``narrow_walkers``), and the same proof shows that
   they never come near that width's limit, so the narrow design behaves
@@ -62,11 +64,17 @@ Scope:
   exactly. Not vacuous: the same engine flags withheld weights and a
   window of 4 cycles as deadlocks, one more expected ``out`` beat as a
   missing one, and 2-bit loop counters as out of range (~12-35 s each).
-  Larger runs get no reliable verdict: 3 tokens in two M tiles was proved
-  once in ~150 s and gave none in 5 minutes from a model built by the
-  test (PDR is sensitive to the model's form); 3 tokens, 2 chunks, 2 N
-  tiles gave none in 15 minutes. So the largest size is left to the BMC
-  below. (Times: the wall clock of one test on a shared 2-core machine.)
+  Larger runs get no verdict: the largest, (3, 2, 2), none in 15
+  minutes; with the streams counted in the engines' own loop-nest form
+  (which ``scorr`` can merge with their counters) none in 10, nor for
+  (2, 2, 2); other ABC flows (``scorr -F 4``, ``pdr -o``, a ``&gla``
+  abstraction) were slower than :data:`PDR` on :data:`TWO_TILES`. Plain
+  k-induction (SBY ``prove``, depth 28) with asserted invariants tying the
+  streams to the engines' loop counters, hand-off flags and ring blocks
+  (none for the SIC) does not close even for 1 token: its counterexample
+  leaves the SIC's internal state unconstrained. So the largest size is
+  left to the BMC below. (Times: the wall clock of one test on a shared
+  2-core machine.)
 * BMC: under backpressure only the first :data:`DEPTH` cycles of a
   run of the largest size (3 tokens in two M tiles, 2 K chunks, 2 N tiles; a
   cooperative run takes up to 108 cycles with :data:`P`, 100 with
@@ -126,6 +134,8 @@ WALKER_BITS = 4
 PDR = "abc scorr -F 2; dc2; scorr; pdr"
 #: The run of the whole-run proofs (and of their mutants).
 WHOLE = {"tokens": (1, 1), "chunks": (1, 1), "ntiles": (1, 1)}
+#: The largest whole run proved: 3 tokens in two M tiles (1 K chunk, 1 N tile).
+TWO_TILES = {"tokens": (3, 3), "chunks": (1, 1), "ntiles": (1, 1)}
 STREAMS = ("map", "vectors", "weights", "positions")
 
 
@@ -458,6 +468,25 @@ def test_larger_whole_runs_end_complete_without_deadlock(free_fp, narrow_walkers
     require(*TOOLS)
     env = Env(fixed(*sizes), checks=("deadlock", "complete"), where=narrow_walkers)
     prove(env, depth=1, workdir=tmp_path, engine=PDR, timeout=1800)
+
+
+@pytest.mark.slow
+def test_two_tile_whole_runs_end_complete_without_deadlock(free_fp, narrow_walkers, tmp_path):
+    """Whole runs of :data:`TWO_TILES`: the engines' progress overlaps
+    across M tiles (one loads the second tile while others finish the first)."""
+    require(*TOOLS)
+    env = Env(TWO_TILES, checks=("deadlock", "complete"), where=narrow_walkers)
+    prove(env, depth=1, workdir=tmp_path, engine=PDR, timeout=1800)
+
+
+@pytest.mark.slow
+def test_two_tile_whole_run_proof_can_fail(free_fp, narrow_walkers, tmp_path):
+    """The same proof flags withheld weights as a deadlock."""
+    require(*TOOLS)
+    mutant = {"cooperative": True, "withhold": "weights"}
+    env = Env(TWO_TILES, checks=("deadlock", "complete"), where=narrow_walkers, **mutant)
+    failed = failed_checks(env, env.where, depth=1, workdir=tmp_path, engine=PDR, timeout=1800)
+    assert failed == {"deadlock"}
 
 
 @pytest.mark.slow
