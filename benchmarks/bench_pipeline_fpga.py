@@ -128,6 +128,20 @@ def plot(df: pd.DataFrame, field: str, unit: str) -> bytes:
     return figure_png(fig, dpi=110)
 
 
+def depth_options(command):
+    """``--mac-pipeline``, ``--sic-pipeline``, ``--scatter-pipeline``: the
+    depths not swept (--unit focus), by default the prototype's."""
+    for field in reversed(FIELDS):
+        command = click.option(
+            f"--{field.replace('_', '-')}",
+            type=click.IntRange(min=0),
+            default=getattr(PROTOTYPE, field),
+            show_default=True,
+            help=f"{field} while another field is swept (--unit focus)",
+        )(command)
+    return command
+
+
 @click.command()
 @click.option("--board", default="ulx3s-85f", show_default=True)
 @click.option(
@@ -152,27 +166,7 @@ def plot(df: pd.DataFrame, field: str, unit: str) -> bytes:
     show_default=True,
     help="the depth swept on the accelerator (--unit focus)",
 )
-@click.option(
-    "--mac-pipeline",
-    type=click.IntRange(min=0),
-    default=PROTOTYPE.mac_pipeline,
-    show_default=True,
-    help="mac_pipeline while another field is swept (--unit focus)",
-)
-@click.option(
-    "--sic-pipeline",
-    type=click.IntRange(min=0),
-    default=PROTOTYPE.sic_pipeline,
-    show_default=True,
-    help="sic_pipeline while another field is swept (--unit focus)",
-)
-@click.option(
-    "--scatter-pipeline",
-    type=click.IntRange(min=0),
-    default=PROTOTYPE.scatter_pipeline,
-    show_default=True,
-    help="scatter_pipeline while another field is swept (--unit focus)",
-)
+@depth_options
 @click.option(
     "--pipelines",
     default=None,
