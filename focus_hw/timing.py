@@ -347,6 +347,14 @@ def sec_cycles(rows: int, n: int, params: FocusParams) -> int:
     return rows * n + passes * (n + 2**digit + 3) + n + 4
 
 
+def drain_stages(params: FocusParams) -> int:
+    """Register stages of the drain's narrowing (fp32 -> the operand format,
+    :class:`focus_hw.engines.drain.DrainEngine`): ``scatter_pipeline``, or 0
+    with ``acc_format="operand"`` (the sums are in the operand format, there
+    is nothing to narrow)."""
+    return 0 if params.acc is params.format else params.scatter_pipeline
+
+
 # -- the integrated accelerator ------------------------------------------------
 #
 # :class:`focus_hw.accelerator.FocusAccelerator` runs five engines that hand
@@ -561,6 +569,7 @@ def _constants(params: FocusParams) -> tuple:
         sic_vector_cycles(p),
         p.rows + 1,  # the first tile's weights are in
         p.scatter_pipeline,
+        drain_stages(p),
     )
     step = sic_vector_cycles(p)
     return sic_output_start(1, p), step, sic_output_cycles(1, p), sic_mean_cycles(p), fixed
@@ -588,25 +597,27 @@ def _schedule(ms, unique, lengths, starts, outs, runs, config):
     last chunk, per sub-tile."""
     group, ring, lanes, reload = config[0], config[1], config[2], config[3]
     latency, v, weights, pipeline = config[4], config[5], config[6], config[7]
-    jump, bypass = config[8], config[9]
+    stages, jump, bypass = config[8], config[9], config[10]
     never = -(10**18)  # before cycle 0: no constraint
     fl, se, lr = 0, 2, 2 + ring  # offsets in times
     feed_last, accept, written, drained = 4 + ring, 5 + ring, 6 + ring, 7 + ring
     scattered, weights_at, next_load, sent = 8 + ring, 9 + ring, 10 + ring, 11 + ring
-    sic_next, sent_before = 12 + ring, 13 + ring
-    used = 12 + ring if bypass else 14 + ring  # the times the run moves
+    sic_next, sent_before, gos = 12 + ring, 13 + ring, 14 + ring
+    size = 15 + ring + stages
+    used = 12 + ring if bypass else size  # the times the run moves
     cycles, stalls = np.zeros(len(runs), np.int64), np.zeros(len(runs), np.int64)
     ends = np.zeros(len(ms), np.int64)
     for r in range(len(runs)):
         begin, n_tiles = runs[r, 0], runs[r, 1]
         end = runs[r + 1, 0] if r + 1 < len(runs) else len(ms)
         full, rest = divmod(n_tiles, group)
-        times = np.full(14 + ring, never, np.int64)
+        times = np.full(size, never, np.int64)
         times[weights_at], times[next_load], times[sic_next] = weights, 1, 0
         times[sent], times[sent_before] = -1, -1  # no pass yet (none at all: 0 cycles)
         head, total = 0, 0
         before = np.empty_like(times)
         firsts = np.empty(group, np.int64)
+        moved = np.empty(stages + 1, np.int64)
         for t in range(begin, end):
             m, start_after, out_cycles = ms[t], starts[t], outs[t]
             beats = -(-m // lanes)
@@ -652,11 +663,36 @@ def _schedule(ms, unique, lengths, starts, outs, runs, config):
                     drain = max(ready, times[drained] + 1)
                     if bypass:
                         times[drained] = drain + m
-                        times[sent] = drain + m + 1
+                        times[sent] = drain + m + 1 + stages
                         continue
-                    s = max(drain + 2, times[sic_next], times[sent_before] + 1)
+                    # the narrowing's go cycles: times[gos + x] (x <= stages),
+                    # then one a cycle; row 0 goes into slot k
+                    last_go = times[gos + stages]
+                    k = 1
+                    while k <= stages and times[gos + k] < drain + 2:
+                        k += 1
+                    if k > stages:
+                        k = stages + max(1, drain + 2 - last_go)
+                    x = k + stages - 1  # row 0 reaches the SIC after go x
+                    at = times[gos + x] if x <= stages else last_go + x - stages
+                    s = max(at + 1, times[sic_next], times[sent_before] + 1)
                     times[sic_next] = s + m * v
-                    times[drained] = s + (m - 2) * v if m >= 2 else drain + 1
+                    if m >= stages + 2:
+                        times[drained] = s + (m - 2 - stages) * v
+                    else:  # the read after go k + m - 2 (row 0: or Ds+1)
+                        x = k + m - 2
+                        at = times[gos + x] if x <= stages else last_go + x - stages
+                        times[drained] = at if m >= 2 else max(at, drain + 1)
+                    for y in range(stages + 1):  # the go cycles of the pass's last slots
+                        row = m - 1 - stages + y
+                        x = k + m - 1 + y
+                        if row >= 0:
+                            moved[y] = s + row * v
+                        elif x <= stages:
+                            moved[y] = times[gos + x]
+                        else:
+                            moved[y] = last_go + x - stages
+                    times[gos : gos + stages + 1] = moved
                     out = max(s + start_after, times[sent])
                     times[sent_before], times[sent] = times[sent], out + out_cycles
                 times[lr], times[lr + 1] = times[lr + 1], times[drained]
