@@ -396,22 +396,51 @@ def drain_stages(params: FocusParams) -> int:
 #   = X_k+beats-1``; the group's last sum is written in ``Ae+1+P`` of its
 #   last block, and its output rows are drainable from ``Ae+2+P``. (With
 #   ``P = 0`` no lane waits: ``Ae = Se+1``.)
-# * drain (per sub-tile ``i``, one SIC pass): starts in ``Ds_i = max(Ae+2+P,
-#   Dl_{i-1}+1)``; the SIC takes row 0 in ``s_i = max(Ds_i+2,
-#   s_{i-1}+m_{i-1}*V, f_{i-2}+1)`` (the input period, and the pass's bank
-#   free: the pass before the last one has sent its last beat ``f_{i-2}``),
-#   row ``j`` in ``s_i+j*V``; the drain's last read ``Dl_i`` is in
-#   ``s_i+(m-2)*V`` (``m >= 2``) or ``Ds_i+1``;
+# * drain (per sub-tile ``i``, one SIC pass of ``m`` rows; ``E`` =
+#   :func:`drain_stages`, the narrowing's register stages): starts in
+#   ``Ds_i = max(Ae+2+P, Dl_{i-1}+1)`` and reads from ``Ds_i+1`` on. The
+#   output buffer's data register and the ``E`` stages behind it are one
+#   chain that moves as a whole in the *go* cycles, those in which its last
+#   stage is empty or the SIC takes that stage's row. Number the go cycles
+#   ``g_1 < g_2 < ...`` and call ``[g_{n-1}, g_n)`` slot ``n``: a row read
+#   in it (one at most: a full data register waits for a go) is in the last
+#   stage from ``g_{n+E-1}+1`` and leaves in ``g_{n+E}``; an empty slot
+#   leaves at once, ``g_{n+E} = g_{n+E-1}+1``. During a pass the drain reads
+#   in every go cycle, so its rows fill consecutive slots and each reaches
+#   the last stage the cycle after the one before left: the SIC takes row
+#   ``j`` in ``s_i+j*V``. Let ``G_y`` (``y >= 0``) be the go cycle of slot
+#   ``L+y``, ``L`` the pass's last slot: for ``y <= E`` the SIC's take of
+#   row ``m-1-E+y`` (``s_i+(m-1-E+y)*V``; with fewer rows, the previous
+#   ``G`` of that slot), then one a cycle, ``G_y = G_E+y-E``, until the
+#   next pass arrives. That pass's row 0 goes into slot ``L+k``, the first
+#   (``k >= 1``) whose go cycle ``G_k`` is ``>= Ds_i+2`` (reading must begin
+#   before it; with ``E = 0`` the rule means reading in ``g_{n-1}``), read
+#   in ``max(G_{k-1}, Ds_i+1)``; row ``j`` (``1 <= j <= E``) is read in
+#   ``G_{k+j-1}``, row ``j > E`` when the SIC takes row ``j-E-1``. So the
+#   SIC takes row 0 in ``s_i = max(G_{k+E-1}+1, s_{i-1}+m_{i-1}*V,
+#   f_{i-2}+1)`` (the row there, the input period, and the pass's bank free:
+#   the pass before the last one has sent its last beat ``f_{i-2}``), row
+#   ``j`` in ``s_i+j*V``; the drain's last read ``Dl_i`` is in
+#   ``s_i+(m-2-E)*V`` (``m >= E+2``), ``G_{k+m-2}`` (``2 <= m <= E+1``) or
+#   ``max(G_{k-1}, Ds_i+1)`` (``m = 1``). The schedule keeps ``G_0 ..
+#   G_E``. After a gap (the chain empty, as before the run's first pass)
+#   this is ``s_i = max(Ds_i+2+E, ...)``, row ``j <= E`` read in
+#   ``Ds_i+1+j``, and with ``E = 0`` ``Dl_i = s_i+(m-2)*V``; a pass that
+#   follows closely can find the previous pass's rows still in the chain
+#   (its rows wait behind them, and bubbles between the passes move with
+#   the chain), and a one-row pass's row is read only once the previous
+#   pass's last row has moved on (``G_{k-1}``);
 # * SIC output (per pass): starts in ``o_i = max(s_i+C(m_i), f_{i-1})``
 #   (:func:`sic_output_start`), its last beat in ``f_i = o_i+O(m_i)``
 #   (:func:`sic_output_cycles`).
 #
 # A bypass run (``bypass`` high) hands the drain's rows to ``out`` instead:
-# the drain reads row 0 in ``Ds_i+1``; the output buffer gives a row the
-# cycle after its read and ``out`` takes it at once, which frees the read
-# port for the next row, so row ``j`` is read in ``Ds_i+1+j`` and sent in
-# ``Ds_i+2+j``: ``Dl_i = Ds_i+m`` and the sub-tile's last beat is ``f_i =
-# Ds_i+m+1``. The SIC and ``positions`` take no part.
+# ``out`` takes a row as soon as it leaves the last stage, so every cycle is
+# a go cycle and the read port takes an address a cycle: row ``j`` is read
+# in ``Ds_i+1+j``, the output buffer gives it in ``Ds_i+2+j`` and ``out``
+# takes it ``E`` cycles later, in ``Ds_i+2+E+j``: ``Dl_i = Ds_i+m`` and the
+# sub-tile's last beat is ``f_i = Ds_i+m+1+E``. The SIC and ``positions``
+# take no part.
 #
 # The run ends with the last pass's last output: ``f_last + 1`` cycles,
 # cycle 0 included. The feeder stalls (a loaded chunk waits for a free ring
@@ -592,8 +621,9 @@ def _schedule(ms, unique, lengths, starts, outs, runs, config):
     last map beat per ring block (``Se``, a circular buffer from ``head``),
     the drain's last read per output half, then the single ones named below
     (``scattered``: the last block's ``Ae``; ``sent``: the last pass's last
-    beat, ``sent_before``: the one before's), the SIC's last (a bypass run
-    leaves them alone). ``firsts`` holds ``X`` of the group's blocks of the
+    beat, ``sent_before``: the one before's), the SIC's last, and the go
+    cycles ``G_0 .. G_E`` of the drain's chain (``gos``; a bypass run
+    leaves these alone). ``firsts`` holds ``X`` of the group's blocks of the
     last chunk, per sub-tile."""
     group, ring, lanes, reload = config[0], config[1], config[2], config[3]
     latency, v, weights, pipeline = config[4], config[5], config[6], config[7]
@@ -602,7 +632,7 @@ def _schedule(ms, unique, lengths, starts, outs, runs, config):
     fl, se, lr = 0, 2, 2 + ring  # offsets in times
     feed_last, accept, written, drained = 4 + ring, 5 + ring, 6 + ring, 7 + ring
     scattered, weights_at, next_load, sent = 8 + ring, 9 + ring, 10 + ring, 11 + ring
-    sic_next, sent_before, gos = 12 + ring, 13 + ring, 14 + ring
+    sic_next, sent_before, gos = 12 + ring, 13 + ring, 14 + ring  # gos: G_0 .. G_E
     size = 15 + ring + stages
     used = 12 + ring if bypass else size  # the times the run moves
     cycles, stalls = np.zeros(len(runs), np.int64), np.zeros(len(runs), np.int64)

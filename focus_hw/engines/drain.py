@@ -39,9 +39,20 @@ class DrainEngine(wiring.Component):
     SIC pass per sub-tile. With ``bypass`` high it hands each narrowed row
     to ``out`` instead, without a ``positions`` beat: ``pos`` and ``root``
     the token's index among the run's tokens, ``zero`` and ``similar`` low,
-    ``last`` on the sub-tile's last row. After the group's last row the half
-    is free again (``out_full`` low). ``result`` shows each row in the cycle
-    the SIC (or ``out``) takes it."""
+    ``last`` on the sub-tile's last row. Once the group's last row is read
+    the half is free again (``out_full`` low). ``result`` shows each row in
+    the cycle the SIC (or ``out``) takes it.
+
+    The narrowing has ``D =`` :func:`~focus_hw.timing.drain_stages` register
+    stages (``scatter_pipeline``; none for operand-format sums), at
+    :func:`~focus_hw.arith.convert.narrow`'s cut points. They move together:
+    all advance in a cycle where the last stage is empty or its row is
+    taken (``go``), and ``data`` is taken exactly then, so the stages hold
+    up to ``D`` rows besides the one the output buffer presents. A row's
+    flags, its token and its fp32 sums (for ``result``) move through the
+    same stages; ``positions`` is joined where the SIC takes the row. With
+    ``D = 0`` the narrowing is combinational and ``data`` is taken with the
+    row."""
 
     def __init__(self, params: FocusParams):
         self.params = params
