@@ -397,39 +397,38 @@ def drain_stages(params: FocusParams) -> int:
 #   last block, and its output rows are drainable from ``Ae+2+P``. (With
 #   ``P = 0`` no lane waits: ``Ae = Se+1``.)
 # * drain (per sub-tile ``i``, one SIC pass of ``m`` rows; ``E`` =
-#   :func:`drain_stages`, the narrowing's register stages): starts in
-#   ``Ds_i = max(Ae+2+P, Dl_{i-1}+1)`` and reads from ``Ds_i+1`` on. The
-#   output buffer's data register and the ``E`` stages behind it are one
-#   chain that moves as a whole in the *go* cycles, those in which its last
-#   stage is empty or the SIC takes that stage's row. Number the go cycles
-#   ``g_1 < g_2 < ...`` and call ``[g_{n-1}, g_n)`` slot ``n``: a row read
-#   in it (one at most: a full data register waits for a go) is in the last
-#   stage from ``g_{n+E-1}+1`` and leaves in ``g_{n+E}``; an empty slot
-#   leaves at once, ``g_{n+E} = g_{n+E-1}+1``. During a pass the drain reads
-#   in every go cycle, so its rows fill consecutive slots and each reaches
-#   the last stage the cycle after the one before left: the SIC takes row
-#   ``j`` in ``s_i+j*V``. Let ``G_y`` (``y >= 0``) be the go cycle of slot
-#   ``L+y``, ``L`` the pass's last slot: for ``y <= E`` the SIC's take of
-#   row ``m-1-E+y`` (``s_i+(m-1-E+y)*V``; with fewer rows, the previous
-#   ``G`` of that slot), then one a cycle, ``G_y = G_E+y-E``, until the
-#   next pass arrives. That pass's row 0 goes into slot ``L+k``, the first
-#   (``k >= 1``) whose go cycle ``G_k`` is ``>= Ds_i+2`` (reading must begin
-#   before it; with ``E = 0`` the rule means reading in ``g_{n-1}``), read
-#   in ``max(G_{k-1}, Ds_i+1)``; row ``j`` (``1 <= j <= E``) is read in
-#   ``G_{k+j-1}``, row ``j > E`` when the SIC takes row ``j-E-1``. So the
-#   SIC takes row 0 in ``s_i = max(G_{k+E-1}+1, s_{i-1}+m_{i-1}*V,
-#   f_{i-2}+1)`` (the row there, the input period, and the pass's bank free:
-#   the pass before the last one has sent its last beat ``f_{i-2}``), row
-#   ``j`` in ``s_i+j*V``; the drain's last read ``Dl_i`` is in
-#   ``s_i+(m-2-E)*V`` (``m >= E+2``), ``G_{k+m-2}`` (``2 <= m <= E+1``) or
-#   ``max(G_{k-1}, Ds_i+1)`` (``m = 1``). The schedule keeps ``G_0 ..
-#   G_E``. After a gap (the chain empty, as before the run's first pass)
-#   this is ``s_i = max(Ds_i+2+E, ...)``, row ``j <= E`` read in
-#   ``Ds_i+1+j``, and with ``E = 0`` ``Dl_i = s_i+(m-2)*V``; a pass that
-#   follows closely can find the previous pass's rows still in the chain
-#   (its rows wait behind them, and bubbles between the passes move with
-#   the chain), and a one-row pass's row is read only once the previous
-#   pass's last row has moved on (``G_{k-1}``);
+#   :func:`drain_stages`, the narrowing's register stages): starts in ``Ds_i =
+#   max(Ae+2+P, Dl_{i-1}+1)`` and reads from ``Ds_i+1`` on. The output buffer's
+#   data register and the ``E`` stages behind it are one chain that moves as a
+#   whole in the *go* cycles, those in which its last stage is empty or the SIC
+#   takes that stage's row. Number the go cycles ``g_1 < g_2 < ...`` and call
+#   ``[g_{n-1}, g_n)`` slot ``n``: a row read in it (one at most: a full data
+#   register waits for a go) is in the last stage from ``g_{n+E-1}+1`` and
+#   leaves in ``g_{n+E}``; an empty slot leaves at once, ``g_{n+E} =
+#   g_{n+E-1}+1``. During a pass the drain reads in every go cycle, so its rows
+#   fill consecutive slots and each reaches the last stage the cycle after the
+#   one before left: the SIC takes row ``j`` in ``s_i+j*V``. Let ``G_y`` (``y >=
+#   0``) be the go cycle of slot ``L+y``, ``L`` the last slot of pass ``i-1``,
+#   as if nothing followed: for ``y <= E`` the SIC's take of that pass's row
+#   ``m_{i-1}-1-E+y`` (for a shorter pass, the slot's go cycle as it was before
+#   that pass), then one a cycle, ``G_y = G_E+y-E``. Pass ``i``'s row 0 goes
+#   into slot ``L+k``, the first (``k >= 1``) with ``G_k >= Ds_i+2`` (reading
+#   must begin before the slot's go; with ``E = 0`` this says reading in
+#   ``g_{n-1}``), read in ``max(G_{k-1}, Ds_i+1)``; row ``j`` (``1 <= j <= E``)
+#   is read in ``G_{k+j-1}``, row ``j > E`` when the SIC takes row ``j-E-1``. So
+#   the SIC takes row 0 in ``s_i = max(G_{k+E-1}+1, s_{i-1}+m_{i-1}*V,
+#   f_{i-2}+1)`` (the row there, the input period, and the pass's bank free: the
+#   pass before the last one has sent its last beat ``f_{i-2}``), row ``j`` in
+#   ``s_i+j*V``; the drain's last read ``Dl_i`` is in ``s_i+(m-2-E)*V`` (``m >=
+#   E+2``), ``G_{k+m-2}`` (``2 <= m <= E+1``) or ``max(G_{k-1}, Ds_i+1)`` (``m =
+#   1``). Pass ``i``'s own ``G_y`` are ``s_i+(m-1-E+y)*V`` where that row
+#   exists, else ``G_{k+m-1+y}``; the schedule keeps ``G_0 .. G_E``. After a gap
+#   (the chain empty, as before the run's first pass) this is ``s_i =
+#   max(Ds_i+2+E, ...)``, row ``j <= E`` read in ``Ds_i+1+j``, and with ``E =
+#   0`` ``Dl_i = s_i+(m-2)*V``; a pass that follows closely can find the
+#   previous pass's rows still in the chain (its rows wait behind them, and
+#   bubbles between the passes move with the chain), and a one-row pass's row is
+#   read only once the previous pass's last row has moved on (``G_{k-1}``);
 # * SIC output (per pass): starts in ``o_i = max(s_i+C(m_i), f_{i-1})``
 #   (:func:`sic_output_start`), its last beat in ``f_i = o_i+O(m_i)``
 #   (:func:`sic_output_cycles`).
