@@ -209,6 +209,9 @@ RING_CASES = [
     (CASES[4], 24, 3, 2, "wide"),  # 6 sub-tiles: groups 3 + 3
     (CASES[0], 24, 3, 4, "wide"),  # 12 sub-tiles: 4 identical groups
     (CASES[1], 10, 2, 3, "operand"),  # fp16 partial sums: the same schedule
+    # a 1-token M tile: its row is read once the SIC has taken the pass
+    # before's last (the stall is off if it is read right away)
+    (CASES[3], 20, 1, 3, "wide"),
 ]
 
 
