@@ -97,8 +97,13 @@ class FocusParams:
     #: keep the array's stall near 1% on the paper's video workloads
     #: (``benchmarks/bench_focus_stall.py``); the paper's design point has 2.
     num_scatter: int = 3
-    #: Pipeline registers inside each scatter adder (0 = the sum is written
-    #: the cycle after the row is read); see :class:`~focus_hw.scatter.ScatterAccumulator`.
+    #: Register stages of the output buffer's fp32 arithmetic: inside each
+    #: scatter adder (0 = the sum is written the cycle after the row is
+    #: read; see :class:`~focus_hw.scatter.ScatterAccumulator`) and in the
+    #: drain's fp32 -> operand narrowing (0 = a row read from the buffer
+    #: reaches the SIC the cycle after; none with ``acc_format="operand"``,
+    #: which has nothing to narrow; see
+    #: :class:`~focus_hw.engines.drain.DrainEngine`).
     scatter_pipeline: int = 0
     #: Output tile width in SIC vectors: an M tile's output is produced in
     #: N groups of ``out_vectors`` sub-tiles of ``cols`` columns, each K

@@ -347,6 +347,14 @@ def sec_cycles(rows: int, n: int, params: FocusParams) -> int:
     return rows * n + passes * (n + 2**digit + 3) + n + 4
 
 
+def drain_stages(params: FocusParams) -> int:
+    """Register stages of the drain's narrowing (fp32 -> the operand format,
+    :class:`focus_hw.engines.drain.DrainEngine`): ``scatter_pipeline``, or 0
+    with ``acc_format="operand"`` (the sums are in the operand format, there
+    is nothing to narrow)."""
+    return 0 if params.acc is params.format else params.scatter_pipeline
+
+
 # -- the integrated accelerator ------------------------------------------------
 #
 # :class:`focus_hw.accelerator.FocusAccelerator` runs five engines that hand
@@ -388,22 +396,50 @@ def sec_cycles(rows: int, n: int, params: FocusParams) -> int:
 #   = X_k+beats-1``; the group's last sum is written in ``Ae+1+P`` of its
 #   last block, and its output rows are drainable from ``Ae+2+P``. (With
 #   ``P = 0`` no lane waits: ``Ae = Se+1``.)
-# * drain (per sub-tile ``i``, one SIC pass): starts in ``Ds_i = max(Ae+2+P,
-#   Dl_{i-1}+1)``; the SIC takes row 0 in ``s_i = max(Ds_i+2,
-#   s_{i-1}+m_{i-1}*V, f_{i-2}+1)`` (the input period, and the pass's bank
-#   free: the pass before the last one has sent its last beat ``f_{i-2}``),
-#   row ``j`` in ``s_i+j*V``; the drain's last read ``Dl_i`` is in
-#   ``s_i+(m-2)*V`` (``m >= 2``) or ``Ds_i+1``;
+# * drain (per sub-tile ``i``, one SIC pass of ``m`` rows; ``E`` =
+#   :func:`drain_stages`, the narrowing's register stages): starts in ``Ds_i =
+#   max(Ae+2+P, Dl_{i-1}+1)`` and reads from ``Ds_i+1`` on. The output buffer's
+#   data register and the ``E`` stages behind it are one chain that moves as a
+#   whole in the *go* cycles, those in which its last stage is empty or the SIC
+#   takes that stage's row. Number the go cycles ``g_1 < g_2 < ...`` and call
+#   ``[g_{n-1}, g_n)`` slot ``n``: a row read in it (one at most: a full data
+#   register waits for a go) is in the last stage from ``g_{n+E-1}+1`` and
+#   leaves in ``g_{n+E}``; an empty slot leaves at once, ``g_{n+E} =
+#   g_{n+E-1}+1``. During a pass the drain reads in every go cycle, so its rows
+#   fill consecutive slots and each reaches the last stage the cycle after the
+#   one before left: the SIC takes row ``j`` in ``s_i+j*V``. Let ``G_y`` (``y >=
+#   0``) be the go cycle of slot ``L+y``, ``L`` the last slot of pass ``i-1``,
+#   as if nothing followed: for ``y <= E`` the SIC's take of that pass's row
+#   ``m_{i-1}-1-E+y`` (for a shorter pass, the slot's go cycle as it was before
+#   that pass), then one a cycle, ``G_y = G_E+y-E``. Pass ``i``'s row 0 goes
+#   into slot ``L+k``, the first (``k >= 1``) with ``G_k >= Ds_i+2`` (reading
+#   must begin before the slot's go; with ``E = 0`` this says reading in
+#   ``g_{n-1}``), read in ``max(G_{k-1}, Ds_i+1)``; row ``j`` (``1 <= j <= E``)
+#   is read in ``G_{k+j-1}``, row ``j > E`` when the SIC takes row ``j-E-1``. So
+#   the SIC takes row 0 in ``s_i = max(G_{k+E-1}+1, s_{i-1}+m_{i-1}*V,
+#   f_{i-2}+1)`` (the row there, the input period, and the pass's bank free: the
+#   pass before the last one has sent its last beat ``f_{i-2}``), row ``j`` in
+#   ``s_i+j*V``; the drain's last read ``Dl_i`` is in ``s_i+(m-2-E)*V`` (``m >=
+#   E+2``), ``G_{k+m-2}`` (``2 <= m <= E+1``) or ``max(G_{k-1}, Ds_i+1)`` (``m =
+#   1``). Pass ``i``'s own ``G_y`` are ``s_i+(m-1-E+y)*V`` where that row
+#   exists, else ``G_{k+m-1+y}``; the schedule keeps ``G_0 .. G_E``. After a gap
+#   (the chain empty, as before the run's first pass) this is ``s_i =
+#   max(Ds_i+2+E, ...)``, row ``j <= E`` read in ``Ds_i+1+j``, and with ``E =
+#   0`` ``Dl_i = s_i+(m-2)*V``; a pass that follows closely can find the
+#   previous pass's rows still in the chain (its rows wait behind them, and
+#   bubbles between the passes move with the chain), and a one-row pass's row is
+#   read only once the previous pass's last row has moved on (``G_{k-1}``);
 # * SIC output (per pass): starts in ``o_i = max(s_i+C(m_i), f_{i-1})``
 #   (:func:`sic_output_start`), its last beat in ``f_i = o_i+O(m_i)``
 #   (:func:`sic_output_cycles`).
 #
 # A bypass run (``bypass`` high) hands the drain's rows to ``out`` instead:
-# the drain reads row 0 in ``Ds_i+1``; the output buffer gives a row the
-# cycle after its read and ``out`` takes it at once, which frees the read
-# port for the next row, so row ``j`` is read in ``Ds_i+1+j`` and sent in
-# ``Ds_i+2+j``: ``Dl_i = Ds_i+m`` and the sub-tile's last beat is ``f_i =
-# Ds_i+m+1``. The SIC and ``positions`` take no part.
+# ``out`` takes a row as soon as it leaves the last stage, so every cycle is
+# a go cycle and the read port takes an address a cycle: row ``j`` is read
+# in ``Ds_i+1+j``, the output buffer gives it in ``Ds_i+2+j`` and ``out``
+# takes it ``E`` cycles later, in ``Ds_i+2+E+j``: ``Dl_i = Ds_i+m`` and the
+# sub-tile's last beat is ``f_i = Ds_i+m+1+E``. The SIC and ``positions``
+# take no part.
 #
 # The run ends with the last pass's last output: ``f_last + 1`` cycles,
 # cycle 0 included. The feeder stalls (a loaded chunk waits for a free ring
@@ -561,6 +597,7 @@ def _constants(params: FocusParams) -> tuple:
         sic_vector_cycles(p),
         p.rows + 1,  # the first tile's weights are in
         p.scatter_pipeline,
+        drain_stages(p),
     )
     step = sic_vector_cycles(p)
     return sic_output_start(1, p), step, sic_output_cycles(1, p), sic_mean_cycles(p), fixed
@@ -583,30 +620,33 @@ def _schedule(ms, unique, lengths, starts, outs, runs, config):
     last map beat per ring block (``Se``, a circular buffer from ``head``),
     the drain's last read per output half, then the single ones named below
     (``scattered``: the last block's ``Ae``; ``sent``: the last pass's last
-    beat, ``sent_before``: the one before's), the SIC's last (a bypass run
-    leaves them alone). ``firsts`` holds ``X`` of the group's blocks of the
+    beat, ``sent_before``: the one before's), the SIC's last, and the go
+    cycles ``G_0 .. G_E`` of the drain's chain (``gos``; a bypass run
+    leaves these alone). ``firsts`` holds ``X`` of the group's blocks of the
     last chunk, per sub-tile."""
     group, ring, lanes, reload = config[0], config[1], config[2], config[3]
     latency, v, weights, pipeline = config[4], config[5], config[6], config[7]
-    jump, bypass = config[8], config[9]
+    stages, jump, bypass = config[8], config[9], config[10]
     never = -(10**18)  # before cycle 0: no constraint
     fl, se, lr = 0, 2, 2 + ring  # offsets in times
     feed_last, accept, written, drained = 4 + ring, 5 + ring, 6 + ring, 7 + ring
     scattered, weights_at, next_load, sent = 8 + ring, 9 + ring, 10 + ring, 11 + ring
-    sic_next, sent_before = 12 + ring, 13 + ring
-    used = 12 + ring if bypass else 14 + ring  # the times the run moves
+    sic_next, sent_before, gos = 12 + ring, 13 + ring, 14 + ring  # gos: G_0 .. G_E
+    size = 15 + ring + stages
+    used = 12 + ring if bypass else size  # the times the run moves
     cycles, stalls = np.zeros(len(runs), np.int64), np.zeros(len(runs), np.int64)
     ends = np.zeros(len(ms), np.int64)
     for r in range(len(runs)):
         begin, n_tiles = runs[r, 0], runs[r, 1]
         end = runs[r + 1, 0] if r + 1 < len(runs) else len(ms)
         full, rest = divmod(n_tiles, group)
-        times = np.full(14 + ring, never, np.int64)
+        times = np.full(size, never, np.int64)
         times[weights_at], times[next_load], times[sic_next] = weights, 1, 0
         times[sent], times[sent_before] = -1, -1  # no pass yet (none at all: 0 cycles)
         head, total = 0, 0
         before = np.empty_like(times)
         firsts = np.empty(group, np.int64)
+        moved = np.empty(stages + 1, np.int64)
         for t in range(begin, end):
             m, start_after, out_cycles = ms[t], starts[t], outs[t]
             beats = -(-m // lanes)
@@ -652,11 +692,36 @@ def _schedule(ms, unique, lengths, starts, outs, runs, config):
                     drain = max(ready, times[drained] + 1)
                     if bypass:
                         times[drained] = drain + m
-                        times[sent] = drain + m + 1
+                        times[sent] = drain + m + 1 + stages
                         continue
-                    s = max(drain + 2, times[sic_next], times[sent_before] + 1)
+                    # the narrowing's go cycles: times[gos + x] (x <= stages),
+                    # then one a cycle; row 0 goes into slot k
+                    last_go = times[gos + stages]
+                    k = 1
+                    while k <= stages and times[gos + k] < drain + 2:
+                        k += 1
+                    if k > stages:
+                        k = stages + max(1, drain + 2 - last_go)
+                    x = k + stages - 1  # row 0 reaches the SIC after go x
+                    at = times[gos + x] if x <= stages else last_go + x - stages
+                    s = max(at + 1, times[sic_next], times[sent_before] + 1)
                     times[sic_next] = s + m * v
-                    times[drained] = s + (m - 2) * v if m >= 2 else drain + 1
+                    if m >= stages + 2:
+                        times[drained] = s + (m - 2 - stages) * v
+                    else:  # the read after go k + m - 2 (row 0: or Ds+1)
+                        x = k + m - 2
+                        at = times[gos + x] if x <= stages else last_go + x - stages
+                        times[drained] = at if m >= 2 else max(at, drain + 1)
+                    for y in range(stages + 1):  # the go cycles of the pass's last slots
+                        row = m - 1 - stages + y
+                        x = k + m - 1 + y
+                        if row >= 0:
+                            moved[y] = s + row * v
+                        elif x <= stages:
+                            moved[y] = times[gos + x]
+                        else:
+                            moved[y] = last_go + x - stages
+                    times[gos : gos + stages + 1] = moved
                     out = max(s + start_after, times[sent])
                     times[sent_before], times[sent] = times[sent], out + out_cycles
                 times[lr], times[lr + 1] = times[lr + 1], times[drained]

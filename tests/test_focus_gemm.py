@@ -211,6 +211,9 @@ RING_CASES = [
     (CASES[4], 24, 3, 2, "wide"),  # 6 sub-tiles: groups 3 + 3
     (CASES[0], 24, 3, 4, "wide"),  # 12 sub-tiles: 4 identical groups
     (CASES[1], 10, 2, 3, "operand"),  # fp16 partial sums: the same schedule
+    # a 1-token M tile: its row is read once the SIC has taken the pass
+    # before's last (the stall is off if it is read right away)
+    (CASES[3], 20, 1, 3, "wide"),
 ]
 
 
@@ -222,14 +225,22 @@ def test_model_equals_rtl(case, cols, vectors, blocks, acc):
 
 
 # (case, output columns, out_vectors, ring_blocks, scatter_pipeline, bypass):
-# pipelined scatter adders. In all but the last, updates of a row wait for the
-# previous chunk's sum of that row (the schedule without those waits is off).
+# pipelined scatter adders and drain narrowing. In the first five, updates of
+# a row wait for the previous chunk's sum of that row (the schedule without
+# those waits is off). The drain's narrowing holds up to P rows: with the SIC
+# its 5-token tiles fill it (P = 1, 2; the drain reads P rows ahead) or not (P
+# = 5: every row is read before the SIC takes the first), and the last two
+# cases' stalls change if the drain's last read is taken as without those
+# stages (six single-vector N groups on a ring of 2: the scatter waits for
+# the drain); bypassing, every row reaches out P cycles later.
 PIPELINE_CASES = [
     (CASES[2], 6, 1, 4, 5, False),  # a 2-token tile on 3 lanes: one beat; the stall changes
     (CASES[2], 6, 1, 4, 5, True),  # the same bypassing the SIC: the cycles change
     (CASES[0], 12, 1, 4, 5, True),  # one lane, 5 beats per block
     (CASES[3], 12, 2, 3, 2, False),  # a 1-token tile on 4 lanes
     (CASES[4], 12, 2, 3, 1, False),  # with mac_pipeline=1 and sic_pipeline=1: no wait
+    (CASES[1], 12, 1, 2, 2, False),  # mac_pipeline=1, 6 N groups, the drain binds
+    (CASES[1], 12, 1, 2, 2, True),  # the same bypassing the SIC
 ]
 
 
@@ -254,13 +265,14 @@ def test_pipelined_scatter_by_hand():
     # loaded in 2, row 0 read in 5, the array swaps weights in max(6, 4 + 4)
     # = 8, written in 11, map beat in 12; the update is taken in 9 + 5 + 1 =
     # 15 (not 13), when chunk 0's sum is written. Its sum is written in 15 +
-    # 1 + 5 = 21, the drain starts in 22, reads the row in 23, out takes it
-    # in 24: 25 cycles, cycle 0 included.
-    assert focus_schedule([(1, [1, 1])], 1, p, bypass=True)["cycles"] == 25
+    # 1 + 5 = 21, the drain starts in 22, reads the row in 23 (the output
+    # buffer gives it in 24), the drain's 5 narrowing stages hold it in
+    # 25..29 and out takes it in 29: 30 cycles, cycle 0 included.
+    assert focus_schedule([(1, [1, 1])], 1, p, bypass=True)["cycles"] == 30
     x = np.array([[1.0, -2.0, 3.0, 0.5]], np.float16)
     w = np.arange(8, dtype=np.float16).reshape(4, 2)
     run = simulate_focus_gemm(x, w, (1, 1, 1), p, bypass=True)
-    assert run.cycles == 25
+    assert run.cycles == 30
     xf, wf = x.astype(np.float32), w.astype(np.float32)
     want = xf[:, :2] @ wf[:2] + xf[:, 2:] @ wf[2:]  # [11, 13.5]; chunk 1 alone: [15, 18.5]
     np.testing.assert_array_equal(run.out, want)

@@ -15,6 +15,8 @@ from amaranth.sim import Simulator
 from click.testing import CliRunner
 
 from focus_hw import FocusParams
+from focus_hw.arith.fadd import ADD_CUTS
+from focus_hw.arith.mac import mac_cuts
 from focus_hw.cli import main as hw_main
 from focus_hw.focus_gemm import simulate_focus_gemm
 from focus_hw.fpga import FocusHarness, expected_run, led_pattern, planted_gemm, rotl_checksum
@@ -102,6 +104,36 @@ def test_harness_without_backpressure_takes_the_model_cycles(small):
     assert got["cycles"] == model == steady.cycles < run.cycles
     assert got["ok"] == 1
     assert steady.words == run.words  # backpressure changes the timing only
+
+
+def test_pipelined_harness_equals_simulate_focus_gemm_and_the_model():
+    """The FPGA build's point: every fp unit pipelined at its cut points
+    (the MACs, the SIC, the scatter's adders and the drain's narrowing),
+    one vector per N group. Under the default patterns the harness's
+    checksum and cycles are simulate_focus_gemm's; without backpressure
+    simulate_focus_gemm's cycles and counters are the exact model's."""
+    p = FocusParams(
+        **SMALL,
+        out_vectors=1,
+        mac_pipeline=mac_cuts("fp16"),
+        sic_pipeline=mac_cuts("fp16"),
+        scatter_pipeline=ADD_CUTS,
+    )
+    gemm = planted_gemm(p)
+    run = simulate_focus_gemm(
+        gemm.x, gemm.w, gemm.grid, p, in_valid=pattern(IN_VALID), out_ready=pattern(OUT_READY)
+    )
+    checksum = rotl_checksum(run.words, output_layout(p).size)
+    got = run_harness(FocusHarness(p, gemm, checksum))
+    assert got == {"checksum": checksum, "ok": 1, "cycles": run.cycles, "after": checksum}
+    steady = simulate_focus_gemm(gemm.x, gemm.w, gemm.grid, p)
+    assert steady.words == run.words
+    sic = sic_model(gemm.x, gemm.grid, p)
+    alive = ~sic.zero.all(axis=1)
+    out_unique = int((~steady.compressed.zero & ~steady.compressed.similar)[alive].sum())
+    counts = GemmCounts.from_sic(sic.zero, sic.root, gemm.w.shape[1], out_unique, p)
+    assert focus_gemm(counts, p) == dict(steady.stats, cycles=steady.cycles)
+    assert steady.cycles < run.cycles
 
 
 def test_mutants_fail(small):

@@ -13,6 +13,7 @@ from ..arith.pipeline import Pipeline
 from ..params import FocusParams
 from ..scatter import row_layout, row_shape
 from ..sic.sic import input_layout, output_layout
+from ..timing import drain_stages
 from .walker import Walker, block_addr, run_layout
 
 __all__ = ["DrainEngine", "position_layout", "POSITION"]
@@ -38,9 +39,20 @@ class DrainEngine(wiring.Component):
     SIC pass per sub-tile. With ``bypass`` high it hands each narrowed row
     to ``out`` instead, without a ``positions`` beat: ``pos`` and ``root``
     the token's index among the run's tokens, ``zero`` and ``similar`` low,
-    ``last`` on the sub-tile's last row. After the group's last row the half
-    is free again (``out_full`` low). ``result`` shows each row in the cycle
-    the SIC (or ``out``) takes it."""
+    ``last`` on the sub-tile's last row. Once the group's last row is read
+    the half is free again (``out_full`` low). ``result`` shows each row in
+    the cycle the SIC (or ``out``) takes it.
+
+    The narrowing has ``D =`` :func:`~focus_hw.timing.drain_stages` register
+    stages (``scatter_pipeline``; none for operand-format sums), at
+    :func:`~focus_hw.arith.convert.narrow`'s cut points. They move together:
+    all advance in a cycle where the last stage is empty or its row is
+    taken (``go``), and ``data`` is taken exactly then, so the stages hold
+    up to ``D`` rows besides the one the output buffer presents. A row's
+    flags, its token and its fp32 sums (for ``result``) move through the
+    same stages; ``positions`` is joined where the SIC takes the row. With
+    ``D = 0`` the narrowing is combinational and ``data`` is taken with the
+    row."""
 
     def __init__(self, params: FocusParams):
         self.params = params
@@ -96,29 +108,41 @@ class DrainEngine(wiring.Component):
         with m.If(self.start):
             m.d.sync += half.eq(0)
 
+        # The narrowing: drain_stages(p) register stages (0, or scatter_pipeline)
+        # at narrow's cut points, all advancing together on ``go``; what
+        # travels with a row (its flags, token, fp32 sums for ``result``)
+        # moves through the same stages, ``positions`` joins at the end.
+        depth = drain_stages(p)
+        go = Signal() if depth else 1
         if p.acc is p.format:  # operand-format sums: already what the SIC takes
             narrowed = self.data.payload.as_value()
         else:
             fmt = float_format(p.dtype)
             rows = self.data.payload
-            narrowed = Cat(narrow(m, fmt, Pipeline(m, 0, NARROW_CUTS, 1), e) for e in rows)
+            narrowed = Cat(narrow(m, fmt, Pipeline(m, depth, NARROW_CUTS, go), e) for e in rows)
+        valid, first, last, token, sums = Pipeline(m, depth, 1, go).cut(
+            self.data.valid, row_first, row_last, row_token, self.data.payload
+        )
         inp, pos, out = self.sic.payload, self.positions.payload, self.out.payload
-        joined = self.data.valid & (self.positions.valid | self.bypass)
+        joined = valid & (self.positions.valid | self.bypass)
         taken = joined & Mux(self.bypass, self.out.ready, self.sic.ready)
+        if depth:
+            m.d.comb += [go.eq(~valid | taken), self.data.ready.eq(go)]
+        else:
+            m.d.comb += self.data.ready.eq(taken)
         m.d.comb += [
             self.sic.valid.eq(joined & ~self.bypass),
             inp.data.eq(narrowed),
-            inp.first.eq(row_first),
-            inp.last.eq(row_last),
+            inp.first.eq(first),
+            inp.last.eq(last),
             self.out.valid.eq(joined & self.bypass),
             out.data.eq(narrowed),
-            out.pos.eq(row_token),
-            out.root.eq(row_token),
-            out.last.eq(row_last),
-            self.data.ready.eq(taken),
+            out.pos.eq(token),
+            out.root.eq(token),
+            out.last.eq(last),
             self.positions.ready.eq(taken & ~self.bypass),
             self.result.valid.eq(taken),
-            self.result.payload.eq(self.data.payload),
+            self.result.payload.eq(sums),
         ]
         for name in POSITION:
             m.d.comb += getattr(inp, name).eq(getattr(pos, name))
