@@ -90,7 +90,7 @@ class ScatterAccumulator(wiring.Component):
     * ``reads``, ``writes``: row accesses of the buffer (old-value reads of
       requests without ``init`` or ``skip``, drain reads; writes of every
       request but a ``skip`` without ``init``), for simulation and the SRAM
-      model.
+      model; a read is counted in the cycle after it.
 
     For verification (``tests/test_scatter_formal.py``): :attr:`memory` is
     the buffer, its ports made on construction (``memory.write_ports[i]`` is
@@ -181,8 +181,10 @@ class ScatterAccumulator(wiring.Component):
         reads.append(self._drain.en)
 
         m.d.comb += self.busy.eq(Cat(s.write for lane in stages for s in lane).any())
+        read = Signal(range(len(reads) + 1))  # the reads of the last cycle
         m.d.sync += [
-            self.reads.eq(self.reads + sum(r.as_unsigned() for r in reads)),
+            read.eq(sum(r.as_unsigned() for r in reads)),
+            self.reads.eq(self.reads + read),
             self.writes.eq(self.writes + sum(w.as_unsigned() for w in writes)),
         ]
         return m

@@ -164,10 +164,12 @@ def sic_argmax_cycles(params: FocusParams) -> int:
     products with the compare, ``T2 * n2_x``, the threshold product, ``P+1``
     each: ``5*P + 5``. With three (otherwise): the square, the cross products
     side by side with the compare, then the threshold product: ``3*P + 3``.
-    Either keeps up with one candidate per ``S*(P+1)`` cycles."""
+    With ``P > 0`` the decision is registered: one cycle more. Either keeps
+    up with one candidate per ``S*(P+1)`` cycles."""
     from .sic.argmax import shares_multiplier
 
-    return (5 if shares_multiplier(params) else 3) * (params.sic_pipeline + 1)
+    p = params.sic_pipeline
+    return (5 if shares_multiplier(params) else 3) * (p + 1) + (p > 0)
 
 
 @functools.cache

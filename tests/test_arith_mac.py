@@ -8,6 +8,8 @@ import operator
 import numpy as np
 import pytest
 from hypothesis import given, settings
+from amaranth.hdl import Elaboratable, Module, Signal
+from amaranth.sim import Simulator
 from hypothesis import strategies as st
 
 import acc_reference as exact
@@ -16,8 +18,9 @@ from focus_hw.arith import reference as ref
 from focus_hw.arith.compare import FCompare, FMax
 from focus_hw.arith.convert import NARROW_CUTS, Narrow, Widen
 from focus_hw.arith.fadd import ADD_CUTS, FAdd
-from focus_hw.arith.fmul import MUL_CUTS, FMul
+from focus_hw.arith.fmul import FMUL_CUTS, FMul
 from focus_hw.arith.mac import mac_cuts
+from focus_hw.arith.pipeline import Pipeline
 from focus_hw.arith.simulate import evaluate, run_pipelined
 from test_arith_units import (
     assert_bits_equal,
@@ -364,8 +367,70 @@ def check_pipelined(make, pipeline, inputs, reference):
 
 
 def depths(cuts: int) -> list[int]:
-    """Every pipeline depth that registers a new cut point, and one that stacks."""
-    return list(range(1, cuts + 2))
+    """Every pipeline depth that registers a new cut point, then two more
+    (a spare cut point, where the unit has one, and the output)."""
+    return list(range(1, cuts + 3))
+
+
+class _Chain(Elaboratable):
+    """A counter through a Pipeline's cut points in ``order`` ("cut", "spare",
+    "finish"): ``taps[i]`` is the counter as it leaves the i-th point."""
+
+    def __init__(self, stages, cuts, order):
+        self.stages, self.cuts, self.order = stages, cuts, order
+        self.count = Signal(8)
+        self.taps = [Signal(8, name=f"tap{i}") for i in range(len(order))]
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.sync += self.count.eq(self.count + 1)
+        pipe, value = Pipeline(m, self.stages, self.cuts, 1), self.count
+        for tap, point in zip(self.taps, self.order):
+            if point == "finish":
+                (value,) = pipe.finish(value)
+            else:
+                (value,) = pipe.cut(value, spare=point == "spare")
+            m.d.comb += tap.eq(value)
+        return m
+
+
+@pytest.mark.parametrize(
+    "stages,delays",
+    [
+        (0, [0, 0, 0, 0, 0]),
+        (2, [1, 1, 1, 2, 2]),  # at the cut points nearest 1/3 and 2/3 of the way
+        (3, [1, 1, 2, 3, 3]),  # one per cut point
+        (4, [1, 2, 3, 4, 4]),  # then the spare one
+        (6, [1, 2, 3, 4, 6]),  # then the output
+    ],
+)
+def test_pipeline_places_stages(stages, delays):
+    """Each point's delay, cumulative, on a chain of three cut points with a spare one."""
+    dut = _Chain(stages, 3, ["cut", "spare", "cut", "cut", "finish"])
+    got = []
+
+    async def bench(ctx):
+        for _ in range(10):
+            await ctx.tick()
+        got.extend(ctx.get(dut.count) - ctx.get(tap) for tap in dut.taps)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    assert got == delays
+
+
+def test_pipeline_cut_points_are_checked():
+    with unused_elaboratables_ok():
+        m = Module()
+        pipe = Pipeline(m, 4, 2, 1)
+        pipe.cut(Signal())
+        with pytest.raises(RuntimeError, match="1 of 2 pipeline cut points used"):
+            pipe.finish(Signal())
+        with pytest.raises(RuntimeError, match="more pipeline cut points used than declared"):
+            Pipeline(m, 1, 0, 1).cut(Signal())
+        del m, pipe
 
 
 @pytest.mark.parametrize(
@@ -396,7 +461,8 @@ def test_mac_pipelined(dtype, pipeline):
 
 UNITS = {  # maker, inputs, input width, cut points
     "add-fp32": (lambda p: FAdd("fp32", p), ("a", "b"), 32, ADD_CUTS),
-    "mul-bf16": (lambda p: FMul("bf16", p), ("a", "b"), 16, MUL_CUTS),
+    "mul-bf16": (lambda p: FMul("bf16", p), ("a", "b"), 16, FMUL_CUTS),
+    "mul-fp32": (lambda p: FMul("fp32", p), ("a", "b"), 32, FMUL_CUTS),  # partial products
     "widen-fp16": (lambda p: Widen("fp16", p), ("a",), 16, 1),
     "narrow-fp16": (lambda p: Narrow("fp16", p), ("a",), 32, NARROW_CUTS),
     "max-fp16": (lambda p: FMax("fp16", p), ("a", "b"), 16, 1),

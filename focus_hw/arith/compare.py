@@ -49,8 +49,7 @@ class FCompare(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        pipe = Pipeline(m, self.pipeline, 1, self.en)
-        flags = pipe.cut(*compare(m, self.fmt, self.a, self.b))
+        flags = Pipeline(m, self.pipeline, 0, self.en).finish(*compare(m, self.fmt, self.a, self.b))
         m.d.comb += [
             port.eq(flag) for port, flag in zip((self.lt, self.eq, self.gt, self.unordered), flags)
         ]
@@ -67,10 +66,9 @@ class FMax(BinaryUnit):
 
     def elaborate(self, platform):
         m = Module()
-        pipe = Pipeline(m, self.pipeline, 1, self.en)
         x, y = unpack(m, self.fmt, self.a), unpack(m, self.fmt, self.b)
         _, eq, gt, _ = compare(m, self.fmt, self.a, self.b)
         take_a = x.nan | (~y.nan & (gt | (eq & ~x.sign)))
-        (out,) = pipe.cut(Mux(take_a, self.a, self.b))
+        (out,) = Pipeline(m, self.pipeline, 0, self.en).finish(Mux(take_a, self.a, self.b))
         m.d.comb += self.out.eq(out)
         return m

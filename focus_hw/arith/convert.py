@@ -75,8 +75,7 @@ class Widen(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        pipe = Pipeline(m, self.pipeline, 1, self.en)
-        (out,) = pipe.cut(widen(m, self.fmt, self.a))
+        (out,) = Pipeline(m, self.pipeline, 0, self.en).finish(widen(m, self.fmt, self.a))
         m.d.comb += self.out.eq(out)
         return m
 
@@ -92,5 +91,6 @@ class Narrow(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         pipe = Pipeline(m, self.pipeline, NARROW_CUTS, self.en)
-        m.d.comb += self.out.eq(narrow(m, self.fmt, pipe, self.a))
+        (out,) = pipe.finish(narrow(m, self.fmt, pipe, self.a))
+        m.d.comb += self.out.eq(out)
         return m

@@ -89,5 +89,6 @@ class FAdd(BinaryUnit):
         m = Module()
         pipe = Pipeline(m, self.pipeline, ADD_CUTS, self.en)
         x, y = unpack(m, self.fmt, self.a), unpack(m, self.fmt, self.b)
-        m.d.comb += self.out.eq(add_core(m, self.fmt, pipe, x, y, []))
+        (out,) = pipe.finish(add_core(m, self.fmt, pipe, x, y, []))
+        m.d.comb += self.out.eq(out)
         return m

@@ -172,7 +172,8 @@ class MAC(wiring.Component):
         m = Module()
         if not operand_format(self.dtype).is_float:
             pipe = Pipeline(m, self.pipeline, mac_cuts(self.dtype), self.en)
-            m.d.comb += self.out.eq(int_mac(pipe, self.a, self.b, self.acc, len(self.out)))
+            (out,) = pipe.finish(int_mac(pipe, self.a, self.b, self.acc, len(self.out)))
+            m.d.comb += self.out.eq(out)
             return m
         fmt = float_format(self.dtype)
         acc_fmt = accumulator_format(self.dtype, self.acc_format).layout
@@ -184,6 +185,6 @@ class MAC(wiring.Component):
             bits, (acc,) = mul_core(m, fmt, acc_fmt, pipe, x, y, (self.acc,))
             bits, acc = pipe.cut(bits, acc)
             product, candidates = unpack(m, acc_fmt, bits), []
-        out = add_core(m, acc_fmt, pipe, unpack(m, acc_fmt, acc), product, candidates)
+        (out,) = pipe.finish(add_core(m, acc_fmt, pipe, unpack(m, acc_fmt, acc), product, candidates))
         m.d.comb += self.out.eq(out)
         return m

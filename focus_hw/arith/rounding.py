@@ -9,7 +9,8 @@ from .formats import FloatFormat
 
 __all__ = ["round_pack", "ROUND_CUTS"]
 
-#: Pipeline cut points of :func:`round_pack` (after the shift amount, after the shift).
+#: Pipeline cut points of :func:`round_pack` (after the shift amount, after
+#: the shift); a spare one after the leading-zero count.
 ROUND_CUTS = 2
 
 
@@ -25,16 +26,18 @@ def round_pack(m, fmt: FloatFormat, sign, exp, sig, *, underflow: bool = True, p
     shifter for exponents below the normal range is left out.
 
     With a :class:`~focus_hw.arith.pipeline.Pipeline` ``pipe`` the
-    :data:`ROUND_CUTS` cut points are its next ones. Returns ``(bits,
+    :data:`ROUND_CUTS` cut points are its next ones, with a spare one after
+    the leading-zero count. Returns ``(bits,
     carry)``: ``carry`` values ride through the same registers.
     """
-    cut = pipe.cut if pipe is not None else lambda *values: values
+    cut = pipe.cut if pipe is not None else lambda *values, spare=False: values
     sig = wire(m, sig)
     if len(sig) < fmt.precision + 2:
         sig = Cat(Const(0, fmt.precision + 2 - len(sig)), sig)
     width = len(sig)
-    exp = Value.cast(exp).as_signed()
     lz = leading_zeros(m, sig)
+    sign, exp, sig, lz, *carry = cut(sign, exp, sig, lz, *carry, spare=True)
+    exp = Value.cast(exp).as_signed()
     room = exp - 1  # left shift that brings the exponent down to 1 (subnormal range)
     shift = wire(m, Mux(room >= lz, lz, Mux(room < 0, 0, room)[: len(lz)]))
     # A right shift instead when the exponent is below the normal range (then shift == 0).

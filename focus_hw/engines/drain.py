@@ -119,8 +119,8 @@ class DrainEngine(wiring.Component):
         else:
             fmt = float_format(p.dtype)
             rows = self.data.payload
-            narrowed = Cat(narrow(m, fmt, Pipeline(m, depth, NARROW_CUTS, go), e) for e in rows)
-        valid, first, last, token, sums = Pipeline(m, depth, 1, go).cut(
+            narrowed = Cat(_narrow(m, fmt, depth, go, e) for e in rows)
+        valid, first, last, token, sums = Pipeline(m, depth, 0, go).finish(
             self.data.valid, row_first, row_last, row_token, self.data.payload
         )
         inp, pos, out = self.sic.payload, self.positions.payload, self.out.payload
@@ -147,3 +147,9 @@ class DrainEngine(wiring.Component):
         for name in POSITION:
             m.d.comb += getattr(inp, name).eq(getattr(pos, name))
         return m
+
+
+def _narrow(m, fmt, depth: int, go, value):
+    """``value`` narrowed to ``fmt`` by a pipeline of ``depth`` stages advancing on ``go``."""
+    pipe = Pipeline(m, depth, NARROW_CUTS, go)
+    return pipe.finish(narrow(m, fmt, pipe, value))[0]

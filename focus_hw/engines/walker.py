@@ -41,7 +41,8 @@ class Walker:
     after ``start`` on; ``done`` is high before the first run and after the
     last step. ``first``: the step is in chunk 0; ``last_chunk`` /
     ``last_sub``: the step is in the last chunk / the last sub-tile of its
-    group; ``ends_group``: both."""
+    group; ``ends_group``: both. The run's sizes must stay as they were at
+    ``start`` until the walk is done (``tokens`` is a register)."""
 
     def __init__(self, m, params: FocusParams, run, start, name, *, chunks=True, subs=True):
         mt, vectors = params.m_tile, params.out_vectors
@@ -56,11 +57,11 @@ class Walker:
         self.last_chunk = Signal(name=f"{name}_last_chunk")
         self.last_sub = Signal(name=f"{name}_last_sub")
         self.ends_group = Signal(name=f"{name}_ends_group")
-        left = Signal(COUNT_BITS, name=f"{name}_left")
+        # tokens is a register: min(run.tokens - base, m_tile), loaded with base.
+        left = Signal(COUNT_BITS, name=f"{name}_left")  # tokens from the next M tile on
         last_group = self.group + vectors >= run.ntiles
         m.d.comb += [
-            left.eq(run.tokens - self.base),
-            self.tokens.eq(Mux(left > mt, mt, left)),
+            left.eq(run.tokens - self.base - mt),
             self.first.eq(self.chunk == 0),
             self.last_chunk.eq((self.chunk == run.chunks - 1) if chunks else 1),
             self.last_sub.eq(
@@ -75,7 +76,11 @@ class Walker:
             with m.If(~last_group):
                 m.d.sync += self.group.eq(self.group + vectors)
             with m.Else():
-                m.d.sync += [self.group.eq(0), self.base.eq(self.base + mt)]
+                m.d.sync += [
+                    self.group.eq(0),
+                    self.base.eq(self.base + mt),
+                    self.tokens.eq(Mux(left > mt, mt, left)),
+                ]
                 with m.If(self.base + mt >= run.tokens):
                     m.d.sync += self.done.eq(1)
 
@@ -94,6 +99,7 @@ class Walker:
                 self.group.eq(0),
                 self.chunk.eq(0),
                 self.sub.eq(0),
+                self.tokens.eq(Mux(run.tokens > mt, mt, run.tokens)),
                 self.done.eq(run.tokens == 0),
             ]
         with m.Elif(self.advance):

@@ -8,6 +8,8 @@ amaranth's build plan runs with the board's tools pointed at the yowasp
 (WebAssembly) commands, which see only paths relative to the build folder;
 nextpnr writes ``report.json`` (Fmax and utilisation) next to its log
 ``top.tim``. Further placement seeds rerun nextpnr alone on the same netlist.
+The accelerator's per-part figures come from a second Yosys run beside the
+build (:mod:`focus_hw.fpga.parts`).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from .boards import FAMILIES
 from .boards import board as find_board
 from .focus_harness import FocusHarness, expected_run, planted_gemm
 from .harness import Harness, harness_tiles, pack_row, rotl_checksum
-from .parts import ACCEL_PARTS, STAT_FILE, keep_script, part_utilisation
+from .parts import ACCEL_PARTS, STAT_FILE, part_utilisation, stat_script
 
 __all__ = [
     "FpgaBuildError",
@@ -251,6 +253,21 @@ def _run(build_dir: Path, env: dict, family: str, progress: bool) -> None:
         )
 
 
+def _start_part_stats(build_dir: Path, env: dict, modules: list[str]) -> subprocess.Popen:
+    """Start the Yosys run that counts the cells of each of ``modules``
+    (:func:`~focus_hw.fpga.parts.stat_script`), logging to ``stat.log``."""
+    (build_dir / STAT_FILE).unlink(missing_ok=True)
+    script = stat_script(f"{_NAME}.il", modules)
+    with open(build_dir / "stat.log", "w") as log:
+        return subprocess.Popen(
+            [env[tool_env_var("yosys")], "-q", "-p", script],
+            cwd=build_dir,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+
 def _netlist_cells(path: Path, prefix: str) -> int:
     netlist = json.loads(path.read_text())
     return sum(
@@ -367,14 +384,21 @@ def fpga_build(
         "synth_opts": FAMILIES[spec.family].synth_opts,
     }
     prefix = f"{_NAME}.harness."
+    plan = platform.prepare(_BoardTop(harness, leds), name=_NAME, **overrides)
+    build_dir = plan.extract(out_dir)
+    stats = None
     if unit == "focus":
         kept = [f"{prefix}accel.{part}" for part in ACCEL_PARTS]
         kept += [f"{prefix}{s}_{k}" for s in harness.plan.streams for k in ("rom", "fifo")]
-        overrides["script_after_read"], overrides["script_after_synth"] = keep_script(kept)
-        overrides["synth_opts"] += " -run map_cells:"  # after script_after_read's part
-    plan = platform.prepare(_BoardTop(harness, leds), name=_NAME, **overrides)
-    build_dir = plan.extract(out_dir)
-    _run(build_dir, env, spec.family, progress)
+        stats = _start_part_stats(build_dir, env, kept)
+    try:
+        _run(build_dir, env, spec.family, progress)
+    except BaseException:
+        if stats is not None:
+            stats.kill()
+        raise
+    if stats is not None and stats.wait() != 0:
+        raise FpgaBuildError(f"Yosys' per-part count failed; log {build_dir / 'stat.log'}")
 
     reports = {seeds[0]: json.loads((build_dir / "report.json").read_text())}
     for seed in tqdm(seeds[1:], desc="seeds", disable=not progress):

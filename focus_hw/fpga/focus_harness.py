@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from amaranth.hdl import Const, Module, Signal
+from amaranth.hdl import Module, Signal
 from amaranth.lib import fifo, wiring
 from amaranth.lib.wiring import Out
 
@@ -142,17 +142,22 @@ class FocusHarness(wiring.Component):
         m = Module()
         m.submodules.accel = acc = FocusAccelerator(self.params)
 
-        warm = Signal(range(WARMUP + 1))
+        warm = Signal(range(WARMUP))
+        running = Signal()  # from cycle WARMUP on
         started = Signal()
-        phase = Signal(range(PATTERN_BITS))  # the run's cycle, mod PATTERN_BITS
-        running = warm == WARMUP
+        # The patterns rotate once per run cycle: bit 0 is the input pattern's
+        # bit for this run cycle (mod PATTERN_BITS), the output pattern's for the previous one.
+        ins = Signal(PATTERN_BITS, init=self.in_valid)
+        top = self.out_ready >> (PATTERN_BITS - 1)
+        outs = Signal(PATTERN_BITS, init=(self.out_ready << 1 | top) % (1 << PATTERN_BITS))
         with m.If(~running):
             m.d.sync += warm.eq(warm + 1)
+            with m.If(warm == WARMUP - 1):
+                m.d.sync += running.eq(1)
         with m.Else():
-            m.d.sync += [started.eq(1), phase.eq(phase + 1)]
-        offer = running & Const(self.in_valid, PATTERN_BITS).bit_select(phase, 1)
-        before = (phase - 1)[: len(phase)]  # the run's previous cycle, mod PATTERN_BITS
-        take = started & Const(self.out_ready, PATTERN_BITS).bit_select(before, 1)
+            m.d.sync += [started.eq(1), ins.eq(ins.rotate_right(1)), outs.eq(outs.rotate_right(1))]
+        offer = running & ins[0]
+        take = started & outs[0]
 
         m.d.comb += acc.start.eq(running & ~started)
         for name, value in plan.sizes.items():

@@ -74,6 +74,8 @@ class ArgMax(wiring.Component):
       then a cross multiplier ``v``: the decision ``3P + 3`` cycles after
       the last candidate's take.
 
+    With ``P > 0`` the decision is registered, one cycle later.
+
     Timing: :func:`focus_hw.timing.sic_argmax_cycles`. A vector's first
     candidate must come at least ``5P + 5`` cycles after the previous
     vector's last one.
@@ -201,7 +203,9 @@ class ArgMax(wiring.Component):
             similar = has & a_gt & d2_gt
         else:
             similar = has & (~a_lt | d2_lt)
-        m.d.comb += [
+        # The decision, registered when the unit is pipelined.
+        domain = m.d.sync if pipe else m.d.comb
+        domain += [
             self.decision.valid.eq(decide),
             self.decision.payload.similar.eq(similar),
             self.decision.payload.root_pos.eq(best_root_pos),

@@ -156,9 +156,12 @@ class AverageUpdate(wiring.Component):
             m.d.sync += group.eq(group + 1)
         lane = _late(m, group[:ubits], 1)
         word = sum_u.data.word_select(lane, 32 * ulanes)
+        # With P > 0 the element group is widened as its sums are read (x
+        # moves on with the reads), so the adders start from registers.
+        ahead = 1 if pipe else 0
         adds = []
         for k in range(ulanes):
-            wid = m.submodules[f"widen{k}"] = Widen(fmt)
+            wid = m.submodules[f"widen{k}"] = Widen(fmt, ahead)
             add = m.submodules[f"add{k}"] = FAdd(FP32, pipe)
             m.d.comb += [
                 wid.a.eq(x[k * op : (k + 1) * op]),
@@ -166,7 +169,7 @@ class AverageUpdate(wiring.Component):
                 add.b.eq(wid.out),
             ]
             adds.append(add.out)
-        with m.If(loaded):
+        with m.If(reading if ahead else loaded):
             m.d.sync += x.eq(x >> (op * ulanes))
         write_group = _late(m, group, 1 + pipe)
         m.d.comb += [
@@ -214,7 +217,8 @@ class AverageUpdate(wiring.Component):
             elem = elems[k * 32 : (k + 1) * 32]
             m.d.comb += [mul.a.eq(elem), mul.b.eq(rec_r.data), mul.en.eq(go)]
             value = Mux(big, mul.out, _late(m, elem, pipe, go))
-            narrows.append(narrow(m, fmt, Pipeline(m, pipe, NARROW_CUTS, go), value))
+            stages = Pipeline(m, pipe, NARROW_CUTS, go)
+            narrows.append(stages.finish(narrow(m, fmt, stages, value))[0])
         done = _late(m, in_groups, 2 * pipe, go)  # an element group's means are ready
         filled = Signal(range(steps))
         with m.If(go & done):

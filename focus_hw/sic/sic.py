@@ -176,9 +176,11 @@ class SIC(wiring.Component):
         ends = Signal()
         beat_ends = Signal()
         m.d.comb += ends.eq(self.inp.payload.last | (next_idx == p.m_tile - 1))
-        bank_free = (next_idx != 0) | ~held.bit_select(bank, 1)
+        # Ready when the last vector was taken period or more cycles ago and
+        # the pass's bank is free; a register, made from the next cycle's state.
+        ready = Signal(init=1)
         m.d.comb += [
-            self.inp.ready.eq(bank_free & ~hist[: period - 1].any()),
+            self.inp.ready.eq(ready),
             self.taking.eq(take_in | (next_idx != 0)),
         ]
         with m.If(take_in):
@@ -355,8 +357,16 @@ class SIC(wiring.Component):
         sent = Signal()  # the pass's last beat is taken
         m.d.comb += sent.eq(self.out.valid & self.out.ready & (out_idx == last_idx))
         claim = take_in & (next_idx == 0)
-        m.d.sync += held.eq(
+        held_next = Signal(2)
+        m.d.comb += held_next.eq(
             held & ~Cat(sent & ~out_bank, sent & out_bank) | Cat(claim & ~bank, claim & bank)
+        )
+        m.d.sync += held.eq(held_next)
+        idx_next = Mux(take_in, Mux(ends, 0, next_idx + 1), next_idx)
+        bank_next = bank ^ (take_in & ends)
+        recent = Cat(take_in, hist)[: period - 1]  # hist[: period - 1] in the next cycle
+        m.d.sync += ready.eq(
+            ((idx_next != 0) | ~held_next.bit_select(bank_next, 1)) & ~recent.any()
         )
         with m.If(sent):
             m.d.sync += [out_idx.eq(0), sending.eq(0)]
