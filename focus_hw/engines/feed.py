@@ -70,6 +70,7 @@ class FeedEngine(wiring.Component):
         feeding = Signal()
         index = Signal(range(mt))
         length = Signal(range(mt + 1))
+        at_last = Signal()  # index is the step's last row
         act_valid = Signal()
         act_swap = Signal()
         move = Signal()  # the read stage may take the next row
@@ -100,10 +101,10 @@ class FeedEngine(wiring.Component):
                     self.blocks.payload.rows.eq(rows),
                     self.blocks.payload.block.eq(block),
                 ]
-                m.d.sync += [feeding.eq(1), index.eq(0), length.eq(rows)]
+                m.d.sync += [feeding.eq(1), index.eq(0), length.eq(rows), at_last.eq(rows == 1)]
         with m.If(feeding & move):
-            m.d.sync += index.eq(index + 1)
-            with m.If(index == length - 1):
+            m.d.sync += [index.eq(index + 1), at_last.eq(index + 2 == length)]
+            with m.If(at_last):
                 m.d.sync += feeding.eq(0)
                 m.d.comb += step_done.eq(1)
         with m.If(step_done):
