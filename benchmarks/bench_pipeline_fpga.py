@@ -57,8 +57,10 @@ PROTOTYPE = FocusParams(
 FIELDS = ("sic_pipeline", "scatter_pipeline", "mac_pipeline")
 
 
-def measure_array(params: FocusParams, board: str, build_dir: Path, target_mhz) -> dict:
-    fpga = fpga_build(params, board, build_dir, target_mhz=target_mhz, progress=False)
+def measure_array(params: FocusParams, board: str, build_dir: Path, target_mhz, opts) -> dict:
+    fpga = fpga_build(
+        params, board, build_dir, target_mhz=target_mhz, nextpnr_opts=opts, progress=False
+    )
     area = area_report(params, "array", fpga="ecp5").summary()
     return {
         "dtype": params.dtype,
@@ -76,8 +78,16 @@ def measure_array(params: FocusParams, board: str, build_dir: Path, target_mhz) 
     }
 
 
-def measure_focus(params: FocusParams, field: str, board: str, build_dir: Path, target_mhz):
-    fpga = fpga_build(params, board, build_dir, unit="focus", target_mhz=target_mhz, progress=False)
+def measure_focus(params: FocusParams, field: str, board: str, build_dir: Path, target_mhz, opts):
+    fpga = fpga_build(
+        params,
+        board,
+        build_dir,
+        unit="focus",
+        target_mhz=target_mhz,
+        nextpnr_opts=opts,
+        progress=False,
+    )
     path = fpga.critical_path
     return {
         "dtype": params.dtype,
@@ -178,10 +188,11 @@ def depth_options(command):
     default=None,
     help="clock nextpnr aims for (default: the board clock)",
 )
+@click.option("--nextpnr-opts", default="", help="options added to nextpnr's command")
 @click.option(
     "--out", type=click.Path(file_okay=False), default="bench_pipeline_fpga", show_default=True
 )
-def main(board, unit, size, dtypes, field, pipelines, target_mhz, out, **depths):
+def main(board, unit, size, dtypes, field, pipelines, target_mhz, nextpnr_opts, out, **depths):
     out = Path(out)
     if unit == "array":
         field = "mac_pipeline"
@@ -200,9 +211,9 @@ def main(board, unit, size, dtypes, field, pipelines, target_mhz, out, **depths)
     for params in tqdm(points, desc="pipeline sweep"):
         build = out / "builds" / f"{unit}_{params.dtype}_{field}{getattr(params, field)}"
         if unit == "array":
-            rows.append(measure_array(params, board, build, target_mhz))
+            rows.append(measure_array(params, board, build, target_mhz, nextpnr_opts))
         else:
-            rows.append(measure_focus(params, field, board, build, target_mhz))
+            rows.append(measure_focus(params, field, board, build, target_mhz, nextpnr_opts))
     df = pd.DataFrame(rows)
     atomic_write_text(out / "pipeline_fpga.csv", df.to_csv(index=False))
     atomic_write_bytes(out / "pipeline_fpga.png", plot(df, field, unit))

@@ -269,6 +269,11 @@ class _BadInput(click.ClickException):
     show_default=True,
     help="place with this many seeds from --pnr-seed on; Fmax is their median",
 )
+@click.option(
+    "--nextpnr-opts",
+    default="",
+    help="options added to nextpnr's command, e.g. '--placer-heap-timingweight 30 --tmg-ripup'",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="seed of the harness's data")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @field_options()
@@ -282,6 +287,7 @@ def fpga_cmd(
     unit,
     pnr_seed,
     pnr_seeds,
+    nextpnr_opts,
     seed,
     progress,
     **values,
@@ -315,6 +321,7 @@ def fpga_cmd(
             tiles=tiles,
             rows_per_tile=rows_per_tile,
             data_seed=seed,
+            nextpnr_opts=nextpnr_opts,
             progress=progress,
         )
     except (ValueError, OSError, FpgaBuildError) as e:

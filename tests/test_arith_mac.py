@@ -7,9 +7,9 @@ import operator
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
 from amaranth.hdl import Elaboratable, Module, Signal
 from amaranth.sim import Simulator
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import acc_reference as exact

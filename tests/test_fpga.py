@@ -167,6 +167,24 @@ def test_unknown_board_is_a_usage_error(tmp_path):
         fpga_build(FocusParams(rows=2, cols=2), "nope", tmp_path)
 
 
+@pytest.mark.parametrize(
+    "opts,error",
+    [
+        ("--seed 3", "--seed is set by the build"),
+        ("--log=x.log", "--log=x.log is set by the build"),
+        ("--placer-heap-timingweight '30", "No closing quotation"),
+    ],
+)
+def test_bad_nextpnr_opts_are_refused_before_any_work(tmp_path, opts, error):
+    with pytest.raises(ValueError, match=error):
+        fpga_build(FocusParams(rows=2, cols=2), "ulx3s-85f", tmp_path, nextpnr_opts=opts)
+    assert not list(tmp_path.iterdir())
+    res = CliRunner().invoke(
+        hw_main, ["fpga", "--board", "ulx3s-85f", "--nextpnr-opts", opts, "--out", str(tmp_path)]
+    )
+    assert res.exit_code == 1 and error in res.output
+
+
 def _tools_on_path(monkeypatch, *tools):
     scripts = sysconfig.get_path("scripts")
     monkeypatch.setenv("PATH", os.pathsep.join([scripts, os.environ.get("PATH", "")]))

@@ -85,8 +85,8 @@ class FMul(BinaryUnit):
     def elaborate(self, platform):
         m = Module()
         pipe = Pipeline(m, self.pipeline, FMUL_CUTS, self.en)
-        a, b = pipe.cut(self.a, self.b)
-        out, _ = mul_core(m, self.fmt, self.fmt, pipe, unpack(m, self.fmt, a), unpack(m, self.fmt, b))
+        x, y = (unpack(m, self.fmt, v) for v in pipe.cut(self.a, self.b))
+        out, _ = mul_core(m, self.fmt, self.fmt, pipe, x, y)
         (out,) = pipe.finish(out)
         m.d.comb += self.out.eq(out)
         return m

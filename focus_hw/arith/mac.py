@@ -185,6 +185,6 @@ class MAC(wiring.Component):
             bits, (acc,) = mul_core(m, fmt, acc_fmt, pipe, x, y, (self.acc,))
             bits, acc = pipe.cut(bits, acc)
             product, candidates = unpack(m, acc_fmt, bits), []
-        (out,) = pipe.finish(add_core(m, acc_fmt, pipe, unpack(m, acc_fmt, acc), product, candidates))
-        m.d.comb += self.out.eq(out)
+        out = add_core(m, acc_fmt, pipe, unpack(m, acc_fmt, acc), product, candidates)
+        m.d.comb += self.out.eq(pipe.finish(out)[0])
         return m

@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -119,6 +120,7 @@ class FpgaReport:
     fmax_mhz: float  # the median over the placement seeds
     target_mhz: float  # the clock constraint nextpnr aimed for
     seeds: dict  # placement seed -> its Fmax (MHz); the bitstream is the first seed's
+    nextpnr_opts: str  # options added to the build's nextpnr command
     critical_path: dict  # the median seed's register-to-register path (critical_path())
     utilisation: dict  # nextpnr cell -> {"used", "available"}
     parts: dict  # unit focus: part -> LUTs, FFs, BRAMs, DSPs (focus_hw.fpga.parts)
@@ -156,6 +158,7 @@ class FpgaReport:
             ("DSPs", of("dsps", self.dsps)),
             ("Fmax", f"{self.fmax_mhz:.2f} MHz (target {self.target_mhz:g} MHz)"),
             ("seeds", f"{seeds} MHz" + (" (median above)" if len(self.seeds) > 1 else "")),
+            *((("nextpnr", self.nextpnr_opts),) if self.nextpnr_opts else ()),
             ("path", _path_line(self.critical_path)),
             *((name, _part_line(f)) for name, f in self.parts.items()),
             ("LEDs", self.leds),
@@ -307,6 +310,22 @@ def _check_seeds(seeds) -> tuple[int, ...]:
     return seeds
 
 
+#: nextpnr options the build sets itself.
+_OWN_OPTS = ("--seed", "--report", "--log", "--json", "--lpf", "--textcfg")
+
+
+def _check_nextpnr_opts(opts: str) -> None:
+    if not isinstance(opts, str):
+        raise ValueError(f"nextpnr_opts={opts!r} must be a string")
+    try:
+        words = shlex.split(opts)
+    except ValueError as e:
+        raise ValueError(f"nextpnr_opts={opts!r}: {e}") from None
+    own = [w for w in words if w.split("=")[0] in _OWN_OPTS]
+    if own:
+        raise ValueError(f"nextpnr_opts: {own[0]} is set by the build (seeds: --pnr-seed)")
+
+
 def _place_again(build_dir: Path, env: dict, seed: int, first: int) -> dict:
     """Rerun the build script's nextpnr step with placement ``seed`` (the
     netlist of the first run, seed ``first``); its ``report.json``."""
@@ -349,6 +368,7 @@ def fpga_build(
     tiles: int = 2,
     rows_per_tile: int = 8,
     data_seed: int = 0,
+    nextpnr_opts: str = "",
     progress: bool = True,
 ) -> FpgaReport:
     """Build the harness of ``unit`` (``array`` or ``focus``, see
@@ -359,7 +379,9 @@ def fpga_build(
     the report's Fmax is what it achieved, met or not: the median (the lower
     of the middle two) over the placement ``seeds``; the first seed's run
     makes the bitstream. ``tiles``, ``rows_per_tile`` (unit ``array``) and
-    ``data_seed`` choose the harness's data.
+    ``data_seed`` choose the harness's data. ``nextpnr_opts`` are added to
+    nextpnr's command (e.g. ``--placer-heap-timingweight 30 --tmg-ripup``:
+    placement and routing that work harder on the critical paths).
 
     Raises :class:`~focus_hw.fpga.UnknownBoardError` for an unknown board
     (before any work) and :class:`FpgaBuildError` when a tool fails."""
@@ -367,6 +389,7 @@ def fpga_build(
     if not isinstance(params, FocusParams):
         raise ValueError(f"params must be FocusParams, not {type(params).__name__}")
     seeds = _check_seeds(seeds)
+    _check_nextpnr_opts(nextpnr_opts)
     if unit not in UNITS:
         raise ValueError(f"unit={unit!r}: the FPGA build wraps one of {', '.join(UNITS)}")
     env = _tool_env(spec.family)
@@ -380,7 +403,8 @@ def fpga_build(
     leds = sum(1 for name, _ in platform.resources if name == "led")
     harness, checksum, width, cycles = _harness(params, unit, tiles, rows_per_tile, data_seed)
     overrides = {
-        "nextpnr_opts": f"--report report.json --timing-allow-fail --seed {seeds[0]}",
+        "nextpnr_opts": f"--report report.json --timing-allow-fail --seed {seeds[0]} "
+        + nextpnr_opts,
         "synth_opts": FAMILIES[spec.family].synth_opts,
     }
     prefix = f"{_NAME}.harness."
@@ -425,6 +449,7 @@ def fpga_build(
         fmax_mhz=median,
         target_mhz=platform.default_clk_frequency / 1e6,
         seeds=fmax,
+        nextpnr_opts=nextpnr_opts,
         critical_path=critical_path(reports[chosen]),
         utilisation=util,
         parts=parts,
