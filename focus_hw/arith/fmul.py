@@ -14,7 +14,8 @@ __all__ = ["FMul", "mul_core", "MUL_CUTS", "FMUL_CUTS"]
 
 #: Pipeline cut points of :func:`mul_core`: after the significand product, then
 #: those of :func:`~focus_hw.arith.rounding.round_pack`. Significands wider
-#: than :data:`DSP_BITS` have a spare one in the product.
+#: than :data:`DSP_BITS` have a spare one in the product (used when ``pipe``
+#: has a stage to spare).
 MUL_CUTS = 1 + ROUND_CUTS
 
 #: Operand width of a hardware multiplier block (the ECP5's ``MULT18X18D``).
@@ -29,7 +30,8 @@ def mul_core(m, fmt, out_fmt, pipe, x, y, carry=()):
 
     Uses the next :data:`MUL_CUTS` cut points of ``pipe``. Significands
     wider than :data:`DSP_BITS` (fp32's 24 bits) multiply as four products
-    of their halves, with a spare cut point before their sum. Returns ``(bits,
+    of their halves, with a register before their sum, when ``pipe`` has a
+    stage to spare. Returns ``(bits,
     carry)``: ``carry`` values ride through the same pipeline registers. NaN
     priority: second operand, first operand, then the default NaN for ``0 *
     inf``; payloads are widened to ``out_fmt``.
@@ -49,7 +51,7 @@ def mul_core(m, fmt, out_fmt, pipe, x, y, carry=()):
     # product / 2**(2p-1) * 2**(ex + ey - 2 bias + 1): rebias into out_fmt.
     exp = x.exp + y.exp + (out_fmt.bias - 2 * fmt.bias + 1)
     width = len(x.sig) + len(y.sig)
-    if max(len(x.sig), len(y.sig)) <= DSP_BITS:
+    if max(len(x.sig), len(y.sig)) <= DSP_BITS or not pipe.spare:
         product = wire(m, x.sig * y.sig)
     else:
         k = (max(len(x.sig), len(y.sig)) + 1) // 2

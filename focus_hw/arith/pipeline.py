@@ -40,6 +40,11 @@ class Pipeline:
             self._out = 0
         self._next = 0
 
+    @property
+    def spare(self) -> int:
+        """Stages left for spare cut points and the output."""
+        return self._out
+
     def cut(self, *values, spare: bool = False):
         """Return a tuple of ``values`` delayed by the register stages at this cut point."""
         if spare:
