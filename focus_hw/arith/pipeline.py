@@ -59,7 +59,7 @@ class Pipeline:
 
     def finish(self, *values):
         """Return a tuple of the output ``values`` delayed by the stages left
-        over after one per cut point (none with at most one per cut point)."""
+        over after one per cut point and per spare cut point."""
         if self._next != self._cuts:
             raise RuntimeError(f"{self._next} of {self._cuts} pipeline cut points used")
         self._next += 1
