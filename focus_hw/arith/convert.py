@@ -12,7 +12,7 @@ from .pipeline import Pipeline, check_pipeline
 from .rounding import ROUND_CUTS, round_pack
 from .unpack import unpack
 
-__all__ = ["Widen", "Narrow", "widen", "narrow", "NARROW_CUTS"]
+__all__ = ["Widen", "Narrow", "widen", "narrow", "narrow_stages", "NARROW_CUTS"]
 
 #: Pipeline cut points of :func:`narrow` (after the unpack, then :func:`round_pack`'s).
 NARROW_CUTS = 1 + ROUND_CUTS
@@ -65,6 +65,13 @@ def narrow(m, fmt, pipe, bits) -> Value:
     return Mux(nan, nan_bits, Mux(inf, infinity, finite))
 
 
+def narrow_stages(m, fmt, stages: int, en, bits) -> Value:
+    """:func:`narrow` through a :class:`Pipeline` of ``stages`` register
+    stages that load while ``en``."""
+    pipe = Pipeline(m, stages, NARROW_CUTS, en)
+    return pipe.finish(narrow(m, fmt, pipe, bits))[0]
+
+
 class Widen(wiring.Component):
     """``out = fp32(a)`` for an fp16/bf16 ``a`` (exact); ``latency == pipeline``."""
 
@@ -90,7 +97,5 @@ class Narrow(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        pipe = Pipeline(m, self.pipeline, NARROW_CUTS, self.en)
-        (out,) = pipe.finish(narrow(m, self.fmt, pipe, self.a))
-        m.d.comb += self.out.eq(out)
+        m.d.comb += self.out.eq(narrow_stages(m, self.fmt, self.pipeline, self.en, self.a))
         return m

@@ -7,7 +7,7 @@ from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..arith.convert import NARROW_CUTS, narrow
+from ..arith.convert import narrow_stages
 from ..arith.formats import float_format
 from ..arith.pipeline import Pipeline
 from ..params import FocusParams
@@ -119,7 +119,7 @@ class DrainEngine(wiring.Component):
         else:
             fmt = float_format(p.dtype)
             rows = self.data.payload
-            narrowed = Cat(_narrow(m, fmt, depth, go, e) for e in rows)
+            narrowed = Cat(narrow_stages(m, fmt, depth, go, e) for e in rows)
         valid, first, last, token, sums = Pipeline(m, depth, 0, go).finish(
             self.data.valid, row_first, row_last, row_token, self.data.payload
         )
@@ -147,9 +147,3 @@ class DrainEngine(wiring.Component):
         for name in POSITION:
             m.d.comb += getattr(inp, name).eq(getattr(pos, name))
         return m
-
-
-def _narrow(m, fmt, depth: int, go, value):
-    """``value`` narrowed to ``fmt`` by a pipeline of ``depth`` stages advancing on ``go``."""
-    pipe = Pipeline(m, depth, NARROW_CUTS, go)
-    return pipe.finish(narrow(m, fmt, pipe, value))[0]

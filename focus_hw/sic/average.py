@@ -8,9 +8,8 @@ from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..arith import FP32, FAdd, FMul, Widen
-from ..arith.convert import NARROW_CUTS, narrow
+from ..arith.convert import narrow_stages
 from ..arith.formats import float_format
-from ..arith.pipeline import Pipeline
 from ..arith.reference import to_bits
 from ..params import FocusParams
 from ..timing import sic_mean_lanes, sic_update_cycles, sic_update_lanes
@@ -217,8 +216,7 @@ class AverageUpdate(wiring.Component):
             elem = elems[k * 32 : (k + 1) * 32]
             m.d.comb += [mul.a.eq(elem), mul.b.eq(rec_r.data), mul.en.eq(go)]
             value = Mux(big, mul.out, _late(m, elem, pipe, go))
-            stages = Pipeline(m, pipe, NARROW_CUTS, go)
-            narrows.append(stages.finish(narrow(m, fmt, stages, value))[0])
+            narrows.append(narrow_stages(m, fmt, pipe, go, value))
         done = _late(m, in_groups, 2 * pipe, go)  # an element group's means are ready
         filled = Signal(range(steps))
         with m.If(go & done):
