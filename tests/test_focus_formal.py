@@ -51,8 +51,8 @@ Scope:
   state of a run of :data:`WHOLE` (1 token, 1 K chunk, 1 N tile) with
   :data:`P` and with :data:`P2`, so for runs of any length under any
   backpressure, by IC3/PDR (:data:`PDR`, which finds the inductive
-  invariant itself): ~25-35 s each. The ``slow`` variants grow one size
-  each, with :data:`P`: 2 tokens ~26 s, 2 K chunks ~46 s, 2 N tiles ~41 s.
+  invariant itself): ~7-9 s each. The ``slow`` variants grow one size
+  each, with :data:`P`: 2 tokens ~12 s, 2 K chunks ~24 s, 2 N tiles ~21 s.
   For these proofs the engines' loop counters are :data:`WALKER_BITS`
   wide instead of 32 (``narrow_walkers``), and the same proof shows that
   they never come near that width's limit, so the narrow design behaves
@@ -63,32 +63,44 @@ Scope:
   window of 4 cycles as deadlocks, one more expected ``out`` beat as a
   missing one, and 2-bit loop counters as out of range.
 * whole runs of larger sizes, compositionally: the whole design is too
-  large for PDR past :data:`WHOLE`'s neighbours (the largest size gave no
-  verdict in 15 minutes), most of it in the SIC. So the SIC is proven on
-  its own to keep a contract on its two streams (``sic_contract``: it
-  sends only beats of passes it has taken, holds at most two passes, and
-  moves a beat within :data:`SIC_WINDOW` cycles whenever it can), for
-  every input in every cycle (:func:`test_sic_keeps_its_contract`, PDR,
-  ~25-75 s; mutants: a window one cycle shorter, passes ending later,
-  a capacity one beat smaller each fail). Then the accelerator's
-  properties are proven with ``sic_contract.AbstractSIC`` in the SIC's
-  place: a unit whose ``inp.ready``, ``out.valid`` and payload are free
-  except for the contract, assumed. As the SIC's proof assumes nothing of
-  its inputs, every behaviour of the real SIC inside the accelerator is
-  one of the abstract unit's, so what holds with it holds with the SIC.
-  Proven: :data:`WHOLE` in ~10 s (withheld weights are still a deadlock:
-  ~17 s) and, ``slow``, :data:`TWO_TILES` (3 tokens in two M tiles, so the
-  engines' progress overlaps across tiles) in ~90 s. The largest run,
-  :data:`LARGEST`, gave no verdict in 50 minutes even so (the composed
-  model has 212 latches, 3 tokens in one K chunk and N tile 208: what grows
-  is the depth of the reachable behaviour), so it keeps the BMC below.
+  large for PDR past :data:`WHOLE`'s neighbours, most of it in the SIC.
+  So the SIC is proven on its own to keep a contract on its two streams
+  (``sic_contract``: it sends only beats of passes it has taken, holds at
+  most two passes, and moves a beat within :data:`SIC_WINDOW` cycles
+  whenever it can), for every input in every cycle
+  (:func:`test_sic_keeps_its_contract`, PDR, ~10 s; mutants: a window one
+  cycle shorter, passes ending later, a capacity one beat smaller each
+  fail). Then the accelerator's properties are proven with
+  ``sic_contract.AbstractSIC`` in the SIC's place: a unit whose
+  ``inp.ready``, ``out.valid`` and payload are free except for the first
+  two of those tests, assumed; it may stall for ever. As the SIC's proof
+  assumes nothing of its inputs, every behaviour of the real SIC inside
+  the accelerator is one of the abstract unit's, so what holds with it
+  holds with the SIC: ``"complete"`` as it stands. ``"deadlock"`` leaves
+  the SIC's stalls to its contract: it counts the SIC's input as a
+  handshake, and of a stalled stretch only the cycles in which the SIC
+  could not move (``could``: ``out`` ready and a vector offered or a
+  pass unsent), fewer than :data:`ENGINES_WINDOW`. Between those, the
+  cycles in which it could move come in at most :data:`ENGINES_WINDOW`
+  runs, each shorter than :data:`SIC_WINDOW` by the contract, and between
+  two ``out`` beats the SIC takes at most ``capacity`` (2 ``m_tile``)
+  input beats. So with the real SIC every cooperative stretch without a
+  handshake on the accelerator's streams is shorter than (2 ``m_tile`` +
+  1) x :data:`ENGINES_WINDOW` x :data:`SIC_WINDOW` cycles: no deadlock.
+  Proven (PDR, unbounded): :data:`WHOLE` ~4 s, :data:`TWO_TILES` (3
+  tokens in two M tiles, so the engines' progress overlaps across tiles)
+  ~25 s, 1 token x 2 K chunks x 2 N tiles ~30 s; ``slow``: 3 tokens x 2
+  K chunks x 1 N tile ~12 minutes. Not vacuous: withheld weights are a
+  deadlock (~7 s), and a window one cycle shorter is one for 1 x 2 x 2
+  (~15 s). :data:`LARGEST` gave no verdict in 40 minutes, so it keeps the
+  BMC below.
   (Times: the wall clock of one test on a shared 2-core machine.)
 * BMC: under backpressure only the first :data:`DEPTH` cycles of a
   run of the largest size (3 tokens in two M tiles, 2 K chunks, 2 N tiles; a
   cooperative run takes up to 108 cycles with :data:`P`, 100 with
   :data:`P2`), and only the smallest run (1, 1, 1) ends within them; the
   solver's time per step grows steeply past about 40 cycles (depth 40:
-  ~25 s, 44: ~80 s, 46: ~115 s). The ``slow`` variants go deeper.
+  ~25 s). The ``slow`` variants go deeper.
 """
 
 from itertools import product
@@ -139,19 +151,27 @@ DEPTH, DEPTH_SLOW = 40, 46
 #: Width of the engines' loop counters in the whole-run proofs (``narrow_walkers``).
 WALKER_BITS = 4
 #: SBY engine of the whole-run proofs: IC3/PDR (ABC's ``pdr``) on the model
-#: as SBY writes it. (ABC's ``scorr -F 2`` reduction first made it up to 7x
-#: faster, but with it PDR proved a false contract, the ``larger-m-tile``
-#: mutant of :func:`test_sic_contract_can_fail`, which plain PDR and BMC
-#: refute; so no reduction is used.)
-PDR = "abc pdr"
+#: as SBY writes it, with localization abstraction (``-t``: PDR proves the
+#: property of a model that keeps only some latches, the rest free, and
+#: adds latches while a counterexample is spurious; a proof of that model is
+#: one of the whole), 1.3-2.7x faster here than without. Every mutant
+#: below still fails with it. (ABC's ``scorr -F 2`` reduction once made plain PDR
+#: prove a false contract, the ``larger-m-tile`` mutant of
+#: :func:`test_sic_contract_can_fail`, which PDR alone and BMC refute; so
+#: no reduction is used.)
+PDR = "abc pdr -t"
 #: The SIC's contract window (``sic_contract``): whenever the SIC can move
 #: (``out`` ready, and a vector offered or a finished pass unsent), a beat
 #: moves within this many cycles (:func:`test_sic_keeps_its_contract`; one
 #: cycle less fails).
 SIC_WINDOW = 15
+#: The deadlock window of the compositional proofs, which count only the
+#: cycles in which the SIC could not move (one cycle less fails for 1
+#: token, 2 K chunks and 2 N tiles).
+ENGINES_WINDOW = 8
 #: The run of the whole-run proofs (and of their mutants).
 WHOLE = {"tokens": (1, 1), "chunks": (1, 1), "ntiles": (1, 1)}
-#: The largest whole run proved: 3 tokens in two M tiles (1 K chunk, 1 N tile).
+#: 3 tokens in two M tiles (1 K chunk, 1 N tile).
 TWO_TILES = {"tokens": (3, 3), "chunks": (1, 1), "ntiles": (1, 1)}
 STREAMS = ("map", "vectors", "weights", "positions")
 
@@ -200,10 +220,13 @@ def narrow_walkers(monkeypatch):
 
 @pytest.fixture
 def abstract_sic(monkeypatch):
-    """The accelerator with :class:`sic_contract.AbstractSIC` (window
-    :data:`SIC_WINDOW`) in place of its SIC: any unit that keeps the SIC's
-    contract, which :func:`test_sic_keeps_its_contract` proves the SIC does."""
-    monkeypatch.setattr(accelerator, "SIC", lambda params: AbstractSIC(params, SIC_WINDOW))
+    """The accelerator of :data:`P` with :class:`sic_contract.AbstractSIC`
+    (no window) in place of its SIC: any unit that keeps the SIC's contract,
+    which :func:`test_sic_keeps_its_contract` proves the SIC does (with
+    :data:`SIC_WINDOW`). Returns that unit (:class:`Env`'s ``sic``)."""
+    sic = AbstractSIC(P)
+    monkeypatch.setattr(accelerator, "SIC", lambda params: sic)
+    return sic
 
 
 class SICContract(Elaboratable):
@@ -229,7 +252,7 @@ class SICContract(Elaboratable):
             dut.width.eq(WIDTH),
             dut.frame_tokens.eq(FRAME),
         ]
-        tests = contract(m, self.contract_params, inp, out, self.window)
+        tests, _ = contract(m, self.contract_params, inp, out, self.window)
         m.d.comb += check(self.where, "early", tests["early"])  # one line each: SBY
         m.d.comb += check(self.where, "capacity", tests["capacity"])  # names a check
         m.d.comb += check(self.where, "stall", tests["stall"])  # by its line
@@ -237,16 +260,17 @@ class SICContract(Elaboratable):
 
 
 class _Nest:
-    """A stream's place in a loop nest: ``levels`` (name, count) from outer
-    to inner, ``count`` a function of the indices; ``step`` moves to the
-    next beat, ``done`` is set after the last."""
+    """A stream's place in a loop nest: ``levels`` (name, count, most) from
+    outer to inner, ``count`` a function of the indices, ``most`` its
+    largest value; ``step`` moves to the next beat, ``done`` is set after
+    the last."""
 
     def __init__(self, m, name, levels):
-        self.idx = {lv: Signal(4, name=f"{name}_{lv}") for lv, _ in levels}
+        self.idx = {lv: Signal(range(most), name=f"{name}_{lv}") for lv, _, most in levels}
         self.done = Signal(name=f"{name}_done")
         self.step = Signal(name=f"{name}_step")
         carry = self.step
-        for lv, count in reversed(levels):
+        for lv, count, _ in reversed(levels):
             i, n = self.idx[lv], count(self.idx)
             with m.If(carry):
                 m.d.sync += i.eq(Mux(i == n - 1, 0, i + 1))
@@ -264,9 +288,11 @@ class Env(Elaboratable):
     ``out`` not taken). ``cooperative``: every stream offers whenever it has beats
     left, ``out`` is always ready. ``withhold``: a stream that never offers
     (and counts as cooperating). ``window`` and ``extra_out`` make the
-    deadlock and the out-beat checks stricter, for mutants. :attr:`where`
-    (``where``, if given) maps each assertion's name to its source line
-    (:func:`formal.failed_checks`)."""
+    deadlock and the out-beat checks stricter, for mutants.
+    ``sic``: the :class:`sic_contract.AbstractSIC` in the accelerator, whose
+    own stalls ``"deadlock"`` then leaves to its contract (see the module
+    docstring). :attr:`where` (``where``, if given) maps each assertion's
+    name to its source line (:func:`formal.failed_checks`)."""
 
     def __init__(
         self,
@@ -280,8 +306,10 @@ class Env(Elaboratable):
         window=WINDOW,
         extra_out=0,
         where=None,
+        sic=None,
     ):
         self.params, self.dut = params, FocusAccelerator(params)
+        self.sic = sic
         self.sizes, self.checks, self.bound = sizes, checks, bound
         self.cooperative, self.withhold = cooperative, withhold
         self.window, self.extra_out = window, extra_out
@@ -321,20 +349,22 @@ class Env(Elaboratable):
         # -- the streams, in the engines' order -------------------------------------
         vs = self.params.out_vectors
         groups = (ntiles + vs - 1) // vs
-        outer = [("mt", lambda ix: n_mt), ("group", lambda ix: groups)]
+        n_n = self.sizes["ntiles"][1]
+        n_g = -(-n_n // vs)
+        outer = [("mt", lambda ix: n_mt, n_m), ("group", lambda ix: groups, n_g)]
 
         def vector_beats(ix):
             u = uniq[ix["mt"]][ix["k"]]
             return Mux(u == 0, 1, u)
 
-        vec = _Nest(m, "vec", [*outer, ("k", lambda ix: chunks), ("b", vector_beats)])
+        vec = _Nest(m, "vec", [*outer, ("k", lambda ix: chunks, n_k), ("b", vector_beats, mt)])
         pos = _Nest(
             m,
             "pos",
             [
-                ("mt", lambda ix: n_mt),
-                ("nt", lambda ix: ntiles),
-                ("b", lambda ix: tile_tokens[ix["mt"]]),
+                ("mt", lambda ix: n_mt, n_m),
+                ("nt", lambda ix: ntiles, n_n),
+                ("b", lambda ix: tile_tokens[ix["mt"]], mt),
             ],
         )
         done = {"vectors": vec.done, "positions": pos.done}
@@ -363,8 +393,13 @@ class Env(Elaboratable):
             "map": map_beats * chunks * groups,
             "weights": full_chunks * ntiles * self.params.rows,
         }
+        n_t = self.sizes["tokens"][1]
+        most = {  # the totals' largest values: every counter is as narrow as it can be
+            "map": sum(-(-min(mt, n_t - b) // ns) for b in range(0, n_t, mt)) * n_k * n_g,
+            "weights": n_m * n_k * n_n * self.params.rows,
+        }
         for name, total in totals.items():
-            count = Signal(8, name=f"{name}_count")
+            count = Signal(range(most[name] + 1), name=f"{name}_count")
             done[name], steps[name] = count == total, Signal(name=f"{name}_step")
             with m.If(steps[name]):
                 m.d.sync += count.eq(count + 1)
@@ -388,8 +423,8 @@ class Env(Elaboratable):
         out_take = dut.out.valid & dut.out.ready
 
         # -- properties -------------------------------------------------------------
-        n_out = Signal(8)
         expected = tokens * ntiles + self.extra_out
+        n_out = Signal(range(n_t * n_n + self.extra_out + 2))
         with m.If(out_take):
             m.d.sync += n_out.eq(n_out + 1)
         started = Signal()
@@ -411,10 +446,18 @@ class Env(Elaboratable):
             m.d.comb += Cover(started & ~dut.busy & (pressed == PRESSURE))
         if "deadlock" in self.checks:
             handshake = out_take | (sum(steps.values()) != 0)
+            counted = 1
+            if self.sic is not None:  # the SIC's input is a handshake; its stalls not counted
+                handshake = handshake | (self.sic.inp.valid & self.sic.inp.ready)
+                counted = ~self.sic.could
             stalled = dut.busy & coop & ~handshake
-            stuck = Signal(range(self.window))
-            m.d.sync += stuck.eq(Mux(stalled, stuck + 1, 0))
-            m.d.comb += check(self.where, "deadlock", ~(stalled & (stuck == self.window - 1)))
+            stuck = Signal(range(self.window))  # counted cycles of the stalled stretch
+            with m.If(~stalled):
+                m.d.sync += stuck.eq(0)
+            with m.Elif(counted):
+                m.d.sync += stuck.eq(stuck + 1)
+            last = stalled & counted & (stuck == self.window - 1)
+            m.d.comb += check(self.where, "deadlock", ~last)
         if self.bound is not None:
             cycle = Signal(range(self.bound + 1))
             with m.If(cycle != self.bound):
@@ -560,24 +603,37 @@ def test_sic_capacity_is_tight(free_fp, monkeypatch, tmp_path):
     "sizes",
     [
         WHOLE,
-        pytest.param(TWO_TILES, marks=pytest.mark.slow),
+        TWO_TILES,
+        fixed(1, 2, 2),
+        pytest.param(fixed(3, 2, 1), marks=pytest.mark.slow),
     ],
-    ids=["whole", "two-tiles"],
+    ids=["whole", "two-tiles", "1x2x2", "3x2x1"],
 )
 def test_whole_runs_with_the_sic_contract(free_fp, narrow_walkers, abstract_sic, tmp_path, sizes):
     """Whole runs with any SIC that keeps its contract (IC3/PDR, unbounded)."""
     require(*TOOLS)
-    env = Env(sizes, checks=("deadlock", "complete"), where=narrow_walkers)
+    checks = ("deadlock", "complete")
+    env = Env(sizes, checks=checks, window=ENGINES_WINDOW, where=narrow_walkers, sic=abstract_sic)
     prove(env, depth=1, workdir=tmp_path, engine=PDR, timeout=3600)
 
 
+@pytest.mark.parametrize(
+    "sizes, mutant",
+    [
+        (WHOLE, {"cooperative": True, "withhold": "weights"}),
+        (fixed(1, 2, 2), {"window": ENGINES_WINDOW - 1}),
+    ],
+    ids=["withheld-weights", "short-window"],
+)
 def test_whole_run_proof_with_the_sic_contract_can_fail(
-    free_fp, narrow_walkers, abstract_sic, tmp_path
+    free_fp, narrow_walkers, abstract_sic, tmp_path, sizes, mutant
 ):
-    """The same proof flags withheld weights as a deadlock."""
+    """The same proof flags withheld weights as a deadlock, and a window
+    one cycle shorter too (1 token, 2 K chunks, 2 N tiles need all of it)."""
     require(*TOOLS)
-    mutant = {"cooperative": True, "withhold": "weights"}
-    env = Env(WHOLE, checks=("deadlock", "complete"), where=narrow_walkers, **mutant)
+    checks = ("deadlock", "complete")
+    mutant = {"window": ENGINES_WINDOW, **mutant}
+    env = Env(sizes, checks=checks, where=narrow_walkers, sic=abstract_sic, **mutant)
     assert failed_checks(env, env.where, depth=1, workdir=tmp_path, engine=PDR) == {"deadlock"}
 
 
