@@ -92,7 +92,7 @@ Scope:
   ~25 s, 1 token x 2 K chunks x 2 N tiles ~30 s; ``slow``: 3 tokens x 2
   K chunks x 1 N tile ~12 minutes. Not vacuous: withheld weights are a
   deadlock (~7 s), and a window one cycle shorter is one for 1 x 2 x 2
-  (~15 s). :data:`LARGEST` gave no verdict in 40 minutes, so it keeps the
+  (~15 s). :data:`LARGEST` gave no verdict in 56 minutes, so it keeps the
   BMC below.
   (Times: the wall clock of one test on a shared 2-core machine.)
 * BMC: under backpressure only the first :data:`DEPTH` cycles of a
