@@ -221,9 +221,10 @@ def narrow_walkers(monkeypatch):
 @pytest.fixture
 def abstract_sic(monkeypatch):
     """The accelerator of :data:`P` with :class:`sic_contract.AbstractSIC`
-    (no window) in place of its SIC: any unit that keeps the SIC's contract,
-    which :func:`test_sic_keeps_its_contract` proves the SIC does (with
-    :data:`SIC_WINDOW`). Returns that unit (:class:`Env`'s ``sic``)."""
+    (which may stall for ever) in place of its SIC: any unit that keeps the
+    SIC's contract, which :func:`test_sic_keeps_its_contract` proves the
+    SIC does (with :data:`SIC_WINDOW`). Returns that unit (:class:`Env`'s
+    ``sic``)."""
     sic = AbstractSIC(P)
     monkeypatch.setattr(accelerator, "SIC", lambda params: sic)
     return sic
