@@ -1,8 +1,9 @@
 """Proofs (SymbiYosys) that the FocusAccelerator's controller never
 deadlocks under arbitrary memory-port backpressure and consumes its streams
-exactly: for whole runs of the smaller sizes (IC3/PDR, unbounded; the
-larger ones through a contract the SIC is proven to keep), for the first
-cycles of the largest (BMC).
+exactly: for whole runs of every size up to the largest (IC3/PDR,
+unbounded; the larger ones through contracts: the SIC's on its streams and,
+for the largest, the ring's between the accelerator's two halves), and for
+the first cycles of the largest by BMC as well.
 
 Harness (:class:`Env`): the run's sizes (``tokens``, ``chunks``,
 ``ntiles``) are constants, fixed or free within a range, started by a pulse
@@ -92,8 +93,46 @@ Scope:
   ~25 s, 1 token x 2 K chunks x 2 N tiles ~30 s; ``slow``: 3 tokens x 2
   K chunks x 1 N tile ~12 minutes. Not vacuous: withheld weights are a
   deadlock (~7 s), and a window one cycle shorter is one for 1 x 2 x 2
-  (~15 s). :data:`LARGEST` gave no verdict in 56 minutes, so it keeps the
-  BMC below.
+  (~15 s). :data:`LARGEST` gave no verdict in 56 minutes this way.
+* whole runs of :data:`LARGEST`, by halves: what grows with the run is
+  the relation between the engines' loop walkers and the streams'
+  positions, so the accelerator is cut at its concentrate-out ring
+  (``ring_contract``): the *front* (load, feed, array, write engine) and
+  the *back* (dispatch, scatter, drain, SIC) meet only in the ring's
+  ``written``/``empty`` and ``freed`` flags. Each half is proven with the
+  other's engine at the ring abstract (:class:`ring_contract.AbstractWrite`,
+  :class:`ring_contract.AbstractDispatch`) and its side of the ring's
+  contract assumed; it keeps its own side (``"announce"``,
+  ``"free"``), takes its streams exactly and does not deadlock. As
+  neither side's flags depend on the other's in the same cycle, the two
+  proofs prove the contract of the whole accelerator (``ring_contract``).
+  ``"complete"``: the front has taken every ``vectors`` and ``weights``
+  beat once it has announced the run's last block; when ``busy`` drops,
+  the back has freed every block, taken its streams and sent every
+  ``out`` beat. (``busy``, which the front reads to take weights, stays
+  high in the front's harness; it drops only after the back has freed
+  every block, when the front has nothing left to take.)
+  ``"deadlock"`` counts each half's stalls only while it could move (the
+  front: blocks left to announce and a block not outstanding; the back:
+  the next block to free announced, or all of them, and the SIC unable
+  to move), fewer than :data:`HALF_WINDOW`; each half's ring flags count
+  as handshakes. In a stalled stretch of the whole accelerator (``busy``,
+  cooperative, no handshake of any kind) one of the two counts every
+  cycle in which the SIC cannot move: the front while blocks are left to
+  announce and one is not outstanding, the back otherwise (all blocks
+  announced, or all outstanding, the head too). So such
+  a stretch is shorter than 2 :data:`HALF_WINDOW` x (:data:`SIC_WINDOW` +
+  1) cycles, and a cooperative stretch without a handshake on the
+  accelerator's streams holds at most 2 ``m_tile`` SIC input beats and
+  2 flags per block (``tokens / m_tile`` x ``chunks`` x ``ntiles``
+  blocks) between them: no deadlock. Proven (PDR, unbounded): the back of
+  :data:`LARGEST` ~15-45 s, the front of 1 token x 2 K chunks x 2 N tiles
+  ~10 s and of 3 tokens x 1 K chunk x 2 N tiles ~20-40 s; ``slow``: the
+  front of :data:`LARGEST`, 3-9 minutes. Not vacuous: a window one cycle
+  shorter is a deadlock of the back of :data:`LARGEST`, withheld weights
+  one of the front, withheld positions one of the back; a run one block
+  shorter fails the front's ``"announce"``, and a freed flag for the next
+  block the back's ``"free"``.
   (Times: the wall clock of one test on a shared 2-core machine.)
 * BMC: under backpressure only the first :data:`DEPTH` cycles of a
   run of the largest size (3 tokens in two M tiles, 2 K chunks, 2 N tiles; a
@@ -104,18 +143,21 @@ Scope:
 """
 
 from itertools import product
+from types import SimpleNamespace
 
 import pytest
 from amaranth.asserts import AnyConst, AnySeq
-from amaranth.hdl import Array, Assert, Assume, Const, Cover, Elaboratable, Module, Mux, Signal
+from amaranth.hdl import Array, Assert, Assume, Cat, Const, Cover, Elaboratable, Module, Mux, Signal
 
+import ring_contract
 import sic_contract
 from focus_hw import FocusParams, accelerator
 from focus_hw.accelerator import FocusAccelerator
-from focus_hw.engines import walker
+from focus_hw.engines import DispatchEngine, FeedEngine, WriteEngine, walker
 from focus_hw.sic import SIC
 from focus_hw.timing import focus_schedule
 from formal import TOOLS, check, failed_checks, prove
+from ring_contract import AbstractDispatch, AbstractWrite
 from sic_contract import AbstractSIC, contract
 from tools import require
 
@@ -169,11 +211,17 @@ SIC_WINDOW = 15
 #: cycles in which the SIC could not move (one cycle less fails for 1
 #: token, 2 K chunks and 2 N tiles).
 ENGINES_WINDOW = 8
+#: The deadlock window of the proofs by halves (``ring_contract``), which
+#: count only the cycles in which the half could move (one cycle less fails
+#: for the back of the largest run).
+HALF_WINDOW = 5
 #: The run of the whole-run proofs (and of their mutants).
 WHOLE = {"tokens": (1, 1), "chunks": (1, 1), "ntiles": (1, 1)}
 #: 3 tokens in two M tiles (1 K chunk, 1 N tile).
 TWO_TILES = {"tokens": (3, 3), "chunks": (1, 1), "ntiles": (1, 1)}
 STREAMS = ("map", "vectors", "weights", "positions")
+#: The streams each half of the accelerator takes (``ring_contract``).
+HALF_STREAMS = {"front": ("vectors", "weights"), "back": ("map", "positions")}
 
 
 def fixed(tokens, chunks, ntiles) -> dict:
@@ -228,6 +276,24 @@ def abstract_sic(monkeypatch):
     sic = AbstractSIC(P)
     monkeypatch.setattr(accelerator, "SIC", lambda params: sic)
     return sic
+
+
+def ring_half(monkeypatch, side, params=P) -> SimpleNamespace:
+    """The accelerator of ``params`` seen from one ``side`` (``"front"`` or
+    ``"back"``) of its concentrate-out ring: the other side's engine at the
+    ring abstract (:class:`ring_contract.AbstractDispatch`,
+    :class:`ring_contract.AbstractWrite`), the SIC a
+    :class:`sic_contract.AbstractSIC`. The ring's engines are made here (so
+    :class:`Env` can watch their flags) and put in the accelerator's place.
+    Returns :class:`Env`'s ``half``."""
+    engines = {"feed": FeedEngine, "write": WriteEngine, "dispatch": DispatchEngine}
+    abstract = {"front": {"dispatch": AbstractDispatch}, "back": {"write": AbstractWrite}}
+    units = {name: cls(params) for name, cls in {**engines, **abstract[side]}.items()}
+    units["sic"] = AbstractSIC(params)
+    for name, cls in engines.items():
+        monkeypatch.setattr(accelerator, cls.__name__, lambda _, unit=units[name]: unit)
+    monkeypatch.setattr(accelerator, "SIC", lambda _: units["sic"])
+    return SimpleNamespace(side=side, **units)
 
 
 class SICContract(Elaboratable):
@@ -292,8 +358,11 @@ class Env(Elaboratable):
     deadlock and the out-beat checks stricter, for mutants.
     ``sic``: the :class:`sic_contract.AbstractSIC` in the accelerator, whose
     own stalls ``"deadlock"`` then leaves to its contract (see the module
-    docstring). :attr:`where` (``where``, if given) maps each assertion's
-    name to its source line (:func:`formal.failed_checks`)."""
+    docstring). ``half``: one half of the accelerator (:func:`ring_half`),
+    with its side of the ring's contract, its streams only and the checks
+    of that half (the module docstring; its SIC is ``sic``). :attr:`where`
+    (``where``, if given) maps each assertion's name to its source line
+    (:func:`formal.failed_checks`)."""
 
     def __init__(
         self,
@@ -308,9 +377,10 @@ class Env(Elaboratable):
         extra_out=0,
         where=None,
         sic=None,
+        half=None,
     ):
         self.params, self.dut = params, FocusAccelerator(params)
-        self.sic = sic
+        self.half, self.sic = half, (sic if half is None else half.sic)
         self.sizes, self.checks, self.bound = sizes, checks, bound
         self.cooperative, self.withhold = cooperative, withhold
         self.window, self.extra_out = window, extra_out
@@ -405,11 +475,14 @@ class Env(Elaboratable):
             with m.If(steps[name]):
                 m.d.sync += count.eq(count + 1)
 
+        side = None if self.half is None else self.half.side
+        served = STREAMS if side is None else HALF_STREAMS[side]
         offered, refused = [], []
         for name in STREAMS:
             port = getattr(dut, name)
             held = Signal(name=f"{name}_held")
-            if name == self.withhold:
+            withheld = name == self.withhold or name not in served
+            if withheld:
                 want = 0
             else:
                 want = 1 if self.cooperative else AnySeq(1)
@@ -418,7 +491,7 @@ class Env(Elaboratable):
                 steps[name].eq(port.valid & port.ready),
             ]
             m.d.sync += held.eq(port.valid & ~port.ready)
-            offered.append(port.valid | done[name] | (name == self.withhold))
+            offered.append(port.valid | done[name] | withheld)
             refused.append(port.ready & ~port.valid & ~done[name])
         m.d.comb += dut.out.ready.eq(1 if self.cooperative else AnySeq(1))
         out_take = dut.out.valid & dut.out.ready
@@ -430,14 +503,36 @@ class Env(Elaboratable):
             m.d.sync += n_out.eq(n_out + 1)
         started = Signal()
         m.d.sync += started.eq(1)
-        if "complete" in self.checks:
+        consumed = sum(done[name] for name in served) == len(served)
+        moved = 0  # a handshake between the halves
+        if side is not None:
+            half = self.half
+            announce, freed = half.write.written | half.feed.empty, half.dispatch.freed
+            total = n_mt * chunks * ntiles  # ring blocks of the run
+            tests, flags = ring_contract.contract(
+                m, self.params, start, announce, freed, total, most=n_m * n_k * n_n
+            )
+            mine, theirs = ("announce", "free") if side == "front" else ("free", "announce")
+            m.d.comb += check(self.where, mine, tests[mine])
+            m.d.comb += Assume(tests[theirs])
+            moved = (announce != 0) | (freed != 0)
+            all_in = flags["count"] == total  # every block announced
+            head_in = flags["outstanding"].bit_select(flags["head"], 1)
+            room = flags["outstanding"] != 2**self.params.ring_blocks - 1
+        if "complete" in self.checks and side == "front":
+            with m.If(all_in):
+                m.d.comb += check(self.where, "beats left", consumed)
+        elif "complete" in self.checks:
             with m.If(out_take):
                 m.d.comb += check(self.where, "too many out beats", n_out < expected)
             with m.If(started & ~dut.busy):
                 m.d.comb += [
-                    check(self.where, "beats left", sum(done.values()) == len(done)),
+                    check(self.where, "beats left", consumed),
                     check(self.where, "out beats missing", n_out == expected),
                 ]
+                if side == "back":
+                    blocks_left = ~all_in | (flags["outstanding"] != 0)
+                    m.d.comb += check(self.where, "blocks left", ~blocks_left)
         coop = dut.out.ready & (sum(offered) == len(offered))
         if "cover" in self.checks:
             pressed = Signal(range(PRESSURE + 1))
@@ -446,12 +541,16 @@ class Env(Elaboratable):
                 m.d.sync += pressed.eq(pressed + 1)
             m.d.comb += Cover(started & ~dut.busy & (pressed == PRESSURE))
         if "deadlock" in self.checks:
-            handshake = out_take | (sum(steps.values()) != 0)
-            counted = 1
+            handshake = out_take | (sum(steps.values()) != 0) | moved
+            active, counted = dut.busy, 1
             if self.sic is not None:  # the SIC's input is a handshake; its stalls not counted
                 handshake = handshake | (self.sic.inp.valid & self.sic.inp.ready)
                 counted = ~self.sic.could
-            stalled = dut.busy & coop & ~handshake
+            if side == "front":  # blocks left to announce, one not outstanding
+                active, counted = started & ~all_in, room
+            elif side == "back":  # the head announced, or all blocks
+                counted = counted & (head_in | all_in)
+            stalled = active & coop & ~handshake
             stuck = Signal(range(self.window))  # counted cycles of the stalled stretch
             with m.If(~stalled):
                 m.d.sync += stuck.eq(0)
@@ -636,6 +735,68 @@ def test_whole_run_proof_with_the_sic_contract_can_fail(
     mutant = {"window": ENGINES_WINDOW, **mutant}
     env = Env(sizes, checks=checks, where=narrow_walkers, sic=abstract_sic, **mutant)
     assert failed_checks(env, env.where, depth=1, workdir=tmp_path, engine=PDR) == {"deadlock"}
+
+
+@pytest.mark.parametrize("params", [P, P2], ids=["1lane", "2lanes"])
+@pytest.mark.parametrize(
+    "side, sizes",
+    [
+        ("back", LARGEST),
+        ("front", fixed(1, 2, 2)),
+        ("front", fixed(3, 1, 2)),
+        pytest.param("front", LARGEST, marks=pytest.mark.slow),
+    ],
+    ids=["back-largest", "front-1x2x2", "front-3x1x2", "front-largest"],
+)
+def test_whole_runs_by_halves(free_fp, narrow_walkers, monkeypatch, tmp_path, params, side, sizes):
+    """Each half of the accelerator keeps its side of the ring's contract,
+    ends its part of the run complete and does not deadlock, assuming only
+    the other half's side (IC3/PDR, unbounded)."""
+    require(*TOOLS)
+    half = ring_half(monkeypatch, side, params)
+    checks = ("deadlock", "complete")
+    env = Env(
+        sizes, params=params, checks=checks, window=HALF_WINDOW, where=narrow_walkers, half=half
+    )
+    prove(env, depth=1, workdir=tmp_path, engine=PDR, timeout=3600)
+
+
+def _contract_with(monkeypatch, *, total=0, freed=None):
+    """Make :class:`Env` follow the ring with ``total`` more blocks in the
+    run, or with ``freed`` (a function of the flag) for the freed flag."""
+    follow = ring_contract.contract
+
+    def mutant(m, params, start, announce, flag, blocks, most):
+        flag = flag if freed is None else freed(flag)
+        return follow(m, params, start, announce, flag, blocks + total, most)
+
+    monkeypatch.setattr(ring_contract, "contract", mutant)
+
+
+@pytest.mark.parametrize(
+    "side, sizes, mutant, ring, failing",
+    [
+        ("back", LARGEST, {"window": HALF_WINDOW - 1}, {}, {"deadlock"}),
+        ("front", WHOLE, {"cooperative": True, "withhold": "weights"}, {}, {"deadlock"}),
+        ("back", WHOLE, {"cooperative": True, "withhold": "positions"}, {}, {"deadlock"}),
+        ("front", fixed(1, 2, 2), {}, {"total": -1}, {"announce"}),
+        ("back", WHOLE, {}, {"freed": lambda flag: Cat(flag[1:], flag[0])}, {"free"}),
+    ],
+    ids=["short-window", "withheld-weights", "withheld-positions", "one-block-less", "freed-next"],
+)
+def test_whole_run_proof_by_halves_can_fail(
+    free_fp, narrow_walkers, monkeypatch, tmp_path, side, sizes, mutant, ring, failing
+):
+    """The same proofs flag a window one cycle shorter, a withheld stream
+    on either side, a front that announces a block more than the run has
+    and a back that frees the wrong block (``ring``: see
+    :func:`_contract_with`)."""
+    require(*TOOLS)
+    half = ring_half(monkeypatch, side)
+    _contract_with(monkeypatch, **ring)
+    mutant = {"window": HALF_WINDOW, **mutant}
+    env = Env(sizes, checks=("deadlock", "complete"), where=narrow_walkers, half=half, **mutant)
+    assert failed_checks(env, env.where, depth=1, workdir=tmp_path, engine=PDR) == failing
 
 
 @pytest.mark.slow
