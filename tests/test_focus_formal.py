@@ -277,8 +277,14 @@ def abstract_sic(monkeypatch):
     SIC's contract, which :func:`test_sic_keeps_its_contract` proves the
     SIC does (with :data:`SIC_WINDOW`). Returns that unit (:class:`Env`'s
     ``sic``)."""
-    sic = AbstractSIC(P)
-    monkeypatch.setattr(accelerator, "SIC", lambda params: sic)
+    return _put_abstract_sic(monkeypatch, P)
+
+
+def _put_abstract_sic(monkeypatch, params) -> AbstractSIC:
+    """Make the accelerator's SIC an :class:`sic_contract.AbstractSIC` of
+    ``params``; returns it."""
+    sic = AbstractSIC(params)
+    monkeypatch.setattr(accelerator, "SIC", lambda _: sic)
     return sic
 
 
@@ -293,11 +299,9 @@ def ring_half(monkeypatch, side, params=P) -> SimpleNamespace:
     engines = {"feed": FeedEngine, "write": WriteEngine, "dispatch": DispatchEngine}
     abstract = {"front": {"dispatch": AbstractDispatch}, "back": {"write": AbstractWrite}}
     units = {name: cls(params) for name, cls in {**engines, **abstract[side]}.items()}
-    units["sic"] = AbstractSIC(params)
     for name, cls in engines.items():
         monkeypatch.setattr(accelerator, cls.__name__, lambda _, unit=units[name]: unit)
-    monkeypatch.setattr(accelerator, "SIC", lambda _: units["sic"])
-    return SimpleNamespace(side=side, **units)
+    return SimpleNamespace(side=side, sic=_put_abstract_sic(monkeypatch, params), **units)
 
 
 class SICContract(Elaboratable):
